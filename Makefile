@@ -1,0 +1,59 @@
+# kiln: `make run` serves the embedded default, `make test` runs every suite.
+
+FLAVOR		?= dev
+BUILD		:= .build/$(FLAVOR)/kiln
+DEBS		:= kore libyajl-dev libcurl4-openssl-dev libpq-dev libssl-dev \
+		   libcmocka-dev postgresql postgresql-contrib nodejs npm \
+		   ca-certificates curl procps
+SRCS		:= $(wildcard src/*.c src/*.h) conf/build.conf conf/kiln.conf
+
+.PHONY: all deps deps-apt deps-npm build run test test-unit \
+	test-integration asan clean
+
+all: build
+
+deps: deps-apt deps-npm
+
+deps-apt:
+	@missing=""; for p in $(DEBS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
+		    grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		    apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+deps-npm: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+build: kiln
+
+kiln: $(SRCS)
+	@mkdir -p $(BUILD)
+	@for d in src conf assets; do \
+		ln -sfn $(CURDIR)/$$d $(BUILD)/$$d; \
+	done
+	cd $(BUILD) && kodev flavor $(FLAVOR) >/dev/null && kodev build
+	cp $(BUILD)/kiln kiln
+
+run: deps build
+	bash conf/embedded.sh
+
+test: deps
+	$(MAKE) --no-print-directory build
+	bash tests/run-all.sh
+
+test-unit:
+	$(MAKE) -C tests/unit check
+
+asan:
+	$(MAKE) --no-print-directory FLAVOR=asan clean build
+	SAN=1 bash tests/run-all.sh
+
+clean:
+	rm -rf .build kiln tests/unit/build

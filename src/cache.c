@@ -1,0 +1,469 @@
+/*
+ * cache.c: the per-worker table of current tokens, answered from memory.
+ *
+ * PostgreSQL is the truth. A worker loads every source at start, then
+ * follows changes: each commit sends NOTIFY kiln_tokens with the source
+ * name, every worker LISTENs on its own libpq connection and reloads that
+ * one row; a reconcile timer reloads everything as a safety net (and after
+ * the LISTEN connection was lost). Requests that must wait for a change
+ * (min_ttl, rejected) sleep on their entry and are woken by a reload or
+ * by their deadline.
+ */
+
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+#include <kore/pgsql.h>
+#include <kore/curl.h>
+
+#include "kiln.h"
+
+#define CACHE_BUCKETS		16384
+#define CACHE_TICK_MS		50
+#define LISTEN_RETRY_MS		1000
+#define KILN_TYPE_LISTEN	100
+
+LIST_HEAD(cache_bucket, cache_entry);
+
+static struct {
+	struct cache_bucket			buckets[CACHE_BUCKETS];
+	TAILQ_HEAD(, cache_entry)		entries;
+	TAILQ_HEAD(, cache_waiter)		waiters;
+	int					loaded;
+	int					loading;
+	int					paused;
+	u_int32_t				count;
+} cache;
+
+/* The LISTEN connection; the event header must come first. */
+static struct {
+	struct kore_event	evt;
+	PGconn			*db;
+	int			retry_armed;
+} listener;
+
+static u_int32_t	cache_hash(const char *);
+static struct cache_entry	*cache_insert(const char *);
+static void	cache_remove(struct cache_entry *);
+static void	cache_apply(struct kore_pgsql *, int);
+static void	cache_loaded_all(struct kore_pgsql *, void *, int);
+static void	cache_loaded_one(struct kore_pgsql *, void *, int);
+static void	cache_wake(struct cache_entry *);
+static void	cache_tick(void *, u_int64_t);
+static void	cache_reconcile(void *, u_int64_t);
+static void	cache_load_all(void);
+static void	listen_connect(void *, u_int64_t);
+static void	listen_handle(void *, int);
+static void	listen_close(void);
+static int64_t	col_i64(struct kore_pgsql *, int, int);
+static int	col_bool(struct kore_pgsql *, int, int);
+
+void
+cache_init(void)
+{
+	u_int32_t	i;
+
+	for (i = 0; i < CACHE_BUCKETS; i++)
+		LIST_INIT(&cache.buckets[i]);
+	TAILQ_INIT(&cache.entries);
+	TAILQ_INIT(&cache.waiters);
+
+	listener.evt.type = KILN_TYPE_LISTEN;
+	listener.evt.handle = listen_handle;
+
+	listen_connect(NULL, 0);
+	cache_load_all();
+
+	(void)kore_timer_add(cache_tick, CACHE_TICK_MS, NULL, 0);
+	(void)kore_timer_add(cache_reconcile, kiln_config.reconcile_ms,
+	    NULL, 0);
+}
+
+int
+cache_loaded(void)
+{
+	return (cache.loaded);
+}
+
+int
+cache_paused(void)
+{
+	return (cache.paused);
+}
+
+struct cache_entry *
+cache_lookup(const char *name)
+{
+	struct cache_entry	*e;
+
+	LIST_FOREACH(e, &cache.buckets[cache_hash(name)], hlink) {
+		if (!strcmp(e->name, name))
+			return (e);
+	}
+
+	return (NULL);
+}
+
+struct cache_entry *
+cache_first(void)
+{
+	return (TAILQ_FIRST(&cache.entries));
+}
+
+struct cache_entry *
+cache_next(struct cache_entry *e)
+{
+	return (TAILQ_NEXT(e, list));
+}
+
+int
+cache_valid(const struct cache_entry *e, int64_t now)
+{
+	return (e->token != NULL &&
+	    e->expires_ms > now + CACHE_VALID_MARGIN_MS);
+}
+
+void
+cache_reload(const char *name)
+{
+	store_load(name, cache_loaded_one, kore_strdup(name));
+}
+
+/*
+ * Put the request to sleep until its entry changes (or the whole table
+ * is loaded when entry is NULL) or the deadline passes.
+ */
+void
+cache_wait(struct cache_waiter *w, struct http_request *req,
+    struct cache_entry *e, int64_t deadline)
+{
+	w->req = req;
+	w->entry = e;
+	w->deadline = deadline;
+	w->epoch = e != NULL ? e->epoch : 0;
+
+	if (e != NULL)
+		TAILQ_INSERT_TAIL(&e->waiters, w, list);
+	TAILQ_INSERT_TAIL(&cache.waiters, w, glist);
+	w->linked = 1;
+
+	http_request_sleep(req);
+}
+
+void
+cache_unwait(struct cache_waiter *w)
+{
+	if (!w->linked)
+		return;
+
+	if (w->entry != NULL)
+		TAILQ_REMOVE(&w->entry->waiters, w, list);
+	TAILQ_REMOVE(&cache.waiters, w, glist);
+	w->linked = 0;
+	w->entry = NULL;
+}
+
+static void
+cache_wake(struct cache_entry *e)
+{
+	struct cache_waiter	*w;
+
+	while ((w = TAILQ_FIRST(&e->waiters)) != NULL) {
+		cache_unwait(w);
+		http_request_wakeup(w->req);
+	}
+}
+
+static void
+cache_tick(void *unused, u_int64_t unused2)
+{
+	struct cache_waiter	*w, *next;
+	int64_t			now;
+
+	now = kiln_now();
+	for (w = TAILQ_FIRST(&cache.waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, glist);
+		if (w->deadline > now && (w->entry != NULL || !cache.loaded))
+			continue;
+		cache_unwait(w);
+		http_request_wakeup(w->req);
+	}
+}
+
+static void
+cache_reconcile(void *unused, u_int64_t unused2)
+{
+	if (listener.db == NULL && !listener.retry_armed)
+		listen_connect(NULL, 0);
+	cache_load_all();
+}
+
+static void
+cache_load_all(void)
+{
+	if (cache.loading)
+		return;
+	cache.loading = 1;
+	store_load(NULL, cache_loaded_all, NULL);
+}
+
+static void
+cache_loaded_all(struct kore_pgsql *sql, void *arg, int ok)
+{
+	struct cache_entry	*e, *next;
+	int			i, n;
+
+	cache.loading = 0;
+	if (!ok)
+		return;
+
+	TAILQ_FOREACH(e, &cache.entries, list)
+		e->seen = 0;
+
+	n = kore_pgsql_ntuples(sql);
+	for (i = 0; i < n; i++)
+		cache_apply(sql, i);
+
+	for (e = TAILQ_FIRST(&cache.entries); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, list);
+		if (!e->seen)
+			cache_remove(e);
+	}
+
+	if (!cache.loaded) {
+		cache.loaded = 1;
+		log_kv(LOG_LVL_INFO, "token cache loaded",
+		    "#sources", (int64_t)cache.count, NULL);
+		cache_tick(NULL, 0);
+	}
+}
+
+static void
+cache_loaded_one(struct kore_pgsql *sql, void *arg, int ok)
+{
+	struct cache_entry	*e;
+	int			i, n;
+	char			*name = arg;
+
+	if (ok) {
+		n = kore_pgsql_ntuples(sql);
+		for (i = 0; i < n; i++)
+			cache_apply(sql, i);
+
+		/* A name that is no longer there was deleted. */
+		if (n == 0 && (e = cache_lookup(name)) != NULL)
+			cache_remove(e);
+	}
+
+	kore_free(name);
+}
+
+/* One row of store_load() into its entry. */
+static void
+cache_apply(struct kore_pgsql *sql, int row)
+{
+	struct cache_entry	*e;
+	const char		*name, *v;
+	char			*token;
+	size_t			len;
+	int64_t			gen, next;
+	u_int32_t		failures;
+
+	name = kore_pgsql_getvalue(sql, row, 1);
+	if ((e = cache_lookup(name)) == NULL)
+		e = cache_insert(name);
+
+	e->seen = 1;
+	e->id = col_i64(sql, row, 0);
+	e->kind = source_kind_parse(kore_pgsql_getvalue(sql, row, 2));
+	e->access = strcmp(kore_pgsql_getvalue(sql, row, 3), "key") ?
+	    ACCESS_OPEN : ACCESS_KEY;
+	e->require_header = col_bool(sql, row, 4);
+	e->enabled = col_bool(sql, row, 5);
+	e->paused = col_bool(sql, row, 6);
+	cache.paused = col_bool(sql, row, 16);
+
+	gen = col_i64(sql, row, 9);
+	failures = (u_int32_t)col_i64(sql, row, 14);
+	next = col_i64(sql, row, 13);
+
+	if (gen != e->generation || e->token == NULL) {
+		seal_wipe(e->token);
+		e->token = NULL;
+		e->fpr[0] = '\0';
+		if (kore_pgsql_getlength(sql, row, 7) > 0 &&
+		    seal_open(name, "token", kore_pgsql_getvalue(sql, row, 7),
+		    &token, &len)) {
+			e->token = token;
+			(void)kore_strlcpy(e->fpr,
+			    kore_pgsql_getvalue(sql, row, 10), sizeof(e->fpr));
+		} else if (kore_pgsql_getlength(sql, row, 7) > 0) {
+			log_kv(LOG_LVL_ERROR, "stored token cannot be opened "
+			    "(wrong master key?)", "token", name, NULL);
+		}
+	}
+
+	v = kore_pgsql_getvalue(sql, row, 8);
+	(void)kore_strlcpy(e->token_type, *v ? v : "Bearer",
+	    sizeof(e->token_type));
+	e->expires_ms = col_i64(sql, row, 11);
+	e->refresh_ms = col_i64(sql, row, 12);
+
+	if (gen != e->generation || failures != e->failures ||
+	    next != e->next_ms) {
+		e->generation = gen;
+		e->failures = failures;
+		e->next_ms = next;
+		e->retry_ms = 0;
+		e->epoch++;
+		cache_wake(e);
+	}
+
+	kore_free(e->last_error);
+	e->last_error = NULL;
+	if (kore_pgsql_getlength(sql, row, 15) > 0)
+		e->last_error = kore_strdup(kore_pgsql_getvalue(sql, row, 15));
+}
+
+static struct cache_entry *
+cache_insert(const char *name)
+{
+	struct cache_entry	*e;
+
+	e = kore_calloc(1, sizeof(*e));
+	(void)kore_strlcpy(e->name, name, sizeof(e->name));
+	(void)kore_strlcpy(e->token_type, "Bearer", sizeof(e->token_type));
+	e->generation = -1;
+	TAILQ_INIT(&e->waiters);
+
+	LIST_INSERT_HEAD(&cache.buckets[cache_hash(name)], e, hlink);
+	TAILQ_INSERT_TAIL(&cache.entries, e, list);
+	cache.count++;
+
+	return (e);
+}
+
+static void
+cache_remove(struct cache_entry *e)
+{
+	cache_wake(e);
+
+	LIST_REMOVE(e, hlink);
+	TAILQ_REMOVE(&cache.entries, e, list);
+	cache.count--;
+
+	seal_wipe(e->token);
+	kore_free(e->last_error);
+	kore_free(e);
+}
+
+/* FNV-1a. */
+static u_int32_t
+cache_hash(const char *s)
+{
+	u_int32_t	h;
+
+	for (h = 2166136261u; *s != '\0'; s++) {
+		h ^= (u_int8_t)*s;
+		h *= 16777619u;
+	}
+
+	return (h % CACHE_BUCKETS);
+}
+
+static int64_t
+col_i64(struct kore_pgsql *sql, int row, int col)
+{
+	if (kore_pgsql_getlength(sql, row, col) == 0)
+		return (0);
+	return (strtoll(kore_pgsql_getvalue(sql, row, col), NULL, 10));
+}
+
+static int
+col_bool(struct kore_pgsql *sql, int row, int col)
+{
+	return (kore_pgsql_getvalue(sql, row, col)[0] == 't');
+}
+
+/*
+ * The LISTEN side: a plain libpq connection of our own in the event loop,
+ * since kore_pgsql gives a connection back to its pool after each query.
+ */
+static void
+listen_connect(void *unused, u_int64_t unused2)
+{
+	PGresult	*res;
+
+	listener.retry_armed = 0;
+	if (listener.db != NULL)
+		return;
+
+	listener.db = PQconnectdb(kiln_config.database_url);
+	if (listener.db == NULL || PQstatus(listener.db) != CONNECTION_OK)
+		goto fail;
+
+	res = PQexec(listener.db, "LISTEN kiln_tokens");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
+
+	if (PQsetnonblocking(listener.db, 1) == -1)
+		goto fail;
+
+	kore_platform_event_level_read(PQsocket(listener.db), &listener);
+	log_kv(LOG_LVL_DEBUG, "listening for token changes", NULL);
+
+	/* Changes may have been missed while we were not listening. */
+	if (cache.loaded)
+		cache_load_all();
+	return;
+
+fail:
+	log_kv(LOG_LVL_WARN, "cannot LISTEN for token changes, retrying",
+	    "error", listener.db ? PQerrorMessage(listener.db) : "no memory",
+	    NULL);
+	listen_close();
+}
+
+static void
+listen_handle(void *arg, int error)
+{
+	PGnotify	*n;
+
+	if (error || !PQconsumeInput(listener.db)) {
+		log_kv(LOG_LVL_WARN, "lost the LISTEN connection", "error",
+		    PQerrorMessage(listener.db), NULL);
+		listen_close();
+		return;
+	}
+
+	while ((n = PQnotifies(listener.db)) != NULL) {
+		if (n->extra != NULL && source_name_valid(n->extra))
+			cache_reload(n->extra);
+		PQfreemem(n);
+	}
+}
+
+static void
+listen_close(void)
+{
+	if (listener.db != NULL) {
+		PQfinish(listener.db);
+		listener.db = NULL;
+	}
+
+	if (!listener.retry_armed) {
+		listener.retry_armed = 1;
+		(void)kore_timer_add(listen_connect, LISTEN_RETRY_MS, NULL,
+		    KORE_TIMER_ONESHOT);
+	}
+}

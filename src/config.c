@@ -1,0 +1,375 @@
+/*
+ * config.c: kiln's settings from the environment, checked at start, and
+ * the runtime kore.conf (read here because a single-binary Kore build
+ * only knows its compiled-in configuration).
+ */
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+#include <kore/pgsql.h>
+#include <kore/curl.h>
+
+#include "kiln.h"
+
+struct kiln_config	kiln_config;
+
+static int	env_bool(const char *, int, int *, char *, size_t);
+static int	env_num(const char *, int64_t, int64_t, int64_t, int64_t *,
+		    char *, size_t);
+static int	env_double(const char *, double, double, double, double *,
+		    char *, size_t);
+static int	master_keys(char *, size_t);
+static int	key_add_b64(const char *, const char *, char *, size_t);
+static char	*key_file_read(const char *, char *, size_t);
+static int	bind_split(const char *, char *, size_t, char *, size_t);
+
+int
+config_load(const char *conf_path, char *err, size_t errlen)
+{
+	struct kiln_config	*c = &kiln_config;
+	double			buffer_min;
+	int64_t			v;
+	char			host[256], dir[PATH_MAX];
+
+	memset(c, 0, sizeof(*c));
+
+	if ((c->database_url = getenv("KILN_DATABASE_URL")) == NULL ||
+	    *c->database_url == '\0') {
+		(void)snprintf(err, errlen, "KILN_DATABASE_URL: not set");
+		return (KORE_RESULT_ERROR);
+	}
+	c->sources_file = getenv("KILN_SOURCES_FILE");
+	if (c->sources_file != NULL && *c->sources_file == '\0')
+		c->sources_file = NULL;
+
+	if ((c->migrations_dir = getenv("KILN_MIGRATIONS_DIR")) == NULL) {
+		(void)kore_strlcpy(dir, conf_path, sizeof(dir));
+		(void)snprintf(host, sizeof(host), "%s/migrations",
+		    dirname(dir));
+		c->migrations_dir = kore_strdup(host);
+	}
+
+	if (!env_bool("PREWARMING_ENABLED", 1, &c->prewarming_enabled,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!env_double("PREWARMING_REFRESH_BUFFER", 5, 0, 1440,
+	    &buffer_min, err, errlen))
+		return (KORE_RESULT_ERROR);
+	c->refresh_buffer_ms = (int64_t)(buffer_min * 60000.0);
+
+	if (!env_num("KILN_UPSTREAM_CONNECT_TIMEOUT", 5, 1, 60, &v,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
+	c->connect_timeout_ms = v * 1000;
+	if (!env_num("KILN_UPSTREAM_TIMEOUT", 10, 1, 300, &v, err, errlen))
+		return (KORE_RESULT_ERROR);
+	c->upstream_timeout_ms = v * 1000;
+	if (!env_num("KILN_LEASE_SECONDS", 30, 2, 600, &v, err, errlen))
+		return (KORE_RESULT_ERROR);
+	c->lease_ms = v * 1000;
+	if (c->lease_ms <= c->upstream_timeout_ms) {
+		(void)snprintf(err, errlen, "KILN_LEASE_SECONDS: must be "
+		    "longer than KILN_UPSTREAM_TIMEOUT");
+		return (KORE_RESULT_ERROR);
+	}
+	if (!env_num("KILN_WAIT_MS", 5000, 0, 60000, &c->wait_ms,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_RECONCILE_MS", 5000, 100, 600000,
+	    &c->reconcile_ms, err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_DRAIN_TIMEOUT", 30, 0, 3600, &v, err, errlen))
+		return (KORE_RESULT_ERROR);
+	c->drain_ms = v * 1000;
+
+	if (gethostname(host, sizeof(host)) == -1)
+		(void)kore_strlcpy(host, "localhost", sizeof(host));
+	(void)snprintf(c->owner, sizeof(c->owner), "%.48s:%d", host,
+	    (int)getpid());
+
+	return (master_keys(err, errlen));
+}
+
+/*
+ * Feed the runtime configuration file to Kore, with the listener and the
+ * worker count replaced by KILN_BIND and KILN_WORKERS when they are set.
+ */
+int
+config_read_kore(const char *path, char *err, size_t errlen)
+{
+	FILE		*in, *out;
+	const char	*bind, *workers, *p;
+	int		ret, err_num;
+	char		line[BUFSIZ], host[256], port[16];
+
+	bind = getenv("KILN_BIND");
+	if (bind != NULL && !bind_split(bind, host, sizeof(host),
+	    port, sizeof(port))) {
+		(void)snprintf(err, errlen,
+		    "KILN_BIND: expected host:port, got '%.64s'", bind);
+		return (KORE_RESULT_ERROR);
+	}
+	workers = getenv("KILN_WORKERS");
+	if (workers != NULL) {
+		(void)kore_strtonum(workers, 10, 1, 64, &err_num);
+		if (err_num != KORE_RESULT_OK) {
+			(void)snprintf(err, errlen,
+			    "KILN_WORKERS: expected 1..64");
+			return (KORE_RESULT_ERROR);
+		}
+	}
+
+	if ((in = fopen(path, "r")) == NULL) {
+		(void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return (KORE_RESULT_ERROR);
+	}
+	if ((out = tmpfile()) == NULL) {
+		(void)fclose(in);
+		(void)snprintf(err, errlen, "tmpfile: %s", strerror(errno));
+		return (KORE_RESULT_ERROR);
+	}
+
+	while (fgets(line, sizeof(line), in) != NULL) {
+		for (p = line; isspace((unsigned char)*p); p++)
+			;
+		if (bind != NULL && !strncmp(p, "bind", 4) &&
+		    isspace((unsigned char)p[4]))
+			fprintf(out, "bind %s %s\n", host, port);
+		else if (workers != NULL && !strncmp(p, "workers", 7) &&
+		    isspace((unsigned char)p[7]))
+			fprintf(out, "workers %s\n", workers);
+		else
+			fputs(line, out);
+	}
+	ret = ferror(in) ? KORE_RESULT_ERROR : KORE_RESULT_OK;
+	(void)fclose(in);
+
+	if (ret == KORE_RESULT_OK) {
+		rewind(out);
+		kore_parse_config_file(out);
+	} else {
+		(void)snprintf(err, errlen, "%s: read error", path);
+	}
+	(void)fclose(out);
+
+	return (ret);
+}
+
+static int
+bind_split(const char *v, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char	*colon;
+	int		err;
+
+	if ((colon = strrchr(v, ':')) == NULL || colon == v)
+		return (KORE_RESULT_ERROR);
+	if ((size_t)(colon - v) >= hlen)
+		return (KORE_RESULT_ERROR);
+	(void)kore_strtonum(colon + 1, 10, 0, 65535, &err);
+	if (err != KORE_RESULT_OK)
+		return (KORE_RESULT_ERROR);
+
+	memcpy(host, v, colon - v);
+	host[colon - v] = '\0';
+	(void)kore_strlcpy(port, colon + 1, plen);
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+env_bool(const char *name, int def, int *out, char *err, size_t errlen)
+{
+	const char	*v;
+
+	if ((v = getenv(name)) == NULL || *v == '\0') {
+		*out = def;
+		return (KORE_RESULT_OK);
+	}
+
+	if (!strcasecmp(v, "true") || !strcmp(v, "1") ||
+	    !strcasecmp(v, "yes") || !strcasecmp(v, "on")) {
+		*out = 1;
+	} else if (!strcasecmp(v, "false") || !strcmp(v, "0") ||
+	    !strcasecmp(v, "no") || !strcasecmp(v, "off")) {
+		*out = 0;
+	} else {
+		(void)snprintf(err, errlen,
+		    "%s: expected true or false", name);
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+env_num(const char *name, int64_t def, int64_t min, int64_t max,
+    int64_t *out, char *err, size_t errlen)
+{
+	const char	*v;
+	int		rc;
+
+	if ((v = getenv(name)) == NULL || *v == '\0') {
+		*out = def;
+		return (KORE_RESULT_OK);
+	}
+
+	*out = kore_strtonum(v, 10, min, max, &rc);
+	if (rc != KORE_RESULT_OK) {
+		(void)snprintf(err, errlen, "%s: expected an integer "
+		    "between %lld and %lld", name, (long long)min,
+		    (long long)max);
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+env_double(const char *name, double def, double min, double max,
+    double *out, char *err, size_t errlen)
+{
+	const char	*v;
+	char		*end;
+
+	if ((v = getenv(name)) == NULL || *v == '\0') {
+		*out = def;
+		return (KORE_RESULT_OK);
+	}
+
+	errno = 0;
+	*out = strtod(v, &end);
+	if (errno != 0 || end == v || *end != '\0' || *out < min ||
+	    *out > max || *out != *out) {
+		(void)snprintf(err, errlen, "%s: expected a number between "
+		    "%g and %g", name, min, max);
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+/*
+ * KILN_MASTER_KEY (base64 of 32 bytes) or KILN_MASTER_KEY_FILE seals;
+ * KILN_MASTER_KEY_OLD lists retired keys (comma separated) still opened.
+ */
+static int
+master_keys(char *err, size_t errlen)
+{
+	const char	*v, *file;
+	char		*text, *old, *p, *k;
+	int		ret;
+
+	v = getenv("KILN_MASTER_KEY");
+	file = getenv("KILN_MASTER_KEY_FILE");
+
+	if (v != NULL && *v != '\0') {
+		if (!key_add_b64("KILN_MASTER_KEY", v, err, errlen))
+			return (KORE_RESULT_ERROR);
+	} else if (file != NULL && *file != '\0') {
+		if ((text = key_file_read(file, err, errlen)) == NULL)
+			return (KORE_RESULT_ERROR);
+		ret = key_add_b64("KILN_MASTER_KEY_FILE", text, err, errlen);
+		seal_wipe(text);
+		if (!ret)
+			return (KORE_RESULT_ERROR);
+	} else {
+		(void)snprintf(err, errlen, "KILN_MASTER_KEY: not set "
+		    "(nor KILN_MASTER_KEY_FILE)");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if ((v = getenv("KILN_MASTER_KEY_OLD")) == NULL || *v == '\0')
+		return (KORE_RESULT_OK);
+
+	old = kore_strdup(v);
+	ret = KORE_RESULT_OK;
+	for (p = old; ret && (k = strsep(&p, ",")) != NULL;) {
+		if (*k != '\0')
+			ret = key_add_b64("KILN_MASTER_KEY_OLD", k, err,
+			    errlen);
+	}
+	OPENSSL_cleanse(old, strlen(v));
+	kore_free(old);
+
+	return (ret);
+}
+
+static int
+key_add_b64(const char *name, const char *text, char *err, size_t errlen)
+{
+	u_int8_t	*key;
+	size_t		len;
+	int		ret;
+
+	if (!seal_b64_decode(text, &key, &len)) {
+		(void)snprintf(err, errlen, "%s: not valid base64", name);
+		return (KORE_RESULT_ERROR);
+	}
+
+	ret = seal_key_add(key, len);
+	OPENSSL_cleanse(key, len);
+	free(key);
+
+	if (!ret) {
+		(void)snprintf(err, errlen,
+		    "%s: must be 32 bytes (base64 encoded)", name);
+	}
+
+	return (ret);
+}
+
+static char *
+key_file_read(const char *path, char *err, size_t errlen)
+{
+	struct stat	st;
+	ssize_t		n;
+	int		fd;
+	char		buf[256], *end;
+
+	if ((fd = open(path, O_RDONLY)) == -1 || fstat(fd, &st) == -1) {
+		(void)snprintf(err, errlen, "KILN_MASTER_KEY_FILE: %s: %s",
+		    path, strerror(errno));
+		if (fd != -1)
+			(void)close(fd);
+		return (NULL);
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		(void)close(fd);
+		(void)snprintf(err, errlen, "KILN_MASTER_KEY_FILE: %s: "
+		    "readable by others (chmod 600)", path);
+		return (NULL);
+	}
+
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0) {
+		(void)snprintf(err, errlen, "KILN_MASTER_KEY_FILE: %s: empty",
+		    path);
+		return (NULL);
+	}
+	buf[n] = '\0';
+	for (end = buf + n; end > buf && isspace((unsigned char)end[-1]);)
+		*--end = '\0';
+
+	end = strdup(buf);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (end == NULL)
+		fatal("strdup");
+
+	return (end);
+}

@@ -1,0 +1,322 @@
+/*
+ * kiln: keeps upstream access tokens hot.
+ *
+ * This header is the map of the program: one section per source file.
+ * The sections marked "pure" use only libc, OpenSSL and yajl so that the
+ * unit tests under tests/unit can link them without Kore.
+ */
+
+#ifndef __H_KILN_H
+#define __H_KILN_H
+
+#include <sys/types.h>
+#include <sys/queue.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <yajl/yajl_tree.h>
+
+#if !defined(KORE_RESULT_OK)
+#define KORE_RESULT_ERROR	0
+#define KORE_RESULT_OK		1
+#define KORE_RESULT_RETRY	2
+#endif
+
+#define KILN_NAME_MAX		64
+#define KILN_FPR_LEN		12
+#define KILN_ERR_MAX		256
+
+/* Upstream kinds. */
+#define KIND_CLIENT_CREDENTIALS	1
+#define KIND_REFRESH_TOKEN	2
+#define KIND_PASSWORD		3
+#define KIND_JSON_LOGIN		4
+
+#define AUTH_SECRET_POST	1
+#define AUTH_SECRET_BASIC	2
+
+#define ACCESS_OPEN		1
+#define ACCESS_KEY		2
+
+/*
+ * A token source: the recipe for getting a token. Secrets are clear text
+ * here and only here (in memory, wiped on free); they are sealed before
+ * they reach PostgreSQL. Unset strings are NULL. Durations in seconds.
+ */
+struct source {
+	char		name[KILN_NAME_MAX + 1];
+	int		kind;
+	char		*token_url;
+	char		*client_id;
+	char		*client_secret;
+	int		auth_method;
+	char		*scope;
+	char		*audience;
+	char		*resource;
+	char		*refresh_token;
+	char		*username;
+	char		*password;
+	char		*token_path;
+	char		*expires_at_path;
+	char		*expires_in_path;
+	int64_t		refresh_buffer;		/* -1: global default */
+	int64_t		fallback_lifetime;
+	int		access;
+	int		require_header;
+	int		enabled;
+};
+
+/* isotime.c (pure): times are milliseconds since the epoch, UTC. */
+int	isotime_parse(const char *, int64_t *);
+void	isotime_format(int64_t, char *, size_t);
+int	isotime_epoch_parse(const char *, int64_t *);
+#define ISOTIME_LEN		32
+#define ISOTIME_EPOCH_MS_ABOVE	100000000000LL	/* larger: epoch ms */
+
+/* policy.c (pure): the refresh policy of DESIGN.md. rnd is in [0, 1). */
+int64_t	policy_refresh_at(int64_t, int64_t, int64_t, double);
+int64_t	policy_backoff(u_int32_t, int64_t, int64_t, double);
+double	policy_random(void);
+#define POLICY_BACKOFF_BASE_MS	1000
+#define POLICY_BACKOFF_MAX_MS	300000
+#define POLICY_BACKOFF_MIN_MS	250
+
+/* seal.c (pure): AES-256-GCM with a key ring, SHA-256 fingerprints. */
+#define SEAL_KEY_LEN		32
+#define SEAL_KEYS_MAX		4
+int	seal_key_add(const u_int8_t *, size_t);
+void	seal_keys_clear(void);
+int	seal_seal(const char *, const char *, const void *, size_t, char **);
+int	seal_open(const char *, const char *, const char *, char **, size_t *);
+void	seal_fingerprint(const void *, size_t, char *);
+void	seal_wipe(char *);
+void	seal_mac(const void *, size_t, char *);
+#define SEAL_MAC_LEN		64
+int	seal_b64_decode(const char *, u_int8_t **, size_t *);
+
+/* source.c (pure): the source JSON of DESIGN.md, shared by file and API. */
+#define SOURCE_ALLOW_ENV	0x01
+#define SOURCE_PATCH		0x02
+int	source_from_json(yajl_val, int, struct source *, char *, size_t);
+int	source_name_valid(const char *);
+int	source_kind_parse(const char *);
+const char	*source_kind_name(int);
+void	source_free(struct source *);
+
+/* oauth.c (pure): request bodies and answers of each upstream kind. */
+struct oauth_request {
+	char		*body;
+	size_t		len;
+	const char	*content_type;
+	char		*authorization;		/* "Basic ..." or NULL */
+};
+
+struct oauth_answer {
+	char		*token;
+	char		token_type[32];
+	char		*refresh_token;		/* rotated one, or NULL */
+	int64_t		expires_ms;
+	const char	*expiry_from;		/* "expires_in", ... */
+};
+
+int	oauth_build(const struct source *, struct oauth_request *,
+	    char *, size_t);
+void	oauth_request_free(struct oauth_request *);
+int	oauth_parse(const struct source *, const char *, size_t, int64_t,
+	    struct oauth_answer *, char *, size_t);
+void	oauth_answer_free(struct oauth_answer *);
+int	oauth_jwt_exp(const char *, int64_t *);
+yajl_val	oauth_path_get(yajl_val, const char *);
+
+
+/*
+ * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
+ * before this header).
+ */
+#if defined(KORE_RESULT_RETRY) && defined(HTTP_METHOD_GET)
+
+struct cache_entry;
+struct attempt;
+
+/* kiln.c: hooks and wiring. */
+int64_t	kiln_now(void);
+
+/* config.c: environment, validated at start. */
+struct kiln_config {
+	char		*database_url;
+	char		*sources_file;
+	char		*migrations_dir;
+	int		prewarming_enabled;
+	int64_t		refresh_buffer_ms;
+	int64_t		connect_timeout_ms;
+	int64_t		upstream_timeout_ms;
+	int64_t		lease_ms;
+	int64_t		wait_ms;
+	int64_t		reconcile_ms;
+	int64_t		drain_ms;
+	char		owner[96];
+};
+
+extern struct kiln_config	kiln_config;
+
+int	config_load(const char *, char *, size_t);
+int	config_read_kore(const char *, char *, size_t);
+
+/* log.c: one structured line per event on stdout. */
+#define LOG_LVL_DEBUG		0
+#define LOG_LVL_INFO		1
+#define LOG_LVL_WARN		2
+#define LOG_LVL_ERROR		3
+
+int	log_setup(const char *, const char *, char *, size_t);
+void	log_kv(int, const char *, ...);
+void	log_context(const char *, const char *);
+int	log_enabled(int);
+
+/* store.c: all SQL. Startup work is synchronous (parent), the rest async. */
+struct store_row;
+
+int	store_migrate(char *, size_t);
+int	store_upsert_sources(struct source *, size_t, char *, size_t);
+void	store_register(void);
+
+typedef void	(*store_rows_cb)(struct kore_pgsql *, void *, int);
+
+void	store_load(const char *, store_rows_cb, void *);
+void	store_lease(const char *, const char *, int64_t, store_rows_cb,
+	    void *);
+void	store_commit_success(struct attempt *, store_rows_cb, void *);
+void	store_commit_failure(struct attempt *, store_rows_cb, void *);
+void	store_release_leases(void);
+
+/* cache.c: per-worker token table, propagation, waiting requests. */
+#define CACHE_VALID_MARGIN_MS	1000
+
+struct cache_waiter {
+	struct http_request		*req;
+	struct cache_entry		*entry;
+	int64_t				deadline;
+	u_int64_t			epoch;
+	int				linked;
+	TAILQ_ENTRY(cache_waiter)	list;
+	TAILQ_ENTRY(cache_waiter)	glist;
+};
+
+struct cache_entry {
+	int64_t			id;
+	char			name[KILN_NAME_MAX + 1];
+	int			kind;
+	int			access;
+	int			require_header;
+	int			enabled;
+	int			paused;
+	char			*token;
+	char			token_type[32];
+	char			fpr[KILN_FPR_LEN + 1];
+	int64_t			generation;
+	int64_t			expires_ms;
+	int64_t			refresh_ms;
+	int64_t			next_ms;
+	u_int32_t		failures;
+	char			*last_error;
+	u_int64_t		epoch;
+	int			inflight;
+	int64_t			retry_ms;
+	int			seen;
+
+	TAILQ_HEAD(, cache_waiter)	waiters;
+	LIST_ENTRY(cache_entry)		hlink;
+	TAILQ_ENTRY(cache_entry)	list;
+};
+
+void			cache_init(void);
+int			cache_loaded(void);
+int			cache_paused(void);
+struct cache_entry	*cache_lookup(const char *);
+struct cache_entry	*cache_first(void);
+struct cache_entry	*cache_next(struct cache_entry *);
+void			cache_reload(const char *);
+void			cache_wait(struct cache_waiter *, struct http_request *,
+			    struct cache_entry *, int64_t);
+void			cache_unwait(struct cache_waiter *);
+int			cache_valid(const struct cache_entry *, int64_t);
+
+/* refresh.c: scheduler, leases, attempts. */
+#define TRIGGER_SCHEDULE	"schedule"
+#define TRIGGER_MIN_TTL		"min_ttl"
+#define TRIGGER_REJECTED	"rejected"
+#define TRIGGER_ADMIN		"admin"
+
+struct attempt {
+	char			name[KILN_NAME_MAX + 1];
+	const char		*trigger;
+	int64_t			arg;
+	int64_t			source_id;
+	int64_t			generation;
+	int64_t			expires_ms;
+	u_int32_t		failures;
+	int64_t			started_ms;
+	int64_t			sent_ms;
+	int64_t			duration_ms;
+	long			http_status;
+	struct source		src;
+	struct oauth_request	oreq;
+	struct oauth_answer	ans;
+	char			*sealed_token;
+	char			*sealed_refresh;
+	char			fpr[KILN_FPR_LEN + 1];
+	int64_t			refresh_ms;
+	int64_t			next_ms;
+	int			ok;
+	char			error[KILN_ERR_MAX];
+	char			request_id[64];
+	char			traceparent[64];
+	void			(*done)(struct attempt *);
+	struct kore_curl	curl;
+};
+
+void	refresh_init(void);
+void	refresh_request(struct cache_entry *, const char *, int64_t,
+	    const char *, const char *);
+
+/* upstream.c: the HTTP call to the identity provider. */
+void	upstream_send(struct attempt *, void (*)(struct attempt *));
+
+/* api.c: routing, request identity, JSON answers; the public endpoints. */
+struct api_state {
+	int			route;
+	int			stage;
+	char			name[KILN_NAME_MAX + 1];
+	int64_t			deadline;
+	int64_t			min_ttl;
+	int64_t			generation;
+	u_int64_t		epoch;
+	struct cache_waiter	waiter;
+	char			request_id[64];
+	char			traceparent[64];
+};
+
+#define API_BODY_MAX		65536
+
+int	kiln_dispatch(struct http_request *);
+int	api_body_json(struct http_request *, yajl_val *);
+void	*api_json_begin(void);
+void	api_json_send(struct http_request *, int, void *);
+void	api_error(struct http_request *, int, const char *, const char *);
+void	api_kv_str(void *, const char *, const char *);
+void	api_kv_int(void *, const char *, int64_t);
+void	api_kv_bool(void *, const char *, int);
+void	api_kv_double(void *, const char *, double);
+void	api_kv_null(void *, const char *);
+
+/* api_public.c: current-token and rejected. */
+int	api_current_token(struct http_request *, struct api_state *);
+int	api_rejected(struct http_request *, struct api_state *);
+
+/* ops.c: health. */
+int	ops_health(struct http_request *, struct api_state *);
+
+#endif /* Kore */
+
+#endif /* !__H_KILN_H */

@@ -1,0 +1,982 @@
+/*
+ * oauth.c: what each upstream kind sends, and what we read from the answer.
+ * Errors never carry a token, a secret or upstream bytes, except the short
+ * OAuth error code, sanitized.
+ */
+
+#include <sys/types.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "kiln.h"
+
+#define OAUTH_BODY_MAX		(1024 * 1024)
+#define OAUTH_TOKEN_MAX		16384
+#define OAUTH_DEPTH_MAX		64
+#define OAUTH_LIFETIME_MAX	31536000
+#define OAUTH_ERROR_MAX		64
+#define OAUTH_EPOCH_MAX		253402300799LL	/* 9999-12-31T23:59:59Z */
+#define OAUTH_FORM		"application/x-www-form-urlencoded"
+#define OAUTH_JSON		"application/json"
+
+/* Header in front of every yajl_gen allocation: its size, for wiping. */
+#define WIPE_HDR		16
+
+struct obuf {
+	char		*data;
+	size_t		len;
+	size_t		cap;
+};
+
+static int	build_form(const struct source *, struct oauth_request *,
+		    char *, size_t);
+static int	build_json(const struct source *, struct oauth_request *,
+		    char *, size_t);
+static int	build_basic(const char *, const char *, char **);
+static int	answer_token(const struct source *, yajl_val,
+		    struct oauth_answer *, char *, size_t);
+static void	answer_token_type(yajl_val, struct oauth_answer *);
+static int	answer_refresh(const struct source *, yajl_val,
+		    struct oauth_answer *, char *, size_t);
+static void	answer_expiry(const struct source *, yajl_val, int64_t,
+		    struct oauth_answer *);
+static int	expires_in_value(yajl_val, int64_t *);
+static int	expires_at_value(yajl_val, int64_t *);
+static void	answer_wipe(const struct source *, yajl_val);
+static yajl_val	json_parse(const char *, size_t);
+static int	json_depth_ok(const char *, size_t);
+static int	b64url_decode(const char *, size_t, u_int8_t **, size_t *);
+static int	b64url_value(int);
+static int	form_add(struct obuf *, const char *, const char *);
+static int	obuf_add(struct obuf *, const void *, size_t);
+static int	obuf_pct(struct obuf *, const char *);
+static void	obuf_wipe(struct obuf *);
+static void	*wipe_malloc(void *, size_t);
+static void	*wipe_realloc(void *, void *, size_t);
+static void	wipe_free(void *, void *);
+static void	seterr(char *, size_t, const char *, ...)
+		    __attribute__((format (printf, 3, 4)));
+
+int
+oauth_build(const struct source *src, struct oauth_request *req, char *err,
+    size_t errlen)
+{
+	memset(req, 0, sizeof(*req));
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	switch (src->kind) {
+	case KIND_CLIENT_CREDENTIALS:
+	case KIND_REFRESH_TOKEN:
+	case KIND_PASSWORD:
+		return (build_form(src, req, err, errlen));
+	case KIND_JSON_LOGIN:
+		return (build_json(src, req, err, errlen));
+	}
+
+	seterr(err, errlen, "kind: unknown");
+
+	return (KORE_RESULT_ERROR);
+}
+
+void
+oauth_request_free(struct oauth_request *req)
+{
+	if (req == NULL)
+		return;
+
+	if (req->body != NULL) {
+		OPENSSL_cleanse(req->body, req->len);
+		free(req->body);
+	}
+
+	seal_wipe(req->authorization);
+	memset(req, 0, sizeof(*req));
+}
+
+int
+oauth_parse(const struct source *src, const char *body, size_t len,
+    int64_t sent_ms, struct oauth_answer *ans, char *err, size_t errlen)
+{
+	yajl_val	root;
+	int		ret;
+
+	memset(ans, 0, sizeof(*ans));
+	ret = KORE_RESULT_ERROR;
+	root = NULL;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	if (len > OAUTH_BODY_MAX) {
+		seterr(err, errlen, "answer is too large");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (body == NULL || len == 0) {
+		seterr(err, errlen, "answer is not JSON");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (!json_depth_ok(body, len)) {
+		seterr(err, errlen, "answer is nested too deeply");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if ((root = json_parse(body, len)) == NULL || !YAJL_IS_OBJECT(root)) {
+		seterr(err, errlen, "answer is not JSON");
+		goto cleanup;
+	}
+
+	if (!answer_token(src, root, ans, err, errlen))
+		goto cleanup;
+	if (!answer_refresh(src, root, ans, err, errlen))
+		goto cleanup;
+
+	answer_token_type(root, ans);
+	answer_expiry(src, root, sent_ms, ans);
+
+	ret = KORE_RESULT_OK;
+
+cleanup:
+	if (root != NULL) {
+		answer_wipe(src, root);
+		yajl_tree_free(root);
+	}
+
+	if (ret != KORE_RESULT_OK)
+		oauth_answer_free(ans);
+
+	return (ret);
+}
+
+void
+oauth_answer_free(struct oauth_answer *ans)
+{
+	if (ans == NULL)
+		return;
+
+	seal_wipe(ans->token);
+	seal_wipe(ans->refresh_token);
+	memset(ans, 0, sizeof(*ans));
+}
+
+/* The exp claim of a JWT, without checking its signature. */
+int
+oauth_jwt_exp(const char *token, int64_t *ms)
+{
+	const char	*payload, *sig, *p;
+	size_t		i, len;
+	yajl_val	root, exp;
+	int64_t		secs;
+	int		ret;
+	u_int8_t	*raw;
+
+	if (token == NULL || (payload = strchr(token, '.')) == NULL ||
+	    payload == token)
+		return (KORE_RESULT_ERROR);
+	payload++;
+	if ((sig = strchr(payload, '.')) == NULL || sig == payload)
+		return (KORE_RESULT_ERROR);
+	sig++;
+
+	for (p = token; *p != '\0'; p++) {
+		if (*p != '.' && b64url_value((unsigned char)*p) == -1)
+			return (KORE_RESULT_ERROR);
+	}
+	if (strchr(sig, '.') != NULL)
+		return (KORE_RESULT_ERROR);
+
+	len = (size_t)(sig - payload - 1);
+	if (len > OAUTH_TOKEN_MAX || !b64url_decode(payload, len, &raw, &len))
+		return (KORE_RESULT_ERROR);
+
+	root = NULL;
+	ret = KORE_RESULT_ERROR;
+
+	for (i = 0; i < len; i++) {
+		if (raw[i] == '\0')
+			goto cleanup;
+	}
+	if (!json_depth_ok((const char *)raw, len))
+		goto cleanup;
+	if ((root = json_parse((const char *)raw, len)) == NULL)
+		goto cleanup;
+
+	exp = oauth_path_get(root, "exp");
+	if (YAJL_IS_INTEGER(exp))
+		secs = YAJL_GET_INTEGER(exp);
+	else if (YAJL_IS_DOUBLE(exp) && YAJL_GET_DOUBLE(exp) > 0.0 &&
+	    YAJL_GET_DOUBLE(exp) < 1e15)
+		secs = (int64_t)YAJL_GET_DOUBLE(exp);
+	else
+		goto cleanup;
+
+	if (secs <= 0 || secs > OAUTH_EPOCH_MAX)
+		goto cleanup;
+
+	*ms = secs * 1000;
+	ret = KORE_RESULT_OK;
+
+cleanup:
+	yajl_tree_free(root);
+	free(raw);
+
+	return (ret);
+}
+
+yajl_val
+oauth_path_get(yajl_val root, const char *path)
+{
+	const char	*seg, *dot;
+	size_t		i, seglen;
+	yajl_val	v, next;
+
+	if (root == NULL || path == NULL || *path == '\0')
+		return (NULL);
+
+	v = root;
+	seg = path;
+
+	for (;;) {
+		if (!YAJL_IS_OBJECT(v))
+			return (NULL);
+
+		dot = strchr(seg, '.');
+		seglen = (dot != NULL) ? (size_t)(dot - seg) : strlen(seg);
+		if (seglen == 0)
+			return (NULL);
+
+		next = NULL;
+		for (i = 0; i < v->u.object.len; i++) {
+			if (!strncmp(v->u.object.keys[i], seg, seglen) &&
+			    v->u.object.keys[i][seglen] == '\0') {
+				next = v->u.object.values[i];
+				break;
+			}
+		}
+
+		if (next == NULL || dot == NULL)
+			return (next);
+
+		v = next;
+		seg = dot + 1;
+	}
+}
+
+static int
+build_form(const struct source *src, struct oauth_request *req, char *err,
+    size_t errlen)
+{
+	struct obuf	b;
+	const char	*missing;
+	int		ok;
+
+	memset(&b, 0, sizeof(b));
+	missing = NULL;
+
+	switch (src->kind) {
+	case KIND_CLIENT_CREDENTIALS:
+		if (src->client_id == NULL)
+			missing = "client_id";
+		else if (src->client_secret == NULL)
+			missing = "client_secret";
+		break;
+	case KIND_REFRESH_TOKEN:
+		if (src->refresh_token == NULL)
+			missing = "refresh_token";
+		break;
+	case KIND_PASSWORD:
+		if (src->username == NULL)
+			missing = "username";
+		else if (src->password == NULL)
+			missing = "password";
+		break;
+	}
+
+	if (missing != NULL) {
+		seterr(err, errlen, "%s: missing", missing);
+		return (KORE_RESULT_ERROR);
+	}
+
+	switch (src->kind) {
+	case KIND_CLIENT_CREDENTIALS:
+		ok = form_add(&b, "grant_type", "client_credentials") &&
+		    form_add(&b, "scope", src->scope) &&
+		    form_add(&b, "audience", src->audience) &&
+		    form_add(&b, "resource", src->resource);
+		break;
+	case KIND_REFRESH_TOKEN:
+		ok = form_add(&b, "grant_type", "refresh_token") &&
+		    form_add(&b, "refresh_token", src->refresh_token) &&
+		    form_add(&b, "scope", src->scope);
+		break;
+	default:
+		ok = form_add(&b, "grant_type", "password") &&
+		    form_add(&b, "username", src->username) &&
+		    form_add(&b, "password", src->password) &&
+		    form_add(&b, "scope", src->scope);
+		break;
+	}
+
+	if (ok && src->client_id != NULL) {
+		if (src->auth_method == AUTH_SECRET_BASIC) {
+			ok = build_basic(src->client_id, src->client_secret,
+			    &req->authorization);
+		} else {
+			ok = form_add(&b, "client_id", src->client_id) &&
+			    form_add(&b, "client_secret", src->client_secret);
+		}
+	}
+
+	if (!ok) {
+		obuf_wipe(&b);
+		oauth_request_free(req);
+		seterr(err, errlen, "request: out of memory");
+		return (KORE_RESULT_ERROR);
+	}
+
+	req->body = b.data;
+	req->len = b.len;
+	req->content_type = OAUTH_FORM;
+
+	return (KORE_RESULT_OK);
+}
+
+/* yajl_gen escapes; its buffers are wiped since they hold the password. */
+static int
+build_json(const struct source *src, struct oauth_request *req, char *err,
+    size_t errlen)
+{
+	yajl_alloc_funcs	funcs;
+	const unsigned char	*out;
+	size_t			len;
+	yajl_gen		gen;
+	int			ret;
+
+	if (src->username == NULL || src->password == NULL) {
+		seterr(err, errlen, "%s: missing",
+		    src->username == NULL ? "username" : "password");
+		return (KORE_RESULT_ERROR);
+	}
+
+	funcs.malloc = wipe_malloc;
+	funcs.realloc = wipe_realloc;
+	funcs.free = wipe_free;
+	funcs.ctx = NULL;
+
+	if ((gen = yajl_gen_alloc(&funcs)) == NULL) {
+		seterr(err, errlen, "request: out of memory");
+		return (KORE_RESULT_ERROR);
+	}
+
+	ret = KORE_RESULT_ERROR;
+	(void)yajl_gen_config(gen, yajl_gen_validate_utf8, 1);
+
+	if (yajl_gen_map_open(gen) != yajl_gen_status_ok ||
+	    yajl_gen_string(gen, (const unsigned char *)"username", 8) !=
+	    yajl_gen_status_ok)
+		goto nomem;
+	if (yajl_gen_string(gen, (const unsigned char *)src->username,
+	    strlen(src->username)) != yajl_gen_status_ok) {
+		seterr(err, errlen, "username: not valid UTF-8");
+		goto cleanup;
+	}
+	if (yajl_gen_string(gen, (const unsigned char *)"password", 8) !=
+	    yajl_gen_status_ok)
+		goto nomem;
+	if (yajl_gen_string(gen, (const unsigned char *)src->password,
+	    strlen(src->password)) != yajl_gen_status_ok) {
+		seterr(err, errlen, "password: not valid UTF-8");
+		goto cleanup;
+	}
+	if (yajl_gen_map_close(gen) != yajl_gen_status_ok ||
+	    yajl_gen_get_buf(gen, &out, &len) != yajl_gen_status_ok)
+		goto nomem;
+
+	if ((req->body = malloc(len + 1)) == NULL)
+		goto nomem;
+
+	memcpy(req->body, out, len);
+	req->body[len] = '\0';
+	req->len = len;
+	req->content_type = OAUTH_JSON;
+
+	ret = KORE_RESULT_OK;
+	goto cleanup;
+
+nomem:
+	seterr(err, errlen, "request: out of memory");
+
+cleanup:
+	yajl_gen_free(gen);
+
+	return (ret);
+}
+
+/* RFC 6749 2.3.1: id and secret are form-encoded before base64. */
+static int
+build_basic(const char *id, const char *secret, char **out)
+{
+	struct obuf	b;
+	size_t		len;
+	int		ret;
+	char		*hdr;
+
+	memset(&b, 0, sizeof(b));
+	ret = KORE_RESULT_ERROR;
+	hdr = NULL;
+
+	if (!obuf_pct(&b, id) || !obuf_add(&b, ":", 1) ||
+	    (secret != NULL && !obuf_pct(&b, secret)))
+		goto cleanup;
+
+	len = 4 * ((b.len + 2) / 3);
+	if ((hdr = malloc(6 + len + 1)) == NULL)
+		goto cleanup;
+
+	memcpy(hdr, "Basic ", 6);
+	(void)EVP_EncodeBlock((unsigned char *)hdr + 6,
+	    (const unsigned char *)b.data, (int)b.len);
+
+	*out = hdr;
+	ret = KORE_RESULT_OK;
+
+cleanup:
+	obuf_wipe(&b);
+
+	return (ret);
+}
+
+static int
+answer_token(const struct source *src, yajl_val root,
+    struct oauth_answer *ans, char *err, size_t errlen)
+{
+	const char	*path, *s;
+	size_t		i, len;
+	yajl_val	v, e;
+	char		code[OAUTH_ERROR_MAX + 1];
+
+	path = (src->token_path != NULL) ? src->token_path : "access_token";
+	v = oauth_path_get(root, path);
+
+	if (!YAJL_IS_STRING(v) || YAJL_GET_STRING(v)[0] == '\0') {
+		e = oauth_path_get(root, "error");
+		if (YAJL_IS_STRING(e) && YAJL_GET_STRING(e)[0] != '\0') {
+			s = YAJL_GET_STRING(e);
+			for (i = 0; s[i] != '\0' && i < OAUTH_ERROR_MAX; i++)
+				code[i] = (s[i] >= 0x20 && s[i] < 0x7f) ?
+				    s[i] : '?';
+			code[i] = '\0';
+			seterr(err, errlen, "upstream error: %s", code);
+		} else if (v == NULL || YAJL_IS_NULL(v)) {
+			seterr(err, errlen, "answer has no token at %s", path);
+		} else if (!YAJL_IS_STRING(v)) {
+			seterr(err, errlen, "token at %s is not a string",
+			    path);
+		} else {
+			seterr(err, errlen, "token at %s is empty", path);
+		}
+		return (KORE_RESULT_ERROR);
+	}
+
+	s = YAJL_GET_STRING(v);
+	len = strlen(s);
+
+	if (len > OAUTH_TOKEN_MAX) {
+		seterr(err, errlen, "token at %s is too long", path);
+		return (KORE_RESULT_ERROR);
+	}
+
+	/* It goes into Authorization headers: no spaces, no controls. */
+	for (i = 0; i < len; i++) {
+		if (s[i] <= 0x20 || s[i] >= 0x7f) {
+			seterr(err, errlen,
+			    "token at %s has invalid characters", path);
+			return (KORE_RESULT_ERROR);
+		}
+	}
+
+	if ((ans->token = strdup(s)) == NULL) {
+		seterr(err, errlen, "answer: out of memory");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+static void
+answer_token_type(yajl_val root, struct oauth_answer *ans)
+{
+	const char	*s;
+	size_t		i;
+	yajl_val	v;
+
+	(void)snprintf(ans->token_type, sizeof(ans->token_type), "Bearer");
+
+	v = oauth_path_get(root, "token_type");
+	if (!YAJL_IS_STRING(v))
+		return;
+
+	s = YAJL_GET_STRING(v);
+	if (s[0] == '\0' || strlen(s) >= sizeof(ans->token_type) ||
+	    !strcasecmp(s, "bearer"))
+		return;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '-' || s[i] == '_' || s[i] == '.'))
+			return;
+	}
+
+	(void)snprintf(ans->token_type, sizeof(ans->token_type), "%s", s);
+}
+
+/*
+ * A rotated refresh token. For the refresh_token kind a bad one is an
+ * error: keeping the old one would fail the next refresh anyway.
+ */
+static int
+answer_refresh(const struct source *src, yajl_val root,
+    struct oauth_answer *ans, char *err, size_t errlen)
+{
+	const char	*s;
+	size_t		len;
+	yajl_val	v;
+
+	v = oauth_path_get(root, "refresh_token");
+	if (v == NULL || YAJL_IS_NULL(v))
+		return (KORE_RESULT_OK);
+
+	s = YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
+	len = (s != NULL) ? strlen(s) : 0;
+
+	if (s == NULL || len > OAUTH_TOKEN_MAX) {
+		if (src->kind != KIND_REFRESH_TOKEN)
+			return (KORE_RESULT_OK);
+		seterr(err, errlen, "refresh_token in answer is %s",
+		    s == NULL ? "not a string" : "too long");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (len == 0)
+		return (KORE_RESULT_OK);
+
+	if ((ans->refresh_token = strdup(s)) == NULL) {
+		seterr(err, errlen, "answer: out of memory");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+/* An expiry at or before the request was sent is unusable: fall through. */
+static void
+answer_expiry(const struct source *src, yajl_val root, int64_t sent_ms,
+    struct oauth_answer *ans)
+{
+	const char	*path;
+	int64_t		v, lifetime;
+
+	path = (src->expires_in_path != NULL) ?
+	    src->expires_in_path : "expires_in";
+	if (expires_in_value(oauth_path_get(root, path), &v)) {
+		ans->expires_ms = sent_ms + v * 1000;
+		ans->expiry_from = "expires_in";
+		return;
+	}
+
+	if (src->expires_at_path != NULL &&
+	    expires_at_value(oauth_path_get(root, src->expires_at_path),
+	    &v) && v > sent_ms) {
+		ans->expires_ms = v;
+		ans->expiry_from = "expires_at";
+		return;
+	}
+
+	if (oauth_jwt_exp(ans->token, &v) && v > sent_ms) {
+		ans->expires_ms = v;
+		ans->expiry_from = "jwt";
+		return;
+	}
+
+	lifetime = src->fallback_lifetime;
+	if (lifetime <= 0 || lifetime > OAUTH_LIFETIME_MAX)
+		lifetime = 900;
+
+	ans->expires_ms = sent_ms + lifetime * 1000;
+	ans->expiry_from = "fallback";
+}
+
+/* Seconds, as an integer, a whole double, or a string of digits. */
+static int
+expires_in_value(yajl_val v, int64_t *secs)
+{
+	const char	*s;
+	int64_t		n;
+	double		d;
+
+	if (YAJL_IS_INTEGER(v)) {
+		n = YAJL_GET_INTEGER(v);
+	} else if (YAJL_IS_DOUBLE(v)) {
+		d = YAJL_GET_DOUBLE(v);
+		if (!isfinite(d) || d < 1.0 || d > OAUTH_LIFETIME_MAX)
+			return (KORE_RESULT_ERROR);
+		n = (int64_t)d;
+	} else if (YAJL_IS_STRING(v)) {
+		s = YAJL_GET_STRING(v);
+		n = 0;
+		if (*s == '\0' || strlen(s) > 10)
+			return (KORE_RESULT_ERROR);
+		for (; *s != '\0'; s++) {
+			if (*s < '0' || *s > '9')
+				return (KORE_RESULT_ERROR);
+			n = n * 10 + (*s - '0');
+		}
+	} else {
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (n < 1 || n > OAUTH_LIFETIME_MAX)
+		return (KORE_RESULT_ERROR);
+
+	*secs = n;
+
+	return (KORE_RESULT_OK);
+}
+
+/* ISO-8601 text, or epoch seconds (above 1e11: milliseconds). */
+static int
+expires_at_value(yajl_val v, int64_t *ms)
+{
+	const char	*s;
+	double		d;
+
+	if (YAJL_IS_STRING(v)) {
+		s = YAJL_GET_STRING(v);
+		if (isotime_parse(s, ms))
+			return (KORE_RESULT_OK);
+		return (isotime_epoch_parse(s, ms));
+	}
+
+	if (!YAJL_IS_NUMBER(v))
+		return (KORE_RESULT_ERROR);
+
+	if (YAJL_IS_INTEGER(v)) {
+		d = (double)YAJL_GET_INTEGER(v);
+	} else if (YAJL_IS_DOUBLE(v)) {
+		d = YAJL_GET_DOUBLE(v);
+	} else {
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (!isfinite(d) || d < 0.0)
+		return (KORE_RESULT_ERROR);
+	if (d <= (double)ISOTIME_EPOCH_MS_ABOVE)
+		d *= 1000.0;
+	if (d > (double)OAUTH_EPOCH_MAX * 1000.0 + 999.0)
+		return (KORE_RESULT_ERROR);
+
+	*ms = (int64_t)d;
+
+	return (KORE_RESULT_OK);
+}
+
+/* The tree's copies of the token and refresh token are wiped too. */
+static void
+answer_wipe(const struct source *src, yajl_val root)
+{
+	yajl_val	v;
+
+	v = oauth_path_get(root, (src->token_path != NULL) ?
+	    src->token_path : "access_token");
+	if (YAJL_IS_STRING(v))
+		OPENSSL_cleanse(v->u.string, strlen(v->u.string));
+
+	v = oauth_path_get(root, "refresh_token");
+	if (YAJL_IS_STRING(v))
+		OPENSSL_cleanse(v->u.string, strlen(v->u.string));
+}
+
+/* yajl_tree_parse wants a C string: copy, parse, wipe the copy. */
+static yajl_val
+json_parse(const char *data, size_t len)
+{
+	yajl_val	root;
+	char		*copy;
+
+	if (len == 0 || memchr(data, '\0', len) != NULL)
+		return (NULL);
+
+	if ((copy = malloc(len + 1)) == NULL)
+		return (NULL);
+
+	memcpy(copy, data, len);
+	copy[len] = '\0';
+
+	root = yajl_tree_parse(copy, NULL, 0);
+
+	OPENSSL_cleanse(copy, len);
+	free(copy);
+
+	return (root);
+}
+
+/*
+ * yajl has no depth limit and frees trees recursively: a 1 MiB answer of
+ * brackets would exhaust the stack. Count depth outside strings first.
+ */
+static int
+json_depth_ok(const char *data, size_t len)
+{
+	size_t		i;
+	int		depth, instr;
+
+	depth = 0;
+	instr = 0;
+
+	for (i = 0; i < len; i++) {
+		if (instr) {
+			if (data[i] == '\\')
+				i++;
+			else if (data[i] == '"')
+				instr = 0;
+			continue;
+		}
+
+		switch (data[i]) {
+		case '"':
+			instr = 1;
+			break;
+		case '{':
+		case '[':
+			if (++depth > OAUTH_DEPTH_MAX)
+				return (0);
+			break;
+		case '}':
+		case ']':
+			depth--;
+			break;
+		}
+	}
+
+	return (1);
+}
+
+static int
+b64url_decode(const char *in, size_t len, u_int8_t **out, size_t *outlen)
+{
+	size_t		i, n;
+	u_int32_t	acc;
+	int		v, bits;
+	u_int8_t	*buf;
+
+	if (len == 0 || len % 4 == 1)
+		return (KORE_RESULT_ERROR);
+
+	if ((buf = malloc(len / 4 * 3 + 3)) == NULL)
+		return (KORE_RESULT_ERROR);
+
+	n = 0;
+	acc = 0;
+	bits = 0;
+
+	for (i = 0; i < len; i++) {
+		if ((v = b64url_value((unsigned char)in[i])) == -1) {
+			free(buf);
+			return (KORE_RESULT_ERROR);
+		}
+		acc = (acc << 6) | (u_int32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[n++] = (u_int8_t)(acc >> bits);
+			acc &= (1U << bits) - 1;
+		}
+	}
+
+	*out = buf;
+	*outlen = n;
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+b64url_value(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return (c - 'A');
+	if (c >= 'a' && c <= 'z')
+		return (c - 'a' + 26);
+	if (c >= '0' && c <= '9')
+		return (c - '0' + 52);
+	if (c == '-')
+		return (62);
+	if (c == '_')
+		return (63);
+
+	return (-1);
+}
+
+static int
+form_add(struct obuf *b, const char *key, const char *value)
+{
+	if (value == NULL)
+		return (KORE_RESULT_OK);
+
+	if (b->len > 0 && !obuf_add(b, "&", 1))
+		return (KORE_RESULT_ERROR);
+
+	if (!obuf_add(b, key, strlen(key)) || !obuf_add(b, "=", 1) ||
+	    !obuf_pct(b, value))
+		return (KORE_RESULT_ERROR);
+
+	return (KORE_RESULT_OK);
+}
+
+/* Grows by copying, so no stale copy of a secret is left behind. */
+static int
+obuf_add(struct obuf *b, const void *data, size_t len)
+{
+	size_t		cap;
+	char		*p;
+
+	if (b->len + len + 1 > b->cap) {
+		cap = (b->cap == 0) ? 256 : b->cap;
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		if ((p = malloc(cap)) == NULL)
+			return (KORE_RESULT_ERROR);
+		if (b->data != NULL) {
+			memcpy(p, b->data, b->len);
+			OPENSSL_cleanse(b->data, b->cap);
+			free(b->data);
+		}
+		b->data = p;
+		b->cap = cap;
+	}
+
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+
+	return (KORE_RESULT_OK);
+}
+
+/* RFC 3986 percent-encoding: only unreserved characters stay as they are. */
+static int
+obuf_pct(struct obuf *b, const char *s)
+{
+	static const char	hexd[] = "0123456789ABCDEF";
+	unsigned char		c;
+	char			enc[3];
+
+	for (; *s != '\0'; s++) {
+		c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~') {
+			if (!obuf_add(b, s, 1))
+				return (KORE_RESULT_ERROR);
+			continue;
+		}
+		enc[0] = '%';
+		enc[1] = hexd[c >> 4];
+		enc[2] = hexd[c & 0x0f];
+		if (!obuf_add(b, enc, sizeof(enc)))
+			return (KORE_RESULT_ERROR);
+	}
+
+	/* An empty value still needs a buffer to point at. */
+	return (obuf_add(b, "", 0));
+}
+
+static void
+obuf_wipe(struct obuf *b)
+{
+	if (b->data != NULL) {
+		OPENSSL_cleanse(b->data, b->cap);
+		free(b->data);
+	}
+
+	memset(b, 0, sizeof(*b));
+}
+
+static void *
+wipe_malloc(void *ctx, size_t len)
+{
+	u_int8_t	*p;
+
+	(void)ctx;
+
+	if (len > SIZE_MAX - WIPE_HDR)
+		return (NULL);
+	if ((p = malloc(WIPE_HDR + len)) == NULL)
+		return (NULL);
+
+	memcpy(p, &len, sizeof(len));
+
+	return (p + WIPE_HDR);
+}
+
+static void *
+wipe_realloc(void *ctx, void *ptr, size_t len)
+{
+	size_t		old;
+	u_int8_t	*p;
+
+	if ((p = wipe_malloc(ctx, len)) == NULL)
+		return (NULL);
+
+	if (ptr != NULL) {
+		memcpy(&old, (u_int8_t *)ptr - WIPE_HDR, sizeof(old));
+		memcpy(p, ptr, old < len ? old : len);
+		wipe_free(ctx, ptr);
+	}
+
+	return (p);
+}
+
+static void
+wipe_free(void *ctx, void *ptr)
+{
+	size_t		len;
+	u_int8_t	*p;
+
+	(void)ctx;
+
+	if (ptr == NULL)
+		return;
+
+	p = (u_int8_t *)ptr - WIPE_HDR;
+	memcpy(&len, p, sizeof(len));
+	OPENSSL_cleanse(p, WIPE_HDR + len);
+	free(p);
+}
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list		args;
+
+	if (err == NULL || errlen == 0)
+		return;
+
+	va_start(args, fmt);
+	(void)vsnprintf(err, errlen, fmt, args);
+	va_end(args);
+}

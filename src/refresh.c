@@ -1,0 +1,315 @@
+/*
+ * refresh.c: the scheduler and the life of one refresh attempt.
+ *
+ * Every worker runs the scheduler tick over its cache, but an attempt
+ * only goes upstream after winning the lease row in PostgreSQL, whose
+ * conditions are checked against the stored state (not the cache): so
+ * exactly one worker of one instance calls the upstream per token and
+ * cycle, and a worker with a stale cache simply loses. An attempt is
+ *
+ *	lease -> build request -> upstream -> seal -> commit (+NOTIFY)
+ *
+ * and every attempt that reached the upstream ends in one statement that
+ * writes the token (or the failure and its backoff) and the event row.
+ */
+
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+#include <kore/pgsql.h>
+#include <kore/curl.h>
+
+#include "kiln.h"
+
+#define REFRESH_TICK_MS		200
+#define REFRESH_LOST_RETRY_MS	1000
+
+static void	refresh_tick(void *, u_int64_t);
+static void	refresh_leased(struct kore_pgsql *, void *, int);
+static int	refresh_source(struct attempt *, struct kore_pgsql *);
+static int	refresh_secret(struct attempt *, struct kore_pgsql *, int,
+		    const char *, char **);
+static char	*col_str(struct kore_pgsql *, int);
+static void	refresh_answered(struct attempt *);
+static void	refresh_succeeded(struct attempt *);
+static void	refresh_failed(struct attempt *);
+static void	refresh_committed(struct kore_pgsql *, void *, int);
+static void	refresh_end(struct attempt *);
+
+void
+refresh_init(void)
+{
+	(void)kore_timer_add(refresh_tick, REFRESH_TICK_MS, NULL, 0);
+}
+
+/*
+ * Ask for a refresh of e. The lease decides whether it happens: for a
+ * scheduled one the stored next attempt must be due, for min_ttl the
+ * stored token must be shorter than arg seconds, for rejected the stored
+ * generation must still be arg.
+ */
+void
+refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
+    const char *request_id, const char *traceparent)
+{
+	struct attempt	*at;
+
+	if (e->inflight)
+		return;
+	e->inflight = 1;
+
+	at = kore_calloc(1, sizeof(*at));
+	(void)kore_strlcpy(at->name, e->name, sizeof(at->name));
+	at->trigger = trigger;
+	at->arg = arg;
+	at->started_ms = kiln_now();
+	if (request_id != NULL)
+		(void)kore_strlcpy(at->request_id, request_id,
+		    sizeof(at->request_id));
+	if (traceparent != NULL)
+		(void)kore_strlcpy(at->traceparent, traceparent,
+		    sizeof(at->traceparent));
+
+	store_lease(at->name, trigger, arg, refresh_leased, at);
+}
+
+static void
+refresh_tick(void *unused, u_int64_t unused2)
+{
+	struct cache_entry	*e;
+	int64_t			now;
+
+	if (!cache_loaded() || !kiln_config.prewarming_enabled ||
+	    cache_paused())
+		return;
+
+	now = kiln_now();
+	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		if (!e->enabled || e->paused || e->inflight)
+			continue;
+		if (now < e->next_ms || now < e->retry_ms)
+			continue;
+		refresh_request(e, TRIGGER_SCHEDULE, 0, NULL, NULL);
+	}
+}
+
+static void
+refresh_leased(struct kore_pgsql *sql, void *arg, int ok)
+{
+	struct attempt	*at = arg;
+	char		err[KILN_ERR_MAX];
+
+	if (!ok || kore_pgsql_ntuples(sql) == 0) {
+		/* Someone else holds it, or it is no longer due. */
+		at->ok = -1;
+		refresh_end(at);
+		return;
+	}
+
+	log_context(at->request_id, NULL);
+	if (!refresh_source(at, sql)) {
+		refresh_failed(at);
+		return;
+	}
+
+	if (!oauth_build(&at->src, &at->oreq, err, sizeof(err))) {
+		(void)snprintf(at->error, sizeof(at->error), "%s", err);
+		refresh_failed(at);
+		return;
+	}
+
+	log_kv(LOG_LVL_DEBUG, "refreshing token", "token", at->name,
+	    "trigger", at->trigger, NULL);
+	log_context(NULL, NULL);
+	upstream_send(at, refresh_answered);
+}
+
+/* The source as stored, with its secrets opened, from the lease row. */
+static int
+refresh_source(struct attempt *at, struct kore_pgsql *sql)
+{
+	struct source	*s = &at->src;
+
+	at->source_id = strtoll(kore_pgsql_getvalue(sql, 0, 0), NULL, 10);
+	at->generation = strtoll(kore_pgsql_getvalue(sql, 0, 17), NULL, 10);
+	at->expires_ms = strtoll(kore_pgsql_getvalue(sql, 0, 18), NULL, 10);
+	at->failures = strtoul(kore_pgsql_getvalue(sql, 0, 19), NULL, 10);
+
+	(void)kore_strlcpy(s->name, at->name, sizeof(s->name));
+	s->kind = source_kind_parse(kore_pgsql_getvalue(sql, 0, 1));
+	s->token_url = col_str(sql, 2);
+	s->client_id = col_str(sql, 3);
+	s->auth_method = strcmp(kore_pgsql_getvalue(sql, 0, 5),
+	    "client_secret_basic") ? AUTH_SECRET_POST : AUTH_SECRET_BASIC;
+	s->scope = col_str(sql, 6);
+	s->audience = col_str(sql, 7);
+	s->resource = col_str(sql, 8);
+	s->username = col_str(sql, 10);
+	s->token_path = col_str(sql, 12);
+	s->expires_at_path = col_str(sql, 13);
+	s->expires_in_path = col_str(sql, 14);
+	s->refresh_buffer = kore_pgsql_getlength(sql, 0, 15) == 0 ? -1 :
+	    strtoll(kore_pgsql_getvalue(sql, 0, 15), NULL, 10);
+	s->fallback_lifetime = strtoll(kore_pgsql_getvalue(sql, 0, 16),
+	    NULL, 10);
+	s->enabled = 1;
+
+	if (!refresh_secret(at, sql, 4, "client_secret", &s->client_secret) ||
+	    !refresh_secret(at, sql, 9, "refresh_token", &s->refresh_token) ||
+	    !refresh_secret(at, sql, 11, "password", &s->password))
+		return (KORE_RESULT_ERROR);
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+refresh_secret(struct attempt *at, struct kore_pgsql *sql, int col,
+    const char *field, char **out)
+{
+	size_t		len;
+
+	*out = NULL;
+	if (kore_pgsql_getlength(sql, 0, col) == 0)
+		return (KORE_RESULT_OK);
+
+	if (!seal_open(at->name, field, kore_pgsql_getvalue(sql, 0, col),
+	    out, &len)) {
+		(void)snprintf(at->error, sizeof(at->error),
+		    "stored %s cannot be opened (wrong master key?)", field);
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+static char *
+col_str(struct kore_pgsql *sql, int col)
+{
+	char		*s;
+
+	if (kore_pgsql_getlength(sql, 0, col) == 0)
+		return (NULL);
+	if ((s = strdup(kore_pgsql_getvalue(sql, 0, col))) == NULL)
+		fatal("strdup");
+
+	return (s);
+}
+
+static void
+refresh_answered(struct attempt *at)
+{
+	if (at->ok && at->ans.expires_ms <= at->sent_ms) {
+		at->ok = 0;
+		(void)snprintf(at->error, sizeof(at->error),
+		    "upstream answer: token already expired");
+	}
+
+	if (at->ok)
+		refresh_succeeded(at);
+	else
+		refresh_failed(at);
+}
+
+static void
+refresh_succeeded(struct attempt *at)
+{
+	const char	*token = at->ans.token;
+	int64_t		buffer;
+
+	buffer = at->src.refresh_buffer >= 0 ?
+	    at->src.refresh_buffer * 1000 : kiln_config.refresh_buffer_ms;
+	at->refresh_ms = policy_refresh_at(at->sent_ms, at->ans.expires_ms,
+	    buffer, policy_random());
+
+	seal_fingerprint(token, strlen(token), at->fpr);
+	if (!seal_seal(at->name, "token", token, strlen(token),
+	    &at->sealed_token))
+		fatal("seal_seal failed");
+
+	/* A rotated refresh token replaces the stored one, atomically. */
+	if (at->src.kind == KIND_REFRESH_TOKEN &&
+	    at->ans.refresh_token != NULL &&
+	    !seal_seal(at->name, "refresh_token", at->ans.refresh_token,
+	    strlen(at->ans.refresh_token), &at->sealed_refresh))
+		fatal("seal_seal failed");
+
+	store_commit_success(at, refresh_committed, at);
+}
+
+static void
+refresh_failed(struct attempt *at)
+{
+	int64_t		now, delay;
+
+	now = kiln_now();
+	if (at->duration_ms == 0)
+		at->duration_ms = now - at->started_ms;
+	delay = policy_backoff(at->failures + 1, now, at->expires_ms,
+	    policy_random());
+	at->next_ms = now + delay;
+
+	log_context(at->request_id, NULL);
+	log_kv(LOG_LVL_WARN, "token refresh failed", "token", at->name,
+	    "trigger", at->trigger, "error", at->error,
+	    "#http_status", (int64_t)at->http_status,
+	    "#failures", (int64_t)at->failures + 1,
+	    "#retry_in_ms", delay, "#duration_ms", at->duration_ms, NULL);
+	log_context(NULL, NULL);
+
+	store_commit_failure(at, refresh_committed, at);
+}
+
+static void
+refresh_committed(struct kore_pgsql *sql, void *arg, int ok)
+{
+	struct attempt	*at = arg;
+	char		expires[ISOTIME_LEN], refresh[ISOTIME_LEN];
+
+	log_context(at->request_id, NULL);
+	if (!ok) {
+		log_kv(LOG_LVL_ERROR, "refresh outcome not stored",
+		    "token", at->name, NULL);
+	} else if (at->ok && kore_pgsql_getlength(sql, 0, 0) == 0) {
+		log_kv(LOG_LVL_WARN, "lease lost before commit, token dropped",
+		    "token", at->name, "fingerprint", at->fpr, NULL);
+	} else if (at->ok) {
+		isotime_format(at->ans.expires_ms, expires, sizeof(expires));
+		isotime_format(at->refresh_ms, refresh, sizeof(refresh));
+		log_kv(LOG_LVL_INFO, "token refreshed", "token", at->name,
+		    "trigger", at->trigger, "fingerprint", at->fpr,
+		    "#generation", strtoll(kore_pgsql_getvalue(sql, 0, 0),
+		    NULL, 10), "expires_at", expires, "refresh_at", refresh,
+		    "expiry_from", at->ans.expiry_from,
+		    "#duration_ms", at->duration_ms, NULL);
+	}
+	log_context(NULL, NULL);
+
+	cache_reload(at->name);
+	refresh_end(at);
+}
+
+static void
+refresh_end(struct attempt *at)
+{
+	struct cache_entry	*e;
+
+	if ((e = cache_lookup(at->name)) != NULL) {
+		e->inflight = 0;
+		if (at->ok == -1)
+			e->retry_ms = kiln_now() + REFRESH_LOST_RETRY_MS;
+	}
+
+	source_free(&at->src);
+	oauth_request_free(&at->oreq);
+	oauth_answer_free(&at->ans);
+	seal_wipe(at->sealed_token);
+	seal_wipe(at->sealed_refresh);
+	kore_free(at);
+}

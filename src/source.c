@@ -1,0 +1,644 @@
+/*
+ * source.c: the token source JSON of DESIGN.md, shared by the sources file
+ * and the admin API. Every error names its field first and never carries
+ * a secret.
+ */
+
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "kiln.h"
+
+#define SOURCE_STRING_MAX	2048
+#define SOURCE_SECRET_MAX	8192
+#define SOURCE_ENV_MAX		128
+
+#define F_NAME			1
+#define F_KIND			2
+#define F_URL			3
+#define F_STRING		4
+#define F_SECRET		5
+#define F_PATH			6
+#define F_INT			7
+#define F_BOOL			8
+#define F_AUTH			9
+#define F_ACCESS		10
+
+/*
+ * One row per JSON key. JSON null puts a field back to its default
+ * (def or defstr), or clears it when it has none.
+ */
+struct source_field {
+	const char	*name;
+	int		type;
+	size_t		offset;
+	int64_t		min;
+	int64_t		max;
+	int64_t		def;
+	const char	*defstr;
+};
+
+#define OFF(x)		offsetof(struct source, x)
+
+static const struct source_field fields[] = {
+	{ "name", F_NAME, 0, 0, 0, 0, NULL },
+	{ "kind", F_KIND, OFF(kind), 0, 0, 0, NULL },
+	{ "token_url", F_URL, OFF(token_url), 0, 0, 0, NULL },
+	{ "client_id", F_STRING, OFF(client_id), 0, 0, 0, NULL },
+	{ "client_secret", F_SECRET, OFF(client_secret), 0, 0, 0, NULL },
+	{ "auth_method", F_AUTH, OFF(auth_method), 0, 0,
+	    AUTH_SECRET_POST, NULL },
+	{ "scope", F_STRING, OFF(scope), 0, 0, 0, NULL },
+	{ "audience", F_STRING, OFF(audience), 0, 0, 0, NULL },
+	{ "resource", F_STRING, OFF(resource), 0, 0, 0, NULL },
+	{ "refresh_token", F_SECRET, OFF(refresh_token), 0, 0, 0, NULL },
+	{ "username", F_STRING, OFF(username), 0, 0, 0, NULL },
+	{ "password", F_SECRET, OFF(password), 0, 0, 0, NULL },
+	{ "token_path", F_PATH, OFF(token_path), 0, 0, 0, "access_token" },
+	{ "expires_at_path", F_PATH, OFF(expires_at_path), 0, 0, 0, NULL },
+	{ "expires_in_path", F_PATH, OFF(expires_in_path), 0, 0, 0,
+	    "expires_in" },
+	{ "refresh_buffer", F_INT, OFF(refresh_buffer), 0, 86400, -1, NULL },
+	{ "fallback_lifetime", F_INT, OFF(fallback_lifetime), 1, 31536000,
+	    900, NULL },
+	{ "access", F_ACCESS, OFF(access), 0, 0, ACCESS_OPEN, NULL },
+	{ "require_header", F_BOOL, OFF(require_header), 0, 0, 0, NULL },
+	{ "enabled", F_BOOL, OFF(enabled), 0, 0, 1, NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL }
+};
+
+static const char *kinds[] = {
+	NULL,
+	"client_credentials",
+	"refresh_token",
+	"password",
+	"json_login",
+};
+
+static int	source_defaults(struct source *, char *, size_t);
+static int	source_apply(const struct source_field *, yajl_val, int,
+		    struct source *, char *, size_t);
+static int	source_apply_string(const struct source_field *, yajl_val,
+		    int, struct source *, char *, size_t);
+static int	source_apply_number(const struct source_field *, yajl_val,
+		    struct source *, char *, size_t);
+static int	source_check(const struct source *, int, u_int32_t,
+		    char *, size_t);
+static int	source_secret(const struct source_field *, yajl_val, int,
+		    const char **, char *, size_t);
+static int	source_set(char **, const char *, int);
+static int	field_index(const char *);
+static int	text_clean(const char *);
+static void	key_printable(const char *, char *, size_t);
+static int	path_valid(const char *);
+static int	url_valid(const char *);
+static void	seterr(char *, size_t, const char *, ...)
+		    __attribute__((format (printf, 3, 4)));
+
+int
+source_from_json(yajl_val obj, int flags, struct source *src, char *err,
+    size_t errlen)
+{
+	size_t		i;
+	u_int32_t	seen;
+	int		idx;
+	char		key[65];
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	if (!(flags & SOURCE_PATCH) && !source_defaults(src, err, errlen))
+		return (KORE_RESULT_ERROR);
+
+	if (obj == NULL || !YAJL_IS_OBJECT(obj)) {
+		seterr(err, errlen, "source: must be a JSON object");
+		return (KORE_RESULT_ERROR);
+	}
+
+	seen = 0;
+	for (i = 0; i < obj->u.object.len; i++) {
+		if ((idx = field_index(obj->u.object.keys[i])) == -1) {
+			key_printable(obj->u.object.keys[i], key, sizeof(key));
+			seterr(err, errlen, "%s: unknown field", key);
+			return (KORE_RESULT_ERROR);
+		}
+		if (seen & (1U << idx)) {
+			seterr(err, errlen, "%s: given twice",
+			    fields[idx].name);
+			return (KORE_RESULT_ERROR);
+		}
+		seen |= 1U << idx;
+
+		if (!source_apply(&fields[idx], obj->u.object.values[i],
+		    flags, src, err, errlen))
+			return (KORE_RESULT_ERROR);
+	}
+
+	return (source_check(src, flags, seen, err, errlen));
+}
+
+int
+source_name_valid(const char *name)
+{
+	size_t		i;
+
+	if (name == NULL || name[0] == '\0')
+		return (0);
+
+	for (i = 0; name[i] != '\0'; i++) {
+		if (i == KILN_NAME_MAX)
+			return (0);
+		if ((name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= '0' && name[i] <= '9'))
+			continue;
+		if (i > 0 && (name[i] == '_' || name[i] == '-'))
+			continue;
+		return (0);
+	}
+
+	return (1);
+}
+
+int
+source_kind_parse(const char *name)
+{
+	int		i;
+
+	if (name == NULL)
+		return (0);
+
+	for (i = KIND_CLIENT_CREDENTIALS; i <= KIND_JSON_LOGIN; i++) {
+		if (!strcmp(kinds[i], name))
+			return (i);
+	}
+
+	return (0);
+}
+
+const char *
+source_kind_name(int kind)
+{
+	if (kind < KIND_CLIENT_CREDENTIALS || kind > KIND_JSON_LOGIN)
+		return ("unknown");
+
+	return (kinds[kind]);
+}
+
+void
+source_free(struct source *src)
+{
+	const struct source_field	*f;
+	char				**sp;
+
+	if (src == NULL)
+		return;
+
+	for (f = fields; f->name != NULL; f++) {
+		if (f->type != F_URL && f->type != F_STRING &&
+		    f->type != F_SECRET && f->type != F_PATH)
+			continue;
+		sp = (char **)((u_int8_t *)src + f->offset);
+		(void)source_set(sp, NULL, f->type == F_SECRET);
+	}
+
+	OPENSSL_cleanse(src, sizeof(*src));
+}
+
+static int
+source_defaults(struct source *src, char *err, size_t errlen)
+{
+	memset(src, 0, sizeof(*src));
+
+	src->auth_method = AUTH_SECRET_POST;
+	src->refresh_buffer = -1;
+	src->fallback_lifetime = 900;
+	src->access = ACCESS_OPEN;
+	src->require_header = 0;
+	src->enabled = 1;
+
+	if (!source_set(&src->token_path, "access_token", 0) ||
+	    !source_set(&src->expires_in_path, "expires_in", 0)) {
+		seterr(err, errlen, "source: out of memory");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+source_apply(const struct source_field *f, yajl_val v, int flags,
+    struct source *src, char *err, size_t errlen)
+{
+	const char	*s;
+	int		kind, *ip;
+
+	switch (f->type) {
+	case F_NAME:
+		if (!YAJL_IS_STRING(v)) {
+			seterr(err, errlen, "name: must be a string");
+			return (KORE_RESULT_ERROR);
+		}
+		s = YAJL_GET_STRING(v);
+		if (flags & SOURCE_PATCH) {
+			if (strcmp(s, src->name)) {
+				seterr(err, errlen, "name: cannot be changed");
+				return (KORE_RESULT_ERROR);
+			}
+			return (KORE_RESULT_OK);
+		}
+		if (!source_name_valid(s)) {
+			seterr(err, errlen,
+			    "name: must match ^[a-z0-9][a-z0-9_-]{0,63}$");
+			return (KORE_RESULT_ERROR);
+		}
+		(void)snprintf(src->name, sizeof(src->name), "%s", s);
+		return (KORE_RESULT_OK);
+	case F_KIND:
+		kind = YAJL_IS_STRING(v) ?
+		    source_kind_parse(YAJL_GET_STRING(v)) : 0;
+		if (kind == 0) {
+			seterr(err, errlen, "kind: must be one of "
+			    "client_credentials, refresh_token, password, "
+			    "json_login");
+			return (KORE_RESULT_ERROR);
+		}
+		if ((flags & SOURCE_PATCH) && kind != src->kind) {
+			seterr(err, errlen, "kind: cannot be changed");
+			return (KORE_RESULT_ERROR);
+		}
+		src->kind = kind;
+		return (KORE_RESULT_OK);
+	case F_URL:
+	case F_STRING:
+	case F_SECRET:
+	case F_PATH:
+		return (source_apply_string(f, v, flags, src, err, errlen));
+	case F_INT:
+	case F_BOOL:
+		return (source_apply_number(f, v, src, err, errlen));
+	}
+
+	/* F_AUTH and F_ACCESS: two-valued enums. */
+	ip = (int *)((u_int8_t *)src + f->offset);
+	s = YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : "";
+
+	if (YAJL_IS_NULL(v)) {
+		*ip = (int)f->def;
+	} else if (f->type == F_AUTH && !strcmp(s, "client_secret_post")) {
+		*ip = AUTH_SECRET_POST;
+	} else if (f->type == F_AUTH && !strcmp(s, "client_secret_basic")) {
+		*ip = AUTH_SECRET_BASIC;
+	} else if (f->type == F_ACCESS && !strcmp(s, "open")) {
+		*ip = ACCESS_OPEN;
+	} else if (f->type == F_ACCESS && !strcmp(s, "key")) {
+		*ip = ACCESS_KEY;
+	} else if (f->type == F_AUTH) {
+		seterr(err, errlen, "auth_method: must be client_secret_post "
+		    "or client_secret_basic");
+		return (KORE_RESULT_ERROR);
+	} else {
+		seterr(err, errlen, "access: must be open or key");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+source_apply_string(const struct source_field *f, yajl_val v, int flags,
+    struct source *src, char *err, size_t errlen)
+{
+	const char	*s;
+	size_t		len, max;
+	char		**sp;
+
+	sp = (char **)((u_int8_t *)src + f->offset);
+	max = (f->type == F_SECRET) ? SOURCE_SECRET_MAX : SOURCE_STRING_MAX;
+
+	if (YAJL_IS_NULL(v)) {
+		if (!source_set(sp, f->defstr, f->type == F_SECRET))
+			goto nomem;
+		return (KORE_RESULT_OK);
+	}
+
+	if (f->type == F_SECRET) {
+		if (!source_secret(f, v, flags, &s, err, errlen))
+			return (KORE_RESULT_ERROR);
+	} else if (YAJL_IS_STRING(v)) {
+		s = YAJL_GET_STRING(v);
+	} else {
+		seterr(err, errlen, "%s: must be a string", f->name);
+		return (KORE_RESULT_ERROR);
+	}
+
+	len = strlen(s);
+	if (len == 0 || len > max) {
+		seterr(err, errlen, "%s: must be 1 to %zu bytes long",
+		    f->name, max);
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (f->type != F_SECRET && !text_clean(s)) {
+		seterr(err, errlen, "%s: must not contain control characters",
+		    f->name);
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (f->type == F_URL && !url_valid(s)) {
+		seterr(err, errlen, "%s: must be an http:// or https:// URL",
+		    f->name);
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (f->type == F_PATH && !path_valid(s)) {
+		seterr(err, errlen,
+		    "%s: must be a dotted path like Data.access_token",
+		    f->name);
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (!source_set(sp, s, f->type == F_SECRET))
+		goto nomem;
+
+	return (KORE_RESULT_OK);
+
+nomem:
+	seterr(err, errlen, "%s: out of memory", f->name);
+	return (KORE_RESULT_ERROR);
+}
+
+static int
+source_apply_number(const struct source_field *f, yajl_val v,
+    struct source *src, char *err, size_t errlen)
+{
+	int64_t		*lp;
+	int		*ip;
+
+	if (f->type == F_BOOL) {
+		ip = (int *)((u_int8_t *)src + f->offset);
+		if (YAJL_IS_NULL(v)) {
+			*ip = (int)f->def;
+		} else if (YAJL_IS_TRUE(v)) {
+			*ip = 1;
+		} else if (YAJL_IS_FALSE(v)) {
+			*ip = 0;
+		} else {
+			seterr(err, errlen, "%s: must be true or false",
+			    f->name);
+			return (KORE_RESULT_ERROR);
+		}
+		return (KORE_RESULT_OK);
+	}
+
+	lp = (int64_t *)((u_int8_t *)src + f->offset);
+
+	if (YAJL_IS_NULL(v)) {
+		*lp = f->def;
+		return (KORE_RESULT_OK);
+	}
+
+	if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < f->min ||
+	    YAJL_GET_INTEGER(v) > f->max) {
+		seterr(err, errlen, "%s: must be an integer between %lld "
+		    "and %lld", f->name, (long long)f->min, (long long)f->max);
+		return (KORE_RESULT_ERROR);
+	}
+
+	*lp = YAJL_GET_INTEGER(v);
+
+	return (KORE_RESULT_OK);
+}
+
+/* A secret is a string, or {"env":"VAR"} in the sources file. */
+static int
+source_secret(const struct source_field *f, yajl_val v, int flags,
+    const char **out, char *err, size_t errlen)
+{
+	const char	*var, *value;
+	size_t		i;
+
+	if (YAJL_IS_STRING(v)) {
+		*out = YAJL_GET_STRING(v);
+		return (KORE_RESULT_OK);
+	}
+
+	if (!YAJL_IS_OBJECT(v) || v->u.object.len != 1 ||
+	    strcmp(v->u.object.keys[0], "env") ||
+	    !YAJL_IS_STRING(v->u.object.values[0])) {
+		seterr(err, errlen, "%s: must be a string", f->name);
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (!(flags & SOURCE_ALLOW_ENV)) {
+		seterr(err, errlen, "%s: {\"env\":...} is only allowed in "
+		    "the sources file", f->name);
+		return (KORE_RESULT_ERROR);
+	}
+
+	var = YAJL_GET_STRING(v->u.object.values[0]);
+	for (i = 0; var[i] != '\0'; i++) {
+		if ((var[i] >= 'A' && var[i] <= 'Z') ||
+		    (var[i] >= 'a' && var[i] <= 'z') || var[i] == '_' ||
+		    (i > 0 && var[i] >= '0' && var[i] <= '9'))
+			continue;
+		break;
+	}
+	if (i == 0 || var[i] != '\0' || i > SOURCE_ENV_MAX) {
+		seterr(err, errlen, "%s: env must name a variable", f->name);
+		return (KORE_RESULT_ERROR);
+	}
+
+	if ((value = getenv(var)) == NULL) {
+		seterr(err, errlen, "%s: environment variable %s is not set",
+		    f->name, var);
+		return (KORE_RESULT_ERROR);
+	}
+
+	*out = value;
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+source_check(const struct source *src, int flags, u_int32_t seen,
+    char *err, size_t errlen)
+{
+	const char	*kind, *missing;
+
+	if (src->name[0] == '\0') {
+		seterr(err, errlen, "name: required");
+		return (KORE_RESULT_ERROR);
+	}
+	if (src->kind == 0) {
+		seterr(err, errlen, "kind: required");
+		return (KORE_RESULT_ERROR);
+	}
+
+	kind = source_kind_name(src->kind);
+	missing = NULL;
+
+	if (src->token_url == NULL)
+		missing = "token_url";
+
+	switch (src->kind) {
+	case KIND_CLIENT_CREDENTIALS:
+		if (missing == NULL && src->client_id == NULL)
+			missing = "client_id";
+		if (missing == NULL && src->client_secret == NULL)
+			missing = "client_secret";
+		break;
+	case KIND_REFRESH_TOKEN:
+		if (missing == NULL && src->refresh_token == NULL)
+			missing = "refresh_token";
+		break;
+	case KIND_PASSWORD:
+	case KIND_JSON_LOGIN:
+		if (missing == NULL && src->username == NULL)
+			missing = "username";
+		if (missing == NULL && src->password == NULL)
+			missing = "password";
+		break;
+	}
+
+	/* The default token_path rarely fits a login API: ask for it. */
+	if (missing == NULL && src->kind == KIND_JSON_LOGIN &&
+	    (src->token_path == NULL || (!(flags & SOURCE_PATCH) &&
+	    !(seen & (1U << field_index("token_path"))))))
+		missing = "token_path";
+
+	if (missing != NULL) {
+		seterr(err, errlen, "%s: required for %s", missing, kind);
+		return (KORE_RESULT_ERROR);
+	}
+
+	/* A client secret is only sent along with its client id. */
+	if ((src->kind == KIND_REFRESH_TOKEN || src->kind == KIND_PASSWORD) &&
+	    src->client_secret != NULL && src->client_id == NULL) {
+		seterr(err, errlen, "client_id: required with client_secret");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+/* Replace *sp by a copy of s (NULL clears), wiping a secret first. */
+static int
+source_set(char **sp, const char *s, int secret)
+{
+	char		*copy;
+
+	copy = NULL;
+	if (s != NULL && (copy = strdup(s)) == NULL)
+		return (KORE_RESULT_ERROR);
+
+	if (*sp != NULL) {
+		if (secret)
+			OPENSSL_cleanse(*sp, strlen(*sp));
+		free(*sp);
+	}
+
+	*sp = copy;
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+field_index(const char *key)
+{
+	int		i;
+
+	for (i = 0; fields[i].name != NULL; i++) {
+		if (!strcmp(fields[i].name, key))
+			return (i);
+	}
+
+	return (-1);
+}
+
+static int
+text_clean(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return (0);
+	}
+
+	return (1);
+}
+
+/* Unknown keys are echoed short and printable, never as sent. */
+static void
+key_printable(const char *key, char *out, size_t len)
+{
+	size_t		i;
+
+	for (i = 0; key[i] != '\0' && i < len - 1; i++) {
+		if (key[i] >= 0x20 && key[i] < 0x7f)
+			out[i] = key[i];
+		else
+			out[i] = '?';
+	}
+
+	out[i] = '\0';
+}
+
+static int
+path_valid(const char *path)
+{
+	const char	*p;
+
+	if (*path == '.')
+		return (0);
+
+	for (p = path; *p != '\0'; p++) {
+		if (*p == '.' && (p[1] == '.' || p[1] == '\0'))
+			return (0);
+	}
+
+	return (1);
+}
+
+static int
+url_valid(const char *url)
+{
+	const char	*p;
+
+	if (!strncasecmp(url, "http://", 7))
+		p = url + 7;
+	else if (!strncasecmp(url, "https://", 8))
+		p = url + 8;
+	else
+		return (0);
+
+	if (*p == '\0' || *p == '/')
+		return (0);
+
+	for (; *p != '\0'; p++) {
+		if (*p == ' ')
+			return (0);
+	}
+
+	return (1);
+}
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list		args;
+
+	if (err == NULL || errlen == 0)
+		return;
+
+	va_start(args, fmt);
+	(void)vsnprintf(err, errlen, fmt, args);
+	va_end(args);
+}

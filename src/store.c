@@ -1,0 +1,836 @@
+/*
+ * store.c: every SQL statement of kiln, always with parameters.
+ *
+ * The parent runs the migrations and upserts the sources file with a
+ * plain blocking libpq connection before any worker exists. Workers only
+ * use asynchronous kore_pgsql jobs: one job is one statement whose
+ * callback runs exactly once, with the result or with an error. Writes
+ * that belong together are one statement (data-modifying CTEs) so they
+ * commit together and a NOTIFY in them is sent on commit.
+ */
+
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <yajl/yajl_gen.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+#include <kore/pgsql.h>
+#include <kore/curl.h>
+
+#include "kiln.h"
+
+#define STORE_DB		"db"
+#define STORE_PARAMS_MAX	16
+#define STORE_MIGRATE_LOCK	"7163021"
+#define STORE_CONNECT_TRIES	60
+
+struct store_job {
+	struct kore_pgsql	sql;
+	const char		*query;
+	int			nparams;
+	char			*values[STORE_PARAMS_MAX];
+	int			lengths[STORE_PARAMS_MAX];
+	int			formats[STORE_PARAMS_MAX];
+	store_rows_cb		cb;
+	void			*arg;
+	int			done;
+	int			releasing;
+	int64_t			started;
+	LIST_ENTRY(store_job)	list;
+};
+
+static const char q_load[] =
+    "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
+    "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
+    "COALESCE((SELECT value = 'true' FROM settings "
+    "WHERE key = 'prewarming_paused'), false) "
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+    "WHERE $1::text IS NULL OR s.name = $1";
+
+static const char q_lease[] =
+    "UPDATE tokens t SET lease_owner = $2, "
+    "lease_until = now() + $3::bigint * interval '1 millisecond', "
+    "rejected_generation = CASE WHEN $4 = 'rejected' THEN $5::bigint "
+    "ELSE t.rejected_generation END "
+    "FROM token_sources s "
+    "WHERE t.source_id = s.id AND s.name = $1 AND s.enabled "
+    "AND (t.lease_until IS NULL OR t.lease_until < now()) "
+    "AND CASE $4 "
+    "WHEN 'schedule' THEN t.next_attempt_at <= now() AND NOT s.paused "
+    "AND NOT COALESCE((SELECT value = 'true' FROM settings "
+    "WHERE key = 'prewarming_paused'), false) "
+    "WHEN 'min_ttl' THEN t.expires_at IS NULL OR "
+    "t.expires_at < now() + $5::bigint * interval '1 second' "
+    "WHEN 'rejected' THEN t.generation = $5::bigint AND "
+    "t.rejected_generation IS DISTINCT FROM $5::bigint "
+    "ELSE true END "
+    "RETURNING s.id, s.kind, s.token_url, s.client_id, "
+    "s.client_secret_sealed, s.auth_method, s.scope, s.audience, "
+    "s.resource, s.refresh_token_sealed, s.username, s.password_sealed, "
+    "s.token_path, s.expires_at_path, s.expires_in_path, "
+    "s.refresh_buffer, s.fallback_lifetime, t.generation, "
+    "kiln_ms(t.expires_at), t.failures";
+
+static const char q_success[] =
+    "WITH t AS (UPDATE tokens SET token_sealed = $3, token_type = $4, "
+    "generation = generation + 1, fingerprint = $5, "
+    "obtained_at = kiln_ts($6), expires_at = kiln_ts($7), "
+    "refresh_at = kiln_ts($8), next_attempt_at = kiln_ts($8), "
+    "lease_owner = NULL, lease_until = NULL, failures = 0, "
+    "last_error = NULL, last_duration_ms = $9, updated_at = now() "
+    "WHERE source_id = $1 AND lease_owner = $2 RETURNING generation), "
+    "r AS (UPDATE token_sources SET refresh_token_sealed = $10 "
+    "WHERE id = $1 AND $10::text IS NOT NULL RETURNING id), "
+    "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
+    "outcome, duration_ms, http_status, error, generation, fingerprint, "
+    "owner) SELECT $1, $11, kiln_ts($12), "
+    "CASE WHEN g.gen IS NULL THEN 'failure' ELSE 'success' END, $9, $13, "
+    "CASE WHEN g.gen IS NULL THEN 'lease lost before commit' END, "
+    "g.gen, $5, $2 FROM (SELECT (SELECT generation FROM t) AS gen) g "
+    "RETURNING id) "
+    "SELECT (SELECT generation FROM t), pg_notify('kiln_tokens', $14), "
+    "(SELECT count(*) FROM r), (SELECT count(*) FROM e)";
+
+static const char q_failure[] =
+    "WITH t AS (UPDATE tokens SET lease_owner = NULL, lease_until = NULL, "
+    "failures = failures + 1, last_error = $3, last_duration_ms = $4, "
+    "next_attempt_at = kiln_ts($5), updated_at = now() "
+    "WHERE source_id = $1 AND lease_owner = $2 RETURNING generation), "
+    "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
+    "outcome, duration_ms, http_status, error, owner) "
+    "VALUES ($1, $6, kiln_ts($7), 'failure', $4, $8, $3, $2) "
+    "RETURNING id) "
+    "SELECT pg_notify('kiln_tokens', $9), (SELECT count(*) FROM t), "
+    "(SELECT count(*) FROM e)";
+
+static const char q_release[] =
+    "UPDATE tokens SET lease_owner = NULL, lease_until = NULL "
+    "WHERE lease_owner = $1";
+
+static const char q_migration_seen[] =
+    "SELECT 1 FROM schema_migrations WHERE version = $1";
+
+static const char q_migration_done[] =
+    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)";
+
+static const char q_source_digest[] =
+    "SELECT id, config_digest, refresh_seed_digest FROM token_sources "
+    "WHERE name = $1";
+
+static const char q_source_insert[] =
+    "WITH s AS (INSERT INTO token_sources (name, kind, token_url, "
+    "client_id, client_secret_sealed, auth_method, scope, audience, "
+    "resource, refresh_token_sealed, username, password_sealed, "
+    "token_path, expires_at_path, expires_in_path, refresh_buffer, "
+    "fallback_lifetime, access, require_header, enabled, config_digest, "
+    "refresh_seed_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) "
+    "RETURNING id) "
+    "INSERT INTO tokens (source_id) SELECT id FROM s";
+
+static const char q_source_update[] =
+    "WITH s AS (UPDATE token_sources SET kind = $2, token_url = $3, "
+    "client_id = $4, client_secret_sealed = $5, auth_method = $6, "
+    "scope = $7, audience = $8, resource = $9, "
+    "refresh_token_sealed = COALESCE($10, refresh_token_sealed), "
+    "username = $11, password_sealed = $12, token_path = $13, "
+    "expires_at_path = $14, expires_in_path = $15, refresh_buffer = $16, "
+    "fallback_lifetime = $17, access = $18, require_header = $19, "
+    "enabled = $20, config_digest = $21, "
+    "refresh_seed_digest = COALESCE($22, refresh_seed_digest), "
+    "config_version = config_version + 1, updated_at = now() "
+    "WHERE name = $1 RETURNING id) "
+    "UPDATE tokens SET next_attempt_at = now(), failures = 0 "
+    "FROM s WHERE tokens.source_id = s.id";
+
+static LIST_HEAD(, store_job)	store_jobs = LIST_HEAD_INITIALIZER(store_jobs);
+static struct kore_timer	*store_watchdog_timer;
+
+static PGconn	*sync_connect(char *, size_t);
+static int	sync_exec(PGconn *, const char *, int, const char **,
+		    char *, size_t);
+static int	migrate_file(PGconn *, const char *, const char *,
+		    char *, size_t);
+static int	migrate_filter(const struct dirent *);
+static char	*file_read(const char *, size_t *);
+static int	upsert_one(PGconn *, struct source *, char *, size_t);
+static char	*source_digest(const struct source *);
+static void	digest_append(void *, const char *, size_t);
+static char	*seal_opt(const struct source *, const char *,
+		    const char *);
+static void	store_job(const char *, store_rows_cb, void *, int, ...);
+static void	store_job_send(struct store_job *);
+static void	store_job_cb(struct kore_pgsql *, void *);
+static void	store_job_finish(struct store_job *, int);
+static void	store_job_free(struct store_job *);
+static void	store_watchdog(void *, u_int64_t);
+static char	*i64(int64_t);
+
+/* Parent: make the database known to kore_pgsql before the fork. */
+void
+store_register(void)
+{
+	if (!kore_pgsql_register(STORE_DB, kiln_config.database_url))
+		fatal("kore_pgsql_register failed");
+}
+
+int
+store_migrate(char *err, size_t errlen)
+{
+	struct dirent	**list;
+	PGconn		*db;
+	int		i, n, ret;
+
+	if ((db = sync_connect(err, errlen)) == NULL)
+		return (KORE_RESULT_ERROR);
+
+	ret = KORE_RESULT_ERROR;
+	n = -1;
+	list = NULL;
+
+	if (!sync_exec(db, "SELECT pg_advisory_lock(" STORE_MIGRATE_LOCK ")",
+	    0, NULL, err, errlen))
+		goto cleanup;
+	if (!sync_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	    "version integer PRIMARY KEY, name text NOT NULL, "
+	    "applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL,
+	    err, errlen))
+		goto cleanup;
+
+	n = scandir(kiln_config.migrations_dir, &list, migrate_filter,
+	    alphasort);
+	if (n == -1) {
+		(void)snprintf(err, errlen, "KILN_MIGRATIONS_DIR: %s: %s",
+		    kiln_config.migrations_dir, strerror(errno));
+		goto cleanup;
+	}
+	if (n == 0) {
+		(void)snprintf(err, errlen, "KILN_MIGRATIONS_DIR: %s: no "
+		    "migrations", kiln_config.migrations_dir);
+		goto cleanup;
+	}
+
+	for (i = 0; i < n; i++) {
+		if (!migrate_file(db, kiln_config.migrations_dir,
+		    list[i]->d_name, err, errlen))
+			goto cleanup;
+	}
+
+	ret = KORE_RESULT_OK;
+
+cleanup:
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+	(void)sync_exec(db, "SELECT pg_advisory_unlock(" STORE_MIGRATE_LOCK
+	    ")", 0, NULL, NULL, 0);
+	PQfinish(db);
+
+	return (ret);
+}
+
+int
+store_upsert_sources(struct source *src, size_t n, char *err, size_t errlen)
+{
+	PGconn		*db;
+	size_t		i;
+	int		ret;
+
+	if ((db = sync_connect(err, errlen)) == NULL)
+		return (KORE_RESULT_ERROR);
+
+	ret = sync_exec(db, "SELECT pg_advisory_lock(" STORE_MIGRATE_LOCK ")",
+	    0, NULL, err, errlen);
+	for (i = 0; ret && i < n; i++)
+		ret = upsert_one(db, &src[i], err, errlen);
+
+	(void)sync_exec(db, "SELECT pg_advisory_unlock(" STORE_MIGRATE_LOCK
+	    ")", 0, NULL, NULL, 0);
+	PQfinish(db);
+
+	return (ret);
+}
+
+/* Worker: a whole or a one-source snapshot for the cache. */
+void
+store_load(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_load, cb, arg, 1, name);
+}
+
+void
+store_lease(const char *name, const char *trigger, int64_t arg,
+    store_rows_cb cb, void *cbarg)
+{
+	char		*lease, *a;
+
+	lease = i64(kiln_config.lease_ms);
+	a = i64(arg);
+	store_job(q_lease, cb, cbarg, 5, name, kiln_config.owner, lease,
+	    trigger, a);
+	kore_free(lease);
+	kore_free(a);
+}
+
+void
+store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
+{
+	char	*id, *obtained, *expires, *refresh, *dur, *started, *status;
+
+	id = i64(at->source_id);
+	obtained = i64(at->sent_ms);
+	expires = i64(at->ans.expires_ms);
+	refresh = i64(at->refresh_ms);
+	dur = i64(at->duration_ms);
+	started = i64(at->started_ms);
+	status = i64(at->http_status);
+
+	store_job(q_success, cb, arg, 14, id, kiln_config.owner,
+	    at->sealed_token, at->ans.token_type, at->fpr, obtained, expires,
+	    refresh, dur, at->sealed_refresh, at->trigger, started, status,
+	    at->name);
+
+	kore_free(id);
+	kore_free(obtained);
+	kore_free(expires);
+	kore_free(refresh);
+	kore_free(dur);
+	kore_free(started);
+	kore_free(status);
+}
+
+void
+store_commit_failure(struct attempt *at, store_rows_cb cb, void *arg)
+{
+	char	*id, *dur, *next, *started, *status;
+
+	id = i64(at->source_id);
+	dur = i64(at->duration_ms);
+	next = i64(at->next_ms);
+	started = i64(at->started_ms);
+	status = at->http_status > 0 ? i64(at->http_status) : NULL;
+
+	store_job(q_failure, cb, arg, 9, id, kiln_config.owner, at->error,
+	    dur, next, at->trigger, started, status, at->name);
+
+	kore_free(id);
+	kore_free(dur);
+	kore_free(next);
+	kore_free(started);
+	kore_free(status);
+}
+
+/*
+ * Worker teardown: give back the leases this worker holds so another
+ * worker or instance can refresh at once. Blocking is fine here.
+ */
+void
+store_release_leases(void)
+{
+	PGconn		*db;
+	const char	*values[1];
+	char		err[KILN_ERR_MAX];
+
+	if ((db = PQconnectdb(kiln_config.database_url)) == NULL)
+		return;
+	if (PQstatus(db) == CONNECTION_OK) {
+		values[0] = kiln_config.owner;
+		(void)sync_exec(db, q_release, 1, values, err, sizeof(err));
+	}
+	PQfinish(db);
+}
+
+static PGconn *
+sync_connect(char *err, size_t errlen)
+{
+	PGconn		*db;
+	int		i;
+
+	for (i = 0; i < STORE_CONNECT_TRIES; i++) {
+		db = PQconnectdb(kiln_config.database_url);
+		if (db != NULL && PQstatus(db) == CONNECTION_OK)
+			return (db);
+		if (i == 0) {
+			log_kv(LOG_LVL_WARN, "database not reachable, retrying",
+			    "error", db ? PQerrorMessage(db) : "out of memory",
+			    NULL);
+		}
+		PQfinish(db);
+		usleep(500 * 1000);
+	}
+
+	(void)snprintf(err, errlen, "KILN_DATABASE_URL: cannot connect");
+	return (NULL);
+}
+
+static int
+sync_exec(PGconn *db, const char *query, int n, const char **values,
+    char *err, size_t errlen)
+{
+	PGresult	*res;
+	int		ret;
+
+	res = PQexecParams(db, query, n, NULL, values, NULL, NULL, 0);
+	ret = PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ret && err != NULL)
+		(void)snprintf(err, errlen, "database: %s",
+		    PQerrorMessage(db));
+	PQclear(res);
+
+	return (ret ? KORE_RESULT_OK : KORE_RESULT_ERROR);
+}
+
+static int
+migrate_filter(const struct dirent *dp)
+{
+	size_t		len;
+
+	len = strlen(dp->d_name);
+	if (len < 8 || strcmp(dp->d_name + len - 4, ".sql"))
+		return (0);
+	if (dp->d_name[0] < '0' || dp->d_name[0] > '9' ||
+	    dp->d_name[1] < '0' || dp->d_name[1] > '9' ||
+	    dp->d_name[2] < '0' || dp->d_name[2] > '9' ||
+	    dp->d_name[3] != '_')
+		return (0);
+
+	return (1);
+}
+
+static int
+migrate_file(PGconn *db, const char *dir, const char *file, char *err,
+    size_t errlen)
+{
+	PGresult	*res;
+	const char	*values[2];
+	char		*sql, path[1024], version[4];
+	int		seen;
+
+	(void)kore_strlcpy(version, file, sizeof(version));
+	values[0] = version;
+	values[1] = file;
+
+	res = PQexecParams(db, q_migration_seen, 1, NULL, values, NULL,
+	    NULL, 0);
+	seen = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
+	PQclear(res);
+	if (seen)
+		return (KORE_RESULT_OK);
+
+	(void)snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if ((sql = file_read(path, NULL)) == NULL) {
+		(void)snprintf(err, errlen, "migration %s: %s", file,
+		    strerror(errno));
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (!sync_exec(db, "BEGIN", 0, NULL, err, errlen))
+		goto fail;
+
+	/* A migration file is a script of our own, not data: no params. */
+	res = PQexec(db, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK) {
+		(void)snprintf(err, errlen, "migration %s: %s", file,
+		    PQerrorMessage(db));
+		PQclear(res);
+		(void)sync_exec(db, "ROLLBACK", 0, NULL, NULL, 0);
+		goto fail;
+	}
+	PQclear(res);
+
+	if (!sync_exec(db, q_migration_done, 2, values, err, errlen) ||
+	    !sync_exec(db, "COMMIT", 0, NULL, err, errlen)) {
+		(void)sync_exec(db, "ROLLBACK", 0, NULL, NULL, 0);
+		goto fail;
+	}
+
+	log_kv(LOG_LVL_INFO, "migration applied", "file", file, NULL);
+	free(sql);
+	return (KORE_RESULT_OK);
+
+fail:
+	free(sql);
+	return (KORE_RESULT_ERROR);
+}
+
+static char *
+file_read(const char *path, size_t *lenp)
+{
+	FILE		*fp;
+	char		*data;
+	long		len;
+
+	if ((fp = fopen(path, "r")) == NULL)
+		return (NULL);
+	if (fseek(fp, 0, SEEK_END) == -1 || (len = ftell(fp)) < 0 ||
+	    fseek(fp, 0, SEEK_SET) == -1) {
+		(void)fclose(fp);
+		return (NULL);
+	}
+
+	if ((data = malloc(len + 1)) == NULL)
+		fatal("malloc");
+	if (fread(data, 1, len, fp) != (size_t)len) {
+		free(data);
+		(void)fclose(fp);
+		return (NULL);
+	}
+	data[len] = '\0';
+	(void)fclose(fp);
+
+	if (lenp != NULL)
+		*lenp = len;
+
+	return (data);
+}
+
+/*
+ * Insert a source of the sources file, or update it when its settings
+ * changed (compared by keyed digest, secrets included). A refresh token
+ * in the file is a seed: it replaces the stored one only when the seed
+ * itself changed, since the stored one may have been rotated since.
+ */
+static int
+upsert_one(PGconn *db, struct source *src, char *err, size_t errlen)
+{
+	PGresult	*res;
+	const char	*v[22], *q;
+	char		*digest, *seed, *secret, *refresh, *password;
+	char		rb[24], fl[24];
+	int		ret, exists, same, same_seed;
+
+	digest = source_digest(src);
+	seed = NULL;
+	if (src->refresh_token != NULL) {
+		seed = kore_malloc(SEAL_MAC_LEN + 1);
+		seal_mac(src->refresh_token, strlen(src->refresh_token), seed);
+	}
+
+	v[0] = src->name;
+	res = PQexecParams(db, q_source_digest, 1, NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		(void)snprintf(err, errlen, "database: %s",
+		    PQerrorMessage(db));
+		PQclear(res);
+		kore_free(digest);
+		kore_free(seed);
+		return (KORE_RESULT_ERROR);
+	}
+	exists = PQntuples(res) > 0;
+	same = exists && !PQgetisnull(res, 0, 1) &&
+	    CRYPTO_memcmp(PQgetvalue(res, 0, 1), digest, SEAL_MAC_LEN) == 0;
+	same_seed = exists && (seed == NULL || (!PQgetisnull(res, 0, 2) &&
+	    CRYPTO_memcmp(PQgetvalue(res, 0, 2), seed, SEAL_MAC_LEN) == 0));
+	PQclear(res);
+
+	if (same && same_seed) {
+		kore_free(digest);
+		kore_free(seed);
+		return (KORE_RESULT_OK);
+	}
+
+	secret = seal_opt(src, "client_secret", src->client_secret);
+	refresh = same_seed ? NULL :
+	    seal_opt(src, "refresh_token", src->refresh_token);
+	password = seal_opt(src, "password", src->password);
+	(void)snprintf(rb, sizeof(rb), "%lld", (long long)src->refresh_buffer);
+	(void)snprintf(fl, sizeof(fl), "%lld",
+	    (long long)src->fallback_lifetime);
+
+	v[0] = src->name;
+	v[1] = source_kind_name(src->kind);
+	v[2] = src->token_url;
+	v[3] = src->client_id;
+	v[4] = secret;
+	v[5] = src->auth_method == AUTH_SECRET_BASIC ?
+	    "client_secret_basic" : "client_secret_post";
+	v[6] = src->scope;
+	v[7] = src->audience;
+	v[8] = src->resource;
+	v[9] = refresh;
+	v[10] = src->username;
+	v[11] = password;
+	v[12] = src->token_path ? src->token_path : "access_token";
+	v[13] = src->expires_at_path;
+	v[14] = src->expires_in_path ? src->expires_in_path : "expires_in";
+	v[15] = src->refresh_buffer < 0 ? NULL : rb;
+	v[16] = fl;
+	v[17] = src->access == ACCESS_KEY ? "key" : "open";
+	v[18] = src->require_header ? "true" : "false";
+	v[19] = src->enabled ? "true" : "false";
+	v[20] = digest;
+	v[21] = same_seed ? NULL : seed;
+
+	q = exists ? q_source_update : q_source_insert;
+	ret = sync_exec(db, q, 22, v, err, errlen);
+	if (ret) {
+		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
+		    "source created from file", "token", src->name, NULL);
+	}
+
+	free(secret);
+	free(refresh);
+	free(password);
+	kore_free(digest);
+	kore_free(seed);
+
+	return (ret);
+}
+
+static char *
+seal_opt(const struct source *src, const char *field, const char *value)
+{
+	char		*out;
+
+	if (value == NULL)
+		return (NULL);
+	if (!seal_seal(src->name, field, value, strlen(value), &out))
+		fatal("seal_seal failed for %s", field);
+
+	return (out);
+}
+
+/* A keyed digest over every setting but the rotating refresh token. */
+static char *
+source_digest(const struct source *src)
+{
+	struct kore_buf		text;
+	yajl_gen		g;
+	const char		*s[13];
+	size_t			i;
+	char			*out;
+
+	s[0] = src->name;
+	s[1] = source_kind_name(src->kind);
+	s[2] = src->token_url;
+	s[3] = src->client_id;
+	s[4] = src->client_secret;
+	s[5] = src->auth_method == AUTH_SECRET_BASIC ? "basic" : "post";
+	s[6] = src->scope;
+	s[7] = src->audience;
+	s[8] = src->resource;
+	s[9] = src->username;
+	s[10] = src->password;
+	s[11] = src->token_path;
+	s[12] = src->expires_at_path;
+
+	/* Generate into a buffer of ours so the secrets can be wiped. */
+	kore_buf_init(&text, 1024);
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatal("yajl_gen_alloc");
+	yajl_gen_config(g, yajl_gen_print_callback, digest_append, &text);
+	yajl_gen_array_open(g);
+	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		if (s[i] == NULL)
+			yajl_gen_null(g);
+		else
+			yajl_gen_string(g, (const unsigned char *)s[i],
+			    strlen(s[i]));
+	}
+	if (src->expires_in_path == NULL)
+		yajl_gen_null(g);
+	else
+		yajl_gen_string(g, (const unsigned char *)src->expires_in_path,
+		    strlen(src->expires_in_path));
+	yajl_gen_integer(g, src->refresh_buffer);
+	yajl_gen_integer(g, src->fallback_lifetime);
+	yajl_gen_integer(g, src->access);
+	yajl_gen_bool(g, src->require_header);
+	yajl_gen_bool(g, src->enabled);
+	yajl_gen_array_close(g);
+
+	out = kore_malloc(SEAL_MAC_LEN + 1);
+	seal_mac(text.data, text.offset, out);
+	OPENSSL_cleanse(text.data, text.length);
+	kore_buf_cleanup(&text);
+	yajl_gen_free(g);
+
+	return (out);
+}
+
+static void
+digest_append(void *arg, const char *data, size_t len)
+{
+	kore_buf_append(arg, data, len);
+}
+
+/*
+ * The asynchronous job machinery. Values are copied so callers may pass
+ * stack buffers; NULL is SQL NULL.
+ */
+static void
+store_job(const char *query, store_rows_cb cb, void *arg, int n, ...)
+{
+	struct store_job	*job;
+	va_list			args;
+	const char		*v;
+	int			i;
+
+	if (n > STORE_PARAMS_MAX)
+		fatal("store_job: too many parameters");
+
+	job = kore_calloc(1, sizeof(*job));
+	job->query = query;
+	job->nparams = n;
+	job->cb = cb;
+	job->arg = arg;
+	job->started = kore_time_ms();
+
+	va_start(args, n);
+	for (i = 0; i < n; i++) {
+		v = va_arg(args, const char *);
+		job->values[i] = v ? kore_strdup(v) : NULL;
+		job->lengths[i] = v ? (int)strlen(v) : 0;
+		job->formats[i] = 0;
+	}
+	va_end(args);
+
+	LIST_INSERT_HEAD(&store_jobs, job, list);
+	if (store_watchdog_timer == NULL) {
+		store_watchdog_timer = kore_timer_add(store_watchdog, 250,
+		    NULL, 0);
+	}
+
+	kore_pgsql_init(&job->sql);
+	kore_pgsql_bind_callback(&job->sql, store_job_cb, job);
+	store_job_send(job);
+}
+
+static void
+store_job_send(struct store_job *job)
+{
+	const char	*values[STORE_PARAMS_MAX];
+	int		i;
+
+	for (i = 0; i < job->nparams; i++)
+		values[i] = job->values[i];
+
+	if (!kore_pgsql_setup(&job->sql, STORE_DB, KORE_PGSQL_ASYNC)) {
+		/* Queued until a connection is free: we'll be called. */
+		if (job->sql.state == KORE_PGSQL_STATE_INIT &&
+		    job->sql.error == NULL)
+			return;
+		store_job_finish(job, 0);
+		kore_pgsql_cleanup(&job->sql);
+		store_job_free(job);
+		return;
+	}
+
+	if (!kore_pgsql_query_param_fields(&job->sql, job->query, 0,
+	    job->nparams, values, job->lengths,
+	    job->formats)) {
+		store_job_finish(job, 0);
+		/* Releasing the connection calls us back with COMPLETE. */
+		job->releasing = 1;
+		kore_pgsql_cleanup(&job->sql);
+		store_job_free(job);
+	}
+}
+
+static void
+store_job_cb(struct kore_pgsql *sql, void *arg)
+{
+	struct store_job	*job = arg;
+
+	switch (sql->state) {
+	case KORE_PGSQL_STATE_INIT:
+		store_job_send(job);
+		break;
+	case KORE_PGSQL_STATE_WAIT:
+		break;
+	case KORE_PGSQL_STATE_RESULT:
+		store_job_finish(job, 1);
+		kore_pgsql_continue(sql);
+		break;
+	case KORE_PGSQL_STATE_ERROR:
+		store_job_finish(job, 0);
+		kore_pgsql_continue(sql);
+		break;
+	case KORE_PGSQL_STATE_DONE:
+		kore_pgsql_continue(sql);
+		break;
+	case KORE_PGSQL_STATE_COMPLETE:
+		if (job->releasing)
+			break;
+		store_job_finish(job, 1);
+		kore_pgsql_cleanup(sql);
+		store_job_free(job);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+store_job_finish(struct store_job *job, int ok)
+{
+	if (job->done)
+		return;
+	job->done = 1;
+
+	if (!ok) {
+		log_kv(LOG_LVL_ERROR, "database query failed", "error",
+		    job->sql.error ? job->sql.error : "unknown", NULL);
+	}
+	if (job->cb != NULL)
+		job->cb(&job->sql, job->arg, ok);
+}
+
+static void
+store_job_free(struct store_job *job)
+{
+	int		i;
+
+	LIST_REMOVE(job, list);
+	for (i = 0; i < job->nparams; i++) {
+		if (job->values[i] != NULL) {
+			OPENSSL_cleanse(job->values[i], job->lengths[i]);
+			kore_free(job->values[i]);
+		}
+	}
+	kore_free(job);
+}
+
+/*
+ * Kore drops a callback-bound job without calling back when its
+ * connection dies mid-query (it clears the connection and sets the
+ * error). Finish those here so nobody waits forever.
+ */
+static void
+store_watchdog(void *unused, u_int64_t now)
+{
+	struct store_job	*job, *next;
+
+	for (job = LIST_FIRST(&store_jobs); job != NULL; job = next) {
+		next = LIST_NEXT(job, list);
+		if (job->sql.conn != NULL ||
+		    job->sql.state != KORE_PGSQL_STATE_ERROR)
+			continue;
+		store_job_finish(job, 0);
+		kore_pgsql_cleanup(&job->sql);
+		store_job_free(job);
+	}
+}
+
+static char *
+i64(int64_t v)
+{
+	char		buf[24];
+
+	(void)snprintf(buf, sizeof(buf), "%lld", (long long)v);
+	return (kore_strdup(buf));
+}
