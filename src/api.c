@@ -292,11 +292,16 @@ api_kv_bool(void *g, const char *key, int value)
 	yajl_gen_bool(g, value);
 }
 
+/* A number with one decimal, as the pre-warming guide shows them. */
 void
-api_kv_double(void *g, const char *key, double value)
+api_kv_decimal(void *g, const char *key, double value)
 {
+	char		buf[32];
+	int		len;
+
+	len = snprintf(buf, sizeof(buf), "%.1f", value);
 	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_double(g, value);
+	yajl_gen_number(g, buf, len);
 }
 
 void

@@ -44,6 +44,9 @@ kore_parent_configure(int argc, char **argv)
 	int		ch;
 	char		err[KILN_ERR_MAX];
 
+	/* Line buffered: nothing half-written is copied into the workers. */
+	(void)setvbuf(stdout, NULL, _IOLBF, 0);
+
 	conf = "kore.conf";
 	while ((ch = getopt(argc, argv, "c:fhnqrv")) != -1) {
 		switch (ch) {

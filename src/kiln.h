@@ -307,7 +307,7 @@ void	api_error(struct http_request *, int, const char *, const char *);
 void	api_kv_str(void *, const char *, const char *);
 void	api_kv_int(void *, const char *, int64_t);
 void	api_kv_bool(void *, const char *, int);
-void	api_kv_double(void *, const char *, double);
+void	api_kv_decimal(void *, const char *, double);
 void	api_kv_null(void *, const char *);
 
 /* api_public.c: current-token and rejected. */

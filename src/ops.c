@@ -5,7 +5,6 @@
 
 #include <sys/types.h>
 
-#include <math.h>
 #include <string.h>
 
 #include <kore/kore.h>
@@ -49,8 +48,8 @@ ops_health(struct http_request *req, struct api_state *st)
 	if (next == -1 || !active) {
 		api_kv_null(g, "next_refresh_in_minutes");
 	} else {
-		api_kv_double(g, "next_refresh_in_minutes",
-		    round((next > now ? next - now : 0) / 6000.0) / 10.0);
+		api_kv_decimal(g, "next_refresh_in_minutes",
+		    (next > now ? next - now : 0) / 60000.0);
 	}
 	yajl_gen_map_close(g);
 	api_json_send(req, 200, g);
