@@ -39,7 +39,7 @@ kiln: $(SRCS)
 		ln -sfn $(CURDIR)/$$d $(BUILD)/$$d; \
 	done
 	cd $(BUILD) && kodev flavor $(FLAVOR) >/dev/null && kodev build
-	cp $(BUILD)/kiln kiln
+	cp $(BUILD)/kiln kiln.new && mv -f kiln.new kiln
 
 run: deps build
 	bash conf/embedded.sh

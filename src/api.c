@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -24,18 +25,57 @@
 
 #define SEG_MAX		8
 
+#define R_PUBLIC	0x01	/* backend clients: allow-list, public rate */
+#define R_ADMIN		0x02	/* credentials, role, per-role rate */
+#define R_NAME		0x04	/* '*' is a source name */
+#define R_ID		0x08	/* '*' is a numeric id */
+
+#define GET		HTTP_METHOD_GET
+#define POST		HTTP_METHOD_POST
+#define PATCH		HTTP_METHOD_PATCH
+#define DELETE		HTTP_METHOD_DELETE
+
 struct route {
 	int		methods;
-	const char	*path;		/* '*' is the source name */
+	const char	*path;		/* '*' matches one segment */
+	int		flags;
+	int		role;
 	int		(*handler)(struct http_request *, struct api_state *);
 };
 
 static const struct route routes[] = {
-	{ HTTP_METHOD_GET, "/api/tokens/*/current-token", api_current_token },
-	{ HTTP_METHOD_POST, "/api/tokens/*/current-token/rejected",
+	{ GET, "/api/tokens/*/current-token", R_PUBLIC | R_NAME, 0,
+	    api_current_token },
+	{ POST, "/api/tokens/*/current-token/rejected", R_PUBLIC | R_NAME, 0,
 	    api_rejected },
-	{ HTTP_METHOD_GET, "/health", ops_health },
-	{ 0, NULL, NULL }
+	{ GET, "/health", 0, 0, ops_health },
+	{ GET, "/health/detailed", 0, 0, ops_health_detailed },
+	{ GET, "/metrics", 0, 0, ops_metrics },
+	{ GET, "/api/tokens", R_ADMIN, ROLE_VIEWER, admin_tokens_list },
+	{ POST, "/api/tokens", R_ADMIN, ROLE_ADMIN, admin_tokens_create },
+	{ GET, "/api/tokens/*", R_ADMIN | R_NAME, ROLE_VIEWER,
+	    admin_token_get },
+	{ PATCH, "/api/tokens/*", R_ADMIN | R_NAME, ROLE_ADMIN,
+	    admin_token_patch },
+	{ DELETE, "/api/tokens/*", R_ADMIN | R_NAME, ROLE_ADMIN,
+	    admin_token_delete },
+	{ POST, "/api/tokens/*/refresh", R_ADMIN | R_NAME, ROLE_OPERATOR,
+	    admin_token_refresh },
+	{ GET, "/api/tokens/*/events", R_ADMIN | R_NAME, ROLE_VIEWER,
+	    admin_token_events },
+	{ GET, "/api/prewarming/status", R_ADMIN, ROLE_VIEWER,
+	    admin_prewarming_status },
+	{ POST, "/api/prewarming/refresh", R_ADMIN, ROLE_OPERATOR,
+	    admin_prewarming_refresh },
+	{ POST, "/api/prewarming/start", R_ADMIN, ROLE_OPERATOR,
+	    admin_prewarming_start },
+	{ POST, "/api/prewarming/stop", R_ADMIN, ROLE_OPERATOR,
+	    admin_prewarming_stop },
+	{ GET, "/api/keys", R_ADMIN, ROLE_ADMIN, admin_keys_list },
+	{ POST, "/api/keys", R_ADMIN, ROLE_ADMIN, admin_keys_create },
+	{ DELETE, "/api/keys/*", R_ADMIN | R_ID, ROLE_ADMIN,
+	    admin_key_revoke },
+	{ 0, NULL, 0, 0, NULL }
 };
 
 static struct {
@@ -44,6 +84,11 @@ static struct {
 } api_ids;
 
 static int	api_route(struct http_request *, struct api_state *);
+static int	api_guard(struct http_request *, struct api_state *,
+		    const struct route *);
+static int	api_pending_finish(struct http_request *, struct api_state *);
+static u_int64_t	api_now_us(void);
+static int	id_digits(const char *);
 static int	route_match(const char *, const char *, char *, size_t);
 static void	api_identity(struct http_request *, struct api_state *);
 static int	id_valid(const char *);
@@ -59,17 +104,142 @@ kiln_dispatch(struct http_request *req)
 	if ((st = http_state_get(req)) == NULL) {
 		st = http_state_create(req, sizeof(*st), api_state_free);
 		st->route = -1;
+		st->start_us = api_now_us();
 		api_identity(req, st);
 	}
 
-	log_context(st->request_id, NULL);
-	if (st->route == -1)
+	log_context(st->request_id, st->traceparent[0] ?
+	    st->traceparent + 3 : NULL);
+	if (st->pending != NULL)
+		ret = api_pending_finish(req, st);
+	else if (st->route == -1)
 		ret = api_route(req, st);
 	else
 		ret = routes[st->route].handler(req, st);
+
+	if (ret == KORE_RESULT_RETRY && st->pending != NULL &&
+	    !st->pending->done)
+		http_request_sleep(req);
+	if (ret != KORE_RESULT_RETRY)
+		shared_request(st->route, req->status,
+		    api_now_us() - st->start_us);
 	log_context(NULL, NULL);
 
 	return (ret);
+}
+
+/* "GET /api/tokens" and so on: the label of a route in the metrics. */
+const char *
+api_route_name(int i)
+{
+	static char	names[SHARED_ROUTES][64];
+
+	if (i < 0 || i >= api_route_count())
+		return ("unmatched");
+	if (names[i][0] == '\0') {
+		(void)snprintf(names[i], sizeof(names[i]), "%s %s",
+		    http_method_text(routes[i].methods), routes[i].path);
+	}
+
+	return (names[i]);
+}
+
+int
+api_route_count(void)
+{
+	return ((int)(sizeof(routes) / sizeof(routes[0])) - 1);
+}
+
+/*
+ * A database step of a request: the callback renders the answer (or
+ * starts the next step) while the request sleeps; the dispatcher sends
+ * the answer when the request runs again. A request that goes away
+ * meanwhile leaves the pending step to be freed by its callback.
+ */
+struct api_pending *
+api_pending_start(struct http_request *req, struct api_state *st,
+    void (*render)(struct api_pending *, struct kore_pgsql *, int))
+{
+	struct api_pending	*p;
+
+	p = kore_calloc(1, sizeof(*p));
+	p->req = req;
+	p->render = render;
+	p->status = 200;
+	(void)kore_strlcpy(p->name, st->name, sizeof(p->name));
+	st->pending = p;
+
+	return (p);
+}
+
+void
+api_pending_cb(struct kore_pgsql *sql, void *arg, int ok)
+{
+	struct api_pending	*p = arg;
+
+	if (p->req == NULL) {
+		api_pending_free(p);
+		return;
+	}
+
+	p->render(p, sql, ok);
+	if (p->done)
+		http_request_wakeup(p->req);
+}
+
+void
+api_pending_fail(struct api_pending *p, int status, const char *code,
+    const char *message)
+{
+	p->status = status;
+	(void)kore_strlcpy(p->code, code, sizeof(p->code));
+	(void)kore_strlcpy(p->message, message, sizeof(p->message));
+	p->done = 1;
+}
+
+void
+api_pending_free(struct api_pending *p)
+{
+	if (p->g != NULL)
+		yajl_gen_free(p->g);
+	if (p->body != NULL)
+		yajl_tree_free(p->body);
+	if (p->secret != NULL) {
+		OPENSSL_cleanse(p->secret, strlen(p->secret));
+		kore_free(p->secret);
+	}
+	source_free(&p->src);
+	kore_free(p);
+}
+
+static int
+api_pending_finish(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p = st->pending;
+
+	if (!p->done)
+		return (KORE_RESULT_RETRY);
+
+	if (p->code[0] != '\0') {
+		api_error(req, p->status, p->code, p->message);
+	} else {
+		api_json_send(req, p->status, p->g);
+		p->g = NULL;
+	}
+
+	st->pending = NULL;
+	api_pending_free(p);
+
+	return (KORE_RESULT_OK);
+}
+
+static u_int64_t
+api_now_us(void)
+{
+	struct timespec	ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((u_int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 }
 
 static int
@@ -91,14 +261,18 @@ api_route(struct http_request *req, struct api_state *st)
 			continue;
 		}
 
+		st->route = i;
+		if (!api_guard(req, st, r))
+			return (KORE_RESULT_OK);
+
 		/* An over-long or malformed name is simply not found. */
-		if (strchr(r->path, '*') != NULL && !source_name_valid(name)) {
-			api_error(req, 404, "not_found",
-			    "unknown token source");
+		if (((r->flags & R_NAME) && !source_name_valid(name)) ||
+		    ((r->flags & R_ID) && !id_digits(name))) {
+			api_error(req, 404, "not_found", (r->flags & R_NAME) ?
+			    "unknown token source" : "no such resource");
 			return (KORE_RESULT_OK);
 		}
 		(void)kore_strlcpy(st->name, name, sizeof(st->name));
-		st->route = i;
 		return (r->handler(req, st));
 	}
 
@@ -111,6 +285,53 @@ api_route(struct http_request *req, struct api_state *st)
 	}
 
 	return (KORE_RESULT_OK);
+}
+
+/*
+ * Who may use route r: public routes check the allow-list and the public
+ * rate; admin routes authenticate, rate-limit per principal, then check
+ * the role. Answers the refusal itself.
+ */
+static int
+api_guard(struct http_request *req, struct api_state *st,
+    const struct route *r)
+{
+	int		valid;
+
+	if (r->flags & R_PUBLIC) {
+		if (!auth_public_allowed(req)) {
+			api_error(req, 403, "forbidden",
+			    "address not allowed");
+			return (KORE_RESULT_ERROR);
+		}
+		(void)auth_request(req, &st->principal);
+		return (auth_rate(req, &st->principal, 1));
+	}
+	if (!(r->flags & R_ADMIN))
+		return (KORE_RESULT_OK);
+
+	if (!(valid = auth_request(req, &st->principal))) {
+		st->principal.role = ROLE_NONE;
+		log_kv(LOG_LVL_INFO, "invalid credentials",
+		    "path", req->path, NULL);
+	}
+	if (!auth_rate(req, &st->principal, 0))
+		return (KORE_RESULT_ERROR);
+
+	return (auth_allow(req, &st->principal, r->role));
+}
+
+static int
+id_digits(const char *s)
+{
+	size_t		n;
+
+	for (n = 0; s[n] != '\0'; n++) {
+		if (n >= 18 || s[n] < '0' || s[n] > '9')
+			return (0);
+	}
+
+	return (n > 0);
 }
 
 /* Match a path against a route; '*' takes one segment into name. */
@@ -214,8 +435,18 @@ api_state_free(struct http_request *req)
 {
 	struct api_state	*st;
 
-	if ((st = http_state_get(req)) != NULL)
-		cache_unwait(&st->waiter);
+	if ((st = http_state_get(req)) == NULL)
+		return;
+
+	cache_unwait(&st->waiter);
+	if (st->pending != NULL) {
+		/* Its callback has yet to run and will free it. */
+		if (st->pending->done)
+			api_pending_free(st->pending);
+		else
+			st->pending->req = NULL;
+		st->pending = NULL;
+	}
 }
 
 void *
@@ -321,7 +552,7 @@ api_body_json(struct http_request *req, yajl_val *root)
 	struct kore_buf		buf;
 	const char		*ctype;
 	ssize_t			n;
-	char			chunk[4096], perr[128];
+	char			chunk[4096];
 
 	*root = NULL;
 	if (!http_request_header(req, "content-type", &ctype) ||
@@ -351,11 +582,7 @@ api_body_json(struct http_request *req, yajl_val *root)
 		kore_buf_append(&buf, chunk, n);
 	}
 
-	if (memchr(buf.data, '\0', buf.offset) == NULL) {
-		kore_buf_stringify(&buf, NULL);
-		*root = yajl_tree_parse((const char *)buf.data, perr,
-		    sizeof(perr));
-	}
+	*root = oauth_json_parse((const char *)buf.data, buf.offset);
 	OPENSSL_cleanse(buf.data, buf.offset);
 	kore_buf_cleanup(&buf);
 

@@ -175,7 +175,7 @@ public_entry(struct http_request *req, struct api_state *st, int *ret)
 		return (NULL);
 	}
 
-	if (e->access == ACCESS_KEY) {
+	if (e->access == ACCESS_KEY && st->principal.role < ROLE_CLIENT) {
 		http_response_header(req, "WWW-Authenticate", "Bearer");
 		api_error(req, 401, "unauthorized",
 		    "this source requires a client key");

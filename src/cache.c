@@ -409,7 +409,7 @@ listen_connect(void *unused, u_int64_t unused2)
 	if (listener.db == NULL || PQstatus(listener.db) != CONNECTION_OK)
 		goto fail;
 
-	res = PQexec(listener.db, "LISTEN kiln_tokens");
+	res = PQexec(listener.db, "LISTEN kiln_tokens; LISTEN kiln_keys");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		PQclear(res);
 		goto fail;
@@ -423,8 +423,10 @@ listen_connect(void *unused, u_int64_t unused2)
 	log_kv(LOG_LVL_DEBUG, "listening for token changes", NULL);
 
 	/* Changes may have been missed while we were not listening. */
-	if (cache.loaded)
+	if (cache.loaded) {
 		cache_load_all();
+		auth_keys_reload();
+	}
 	return;
 
 fail:
@@ -447,7 +449,11 @@ listen_handle(void *arg, int error)
 	}
 
 	while ((n = PQnotifies(listener.db)) != NULL) {
-		if (n->extra != NULL && source_name_valid(n->extra))
+		if (!strcmp(n->relname, "kiln_keys"))
+			auth_keys_reload();
+		else if (!strcmp(n->extra, "*"))
+			cache_load_all();
+		else if (source_name_valid(n->extra))
 			cache_reload(n->extra);
 		PQfreemem(n);
 	}

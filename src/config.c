@@ -6,6 +6,9 @@
 
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -36,6 +39,8 @@ static int	env_double(const char *, double, double, double, double *,
 static int	master_keys(char *, size_t);
 static int	key_add_b64(const char *, const char *, char *, size_t);
 static char	*key_file_read(const char *, char *, size_t);
+static int	config_auth(char *, size_t);
+static int	config_allow(const char *, char *, size_t);
 static int	bind_split(const char *, char *, size_t, char *, size_t);
 
 int
@@ -97,6 +102,9 @@ config_load(const char *conf_path, char *err, size_t errlen)
 		return (KORE_RESULT_ERROR);
 	c->drain_ms = v * 1000;
 
+	if (!config_auth(err, errlen))
+		return (KORE_RESULT_ERROR);
+
 	if (gethostname(host, sizeof(host)) == -1)
 		(void)kore_strlcpy(host, "localhost", sizeof(host));
 	(void)snprintf(c->owner, sizeof(c->owner), "%.48s:%d", host,
@@ -107,7 +115,8 @@ config_load(const char *conf_path, char *err, size_t errlen)
 
 /*
  * Feed the runtime configuration file to Kore, with the listener and the
- * worker count replaced by KILN_BIND and KILN_WORKERS when they are set.
+ * worker count replaced by KILN_BIND and KILN_WORKERS when they are set,
+ * and the pid file named by KILN_PIDFILE.
  */
 int
 config_read_kore(const char *path, char *err, size_t errlen)
@@ -156,6 +165,8 @@ config_read_kore(const char *path, char *err, size_t errlen)
 		else
 			fputs(line, out);
 	}
+	if ((p = getenv("KILN_PIDFILE")) != NULL && *p != '\0')
+		fprintf(out, "pidfile %s\n", p);
 	ret = ferror(in) ? KORE_RESULT_ERROR : KORE_RESULT_OK;
 	(void)fclose(in);
 
@@ -168,6 +179,93 @@ config_read_kore(const char *path, char *err, size_t errlen)
 	(void)fclose(out);
 
 	return (ret);
+}
+
+/* Admin authentication, rate limits and the public allow-list. */
+static int
+config_auth(char *err, size_t errlen)
+{
+	struct kiln_config	*c = &kiln_config;
+	const char		*v;
+
+	c->jwt_secret = getenv("KILN_JWT_SECRET");
+	if (c->jwt_secret != NULL && *c->jwt_secret == '\0')
+		c->jwt_secret = NULL;
+	if (c->jwt_secret != NULL && strlen(c->jwt_secret) < 32) {
+		(void)snprintf(err, errlen,
+		    "KILN_JWT_SECRET: must be at least 32 bytes");
+		return (KORE_RESULT_ERROR);
+	}
+	if ((c->jwt_issuer = getenv("KILN_JWT_ISSUER")) == NULL)
+		c->jwt_issuer = "kiln";
+	if ((c->jwt_audience = getenv("KILN_JWT_AUDIENCE")) == NULL)
+		c->jwt_audience = "kiln-admin";
+
+	c->admin_key = getenv("KILN_ADMIN_KEY");
+	if (c->admin_key != NULL && *c->admin_key == '\0')
+		c->admin_key = NULL;
+	if (c->admin_key != NULL && strlen(c->admin_key) < 32) {
+		(void)snprintf(err, errlen,
+		    "KILN_ADMIN_KEY: must be at least 32 characters");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (!env_num("KILN_RATE_ADMIN", 10000, 1, 10000000, &c->rate_admin,
+	    err, errlen) ||
+	    !env_num("KILN_RATE_OPERATOR", 1000, 1, 10000000,
+	    &c->rate_operator, err, errlen) ||
+	    !env_num("KILN_RATE_VIEWER", 100, 1, 10000000, &c->rate_viewer,
+	    err, errlen) ||
+	    !env_num("KILN_RATE_ANONYMOUS", 10, 1, 10000000,
+	    &c->rate_anonymous, err, errlen) ||
+	    !env_num("KILN_RATE_PUBLIC", 0, 0, 100000000, &c->rate_public,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
+
+	if ((v = getenv("KILN_PUBLIC_ALLOW")) != NULL && *v != '\0')
+		return (config_allow(v, err, errlen));
+
+	return (KORE_RESULT_OK);
+}
+
+/* KILN_PUBLIC_ALLOW: comma-separated CIDRs (v4 or v6). */
+static int
+config_allow(const char *list, char *err, size_t errlen)
+{
+	struct kiln_config	*c = &kiln_config;
+	struct cidr		*r;
+	char			*copy, *p, *item, *slash;
+	int			max, rc;
+
+	copy = kore_strdup(list);
+	for (p = copy; (item = strsep(&p, ",")) != NULL;) {
+		while (*item == ' ')
+			item++;
+		if (*item == '\0')
+			continue;
+		c->allow = kore_realloc(c->allow,
+		    (c->allow_count + 1) * sizeof(*c->allow));
+		r = &c->allow[c->allow_count];
+		memset(r, 0, sizeof(*r));
+
+		if ((slash = strchr(item, '/')) != NULL)
+			*slash++ = '\0';
+		r->family = strchr(item, ':') ? AF_INET6 : AF_INET;
+		max = r->family == AF_INET ? 32 : 128;
+		r->bits = slash ? (int)kore_strtonum(slash, 10, 0, max, &rc) :
+		    max;
+		if ((slash && rc != KORE_RESULT_OK) ||
+		    inet_pton(r->family, item, r->addr) != 1) {
+			(void)snprintf(err, errlen, "KILN_PUBLIC_ALLOW: "
+			    "'%.64s' is not a CIDR", item);
+			kore_free(copy);
+			return (KORE_RESULT_ERROR);
+		}
+		c->allow_count++;
+	}
+	kore_free(copy);
+
+	return (KORE_RESULT_OK);
 }
 
 static int

@@ -42,7 +42,7 @@ kore_parent_configure(int argc, char **argv)
 {
 	const char	*conf;
 	int		ch;
-	char		err[KILN_ERR_MAX];
+	char		err[KILN_ERR_MAX], hash[AUTH_HASH_LEN + 1];
 
 	/* Line buffered: nothing half-written is copied into the workers. */
 	(void)setvbuf(stdout, NULL, _IOLBF, 0);
@@ -84,8 +84,14 @@ kore_parent_configure(int argc, char **argv)
 		die(err);
 
 	store_register();
+	shared_init();
 	if (!store_migrate(err, sizeof(err)))
 		die(err);
+	if (kiln_config.admin_key != NULL) {
+		auth_key_hash(kiln_config.admin_key, hash);
+		if (!store_key_bootstrap(hash, err, sizeof(err)))
+			die(err);
+	}
 	if (kiln_config.sources_file != NULL)
 		sources_load(kiln_config.sources_file);
 
@@ -106,6 +112,7 @@ kore_worker_configure(void)
 	    len, ":w%u:%02x%02x", worker->id, rnd[0], rnd[1]);
 
 	cache_init();
+	auth_keys_reload();
 	refresh_init();
 }
 
@@ -113,6 +120,15 @@ void
 kore_worker_teardown(void)
 {
 	store_release_leases();
+}
+
+/* Set once shutdown began: readiness answers 503 from then on. */
+static int	draining;
+
+int
+kiln_draining(void)
+{
+	return (draining);
 }
 
 int64_t

@@ -78,6 +78,7 @@ int	isotime_epoch_parse(const char *, int64_t *);
 int64_t	policy_refresh_at(int64_t, int64_t, int64_t, double);
 int64_t	policy_backoff(u_int32_t, int64_t, int64_t, double);
 double	policy_random(void);
+const char	*policy_state(int, int, u_int32_t, int, int64_t, int64_t);
 #define POLICY_BACKOFF_BASE_MS	1000
 #define POLICY_BACKOFF_MAX_MS	300000
 #define POLICY_BACKOFF_MIN_MS	250
@@ -127,8 +128,36 @@ int	oauth_parse(const struct source *, const char *, size_t, int64_t,
 	    struct oauth_answer *, char *, size_t);
 void	oauth_answer_free(struct oauth_answer *);
 int	oauth_jwt_exp(const char *, int64_t *);
+yajl_val	oauth_json_parse(const char *, size_t);
 yajl_val	oauth_path_get(yajl_val, const char *);
 
+
+/* jwt.c (pure): HS256 bearer tokens of the admin API. */
+#define ROLE_NONE		0
+#define ROLE_CLIENT		1	/* current-token of key sources only */
+#define ROLE_VIEWER		2
+#define ROLE_OPERATOR		3
+#define ROLE_ADMIN		4
+
+struct jwt_check {
+	const u_int8_t	*secret;
+	size_t		secret_len;
+	const char	*issuer;
+	const char	*audience;
+	int64_t		now_ms;
+	int64_t		leeway_ms;
+};
+
+struct jwt_claims {
+	int		role;
+	char		subject[64];
+	int64_t		expires_ms;
+};
+
+int	jwt_verify(const char *, const struct jwt_check *,
+	    struct jwt_claims *, char *, size_t);
+int	jwt_role_parse(const char *);
+const char	*jwt_role_name(int);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
@@ -141,6 +170,7 @@ struct attempt;
 
 /* kiln.c: hooks and wiring. */
 int64_t	kiln_now(void);
+int	kiln_draining(void);
 
 /* config.c: environment, validated at start. */
 struct kiln_config {
@@ -155,13 +185,88 @@ struct kiln_config {
 	int64_t		wait_ms;
 	int64_t		reconcile_ms;
 	int64_t		drain_ms;
+	const char	*jwt_secret;
+	const char	*jwt_issuer;
+	const char	*jwt_audience;
+	const char	*admin_key;
+	int64_t		rate_admin;
+	int64_t		rate_operator;
+	int64_t		rate_viewer;
+	int64_t		rate_anonymous;
+	int64_t		rate_public;
+	struct cidr	*allow;
+	size_t		allow_count;
 	char		owner[96];
+};
+
+struct cidr {
+	int		family;
+	u_int8_t	addr[16];
+	int		bits;
 };
 
 extern struct kiln_config	kiln_config;
 
 int	config_load(const char *, char *, size_t);
 int	config_read_kore(const char *, char *, size_t);
+
+/* shared.c: counters, rate buckets and circuits shared by the workers. */
+#define SHARED_ROUTES		40
+#define SHARED_STATUSES		17
+#define SHARED_BUCKETS		14
+#define SHARED_SOURCES		1024
+#define SHARED_RATES		4096
+#define SHARED_HOSTS		64
+#define SHARED_HOST_LEN		128
+#define CIRCUIT_FAILURES	5
+#define CIRCUIT_OPEN_MS		30000
+
+struct shared_source {
+	char		name[KILN_NAME_MAX + 1];
+	u_int64_t	attempts;
+	u_int64_t	failures;
+};
+
+struct shared_rate {
+	u_int64_t	key;
+	double		tokens;
+	int64_t		last_ms;
+};
+
+struct shared_host {
+	char		host[SHARED_HOST_LEN];
+	u_int32_t	failures;
+	int64_t		open_until;
+	int64_t		last_ms;
+};
+
+struct shared {
+	volatile char		lock;
+	int64_t			started_ms;
+	u_int64_t		requests[SHARED_ROUTES][SHARED_STATUSES];
+	u_int64_t		latency[SHARED_ROUTES][SHARED_BUCKETS + 1];
+	u_int64_t		latency_sum_us[SHARED_ROUTES];
+	u_int64_t		upstream[SHARED_BUCKETS + 1];
+	u_int64_t		upstream_sum_us;
+	u_int64_t		pg_errors;
+	int64_t			websockets;
+	struct shared_source	sources[SHARED_SOURCES];
+	struct shared_rate	rates[SHARED_RATES];
+	struct shared_host	hosts[SHARED_HOSTS];
+};
+
+void	shared_init(void);
+const struct shared	*shared_get(void);
+double	shared_bucket_le(int);
+int	shared_status_code(int);
+void	shared_request(int, int, u_int64_t);
+void	shared_upstream(const char *, int, u_int64_t);
+const char	*shared_circuit_state(const struct shared_host *, int64_t);
+void	shared_refresh(const char *, int);
+void	shared_pg_error(void);
+void	shared_websockets(int);
+int	shared_rate_take(u_int64_t, u_int32_t, int64_t, u_int32_t *,
+	    u_int32_t *);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0
@@ -189,6 +294,25 @@ void	store_lease(const char *, const char *, int64_t, store_rows_cb,
 void	store_commit_success(struct attempt *, store_rows_cb, void *);
 void	store_commit_failure(struct attempt *, store_rows_cb, void *);
 void	store_release_leases(void);
+int	store_source_row(struct kore_pgsql *, const char *, struct source *,
+	    char *, size_t);
+char	*store_source_digest(const struct source *);
+int	store_key_bootstrap(const char *, char *, size_t);
+void	store_keys_load(store_rows_cb, void *);
+void	store_key_create(const char *, const char *, const char *,
+	    store_rows_cb, void *);
+void	store_keys_list(store_rows_cb, void *);
+void	store_key_revoke(const char *, store_rows_cb, void *);
+void	store_sources_view(const char *, store_rows_cb, void *);
+void	store_source_full(const char *, store_rows_cb, void *);
+void	store_source_create(const struct source *, store_rows_cb, void *);
+void	store_source_patch(const struct source *, int64_t, int, int,
+	    store_rows_cb, void *);
+void	store_source_delete(const char *, store_rows_cb, void *);
+void	store_source_pause(const char *, int, store_rows_cb, void *);
+void	store_prewarming_pause(int, store_rows_cb, void *);
+void	store_events(const char *, int64_t, int64_t, store_rows_cb, void *);
+void	store_ping(store_rows_cb, void *);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
 #define CACHE_VALID_MARGIN_MS	1000
@@ -242,6 +366,28 @@ void			cache_wait(struct cache_waiter *, struct http_request *,
 void			cache_unwait(struct cache_waiter *);
 int			cache_valid(const struct cache_entry *, int64_t);
 
+/* auth.c: principals, API keys, rate limits, the public allow-list. */
+#define AUTH_HASH_LEN		64
+#define PRINCIPAL_ANONYMOUS	0
+#define PRINCIPAL_JWT		1
+#define PRINCIPAL_KEY		2
+
+struct principal {
+	int		role;
+	int		kind;
+	u_int64_t	rate_key;
+	char		id[80];
+};
+
+void	auth_key_hash(const char *, char *);
+char	*auth_key_generate(void);
+void	auth_keys_reload(void);
+int	auth_request(struct http_request *, struct principal *);
+int	auth_allow(struct http_request *, const struct principal *, int);
+int	auth_rate(struct http_request *, const struct principal *, int);
+int	auth_public_allowed(struct http_request *);
+u_int64_t	auth_fnv(const char *);
+
 /* refresh.c: scheduler, leases, attempts. */
 #define TRIGGER_SCHEDULE	"schedule"
 #define TRIGGER_MIN_TTL		"min_ttl"
@@ -284,8 +430,29 @@ void	refresh_request(struct cache_entry *, const char *, int64_t,
 void	upstream_send(struct attempt *, void (*)(struct attempt *));
 
 /* api.c: routing, request identity, JSON answers; the public endpoints. */
+struct api_pending {
+	struct http_request	*req;
+	int			done;
+	int			status;
+	void			*g;
+	char			code[32];
+	char			message[KILN_ERR_MAX];
+	char			name[KILN_NAME_MAX + 1];
+	yajl_val		body;
+	char			*secret;
+	struct source		src;
+	int64_t			version;
+	int			with_refresh;
+	int			upstream;
+	void			(*render)(struct api_pending *,
+				    struct kore_pgsql *, int);
+};
+
 struct api_state {
 	int			route;
+	u_int64_t		start_us;
+	struct principal	principal;
+	struct api_pending	*pending;
 	int			stage;
 	char			name[KILN_NAME_MAX + 1];
 	int64_t			deadline;
@@ -300,6 +467,15 @@ struct api_state {
 #define API_BODY_MAX		65536
 
 int	kiln_dispatch(struct http_request *);
+const char	*api_route_name(int);
+int	api_route_count(void);
+struct api_pending	*api_pending_start(struct http_request *,
+			    struct api_state *, void (*)(struct api_pending *,
+			    struct kore_pgsql *, int));
+void	api_pending_cb(struct kore_pgsql *, void *, int);
+void	api_pending_fail(struct api_pending *, int, const char *,
+	    const char *);
+void	api_pending_free(struct api_pending *);
 int	api_body_json(struct http_request *, yajl_val *);
 void	*api_json_begin(void);
 void	api_json_send(struct http_request *, int, void *);
@@ -314,8 +490,26 @@ void	api_kv_null(void *, const char *);
 int	api_current_token(struct http_request *, struct api_state *);
 int	api_rejected(struct http_request *, struct api_state *);
 
-/* ops.c: health. */
+/* api_admin.c: token sources, pre-warming, API keys. */
+int	admin_tokens_list(struct http_request *, struct api_state *);
+int	admin_tokens_create(struct http_request *, struct api_state *);
+int	admin_token_get(struct http_request *, struct api_state *);
+int	admin_token_patch(struct http_request *, struct api_state *);
+int	admin_token_delete(struct http_request *, struct api_state *);
+int	admin_token_refresh(struct http_request *, struct api_state *);
+int	admin_token_events(struct http_request *, struct api_state *);
+int	admin_prewarming_status(struct http_request *, struct api_state *);
+int	admin_prewarming_refresh(struct http_request *, struct api_state *);
+int	admin_prewarming_start(struct http_request *, struct api_state *);
+int	admin_prewarming_stop(struct http_request *, struct api_state *);
+int	admin_keys_list(struct http_request *, struct api_state *);
+int	admin_keys_create(struct http_request *, struct api_state *);
+int	admin_key_revoke(struct http_request *, struct api_state *);
+
+/* ops.c: health, readiness, metrics. */
 int	ops_health(struct http_request *, struct api_state *);
+int	ops_health_detailed(struct http_request *, struct api_state *);
+int	ops_metrics(struct http_request *, struct api_state *);
 
 #endif /* Kore */
 

@@ -174,6 +174,19 @@ oauth_answer_free(struct oauth_answer *ans)
 }
 
 /* The exp claim of a JWT, without checking its signature. */
+/*
+ * Parse untrusted JSON: no NUL inside, nesting bounded (yajl frees its
+ * tree recursively), the copy wiped. Used for request bodies as well.
+ */
+yajl_val
+oauth_json_parse(const char *data, size_t len)
+{
+	if (!json_depth_ok(data, len))
+		return (NULL);
+
+	return (json_parse(data, len));
+}
+
 int
 oauth_jwt_exp(const char *token, int64_t *ms)
 {

@@ -104,3 +104,29 @@ clamp_rnd(double rnd)
 
 	return (rnd);
 }
+
+/*
+ * The one-word state of a token for people: paused, refreshing (a lease
+ * is held), failing (last attempts failed, token still valid), expired
+ * (no valid token), pending (never obtained yet), or valid.
+ */
+const char *
+policy_state(int paused, int leased, u_int32_t failures, int has_token,
+    int64_t expires_ms, int64_t now_ms)
+{
+	int		valid;
+
+	valid = has_token && expires_ms > now_ms;
+
+	if (paused)
+		return ("paused");
+	if (leased)
+		return ("refreshing");
+	if (!valid)
+		return (has_token ? "expired" : (failures ? "failing" :
+		    "pending"));
+	if (failures > 0)
+		return ("failing");
+
+	return ("valid");
+}

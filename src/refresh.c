@@ -34,9 +34,6 @@
 static void	refresh_tick(void *, u_int64_t);
 static void	refresh_leased(struct kore_pgsql *, void *, int);
 static int	refresh_source(struct attempt *, struct kore_pgsql *);
-static int	refresh_secret(struct attempt *, struct kore_pgsql *, int,
-		    const char *, char **);
-static char	*col_str(struct kore_pgsql *, int);
 static void	refresh_answered(struct attempt *);
 static void	refresh_succeeded(struct attempt *);
 static void	refresh_failed(struct attempt *);
@@ -131,75 +128,17 @@ refresh_leased(struct kore_pgsql *sql, void *arg, int ok)
 	upstream_send(at, refresh_answered);
 }
 
-/* The source as stored, with its secrets opened, from the lease row. */
+/* The source as stored, secrets opened, and its token state. */
 static int
 refresh_source(struct attempt *at, struct kore_pgsql *sql)
 {
-	struct source	*s = &at->src;
-
 	at->source_id = strtoll(kore_pgsql_getvalue(sql, 0, 0), NULL, 10);
 	at->generation = strtoll(kore_pgsql_getvalue(sql, 0, 17), NULL, 10);
 	at->expires_ms = strtoll(kore_pgsql_getvalue(sql, 0, 18), NULL, 10);
 	at->failures = strtoul(kore_pgsql_getvalue(sql, 0, 19), NULL, 10);
 
-	(void)kore_strlcpy(s->name, at->name, sizeof(s->name));
-	s->kind = source_kind_parse(kore_pgsql_getvalue(sql, 0, 1));
-	s->token_url = col_str(sql, 2);
-	s->client_id = col_str(sql, 3);
-	s->auth_method = strcmp(kore_pgsql_getvalue(sql, 0, 5),
-	    "client_secret_basic") ? AUTH_SECRET_POST : AUTH_SECRET_BASIC;
-	s->scope = col_str(sql, 6);
-	s->audience = col_str(sql, 7);
-	s->resource = col_str(sql, 8);
-	s->username = col_str(sql, 10);
-	s->token_path = col_str(sql, 12);
-	s->expires_at_path = col_str(sql, 13);
-	s->expires_in_path = col_str(sql, 14);
-	s->refresh_buffer = kore_pgsql_getlength(sql, 0, 15) == 0 ? -1 :
-	    strtoll(kore_pgsql_getvalue(sql, 0, 15), NULL, 10);
-	s->fallback_lifetime = strtoll(kore_pgsql_getvalue(sql, 0, 16),
-	    NULL, 10);
-	s->enabled = 1;
-
-	if (!refresh_secret(at, sql, 4, "client_secret", &s->client_secret) ||
-	    !refresh_secret(at, sql, 9, "refresh_token", &s->refresh_token) ||
-	    !refresh_secret(at, sql, 11, "password", &s->password))
-		return (KORE_RESULT_ERROR);
-
-	return (KORE_RESULT_OK);
-}
-
-static int
-refresh_secret(struct attempt *at, struct kore_pgsql *sql, int col,
-    const char *field, char **out)
-{
-	size_t		len;
-
-	*out = NULL;
-	if (kore_pgsql_getlength(sql, 0, col) == 0)
-		return (KORE_RESULT_OK);
-
-	if (!seal_open(at->name, field, kore_pgsql_getvalue(sql, 0, col),
-	    out, &len)) {
-		(void)snprintf(at->error, sizeof(at->error),
-		    "stored %s cannot be opened (wrong master key?)", field);
-		return (KORE_RESULT_ERROR);
-	}
-
-	return (KORE_RESULT_OK);
-}
-
-static char *
-col_str(struct kore_pgsql *sql, int col)
-{
-	char		*s;
-
-	if (kore_pgsql_getlength(sql, 0, col) == 0)
-		return (NULL);
-	if ((s = strdup(kore_pgsql_getvalue(sql, 0, col))) == NULL)
-		fatal("strdup");
-
-	return (s);
+	return (store_source_row(sql, at->name, &at->src, at->error,
+	    sizeof(at->error)));
 }
 
 static void
@@ -210,6 +149,7 @@ refresh_answered(struct attempt *at)
 		(void)snprintf(at->error, sizeof(at->error),
 		    "upstream answer: token already expired");
 	}
+	shared_refresh(at->name, at->ok);
 
 	if (at->ok)
 		refresh_succeeded(at);

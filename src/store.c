@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,7 +31,7 @@
 #include "kiln.h"
 
 #define STORE_DB		"db"
-#define STORE_PARAMS_MAX	16
+#define STORE_PARAMS_MAX	24
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
 
@@ -155,6 +156,119 @@ static const char q_source_update[] =
     "UPDATE tokens SET next_attempt_at = now(), failures = 0 "
     "FROM s WHERE tokens.source_id = s.id";
 
+/* The 22 parameters of a source row, $1..$22 of insert and update. */
+struct source_params {
+	const char	*v[22];
+	char		*secret;
+	char		*refresh;
+	char		*password;
+	char		*digest;
+	char		*seed;
+	char		rb[24];
+	char		fl[24];
+};
+
+static const char q_keys_load[] =
+    "SELECT id, role, key_hash FROM api_keys WHERE revoked_at IS NULL";
+
+static const char q_key_bootstrap[] =
+    "INSERT INTO api_keys (name, role, key_hash) "
+    "VALUES ('bootstrap', 'admin', $1) ON CONFLICT (key_hash) DO NOTHING";
+
+static const char q_key_create[] =
+    "WITH k AS (INSERT INTO api_keys (name, role, key_hash) "
+    "VALUES ($1, $2, $3) RETURNING id, name, role, created_at) "
+    "SELECT k.id, k.name, k.role, kiln_ms(k.created_at), "
+    "pg_notify('kiln_keys', '') FROM k";
+
+static const char q_keys_list[] =
+    "SELECT id, name, role, kiln_ms(created_at), kiln_ms(revoked_at) "
+    "FROM api_keys ORDER BY id";
+
+static const char q_key_revoke[] =
+    "WITH k AS (UPDATE api_keys SET revoked_at = now() "
+    "WHERE id = $1 AND revoked_at IS NULL RETURNING id) "
+    "SELECT k.id, pg_notify('kiln_keys', '') FROM k";
+
+static const char q_sources_view[] =
+    "SELECT s.name, s.kind, s.token_url, s.client_id, "
+    "s.client_secret_sealed IS NOT NULL, s.auth_method, s.scope, "
+    "s.audience, s.resource, s.refresh_token_sealed IS NOT NULL, "
+    "s.username, s.password_sealed IS NOT NULL, s.token_path, "
+    "s.expires_at_path, s.expires_in_path, s.refresh_buffer, "
+    "s.fallback_lifetime, s.access, s.require_header, s.enabled, "
+    "s.paused, kiln_ms(s.created_at), kiln_ms(s.updated_at), "
+    "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
+    "t.last_duration_ms, COALESCE(t.lease_until > now(), false) "
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+    "WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name";
+
+static const char q_source_full[] =
+    "SELECT id, kind, token_url, client_id, client_secret_sealed, "
+    "auth_method, scope, audience, resource, refresh_token_sealed, "
+    "username, password_sealed, token_path, expires_at_path, "
+    "expires_in_path, refresh_buffer, fallback_lifetime, access, "
+    "require_header, enabled, config_version, config_digest "
+    "FROM token_sources WHERE name = $1";
+
+static const char q_source_create[] =
+    "WITH s AS (INSERT INTO token_sources (name, kind, token_url, "
+    "client_id, client_secret_sealed, auth_method, scope, audience, "
+    "resource, refresh_token_sealed, username, password_sealed, "
+    "token_path, expires_at_path, expires_in_path, refresh_buffer, "
+    "fallback_lifetime, access, require_header, enabled, config_digest, "
+    "refresh_seed_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) "
+    "ON CONFLICT (name) DO NOTHING RETURNING id), "
+    "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
+    "RETURNING source_id) "
+    "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
+
+static const char q_source_patch[] =
+    "WITH s AS (UPDATE token_sources SET kind = $2, token_url = $3, "
+    "client_id = $4, client_secret_sealed = $5, auth_method = $6, "
+    "scope = $7, audience = $8, resource = $9, "
+    "refresh_token_sealed = COALESCE($10, refresh_token_sealed), "
+    "username = $11, password_sealed = $12, token_path = $13, "
+    "expires_at_path = $14, expires_in_path = $15, refresh_buffer = $16, "
+    "fallback_lifetime = $17, access = $18, require_header = $19, "
+    "enabled = $20, config_digest = $21, "
+    "refresh_seed_digest = COALESCE($22, refresh_seed_digest), "
+    "config_version = config_version + 1, updated_at = now() "
+    "WHERE name = $1 AND config_version = $23 RETURNING id), "
+    "t AS (UPDATE tokens SET "
+    "next_attempt_at = CASE WHEN $24 THEN now() ELSE next_attempt_at END, "
+    "failures = CASE WHEN $24 THEN 0 ELSE failures END "
+    "FROM s WHERE tokens.source_id = s.id RETURNING source_id) "
+    "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
+
+static const char q_source_delete[] =
+    "WITH s AS (DELETE FROM token_sources WHERE name = $1 RETURNING id) "
+    "SELECT s.id, pg_notify('kiln_tokens', $1) FROM s";
+
+static const char q_source_pause[] =
+    "WITH s AS (UPDATE token_sources SET paused = $2, updated_at = now() "
+    "WHERE name = $1 RETURNING id) "
+    "SELECT s.id, pg_notify('kiln_tokens', $1) FROM s";
+
+static const char q_prewarming_pause[] =
+    "WITH u AS (INSERT INTO settings (key, value) "
+    "VALUES ('prewarming_paused', $1) ON CONFLICT (key) DO UPDATE "
+    "SET value = $1, updated_at = now() RETURNING key) "
+    "SELECT pg_notify('kiln_tokens', '*') FROM u";
+
+static const char q_events[] =
+    "SELECT e.id, e.trigger, kiln_ms(e.started_at), "
+    "kiln_ms(e.finished_at), e.outcome, e.duration_ms, e.http_status, "
+    "e.error, e.generation, e.fingerprint FROM refresh_events e "
+    "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
+    "AND ($3::bigint IS NULL OR e.id < $3::bigint) "
+    "ORDER BY e.id DESC LIMIT $2::integer";
+
+static const char q_ping[] = "SELECT 1";
+
 static LIST_HEAD(, store_job)	store_jobs = LIST_HEAD_INITIALIZER(store_jobs);
 static struct kore_timer	*store_watchdog_timer;
 
@@ -166,17 +280,23 @@ static int	migrate_file(PGconn *, const char *, const char *,
 static int	migrate_filter(const struct dirent *);
 static char	*file_read(const char *, size_t *);
 static int	upsert_one(PGconn *, struct source *, char *, size_t);
+static void	source_params(const struct source *, int,
+		    struct source_params *);
+static void	source_params_free(struct source_params *);
 static char	*source_digest(const struct source *);
 static void	digest_append(void *, const char *, size_t);
 static char	*seal_opt(const struct source *, const char *,
 		    const char *);
 static void	store_job(const char *, store_rows_cb, void *, int, ...);
+static void	store_job_a(const char *, store_rows_cb, void *, int,
+		    const char **);
 static void	store_job_send(struct store_job *);
 static void	store_job_cb(struct kore_pgsql *, void *);
 static void	store_job_finish(struct store_job *, int);
 static void	store_job_free(struct store_job *);
 static void	store_watchdog(void *, u_int64_t);
 static char	*i64(int64_t);
+static char	*col_dup(struct kore_pgsql *, int);
 
 /* Parent: make the database known to kore_pgsql before the fork. */
 void
@@ -507,18 +627,12 @@ file_read(const char *path, size_t *lenp)
 static int
 upsert_one(PGconn *db, struct source *src, char *err, size_t errlen)
 {
-	PGresult	*res;
-	const char	*v[22], *q;
-	char		*digest, *seed, *secret, *refresh, *password;
-	char		rb[24], fl[24];
-	int		ret, exists, same, same_seed;
+	struct source_params	sp;
+	PGresult		*res;
+	const char		*v[1], *q;
+	int			ret, exists, same, same_seed;
 
-	digest = source_digest(src);
-	seed = NULL;
-	if (src->refresh_token != NULL) {
-		seed = kore_malloc(SEAL_MAC_LEN + 1);
-		seal_mac(src->refresh_token, strlen(src->refresh_token), seed);
-	}
+	source_params(src, 1, &sp);
 
 	v[0] = src->name;
 	res = PQexecParams(db, q_source_digest, 1, NULL, v, NULL, NULL, 0);
@@ -526,69 +640,95 @@ upsert_one(PGconn *db, struct source *src, char *err, size_t errlen)
 		(void)snprintf(err, errlen, "database: %s",
 		    PQerrorMessage(db));
 		PQclear(res);
-		kore_free(digest);
-		kore_free(seed);
+		source_params_free(&sp);
 		return (KORE_RESULT_ERROR);
 	}
 	exists = PQntuples(res) > 0;
-	same = exists && !PQgetisnull(res, 0, 1) &&
-	    CRYPTO_memcmp(PQgetvalue(res, 0, 1), digest, SEAL_MAC_LEN) == 0;
-	same_seed = exists && (seed == NULL || (!PQgetisnull(res, 0, 2) &&
-	    CRYPTO_memcmp(PQgetvalue(res, 0, 2), seed, SEAL_MAC_LEN) == 0));
+	same = exists && !PQgetisnull(res, 0, 1) && CRYPTO_memcmp(
+	    PQgetvalue(res, 0, 1), sp.digest, SEAL_MAC_LEN) == 0;
+	same_seed = exists && (sp.seed == NULL || (!PQgetisnull(res, 0, 2) &&
+	    CRYPTO_memcmp(PQgetvalue(res, 0, 2), sp.seed, SEAL_MAC_LEN) == 0));
 	PQclear(res);
 
-	if (same && same_seed) {
-		kore_free(digest);
-		kore_free(seed);
-		return (KORE_RESULT_OK);
+	ret = KORE_RESULT_OK;
+	if (same && same_seed)
+		goto cleanup;
+
+	/* Keep the stored (maybe rotated) refresh token: NULL keeps it. */
+	if (same_seed) {
+		sp.v[9] = NULL;
+		sp.v[21] = NULL;
 	}
 
-	secret = seal_opt(src, "client_secret", src->client_secret);
-	refresh = same_seed ? NULL :
-	    seal_opt(src, "refresh_token", src->refresh_token);
-	password = seal_opt(src, "password", src->password);
-	(void)snprintf(rb, sizeof(rb), "%lld", (long long)src->refresh_buffer);
-	(void)snprintf(fl, sizeof(fl), "%lld",
-	    (long long)src->fallback_lifetime);
-
-	v[0] = src->name;
-	v[1] = source_kind_name(src->kind);
-	v[2] = src->token_url;
-	v[3] = src->client_id;
-	v[4] = secret;
-	v[5] = src->auth_method == AUTH_SECRET_BASIC ?
-	    "client_secret_basic" : "client_secret_post";
-	v[6] = src->scope;
-	v[7] = src->audience;
-	v[8] = src->resource;
-	v[9] = refresh;
-	v[10] = src->username;
-	v[11] = password;
-	v[12] = src->token_path ? src->token_path : "access_token";
-	v[13] = src->expires_at_path;
-	v[14] = src->expires_in_path ? src->expires_in_path : "expires_in";
-	v[15] = src->refresh_buffer < 0 ? NULL : rb;
-	v[16] = fl;
-	v[17] = src->access == ACCESS_KEY ? "key" : "open";
-	v[18] = src->require_header ? "true" : "false";
-	v[19] = src->enabled ? "true" : "false";
-	v[20] = digest;
-	v[21] = same_seed ? NULL : seed;
-
 	q = exists ? q_source_update : q_source_insert;
-	ret = sync_exec(db, q, 22, v, err, errlen);
-	if (ret) {
+	if ((ret = sync_exec(db, q, 22, sp.v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
 		    "source created from file", "token", src->name, NULL);
 	}
 
-	free(secret);
-	free(refresh);
-	free(password);
-	kore_free(digest);
-	kore_free(seed);
-
+cleanup:
+	source_params_free(&sp);
 	return (ret);
+}
+
+/*
+ * Seal the secrets of src and lay out its row as parameters; the
+ * refresh token only when with_refresh (it is a seed, see upsert_one).
+ */
+static void
+source_params(const struct source *src, int with_refresh,
+    struct source_params *p)
+{
+	memset(p, 0, sizeof(*p));
+
+	p->secret = seal_opt(src, "client_secret", src->client_secret);
+	p->refresh = with_refresh ?
+	    seal_opt(src, "refresh_token", src->refresh_token) : NULL;
+	p->password = seal_opt(src, "password", src->password);
+	p->digest = source_digest(src);
+	if (with_refresh && src->refresh_token != NULL) {
+		p->seed = kore_malloc(SEAL_MAC_LEN + 1);
+		seal_mac(src->refresh_token, strlen(src->refresh_token),
+		    p->seed);
+	}
+	(void)snprintf(p->rb, sizeof(p->rb), "%lld",
+	    (long long)src->refresh_buffer);
+	(void)snprintf(p->fl, sizeof(p->fl), "%lld",
+	    (long long)src->fallback_lifetime);
+
+	p->v[0] = src->name;
+	p->v[1] = source_kind_name(src->kind);
+	p->v[2] = src->token_url;
+	p->v[3] = src->client_id;
+	p->v[4] = p->secret;
+	p->v[5] = src->auth_method == AUTH_SECRET_BASIC ?
+	    "client_secret_basic" : "client_secret_post";
+	p->v[6] = src->scope;
+	p->v[7] = src->audience;
+	p->v[8] = src->resource;
+	p->v[9] = p->refresh;
+	p->v[10] = src->username;
+	p->v[11] = p->password;
+	p->v[12] = src->token_path ? src->token_path : "access_token";
+	p->v[13] = src->expires_at_path;
+	p->v[14] = src->expires_in_path ? src->expires_in_path : "expires_in";
+	p->v[15] = src->refresh_buffer < 0 ? NULL : p->rb;
+	p->v[16] = p->fl;
+	p->v[17] = src->access == ACCESS_KEY ? "key" : "open";
+	p->v[18] = src->require_header ? "true" : "false";
+	p->v[19] = src->enabled ? "true" : "false";
+	p->v[20] = p->digest;
+	p->v[21] = p->seed;
+}
+
+static void
+source_params_free(struct source_params *p)
+{
+	free(p->secret);
+	free(p->refresh);
+	free(p->password);
+	kore_free(p->digest);
+	kore_free(p->seed);
 }
 
 static char *
@@ -675,9 +815,26 @@ digest_append(void *arg, const char *data, size_t len)
 static void
 store_job(const char *query, store_rows_cb cb, void *arg, int n, ...)
 {
-	struct store_job	*job;
 	va_list			args;
-	const char		*v;
+	const char		*v[STORE_PARAMS_MAX];
+	int			i;
+
+	if (n > STORE_PARAMS_MAX)
+		fatal("store_job: too many parameters");
+
+	va_start(args, n);
+	for (i = 0; i < n; i++)
+		v[i] = va_arg(args, const char *);
+	va_end(args);
+
+	store_job_a(query, cb, arg, n, v);
+}
+
+static void
+store_job_a(const char *query, store_rows_cb cb, void *arg, int n,
+    const char **v)
+{
+	struct store_job	*job;
 	int			i;
 
 	if (n > STORE_PARAMS_MAX)
@@ -690,14 +847,11 @@ store_job(const char *query, store_rows_cb cb, void *arg, int n, ...)
 	job->arg = arg;
 	job->started = kore_time_ms();
 
-	va_start(args, n);
 	for (i = 0; i < n; i++) {
-		v = va_arg(args, const char *);
-		job->values[i] = v ? kore_strdup(v) : NULL;
-		job->lengths[i] = v ? (int)strlen(v) : 0;
+		job->values[i] = v[i] ? kore_strdup(v[i]) : NULL;
+		job->lengths[i] = v[i] ? (int)strlen(v[i]) : 0;
 		job->formats[i] = 0;
 	}
-	va_end(args);
 
 	LIST_INSERT_HEAD(&store_jobs, job, list);
 	if (store_watchdog_timer == NULL) {
@@ -783,6 +937,7 @@ store_job_finish(struct store_job *job, int ok)
 	job->done = 1;
 
 	if (!ok) {
+		shared_pg_error();
 		log_kv(LOG_LVL_ERROR, "database query failed", "error",
 		    job->sql.error ? job->sql.error : "unknown", NULL);
 	}
@@ -833,4 +988,204 @@ i64(int64_t v)
 
 	(void)snprintf(buf, sizeof(buf), "%lld", (long long)v);
 	return (kore_strdup(buf));
+}
+
+/*
+ * The source in columns 0-16 of a lease or q_source_full row (they
+ * share that layout), secrets opened. Strings are malloc'd (source_free).
+ */
+int
+store_source_row(struct kore_pgsql *sql, const char *name,
+    struct source *s, char *err, size_t errlen)
+{
+	static const struct {
+		int		col;
+		const char	*field;
+		size_t		off;
+	} secrets[] = {
+		{ 4, "client_secret", offsetof(struct source, client_secret) },
+		{ 9, "refresh_token", offsetof(struct source, refresh_token) },
+		{ 11, "password", offsetof(struct source, password) },
+	};
+	size_t		i, len;
+	char		**out;
+
+	memset(s, 0, sizeof(*s));
+	(void)kore_strlcpy(s->name, name, sizeof(s->name));
+	s->kind = source_kind_parse(kore_pgsql_getvalue(sql, 0, 1));
+	s->token_url = col_dup(sql, 2);
+	s->client_id = col_dup(sql, 3);
+	s->auth_method = strcmp(kore_pgsql_getvalue(sql, 0, 5),
+	    "client_secret_basic") ? AUTH_SECRET_POST : AUTH_SECRET_BASIC;
+	s->scope = col_dup(sql, 6);
+	s->audience = col_dup(sql, 7);
+	s->resource = col_dup(sql, 8);
+	s->username = col_dup(sql, 10);
+	s->token_path = col_dup(sql, 12);
+	s->expires_at_path = col_dup(sql, 13);
+	s->expires_in_path = col_dup(sql, 14);
+	s->refresh_buffer = kore_pgsql_getlength(sql, 0, 15) == 0 ? -1 :
+	    strtoll(kore_pgsql_getvalue(sql, 0, 15), NULL, 10);
+	s->fallback_lifetime = strtoll(kore_pgsql_getvalue(sql, 0, 16),
+	    NULL, 10);
+	s->access = ACCESS_OPEN;
+	s->enabled = 1;
+
+	for (i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+		out = (char **)((u_int8_t *)s + secrets[i].off);
+		if (kore_pgsql_getlength(sql, 0, secrets[i].col) == 0)
+			continue;
+		if (!seal_open(name, secrets[i].field,
+		    kore_pgsql_getvalue(sql, 0, secrets[i].col), out, &len)) {
+			(void)snprintf(err, errlen, "stored %s cannot be "
+			    "opened (wrong master key?)", secrets[i].field);
+			return (KORE_RESULT_ERROR);
+		}
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+int
+store_key_bootstrap(const char *hash, char *err, size_t errlen)
+{
+	PGconn		*db;
+	const char	*v[1];
+	int		ret;
+
+	if ((db = sync_connect(err, errlen)) == NULL)
+		return (KORE_RESULT_ERROR);
+	v[0] = hash;
+	ret = sync_exec(db, q_key_bootstrap, 1, v, err, errlen);
+	PQfinish(db);
+
+	return (ret);
+}
+
+void
+store_keys_load(store_rows_cb cb, void *arg)
+{
+	store_job(q_keys_load, cb, arg, 0);
+}
+
+void
+store_key_create(const char *name, const char *role, const char *hash,
+    store_rows_cb cb, void *arg)
+{
+	store_job(q_key_create, cb, arg, 3, name, role, hash);
+}
+
+void
+store_keys_list(store_rows_cb cb, void *arg)
+{
+	store_job(q_keys_list, cb, arg, 0);
+}
+
+void
+store_key_revoke(const char *id, store_rows_cb cb, void *arg)
+{
+	store_job(q_key_revoke, cb, arg, 1, id);
+}
+
+void
+store_sources_view(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_sources_view, cb, arg, 1, name);
+}
+
+void
+store_source_full(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_source_full, cb, arg, 1, name);
+}
+
+void
+store_source_create(const struct source *src, store_rows_cb cb, void *arg)
+{
+	struct source_params	sp;
+
+	source_params(src, 1, &sp);
+	store_job_a(q_source_create, cb, arg, 22, sp.v);
+	source_params_free(&sp);
+}
+
+/*
+ * Write a changed source if nobody changed it since version; with_refresh
+ * when the change carries a new refresh token; upstream when the change
+ * touches how the token is obtained (a refresh is then due at once).
+ */
+void
+store_source_patch(const struct source *src, int64_t version,
+    int with_refresh, int upstream, store_rows_cb cb, void *arg)
+{
+	struct source_params	sp;
+	const char		*v[24];
+	char			*ver;
+
+	source_params(src, with_refresh, &sp);
+	memcpy(v, sp.v, sizeof(sp.v));
+	ver = i64(version);
+	v[22] = ver;
+	v[23] = upstream ? "true" : "false";
+	store_job_a(q_source_patch, cb, arg, 24, v);
+	kore_free(ver);
+	source_params_free(&sp);
+}
+
+/* The keyed digest of a source's settings, to tell what a change did. */
+char *
+store_source_digest(const struct source *src)
+{
+	return (source_digest(src));
+}
+
+void
+store_source_delete(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_source_delete, cb, arg, 1, name);
+}
+
+void
+store_source_pause(const char *name, int paused, store_rows_cb cb,
+    void *arg)
+{
+	store_job(q_source_pause, cb, arg, 2, name, paused ? "true" : "false");
+}
+
+void
+store_prewarming_pause(int paused, store_rows_cb cb, void *arg)
+{
+	store_job(q_prewarming_pause, cb, arg, 1, paused ? "true" : "false");
+}
+
+void
+store_events(const char *name, int64_t limit, int64_t before,
+    store_rows_cb cb, void *arg)
+{
+	char		*l, *b;
+
+	l = i64(limit);
+	b = before > 0 ? i64(before) : NULL;
+	store_job(q_events, cb, arg, 3, name, l, b);
+	kore_free(l);
+	kore_free(b);
+}
+
+void
+store_ping(store_rows_cb cb, void *arg)
+{
+	store_job(q_ping, cb, arg, 0);
+}
+
+static char *
+col_dup(struct kore_pgsql *sql, int col)
+{
+	char		*s;
+
+	if (kore_pgsql_getlength(sql, 0, col) == 0)
+		return (NULL);
+	if ((s = strdup(kore_pgsql_getvalue(sql, 0, col))) == NULL)
+		fatal("strdup");
+
+	return (s);
 }

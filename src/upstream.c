@@ -80,6 +80,8 @@ upstream_cb(struct kore_curl *c, void *arg)
 		upstream_answer(at);
 	}
 
+	shared_upstream(at->src.token_url, at->ok,
+	    (kiln_now() - at->sent_ms) * 1000);
 	upstream_wipe(c->response);
 	upstream_wipe(c->http.tosend);
 	kore_curl_cleanup(c);

@@ -189,7 +189,7 @@ test('require_header_guard', { timeout: 60000 }, async () => {
 	    { headers: hdr }), 'guarded');
 
 	for (const headers of [{}, { 'X-Kiln-Request': 'false' },
-	    { 'X-Kiln-Request': '' }, { 'X-Kiln-Request': 'yes' }]) {
+	    { 'X-Kiln-Request': 'yes' }, { 'X-Kiln-Requests': 'true' }]) {
 		const r = await k.currentToken('guarded', { headers });
 		const what = JSON.stringify(headers);
 		assert.equal(r.status, 403, `${what}: ${r.status} ${r.text}`);

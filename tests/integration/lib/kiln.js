@@ -24,7 +24,8 @@ const procs = require('./procs');
 const { freePort, request, sleep } = require('./util');
 
 const BIN = path.join(procs.REPO, 'kiln');
-const CONF = 'kore.conf';
+/* KILN_IT_CONF: another Kore config, e.g. one with seccomp_tracing. */
+const CONF = process.env.KILN_IT_CONF || 'kore.conf';
 
 function cleanEnv()
 {

@@ -1,0 +1,826 @@
+/*
+ * api_admin.c: the admin REST API.
+ *
+ *	GET|POST /api/tokens, GET|PATCH|DELETE /api/tokens/{name}
+ *	POST /api/tokens/{name}/refresh, GET /api/tokens/{name}/events
+ *	GET /api/prewarming/status, POST /api/prewarming/{refresh,start,stop}
+ *	GET|POST /api/keys, DELETE /api/keys/{id}
+ *
+ * Authentication, roles and rate limits are checked by the dispatcher
+ * (api.c) before any handler here runs. Reads of configuration and
+ * history go to PostgreSQL; the live state comes from the worker cache.
+ * Secrets are write-only: a view says "client_secret_set": true, never
+ * the value. Every change is one statement that also NOTIFYs, so every
+ * worker and instance follows at once.
+ */
+
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <yajl/yajl_gen.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+#include <kore/pgsql.h>
+#include <kore/curl.h>
+
+#include "kiln.h"
+
+#define EVENTS_DEFAULT		50
+#define EVENTS_MAX		500
+
+static void	render_list(struct api_pending *, struct kore_pgsql *, int);
+static void	render_one(struct api_pending *, struct kore_pgsql *, int);
+static void	render_created(struct api_pending *, struct kore_pgsql *,
+		    int);
+static void	render_patch_loaded(struct api_pending *, struct kore_pgsql *,
+		    int);
+static void	render_patched(struct api_pending *, struct kore_pgsql *,
+		    int);
+static void	render_deleted(struct api_pending *, struct kore_pgsql *,
+		    int);
+static void	render_events(struct api_pending *, struct kore_pgsql *,
+		    int);
+static void	render_paused(struct api_pending *, struct kore_pgsql *,
+		    int);
+static void	render_key_created(struct api_pending *, struct kore_pgsql *,
+		    int);
+static void	render_keys(struct api_pending *, struct kore_pgsql *, int);
+static void	render_key_revoked(struct api_pending *, struct kore_pgsql *,
+		    int);
+static int	pending_db_error(struct api_pending *, int);
+static void	view_source(void *, struct kore_pgsql *, int, int64_t);
+static void	view_time(void *, const char *, struct kore_pgsql *, int, int);
+static void	view_str(void *, const char *, struct kore_pgsql *, int, int);
+static void	view_num(void *, const char *, struct kore_pgsql *, int, int);
+static void	view_bool(void *, const char *, struct kore_pgsql *, int, int);
+static int	prewarming_pause(struct http_request *, struct api_state *,
+		    int);
+static void	prewarming_entry(void *, struct cache_entry *, int64_t);
+static int	query_arg(struct http_request *, const char *, char *,
+		    size_t);
+static void	*pending_gen(struct api_pending *, int);
+
+int
+admin_tokens_list(struct http_request *req, struct api_state *st)
+{
+	store_sources_view(NULL, api_pending_cb,
+	    api_pending_start(req, st, render_list));
+	return (KORE_RESULT_RETRY);
+}
+
+int
+admin_token_get(struct http_request *req, struct api_state *st)
+{
+	store_sources_view(st->name, api_pending_cb,
+	    api_pending_start(req, st, render_one));
+	return (KORE_RESULT_RETRY);
+}
+
+int
+admin_tokens_create(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+	yajl_val		body;
+	struct source		src;
+	char			err[KILN_ERR_MAX];
+
+	if (!api_body_json(req, &body))
+		return (KORE_RESULT_OK);
+
+	memset(&src, 0, sizeof(src));
+	if (!source_from_json(body, 0, &src, err, sizeof(err))) {
+		yajl_tree_free(body);
+		source_free(&src);
+		api_error(req, 422, "invalid_field", err);
+		return (KORE_RESULT_OK);
+	}
+	yajl_tree_free(body);
+
+	(void)kore_strlcpy(st->name, src.name, sizeof(st->name));
+	p = api_pending_start(req, st, render_created);
+	store_source_create(&src, api_pending_cb, p);
+	source_free(&src);
+
+	return (KORE_RESULT_RETRY);
+}
+
+/*
+ * PATCH: load the stored source (secrets opened), apply the body to it,
+ * validate the result, and write it back only if nobody changed it in
+ * between (config_version).
+ */
+int
+admin_token_patch(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+	yajl_val		body;
+
+	if (!api_body_json(req, &body))
+		return (KORE_RESULT_OK);
+	if (!YAJL_IS_OBJECT(body)) {
+		yajl_tree_free(body);
+		api_error(req, 422, "invalid_field",
+		    "source: must be a JSON object");
+		return (KORE_RESULT_OK);
+	}
+
+	p = api_pending_start(req, st, render_patch_loaded);
+	p->body = body;
+	store_source_full(st->name, api_pending_cb, p);
+
+	return (KORE_RESULT_RETRY);
+}
+
+int
+admin_token_delete(struct http_request *req, struct api_state *st)
+{
+	store_source_delete(st->name, api_pending_cb,
+	    api_pending_start(req, st, render_deleted));
+	return (KORE_RESULT_RETRY);
+}
+
+int
+admin_token_refresh(struct http_request *req, struct api_state *st)
+{
+	struct cache_entry	*e;
+	void			*g;
+
+	if ((e = cache_lookup(st->name)) == NULL) {
+		api_error(req, 404, "not_found", "unknown token source");
+		return (KORE_RESULT_OK);
+	}
+
+	refresh_request(e, TRIGGER_ADMIN, 0, st->request_id, st->traceparent);
+
+	g = api_json_begin();
+	api_kv_bool(g, "success", 1);
+	api_kv_str(g, "message", "Token refresh initiated");
+	api_json_send(req, 202, g);
+
+	return (KORE_RESULT_OK);
+}
+
+int
+admin_token_events(struct http_request *req, struct api_state *st)
+{
+	int64_t		limit, before;
+	int		err;
+	char		buf[24];
+
+	limit = EVENTS_DEFAULT;
+	before = 0;
+	if (query_arg(req, "limit", buf, sizeof(buf)) != 0) {
+		limit = kore_strtonum(buf, 10, 1, EVENTS_MAX, &err);
+		if (err != KORE_RESULT_OK) {
+			api_error(req, 422, "invalid_field",
+			    "limit: expected an integer from 1 to 500");
+			return (KORE_RESULT_OK);
+		}
+	}
+	if (query_arg(req, "before", buf, sizeof(buf)) != 0) {
+		before = kore_strtonum(buf, 10, 1, INT64_MAX, &err);
+		if (err != KORE_RESULT_OK) {
+			api_error(req, 422, "invalid_field",
+			    "before: expected a positive event id");
+			return (KORE_RESULT_OK);
+		}
+	}
+	if (cache_lookup(st->name) == NULL) {
+		api_error(req, 404, "not_found", "unknown token source");
+		return (KORE_RESULT_OK);
+	}
+
+	store_events(st->name, limit, before, api_pending_cb,
+	    api_pending_start(req, st, render_events));
+	return (KORE_RESULT_RETRY);
+}
+
+/* The pre-warming guide's shape, with every source in "tokens". */
+int
+admin_prewarming_status(struct http_request *req, struct api_state *st)
+{
+	struct cache_entry	*e, *soonest;
+	void			*g;
+	int64_t			now;
+
+	now = kiln_now();
+	soonest = NULL;
+
+	g = api_json_begin();
+	api_kv_bool(g, "success", 1);
+	yajl_gen_string(g, (const unsigned char *)"data", 4);
+	yajl_gen_map_open(g);
+	api_kv_bool(g, "prewarming_active",
+	    kiln_config.prewarming_enabled && !cache_paused());
+	api_kv_decimal(g, "refresh_buffer_minutes",
+	    kiln_config.refresh_buffer_ms / 60000.0);
+
+	yajl_gen_string(g, (const unsigned char *)"tokens", 6);
+	yajl_gen_array_open(g);
+	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		yajl_gen_map_open(g);
+		api_kv_str(g, "name", e->name);
+		api_kv_bool(g, "paused", e->paused);
+		prewarming_entry(g, e, now);
+		yajl_gen_map_close(g);
+		if (!e->paused && e->enabled &&
+		    (soonest == NULL || e->next_ms < soonest->next_ms))
+			soonest = e;
+	}
+	yajl_gen_array_close(g);
+
+	/* The single-token fields of the guide: the next one due. */
+	if (soonest != NULL)
+		prewarming_entry(g, soonest, now);
+
+	yajl_gen_map_close(g);
+	api_json_send(req, 200, g);
+
+	return (KORE_RESULT_OK);
+}
+
+int
+admin_prewarming_refresh(struct http_request *req, struct api_state *st)
+{
+	struct cache_entry	*e;
+	void			*g;
+	char			name[KILN_NAME_MAX + 2];
+
+	if (query_arg(req, "token", name, sizeof(name)) != 0) {
+		if (!source_name_valid(name) ||
+		    (e = cache_lookup(name)) == NULL) {
+			api_error(req, 404, "not_found",
+			    "unknown token source");
+			return (KORE_RESULT_OK);
+		}
+		refresh_request(e, TRIGGER_ADMIN, 0, st->request_id,
+		    st->traceparent);
+	} else {
+		for (e = cache_first(); e != NULL; e = cache_next(e)) {
+			if (e->enabled)
+				refresh_request(e, TRIGGER_ADMIN, 0,
+				    st->request_id, st->traceparent);
+		}
+	}
+
+	g = api_json_begin();
+	api_kv_bool(g, "success", 1);
+	api_kv_str(g, "message", "Token refresh initiated");
+	api_json_send(req, 200, g);
+
+	return (KORE_RESULT_OK);
+}
+
+int
+admin_prewarming_start(struct http_request *req, struct api_state *st)
+{
+	return (prewarming_pause(req, st, 0));
+}
+
+int
+admin_prewarming_stop(struct http_request *req, struct api_state *st)
+{
+	return (prewarming_pause(req, st, 1));
+}
+
+int
+admin_keys_list(struct http_request *req, struct api_state *st)
+{
+	store_keys_list(api_pending_cb,
+	    api_pending_start(req, st, render_keys));
+	return (KORE_RESULT_RETRY);
+}
+
+int
+admin_keys_create(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+	yajl_val		body, name, role;
+	const char		*np[] = { "name", NULL }, *rp[] = { "role", NULL };
+	const char		*n, *r;
+	size_t			i;
+	char			hash[AUTH_HASH_LEN + 1];
+
+	if (!api_body_json(req, &body))
+		return (KORE_RESULT_OK);
+
+	name = yajl_tree_get(body, np, yajl_t_string);
+	role = yajl_tree_get(body, rp, yajl_t_string);
+	n = name != NULL ? YAJL_GET_STRING(name) : NULL;
+	r = role != NULL ? YAJL_GET_STRING(role) : NULL;
+
+	for (i = 0; n != NULL && n[i] != '\0'; i++) {
+		if ((unsigned char)n[i] < 0x20 || n[i] == 0x7f)
+			n = NULL;
+	}
+	if (!YAJL_IS_OBJECT(body) || body->u.object.len != 2 || n == NULL ||
+	    *n == '\0' || strlen(n) > 64) {
+		yajl_tree_free(body);
+		api_error(req, 422, "invalid_field",
+		    "name: expected 1 to 64 printable characters (and only "
+		    "name and role)");
+		return (KORE_RESULT_OK);
+	}
+	if (r == NULL || jwt_role_parse(r) == ROLE_NONE) {
+		yajl_tree_free(body);
+		api_error(req, 422, "invalid_field",
+		    "role: expected admin, operator, viewer or client");
+		return (KORE_RESULT_OK);
+	}
+
+	/* The key is only in this request's answer; the table has a hash. */
+	p = api_pending_start(req, st, render_key_created);
+	p->body = body;
+	p->secret = auth_key_generate();
+	auth_key_hash(p->secret, hash);
+	store_key_create(n, r, hash, api_pending_cb, p);
+
+	return (KORE_RESULT_RETRY);
+}
+
+int
+admin_key_revoke(struct http_request *req, struct api_state *st)
+{
+	store_key_revoke(st->name, api_pending_cb,
+	    api_pending_start(req, st, render_key_revoked));
+	return (KORE_RESULT_RETRY);
+}
+
+static void
+render_list(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	void		*g;
+	int		i, n;
+	int64_t		now;
+
+	if (pending_db_error(p, ok))
+		return;
+
+	now = kiln_now();
+	g = pending_gen(p, 200);
+	yajl_gen_string(g, (const unsigned char *)"data", 4);
+	yajl_gen_array_open(g);
+	n = kore_pgsql_ntuples(sql);
+	for (i = 0; i < n; i++)
+		view_source(g, sql, i, now);
+	yajl_gen_array_close(g);
+	p->done = 1;
+}
+
+static void
+render_one(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	void		*g;
+
+	if (pending_db_error(p, ok))
+		return;
+	if (kore_pgsql_ntuples(sql) == 0) {
+		api_pending_fail(p, 404, "not_found", "unknown token source");
+		return;
+	}
+
+	g = pending_gen(p, p->status);
+	yajl_gen_string(g, (const unsigned char *)"data", 4);
+	view_source(g, sql, 0, kiln_now());
+	p->done = 1;
+}
+
+static void
+render_created(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	if (pending_db_error(p, ok))
+		return;
+	if (kore_pgsql_ntuples(sql) == 0) {
+		api_pending_fail(p, 409, "conflict",
+		    "a token source with this name exists");
+		return;
+	}
+
+	log_kv(LOG_LVL_INFO, "source created", "token", p->name, NULL);
+	cache_reload(p->name);
+	p->status = 201;
+	p->render = render_one;
+	store_sources_view(p->name, api_pending_cb, p);
+}
+
+static void
+render_patch_loaded(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	const char	*rt[] = { "refresh_token", NULL };
+	char		*digest, err[KILN_ERR_MAX];
+	int		same;
+
+	if (pending_db_error(p, ok))
+		return;
+	if (kore_pgsql_ntuples(sql) == 0) {
+		api_pending_fail(p, 404, "not_found", "unknown token source");
+		return;
+	}
+
+	if (!store_source_row(sql, p->name, &p->src, err, sizeof(err))) {
+		api_pending_fail(p, 500, "internal", err);
+		return;
+	}
+	p->src.access = strcmp(kore_pgsql_getvalue(sql, 0, 17), "key") ?
+	    ACCESS_OPEN : ACCESS_KEY;
+	p->src.require_header = kore_pgsql_getvalue(sql, 0, 18)[0] == 't';
+	p->src.enabled = kore_pgsql_getvalue(sql, 0, 19)[0] == 't';
+	p->version = strtoll(kore_pgsql_getvalue(sql, 0, 20), NULL, 10);
+
+	if (!source_from_json(p->body, SOURCE_PATCH, &p->src, err,
+	    sizeof(err))) {
+		api_pending_fail(p, 422, "invalid_field", err);
+		return;
+	}
+
+	/* A change of how the token is obtained asks for one at once. */
+	digest = store_source_digest(&p->src);
+	same = kore_pgsql_getlength(sql, 0, 21) == SEAL_MAC_LEN &&
+	    CRYPTO_memcmp(digest, kore_pgsql_getvalue(sql, 0, 21),
+	    SEAL_MAC_LEN) == 0;
+	kore_free(digest);
+	p->with_refresh = yajl_tree_get(p->body, rt, yajl_t_any) != NULL;
+	p->upstream = !same || p->with_refresh;
+
+	p->render = render_patched;
+	store_source_patch(&p->src, p->version, p->with_refresh, p->upstream,
+	    api_pending_cb, p);
+}
+
+static void
+render_patched(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	if (pending_db_error(p, ok))
+		return;
+	if (kore_pgsql_ntuples(sql) == 0) {
+		api_pending_fail(p, 409, "conflict",
+		    "the source changed meanwhile; read it and try again");
+		return;
+	}
+
+	log_kv(LOG_LVL_INFO, "source changed", "token", p->name,
+	    "#refresh_now", (int64_t)p->upstream, NULL);
+	cache_reload(p->name);
+	p->render = render_one;
+	store_sources_view(p->name, api_pending_cb, p);
+}
+
+static void
+render_deleted(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	void		*g;
+
+	if (pending_db_error(p, ok))
+		return;
+	if (kore_pgsql_ntuples(sql) == 0) {
+		api_pending_fail(p, 404, "not_found", "unknown token source");
+		return;
+	}
+
+	log_kv(LOG_LVL_INFO, "source deleted", "token", p->name, NULL);
+	cache_reload(p->name);
+	g = pending_gen(p, 200);
+	api_kv_str(g, "message", "Token source deleted");
+	p->done = 1;
+}
+
+static void
+render_events(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	void		*g;
+	int		i, n;
+
+	if (pending_db_error(p, ok))
+		return;
+
+	g = pending_gen(p, 200);
+	yajl_gen_string(g, (const unsigned char *)"data", 4);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"events", 6);
+	yajl_gen_array_open(g);
+	n = kore_pgsql_ntuples(sql);
+	for (i = 0; i < n; i++) {
+		yajl_gen_map_open(g);
+		view_num(g, "id", sql, i, 0);
+		view_str(g, "trigger", sql, i, 1);
+		view_time(g, "started_at", sql, i, 2);
+		view_time(g, "finished_at", sql, i, 3);
+		view_str(g, "outcome", sql, i, 4);
+		view_num(g, "duration_ms", sql, i, 5);
+		view_num(g, "http_status", sql, i, 6);
+		view_str(g, "error", sql, i, 7);
+		view_num(g, "generation", sql, i, 8);
+		view_str(g, "fingerprint", sql, i, 9);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	if (n > 0)
+		view_num(g, "next_before", sql, n - 1, 0);
+	else
+		api_kv_null(g, "next_before");
+	yajl_gen_map_close(g);
+	p->done = 1;
+}
+
+static int
+prewarming_pause(struct http_request *req, struct api_state *st, int paused)
+{
+	struct api_pending	*p;
+	char			name[KILN_NAME_MAX + 2];
+
+	if (query_arg(req, "token", name, sizeof(name)) != 0) {
+		if (!source_name_valid(name)) {
+			api_error(req, 404, "not_found",
+			    "unknown token source");
+			return (KORE_RESULT_OK);
+		}
+		(void)kore_strlcpy(st->name, name, sizeof(st->name));
+		p = api_pending_start(req, st, render_paused);
+		p->upstream = paused;
+		store_source_pause(name, paused, api_pending_cb, p);
+	} else {
+		st->name[0] = '\0';
+		p = api_pending_start(req, st, render_paused);
+		p->upstream = paused;
+		store_prewarming_pause(paused, api_pending_cb, p);
+	}
+
+	return (KORE_RESULT_RETRY);
+}
+
+static void
+render_paused(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	void		*g;
+	int		paused = p->upstream;
+
+	if (pending_db_error(p, ok))
+		return;
+	if (p->name[0] != '\0' && kore_pgsql_ntuples(sql) == 0) {
+		api_pending_fail(p, 404, "not_found", "unknown token source");
+		return;
+	}
+
+	log_kv(LOG_LVL_INFO, paused ? "pre-warming stopped" :
+	    "pre-warming started", "token", p->name[0] ? p->name : NULL,
+	    NULL);
+	g = pending_gen(p, 200);
+	api_kv_str(g, "message", paused ? "Token pre-warming stopped" :
+	    "Token pre-warming started successfully");
+	p->done = 1;
+}
+
+static void
+render_key_created(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	void		*g;
+
+	if (pending_db_error(p, ok))
+		return;
+
+	auth_keys_reload();
+	g = pending_gen(p, 201);
+	yajl_gen_string(g, (const unsigned char *)"data", 4);
+	yajl_gen_map_open(g);
+	view_num(g, "id", sql, 0, 0);
+	view_str(g, "name", sql, 0, 1);
+	view_str(g, "role", sql, 0, 2);
+	view_time(g, "created_at", sql, 0, 3);
+	api_kv_str(g, "key", p->secret);
+	yajl_gen_map_close(g);
+	api_kv_str(g, "message", "Store this key now: it is not shown again");
+	p->done = 1;
+}
+
+static void
+render_keys(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	void		*g;
+	int		i, n;
+
+	if (pending_db_error(p, ok))
+		return;
+
+	g = pending_gen(p, 200);
+	yajl_gen_string(g, (const unsigned char *)"data", 4);
+	yajl_gen_array_open(g);
+	n = kore_pgsql_ntuples(sql);
+	for (i = 0; i < n; i++) {
+		yajl_gen_map_open(g);
+		view_num(g, "id", sql, i, 0);
+		view_str(g, "name", sql, i, 1);
+		view_str(g, "role", sql, i, 2);
+		view_time(g, "created_at", sql, i, 3);
+		view_time(g, "revoked_at", sql, i, 4);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	p->done = 1;
+}
+
+static void
+render_key_revoked(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	void		*g;
+
+	if (pending_db_error(p, ok))
+		return;
+	if (kore_pgsql_ntuples(sql) == 0) {
+		api_pending_fail(p, 404, "not_found", "no such active key");
+		return;
+	}
+
+	auth_keys_reload();
+	log_kv(LOG_LVL_INFO, "API key revoked", "key_id", p->name, NULL);
+	g = pending_gen(p, 200);
+	api_kv_str(g, "message", "API key revoked");
+	p->done = 1;
+}
+
+static int
+pending_db_error(struct api_pending *p, int ok)
+{
+	if (ok)
+		return (0);
+
+	api_pending_fail(p, 503, "database_unavailable",
+	    "the database did not answer; try again");
+	return (1);
+}
+
+/* The answer document of p, with "success": true already in it. */
+static void *
+pending_gen(struct api_pending *p, int status)
+{
+	if (p->g == NULL) {
+		p->g = api_json_begin();
+		api_kv_bool(p->g, "success", 1);
+	}
+	p->status = status;
+
+	return (p->g);
+}
+
+/* One row of q_sources_view as the admin view of a source. */
+static void
+view_source(void *g, struct kore_pgsql *sql, int r, int64_t now)
+{
+	int64_t		expires;
+	int		paused, leased, has_token;
+	u_int32_t	failures;
+
+	yajl_gen_map_open(g);
+	view_str(g, "name", sql, r, 0);
+	view_str(g, "kind", sql, r, 1);
+	view_str(g, "token_url", sql, r, 2);
+	view_str(g, "client_id", sql, r, 3);
+	view_bool(g, "client_secret_set", sql, r, 4);
+	view_str(g, "auth_method", sql, r, 5);
+	view_str(g, "scope", sql, r, 6);
+	view_str(g, "audience", sql, r, 7);
+	view_str(g, "resource", sql, r, 8);
+	view_bool(g, "refresh_token_set", sql, r, 9);
+	view_str(g, "username", sql, r, 10);
+	view_bool(g, "password_set", sql, r, 11);
+	view_str(g, "token_path", sql, r, 12);
+	view_str(g, "expires_at_path", sql, r, 13);
+	view_str(g, "expires_in_path", sql, r, 14);
+	view_num(g, "refresh_buffer", sql, r, 15);
+	view_num(g, "fallback_lifetime", sql, r, 16);
+	view_str(g, "access", sql, r, 17);
+	view_bool(g, "require_header", sql, r, 18);
+	view_bool(g, "enabled", sql, r, 19);
+	view_bool(g, "paused", sql, r, 20);
+	view_time(g, "created_at", sql, r, 21);
+	view_time(g, "updated_at", sql, r, 22);
+
+	paused = kore_pgsql_getvalue(sql, r, 20)[0] == 't' || cache_paused();
+	leased = kore_pgsql_getvalue(sql, r, 32)[0] == 't';
+	has_token = kore_pgsql_getlength(sql, r, 24) > 0;
+	expires = strtoll(kore_pgsql_getvalue(sql, r, 26), NULL, 10);
+	failures = strtoul(kore_pgsql_getvalue(sql, r, 29), NULL, 10);
+
+	yajl_gen_string(g, (const unsigned char *)"state", 5);
+	yajl_gen_map_open(g);
+	api_kv_str(g, "status", policy_state(paused, leased, failures,
+	    has_token, expires, now));
+	api_kv_bool(g, "has_token", has_token);
+	api_kv_bool(g, "valid", has_token &&
+	    expires > now + CACHE_VALID_MARGIN_MS);
+	view_str(g, "fingerprint", sql, r, 24);
+	view_num(g, "generation", sql, r, 23);
+	view_time(g, "obtained_at", sql, r, 25);
+	view_time(g, "expires_at", sql, r, 26);
+	view_time(g, "refresh_at", sql, r, 27);
+	view_time(g, "next_attempt_at", sql, r, 28);
+	view_num(g, "failures", sql, r, 29);
+	view_str(g, "last_error", sql, r, 30);
+	view_num(g, "last_duration_ms", sql, r, 31);
+	yajl_gen_map_close(g);
+
+	yajl_gen_map_close(g);
+}
+
+static void
+view_time(void *g, const char *key, struct kore_pgsql *sql, int r, int c)
+{
+	char		buf[ISOTIME_LEN];
+
+	if (kore_pgsql_getlength(sql, r, c) == 0) {
+		api_kv_null(g, key);
+		return;
+	}
+	isotime_format(strtoll(kore_pgsql_getvalue(sql, r, c), NULL, 10),
+	    buf, sizeof(buf));
+	api_kv_str(g, key, buf);
+}
+
+static void
+view_str(void *g, const char *key, struct kore_pgsql *sql, int r, int c)
+{
+	if (kore_pgsql_getlength(sql, r, c) == 0 &&
+	    PQgetisnull(sql->result, r, c))
+		api_kv_null(g, key);
+	else
+		api_kv_str(g, key, kore_pgsql_getvalue(sql, r, c));
+}
+
+static void
+view_num(void *g, const char *key, struct kore_pgsql *sql, int r, int c)
+{
+	if (kore_pgsql_getlength(sql, r, c) == 0)
+		api_kv_null(g, key);
+	else
+		api_kv_int(g, key, strtoll(kore_pgsql_getvalue(sql, r, c),
+		    NULL, 10));
+}
+
+static void
+view_bool(void *g, const char *key, struct kore_pgsql *sql, int r, int c)
+{
+	api_kv_bool(g, key, kore_pgsql_getvalue(sql, r, c)[0] == 't');
+}
+
+static void
+prewarming_entry(void *g, struct cache_entry *e, int64_t now)
+{
+	char		expires[ISOTIME_LEN], refresh[ISOTIME_LEN];
+
+	isotime_format(e->expires_ms, expires, sizeof(expires));
+	isotime_format(e->next_ms, refresh, sizeof(refresh));
+
+	yajl_gen_string(g, (const unsigned char *)"token", 5);
+	yajl_gen_map_open(g);
+	api_kv_bool(g, "has_token", e->token != NULL);
+	api_kv_bool(g, "is_expired", e->token == NULL ||
+	    e->expires_ms <= now);
+	if (e->token != NULL)
+		api_kv_str(g, "expires_at", expires);
+	else
+		api_kv_null(g, "expires_at");
+	yajl_gen_map_close(g);
+
+	yajl_gen_string(g, (const unsigned char *)"schedule", 8);
+	yajl_gen_map_open(g);
+	if (e->token != NULL)
+		api_kv_str(g, "expires_at", expires);
+	else
+		api_kv_null(g, "expires_at");
+	api_kv_str(g, "refresh_at", refresh);
+	api_kv_decimal(g, "next_refresh_in_minutes",
+	    e->next_ms > now ? (e->next_ms - now) / 60000.0 : 0.0);
+	yajl_gen_map_close(g);
+}
+
+/* A query-string argument; returns its length, 0 when absent. */
+static int
+query_arg(struct http_request *req, const char *key, char *out, size_t len)
+{
+	const char	*q, *v;
+	size_t		klen, n;
+
+	if ((q = req->query_string) == NULL)
+		return (0);
+
+	klen = strlen(key);
+	for (v = q; v != NULL; v = strchr(v, '&') ? strchr(v, '&') + 1 : NULL) {
+		if (strncmp(v, key, klen) || v[klen] != '=')
+			continue;
+		v += klen + 1;
+		n = strcspn(v, "&");
+		if (n == 0 || n >= len) {
+			(void)kore_strlcpy(out, "", len);
+			return (n == 0 ? 0 : (int)n);
+		}
+		memcpy(out, v, n);
+		out[n] = '\0';
+		return ((int)n);
+	}
+
+	return (0);
+}

@@ -1,0 +1,364 @@
+/*
+ * auth.c: who is calling, and may they.
+ *
+ * A caller presents "Authorization: Bearer <credential>": a JWT (HS256,
+ * see jwt.c) or an API key. API keys are stored as SHA-256 hashes only;
+ * each worker keeps the table of key hashes in memory (reloaded on
+ * NOTIFY kiln_keys), so checking a key costs no database round trip.
+ * Rate limits are token buckets per principal in the region shared by
+ * the workers of the instance (shared.c).
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+#include <kore/pgsql.h>
+#include <kore/curl.h>
+
+#include "kiln.h"
+
+#define JWT_LEEWAY_MS		30000
+#define KEY_PREFIX		"kiln_"
+
+struct auth_key {
+	int64_t		id;
+	int		role;
+	char		hash[AUTH_HASH_LEN + 1];
+};
+
+static struct {
+	struct auth_key		*keys;
+	size_t			count;
+	int			loading;
+} auth;
+
+static int	auth_jwt(const char *, struct principal *);
+static int	auth_key(const char *, struct principal *);
+static void	auth_keys_loaded(struct kore_pgsql *, void *, int);
+static u_int64_t	auth_addr_key(struct http_request *);
+static int	auth_cidr_match(const struct cidr *, int, const u_int8_t *);
+
+/* The SHA-256 of an API key, as 64 hex characters. */
+void
+auth_key_hash(const char *key, char *out)
+{
+	u_int8_t	md[32];
+	unsigned int	len;
+	int		i;
+
+	len = sizeof(md);
+	if (!EVP_Digest(key, strlen(key), md, &len, EVP_sha256(), NULL))
+		fatal("EVP_Digest");
+	for (i = 0; i < 32; i++)
+		(void)snprintf(out + i * 2, 3, "%02x", md[i]);
+}
+
+/* A new key: "kiln_" + 43 characters of base64url (256 bits). */
+char *
+auth_key_generate(void)
+{
+	u_int8_t	rnd[32];
+	char		*b64, *key;
+	size_t		len;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		fatal("RAND_bytes");
+	if (!kore_base64url_encode(rnd, sizeof(rnd), &b64,
+	    KORE_BASE64_RAW))
+		fatal("base64url");
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+
+	len = strlen(KEY_PREFIX) + strlen(b64) + 1;
+	key = kore_malloc(len);
+	(void)snprintf(key, len, "%s%s", KEY_PREFIX, b64);
+	OPENSSL_cleanse(b64, strlen(b64));
+	kore_free(b64);
+
+	return (key);
+}
+
+void
+auth_keys_reload(void)
+{
+	if (auth.loading)
+		return;
+	auth.loading = 1;
+	store_keys_load(auth_keys_loaded, NULL);
+}
+
+/*
+ * Who the request is from. KORE_RESULT_ERROR when a credential was
+ * presented but is not valid (the caller answers 401); no credential
+ * at all gives the anonymous principal of the peer address.
+ */
+int
+auth_request(struct http_request *req, struct principal *p)
+{
+	const char	*v;
+
+	memset(p, 0, sizeof(*p));
+	p->role = ROLE_NONE;
+	p->rate_key = auth_addr_key(req);
+	(void)snprintf(p->id, sizeof(p->id), "anonymous");
+
+	if (!http_request_header(req, "authorization", &v))
+		return (KORE_RESULT_OK);
+	if (strncasecmp(v, "Bearer ", 7) || v[7] == '\0')
+		return (KORE_RESULT_ERROR);
+	v += 7;
+
+	/* A JWT has exactly two dots; an API key has none. */
+	if (strchr(v, '.') != NULL)
+		return (auth_jwt(v, p));
+
+	return (auth_key(v, p));
+}
+
+/* May p use a route that needs role need? Answers 401/403 itself. */
+int
+auth_allow(struct http_request *req, const struct principal *p, int need)
+{
+	if (p->role == ROLE_NONE) {
+		http_response_header(req, "WWW-Authenticate", "Bearer");
+		api_error(req, 401, "unauthorized",
+		    "missing or invalid credentials");
+		return (KORE_RESULT_ERROR);
+	}
+	if (p->role < need) {
+		api_error(req, 403, "forbidden", "this role may not do that");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+/*
+ * One request of p against its bucket. Sets the X-RateLimit-* headers;
+ * answers 429 itself and returns KORE_RESULT_ERROR when over the limit.
+ */
+int
+auth_rate(struct http_request *req, const struct principal *p, int public)
+{
+	u_int32_t	limit, remaining, reset;
+	char		buf[24];
+
+	if (public) {
+		if (kiln_config.rate_public == 0)
+			return (KORE_RESULT_OK);
+		limit = kiln_config.rate_public;
+	} else {
+		switch (p->role) {
+		case ROLE_ADMIN:
+			limit = kiln_config.rate_admin;
+			break;
+		case ROLE_OPERATOR:
+			limit = kiln_config.rate_operator;
+			break;
+		case ROLE_VIEWER:
+		case ROLE_CLIENT:
+			limit = kiln_config.rate_viewer;
+			break;
+		default:
+			limit = kiln_config.rate_anonymous;
+			break;
+		}
+	}
+
+	if (shared_rate_take(p->rate_key ^ (public ? 0x9e3779b97f4a7c15ULL :
+	    0), limit, kiln_now(), &remaining, &reset)) {
+		(void)snprintf(buf, sizeof(buf), "%u", limit);
+		http_response_header(req, "X-RateLimit-Limit", buf);
+		(void)snprintf(buf, sizeof(buf), "%u", remaining);
+		http_response_header(req, "X-RateLimit-Remaining", buf);
+		(void)snprintf(buf, sizeof(buf), "%u", reset);
+		http_response_header(req, "X-RateLimit-Reset", buf);
+		return (KORE_RESULT_OK);
+	}
+
+	(void)snprintf(buf, sizeof(buf), "%u", limit);
+	http_response_header(req, "X-RateLimit-Limit", buf);
+	http_response_header(req, "X-RateLimit-Remaining", "0");
+	(void)snprintf(buf, sizeof(buf), "%u", reset ? reset : 1);
+	http_response_header(req, "X-RateLimit-Reset", buf);
+	http_response_header(req, "Retry-After", buf);
+	api_error(req, 429, "rate_limited", "too many requests");
+
+	return (KORE_RESULT_ERROR);
+}
+
+/* The optional CIDR allow-list of the public endpoints. */
+int
+auth_public_allowed(struct http_request *req)
+{
+	struct connection	*c = req->owner;
+	const u_int8_t		*addr;
+	size_t			i;
+
+	if (kiln_config.allow_count == 0)
+		return (1);
+
+	if (c->family == AF_INET)
+		addr = (const u_int8_t *)&c->addr.ipv4.sin_addr;
+	else if (c->family == AF_INET6)
+		addr = (const u_int8_t *)&c->addr.ipv6.sin6_addr;
+	else
+		return (0);
+
+	for (i = 0; i < kiln_config.allow_count; i++) {
+		if (auth_cidr_match(&kiln_config.allow[i], c->family, addr))
+			return (1);
+	}
+
+	return (0);
+}
+
+static int
+auth_jwt(const char *token, struct principal *p)
+{
+	struct jwt_check	chk;
+	struct jwt_claims	claims;
+	char			err[KILN_ERR_MAX];
+
+	if (kiln_config.jwt_secret == NULL)
+		return (KORE_RESULT_ERROR);
+
+	memset(&chk, 0, sizeof(chk));
+	chk.secret = (const u_int8_t *)kiln_config.jwt_secret;
+	chk.secret_len = strlen(kiln_config.jwt_secret);
+	chk.issuer = kiln_config.jwt_issuer;
+	chk.audience = kiln_config.jwt_audience;
+	chk.now_ms = kiln_now();
+	chk.leeway_ms = JWT_LEEWAY_MS;
+
+	if (!jwt_verify(token, &chk, &claims, err, sizeof(err))) {
+		log_kv(LOG_LVL_INFO, "bearer JWT refused", "reason", err, NULL);
+		return (KORE_RESULT_ERROR);
+	}
+
+	p->role = claims.role;
+	p->kind = PRINCIPAL_JWT;
+	(void)snprintf(p->id, sizeof(p->id), "jwt:%.60s", claims.subject);
+	p->rate_key = auth_fnv(p->id);
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+auth_key(const char *key, struct principal *p)
+{
+	size_t		i;
+	int		found;
+	char		hash[AUTH_HASH_LEN + 1];
+
+	auth_key_hash(key, hash);
+
+	found = -1;
+	for (i = 0; i < auth.count; i++) {
+		if (CRYPTO_memcmp(auth.keys[i].hash, hash,
+		    AUTH_HASH_LEN) == 0)
+			found = (int)i;
+	}
+	if (found == -1)
+		return (KORE_RESULT_ERROR);
+
+	p->role = auth.keys[found].role;
+	p->kind = PRINCIPAL_KEY;
+	(void)snprintf(p->id, sizeof(p->id), "key:%lld",
+	    (long long)auth.keys[found].id);
+	p->rate_key = auth_fnv(p->id);
+
+	return (KORE_RESULT_OK);
+}
+
+static void
+auth_keys_loaded(struct kore_pgsql *sql, void *arg, int ok)
+{
+	size_t		i, n;
+
+	auth.loading = 0;
+	if (!ok)
+		return;
+
+	n = kore_pgsql_ntuples(sql);
+	kore_free(auth.keys);
+	auth.keys = n ? kore_calloc(n, sizeof(*auth.keys)) : NULL;
+	auth.count = n;
+
+	for (i = 0; i < n; i++) {
+		auth.keys[i].id = strtoll(kore_pgsql_getvalue(sql, i, 0),
+		    NULL, 10);
+		auth.keys[i].role = jwt_role_parse(kore_pgsql_getvalue(sql,
+		    i, 1));
+		(void)kore_strlcpy(auth.keys[i].hash,
+		    kore_pgsql_getvalue(sql, i, 2), sizeof(auth.keys[i].hash));
+	}
+}
+
+u_int64_t
+auth_fnv(const char *s)
+{
+	u_int64_t	h;
+
+	for (h = 14695981039346656037ULL; *s != '\0'; s++) {
+		h ^= (u_int8_t)*s;
+		h *= 1099511628211ULL;
+	}
+
+	return (h);
+}
+
+static u_int64_t
+auth_addr_key(struct http_request *req)
+{
+	struct connection	*c = req->owner;
+	u_int64_t		h;
+	const u_int8_t		*a;
+	size_t			i, len;
+
+	if (c->family == AF_INET) {
+		a = (const u_int8_t *)&c->addr.ipv4.sin_addr;
+		len = 4;
+	} else if (c->family == AF_INET6) {
+		a = (const u_int8_t *)&c->addr.ipv6.sin6_addr;
+		len = 16;
+	} else {
+		return (1);
+	}
+
+	for (h = 14695981039346656037ULL, i = 0; i < len; i++) {
+		h ^= a[i];
+		h *= 1099511628211ULL;
+	}
+
+	return (h);
+}
+
+static int
+auth_cidr_match(const struct cidr *r, int family, const u_int8_t *addr)
+{
+	int		full, rest;
+
+	if (r->family != family)
+		return (0);
+
+	full = r->bits / 8;
+	rest = r->bits % 8;
+	if (memcmp(r->addr, addr, full))
+		return (0);
+	if (rest == 0)
+		return (1);
+
+	return (((r->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0);
+}

@@ -1,0 +1,283 @@
+/*
+ * shared.c: the state every worker of one instance shares, in a single
+ * MAP_SHARED region made by the parent before the workers fork: request
+ * and refresh counters and latency histograms (for /metrics), the rate
+ * limit buckets, and the upstream circuit states.
+ *
+ * Counters are updated with atomic adds; the tables that need more than
+ * one word at a time take a small spin lock. A worker that dies holding
+ * it cannot wedge the others: the lock is stolen after a bounded spin.
+ */
+
+#include <sys/types.h>
+#include <sys/mman.h>
+
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+#include <kore/pgsql.h>
+#include <kore/curl.h>
+
+#include "kiln.h"
+
+#define LOCK_SPINS		100000
+
+static const double	buckets[SHARED_BUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+	1.0, 2.5, 5.0, 10.0
+};
+
+static const int	statuses[SHARED_STATUSES] = {
+	200, 201, 202, 204, 400, 401, 403, 404, 405, 409, 413, 415, 422,
+	429, 500, 503, 0
+};
+
+static struct shared	*shm;
+
+static void	shared_lock(void);
+static void	shared_unlock(void);
+static int	shared_bucket(u_int64_t);
+static void	shared_host(const char *, char *, size_t);
+
+void
+shared_init(void)
+{
+	shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shm == MAP_FAILED)
+		fatal("mmap shared region: %s", errno_s);
+	memset(shm, 0, sizeof(*shm));
+	shm->started_ms = kiln_now();
+}
+
+const struct shared *
+shared_get(void)
+{
+	return (shm);
+}
+
+double
+shared_bucket_le(int i)
+{
+	return (buckets[i]);
+}
+
+int
+shared_status_code(int i)
+{
+	return (statuses[i]);
+}
+
+void
+shared_request(int route, int status, u_int64_t us)
+{
+	int		i;
+
+	if (route < 0 || route >= SHARED_ROUTES)
+		route = SHARED_ROUTES - 1;
+	for (i = 0; statuses[i] != 0 && statuses[i] != status; i++)
+		;
+
+	__atomic_add_fetch(&shm->requests[route][i], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&shm->latency[route][shared_bucket(us)], 1,
+	    __ATOMIC_RELAXED);
+	__atomic_add_fetch(&shm->latency_sum_us[route], us, __ATOMIC_RELAXED);
+}
+
+void
+shared_upstream(const char *url, int ok, u_int64_t us)
+{
+	struct shared_host	*h, *slot;
+	int64_t			now;
+	int			i;
+	char			host[SHARED_HOST_LEN];
+
+	__atomic_add_fetch(&shm->upstream[shared_bucket(us)], 1,
+	    __ATOMIC_RELAXED);
+	__atomic_add_fetch(&shm->upstream_sum_us, us, __ATOMIC_RELAXED);
+
+	shared_host(url, host, sizeof(host));
+	now = kiln_now();
+
+	shared_lock();
+	slot = NULL;
+	for (i = 0; i < SHARED_HOSTS; i++) {
+		h = &shm->hosts[i];
+		if (!strcmp(h->host, host)) {
+			slot = h;
+			break;
+		}
+		if (slot == NULL && h->host[0] == '\0')
+			slot = h;
+	}
+	if (slot != NULL) {
+		if (slot->host[0] == '\0')
+			(void)kore_strlcpy(slot->host, host,
+			    sizeof(slot->host));
+		if (ok) {
+			slot->failures = 0;
+			slot->open_until = 0;
+		} else if (++slot->failures >= CIRCUIT_FAILURES) {
+			slot->open_until = now + CIRCUIT_OPEN_MS;
+		}
+		slot->last_ms = now;
+	}
+	shared_unlock();
+}
+
+/* closed, open, or half-open (open period over, next result decides). */
+const char *
+shared_circuit_state(const struct shared_host *h, int64_t now)
+{
+	if (h->failures < CIRCUIT_FAILURES)
+		return ("closed");
+	if (now < h->open_until)
+		return ("open");
+
+	return ("half-open");
+}
+
+void
+shared_refresh(const char *name, int ok)
+{
+	struct shared_source	*s, *slot;
+	int			i;
+
+	shared_lock();
+	slot = NULL;
+	for (i = 0; i < SHARED_SOURCES; i++) {
+		s = &shm->sources[i];
+		if (!strcmp(s->name, name)) {
+			slot = s;
+			break;
+		}
+		if (s->name[0] == '\0') {
+			slot = s;
+			(void)kore_strlcpy(s->name, name, sizeof(s->name));
+			break;
+		}
+	}
+	if (slot != NULL) {
+		slot->attempts++;
+		if (!ok)
+			slot->failures++;
+	}
+	shared_unlock();
+}
+
+void
+shared_pg_error(void)
+{
+	__atomic_add_fetch(&shm->pg_errors, 1, __ATOMIC_RELAXED);
+}
+
+void
+shared_websockets(int delta)
+{
+	__atomic_add_fetch(&shm->websockets, delta, __ATOMIC_RELAXED);
+}
+
+/*
+ * One token from the bucket of key (limit per minute, refilled
+ * continuously). Returns 1 when allowed; remaining and the seconds until
+ * a token is back are given for the X-RateLimit headers.
+ */
+int
+shared_rate_take(u_int64_t key, u_int32_t limit, int64_t now,
+    u_int32_t *remaining, u_int32_t *reset)
+{
+	struct shared_rate	*b, *victim;
+	double			rate, wait;
+	int			i, allowed;
+
+	rate = limit / 60000.0;
+	shared_lock();
+
+	victim = NULL;
+	b = NULL;
+	for (i = 0; i < SHARED_RATES; i++) {
+		if (shm->rates[i].key == key) {
+			b = &shm->rates[i];
+			break;
+		}
+		if (victim == NULL || shm->rates[i].last_ms < victim->last_ms)
+			victim = &shm->rates[i];
+	}
+	if (b == NULL) {
+		b = victim;
+		b->key = key;
+		b->tokens = limit;
+		b->last_ms = now;
+	}
+
+	b->tokens += (now - b->last_ms) * rate;
+	if (b->tokens > limit)
+		b->tokens = limit;
+	b->last_ms = now;
+
+	allowed = b->tokens >= 1.0;
+	if (allowed)
+		b->tokens -= 1.0;
+
+	*remaining = (u_int32_t)b->tokens;
+	wait = b->tokens >= 1.0 ? 0 : (1.0 - b->tokens) / rate / 1000.0;
+	*reset = (u_int32_t)(wait + 0.999);
+
+	shared_unlock();
+
+	return (allowed);
+}
+
+static void
+shared_lock(void)
+{
+	int		i;
+
+	for (i = 0; __atomic_test_and_set(&shm->lock, __ATOMIC_ACQUIRE); i++) {
+		if (i >= LOCK_SPINS)
+			return;
+		if (i % 64 == 63)
+			sched_yield();
+	}
+}
+
+static void
+shared_unlock(void)
+{
+	__atomic_clear(&shm->lock, __ATOMIC_RELEASE);
+}
+
+static int
+shared_bucket(u_int64_t us)
+{
+	int		i;
+
+	for (i = 0; i < SHARED_BUCKETS; i++) {
+		if (us <= (u_int64_t)(buckets[i] * 1e6))
+			break;
+	}
+
+	return (i);
+}
+
+static void
+shared_host(const char *url, char *host, size_t len)
+{
+	const char	*p, *at;
+	size_t		n;
+
+	if ((p = strstr(url, "://")) != NULL)
+		url = p + 3;
+	n = strcspn(url, "/?#");
+	if ((at = memchr(url, '@', n)) != NULL) {
+		n -= at + 1 - url;
+		url = at + 1;
+	}
+	if (n >= len)
+		n = len - 1;
+	memcpy(host, url, n);
+	host[n] = '\0';
+}

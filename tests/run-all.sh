@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+#
+# Every suite of `make test`, then one summary line: N passed, N failed.
+# SAN=1 runs the unit tests under ASan+UBSan (the kiln binary is expected
+# to be the asan flavor then: `make asan`).
+
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+
+out=$(mktemp -d "${TMPDIR:-/tmp}/kiln-test.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+
+passed=0
+failed=0
+skipped=0
+
+# cmocka units: the Makefile ends with "unit: N passed, N failed".
+make --no-print-directory -C tests/unit check SAN="${SAN:-0}" 2>&1 |
+    tee "$out/unit.log"
+line=$(grep -E '^unit: [0-9]+ passed, [0-9]+ failed' "$out/unit.log" |
+    tail -n 1)
+if [ -z "$line" ]; then
+	echo "run-all: unit tests did not report" >&2
+	failed=$((failed + 1))
+else
+	passed=$((passed + $(echo "$line" | sed -E 's/unit: ([0-9]+) passed.*/\1/')))
+	failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+fi
+
+# node:test integration suites (spec reporter: "ℹ pass N" ...).
+bash tests/run-integration.sh 2>&1 | tee "$out/it.log"
+count() {
+	grep -aE "^ℹ $1 [0-9]+" "$out/it.log" | tail -n 1 |
+	    sed -E "s/^ℹ $1 ([0-9]+).*/\1/"
+}
+p=$(count pass)
+f=$(count fail)
+s=$(count skipped)
+if [ -z "$p" ] || [ -z "$f" ]; then
+	echo "run-all: integration tests did not report" >&2
+	failed=$((failed + 1))
+else
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + ${s:-0}))
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
