@@ -6,6 +6,9 @@ DEBS		:= kore libyajl-dev libcurl4-openssl-dev libpq-dev libssl-dev \
 		   libcmocka-dev postgresql postgresql-contrib nodejs npm \
 		   ca-certificates curl procps
 SRCS		:= $(wildcard src/*.c src/*.h) conf/build.conf conf/kiln.conf
+KORE_SRC	:= .build/kore-src
+KORE_STAMP	:= $(KORE_SRC)/.kiln-patches
+PATCHES		:= $(sort $(wildcard conf/patches/*.patch))
 
 .PHONY: all deps deps-apt deps-npm build run test test-unit \
 	test-integration asan clean
@@ -33,12 +36,17 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 build: kiln
 
-kiln: $(SRCS)
+# Kore's own source, copied and patched (conf/patches: TLS under OpenSSL 3).
+$(KORE_STAMP): conf/kore-source.sh $(PATCHES)
+	bash conf/kore-source.sh $(CURDIR)/$(KORE_SRC)
+
+kiln: $(SRCS) $(KORE_STAMP)
 	@mkdir -p $(BUILD)
 	@for d in src conf assets; do \
 		ln -sfn $(CURDIR)/$$d $(BUILD)/$$d; \
 	done
-	cd $(BUILD) && kodev flavor $(FLAVOR) >/dev/null && kodev build
+	cd $(BUILD) && kodev flavor $(FLAVOR) >/dev/null && \
+	    KORE_SOURCE=$(CURDIR)/$(KORE_SRC) kodev build
 	cp $(BUILD)/kiln kiln.new && mv -f kiln.new kiln
 
 run: deps build

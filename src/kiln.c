@@ -140,6 +140,29 @@ kiln_now(void)
 	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
+/*
+ * KILN_BENCH_ROUTE=1 only: Kore's own constant JSON route, the ceiling
+ * the benchmarks compare the current-token path with. The body has the
+ * size of a token answer.
+ */
+int
+kiln_bench_constant(struct http_request *req)
+{
+	static const char	body[] =
+	    "{\"agent_name\":\"bench\",\"token\":\"0123456789abcdef0123456789"
+	    "abcdef0123456789abcdef0123456789abcdef\",\"token_type\":\"Bearer"
+	    "\",\"expires_at\":\"2026-11-21T19:26:15.611Z\",\"expires_in\":"
+	    "1799,\"valid\":true,\"message\":\"Current token retrieved "
+	    "successfully\",\"fingerprint\":\"6d0087ddcbb6\",\"generation\":1}";
+
+	http_response_header(req, "Content-Type",
+	    "application/json; charset=utf-8");
+	http_response_header(req, "Cache-Control", "no-store");
+	http_response(req, 200, body, sizeof(body) - 1);
+
+	return (KORE_RESULT_OK);
+}
+
 /* KILN_SOURCES_FILE: {"sources":[...]}, upserted at every start. */
 static void
 sources_load(const char *path)

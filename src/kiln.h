@@ -171,6 +171,7 @@ struct attempt;
 /* kiln.c: hooks and wiring. */
 int64_t	kiln_now(void);
 int	kiln_draining(void);
+int	kiln_bench_constant(struct http_request *);
 
 /* config.c: environment, validated at start. */
 struct kiln_config {
