@@ -135,12 +135,14 @@ function poller(fn, perSecond, onResult)
 		}
 		await Promise.all([...inflight]);
 	})();
-	return {
-		stop: async () => {
-			stopped = true;
-			await done;
-		},
+	const stop = async () => {
+		stopped = true;
+		await done;
 	};
+	/* A test that fails before it stops its poller must not keep the
+	 * file alive: after() stops it first (cleanups run newest first). */
+	procs.onCleanup(stop);
+	return { stop };
 }
 
 module.exports = Object.assign({
