@@ -686,10 +686,15 @@ source_params(const struct source *src, int with_refresh,
 	    seal_opt(src, "refresh_token", src->refresh_token) : NULL;
 	p->password = seal_opt(src, "password", src->password);
 	p->digest = source_digest(src);
+
+	/*
+	 * The seed's digest must survive a master key rotation (else the
+	 * stale seed would overwrite a rotated refresh token): a plain
+	 * SHA-256, fine for a high-entropy refresh token.
+	 */
 	if (with_refresh && src->refresh_token != NULL) {
 		p->seed = kore_malloc(SEAL_MAC_LEN + 1);
-		seal_mac(src->refresh_token, strlen(src->refresh_token),
-		    p->seed);
+		auth_key_hash(src->refresh_token, p->seed);
 	}
 	(void)snprintf(p->rb, sizeof(p->rb), "%lld",
 	    (long long)src->refresh_buffer);

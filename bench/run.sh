@@ -1,0 +1,687 @@
+#!/usr/bin/env bash
+#
+# kiln benchmarks (`make bench`): starts its own PostgreSQL (Unix socket in a
+# temp dir), a fast local OAuth upstream, kiln (./kiln as built, kore.conf)
+# and nginx, measures every figure of bench/README.md on loopback, and prints
+# one table. Throughput figures alternate their variants in rounds and report
+# the median ratio of the rounds.
+#
+#   bash bench/run.sh              full run (~15 min)
+#   BENCH_QUICK=1 bash bench/run.sh   smoke run (~1 min, small counts)
+#
+# Knobs: BENCH_WORKERS (default: kore.conf's `workers`), BENCH_ROUNDS,
+# BENCH_DURATION (wrk seconds), BENCH_CONNECTIONS (64), BENCH_THREADS (wrk
+# threads, 2), BENCH_SOURCES (10000), BENCH_IDLE_SECONDS (60),
+# BENCH_CAPACITY_SECONDS (120), BENCH_KEEP=1 keeps the work dir.
+# Every process it starts is stopped on exit, by pid.
+
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	ROUNDS=${BENCH_ROUNDS:-1}
+	DUR=${BENCH_DURATION:-2}
+	MANY=${BENCH_SOURCES:-1000}
+	MID=$((MANY / 10))
+	IDLE_S=${BENCH_IDLE_SECONDS:-5}
+	CAP_N=$MANY
+	CAP_LIFETIME=10
+	CAP_S=${BENCH_CAPACITY_SECONDS:-10}
+	PROP_N=20
+	BOOTS=2
+else
+	ROUNDS=${BENCH_ROUNDS:-5}
+	DUR=${BENCH_DURATION:-10}
+	MANY=${BENCH_SOURCES:-10000}
+	MID=$((MANY / 10))
+	IDLE_S=${BENCH_IDLE_SECONDS:-60}
+	CAP_N=$MANY
+	CAP_LIFETIME=60
+	CAP_S=${BENCH_CAPACITY_SECONDS:-120}
+	PROP_N=100
+	BOOTS=5
+fi
+CONNS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+WORKERS=${BENCH_WORKERS:-$(awk '$1 == "workers" { print $2 }' kore.conf)}
+WORKERS=${WORKERS:-2}
+if [ "$MANY" -gt 10000 ] || [ "$MANY" -lt 10 ]; then
+	echo "bench: BENCH_SOURCES must be 10..10000 (names are 4 digits)" >&2
+	exit 2
+fi
+
+say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { say "FAILED: $*"; exit 1; }
+
+# ----------------------------------------------------------------- tools
+
+need=""
+for t in wrk nginx node runuser curl awk; do
+	command -v "$t" >/dev/null 2>&1 || need="$need $t"
+done
+[ -x /usr/sbin/nginx ] && NGINX=/usr/sbin/nginx || NGINX=$(command -v nginx)
+PGBIN=${PG_BIN:-}
+if [ -z "$PGBIN" ]; then
+	for v in 15 $(ls /usr/lib/postgresql 2>/dev/null | sort -rn); do
+		if [ -x "/usr/lib/postgresql/$v/bin/initdb" ]; then
+			PGBIN=/usr/lib/postgresql/$v/bin
+			break
+		fi
+	done
+fi
+[ -n "$PGBIN" ] || need="$need postgresql"
+[ -x ./kiln ] || need="$need ./kiln(make build)"
+if [ -n "$need" ]; then
+	echo "bench: missing:$need (make deps-bench / make build)" >&2
+	exit 2
+fi
+
+# ------------------------------------------------------- work dir, cleanup
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench.XXXXXX")
+chmod 755 "$W"
+RES=$W/results
+: >"$RES"
+PIDS=()			# everything we started, stopped in reverse order
+KILN_PID=""
+PG_DATA=$W/pg/data
+
+if [ "$(id -u)" = 0 ]; then
+	AS_PG=(runuser -u postgres --)
+else
+	AS_PG=()
+fi
+
+pid_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+
+# Stop one pid: TERM, wait up to $2 s, then KILL.
+stop_pid() {
+	local pid=$1 wait=${2:-10} i
+	pid_alive "$pid" || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < wait * 20; i++)); do
+		pid_alive "$pid" || return 0
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null
+}
+
+kiln_workers() {
+	[ -n "$KILN_PID" ] && ps --ppid "$KILN_PID" -o pid= 2>/dev/null |
+	    tr -d ' '
+}
+
+stop_kiln() {
+	local w
+	[ -n "$KILN_PID" ] || return 0
+	w=$(kiln_workers)
+	stop_pid "$KILN_PID" 15
+	for p in $w; do
+		stop_pid "$p" 2
+	done
+	KILN_PID=""
+}
+
+stop_pg() {
+	local pid
+	[ -f "$PG_DATA/postmaster.pid" ] || return 0
+	pid=$(head -n 1 "$PG_DATA/postmaster.pid")
+	"${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 20 stop \
+	    >/dev/null 2>&1 || stop_pid "$pid" 5
+}
+
+cleanup() {
+	local i
+	trap - EXIT INT TERM
+	stop_kiln
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		stop_pid "${PIDS[$i]}" 5
+	done
+	stop_pg
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		say "work dir kept: $W"
+	else
+		rm -rf "$W"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+	node -e 'const s = require("net").createServer();
+	    s.listen(0, "127.0.0.1", () => { console.log(s.address().port);
+	    s.close(); });'
+}
+
+# ------------------------------------------------------------ PostgreSQL
+
+PG_SOCK=$W/pg
+PG_PORT=$(free_port)
+
+start_pg() {
+	mkdir -p "$PG_SOCK"
+	[ "$(id -u)" = 0 ] && chown postgres: "$PG_SOCK"
+	"${AS_PG[@]}" "$PGBIN/initdb" -D "$PG_DATA" -U postgres -A trust \
+	    -E UTF8 --locale=C --no-instructions >"$W/initdb.log" 2>&1 ||
+	    die "initdb: $(tail -n 5 "$W/initdb.log")"
+	# Production defaults (fsync on); commit timestamps for propagation.
+	cat >>"$PG_DATA/postgresql.conf" <<-EOF
+		listen_addresses = ''
+		unix_socket_directories = '$PG_SOCK'
+		max_connections = 200
+		track_commit_timestamp = on
+		log_min_messages = warning
+	EOF
+	"${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$PG_SOCK/postgres.log" \
+	    -w -t 30 -o "-p $PG_PORT" start >/dev/null ||
+	    die "PostgreSQL did not start: $(tail -n 5 "$PG_SOCK/postgres.log")"
+}
+
+# q DB SQL: one query, unaligned tuples only.
+q() {
+	"$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$PG_SOCK" \
+	    -p "$PG_PORT" -U postgres -d "$1" -c "$2"
+}
+
+pg_cpu_ticks() {
+	local pm pids
+	pm=$(head -n 1 "$PG_DATA/postmaster.pid")
+	pids="$pm $(ps --ppid "$pm" -o pid= | tr -d ' ')"
+	cpu_ticks $pids
+}
+
+# ------------------------------------------------------------- upstream
+
+UP_PORT=""
+start_upstream() {
+	node bench/upstream.js --port 0 --client demo:demo-secret \
+	    --lifetime 3600 >"$W/upstream.out" 2>"$W/upstream.err" &
+	PIDS+=($!)
+	for _ in $(seq 100); do
+		UP_PORT=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$W/upstream.out")
+		[ -n "$UP_PORT" ] && return 0
+		sleep 0.05
+	done
+	die "upstream did not start: $(cat "$W/upstream.err")"
+}
+
+# gen_sources FILE PREFIX COUNT LIFETIME: names PREFIX0000.. (5 chars, the
+# size of the ceiling's "bench"), client_credentials against the upstream.
+gen_sources() {
+	awk -v prefix="$2" -v n="$3" -v url="http://127.0.0.1:$UP_PORT/token?lifetime=$4" '
+	BEGIN {
+		printf "{\"sources\":[\n"
+		for (i = 0; i < n; i++)
+			printf "%s{\"name\":\"%s%04d\",\"kind\":\"client_credentials\"," \
+			    "\"token_url\":\"%s\",\"client_id\":\"demo\"," \
+			    "\"client_secret\":\"demo-secret\",\"refresh_buffer\":300}\n",
+			    (i ? "," : ""), prefix, i, url
+		printf "]}\n"
+	}' >"$1"
+}
+
+# ------------------------------------------------------------------ kiln
+
+K_PORT=$(free_port)
+ADMIN_KEY=$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 40)
+MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+K_DB=kiln
+K_SOURCES=""
+K_NAME=b0000
+
+# start_kiln LABEL: exec kiln, wait for the first 200 on K_NAME's
+# current-token; records boot_ms of the start in $W/boot-LABEL.json.
+start_kiln() {
+	local label=$1 out
+	out=$(env -u KILN_WORKERS \
+	    KILN_BIND="127.0.0.1:$K_PORT" KILN_WORKERS="$WORKERS" \
+	    KILN_DATABASE_URL="host=$PG_SOCK port=$PG_PORT dbname=$K_DB user=postgres" \
+	    KILN_MASTER_KEY="$MASTER_KEY" KILN_SOURCES_FILE="$K_SOURCES" \
+	    KILN_ADMIN_KEY="$ADMIN_KEY" KILN_BENCH_ROUTE=1 \
+	    KILN_PIDFILE="$W/kiln.pid" KILN_DRAIN_TIMEOUT=1 \
+	    KILN_RATE_ADMIN=1000000 \
+	    LOG_FORMAT=json LOG_LEVEL=warn \
+	    node bench/probe.js boot --port "$K_PORT" \
+	    --path "/api/tokens/$K_NAME/current-token" \
+	    --pidfile "$W/kiln-spawn.pid" --log "$W/kiln.log" \
+	    --timeout "${BOOT_TIMEOUT:-120000}" -- ./kiln -f -c kore.conf)
+	local rc=$?
+	KILN_PID=$(cat "$W/kiln-spawn.pid" 2>/dev/null)
+	echo "$out" >"$W/boot-$label.json"
+	[ $rc = 0 ] || die "kiln did not serve $K_NAME: $out $(tail -n 5 "$W/kiln.log")"
+	# Every worker up (a fresh worker answers once its cache is loaded).
+	for _ in $(seq 100); do
+		[ "$(kiln_workers | wc -w)" -ge "$WORKERS" ] && break
+		sleep 0.05
+	done
+	json_field boot_ms <"$W/boot-$label.json"
+}
+
+json_field() {
+	sed -n "s/.*\"$1\":\([-0-9.]*\).*/\1/p" | head -n 1
+}
+
+# Sum of utime+stime (clock ticks) of pids.
+cpu_ticks() {
+	local t=0 p v
+	for p in "$@"; do
+		v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' \
+		    "/proc/$p/stat" 2>/dev/null) || continue
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+
+rss_kb() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# Worker RSS in kB: "max avg" over the workers.
+workers_rss() {
+	local p
+	for p in $(kiln_workers); do
+		rss_kb "$p"
+	done | awk '{ s += $1; if ($1 > m) m = $1 } END {
+	    printf "%d %d\n", m, (NR ? s / NR : 0) }'
+}
+
+# wait_tokens DB PREFIX COUNT TIMEOUT_S: until COUNT sources named
+# PREFIX* have a valid token; prints the seconds it took.
+wait_tokens() {
+	local db=$1 prefix=$2 n=$3 timeout=$4 t0 have
+	t0=$(date +%s.%N)
+	while :; do
+		have=$(q "$db" "SELECT count(*) FROM tokens t JOIN token_sources s
+		    ON s.id = t.source_id WHERE s.name LIKE '$prefix%'
+		    AND t.expires_at > now()")
+		[ "$have" -ge "$n" ] && break
+		if awk -v a="$t0" -v b="$(date +%s.%N)" -v t="$timeout" \
+		    'BEGIN { exit !(b - a > t) }'; then
+			die "only $have of $n tokens after ${timeout}s"
+		fi
+		sleep 0.2
+	done
+	awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }'
+}
+
+# ----------------------------------------------------------------- nginx
+
+NG_PORT=$(free_port)
+start_nginx() {
+	mkdir -p "$W/nginx/www" "$W/nginx/tmp"
+	chmod -R a+rX "$W/nginx"
+	cat >"$W/nginx/nginx.conf" <<-EOF
+		# Same worker count as kiln, no access log, keep-alive like Kore's.
+		worker_processes $WORKERS;
+		daemon off;
+		pid $W/nginx/nginx.pid;
+		error_log $W/nginx/error.log warn;
+		events { worker_connections 4096; }
+		http {
+			access_log off;
+			sendfile on;
+			tcp_nopush on;
+			keepalive_timeout 60;
+			keepalive_requests 1000000;
+			open_file_cache max=16 valid=60s;
+			client_body_temp_path $W/nginx/tmp;
+			proxy_temp_path $W/nginx/tmp;
+			fastcgi_temp_path $W/nginx/tmp;
+			uwsgi_temp_path $W/nginx/tmp;
+			scgi_temp_path $W/nginx/tmp;
+			server {
+				listen 127.0.0.1:$NG_PORT;
+				root $W/nginx/www;
+				location = /token.json {
+					default_type "application/json; charset=utf-8";
+					add_header Cache-Control no-store;
+				}
+			}
+		}
+	EOF
+	"$NGINX" -c "$W/nginx/nginx.conf" -p "$W/nginx" \
+	    >"$W/nginx/stdout" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 100); do
+		curl -fsS -o /dev/null "http://127.0.0.1:$NG_PORT/token.json" \
+		    2>/dev/null && return 0
+		sleep 0.05
+	done
+	die "nginx did not start: $(cat "$W/nginx/error.log" "$W/nginx/stdout")"
+}
+
+# ------------------------------------------------------------------- wrk
+
+# wrk_run TAG URL [LUA ARGS...]: one wrk run; prints "rps p50_ms p99_ms
+# non2xx errors" and keeps the output as $W/wrk/TAG.txt.
+WRK_N=0
+wrk_run() {
+	local tag=$1 url=$2 lua=${3:-} out
+	shift 3 2>/dev/null || shift $#
+	mkdir -p "$W/wrk"
+	WRK_N=$((WRK_N + 1))
+	out="$W/wrk/$(printf '%03d' $WRK_N)-$tag.txt"
+	if [ -n "$lua" ]; then
+		wrk -t"$THREADS" -c"$CONNS" -d"${WRK_D:-$DUR}s" --latency \
+		    -s "$lua" "$url" -- "$@" >"$out" 2>&1
+	else
+		wrk -t"$THREADS" -c"$CONNS" -d"${WRK_D:-$DUR}s" --latency \
+		    "$url" >"$out" 2>&1
+	fi
+	awk '
+	function ms(v) {
+		if (v ~ /us$/) return v / 1000
+		if (v ~ /ms$/) return v + 0
+		if (v ~ /s$/) return v * 1000
+		return v
+	}
+	/^Requests\/sec:/ { rps = $2 }
+	/^ +50%/ { p50 = ms($2) }
+	/^ +99%/ { p99 = ms($2) }
+	/Non-2xx or 3xx responses:/ { bad = $NF }
+	/Socket errors:/ { err = $0; gsub(/[^0-9 ]/, "", err); split(err, e, " ");
+	    errs = e[1] + e[2] + e[3] + e[4] }
+	END { printf "%s %.3f %.3f %d %d\n", rps, p50, p99, bad, errs }' "$out"
+}
+
+median() {
+	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit }
+	    if (NR % 2) print v[(NR + 1) / 2];
+	    else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# rounds NAME:URL[:LUA:ARGS] ...: ROUNDS rounds, the order reversed every
+# other round; per-variant lines "round rps p50 p99 non2xx errors" go to
+# $W/round-NAME.
+rounds() {
+	local r i spec name url rest lua args list
+	for spec in "$@"; do
+		: >"$W/round-${spec%%|*}"
+	done
+	for ((r = 1; r <= ROUNDS; r++)); do
+		list=("$@")
+		if ((r % 2 == 0)); then
+			list=()
+			for ((i = $# ; i >= 1; i--)); do
+				list+=("${!i}")
+			done
+		fi
+		for spec in "${list[@]}"; do
+			IFS='|' read -r name url lua args <<<"$spec"
+			# shellcheck disable=SC2086
+			echo "$r $(wrk_run "$name" "$url" "$lua" $args)" \
+			    >>"$W/round-$name"
+		done
+		say "  round $r/$ROUNDS: $(for spec in "$@"; do
+		    n=${spec%%|*}; printf '%s=%s ' "$n" \
+		    "$(awk -v r=$r '$1 == r { printf "%.0f", $2 }' "$W/round-$n")"
+		    done)"
+	done
+}
+
+# ratio A B: per-round rps(A)/rps(B), median over the rounds.
+ratio() {
+	join <(sort -k1,1 "$W/round-$1") <(sort -k1,1 "$W/round-$2") |
+	    awk '{ if ($7 > 0) print $2 / $7 }' | median
+}
+
+col_median() { awk -v c="$2" '{ print $c }' "$W/round-$1" | median; }
+bad_total() { awk '{ s += $5 + $6 } END { print s + 0 }' "$W/round-$1"; }
+
+put() { echo "$1 $2" >>"$RES"; }
+get() { awk -v k="$1" '$1 == k { v = $2 } END { print (v == "" ? "n/a" : v) }' "$RES"; }
+
+# ================================================================ phases
+
+say "work dir $W, ${WORKERS} workers, wrk -t$THREADS -c$CONNS -d${DUR}s," \
+    "$ROUNDS round(s), $MANY sources$([ "$QUICK" = 1 ] && echo ', QUICK')"
+start_pg
+q postgres "CREATE DATABASE kiln" >/dev/null
+q postgres "CREATE DATABASE kilncap" >/dev/null
+start_upstream
+say "PostgreSQL on $PG_SOCK:$PG_PORT, upstream on :$UP_PORT"
+
+# ---- A: one source ----------------------------------------------------
+
+K_SOURCES=$W/sources-1.json
+gen_sources "$K_SOURCES" b 1 3600
+say "A: kiln with 1 source"
+start_kiln first >/dev/null
+TOKEN_URL="http://127.0.0.1:$K_PORT/api/tokens/$K_NAME/current-token"
+CONST_URL="http://127.0.0.1:$K_PORT/bench/constant"
+NGINX_URL="http://127.0.0.1:$NG_PORT/token.json"
+
+# nginx serves the bytes of a real token answer.
+mkdir -p "$W/nginx/www"
+curl -fsS "$TOKEN_URL" >"$W/nginx/www/token.json" ||
+    die "no token answer from kiln"
+start_nginx
+for u in "$TOKEN_URL" "$CONST_URL" "$NGINX_URL"; do
+	curl -sS -D - -o "$W/body" "$u" >"$W/head"
+	echo "$(wc -c <"$W/body") $(wc -c <"$W/head")"
+done >"$W/sizes"
+put body_token "$(sed -n 1p "$W/sizes" | cut -d' ' -f1)"
+put body_const "$(sed -n 2p "$W/sizes" | cut -d' ' -f1)"
+put body_nginx "$(sed -n 3p "$W/sizes" | cut -d' ' -f1)"
+put head_token "$(sed -n 1p "$W/sizes" | cut -d' ' -f2)"
+put head_const "$(sed -n 2p "$W/sizes" | cut -d' ' -f2)"
+put head_nginx "$(sed -n 3p "$W/sizes" | cut -d' ' -f2)"
+
+say "A: warm-up"
+WRK_D=1 wrk_run warm "$TOKEN_URL" >/dev/null
+WRK_D=1 wrk_run warm "$CONST_URL" >/dev/null
+WRK_D=1 wrk_run warm "$NGINX_URL" >/dev/null
+
+say "A: throughput current-token / constant route / nginx static"
+rounds "token|$TOKEN_URL" "const|$CONST_URL" "nginx|$NGINX_URL"
+put rps_token "$(col_median token 2)"
+put rps_const "$(col_median const 2)"
+put rps_nginx "$(col_median nginx 2)"
+put ratio_const "$(ratio token const)"
+put ratio_nginx "$(ratio token nginx)"
+put p50_token "$(col_median token 3)"
+put p99_token "$(col_median token 4)"
+put p50_const "$(col_median const 3)"
+put p99_const "$(col_median const 4)"
+put p50_nginx "$(col_median nginx 3)"
+put p99_nginx "$(col_median nginx 4)"
+put bad_a "$(( $(bad_total token) + $(bad_total const) + $(bad_total nginx) ))"
+
+say "A: random names, 1 source"
+WRK_D=1 wrk_run warm "http://127.0.0.1:$K_PORT" bench/random.lua b 1 >/dev/null
+set -- $(wrk_run rand1 "http://127.0.0.1:$K_PORT" bench/random.lua b 1)
+put rps_rand1_only "$1"
+put rss_1 "$(workers_rss | cut -d' ' -f1)"
+
+say "A: refresh propagation, $PROP_N samples"
+node bench/probe.js propagate --port "$K_PORT" --name "$K_NAME" \
+    --workers "$WORKERS" --admin-key "$ADMIN_KEY" --samples "$PROP_N" \
+    --out "$W/prop.json" >/dev/null || die "propagation probe failed"
+# commit time of each generation: the event row is written by the same
+# statement as the token.
+q kiln "SELECT e.generation, kiln_ms(pg_xact_commit_timestamp(e.xmin))
+    FROM refresh_events e JOIN token_sources s ON s.id = e.source_id
+    WHERE s.name = '$K_NAME' AND e.outcome = 'success'" | tr '|' ' ' \
+    >"$W/commits"
+node -e '
+	const fs = require("fs");
+	const [prop, commits] = process.argv.slice(1);
+	const c = new Map(fs.readFileSync(commits, "utf8").trim().split("\n")
+	    .map((l) => l.split(" ").map(Number)));
+	const d = [];
+	let missing = 0;
+	for (const s of JSON.parse(fs.readFileSync(prop, "utf8"))) {
+		const t = c.get(s.generation);
+		if (t === undefined || s.seen_ms.some((x) => x === null)) {
+			missing++;
+			continue;
+		}
+		d.push(Math.max(...s.seen_ms) - t);
+	}
+	d.sort((a, b) => a - b);
+	const p = (f) => d.length ? d[Math.min(d.length - 1,
+	    Math.ceil(f * d.length) - 1)] : NaN;
+	console.log(`${p(0.5).toFixed(1)} ${p(0.99).toFixed(1)} ` +
+	    `${d.length ? d[d.length - 1].toFixed(1) : NaN} ${d.length} ${missing}`);
+' "$W/prop.json" "$W/commits" >"$W/prop.txt" || die "propagation stats"
+read -r pp50 pp99 pmax pn pmiss <"$W/prop.txt"
+put prop_p50 "$pp50"
+put prop_p99 "$pp99"
+put prop_max "$pmax"
+put prop_n "$pn"
+put prop_missing "$pmiss"
+
+say "A: boot to first served token, $BOOTS restarts"
+: >"$W/boots"
+for ((i = 1; i <= BOOTS; i++)); do
+	stop_kiln
+	start_kiln "restart$i" >>"$W/boots"
+done
+put boot_med "$(median <"$W/boots")"
+put boot_max "$(sort -g "$W/boots" | tail -n 1)"
+
+# ---- B: many sources --------------------------------------------------
+
+say "B: kiln with $MANY sources (lifetime 3600 s)"
+stop_kiln
+K_SOURCES=$W/sources-many.json
+gen_sources "$K_SOURCES" b "$MANY" 3600
+put boot_many_first "$(start_kiln many-first)"
+put acquire_many_s "$(wait_tokens kiln b "$MANY" 600)"
+say "B: all $MANY tokens in $(get acquire_many_s) s; restart with them stored"
+stop_kiln
+put boot_many "$(start_kiln many)"
+WRK_D=1 wrk_run warm "http://127.0.0.1:$K_PORT" bench/random.lua b "$MANY" >/dev/null
+
+say "B: throughput with random names over 1 / $MID / $MANY sources"
+rounds "rand1|http://127.0.0.1:$K_PORT|bench/random.lua|b 1" \
+    "randmid|http://127.0.0.1:$K_PORT|bench/random.lua|b $MID" \
+    "randmany|http://127.0.0.1:$K_PORT|bench/random.lua|b $MANY"
+put rps_rand1 "$(col_median rand1 2)"
+put rps_randmid "$(col_median randmid 2)"
+put rps_randmany "$(col_median randmany 2)"
+put ratio_mid "$(ratio randmid rand1)"
+put ratio_many "$(ratio randmany rand1)"
+put bad_b "$(( $(bad_total rand1) + $(bad_total randmid) + $(bad_total randmany) ))"
+
+set -- $(workers_rss)
+put rss_many "$1"
+put rss_many_avg "$2"
+put bytes_per_source "$(awk -v a="$(get rss_1)" -v b="$1" -v n="$MANY" \
+    'BEGIN { printf "%.0f", (b - a) * 1024 / (n - 1) }')"
+
+say "B: idle CPU over ${IDLE_S} s ($MANY sources scheduled, no requests)"
+sleep 2
+kp="$KILN_PID $(kiln_workers)"
+# shellcheck disable=SC2086
+k0=$(cpu_ticks $kp); g0=$(pg_cpu_ticks); t0=$(date +%s.%N)
+sleep "$IDLE_S"
+# shellcheck disable=SC2086
+k1=$(cpu_ticks $kp); g1=$(pg_cpu_ticks); t1=$(date +%s.%N)
+HZ=$(getconf CLK_TCK)
+put idle_cpu "$(awk -v a="$k0" -v b="$k1" -v s="$t0" -v e="$t1" -v hz="$HZ" \
+    'BEGIN { printf "%.2f", (b - a) / hz / (e - s) * 100 }')"
+put idle_pg_cpu "$(awk -v a="$g0" -v b="$g1" -v s="$t0" -v e="$t1" -v hz="$HZ" \
+    'BEGIN { printf "%.2f", (b - a) / hz / (e - s) * 100 }')"
+stop_kiln
+
+# ---- C: refresh capacity ----------------------------------------------
+
+say "C: refresh capacity, $CAP_N sources with ${CAP_LIFETIME} s lifetimes"
+K_DB=kilncap
+K_NAME=c0000
+K_SOURCES=$W/sources-cap.json
+gen_sources "$K_SOURCES" c "$CAP_N" "$CAP_LIFETIME"
+start_kiln cap >/dev/null
+put cap_acquire_s "$(wait_tokens kilncap c "$CAP_N" 600)"
+say "C: all $CAP_N tokens in $(get cap_acquire_s) s; sustained window ${CAP_S} s"
+# Let the first wave of refreshes come due, then measure a window.
+sleep $((CAP_LIFETIME / 2))
+e0=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'success'")
+f0=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'failure'")
+t0=$(date +%s.%N)
+node bench/probe.js sample --port "$K_PORT" --prefix c --count "$CAP_N" \
+    --rate 200 --seconds "$CAP_S" >"$W/cap-sample.json" &
+SAMPLER=$!
+PIDS+=($SAMPLER)
+: >"$W/cap-pg"
+end=$(( $(date +%s) + CAP_S ))
+while [ "$(date +%s)" -lt "$end" ]; do
+	# expired now, and how late the scheduler is (s past refresh_at)
+	q kilncap "SELECT count(*) FILTER (WHERE expires_at IS NULL OR
+	    expires_at <= now()), coalesce(round(extract(epoch FROM
+	    max(now() - refresh_at)))::int, 0) FROM tokens" | tr '|' ' ' \
+	    >>"$W/cap-pg"
+	sleep 1
+done
+wait "$SAMPLER"
+t1=$(date +%s.%N)
+e1=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'success'")
+f1=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'failure'")
+put cap_rate "$(awk -v a="$e0" -v b="$e1" -v s="$t0" -v e="$t1" \
+    'BEGIN { printf "%.0f", (b - a) / (e - s) }')"
+put cap_failures "$((f1 - f0))"
+put cap_expired_pg "$(awk '{ if ($1 > m) m = $1 } END { print m + 0 }' "$W/cap-pg")"
+put cap_lag_max "$(awk '{ if ($2 > m) m = $2 } END { print m + 0 }' "$W/cap-pg")"
+put cap_samples "$(json_field requests <"$W/cap-sample.json")"
+put cap_expired_http "$(json_field expired <"$W/cap-sample.json")"
+put cap_upstream "$(curl -fsS "http://127.0.0.1:$UP_PORT/_stats" | json_field token_requests)"
+stop_kiln
+
+# ================================================================= table
+
+verdict() {	# verdict VALUE OP TARGET
+	awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+		if (v == "n/a" || v == "nan" || v == "") { print "n/a"; exit }
+		ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0)
+		print ok ? "met" : "MISSED" }'
+}
+
+row() { printf '| %-44s | %-26s | %-12s | %-6s |\n' "$1" "$2" "$3" "$4"; }
+
+{
+echo
+echo "kiln bench $(date -u +%Y-%m-%dT%H:%M:%SZ): $WORKERS workers, wrk -t$THREADS" \
+    "-c$CONNS -d${DUR}s, $ROUNDS round(s) per comparison (median)$([ "$QUICK" = 1 ] && echo ', QUICK smoke run: not a measurement')"
+echo
+row "figure" "measured" "target" "status"
+row "--------------------------------------------" "--------------------------" "------------" "------"
+row "current-token throughput (req/s)" "$(get rps_token)" "" ""
+row "framework ceiling /bench/constant (req/s)" "$(get rps_const)" "" ""
+row "nginx static file (req/s)" "$(get rps_nginx)" "" ""
+row "current-token / ceiling" "$(get ratio_const)x" ">= 0.90x" "$(verdict "$(get ratio_const)" '>=' 0.90)"
+row "current-token / nginx" "$(get ratio_nginx)x" ">= 1.40x" "$(verdict "$(get ratio_nginx)" '>=' 1.40)"
+row "current-token latency p50 / p99 (ms)" "$(get p50_token) / $(get p99_token)" "p99 <= 1 ms" "$(verdict "$(get p99_token)" '<=' 1)"
+row "  ceiling p50 / p99; nginx p50 / p99 (ms)" "$(get p50_const)/$(get p99_const); $(get p50_nginx)/$(get p99_nginx)" "" ""
+row "random names, kiln holding 1 source (req/s)" "$(get rps_rand1_only)" "" ""
+row "random names over 1 of $MANY (req/s)" "$(get rps_rand1)" "" ""
+row "random names over $MID of $MANY (req/s)" "$(get rps_randmid) ($(get ratio_mid)x)" ">= 0.90x" "$(verdict "$(get ratio_mid)" '>=' 0.90)"
+row "random names over $MANY of $MANY (req/s)" "$(get rps_randmany) ($(get ratio_many)x)" ">= 0.90x" "$(verdict "$(get ratio_many)" '>=' 0.90)"
+row "worker RSS, 1 source (kB)" "$(get rss_1)" "" ""
+row "worker RSS, $MANY sources (kB, max)" "$(get rss_many)" "<= 65536" "$(verdict "$(get rss_many)" '<=' 65536)"
+row "  bytes per source" "$(get bytes_per_source)" "" ""
+row "idle CPU, $MANY sources, ${IDLE_S} s (% of a core)" "$(get idle_cpu)" "<= 2" "$(verdict "$(get idle_cpu)" '<=' 2)"
+row "  PostgreSQL CPU meanwhile (% of a core)" "$(get idle_pg_cpu)" "" ""
+row "refresh propagation p50 / p99 / max (ms)" "$(get prop_p50) / $(get prop_p99) / $(get prop_max)" "p99 <= 100" "$(verdict "$(get prop_p99)" '<=' 100)"
+row "  samples (missing)" "$(get prop_n) ($(get prop_missing))" "" ""
+row "boot to first token, 1 source (ms med / max)" "$(get boot_med) / $(get boot_max)" "<= 300" "$(verdict "$(get boot_max)" '<=' 300)"
+row "boot to first token, $MANY sources (ms)" "$(get boot_many)" "" ""
+row "first start, $MANY sources: all tokens (s)" "$(get acquire_many_s)" "" ""
+row "refresh capacity, $CAP_N x ${CAP_LIFETIME} s (refreshes/s)" "$(get cap_rate)" ">= 200" "$(verdict "$(get cap_rate)" '>=' 200)"
+row "  tokens expired (PostgreSQL, every 1 s)" "$(get cap_expired_pg)" "0" "$(verdict "$(get cap_expired_pg)" '<=' 0)"
+row "  expired/503 answers (HTTP sampling)" "$(get cap_expired_http) of $(get cap_samples)" "0" "$(verdict "$(get cap_expired_http)" '<=' 0)"
+row "  failed refreshes; max lag past refresh_at (s)" "$(get cap_failures); $(get cap_lag_max)" "" ""
+row "  initial acquisition of $CAP_N tokens (s)" "$(get cap_acquire_s)" "" ""
+row "answer sizes body/head: token, ceiling, nginx" "$(get body_token)/$(get head_token), $(get body_const)/$(get head_const), $(get body_nginx)/$(get head_nginx)" "" ""
+row "non-2xx or socket errors during wrk runs" "$(( $(get bad_a) + $(get bad_b) ))" "0" "$(verdict "$(( $(get bad_a) + $(get bad_b) ))" '<=' 0)"
+echo
+} | tee "$W/table.txt"
+
+if [ -n "${BENCH_OUT:-}" ]; then
+	cp "$W/table.txt" "$BENCH_OUT"
+	cp "$RES" "$BENCH_OUT.raw"
+fi
+exit 0
