@@ -13,7 +13,7 @@
  *	keeps running after the probe exits (run.sh owns it by pid).
  *
  *   probe.js propagate --port P --name N --workers W --admin-key K \
- *       --samples 100 --out samples.json
+ *       --samples 100 --max-conns 4096 --out samples.json
  *	keep one keep-alive connection per worker (told apart by the
  *	X-Request-Id prefix, random per worker), ask for a refresh through
  *	the admin API, and poll every worker until all serve the new
@@ -206,25 +206,47 @@ async function boot(o)
 
 /* ------------------------------------------------------------- propagate */
 
-async function workerConns(port, want, path)
+/*
+ * One keep-alive connection on each of want workers. Kore 4.1 gives the
+ * accept lock to one worker and that worker keeps it until it holds
+ * worker_max_connections (or is busy), so new connections all land on the
+ * same worker: fill it with idle connections until the lock moves on,
+ * connect again, and close the fillers once every worker is reached.
+ */
+async function workerConns(port, want, path, maxConns)
 {
 	const byWorker = new Map();
-	const spare = [];
+	const fillers = [];
 
-	for (let i = 0; i < 256 && byWorker.size < want; i++) {
-		const c = await new Conn(port).open();
-		const r = await c.request('GET', path);
-		if (r.status !== 200)
-			throw new Error(`${path}: status ${r.status}: ${r.body}`);
-		const w = workerOf(r);
-		if (!byWorker.has(w))
-			byWorker.set(w, c);
-		else
-			spare.push(c);
-		if (byWorker.size < want)
-			await sleep(5);
+	for (let round = 0; round < want * 3 && byWorker.size < want;
+	    round++) {
+		for (let i = 0; i < 4; i++) {
+			const c = await new Conn(port).open();
+			const r = await c.request('GET', path);
+			if (r.status !== 200)
+				throw new Error(`${path}: status ${r.status}: ` +
+				    `${r.body}`);
+			const w = workerOf(r);
+			if (!byWorker.has(w)) {
+				byWorker.set(w, c);
+				break;
+			}
+			fillers.push(c);
+		}
+		if (byWorker.size >= want)
+			break;
+		for (let n = 0; n < maxConns; n += 256) {
+			const batch = [];
+			for (let i = n; i < Math.min(maxConns, n + 256); i++)
+				batch.push(new Conn(port).open());
+			for (const r of await Promise.allSettled(batch)) {
+				if (r.status === 'fulfilled')
+					fillers.push(r.value);
+			}
+		}
+		await sleep(300);
 	}
-	for (const c of spare)
+	for (const c of fillers)
 		c.close();
 	if (byWorker.size < want)
 		throw new Error(`only reached ${byWorker.size} of ${want} workers`);
@@ -238,7 +260,8 @@ async function propagate(o)
 	const samples = Number(o.samples || 100);
 	const want = Number(o.workers || 1);
 	const timeout = Number(o.timeout || 5000);
-	const conns = await workerConns(port, want, path);
+	const conns = await workerConns(port, want, path,
+	    Number(o['max-conns'] || 4096));
 	const admin = await new Conn(port).open();
 	const out = [];
 

@@ -53,6 +53,9 @@ if [ "$MANY" -gt 10000 ] || [ "$MANY" -lt 10 ]; then
 	exit 2
 fi
 
+# The propagation probe opens worker_max_connections sockets (see probe.js).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
 
@@ -226,7 +229,7 @@ gen_sources() {
 # ------------------------------------------------------------------ kiln
 
 K_PORT=$(free_port)
-ADMIN_KEY=$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 40)
+ADMIN_KEY=$(od -An -N24 -tx1 /dev/urandom | tr -d " \n")
 MASTER_KEY=$(head -c 32 /dev/urandom | base64)
 K_DB=kiln
 K_SOURCES=""
@@ -326,7 +329,8 @@ start_nginx() {
 			tcp_nopush on;
 			keepalive_timeout 60;
 			keepalive_requests 1000000;
-			open_file_cache max=16 valid=60s;
+			open_file_cache max=16 inactive=60s;
+			open_file_cache_valid 60s;
 			client_body_temp_path $W/nginx/tmp;
 			proxy_temp_path $W/nginx/tmp;
 			fastcgi_temp_path $W/nginx/tmp;
@@ -446,190 +450,221 @@ say "PostgreSQL on $PG_SOCK:$PG_PORT, upstream on :$UP_PORT"
 
 # ---- A: one source ----------------------------------------------------
 
-K_SOURCES=$W/sources-1.json
-gen_sources "$K_SOURCES" b 1 3600
-say "A: kiln with 1 source"
-start_kiln first >/dev/null
-TOKEN_URL="http://127.0.0.1:$K_PORT/api/tokens/$K_NAME/current-token"
-CONST_URL="http://127.0.0.1:$K_PORT/bench/constant"
-NGINX_URL="http://127.0.0.1:$NG_PORT/token.json"
+phase_a_setup() {
+	K_SOURCES=$W/sources-1.json
+	gen_sources "$K_SOURCES" b 1 3600
+	say "A: kiln with 1 source"
+	start_kiln first >/dev/null
+	TOKEN_URL="http://127.0.0.1:$K_PORT/api/tokens/$K_NAME/current-token"
+	CONST_URL="http://127.0.0.1:$K_PORT/bench/constant"
+	NGINX_URL="http://127.0.0.1:$NG_PORT/token.json"
 
-# nginx serves the bytes of a real token answer.
-mkdir -p "$W/nginx/www"
-curl -fsS "$TOKEN_URL" >"$W/nginx/www/token.json" ||
-    die "no token answer from kiln"
-start_nginx
-for u in "$TOKEN_URL" "$CONST_URL" "$NGINX_URL"; do
-	curl -sS -D - -o "$W/body" "$u" >"$W/head"
-	echo "$(wc -c <"$W/body") $(wc -c <"$W/head")"
-done >"$W/sizes"
-put body_token "$(sed -n 1p "$W/sizes" | cut -d' ' -f1)"
-put body_const "$(sed -n 2p "$W/sizes" | cut -d' ' -f1)"
-put body_nginx "$(sed -n 3p "$W/sizes" | cut -d' ' -f1)"
-put head_token "$(sed -n 1p "$W/sizes" | cut -d' ' -f2)"
-put head_const "$(sed -n 2p "$W/sizes" | cut -d' ' -f2)"
-put head_nginx "$(sed -n 3p "$W/sizes" | cut -d' ' -f2)"
+	# nginx serves the bytes of a real token answer.
+	mkdir -p "$W/nginx/www"
+	curl -fsS "$TOKEN_URL" >"$W/nginx/www/token.json" ||
+	    die "no token answer from kiln"
+	start_nginx
+	for u in "$TOKEN_URL" "$CONST_URL" "$NGINX_URL"; do
+		curl -sS -D - -o "$W/body" "$u" >"$W/head"
+		echo "$(wc -c <"$W/body") $(wc -c <"$W/head")"
+	done >"$W/sizes"
+	put body_token "$(sed -n 1p "$W/sizes" | cut -d' ' -f1)"
+	put body_const "$(sed -n 2p "$W/sizes" | cut -d' ' -f1)"
+	put body_nginx "$(sed -n 3p "$W/sizes" | cut -d' ' -f1)"
+	put head_token "$(sed -n 1p "$W/sizes" | cut -d' ' -f2)"
+	put head_const "$(sed -n 2p "$W/sizes" | cut -d' ' -f2)"
+	put head_nginx "$(sed -n 3p "$W/sizes" | cut -d' ' -f2)"
+}
 
-say "A: warm-up"
-WRK_D=1 wrk_run warm "$TOKEN_URL" >/dev/null
-WRK_D=1 wrk_run warm "$CONST_URL" >/dev/null
-WRK_D=1 wrk_run warm "$NGINX_URL" >/dev/null
+phase_a() {
+	say "A: warm-up"
+	WRK_D=1 wrk_run warm "$TOKEN_URL" >/dev/null
+	WRK_D=1 wrk_run warm "$CONST_URL" >/dev/null
+	WRK_D=1 wrk_run warm "$NGINX_URL" >/dev/null
 
-say "A: throughput current-token / constant route / nginx static"
-rounds "token|$TOKEN_URL" "const|$CONST_URL" "nginx|$NGINX_URL"
-put rps_token "$(col_median token 2)"
-put rps_const "$(col_median const 2)"
-put rps_nginx "$(col_median nginx 2)"
-put ratio_const "$(ratio token const)"
-put ratio_nginx "$(ratio token nginx)"
-put p50_token "$(col_median token 3)"
-put p99_token "$(col_median token 4)"
-put p50_const "$(col_median const 3)"
-put p99_const "$(col_median const 4)"
-put p50_nginx "$(col_median nginx 3)"
-put p99_nginx "$(col_median nginx 4)"
-put bad_a "$(( $(bad_total token) + $(bad_total const) + $(bad_total nginx) ))"
+	say "A: throughput current-token / constant route / nginx static"
+	rounds "token|$TOKEN_URL" "const|$CONST_URL" "nginx|$NGINX_URL"
+	put rps_token "$(col_median token 2)"
+	put rps_const "$(col_median const 2)"
+	put rps_nginx "$(col_median nginx 2)"
+	put ratio_const "$(ratio token const)"
+	put ratio_nginx "$(ratio token nginx)"
+	put p50_token "$(col_median token 3)"
+	put p99_token "$(col_median token 4)"
+	put p50_const "$(col_median const 3)"
+	put p99_const "$(col_median const 4)"
+	put p50_nginx "$(col_median nginx 3)"
+	put p99_nginx "$(col_median nginx 4)"
+	put bad_a "$(( $(bad_total token) + $(bad_total const) + $(bad_total nginx) ))"
 
-say "A: random names, 1 source"
-WRK_D=1 wrk_run warm "http://127.0.0.1:$K_PORT" bench/random.lua b 1 >/dev/null
-set -- $(wrk_run rand1 "http://127.0.0.1:$K_PORT" bench/random.lua b 1)
-put rps_rand1_only "$1"
-put rss_1 "$(workers_rss | cut -d' ' -f1)"
+	say "A: random names, 1 source"
+	WRK_D=1 wrk_run warm "http://127.0.0.1:$K_PORT" bench/random.lua b 1 >/dev/null
+	set -- $(wrk_run rand1 "http://127.0.0.1:$K_PORT" bench/random.lua b 1)
+	put rps_rand1_only "$1"
+	put rss_1 "$(workers_rss | cut -d' ' -f1)"
 
-say "A: refresh propagation, $PROP_N samples"
-node bench/probe.js propagate --port "$K_PORT" --name "$K_NAME" \
-    --workers "$WORKERS" --admin-key "$ADMIN_KEY" --samples "$PROP_N" \
-    --out "$W/prop.json" >/dev/null || die "propagation probe failed"
-# commit time of each generation: the event row is written by the same
-# statement as the token.
-q kiln "SELECT e.generation, kiln_ms(pg_xact_commit_timestamp(e.xmin))
-    FROM refresh_events e JOIN token_sources s ON s.id = e.source_id
-    WHERE s.name = '$K_NAME' AND e.outcome = 'success'" | tr '|' ' ' \
-    >"$W/commits"
-node -e '
-	const fs = require("fs");
-	const [prop, commits] = process.argv.slice(1);
-	const c = new Map(fs.readFileSync(commits, "utf8").trim().split("\n")
-	    .map((l) => l.split(" ").map(Number)));
-	const d = [];
-	let missing = 0;
-	for (const s of JSON.parse(fs.readFileSync(prop, "utf8"))) {
-		const t = c.get(s.generation);
-		if (t === undefined || s.seen_ms.some((x) => x === null)) {
-			missing++;
-			continue;
+	say "A: refresh propagation, $PROP_N samples"
+	node bench/probe.js propagate --port "$K_PORT" --name "$K_NAME" \
+	    --workers "$WORKERS" --admin-key "$ADMIN_KEY" --samples "$PROP_N" \
+	    --max-conns "$(awk '$1 == "worker_max_connections" { print $2 }' \
+	    kore.conf)" \
+	    --out "$W/prop.json" >/dev/null || die "propagation probe failed"
+	# commit time of each generation: the event row is written by the same
+	# statement as the token.
+	q kiln "SELECT e.generation, kiln_ms(pg_xact_commit_timestamp(e.xmin))
+	    FROM refresh_events e JOIN token_sources s ON s.id = e.source_id
+	    WHERE s.name = '$K_NAME' AND e.outcome = 'success'" | tr '|' ' ' \
+	    >"$W/commits"
+	node -e '
+		const fs = require("fs");
+		const [prop, commits] = process.argv.slice(1);
+		const c = new Map(fs.readFileSync(commits, "utf8").trim().split("\n")
+		    .map((l) => l.split(" ").map(Number)));
+		const d = [];
+		let missing = 0;
+		for (const s of JSON.parse(fs.readFileSync(prop, "utf8"))) {
+			const t = c.get(s.generation);
+			if (t === undefined || s.seen_ms.some((x) => x === null)) {
+				missing++;
+				continue;
+			}
+			d.push(Math.max(...s.seen_ms) - t);
 		}
-		d.push(Math.max(...s.seen_ms) - t);
-	}
-	d.sort((a, b) => a - b);
-	const p = (f) => d.length ? d[Math.min(d.length - 1,
-	    Math.ceil(f * d.length) - 1)] : NaN;
-	console.log(`${p(0.5).toFixed(1)} ${p(0.99).toFixed(1)} ` +
-	    `${d.length ? d[d.length - 1].toFixed(1) : NaN} ${d.length} ${missing}`);
-' "$W/prop.json" "$W/commits" >"$W/prop.txt" || die "propagation stats"
-read -r pp50 pp99 pmax pn pmiss <"$W/prop.txt"
-put prop_p50 "$pp50"
-put prop_p99 "$pp99"
-put prop_max "$pmax"
-put prop_n "$pn"
-put prop_missing "$pmiss"
+		d.sort((a, b) => a - b);
+		const p = (f) => d.length ? d[Math.min(d.length - 1,
+		    Math.ceil(f * d.length) - 1)] : NaN;
+		console.log(`${p(0.5).toFixed(1)} ${p(0.99).toFixed(1)} ` +
+		    `${d.length ? d[d.length - 1].toFixed(1) : NaN} ${d.length} ${missing}`);
+	' "$W/prop.json" "$W/commits" >"$W/prop.txt" || die "propagation stats"
+	read -r pp50 pp99 pmax pn pmiss <"$W/prop.txt"
+	put prop_p50 "$pp50"
+	put prop_p99 "$pp99"
+	put prop_max "$pmax"
+	put prop_n "$pn"
+	put prop_missing "$pmiss"
 
-say "A: boot to first served token, $BOOTS restarts"
-: >"$W/boots"
-for ((i = 1; i <= BOOTS; i++)); do
-	stop_kiln
-	start_kiln "restart$i" >>"$W/boots"
-done
-put boot_med "$(median <"$W/boots")"
-put boot_max "$(sort -g "$W/boots" | tail -n 1)"
+	say "A: boot to first served token, $BOOTS restarts"
+	: >"$W/boots"
+	for ((i = 1; i <= BOOTS; i++)); do
+		stop_kiln
+		start_kiln "restart$i" >>"$W/boots"
+	done
+	put boot_med "$(median <"$W/boots")"
+	put boot_max "$(sort -g "$W/boots" | tail -n 1)"
+}
 
 # ---- B: many sources --------------------------------------------------
 
-say "B: kiln with $MANY sources (lifetime 3600 s)"
-stop_kiln
-K_SOURCES=$W/sources-many.json
-gen_sources "$K_SOURCES" b "$MANY" 3600
-put boot_many_first "$(start_kiln many-first)"
-put acquire_many_s "$(wait_tokens kiln b "$MANY" 600)"
-say "B: all $MANY tokens in $(get acquire_many_s) s; restart with them stored"
-stop_kiln
-put boot_many "$(start_kiln many)"
-WRK_D=1 wrk_run warm "http://127.0.0.1:$K_PORT" bench/random.lua b "$MANY" >/dev/null
+phase_b() {
+	say "B: kiln with $MANY sources (lifetime 3600 s)"
+	stop_kiln
+	K_SOURCES=$W/sources-many.json
+	gen_sources "$K_SOURCES" b "$MANY" 3600
+	put boot_many_first "$(start_kiln many-first)"
+	put acquire_many_s "$(wait_tokens kiln b "$MANY" 600)"
+	say "B: all $MANY tokens in $(get acquire_many_s) s; restart with them stored"
+	stop_kiln
+	put boot_many "$(start_kiln many)"
+	WRK_D=1 wrk_run warm "http://127.0.0.1:$K_PORT" bench/random.lua b "$MANY" >/dev/null
 
-say "B: throughput with random names over 1 / $MID / $MANY sources"
-rounds "rand1|http://127.0.0.1:$K_PORT|bench/random.lua|b 1" \
-    "randmid|http://127.0.0.1:$K_PORT|bench/random.lua|b $MID" \
-    "randmany|http://127.0.0.1:$K_PORT|bench/random.lua|b $MANY"
-put rps_rand1 "$(col_median rand1 2)"
-put rps_randmid "$(col_median randmid 2)"
-put rps_randmany "$(col_median randmany 2)"
-put ratio_mid "$(ratio randmid rand1)"
-put ratio_many "$(ratio randmany rand1)"
-put bad_b "$(( $(bad_total rand1) + $(bad_total randmid) + $(bad_total randmany) ))"
+	say "B: throughput with random names over 1 / $MID / $MANY sources"
+	rounds "rand1|http://127.0.0.1:$K_PORT|bench/random.lua|b 1" \
+	    "randmid|http://127.0.0.1:$K_PORT|bench/random.lua|b $MID" \
+	    "randmany|http://127.0.0.1:$K_PORT|bench/random.lua|b $MANY"
+	put rps_rand1 "$(col_median rand1 2)"
+	put rps_randmid "$(col_median randmid 2)"
+	put rps_randmany "$(col_median randmany 2)"
+	put ratio_mid "$(ratio randmid rand1)"
+	put ratio_many "$(ratio randmany rand1)"
+	put bad_b "$(( $(bad_total rand1) + $(bad_total randmid) + $(bad_total randmany) ))"
 
-set -- $(workers_rss)
-put rss_many "$1"
-put rss_many_avg "$2"
-put bytes_per_source "$(awk -v a="$(get rss_1)" -v b="$1" -v n="$MANY" \
-    'BEGIN { printf "%.0f", (b - a) * 1024 / (n - 1) }')"
+	set -- $(workers_rss)
+	put rss_many "$1"
+	put rss_many_avg "$2"
+	put bytes_per_source "$(awk -v a="$(get rss_1)" -v b="$1" -v n="$MANY" \
+	    'BEGIN { printf "%.0f", (b - a) * 1024 / (n - 1) }')"
 
-say "B: idle CPU over ${IDLE_S} s ($MANY sources scheduled, no requests)"
-sleep 2
-kp="$KILN_PID $(kiln_workers)"
-# shellcheck disable=SC2086
-k0=$(cpu_ticks $kp); g0=$(pg_cpu_ticks); t0=$(date +%s.%N)
-sleep "$IDLE_S"
-# shellcheck disable=SC2086
-k1=$(cpu_ticks $kp); g1=$(pg_cpu_ticks); t1=$(date +%s.%N)
-HZ=$(getconf CLK_TCK)
-put idle_cpu "$(awk -v a="$k0" -v b="$k1" -v s="$t0" -v e="$t1" -v hz="$HZ" \
-    'BEGIN { printf "%.2f", (b - a) / hz / (e - s) * 100 }')"
-put idle_pg_cpu "$(awk -v a="$g0" -v b="$g1" -v s="$t0" -v e="$t1" -v hz="$HZ" \
-    'BEGIN { printf "%.2f", (b - a) / hz / (e - s) * 100 }')"
-stop_kiln
+	say "B: idle CPU over ${IDLE_S} s ($MANY sources scheduled, no requests)"
+	sleep 2
+	kp="$KILN_PID $(kiln_workers)"
+	# shellcheck disable=SC2086
+	k0=$(cpu_ticks $kp); g0=$(pg_cpu_ticks); t0=$(date +%s.%N)
+	sleep "$IDLE_S"
+	# shellcheck disable=SC2086
+	k1=$(cpu_ticks $kp); g1=$(pg_cpu_ticks); t1=$(date +%s.%N)
+	HZ=$(getconf CLK_TCK)
+	put idle_cpu "$(awk -v a="$k0" -v b="$k1" -v s="$t0" -v e="$t1" -v hz="$HZ" \
+	    'BEGIN { printf "%.2f", (b - a) / hz / (e - s) * 100 }')"
+	put idle_pg_cpu "$(awk -v a="$g0" -v b="$g1" -v s="$t0" -v e="$t1" -v hz="$HZ" \
+	    'BEGIN { printf "%.2f", (b - a) / hz / (e - s) * 100 }')"
+	stop_kiln
+}
 
 # ---- C: refresh capacity ----------------------------------------------
 
-say "C: refresh capacity, $CAP_N sources with ${CAP_LIFETIME} s lifetimes"
-K_DB=kilncap
-K_NAME=c0000
-K_SOURCES=$W/sources-cap.json
-gen_sources "$K_SOURCES" c "$CAP_N" "$CAP_LIFETIME"
-start_kiln cap >/dev/null
-put cap_acquire_s "$(wait_tokens kilncap c "$CAP_N" 600)"
-say "C: all $CAP_N tokens in $(get cap_acquire_s) s; sustained window ${CAP_S} s"
-# Let the first wave of refreshes come due, then measure a window.
-sleep $((CAP_LIFETIME / 2))
-e0=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'success'")
-f0=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'failure'")
-t0=$(date +%s.%N)
-node bench/probe.js sample --port "$K_PORT" --prefix c --count "$CAP_N" \
-    --rate 200 --seconds "$CAP_S" >"$W/cap-sample.json" &
-SAMPLER=$!
-PIDS+=($SAMPLER)
-: >"$W/cap-pg"
-end=$(( $(date +%s) + CAP_S ))
-while [ "$(date +%s)" -lt "$end" ]; do
-	# expired now, and how late the scheduler is (s past refresh_at)
-	q kilncap "SELECT count(*) FILTER (WHERE expires_at IS NULL OR
-	    expires_at <= now()), coalesce(round(extract(epoch FROM
-	    max(now() - refresh_at)))::int, 0) FROM tokens" | tr '|' ' ' \
-	    >>"$W/cap-pg"
-	sleep 1
+phase_c() {
+	say "C: refresh capacity, $CAP_N sources with ${CAP_LIFETIME} s lifetimes"
+	K_DB=kilncap
+	K_NAME=c0000
+	K_SOURCES=$W/sources-cap.json
+	gen_sources "$K_SOURCES" c "$CAP_N" "$CAP_LIFETIME"
+	start_kiln cap >/dev/null
+	put cap_acquire_s "$(wait_tokens kilncap c "$CAP_N" 600)"
+	say "C: all $CAP_N tokens in $(get cap_acquire_s) s; sustained window ${CAP_S} s"
+	# Let the first wave of refreshes come due, then measure a window.
+	sleep $((CAP_LIFETIME / 2))
+	e0=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'success'")
+	f0=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'failure'")
+	t0=$(date +%s.%N)
+	node bench/probe.js sample --port "$K_PORT" --prefix c --count "$CAP_N" \
+	    --rate 200 --seconds "$CAP_S" >"$W/cap-sample.json" &
+	SAMPLER=$!
+	PIDS+=($SAMPLER)
+	: >"$W/cap-pg"
+	end=$(( $(date +%s) + CAP_S ))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		# expired now, and how late the scheduler is (s past refresh_at)
+		q kilncap "SELECT count(*) FILTER (WHERE expires_at IS NULL OR
+		    expires_at <= now()), coalesce(round(extract(epoch FROM
+		    max(now() - refresh_at)))::int, 0) FROM tokens" | tr '|' ' ' \
+		    >>"$W/cap-pg"
+		sleep 1
+	done
+	wait "$SAMPLER"
+	t1=$(date +%s.%N)
+	e1=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'success'")
+	f1=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'failure'")
+	put cap_rate "$(awk -v a="$e0" -v b="$e1" -v s="$t0" -v e="$t1" \
+	    'BEGIN { printf "%.0f", (b - a) / (e - s) }')"
+	put cap_failures "$((f1 - f0))"
+	put cap_expired_pg "$(awk '{ if ($1 > m) m = $1 } END { print m + 0 }' "$W/cap-pg")"
+	put cap_lag_max "$(awk '{ if ($2 > m) m = $2 } END { print m + 0 }' "$W/cap-pg")"
+	put cap_samples "$(json_field requests <"$W/cap-sample.json")"
+	put cap_expired_http "$(json_field expired <"$W/cap-sample.json")"
+	put cap_upstream "$(curl -fsS "http://127.0.0.1:$UP_PORT/_stats" | json_field token_requests)"
+	stop_kiln
+}
+
+# BENCH_HOLD=1: set up phase A (PostgreSQL, upstream, kiln with one
+# source, nginx), print where everything is, and wait (for profiling).
+phase_a_setup
+if [ "${BENCH_HOLD:-0}" = 1 ]; then
+	say "holding: kiln pid $KILN_PID (workers $(kiln_workers | tr '\n' ' '))"
+	say "  $TOKEN_URL"
+	say "  $CONST_URL"
+	say "  $NGINX_URL"
+	say "  psql -h $PG_SOCK -p $PG_PORT -U postgres kiln; admin key $ADMIN_KEY"
+	say "  Ctrl-C (or kill $$) stops everything"
+	while :; do sleep 1; done
+fi
+for ph in ${BENCH_PHASES:-A B C}; do
+	case $ph in
+	A) phase_a ;;
+	B) phase_b ;;
+	C) phase_c ;;
+	*) die "BENCH_PHASES: unknown phase $ph" ;;
+	esac
 done
-wait "$SAMPLER"
-t1=$(date +%s.%N)
-e1=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'success'")
-f1=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'failure'")
-put cap_rate "$(awk -v a="$e0" -v b="$e1" -v s="$t0" -v e="$t1" \
-    'BEGIN { printf "%.0f", (b - a) / (e - s) }')"
-put cap_failures "$((f1 - f0))"
-put cap_expired_pg "$(awk '{ if ($1 > m) m = $1 } END { print m + 0 }' "$W/cap-pg")"
-put cap_lag_max "$(awk '{ if ($2 > m) m = $2 } END { print m + 0 }' "$W/cap-pg")"
-put cap_samples "$(json_field requests <"$W/cap-sample.json")"
-put cap_expired_http "$(json_field expired <"$W/cap-sample.json")"
-put cap_upstream "$(curl -fsS "http://127.0.0.1:$UP_PORT/_stats" | json_field token_requests)"
-stop_kiln
 
 # ================================================================= table
 

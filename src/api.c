@@ -101,6 +101,10 @@ kiln_dispatch(struct http_request *req)
 	struct api_state	*st;
 	int			ret;
 
+	/* While draining, every answer closes its connection. */
+	if (kiln_draining())
+		req->owner->flags |= CONN_CLOSE_EMPTY;
+
 	if ((st = http_state_get(req)) == NULL) {
 		st = http_state_create(req, sizeof(*st), api_state_free);
 		st->route = -1;

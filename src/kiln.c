@@ -7,8 +7,10 @@
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@
 #include <kore/http.h>
 #include <kore/pgsql.h>
 #include <kore/curl.h>
+#include <kore/seccomp.h>
 
 #include "kiln.h"
 
@@ -33,9 +36,19 @@
 static void	usage(void) __attribute__((noreturn));
 static void	die(const char *) __attribute__((noreturn));
 static void	sources_load(const char *);
+static void	drain_setup(void);
+static void	drain_signal(int);
+static void	drain_tick(void *, u_int64_t);
 static char	*sources_read(const char *, char *, size_t);
 
 extern int	kore_foreground;
+
+/* What the drain needs beyond Kore's own worker sandbox. */
+KORE_SECCOMP_FILTER("kiln",
+	KORE_SYSCALL_ALLOW(shutdown),
+	KORE_SYSCALL_ALLOW(tgkill),
+	KORE_SYSCALL_ALLOW(gettid),
+);
 
 void
 kore_parent_configure(int argc, char **argv)
@@ -114,6 +127,7 @@ kore_worker_configure(void)
 	cache_init();
 	auth_keys_reload();
 	refresh_init();
+	drain_setup();
 }
 
 void
@@ -122,13 +136,81 @@ kore_worker_teardown(void)
 	store_release_leases();
 }
 
-/* Set once shutdown began: readiness answers 503 from then on. */
-static int	draining;
+/*
+ * Graceful drain. Kore's workers quit at once on SIGTERM; kiln's take
+ * the signal themselves: readiness turns 503, the listener stops
+ * accepting (new connections are refused, so clients go elsewhere),
+ * WebSockets are told to reconnect, requests and refreshes in flight
+ * finish, then the signal is handed back to Kore, bounded by
+ * KILN_DRAIN_TIMEOUT.
+ */
+static struct {
+	volatile sig_atomic_t	signal;
+	int			active;
+	int64_t			deadline;
+	struct sigaction	saved_term;
+	struct sigaction	saved_quit;
+} drain;
 
 int
 kiln_draining(void)
 {
-	return (draining);
+	return (drain.active);
+}
+
+static void
+drain_signal(int sig)
+{
+	drain.signal = sig;
+}
+
+static void
+drain_tick(void *unused, u_int64_t unused2)
+{
+	struct kore_server	*srv;
+	struct listener		*l;
+	int			sig;
+
+	if (drain.signal == 0)
+		return;
+
+	if (!drain.active) {
+		drain.active = 1;
+		drain.deadline = kiln_now() + kiln_config.drain_ms;
+		LIST_FOREACH(srv, &kore_servers, list) {
+			LIST_FOREACH(l, &srv->listeners, list)
+				(void)shutdown(l->fd, SHUT_RD);
+		}
+		log_kv(LOG_LVL_INFO, "draining", "#in_flight",
+		    (int64_t)http_request_count, NULL);
+	}
+
+	if ((http_request_count > 0 || refresh_busy()) &&
+	    kiln_now() < drain.deadline)
+		return;
+
+	log_kv(LOG_LVL_INFO, "drained", "#in_flight",
+	    (int64_t)http_request_count, NULL);
+	sig = drain.signal;
+	(void)sigaction(SIGTERM, &drain.saved_term, NULL);
+	(void)sigaction(SIGQUIT, &drain.saved_quit, NULL);
+	drain.signal = 0;
+	(void)raise(sig);
+}
+
+static void
+drain_setup(void)
+{
+	struct sigaction	sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = drain_signal;
+	(void)sigfillset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, &drain.saved_term) == -1 ||
+	    sigaction(SIGQUIT, &sa, &drain.saved_quit) == -1)
+		fatal("sigaction: %s", errno_s);
+
+	(void)kore_timer_add(drain_tick, 50, NULL, 0);
 }
 
 int64_t

@@ -424,6 +424,7 @@ struct attempt {
 };
 
 void	refresh_init(void);
+int	refresh_busy(void);
 void	refresh_request(struct cache_entry *, const char *, int64_t,
 	    const char *, const char *);
 

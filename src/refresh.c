@@ -31,6 +31,8 @@
 #define REFRESH_TICK_MS		200
 #define REFRESH_LOST_RETRY_MS	1000
 
+static u_int32_t	refresh_running;
+
 static void	refresh_tick(void *, u_int64_t);
 static void	refresh_leased(struct kore_pgsql *, void *, int);
 static int	refresh_source(struct attempt *, struct kore_pgsql *);
@@ -58,9 +60,10 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 {
 	struct attempt	*at;
 
-	if (e->inflight)
+	if (e->inflight || kiln_draining())
 		return;
 	e->inflight = 1;
+	refresh_running++;
 
 	at = kore_calloc(1, sizeof(*at));
 	(void)kore_strlcpy(at->name, e->name, sizeof(at->name));
@@ -235,11 +238,19 @@ refresh_committed(struct kore_pgsql *sql, void *arg, int ok)
 	refresh_end(at);
 }
 
+/* Attempts of this worker still running (the drain waits for them). */
+int
+refresh_busy(void)
+{
+	return (refresh_running > 0);
+}
+
 static void
 refresh_end(struct attempt *at)
 {
 	struct cache_entry	*e;
 
+	refresh_running--;
 	if ((e = cache_lookup(at->name)) != NULL) {
 		e->inflight = 0;
 		if (at->ok == -1)

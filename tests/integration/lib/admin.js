@@ -164,6 +164,7 @@ function assertError(r, status, what, { code = null, field = null } = {})
 
 /*
  * Send bytes on a fresh TCP connection and read one HTTP/1.1 answer.
+ * data: a Buffer, or an array of Buffers and numbers (ms to pause).
  * Resolves {status, headers, text, json, closed, error} — status null
  * when the server closed without answering. Write errors after the
  * server answered (e.g. 413 before a huge body was sent) are ignored.
@@ -192,6 +193,13 @@ function raw(port, data, { timeout = 15000, halfClose = false } = {})
 				for (const b of bufs) {
 					if (done || sock.destroyed)
 						return;
+					if (typeof b === 'number') {
+						/* a pause: the server may answer
+						 * from the headers alone */
+						await new Promise((r) =>
+						    setTimeout(r, b));
+						continue;
+					}
 					const ok = sock.write(b);
 					if (!ok)
 						await new Promise((r) => {
@@ -254,10 +262,11 @@ function parseRaw(buf, why, writeError)
 	return out;
 }
 
-/* Build a request's bytes. headers: array of [name, value] or a string
- * block; body: Buffer/string. Content-Length added unless noCl. */
+/* Build a request's bytes. headers: array of [name, value]; body:
+ * Buffer/string. Content-Length added unless noCl. pauseMs: send the
+ * head, pause, then the body (for answers given from the head alone). */
 function reqBytes(method, path, { headers = [], body = null, noCl = false,
-    host = '127.0.0.1' } = {})
+    host = '127.0.0.1', pauseMs = null } = {})
 {
 	const lines = [`${method} ${path} HTTP/1.1`, `Host: ${host}`,
 	    'Connection: close'];
@@ -268,6 +277,8 @@ function reqBytes(method, path, { headers = [], body = null, noCl = false,
 	if (b !== null && !noCl)
 		lines.push(`Content-Length: ${b.length}`);
 	const headBuf = Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1');
+	if (b !== null && pauseMs !== null)
+		return [headBuf, pauseMs, b];
 	return b === null ? headBuf : Buffer.concat([headBuf, b]);
 }
 
