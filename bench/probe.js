@@ -13,7 +13,7 @@
  *	keeps running after the probe exits (run.sh owns it by pid).
  *
  *   probe.js propagate --port P --name N --workers W --admin-key K \
- *       --samples 100 --max-conns 4096 --out samples.json
+ *       --samples 100 --out samples.json
  *	keep one keep-alive connection per worker (told apart by the
  *	X-Request-Id prefix, random per worker), ask for a refresh through
  *	the admin API, and poll every worker until all serve the new
@@ -208,46 +208,42 @@ async function boot(o)
 
 /*
  * One keep-alive connection on each of want workers. Kore 4.1 gives the
- * accept lock to one worker and that worker keeps it until it holds
- * worker_max_connections (or is busy), so new connections all land on the
- * same worker: fill it with idle connections until the lock moves on,
- * connect again, and close the fillers once every worker is reached.
+ * accept lock to one worker, which keeps it until it accepts more than
+ * worker_accept_threshold (16) connections in one go: connections opened
+ * one by one all land on the same worker. Open them in bursts larger than
+ * the threshold, keep one per worker, close the rest.
  */
-async function workerConns(port, want, path, maxConns)
+async function workerConns(port, want, path)
 {
 	const byWorker = new Map();
-	const fillers = [];
 
-	for (let round = 0; round < want * 3 && byWorker.size < want;
-	    round++) {
-		for (let i = 0; i < 4; i++) {
-			const c = await new Conn(port).open();
-			const r = await c.request('GET', path);
-			if (r.status !== 200)
-				throw new Error(`${path}: status ${r.status}: ` +
-				    `${r.body}`);
-			const w = workerOf(r);
-			if (!byWorker.has(w)) {
+	for (let round = 0; round < 20 && byWorker.size < want; round++) {
+		const burst = [];
+		for (let i = 0; i < 16 * (want + 1); i++)
+			burst.push(new Conn(port).open());
+		const conns = [];
+		for (const r of await Promise.allSettled(burst)) {
+			if (r.status === 'fulfilled')
+				conns.push(r.value);
+		}
+		const answers = await Promise.allSettled(conns.map(
+		    (c) => c.request('GET', path)));
+		answers.forEach((r, i) => {
+			const c = conns[i];
+			if (r.status !== 'fulfilled' || r.value.status !== 200) {
+				c.close();
+				return;
+			}
+			const w = workerOf(r.value);
+			if (byWorker.has(w)) {
+				c.close();
+			} else {
 				byWorker.set(w, c);
-				break;
 			}
-			fillers.push(c);
-		}
-		if (byWorker.size >= want)
-			break;
-		for (let n = 0; n < maxConns; n += 256) {
-			const batch = [];
-			for (let i = n; i < Math.min(maxConns, n + 256); i++)
-				batch.push(new Conn(port).open());
-			for (const r of await Promise.allSettled(batch)) {
-				if (r.status === 'fulfilled')
-					fillers.push(r.value);
-			}
-		}
-		await sleep(300);
+		});
+		if (byWorker.size < want)
+			await sleep(100);
 	}
-	for (const c of fillers)
-		c.close();
 	if (byWorker.size < want)
 		throw new Error(`only reached ${byWorker.size} of ${want} workers`);
 	return byWorker;
@@ -260,8 +256,7 @@ async function propagate(o)
 	const samples = Number(o.samples || 100);
 	const want = Number(o.workers || 1);
 	const timeout = Number(o.timeout || 5000);
-	const conns = await workerConns(port, want, path,
-	    Number(o['max-conns'] || 4096));
+	const conns = await workerConns(port, want, path);
 	const admin = await new Conn(port).open();
 	const out = [];
 

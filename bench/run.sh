@@ -53,9 +53,6 @@ if [ "$MANY" -gt 10000 ] || [ "$MANY" -lt 10 ]; then
 	exit 2
 fi
 
-# The propagation probe opens worker_max_connections sockets (see probe.js).
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
 say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
 
@@ -151,7 +148,7 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
 
 free_port() {
 	node -e 'const s = require("net").createServer();
@@ -239,15 +236,18 @@ K_NAME=b0000
 # current-token; records boot_ms of the start in $W/boot-LABEL.json.
 start_kiln() {
 	local label=$1 out
-	out=$(env -u KILN_WORKERS \
-	    KILN_BIND="127.0.0.1:$K_PORT" KILN_WORKERS="$WORKERS" \
-	    KILN_DATABASE_URL="host=$PG_SOCK port=$PG_PORT dbname=$K_DB user=postgres" \
-	    KILN_MASTER_KEY="$MASTER_KEY" KILN_SOURCES_FILE="$K_SOURCES" \
-	    KILN_ADMIN_KEY="$ADMIN_KEY" KILN_BENCH_ROUTE=1 \
-	    KILN_PIDFILE="$W/kiln.pid" KILN_DRAIN_TIMEOUT=1 \
-	    KILN_RATE_ADMIN=1000000 \
-	    LOG_FORMAT=json LOG_LEVEL=warn \
-	    node bench/probe.js boot --port "$K_PORT" \
+	# The environment, also kept for profiling by hand:
+	#   (. $W/kiln.env; valgrind --tool=callgrind ./kiln -f -c kore.conf)
+	cat >"$W/kiln.env" <<-EOF
+		unset KILN_WORKERS KILN_JWT_SECRET KILN_PUBLIC_ALLOW KILN_RATE_PUBLIC
+		export KILN_BIND='127.0.0.1:$K_PORT' KILN_WORKERS='$WORKERS'
+		export KILN_DATABASE_URL='host=$PG_SOCK port=$PG_PORT dbname=$K_DB user=postgres'
+		export KILN_MASTER_KEY='$MASTER_KEY' KILN_SOURCES_FILE='$K_SOURCES'
+		export KILN_ADMIN_KEY='$ADMIN_KEY' KILN_BENCH_ROUTE=1
+		export KILN_PIDFILE='$W/kiln.pid' KILN_DRAIN_TIMEOUT=1
+		export KILN_RATE_ADMIN=1000000 LOG_FORMAT=json LOG_LEVEL=warn
+	EOF
+	out=$(. "$W/kiln.env" && node bench/probe.js boot --port "$K_PORT" \
 	    --path "/api/tokens/$K_NAME/current-token" \
 	    --pidfile "$W/kiln-spawn.pid" --log "$W/kiln.log" \
 	    --timeout "${BOOT_TIMEOUT:-120000}" -- ./kiln -f -c kore.conf)
@@ -506,8 +506,6 @@ phase_a() {
 	say "A: refresh propagation, $PROP_N samples"
 	node bench/probe.js propagate --port "$K_PORT" --name "$K_NAME" \
 	    --workers "$WORKERS" --admin-key "$ADMIN_KEY" --samples "$PROP_N" \
-	    --max-conns "$(awk '$1 == "worker_max_connections" { print $2 }' \
-	    kore.conf)" \
 	    --out "$W/prop.json" >/dev/null || die "propagation probe failed"
 	# commit time of each generation: the event row is written by the same
 	# statement as the token.
@@ -653,7 +651,8 @@ if [ "${BENCH_HOLD:-0}" = 1 ]; then
 	say "  $TOKEN_URL"
 	say "  $CONST_URL"
 	say "  $NGINX_URL"
-	say "  psql -h $PG_SOCK -p $PG_PORT -U postgres kiln; admin key $ADMIN_KEY"
+	say "  psql -h $PG_SOCK -p $PG_PORT -U postgres kiln"
+	say "  kiln environment: . $W/kiln.env"
 	say "  Ctrl-C (or kill $$) stops everything"
 	while :; do sleep 1; done
 fi

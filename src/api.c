@@ -75,6 +75,12 @@ static const struct route routes[] = {
 	{ POST, "/api/keys", R_ADMIN, ROLE_ADMIN, admin_keys_create },
 	{ DELETE, "/api/keys/*", R_ADMIN | R_ID, ROLE_ADMIN,
 	    admin_key_revoke },
+	{ GET, "/dashboard", 0, 0, dash_page },
+	{ GET, "/dashboard/login", 0, 0, dash_login_form },
+	{ POST, "/dashboard/login", 0, 0, dash_login },
+	{ POST, "/dashboard/logout", 0, 0, dash_logout },
+	{ GET, "/dashboard/ws", 0, 0, dash_ws },
+	{ GET, "/dashboard/static/*", 0, 0, dash_static },
 	{ 0, NULL, 0, 0, NULL }
 };
 
@@ -212,6 +218,8 @@ api_pending_free(struct api_pending *p)
 		OPENSSL_cleanse(p->secret, strlen(p->secret));
 		kore_free(p->secret);
 	}
+	if (p->html != NULL)
+		kore_buf_free(p->html);
 	source_free(&p->src);
 	kore_free(p);
 }
@@ -224,7 +232,16 @@ api_pending_finish(struct http_request *req, struct api_state *st)
 	if (!p->done)
 		return (KORE_RESULT_RETRY);
 
-	if (p->code[0] != '\0') {
+	/* A step that only looked something up: run the handler again. */
+	if (p->resume) {
+		st->pending = NULL;
+		api_pending_free(p);
+		return (routes[st->route].handler(req, st));
+	}
+
+	if (dash_finish(req, p)) {
+		/* answered */
+	} else if (p->code[0] != '\0') {
 		api_error(req, p->status, p->code, p->message);
 	} else {
 		api_json_send(req, p->status, p->g);
@@ -300,6 +317,7 @@ static int
 api_guard(struct http_request *req, struct api_state *st,
     const struct route *r)
 {
+	const char	*ctype;
 	int		valid;
 
 	if (r->flags & R_PUBLIC) {
@@ -321,8 +339,22 @@ api_guard(struct http_request *req, struct api_state *st,
 	}
 	if (!auth_rate(req, &st->principal, 0))
 		return (KORE_RESULT_ERROR);
+	if (!auth_allow(req, &st->principal, r->role))
+		return (KORE_RESULT_ERROR);
 
-	return (auth_allow(req, &st->principal, r->role));
+	/* The dashboard's forms: a session needs its CSRF token. */
+	if (st->principal.kind == PRINCIPAL_SESSION &&
+	    req->method != HTTP_METHOD_GET && req->method != HTTP_METHOD_HEAD) {
+		if (!auth_csrf_ok(req, &st->principal)) {
+			api_error(req, 403, "forbidden",
+			    "missing or wrong CSRF token");
+			return (KORE_RESULT_ERROR);
+		}
+		st->form_redirect = !http_request_header(req, "x-csrf-token",
+		    &ctype);
+	}
+
+	return (KORE_RESULT_OK);
 }
 
 static int
@@ -469,9 +501,19 @@ api_json_begin(void)
 void
 api_json_send(struct http_request *req, int status, void *arg)
 {
+	struct api_state	*st;
 	yajl_gen		g = arg;
 	const unsigned char	*buf;
 	size_t			len;
+
+	/* A plain form post from the dashboard goes back to the page. */
+	st = http_state_get(req);
+	if (st != NULL && st->form_redirect && status < 400) {
+		yajl_gen_free(g);
+		http_response_header(req, "Location", "/dashboard");
+		http_response(req, 303, NULL, 0);
+		return;
+	}
 
 	yajl_gen_map_close(g);
 	if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)

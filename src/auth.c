@@ -38,15 +38,27 @@ struct auth_key {
 	char		hash[AUTH_HASH_LEN + 1];
 };
 
+struct auth_session {
+	char		hash[AUTH_HASH_LEN + 1];
+	int		role;
+	char		csrf[33];
+	int64_t		expires_ms;
+};
+
 static struct {
 	struct auth_key		*keys;
 	size_t			count;
 	int			loading;
+	struct auth_session	*sessions;
+	size_t			nsessions;
+	int			sessions_loading;
 } auth;
 
 static int	auth_jwt(const char *, struct principal *);
 static int	auth_key(const char *, struct principal *);
 static void	auth_keys_loaded(struct kore_pgsql *, void *, int);
+static void	auth_sessions_loaded(struct kore_pgsql *, void *, int);
+static struct auth_session	*auth_session_find(const char *);
 static u_int64_t	auth_addr_key(struct http_request *);
 static int	auth_cidr_match(const struct cidr *, int, const u_int8_t *);
 
@@ -114,7 +126,7 @@ auth_request(struct http_request *req, struct principal *p)
 	(void)snprintf(p->id, sizeof(p->id), "anonymous");
 
 	if (!http_request_header(req, "authorization", &v))
-		return (KORE_RESULT_OK);
+		return (auth_session(req, p));
 	if (strncasecmp(v, "Bearer ", 7) || v[7] == '\0')
 		return (KORE_RESULT_ERROR);
 	v += 7;
@@ -361,4 +373,217 @@ auth_cidr_match(const struct cidr *r, int family, const u_int8_t *addr)
 		return (1);
 
 	return (((r->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0);
+}
+
+void
+auth_sessions_reload(void)
+{
+	if (auth.sessions_loading)
+		return;
+	auth.sessions_loading = 1;
+	store_sessions_load(auth_sessions_loaded, NULL);
+}
+
+/*
+ * The dashboard session of the request's cookie. No cookie is fine
+ * (anonymous); a cookie that names no live session is not.
+ */
+int
+auth_session(struct http_request *req, struct principal *p)
+{
+	struct auth_session	*s;
+	char			*cookie, hash[AUTH_HASH_LEN + 1];
+
+	http_populate_cookies(req);
+	if (!http_request_cookie(req, SESSION_COOKIE, &cookie))
+		return (KORE_RESULT_OK);
+
+	auth_key_hash(cookie, hash);
+	if ((s = auth_session_find(hash)) == NULL)
+		return (KORE_RESULT_ERROR);
+
+	p->role = s->role;
+	p->kind = PRINCIPAL_SESSION;
+	(void)snprintf(p->id, sizeof(p->id), "session:%.12s", hash);
+	(void)kore_strlcpy(p->session, hash, sizeof(p->session));
+	(void)kore_strlcpy(p->csrf, s->csrf, sizeof(p->csrf));
+	p->rate_key = auth_fnv(p->id);
+
+	return (KORE_RESULT_OK);
+}
+
+/* A state-changing request of a session must carry its CSRF token. */
+int
+auth_csrf_ok(struct http_request *req, const struct principal *p)
+{
+	const char	*v;
+	char		form[64];
+
+	if (p->kind != PRINCIPAL_SESSION)
+		return (1);
+
+	if (http_request_header(req, "x-csrf-token", &v) &&
+	    strlen(v) == 32)
+		return (CRYPTO_memcmp(v, p->csrf, 32) == 0);
+	if (auth_form_field(req, "csrf", form, sizeof(form)) &&
+	    strlen(form) == 32)
+		return (CRYPTO_memcmp(form, p->csrf, 32) == 0);
+
+	return (0);
+}
+
+/*
+ * One field of an application/x-www-form-urlencoded body (small bodies
+ * only); the body is rewound for whoever reads it next.
+ */
+int
+auth_form_field(struct http_request *req, const char *name, char *out,
+    size_t len)
+{
+	const char	*ctype;
+	char		body[8192], *p, *pair, *eq;
+	ssize_t		n;
+	size_t		off;
+	int		found;
+
+	if (!http_request_header(req, "content-type", &ctype) ||
+	    strncasecmp(ctype, "application/x-www-form-urlencoded", 33))
+		return (0);
+
+	off = 0;
+	while (off < sizeof(body) - 1 &&
+	    (n = http_body_read(req, body + off, sizeof(body) - 1 - off)) > 0)
+		off += n;
+	body[off] = '\0';
+	(void)http_body_rewind(req);
+
+	found = 0;
+	for (p = body; !found && (pair = strsep(&p, "&")) != NULL;) {
+		if ((eq = strchr(pair, '=')) == NULL)
+			continue;
+		*eq++ = '\0';
+		if (strcmp(pair, name))
+			continue;
+		if (!http_argument_urldecode(eq) || strlen(eq) >= len)
+			break;
+		(void)kore_strlcpy(out, eq, len);
+		found = 1;
+	}
+	OPENSSL_cleanse(body, sizeof(body));
+
+	return (found);
+}
+
+/* len - 1 random hex characters. */
+void
+auth_random_hex(char *out, size_t len)
+{
+	u_int8_t	rnd[64];
+	size_t		i, n;
+
+	n = (len - 1) / 2;
+	if (n > sizeof(rnd) || RAND_bytes(rnd, n) != 1)
+		fatal("auth_random_hex");
+	for (i = 0; i < n; i++)
+		(void)snprintf(out + i * 2, 3, "%02x", rnd[i]);
+	out[n * 2] = '\0';
+	OPENSSL_cleanse(rnd, sizeof(rnd));
+}
+
+static void
+auth_sessions_loaded(struct kore_pgsql *sql, void *arg, int ok)
+{
+	auth.sessions_loading = 0;
+	if (ok)
+		auth_sessions_apply(sql);
+}
+
+/* Replace the session table with the rows of q_sessions_load. */
+void
+auth_sessions_apply(struct kore_pgsql *sql)
+{
+	size_t		i, n;
+
+	n = kore_pgsql_ntuples(sql);
+	kore_free(auth.sessions);
+	auth.sessions = n ? kore_calloc(n, sizeof(*auth.sessions)) : NULL;
+	auth.nsessions = n;
+
+	for (i = 0; i < n; i++) {
+		(void)kore_strlcpy(auth.sessions[i].hash,
+		    kore_pgsql_getvalue(sql, i, 0),
+		    sizeof(auth.sessions[i].hash));
+		auth.sessions[i].role = jwt_role_parse(
+		    kore_pgsql_getvalue(sql, i, 1));
+		(void)kore_strlcpy(auth.sessions[i].csrf,
+		    kore_pgsql_getvalue(sql, i, 2),
+		    sizeof(auth.sessions[i].csrf));
+		auth.sessions[i].expires_ms = strtoll(
+		    kore_pgsql_getvalue(sql, i, 3), NULL, 10);
+	}
+
+	dash_sessions_changed();
+}
+
+static struct auth_session *
+auth_session_find(const char *hash)
+{
+	size_t		i;
+	int64_t		now;
+
+	now = kiln_now();
+	for (i = 0; i < auth.nsessions; i++) {
+		if (auth.sessions[i].expires_ms > now &&
+		    CRYPTO_memcmp(auth.sessions[i].hash, hash,
+		    AUTH_HASH_LEN) == 0)
+			return (&auth.sessions[i]);
+	}
+
+	return (NULL);
+}
+
+int
+auth_session_alive(const char *hash)
+{
+	return (auth_session_find(hash) != NULL);
+}
+
+int
+auth_session_role(const char *hash)
+{
+	struct auth_session	*s;
+
+	if ((s = auth_session_find(hash)) == NULL)
+		return (ROLE_NONE);
+	return (s->role);
+}
+
+const char *
+auth_session_csrf(const char *hash)
+{
+	struct auth_session	*s;
+
+	if ((s = auth_session_find(hash)) == NULL)
+		return (NULL);
+	return (s->csrf);
+}
+
+void
+auth_session_forget(const char *hash)
+{
+	struct auth_session	*s;
+
+	if ((s = auth_session_find(hash)) != NULL)
+		s->expires_ms = 0;
+}
+
+/* A credential typed into the login form: a JWT or an API key. */
+int
+auth_credential(const char *credential, struct principal *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (strchr(credential, '.') != NULL)
+		return (auth_jwt(credential, p));
+
+	return (auth_key(credential, p));
 }

@@ -310,6 +310,13 @@ cache_apply(struct kore_pgsql *sql, int row)
 		}
 	}
 
+	e->last_duration_ms = kore_pgsql_getlength(sql, row, 17) == 0 ? -1 :
+	    col_i64(sql, row, 17);
+	if (col_bool(sql, row, 18) != e->leased) {
+		e->leased = col_bool(sql, row, 18);
+		dash_changed();
+	}
+
 	v = kore_pgsql_getvalue(sql, row, 8);
 	(void)kore_strlcpy(e->token_type, *v ? v : "Bearer",
 	    sizeof(e->token_type));
@@ -324,6 +331,7 @@ cache_apply(struct kore_pgsql *sql, int row)
 		e->retry_ms = 0;
 		e->epoch++;
 		cache_wake(e);
+		dash_changed();
 	}
 
 	kore_free(e->last_error);
@@ -354,6 +362,7 @@ static void
 cache_remove(struct cache_entry *e)
 {
 	cache_wake(e);
+	dash_changed();
 
 	LIST_REMOVE(e, hlink);
 	TAILQ_REMOVE(&cache.entries, e, list);
@@ -409,7 +418,8 @@ listen_connect(void *unused, u_int64_t unused2)
 	if (listener.db == NULL || PQstatus(listener.db) != CONNECTION_OK)
 		goto fail;
 
-	res = PQexec(listener.db, "LISTEN kiln_tokens; LISTEN kiln_keys");
+	res = PQexec(listener.db,
+	    "LISTEN kiln_tokens; LISTEN kiln_keys; LISTEN kiln_sessions");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		PQclear(res);
 		goto fail;
@@ -426,6 +436,7 @@ listen_connect(void *unused, u_int64_t unused2)
 	if (cache.loaded) {
 		cache_load_all();
 		auth_keys_reload();
+		auth_sessions_reload();
 	}
 	return;
 
@@ -451,6 +462,8 @@ listen_handle(void *arg, int error)
 	while ((n = PQnotifies(listener.db)) != NULL) {
 		if (!strcmp(n->relname, "kiln_keys"))
 			auth_keys_reload();
+		else if (!strcmp(n->relname, "kiln_sessions"))
+			auth_sessions_reload();
 		else if (!strcmp(n->extra, "*"))
 			cache_load_all();
 		else if (source_name_valid(n->extra))

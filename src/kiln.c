@@ -126,7 +126,9 @@ kore_worker_configure(void)
 
 	cache_init();
 	auth_keys_reload();
+	auth_sessions_reload();
 	refresh_init();
+	dash_init();
 	drain_setup();
 }
 
@@ -183,6 +185,7 @@ drain_tick(void *unused, u_int64_t unused2)
 		}
 		log_kv(LOG_LVL_INFO, "draining", "#in_flight",
 		    (int64_t)http_request_count, NULL);
+		dash_shutdown();
 	}
 
 	if ((http_request_count > 0 || refresh_busy()) &&

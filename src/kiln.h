@@ -314,6 +314,11 @@ void	store_source_pause(const char *, int, store_rows_cb, void *);
 void	store_prewarming_pause(int, store_rows_cb, void *);
 void	store_events(const char *, int64_t, int64_t, store_rows_cb, void *);
 void	store_ping(store_rows_cb, void *);
+void	store_sessions_load(store_rows_cb, void *);
+void	store_session_create(const char *, const char *, const char *,
+	    const char *, int64_t, store_rows_cb, void *);
+void	store_session_delete(const char *, store_rows_cb, void *);
+void	store_recent_events(store_rows_cb, void *);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
 #define CACHE_VALID_MARGIN_MS	1000
@@ -346,6 +351,8 @@ struct cache_entry {
 	u_int32_t		failures;
 	char			*last_error;
 	u_int64_t		epoch;
+	int			leased;
+	int64_t			last_duration_ms;
 	int			inflight;
 	int64_t			retry_ms;
 	int			seen;
@@ -372,12 +379,18 @@ int			cache_valid(const struct cache_entry *, int64_t);
 #define PRINCIPAL_ANONYMOUS	0
 #define PRINCIPAL_JWT		1
 #define PRINCIPAL_KEY		2
+#define PRINCIPAL_SESSION	3
+
+#define SESSION_COOKIE		"kiln_session"
+#define SESSION_LIFETIME	(8 * 3600)
 
 struct principal {
 	int		role;
 	int		kind;
 	u_int64_t	rate_key;
 	char		id[80];
+	char		session[AUTH_HASH_LEN + 1];
+	char		csrf[33];
 };
 
 void	auth_key_hash(const char *, char *);
@@ -388,6 +401,17 @@ int	auth_allow(struct http_request *, const struct principal *, int);
 int	auth_rate(struct http_request *, const struct principal *, int);
 int	auth_public_allowed(struct http_request *);
 u_int64_t	auth_fnv(const char *);
+void	auth_sessions_reload(void);
+int	auth_session(struct http_request *, struct principal *);
+int	auth_csrf_ok(struct http_request *, const struct principal *);
+int	auth_form_field(struct http_request *, const char *, char *, size_t);
+void	auth_random_hex(char *, size_t);
+int	auth_credential(const char *, struct principal *);
+int	auth_session_alive(const char *);
+int	auth_session_role(const char *);
+const char	*auth_session_csrf(const char *);
+void	auth_sessions_apply(struct kore_pgsql *);
+void	auth_session_forget(const char *);
 
 /* refresh.c: scheduler, leases, attempts. */
 #define TRIGGER_SCHEDULE	"schedule"
@@ -443,6 +467,11 @@ struct api_pending {
 	yajl_val		body;
 	char			*secret;
 	struct source		src;
+	struct principal	principal;
+	struct kore_buf		*html;
+	const char		*redirect;
+	int			cookie;
+	int			resume;
 	int64_t			version;
 	int			with_refresh;
 	int			upstream;
@@ -452,6 +481,7 @@ struct api_pending {
 
 struct api_state {
 	int			route;
+	int			form_redirect;
 	u_int64_t		start_us;
 	struct principal	principal;
 	struct api_pending	*pending;
@@ -507,6 +537,23 @@ int	admin_prewarming_stop(struct http_request *, struct api_state *);
 int	admin_keys_list(struct http_request *, struct api_state *);
 int	admin_keys_create(struct http_request *, struct api_state *);
 int	admin_key_revoke(struct http_request *, struct api_state *);
+
+/* dashboard.c: the live page, its WebSocket and its sessions. */
+void	dash_init(void);
+void	dash_changed(void);
+void	dash_db_state(int);
+void	dash_sessions_changed(void);
+void	dash_shutdown(void);
+int	dash_finish(struct http_request *, struct api_pending *);
+int	dash_page(struct http_request *, struct api_state *);
+int	dash_login_form(struct http_request *, struct api_state *);
+int	dash_login(struct http_request *, struct api_state *);
+int	dash_logout(struct http_request *, struct api_state *);
+int	dash_ws(struct http_request *, struct api_state *);
+int	dash_static(struct http_request *, struct api_state *);
+void	dash_ws_connect(struct connection *);
+void	dash_ws_message(struct connection *, u_int8_t, void *, size_t);
+void	dash_ws_disconnect(struct connection *);
 
 /* ops.c: health, readiness, metrics. */
 int	ops_health(struct http_request *, struct api_state *);

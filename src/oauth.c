@@ -775,6 +775,18 @@ json_depth_ok(const char *data, size_t len)
 		case '"':
 			instr = 1;
 			break;
+		/* yajl_tree_parse allows comments: skip them as it does. */
+		case '/':
+			if (i + 1 < len && data[i + 1] == '*') {
+				for (i += 2; i + 1 < len && !(data[i] == '*' &&
+				    data[i + 1] == '/'); i++)
+					;
+				i++;
+			} else if (i + 1 < len && data[i + 1] == '/') {
+				while (i < len && data[i] != '\n')
+					i++;
+			}
+			break;
 		case '{':
 		case '[':
 			if (++depth > OAUTH_DEPTH_MAX)

@@ -56,7 +56,8 @@ static const char q_load[] =
     "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
     "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
     "COALESCE((SELECT value = 'true' FROM settings "
-    "WHERE key = 'prewarming_paused'), false) "
+    "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
+    "COALESCE(t.lease_until > now(), false) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = $1";
 
@@ -82,7 +83,7 @@ static const char q_lease[] =
     "s.resource, s.refresh_token_sealed, s.username, s.password_sealed, "
     "s.token_path, s.expires_at_path, s.expires_in_path, "
     "s.refresh_buffer, s.fallback_lifetime, t.generation, "
-    "kiln_ms(t.expires_at), t.failures";
+    "kiln_ms(t.expires_at), t.failures, pg_notify('kiln_tokens', s.name)";
 
 static const char q_success[] =
     "WITH t AS (UPDATE tokens SET token_sealed = $3, token_type = $4, "
@@ -941,6 +942,7 @@ store_job_finish(struct store_job *job, int ok)
 		return;
 	job->done = 1;
 
+	dash_db_state(ok);
 	if (!ok) {
 		shared_pg_error();
 		log_kv(LOG_LVL_ERROR, "database query failed", "error",
@@ -1193,4 +1195,56 @@ col_dup(struct kore_pgsql *sql, int col)
 		fatal("strdup");
 
 	return (s);
+}
+
+static const char q_sessions_load[] =
+    "SELECT id_hash, role, csrf, kiln_ms(expires_at) FROM dashboard_sessions "
+    "WHERE expires_at > now()";
+
+static const char q_session_create[] =
+    "WITH d AS (DELETE FROM dashboard_sessions WHERE expires_at < now()), "
+    "s AS (INSERT INTO dashboard_sessions (id_hash, role, principal, csrf, "
+    "expires_at) VALUES ($1, $2, $3, $4, "
+    "now() + $5::bigint * interval '1 second') RETURNING id_hash) "
+    "SELECT pg_notify('kiln_sessions', '') FROM s";
+
+static const char q_session_delete[] =
+    "WITH s AS (DELETE FROM dashboard_sessions WHERE id_hash = $1 "
+    "RETURNING id_hash) SELECT pg_notify('kiln_sessions', '') FROM s";
+
+static const char q_recent_events[] =
+    "SELECT s.name, e.trigger, kiln_ms(e.finished_at), e.outcome, "
+    "e.duration_ms, e.http_status, e.error, e.generation, e.fingerprint "
+    "FROM refresh_events e JOIN token_sources s ON s.id = e.source_id "
+    "ORDER BY e.id DESC LIMIT 50";
+
+void
+store_sessions_load(store_rows_cb cb, void *arg)
+{
+	store_job(q_sessions_load, cb, arg, 0);
+}
+
+void
+store_session_create(const char *hash, const char *role,
+    const char *principal, const char *csrf, int64_t lifetime,
+    store_rows_cb cb, void *arg)
+{
+	char		*life;
+
+	life = i64(lifetime);
+	store_job(q_session_create, cb, arg, 5, hash, role, principal, csrf,
+	    life);
+	kore_free(life);
+}
+
+void
+store_session_delete(const char *hash, store_rows_cb cb, void *arg)
+{
+	store_job(q_session_delete, cb, arg, 1, hash);
+}
+
+void
+store_recent_events(store_rows_cb cb, void *arg)
+{
+	store_job(q_recent_events, cb, arg, 0);
 }

@@ -763,6 +763,70 @@ oauth_refuses_deeply_nested_json(void **state)
 	oauth_answer_free(&ans);
 }
 
+/*
+ * yajl_tree_parse allows comments: brackets or a quote inside one must
+ * not fool the depth count (a 1 MiB answer could then nest 500000 deep).
+ */
+static void
+oauth_refuses_nesting_hidden_by_comments(void **state)
+{
+	static const char	*hide[] = { "/*", "*/", "/*\"*/", "//\"\n" };
+	struct oauth_answer	ans;
+	struct source		src;
+	size_t			i, depth, off;
+	char			*body;
+	yajl_val		root;
+
+	(void)state;
+
+	source_init(&src, KIND_CLIENT_CREDENTIALS);
+
+	/* A comment of 100 closing brackets, then 100 opening ones. */
+	depth = 100;
+	body = malloc(4 * depth + 64);
+	assert_non_null(body);
+	off = (size_t)sprintf(body, "%s", hide[0]);
+	for (i = 0; i < depth; i++)
+		body[off++] = ']';
+	off += (size_t)sprintf(body + off, "%s", hide[1]);
+	for (i = 0; i < depth; i++)
+		body[off++] = '[';
+	for (i = 0; i < depth; i++)
+		body[off++] = ']';
+	body[off] = '\0';
+	parse_fails(&src, body, off, "answer is nested too deeply");
+	assert_null(oauth_json_parse(body, off));
+	free(body);
+
+	/* A quote in a comment, then half a million brackets. */
+	for (i = 2; i < 4; i++) {
+		depth = 500000;
+		body = malloc(2 * depth + 64);
+		assert_non_null(body);
+		off = (size_t)sprintf(body, "%s{\"access_token\":\"t\","
+		    "\"x\":", hide[i]);
+		memset(body + off, '[', depth);
+		memset(body + off + depth, ']', depth);
+		off += 2 * depth;
+		body[off++] = '}';
+		body[off] = '\0';
+		parse_fails(&src, body, off, "answer is nested too deeply");
+		assert_null(oauth_json_parse(body, off));
+		free(body);
+	}
+
+	/* Comments themselves are still fine, brackets in them too. */
+	parse_ok(&src, "/* [[ \" */{\"access_token\":\"t\"} // ]\"\n",
+	    &ans);
+	assert_string_equal(ans.token, "t");
+	oauth_answer_free(&ans);
+
+	root = oauth_json_parse("[1/*]*/,2]//", 12);
+	assert_non_null(root);
+	assert_int_equal(root->u.array.len, 2);
+	yajl_tree_free(root);
+}
+
 static void
 oauth_errors_never_contain_token_or_body(void **state)
 {
@@ -876,6 +940,7 @@ main(void)
 		cmocka_unit_test(oauth_reads_body_without_nul),
 		cmocka_unit_test(oauth_refuses_huge_values),
 		cmocka_unit_test(oauth_refuses_deeply_nested_json),
+		cmocka_unit_test(oauth_refuses_nesting_hidden_by_comments),
 		cmocka_unit_test(oauth_errors_never_contain_token_or_body),
 		cmocka_unit_test(oauth_normalises_token_type),
 		cmocka_unit_test(oauth_path_get_walks_objects),

@@ -1,0 +1,1059 @@
+/*
+ * dashboard.c: the operators' live page, rendered on the server.
+ *
+ *	GET  /dashboard			the whole page (works without JavaScript)
+ *	GET  /dashboard/login		login form; POST to sign in
+ *	POST /dashboard/logout		end the session
+ *	GET  /dashboard/ws		WebSocket of server-rendered fragments
+ *	GET  /dashboard/static/...	the stylesheet and the small script
+ *
+ * Every worker renders the fragments from its own cache and shared
+ * counters and pushes them to the sockets it holds: at once when a token
+ * changes (every worker of every instance learns that through NOTIFY)
+ * and once a second for the countdowns. Only fingerprints are shown,
+ * never a token or a secret; every string goes through html_escape.
+ */
+
+#define _GNU_SOURCE
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <yajl/yajl_gen.h>
+
+#include <kore/kore.h>
+#include <kore/http.h>
+#include <kore/pgsql.h>
+#include <kore/curl.h>
+
+#include "assets.h"
+#include "kiln.h"
+
+#define DASH_TICK_MS		1000
+#define DASH_DIRTY_MS		100
+#define DASH_WINDOW		60
+#define DASH_RECONNECT_S	2
+
+struct dash_client {
+	struct connection		*c;
+	char				session[AUTH_HASH_LEN + 1];
+	TAILQ_ENTRY(dash_client)	list;
+};
+
+static struct {
+	TAILQ_HEAD(, dash_client)	clients;
+	u_int32_t			count;
+	int				dirty;
+	int				history_loading;
+	struct kore_buf			history;
+	int				db_ok;
+	char				handshake[AUTH_HASH_LEN + 1];
+
+	/* public-endpoint traffic, one slot per second */
+	u_int64_t			reqs[DASH_WINDOW];
+	u_int64_t			errs[DASH_WINDOW];
+	u_int64_t			lat[DASH_WINDOW][SHARED_BUCKETS + 1];
+	u_int64_t			last_reqs;
+	u_int64_t			last_errs;
+	u_int64_t			last_lat[SHARED_BUCKETS + 1];
+	int				slot;
+	int				sampled;
+} dash;
+
+static void	dash_tick(void *, u_int64_t);
+static void	dash_dirty_tick(void *, u_int64_t);
+static void	dash_sample(void);
+static void	dash_history_loaded(struct kore_pgsql *, void *, int);
+static void	dash_push(const char *, struct kore_buf *);
+static void	dash_push_all(int);
+static void	dash_send(struct connection *, const char *, struct kore_buf *);
+static void	dash_render(const char *, struct kore_buf *);
+static void	render_tokens(struct kore_buf *, int, const char *);
+static void	render_history(struct kore_buf *, struct kore_pgsql *);
+static void	render_traffic(struct kore_buf *);
+static void	render_upstream(struct kore_buf *);
+static void	render_alerts(struct kore_buf *);
+static void	render_clients(struct kore_buf *);
+static void	render_page(struct kore_buf *, const struct principal *);
+static void	render_login(struct kore_buf *, const char *, const char *);
+static void	html_escape(struct kore_buf *, const char *);
+static void	html_duration(struct kore_buf *, int64_t);
+static void	page_template(struct kore_buf *, const u_int8_t *, size_t,
+		    const struct principal *);
+static int	dash_session(struct http_request *, struct api_state *);
+static void	dash_session_checked(struct kore_pgsql *, void *, int);
+static int	dash_origin_ok(struct http_request *);
+static void	dash_cookie(struct http_request *, const char *, const char *,
+		    int);
+static void	dash_redirect(struct http_request *, const char *);
+static void	dash_logged_in(struct api_pending *, struct kore_pgsql *, int);
+static void	dash_logged_out(struct api_pending *, struct kore_pgsql *,
+		    int);
+static void	dash_page_history(struct api_pending *, struct kore_pgsql *,
+		    int);
+static u_int64_t	dash_quantile(double);
+
+void
+dash_init(void)
+{
+	TAILQ_INIT(&dash.clients);
+	kore_buf_init(&dash.history, 4096);
+	dash.db_ok = 1;
+	dash.dirty = 1;
+
+	(void)kore_timer_add(dash_tick, DASH_TICK_MS, NULL, 0);
+	(void)kore_timer_add(dash_dirty_tick, DASH_DIRTY_MS, NULL, 0);
+}
+
+/* A token changed (or the database came and went): push soon. */
+void
+dash_changed(void)
+{
+	dash.dirty = 1;
+}
+
+void
+dash_db_state(int ok)
+{
+	if (ok != dash.db_ok) {
+		dash.db_ok = ok;
+		dash.dirty = 1;
+	}
+}
+
+/* Close the sockets whose session ended (logout, expiry). */
+void
+dash_sessions_changed(void)
+{
+	struct dash_client	*dc, *next;
+
+	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
+		next = TAILQ_NEXT(dc, list);
+		if (!auth_session_alive(dc->session))
+			kore_connection_disconnect(dc->c);
+	}
+}
+
+/* Shutdown: every socket hears it and knows when to come back. */
+void
+dash_shutdown(void)
+{
+	struct dash_client	*dc;
+	yajl_gen		g;
+	const unsigned char	*buf;
+	size_t			len;
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatal("yajl_gen_alloc");
+	yajl_gen_map_open(g);
+	api_kv_str(g, "type", "shutdown_pending");
+	api_kv_int(g, "reconnect_after", DASH_RECONNECT_S);
+	api_kv_str(g, "message", "This kiln instance is shutting down; "
+	    "reconnecting to another one.");
+	yajl_gen_map_close(g);
+	(void)yajl_gen_get_buf(g, &buf, &len);
+
+	TAILQ_FOREACH(dc, &dash.clients, list)
+		kore_websocket_send(dc->c, WEBSOCKET_OP_TEXT, buf, len);
+	yajl_gen_free(g);
+}
+
+int
+dash_page(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+	int			ret;
+
+	if ((ret = dash_session(req, st)) != KORE_RESULT_OK)
+		return (ret);
+	if (st->principal.role < ROLE_VIEWER) {
+		dash_redirect(req, "/dashboard/login");
+		return (KORE_RESULT_OK);
+	}
+
+	p = api_pending_start(req, st, dash_page_history);
+	p->principal = st->principal;
+	store_recent_events(api_pending_cb, p);
+
+	return (KORE_RESULT_RETRY);
+}
+
+int
+dash_login_form(struct http_request *req, struct api_state *st)
+{
+	struct kore_buf		buf;
+	char			csrf[33];
+
+	auth_random_hex(csrf, sizeof(csrf));
+	dash_cookie(req, "kiln_login", csrf, 600);
+
+	kore_buf_init(&buf, 4096);
+	render_login(&buf, csrf, NULL);
+	http_response_header(req, "Content-Type", "text/html; charset=utf-8");
+	http_response_header(req, "Cache-Control", "no-store");
+	http_response(req, 200, buf.data, buf.offset);
+	kore_buf_cleanup(&buf);
+
+	return (KORE_RESULT_OK);
+}
+
+/*
+ * Sign in with an API key or an admin JWT pasted into the form; the
+ * login CSRF token is a double submit (cookie and field must match).
+ */
+int
+dash_login(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+	struct principal	pr;
+	struct kore_buf		buf;
+	char			*cookie, field[64], credential[4096];
+	char			id[65], hash[AUTH_HASH_LEN + 1], csrf[33];
+
+	http_populate_cookies(req);
+	if (!http_request_cookie(req, "kiln_login", &cookie) ||
+	    !auth_form_field(req, "csrf", field, sizeof(field)) ||
+	    strlen(cookie) != 32 || strlen(field) != 32 ||
+	    CRYPTO_memcmp(cookie, field, 32) != 0) {
+		api_error(req, 403, "forbidden", "login form expired; reload");
+		return (KORE_RESULT_OK);
+	}
+
+	memset(&pr, 0, sizeof(pr));
+	if (!auth_form_field(req, "credential", credential,
+	    sizeof(credential)) || !auth_credential(credential, &pr) ||
+	    pr.role < ROLE_VIEWER) {
+		OPENSSL_cleanse(credential, sizeof(credential));
+		log_kv(LOG_LVL_INFO, "dashboard login refused", NULL);
+		kore_buf_init(&buf, 4096);
+		render_login(&buf, field, "That key or token is not valid "
+		    "for the dashboard.");
+		http_response_header(req, "Content-Type",
+		    "text/html; charset=utf-8");
+		http_response(req, 401, buf.data, buf.offset);
+		kore_buf_cleanup(&buf);
+		return (KORE_RESULT_OK);
+	}
+	OPENSSL_cleanse(credential, sizeof(credential));
+
+	auth_random_hex(id, sizeof(id));
+	auth_key_hash(id, hash);
+	auth_random_hex(csrf, sizeof(csrf));
+
+	p = api_pending_start(req, st, dash_logged_in);
+	p->secret = kore_strdup(id);
+	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
+	p->principal = pr;
+	(void)kore_strlcpy(p->principal.csrf, csrf, sizeof(p->principal.csrf));
+	store_session_create(hash, jwt_role_name(pr.role), pr.id, csrf,
+	    SESSION_LIFETIME, api_pending_cb, p);
+	OPENSSL_cleanse(id, sizeof(id));
+
+	return (KORE_RESULT_RETRY);
+}
+
+int
+dash_logout(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+
+	if (auth_session(req, &st->principal) != KORE_RESULT_OK ||
+	    st->principal.kind != PRINCIPAL_SESSION) {
+		dash_redirect(req, "/dashboard/login");
+		return (KORE_RESULT_OK);
+	}
+	if (!auth_csrf_ok(req, &st->principal)) {
+		api_error(req, 403, "forbidden", "missing or wrong CSRF token");
+		return (KORE_RESULT_OK);
+	}
+
+	p = api_pending_start(req, st, dash_logged_out);
+	(void)kore_strlcpy(p->name, st->principal.session, sizeof(p->name));
+	store_session_delete(st->principal.session, api_pending_cb, p);
+
+	return (KORE_RESULT_RETRY);
+}
+
+/* The WebSocket: a live session and our own Origin, nothing less. */
+int
+dash_ws(struct http_request *req, struct api_state *st)
+{
+	int		ret;
+
+	if (!dash_origin_ok(req)) {
+		api_error(req, 403, "forbidden", "cross-origin WebSocket");
+		return (KORE_RESULT_OK);
+	}
+	if ((ret = dash_session(req, st)) != KORE_RESULT_OK)
+		return (ret);
+	if (st->principal.kind != PRINCIPAL_SESSION ||
+	    st->principal.role < ROLE_VIEWER) {
+		api_error(req, 401, "unauthorized", "no dashboard session");
+		return (KORE_RESULT_OK);
+	}
+
+	(void)kore_strlcpy(dash.handshake, st->principal.session,
+	    sizeof(dash.handshake));
+	kore_websocket_handshake(req, "dash_ws_connect", "dash_ws_message",
+	    "dash_ws_disconnect");
+	dash.handshake[0] = '\0';
+
+	return (KORE_RESULT_OK);
+}
+
+int
+dash_static(struct http_request *req, struct api_state *st)
+{
+	const u_int8_t	*data;
+	const char	*type;
+	size_t		len;
+
+	if (!strcmp(st->name, "dashboard.css")) {
+		data = asset_dashboard_css;
+		len = asset_len_dashboard_css;
+		type = "text/css; charset=utf-8";
+	} else if (!strcmp(st->name, "dashboard.js")) {
+		data = asset_dashboard_js;
+		len = asset_len_dashboard_js;
+		type = "application/javascript; charset=utf-8";
+	} else {
+		api_error(req, 404, "not_found", "no such resource");
+		return (KORE_RESULT_OK);
+	}
+
+	http_response_header(req, "Content-Type", type);
+	http_response_header(req, "Cache-Control", "no-cache");
+	http_response(req, 200, data, len);
+
+	return (KORE_RESULT_OK);
+}
+
+void
+dash_ws_connect(struct connection *c)
+{
+	struct dash_client	*dc;
+
+	dc = kore_calloc(1, sizeof(*dc));
+	dc->c = c;
+	(void)kore_strlcpy(dc->session, dash.handshake, sizeof(dc->session));
+	c->hdlr_extra = dc;
+	TAILQ_INSERT_TAIL(&dash.clients, dc, list);
+	dash.count++;
+	shared_websockets(1);
+
+	/* A new (or reconnected) page gets the whole state at once. */
+	if (dash.history.offset > 0)
+		dash_send(c, "history", &dash.history);
+	dash_push_all(0);
+}
+
+void
+dash_ws_message(struct connection *c, u_int8_t op, void *data, size_t len)
+{
+	/* The page only listens. */
+}
+
+void
+dash_ws_disconnect(struct connection *c)
+{
+	struct dash_client	*dc = c->hdlr_extra;
+
+	if (dc == NULL)
+		return;
+	TAILQ_REMOVE(&dash.clients, dc, list);
+	dash.count--;
+	shared_websockets(-1);
+	c->hdlr_extra = NULL;
+	kore_free(dc);
+}
+
+static void
+dash_tick(void *unused, u_int64_t unused2)
+{
+	dash_sample();
+	if (dash.count > 0)
+		dash_push_all(1);
+}
+
+static void
+dash_dirty_tick(void *unused, u_int64_t unused2)
+{
+	if (!dash.dirty || dash.history_loading)
+		return;
+	dash.dirty = 0;
+	dash.history_loading = 1;
+	store_recent_events(dash_history_loaded, NULL);
+}
+
+static void
+dash_history_loaded(struct kore_pgsql *sql, void *arg, int ok)
+{
+	dash.history_loading = 0;
+	dash_db_state(ok);
+	if (ok) {
+		kore_buf_reset(&dash.history);
+		render_history(&dash.history, sql);
+	}
+	if (dash.count > 0) {
+		dash_push("history", &dash.history);
+		dash_push_all(1);
+	}
+}
+
+/* Every live fragment to every socket. */
+static void
+dash_push_all(int unused)
+{
+	static const char	*targets[] = { "tokens", "traffic", "upstream",
+				    "alerts", "clients", NULL };
+	struct kore_buf		buf;
+	int			i;
+
+	kore_buf_init(&buf, 8192);
+	for (i = 0; targets[i] != NULL; i++) {
+		kore_buf_reset(&buf);
+		dash_render(targets[i], &buf);
+		dash_push(targets[i], &buf);
+	}
+	kore_buf_cleanup(&buf);
+}
+
+static void
+dash_render(const char *target, struct kore_buf *buf)
+{
+	if (!strcmp(target, "tokens"))
+		render_tokens(buf, ROLE_VIEWER, NULL);
+	else if (!strcmp(target, "traffic"))
+		render_traffic(buf);
+	else if (!strcmp(target, "upstream"))
+		render_upstream(buf);
+	else if (!strcmp(target, "alerts"))
+		render_alerts(buf);
+	else if (!strcmp(target, "clients"))
+		render_clients(buf);
+}
+
+static void
+dash_push(const char *target, struct kore_buf *html)
+{
+	struct dash_client	*dc;
+	struct kore_buf		own;
+
+	TAILQ_FOREACH(dc, &dash.clients, list) {
+		/* Actions depend on the role: render per session role. */
+		if (!strcmp(target, "tokens")) {
+			kore_buf_init(&own, 8192);
+			render_tokens(&own, auth_session_role(dc->session),
+			    auth_session_csrf(dc->session));
+			dash_send(dc->c, target, &own);
+			kore_buf_cleanup(&own);
+			continue;
+		}
+		dash_send(dc->c, target, html);
+	}
+}
+
+static void
+dash_send(struct connection *c, const char *target, struct kore_buf *html)
+{
+	yajl_gen		g;
+	const unsigned char	*buf;
+	size_t			len;
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatal("yajl_gen_alloc");
+	yajl_gen_map_open(g);
+	api_kv_str(g, "type", "patch");
+	api_kv_str(g, "target", target);
+	yajl_gen_string(g, (const unsigned char *)"html", 4);
+	yajl_gen_string(g, html->data, html->offset);
+	yajl_gen_map_close(g);
+	(void)yajl_gen_get_buf(g, &buf, &len);
+	kore_websocket_send(c, WEBSOCKET_OP_TEXT, buf, len);
+	yajl_gen_free(g);
+}
+
+/* One slot a second of the public endpoints' counters (all workers). */
+static void
+dash_sample(void)
+{
+	const struct shared	*sh = shared_get();
+	u_int64_t		reqs, errs, lat[SHARED_BUCKETS + 1];
+	int			r, i, code;
+
+	reqs = errs = 0;
+	memset(lat, 0, sizeof(lat));
+	for (r = 0; r < 2; r++) {
+		for (i = 0; i < SHARED_STATUSES; i++) {
+			reqs += sh->requests[r][i];
+			code = shared_status_code(i);
+			if (code == 0 || code >= 500)
+				errs += sh->requests[r][i];
+		}
+		for (i = 0; i <= SHARED_BUCKETS; i++)
+			lat[i] += sh->latency[r][i];
+	}
+
+	/* The first sample only sets the base. */
+	dash.slot = (dash.slot + 1) % DASH_WINDOW;
+	dash.reqs[dash.slot] = dash.sampled ? reqs - dash.last_reqs : 0;
+	dash.errs[dash.slot] = dash.sampled ? errs - dash.last_errs : 0;
+	for (i = 0; i <= SHARED_BUCKETS; i++) {
+		dash.lat[dash.slot][i] = dash.sampled ?
+		    lat[i] - dash.last_lat[i] : 0;
+		dash.last_lat[i] = lat[i];
+	}
+	dash.last_reqs = reqs;
+	dash.last_errs = errs;
+	dash.sampled = 1;
+}
+
+/* Upper bound (µs) of the bucket holding quantile q of the window. */
+static u_int64_t
+dash_quantile(double q)
+{
+	u_int64_t	counts[SHARED_BUCKETS + 1], total, seen;
+	int		s, i;
+
+	memset(counts, 0, sizeof(counts));
+	total = 0;
+	for (s = 0; s < DASH_WINDOW; s++) {
+		for (i = 0; i <= SHARED_BUCKETS; i++) {
+			counts[i] += dash.lat[s][i];
+			total += dash.lat[s][i];
+		}
+	}
+	if (total == 0)
+		return (0);
+
+	for (seen = 0, i = 0; i < SHARED_BUCKETS; i++) {
+		seen += counts[i];
+		if (seen >= q * total)
+			return ((u_int64_t)(shared_bucket_le(i) * 1e6));
+	}
+
+	return ((u_int64_t)(shared_bucket_le(SHARED_BUCKETS - 1) * 1e6));
+}
+
+static void
+render_tokens(struct kore_buf *b, int role, const char *csrf)
+{
+	struct cache_entry	*e;
+	const char		*state;
+	int64_t			now;
+
+	now = kiln_now();
+	kore_buf_appendf(b, "<table class=\"tokens\"><thead><tr>"
+	    "<th>Source</th><th>Kind</th><th>State</th><th>Fingerprint</th>"
+	    "<th>Gen.</th><th>Expires in</th><th>Next refresh</th>"
+	    "<th>Last refresh</th><th>Failures</th>%s</tr></thead><tbody>",
+	    role >= ROLE_OPERATOR ? "<th>Actions</th>" : "");
+
+	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		state = policy_state(e->paused || cache_paused(), e->leased,
+		    e->failures, e->token != NULL, e->expires_ms, now);
+		kore_buf_appendf(b, "<tr data-token=\"");
+		html_escape(b, e->name);
+		kore_buf_appendf(b, "\"><td class=\"name\">");
+		html_escape(b, e->name);
+		kore_buf_appendf(b, "</td><td>%s</td><td><span class=\"badge "
+		    "%s\">%s</span></td><td><code>", source_kind_name(e->kind),
+		    state, state);
+		html_escape(b, e->token != NULL ? e->fpr : "—");
+		kore_buf_appendf(b, "</code></td><td class=\"gen\">%lld</td>"
+		    "<td class=\"expires\">",
+		    (long long)(e->generation < 0 ? 0 : e->generation));
+		if (e->token != NULL)
+			html_duration(b, e->expires_ms - now);
+		else
+			kore_buf_appendf(b, "—");
+		kore_buf_appendf(b, "</td><td>");
+		html_duration(b, e->next_ms - now);
+		kore_buf_appendf(b, "</td><td>");
+		if (e->last_duration_ms >= 0)
+			kore_buf_appendf(b, "%lld ms",
+			    (long long)e->last_duration_ms);
+		else
+			kore_buf_appendf(b, "—");
+		kore_buf_appendf(b, "</td><td>%u", e->failures);
+		if (e->last_error != NULL && e->failures > 0) {
+			kore_buf_appendf(b, " <small class=\"error\">");
+			html_escape(b, e->last_error);
+			kore_buf_appendf(b, "</small>");
+		}
+		kore_buf_appendf(b, "</td>");
+
+		if (role >= ROLE_OPERATOR && csrf != NULL) {
+			kore_buf_appendf(b, "<td class=\"actions\">"
+			    "<form method=\"post\" action=\"/api/tokens/");
+			html_escape(b, e->name);
+			kore_buf_appendf(b, "/refresh\"><input type=\"hidden\" "
+			    "name=\"csrf\" value=\"%s\"><button>Refresh now"
+			    "</button></form><form method=\"post\" "
+			    "action=\"/api/prewarming/%s?token=", csrf,
+			    e->paused ? "start" : "stop");
+			html_escape(b, e->name);
+			kore_buf_appendf(b, "\"><input type=\"hidden\" "
+			    "name=\"csrf\" value=\"%s\"><button>%s</button>"
+			    "</form></td>", csrf, e->paused ? "Resume" :
+			    "Pause");
+		}
+		kore_buf_appendf(b, "</tr>");
+	}
+	if (cache_first() == NULL)
+		kore_buf_appendf(b, "<tr><td colspan=\"9\">No token sources "
+		    "yet.</td></tr>");
+	kore_buf_appendf(b, "</tbody></table>");
+}
+
+static void
+render_history(struct kore_buf *b, struct kore_pgsql *sql)
+{
+	int		i, n;
+	char		ts[ISOTIME_LEN];
+
+	n = kore_pgsql_ntuples(sql);
+	kore_buf_appendf(b, "<table class=\"history\"><thead><tr><th>When"
+	    "</th><th>Source</th><th>Trigger</th><th>Outcome</th>"
+	    "<th>Duration</th><th>HTTP</th><th>Gen.</th><th>Error</th>"
+	    "</tr></thead><tbody>");
+	for (i = 0; i < n; i++) {
+		isotime_format(strtoll(kore_pgsql_getvalue(sql, i, 2), NULL,
+		    10), ts, sizeof(ts));
+		kore_buf_appendf(b, "<tr><td><time>%.19s</time></td><td>", ts);
+		html_escape(b, kore_pgsql_getvalue(sql, i, 0));
+		kore_buf_appendf(b, "</td><td>");
+		html_escape(b, kore_pgsql_getvalue(sql, i, 1));
+		kore_buf_appendf(b, "</td><td><span class=\"badge %s\">",
+		    !strcmp(kore_pgsql_getvalue(sql, i, 3), "success") ?
+		    "valid" : "failing");
+		html_escape(b, kore_pgsql_getvalue(sql, i, 3));
+		kore_buf_appendf(b, "</span></td><td>%s ms</td><td>",
+		    kore_pgsql_getvalue(sql, i, 4));
+		html_escape(b, kore_pgsql_getvalue(sql, i, 5));
+		kore_buf_appendf(b, "</td><td>");
+		html_escape(b, kore_pgsql_getvalue(sql, i, 7));
+		kore_buf_appendf(b, "</td><td class=\"error\">");
+		html_escape(b, kore_pgsql_getvalue(sql, i, 6));
+		kore_buf_appendf(b, "</td></tr>");
+	}
+	if (n == 0)
+		kore_buf_appendf(b, "<tr><td colspan=\"8\">No refresh yet."
+		    "</td></tr>");
+	kore_buf_appendf(b, "</tbody></table>");
+}
+
+/* Requests per second of the last minute as an SVG sparkline. */
+static void
+render_traffic(struct kore_buf *b)
+{
+	u_int64_t	max, total, errs;
+	int		i, s;
+
+	max = 1;
+	total = errs = 0;
+	for (i = 0; i < DASH_WINDOW; i++) {
+		if (dash.reqs[i] > max)
+			max = dash.reqs[i];
+		total += dash.reqs[i];
+		errs += dash.errs[i];
+	}
+
+	kore_buf_appendf(b, "<svg class=\"spark\" viewBox=\"0 0 %d 40\" "
+	    "preserveAspectRatio=\"none\" role=\"img\" aria-label=\"requests "
+	    "per second, last minute\"><polyline points=\"",
+	    DASH_WINDOW - 1);
+	for (i = 0; i < DASH_WINDOW; i++) {
+		s = (dash.slot + 1 + i) % DASH_WINDOW;
+		kore_buf_appendf(b, "%d,%.1f ", i,
+		    40.0 - 38.0 * dash.reqs[s] / max);
+	}
+	kore_buf_appendf(b, "\"/></svg><dl class=\"figures\">"
+	    "<div><dt>Now</dt><dd>%llu req/s</dd></div>"
+	    "<div><dt>Last minute</dt><dd>%.1f req/s</dd></div>"
+	    "<div><dt>p50</dt><dd>≤ %.2f ms</dd></div>"
+	    "<div><dt>p99</dt><dd>≤ %.2f ms</dd></div>"
+	    "<div><dt>Errors</dt><dd>%.2f %%</dd></div></dl>",
+	    (unsigned long long)dash.reqs[dash.slot], total / 60.0,
+	    dash_quantile(0.5) / 1000.0, dash_quantile(0.99) / 1000.0,
+	    total ? 100.0 * errs / total : 0.0);
+}
+
+static void
+render_upstream(struct kore_buf *b)
+{
+	const struct shared	*sh = shared_get();
+	const char		*state;
+	int64_t			now;
+	int			i;
+
+	now = kiln_now();
+	kore_buf_appendf(b, "<ul class=\"hosts\">");
+	for (i = 0; i < SHARED_HOSTS && sh->hosts[i].host[0] != '\0'; i++) {
+		state = shared_circuit_state(&sh->hosts[i], now);
+		kore_buf_appendf(b, "<li><span class=\"badge %s\">%s</span> ",
+		    strcmp(state, "closed") ? "failing" : "valid", state);
+		html_escape(b, sh->hosts[i].host);
+		kore_buf_appendf(b, " <small>%u consecutive failures</small>"
+		    "</li>", sh->hosts[i].failures);
+	}
+	if (i == 0)
+		kore_buf_appendf(b, "<li>No upstream called yet.</li>");
+	kore_buf_appendf(b, "</ul>");
+}
+
+static void
+render_alerts(struct kore_buf *b)
+{
+	const struct shared	*sh = shared_get();
+	struct cache_entry	*e;
+	int64_t			now;
+	int			i, n;
+
+	now = kiln_now();
+	n = 0;
+	kore_buf_appendf(b, "<ul class=\"alerts\">");
+	if (!dash.db_ok) {
+		kore_buf_appendf(b, "<li class=\"alert\">PostgreSQL is not "
+		    "answering: tokens are served from memory.</li>");
+		n++;
+	}
+	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		if (!e->enabled)
+			continue;
+		if (!cache_valid(e, now)) {
+			kore_buf_appendf(b, "<li class=\"alert\"><b>");
+			html_escape(b, e->name);
+			kore_buf_appendf(b, "</b> has no valid token.</li>");
+			n++;
+		} else if (e->failures > 0 && now >= e->refresh_ms) {
+			kore_buf_appendf(b, "<li class=\"alert\"><b>");
+			html_escape(b, e->name);
+			kore_buf_appendf(b, "</b> is within its refresh buffer "
+			    "and failing (%u failures).</li>", e->failures);
+			n++;
+		}
+	}
+	for (i = 0; i < SHARED_HOSTS && sh->hosts[i].host[0] != '\0'; i++) {
+		if (strcmp(shared_circuit_state(&sh->hosts[i], now), "open"))
+			continue;
+		kore_buf_appendf(b, "<li class=\"alert\">Upstream ");
+		html_escape(b, sh->hosts[i].host);
+		kore_buf_appendf(b, " circuit is open.</li>");
+		n++;
+	}
+	if (n == 0)
+		kore_buf_appendf(b, "<li class=\"ok\">All clear.</li>");
+	kore_buf_appendf(b, "</ul>");
+}
+
+static void
+render_clients(struct kore_buf *b)
+{
+	const struct shared	*sh = shared_get();
+
+	kore_buf_appendf(b, "<dl class=\"figures\"><div><dt>Dashboard "
+	    "sockets</dt><dd>%lld</dd></div><div><dt>On this worker</dt>"
+	    "<dd>%u</dd></div><div><dt>Connections (this worker)</dt>"
+	    "<dd>%u</dd></div></dl>", (long long)sh->websockets, dash.count,
+	    worker_active_connections);
+}
+
+static void
+render_page(struct kore_buf *b, const struct principal *p)
+{
+	page_template(b, asset_dashboard_html, asset_len_dashboard_html, p);
+}
+
+/* {{name}} in a template is replaced by the fragment of that name. */
+static void
+page_template(struct kore_buf *b, const u_int8_t *tpl, size_t len,
+    const struct principal *p)
+{
+	const char	*s, *end, *open, *close;
+	char		key[32];
+	size_t		klen;
+
+	s = (const char *)tpl;
+	end = s + len;
+	while (s < end) {
+		open = memmem(s, end - s, "{{", 2);
+		if (open == NULL) {
+			kore_buf_append(b, s, end - s);
+			break;
+		}
+		kore_buf_append(b, s, open - s);
+		if ((close = memmem(open, end - open, "}}", 2)) == NULL)
+			break;
+		klen = close - open - 2;
+		if (klen >= sizeof(key))
+			klen = sizeof(key) - 1;
+		memcpy(key, open + 2, klen);
+		key[klen] = '\0';
+		s = close + 2;
+
+		if (!strcmp(key, "tokens"))
+			render_tokens(b, p->role, p->csrf);
+		else if (!strcmp(key, "history"))
+			kore_buf_append(b, dash.history.data,
+			    dash.history.offset);
+		else if (!strcmp(key, "csrf"))
+			kore_buf_appendf(b, "%s", p->csrf);
+		else if (!strcmp(key, "role"))
+			kore_buf_appendf(b, "%s", jwt_role_name(p->role));
+		else if (!strcmp(key, "worker"))
+			kore_buf_appendf(b, "%u", worker->id);
+		else
+			dash_render(key, b);
+	}
+}
+
+static void
+render_login(struct kore_buf *b, const char *csrf, const char *error)
+{
+	const char	*s, *end, *mark;
+
+	s = (const char *)asset_login_html;
+	end = s + asset_len_login_html;
+	while (s < end && (mark = memmem(s, end - s, "{{", 2)) != NULL) {
+		kore_buf_append(b, s, mark - s);
+		if (!strncmp(mark, "{{csrf}}", 8)) {
+			kore_buf_appendf(b, "%s", csrf);
+			s = mark + 8;
+		} else if (!strncmp(mark, "{{error}}", 9)) {
+			if (error != NULL) {
+				kore_buf_appendf(b, "<p class=\"alert\">");
+				html_escape(b, error);
+				kore_buf_appendf(b, "</p>");
+			}
+			s = mark + 9;
+		} else {
+			kore_buf_append(b, "{{", 2);
+			s = mark + 2;
+		}
+	}
+	if (s < end)
+		kore_buf_append(b, s, end - s);
+}
+
+static void
+html_escape(struct kore_buf *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '&':
+			kore_buf_appendf(b, "&amp;");
+			break;
+		case '<':
+			kore_buf_appendf(b, "&lt;");
+			break;
+		case '>':
+			kore_buf_appendf(b, "&gt;");
+			break;
+		case '"':
+			kore_buf_appendf(b, "&quot;");
+			break;
+		case '\'':
+			kore_buf_appendf(b, "&#39;");
+			break;
+		default:
+			kore_buf_append(b, s, 1);
+			break;
+		}
+	}
+}
+
+static void
+html_duration(struct kore_buf *b, int64_t ms)
+{
+	int64_t		s;
+
+	if (ms <= 0) {
+		kore_buf_appendf(b, "now");
+		return;
+	}
+	s = ms / 1000;
+	if (s >= 3600)
+		kore_buf_appendf(b, "%lldh %02lldm", (long long)(s / 3600),
+		    (long long)(s % 3600 / 60));
+	else if (s >= 60)
+		kore_buf_appendf(b, "%lldm %02llds", (long long)(s / 60),
+		    (long long)(s % 60));
+	else
+		kore_buf_appendf(b, "%llds", (long long)s);
+}
+
+/*
+ * The request's dashboard session: from memory, or (right after a login
+ * on another worker, before its NOTIFY arrived) from PostgreSQL.
+ */
+static int
+dash_session(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+	char			*cookie, hash[AUTH_HASH_LEN + 1];
+
+	if (st->stage == 1)
+		return (KORE_RESULT_OK);
+	st->stage = 1;
+
+	if (auth_session(req, &st->principal) == KORE_RESULT_OK &&
+	    st->principal.kind == PRINCIPAL_SESSION)
+		return (KORE_RESULT_OK);
+
+	http_populate_cookies(req);
+	if (!http_request_cookie(req, SESSION_COOKIE, &cookie))
+		return (KORE_RESULT_OK);
+
+	auth_key_hash(cookie, hash);
+	p = api_pending_start(req, st, NULL);
+	p->render = NULL;
+	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
+	store_sessions_load(dash_session_checked, p);
+
+	return (KORE_RESULT_RETRY);
+}
+
+static void
+dash_session_checked(struct kore_pgsql *sql, void *arg, int ok)
+{
+	struct api_pending	*p = arg;
+
+	if (ok)
+		auth_sessions_apply(sql);
+	if (p->req == NULL) {
+		api_pending_free(p);
+		return;
+	}
+	p->resume = 1;
+	p->done = 1;
+	http_request_wakeup(p->req);
+}
+
+static int
+dash_origin_ok(struct http_request *req)
+{
+	const char	*origin, *host, *rest;
+
+	if (!http_request_header(req, "origin", &origin) ||
+	    !http_request_header(req, "host", &host))
+		return (0);
+
+	if (!strncmp(origin, "https://", 8))
+		rest = origin + 8;
+	else if (!strncmp(origin, "http://", 7))
+		rest = origin + 7;
+	else
+		return (0);
+
+	return (!strcmp(rest, host));
+}
+
+static void
+dash_cookie(struct http_request *req, const char *name, const char *value,
+    int maxage)
+{
+	char		buf[256];
+
+	(void)snprintf(buf, sizeof(buf), "%s=%s; Path=/; Max-Age=%d; "
+	    "HttpOnly; SameSite=Strict%s", name, value, maxage,
+	    req->owner->owner != NULL && req->owner->owner->server->tls ?
+	    "; Secure" : "");
+	http_response_header(req, "Set-Cookie", buf);
+}
+
+static void
+dash_redirect(struct http_request *req, const char *location)
+{
+	http_response_header(req, "Location", location);
+	http_response_header(req, "Cache-Control", "no-store");
+	http_response(req, 303, NULL, 0);
+}
+
+static void
+dash_logged_in(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	if (!ok || kore_pgsql_ntuples(sql) == 0) {
+		api_pending_fail(p, 503, "database_unavailable",
+		    "cannot store the session; try again");
+		return;
+	}
+
+	auth_sessions_reload();
+	log_kv(LOG_LVL_INFO, "dashboard login", "principal", p->principal.id,
+	    NULL);
+	p->redirect = "/dashboard";
+	p->cookie = 1;
+	p->done = 1;
+}
+
+static void
+dash_logged_out(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	struct dash_client	*dc, *next;
+
+	if (!ok) {
+		api_pending_fail(p, 503, "database_unavailable",
+		    "cannot end the session; try again");
+		return;
+	}
+
+	auth_session_forget(p->name);
+	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
+		next = TAILQ_NEXT(dc, list);
+		if (!strcmp(dc->session, p->name))
+			kore_connection_disconnect(dc->c);
+	}
+	p->redirect = "/dashboard/login";
+	p->cookie = -1;
+	p->done = 1;
+}
+
+static void
+dash_page_history(struct api_pending *p, struct kore_pgsql *sql, int ok)
+{
+	struct kore_buf		*b;
+
+	dash_db_state(ok);
+	if (ok) {
+		kore_buf_reset(&dash.history);
+		render_history(&dash.history, sql);
+	}
+
+	b = kore_buf_alloc(32768);
+	render_page(b, &p->principal);
+	p->html = b;
+	p->done = 1;
+}
+
+/* Called by the dispatcher for a finished dashboard step. */
+int
+dash_finish(struct http_request *req, struct api_pending *p)
+{
+	struct kore_buf		*b = p->html;
+
+	if (p->redirect != NULL) {
+		if (p->cookie == 1)
+			dash_cookie(req, SESSION_COOKIE, p->secret,
+			    SESSION_LIFETIME);
+		else if (p->cookie == -1)
+			dash_cookie(req, SESSION_COOKIE, "", 0);
+		dash_redirect(req, p->redirect);
+		return (1);
+	}
+	if (b != NULL) {
+		http_response_header(req, "Content-Type",
+		    "text/html; charset=utf-8");
+		http_response_header(req, "Cache-Control", "no-store");
+		http_response_header(req, "Content-Security-Policy",
+		    "default-src 'self'; style-src 'self'; script-src 'self'; "
+		    "connect-src 'self'; frame-ancestors 'none'");
+		http_response(req, 200, b->data, b->offset);
+		return (1);
+	}
+
+	return (0);
+}
