@@ -84,6 +84,13 @@ kore_parent_configure(int argc, char **argv)
 		}
 	}
 
+	/*
+	 * libpq tries GSSAPI encryption first on TCP connections; Kerberos
+	 * then reads its configuration directories, which the workers'
+	 * sandbox forbids. Off unless asked for.
+	 */
+	(void)setenv("PGGSSENCMODE", "disable", 0);
+
 	/* kiln does not chroot nor change user: run it as the right user. */
 	skip_chroot = 1;
 	skip_runas = 1;

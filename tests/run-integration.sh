@@ -21,6 +21,9 @@ KILN_IT_RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kiln-it.XXXXXX")
 export KILN_IT_RUN_DIR
 chmod 711 "$KILN_IT_RUN_DIR"
 mkdir -p tests/integration/tmp
+# Per-test dirs (kiln.log, sources.json) of runs more than an hour old.
+find tests/integration/tmp -mindepth 1 -maxdepth 1 -type d \
+    -name '*-??????' -mmin +60 -exec rm -rf {} + 2>/dev/null
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 

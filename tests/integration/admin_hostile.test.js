@@ -154,6 +154,12 @@ async function table()
 		    newSource({ name: 'overlong' })).slice(0, -1) +
 		    ',"scope":"'), Buffer.from([0xc0, 0xaf]),
 		    Buffer.from('"}')]) }, BAD],
+		['UTF-8 encoded surrogate (ed a0 80) in a PATCHed scope',
+		    'PATCH', '/api/tokens/alpha', { body: bytes('{"scope":"',
+		    0xed, 0xa0, 0x80, '"}') }, BAD],
+		['code point above U+10FFFF in a key name', 'POST',
+		    '/api/keys', { body: bytes('{"name":"k', 0xf4, 0x90, 0x80,
+		    0x80, '","role":"viewer"}') }, BAD],
 		['truncated 3-byte sequence', 'POST', '/api/tokens',
 		    { body: bytes('{"scope":"', 0xe2, 0x82, '"}') }, BAD],
 		['invalid UTF-8 in a key', 'POST', '/api/tokens',
@@ -491,7 +497,7 @@ function check(name, r, exp)
 	if (!want.includes(r.status)) {
 		problems.push(`status ${r.status} (${r.why}), expected ` +
 		    `${want.join(' or ')}: ${String(r.text).slice(0, 200)}`);
-		return problems;
+		return problems.map((p) => `${name}: ${p}`);
 	}
 	if (r.status !== null && r.status >= 200 && r.status < 300)
 		problems.push(`a 2xx: ${r.text.slice(0, 200)}`);

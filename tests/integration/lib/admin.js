@@ -334,6 +334,27 @@ async function dataDump(db, tables = ['token_sources', 'tokens',
 	});
 }
 
+/* The PIDs of kiln's worker processes (children of the parent). */
+function workerPids(k)
+{
+	const fs = require('node:fs');
+	let kids = [];
+	try {
+		kids = fs.readFileSync(`/proc/${k.pid}/task/${k.pid}/children`,
+		    'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+	} catch (e) {
+		return [];
+	}
+	return kids.filter((pid) => {
+		try {
+			return /\[wrk \d+\]/.test(fs.readFileSync(
+			    `/proc/${pid}/cmdline`, 'utf8'));
+		} catch (e) {
+			return false;
+		}
+	});
+}
+
 /* Log lines saying a worker died. */
 function crashLines(k)
 {
@@ -361,4 +382,5 @@ module.exports = {
 	scrape,
 	dataDump,
 	crashLines,
+	workerPids,
 };
