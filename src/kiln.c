@@ -39,6 +39,7 @@ static void	sources_load(const char *);
 static void	drain_setup(void);
 static void	drain_signal(int);
 static void	drain_tick(void *, u_int64_t);
+static void	drain_listeners(void);
 static char	*sources_read(const char *, char *, size_t);
 
 extern int	kore_foreground;
@@ -48,6 +49,7 @@ KORE_SECCOMP_FILTER("kiln",
 	KORE_SYSCALL_ALLOW(shutdown),
 	KORE_SYSCALL_ALLOW(tgkill),
 	KORE_SYSCALL_ALLOW(gettid),
+	KORE_SYSCALL_ALLOW(dup),
 );
 
 void
@@ -176,8 +178,6 @@ drain_signal(int sig)
 static void
 drain_tick(void *unused, u_int64_t unused2)
 {
-	struct kore_server	*srv;
-	struct listener		*l;
 	int			sig;
 
 	if (drain.signal == 0)
@@ -186,10 +186,7 @@ drain_tick(void *unused, u_int64_t unused2)
 	if (!drain.active) {
 		drain.active = 1;
 		drain.deadline = kiln_now() + kiln_config.drain_ms;
-		LIST_FOREACH(srv, &kore_servers, list) {
-			LIST_FOREACH(l, &srv->listeners, list)
-				(void)shutdown(l->fd, SHUT_RD);
-		}
+		drain_listeners();
 		log_kv(LOG_LVL_INFO, "draining", "#in_flight",
 		    (int64_t)http_request_count, NULL);
 		dash_shutdown();
@@ -206,6 +203,41 @@ drain_tick(void *unused, u_int64_t unused2)
 	(void)sigaction(SIGQUIT, &drain.saved_quit, NULL);
 	drain.signal = 0;
 	(void)raise(sig);
+}
+
+/*
+ * Stop accepting. Each worker drops the listeners from its own event
+ * loop (keeping one duplicate); the last one to do so shuts the shared
+ * socket down, so that from then on connections are refused (the parent
+ * still holds a copy, and a listening socket nobody accepts on would let
+ * them hang). Shutting it down earlier would fail the workers that still
+ * poll it.
+ */
+static void
+drain_listeners(void)
+{
+	struct kore_server	*srv;
+	struct listener		*l;
+	int			fds[8], n, i;
+
+	/* Out of this worker's epoll first: a dup keeps it registered. */
+	kore_platform_disable_accept();
+
+	n = 0;
+	LIST_FOREACH(srv, &kore_servers, list) {
+		while ((l = LIST_FIRST(&srv->listeners)) != NULL) {
+			if (n < 8 && (fds[n] = dup(l->fd)) != -1)
+				n++;
+			kore_listener_free(l);
+		}
+	}
+
+	if (shared_drain_arrive() >= worker_count - KORE_WORKER_BASE) {
+		for (i = 0; i < n; i++)
+			(void)shutdown(fds[i], SHUT_RDWR);
+	}
+	for (i = 0; i < n; i++)
+		(void)close(fds[i]);
 }
 
 static void

@@ -251,6 +251,7 @@ struct shared {
 	u_int64_t		upstream_sum_us;
 	u_int64_t		pg_errors;
 	int64_t			websockets;
+	int			draining;
 	struct shared_source	sources[SHARED_SOURCES];
 	struct shared_rate	rates[SHARED_RATES];
 	struct shared_host	hosts[SHARED_HOSTS];
@@ -265,6 +266,7 @@ void	shared_upstream(const char *, int, u_int64_t);
 const char	*shared_circuit_state(const struct shared_host *, int64_t);
 void	shared_refresh(const char *, int);
 void	shared_pg_error(void);
+int	shared_drain_arrive(void);
 void	shared_websockets(int);
 int	shared_rate_take(u_int64_t, u_int32_t, int64_t, u_int32_t *,
 	    u_int32_t *);

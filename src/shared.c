@@ -168,6 +168,13 @@ shared_refresh(const char *name, int ok)
 	shared_unlock();
 }
 
+/* A worker stopped accepting; returns how many have. */
+int
+shared_drain_arrive(void)
+{
+	return (__atomic_add_fetch(&shm->draining, 1, __ATOMIC_SEQ_CST));
+}
+
 void
 shared_pg_error(void)
 {

@@ -349,6 +349,33 @@ test('actions need the session\'s CSRF token', async () => {
 	assert.equal(form.headers.location, '/dashboard');
 });
 
+/*
+ * A session the worker has not heard of yet (created by another worker or
+ * instance whose NOTIFY has not arrived) is looked up in PostgreSQL
+ * (dash_session's fallback). Made deterministic by inserting the row
+ * without NOTIFY.
+ */
+test('a session not yet NOTIFYed is found in PostgreSQL (page and socket)',
+    async () => {
+	const db = S.env.db;
+	const id = crypto.randomBytes(32).toString('hex');
+	const csrf = crypto.randomBytes(16).toString('hex');
+	sessions.push(id);
+	await db.pg.query('INSERT INTO dashboard_sessions (id_hash, role, ' +
+	    `principal, csrf, expires_at) VALUES ('${d.sha256(id)}', 'admin', ` +
+	    `'key:1', '${csrf}', now() + interval '1 hour')`, { db: db.name });
+	const cookie = `kiln_session=${id}`;
+	const page = await S.k.get('/dashboard', { headers: { Cookie: cookie } });
+	rec.add(page.text, 'GET /dashboard (unnotified session)');
+	const ws = await d.wsClient(S.k, { cookie: `kiln_session=${id}`, rec });
+	if (!ws.refused)
+		ws.close();
+	assert.equal(page.status, 200, 'GET /dashboard with a session only ' +
+	    `in PostgreSQL: ${page.status} ${page.headers.location || ''}`);
+	assert.ok(!ws.refused, `WebSocket with a session only in PostgreSQL: ` +
+	    `${ws.status} ${ws.body}`);
+});
+
 test('WebSockets from another Origin, without a session, with a forged ' +
     'cookie or an expired session are refused', async () => {
 	const k = S.k;

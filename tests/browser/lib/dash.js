@@ -173,8 +173,15 @@ async function httpLogin(k, credential, { rec = null } = {})
 	const sc = cookieValue(r, 'kiln_session');
 	assert.ok(sc && sc.value.length >= 32, 'a kiln_session cookie');
 
-	const page = await k.get('/dashboard', { headers:
+	let page = await k.get('/dashboard', { headers:
 	    { Cookie: `kiln_session=${sc.value}` } });
+	if (page.status === 303) {
+		/* the new session was not known yet: try once more */
+		bounces.push({ where: 'http login', status: page.status });
+		await h.sleep(500);
+		page = await k.get('/dashboard', { headers:
+		    { Cookie: `kiln_session=${sc.value}` } });
+	}
 	assert.equal(page.status, 200, `GET /dashboard: ${page.status}`);
 	if (rec !== null) {
 		rec.add(f.text, 'GET /dashboard/login');
@@ -545,15 +552,37 @@ function watchPage(page, rec, origin)
 	return w;
 }
 
-/* Sign in through the form of the login page. */
+/*
+ * Every time a fresh login was sent back to the login form (or refused)
+ * because the worker did not know the new session yet: [{where, status}].
+ */
+const bounces = [];
+
+/* Sign in through the form of the login page; lands on /dashboard. */
 async function browserLogin(page, k, credential)
 {
 	await page.goto(`${k.url}/dashboard/login`);
 	await page.fill('#credential', credential);
-	await Promise.all([
-		page.waitForURL(`${k.url}/dashboard`),
+	const dash = page.waitForResponse((r) => r.url() ===
+	    `${k.url}/dashboard` && r.request().method() === 'GET',
+	    { timeout: 15000 });
+	const [post] = await Promise.all([
+		page.waitForResponse((r) => r.url() ===
+		    `${k.url}/dashboard/login` &&
+		    r.request().method() === 'POST', { timeout: 15000 }),
 		page.click('button:has-text("Sign in")'),
 	]);
+	assert.equal(post.status(), 303, `login: ${post.status()}`);
+	const first = await dash;
+	await page.waitForLoadState('load');
+	if (first.status() !== 200) {
+		/* the new session was not known yet: try once more */
+		bounces.push({ where: 'browser login', status: first.status() });
+		await h.sleep(500);
+		await page.goto(`${k.url}/dashboard`);
+	}
+	assert.equal(new URL(page.url()).pathname, '/dashboard',
+	    `signed in (at ${page.url()})`);
 }
 
 /* The page's tokens table as {name: {state, gen, expires}}. */
@@ -588,6 +617,7 @@ async function issuedTokens(...ups)
 
 module.exports = {
 	ARTIFACTS,
+	bounces,
 	CHROMIUM,
 	CHROMIUM_ARGS,
 	Recorder,

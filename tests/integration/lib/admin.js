@@ -282,28 +282,65 @@ function reqBytes(method, path, { headers = [], body = null, noCl = false,
 	return b === null ? headBuf : Buffer.concat([headBuf, b]);
 }
 
-/* GET /metrics parsed: {families, value(name, labels), text}. */
+/*
+ * The sample lines of a Prometheus text exposition, strictly: every line
+ * is a comment, blank, or `name{label="v",...} value`. Throws on anything
+ * else. (parse-prometheus-text-format folds labelled histograms together,
+ * so per-series values come from here.)
+ */
+function samples(text)
+{
+	const out = [];
+	const re = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/;
+	const lre = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"(,|$)/;
+	for (const line of text.split('\n')) {
+		if (line === '' || line.startsWith('#'))
+			continue;
+		const m = re.exec(line);
+		if (!m)
+			throw new Error(`bad sample line: ${line}`);
+		const labels = {};
+		let rest = m[3] || '';
+		while (rest.length > 0) {
+			const l = lre.exec(rest);
+			if (!l)
+				throw new Error(`bad labels: ${line}`);
+			labels[l[1]] = l[2].replace(/\\(.)/g, (_, c) =>
+			    c === 'n' ? '\n' : c);
+			rest = rest.slice(l[0].length);
+		}
+		const v = m[4] === '+Inf' ? Infinity : m[4] === '-Inf' ?
+		    -Infinity : Number(m[4]);
+		if (Number.isNaN(v) && m[4] !== 'NaN')
+			throw new Error(`bad value: ${line}`);
+		out.push({ name: m[1], labels, value: v });
+	}
+	return out;
+}
+
+/*
+ * GET /metrics parsed: {families (parse-prometheus-text-format), types,
+ * samples, value(name, labels), series(name), text}.
+ */
 async function scrape(k)
 {
 	const r = await k.get('/metrics');
 	assert.equal(r.status, 200, `/metrics: ${r.status} ${r.text}`);
 	const families = parsePrometheus(r.text);
-	const byName = new Map(families.map((f) => [f.name, f]));
+	const types = new Map(families.map((f) => [f.name, f.type]));
+	const all = samples(r.text);
 	const value = (name, labels = {}) => {
-		const f = byName.get(name);
-		if (!f)
-			return 0;
 		let sum = 0;
-		for (const m of f.metrics) {
-			const ls = m.labels || {};
-			if (Object.entries(labels).every(([kk, v]) =>
-			    ls[kk] === v))
-				sum += Number(m.value !== undefined ? m.value :
-				    m.count);
+		for (const x of all) {
+			if (x.name === name && Object.entries(labels).every(
+			    ([kk, v]) => x.labels[kk] === v))
+				sum += x.value;
 		}
 		return sum;
 	};
-	return { families, byName, value, text: r.text, response: r };
+	const series = (name) => all.filter((x) => x.name === name);
+	return { families, types, samples: all, value, series, text: r.text,
+	    response: r };
 }
 
 /* A data-only dump of the tables the admin API may change. */
@@ -355,6 +392,33 @@ function workerPids(k)
 	});
 }
 
+/* The worker that answered: X-Request-Id is "<worker prefix>-<n>". */
+function workerOf(r)
+{
+	return String(r.headers['x-request-id'] || '').split('-')[0];
+}
+
+/*
+ * Kore gives every connection to the worker holding the accept lock until
+ * it is saturated. To reach another worker process, kill (SIGKILL, our
+ * own child, by PID) workers until /health is answered by a worker other
+ * than those in `seen` (Kore restarts the killed one). Returns the new
+ * worker's prefix, or null.
+ */
+async function moveListener(k, seen)
+{
+	for (const pid of workerPids(k)) {
+		process.kill(pid, 'SIGKILL');
+		const r = await h.waitFor(async () => {
+			const x = await k.get('/health', { timeout: 1000 });
+			return x.status === 200 ? x : false;
+		}, { timeout: 10000, interval: 50, what: '/health' });
+		if (!seen.has(workerOf(r)))
+			return workerOf(r);
+	}
+	return null;
+}
+
 /* Log lines saying a worker died. */
 function crashLines(k)
 {
@@ -379,8 +443,11 @@ module.exports = {
 	assertError,
 	raw,
 	reqBytes,
+	samples,
 	scrape,
 	dataDump,
 	crashLines,
 	workerPids,
+	workerOf,
+	moveListener,
 };
