@@ -297,6 +297,7 @@ void	store_lease(const char *, const char *, int64_t, store_rows_cb,
 void	store_commit_success(struct attempt *, store_rows_cb, void *);
 void	store_commit_failure(struct attempt *, store_rows_cb, void *);
 void	store_release_leases(void);
+void	store_lease_renew(int64_t, store_rows_cb, void *);
 int	store_source_row(struct kore_pgsql *, const char *, struct source *,
 	    char *, size_t);
 char	*store_source_digest(const struct source *);
@@ -446,6 +447,7 @@ struct attempt {
 	char			request_id[64];
 	char			traceparent[64];
 	void			(*done)(struct attempt *);
+	struct kore_timer	*renew;
 	struct kore_curl	curl;
 };
 

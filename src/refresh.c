@@ -30,6 +30,7 @@
 
 #define REFRESH_TICK_MS		200
 #define REFRESH_LOST_RETRY_MS	1000
+#define REFRESH_COMMIT_RETRY_MS	1000
 
 static u_int32_t	refresh_running;
 
@@ -40,6 +41,8 @@ static void	refresh_answered(struct attempt *);
 static void	refresh_succeeded(struct attempt *);
 static void	refresh_failed(struct attempt *);
 static void	refresh_committed(struct kore_pgsql *, void *, int);
+static void	refresh_commit(void *, u_int64_t);
+static void	refresh_renew(void *, u_int64_t);
 static void	refresh_end(struct attempt *);
 
 void
@@ -128,6 +131,8 @@ refresh_leased(struct kore_pgsql *sql, void *arg, int ok)
 	log_kv(LOG_LVL_DEBUG, "refreshing token", "token", at->name,
 	    "trigger", at->trigger, NULL);
 	log_context(NULL, NULL);
+	at->renew = kore_timer_add(refresh_renew, kiln_config.lease_ms / 3,
+	    at, 0);
 	upstream_send(at, refresh_answered);
 }
 
@@ -183,7 +188,32 @@ refresh_succeeded(struct attempt *at)
 	    strlen(at->ans.refresh_token), &at->sealed_refresh))
 		fatal("seal_seal failed");
 
-	store_commit_success(at, refresh_committed, at);
+	refresh_commit(at, 0);
+}
+
+/* Write the outcome of at (again, after a database outage). */
+static void
+refresh_commit(void *arg, u_int64_t unused)
+{
+	struct attempt	*at = arg;
+
+	if (at->renew != NULL) {
+		kore_timer_remove(at->renew);
+		at->renew = NULL;
+	}
+	if (at->ok)
+		store_commit_success(at, refresh_committed, at);
+	else
+		refresh_commit(at, 0);
+}
+
+/* A long upstream call keeps its lease. */
+static void
+refresh_renew(void *arg, u_int64_t unused)
+{
+	struct attempt	*at = arg;
+
+	store_lease_renew(at->source_id, NULL, NULL);
 }
 
 static void
@@ -217,8 +247,17 @@ refresh_committed(struct kore_pgsql *sql, void *arg, int ok)
 
 	log_context(at->request_id, NULL);
 	if (!ok) {
-		log_kv(LOG_LVL_ERROR, "refresh outcome not stored",
-		    "token", at->name, NULL);
+		/*
+		 * The database is away: keep the outcome (and the lease)
+		 * and write it when it is back, so no attempt goes
+		 * unrecorded and a rotated refresh token is not lost.
+		 */
+		log_kv(LOG_LVL_ERROR, "refresh outcome not stored yet, "
+		    "retrying", "token", at->name, NULL);
+		log_context(NULL, NULL);
+		(void)kore_timer_add(refresh_commit, REFRESH_COMMIT_RETRY_MS,
+		    at, KORE_TIMER_ONESHOT);
+		return;
 	} else if (at->ok && kore_pgsql_getlength(sql, 0, 0) == 0) {
 		log_kv(LOG_LVL_WARN, "lease lost before commit, token dropped",
 		    "token", at->name, "fingerprint", at->fpr, NULL);
@@ -251,6 +290,8 @@ refresh_end(struct attempt *at)
 	struct cache_entry	*e;
 
 	refresh_running--;
+	if (at->renew != NULL)
+		kore_timer_remove(at->renew);
 	if ((e = cache_lookup(at->name)) != NULL) {
 		e->inflight = 0;
 		if (at->ok == -1)

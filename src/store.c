@@ -117,6 +117,10 @@ static const char q_failure[] =
     "SELECT pg_notify('kiln_tokens', $9), (SELECT count(*) FROM t), "
     "(SELECT count(*) FROM e)";
 
+static const char q_renew[] =
+    "UPDATE tokens SET lease_until = now() + $3::bigint * "
+    "interval '1 millisecond' WHERE source_id = $1 AND lease_owner = $2";
+
 static const char q_release[] =
     "UPDATE tokens SET lease_owner = NULL, lease_until = NULL "
     "WHERE lease_owner = $1";
@@ -451,6 +455,18 @@ store_commit_failure(struct attempt *at, store_rows_cb cb, void *arg)
 	kore_free(next);
 	kore_free(started);
 	kore_free(status);
+}
+
+void
+store_lease_renew(int64_t source_id, store_rows_cb cb, void *arg)
+{
+	char		*id, *lease;
+
+	id = i64(source_id);
+	lease = i64(kiln_config.lease_ms);
+	store_job(q_renew, cb, arg, 3, id, kiln_config.owner, lease);
+	kore_free(id);
+	kore_free(lease);
 }
 
 /*

@@ -257,7 +257,8 @@ test('screenshots at 1280x720 and 390x844', async () => {
 		assert.deepEqual(w.foreign, [], `${name}: foreign requests`);
 		await c.close();
 	}
-	assert.deepEqual(S.main.w.errors, [], 'no console errors');
+	assert.deepEqual(S.main.w.errors, [], 'no console errors ' +
+	    JSON.stringify(S.main.w.failed));
 });
 
 test('without JavaScript the page shows every token and its state',

@@ -507,7 +507,8 @@ async function launch()
  */
 function watchPage(page, rec, origin)
 {
-	const w = { sockets: [], errors: [], foreign: [], navigations: 0 };
+	const w = { sockets: [], errors: [], foreign: [], navigations: 0,
+	    failed: [] };
 	page.on('websocket', (ws) => {
 		const s = { url: ws.url(), frames: 0, closed: null,
 		    opened: Date.now(), ws };
@@ -532,6 +533,8 @@ function watchPage(page, rec, origin)
 			w.foreign.push(u);
 	});
 	page.on('response', async (r) => {
+		if (r.status() >= 400)
+			w.failed.push(`${r.status()} ${r.url()}`);
 		try {
 			const t = await r.text();
 			rec.add(t, `response ${r.status()} ${r.url()}`);
