@@ -543,8 +543,15 @@ function watchPage(page, rec, origin)
 		}
 	});
 	page.on('console', (m) => {
-		if (m.type() === 'error')
-			w.errors.push(`console: ${m.text()}`);
+		if (m.type() !== 'error')
+			return;
+		const where = m.location() ? m.location().url : '';
+		/* chromium's own /favicon.ico probe (the page names none) */
+		if (/\/favicon\.ico$/.test(where)) {
+			w.favicon = true;
+			return;
+		}
+		w.errors.push(`console: ${m.text()} ${where}`);
 	});
 	page.on('pageerror', (e) => w.errors.push(`pageerror: ${e.message}`));
 	page.on('framenavigated', (f) => {
