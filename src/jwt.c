@@ -27,7 +27,6 @@
 #define JWT_PART_MAX		4096
 
 static int	jwt_b64url(const char *, size_t, u_int8_t **, size_t *);
-static int	jwt_b64url_value(int);
 static int	jwt_header_ok(const u_int8_t *, size_t);
 static int	jwt_claims(const u_int8_t *, size_t, const struct jwt_check *,
 		    struct jwt_claims *, char *, size_t);
@@ -260,61 +259,13 @@ jwt_time(yajl_val root, const char *name, int required, int64_t *ms)
 	return (1);
 }
 
+/* One part of a JWT, bounded in size. */
 static int
 jwt_b64url(const char *in, size_t len, u_int8_t **out, size_t *outlen)
 {
-	u_int8_t	*buf;
-	u_int32_t	acc;
-	size_t		i, n;
-	int		bits, v;
-
 	*out = NULL;
-	if (len == 0 || len > JWT_PART_MAX || len % 4 == 1)
-		return (0);
-	if ((buf = malloc(len)) == NULL)
+	if (len == 0 || len > JWT_PART_MAX)
 		return (0);
 
-	acc = 0;
-	bits = 0;
-	n = 0;
-	for (i = 0; i < len; i++) {
-		if ((v = jwt_b64url_value((unsigned char)in[i])) == -1) {
-			free(buf);
-			return (0);
-		}
-		acc = (acc << 6) | (u_int32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[n++] = (acc >> bits) & 0xff;
-		}
-	}
-
-	/* Leftover bits must be zero (canonical encoding). */
-	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
-		free(buf);
-		return (0);
-	}
-
-	*out = buf;
-	*outlen = n;
-
-	return (1);
-}
-
-static int
-jwt_b64url_value(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return (c - 'A');
-	if (c >= 'a' && c <= 'z')
-		return (c - 'a' + 26);
-	if (c >= '0' && c <= '9')
-		return (c - '0' + 52);
-	if (c == '-')
-		return (62);
-	if (c == '_')
-		return (63);
-
-	return (-1);
+	return (oauth_b64url_decode(in, len, out, outlen));
 }

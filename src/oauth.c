@@ -56,7 +56,6 @@ static int	expires_at_value(yajl_val, int64_t *);
 static void	answer_wipe(const struct source *, yajl_val);
 static yajl_val	json_parse(const char *, size_t);
 static int	json_depth_ok(const char *, size_t);
-static int	b64url_decode(const char *, size_t, u_int8_t **, size_t *);
 static int	b64url_value(int);
 static int	form_add(struct obuf *, const char *, const char *);
 static int	obuf_add(struct obuf *, const void *, size_t);
@@ -213,7 +212,8 @@ oauth_jwt_exp(const char *token, int64_t *ms)
 		return (KORE_RESULT_ERROR);
 
 	len = (size_t)(sig - payload - 1);
-	if (len > OAUTH_TOKEN_MAX || !b64url_decode(payload, len, &raw, &len))
+	if (len > OAUTH_TOKEN_MAX ||
+	    !oauth_b64url_decode(payload, len, &raw, &len))
 		return (KORE_RESULT_ERROR);
 
 	root = NULL;
@@ -802,8 +802,10 @@ json_depth_ok(const char *data, size_t len)
 	return (1);
 }
 
-static int
-b64url_decode(const char *in, size_t len, u_int8_t **out, size_t *outlen)
+/* base64url without padding (JWT parts); malloc'd output. */
+int
+oauth_b64url_decode(const char *in, size_t len, u_int8_t **out,
+    size_t *outlen)
 {
 	size_t		i, n;
 	u_int32_t	acc;

@@ -135,32 +135,6 @@ static const char q_source_digest[] =
     "SELECT id, config_digest, refresh_seed_digest FROM token_sources "
     "WHERE name = $1";
 
-static const char q_source_insert[] =
-    "WITH s AS (INSERT INTO token_sources (name, kind, token_url, "
-    "client_id, client_secret_sealed, auth_method, scope, audience, "
-    "resource, refresh_token_sealed, username, password_sealed, "
-    "token_path, expires_at_path, expires_in_path, refresh_buffer, "
-    "fallback_lifetime, access, require_header, enabled, config_digest, "
-    "refresh_seed_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) "
-    "RETURNING id) "
-    "INSERT INTO tokens (source_id) SELECT id FROM s";
-
-static const char q_source_update[] =
-    "WITH s AS (UPDATE token_sources SET kind = $2, token_url = $3, "
-    "client_id = $4, client_secret_sealed = $5, auth_method = $6, "
-    "scope = $7, audience = $8, resource = $9, "
-    "refresh_token_sealed = COALESCE($10, refresh_token_sealed), "
-    "username = $11, password_sealed = $12, token_path = $13, "
-    "expires_at_path = $14, expires_in_path = $15, refresh_buffer = $16, "
-    "fallback_lifetime = $17, access = $18, require_header = $19, "
-    "enabled = $20, config_digest = $21, "
-    "refresh_seed_digest = COALESCE($22, refresh_seed_digest), "
-    "config_version = config_version + 1, updated_at = now() "
-    "WHERE name = $1 RETURNING id) "
-    "UPDATE tokens SET next_attempt_at = now(), failures = 0 "
-    "FROM s WHERE tokens.source_id = s.id";
-
 /* The 22 parameters of a source row, $1..$22 of insert and update. */
 struct source_params {
 	const char	*v[22];
@@ -242,7 +216,8 @@ static const char q_source_patch[] =
     "enabled = $20, config_digest = $21, "
     "refresh_seed_digest = COALESCE($22, refresh_seed_digest), "
     "config_version = config_version + 1, updated_at = now() "
-    "WHERE name = $1 AND config_version = $23 RETURNING id), "
+    "WHERE name = $1 AND ($23::bigint IS NULL OR "
+    "config_version = $23::bigint) RETURNING id), "
     "t AS (UPDATE tokens SET "
     "next_attempt_at = CASE WHEN $24 THEN now() ELSE next_attempt_at END, "
     "failures = CASE WHEN $24 THEN 0 ELSE failures END "
@@ -646,8 +621,8 @@ upsert_one(PGconn *db, struct source *src, char *err, size_t errlen)
 {
 	struct source_params	sp;
 	PGresult		*res;
-	const char		*v[1], *q;
-	int			ret, exists, same, same_seed;
+	const char		*v[24];
+	int			ret, n, exists, same, same_seed;
 
 	source_params(src, 1, &sp);
 
@@ -677,8 +652,13 @@ upsert_one(PGconn *db, struct source *src, char *err, size_t errlen)
 		sp.v[21] = NULL;
 	}
 
-	q = exists ? q_source_update : q_source_insert;
-	if ((ret = sync_exec(db, q, 22, sp.v, err, errlen))) {
+	/* An update is unconditional and asks for a refresh at once. */
+	memcpy(v, sp.v, sizeof(sp.v));
+	v[22] = NULL;
+	v[23] = "true";
+	n = exists ? 24 : 22;
+	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
+	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
 		    "source created from file", "token", src->name, NULL);
 	}

@@ -54,6 +54,24 @@ async function status(env)
 	return r.json.data;
 }
 
+/*
+ * The status once pred holds: the status is read from each worker's
+ * cache, which follows a change through NOTIFY (DESIGN: within 100 ms);
+ * allow a second.
+ */
+async function statusUntil(env, pred, what)
+{
+	let last = null;
+	try {
+		return await h.waitFor(async () => {
+			last = await status(env);
+			return pred(last) ? last : false;
+		}, { timeout: 1000, interval: 20, what });
+	} catch (e) {
+		assert.fail(`${what}: ${JSON.stringify(last)}`);
+	}
+}
+
 async function post(env, path, auth = env.operator)
 {
 	const r = await a.call(env.k, 'POST', path, { auth });
@@ -135,13 +153,15 @@ test('status_shape_matches_the_prewarming_guide', { timeout: 60000 },
 	j = await post(env, '/api/prewarming/stop');
 	assert.deepEqual(j, { success: true,
 	    message: 'Token pre-warming stopped' });
-	assert.equal((await status(env)).prewarming_active, false);
+	await statusUntil(env, (x) => x.prewarming_active === false,
+	    'prewarming_active false after stop');
 	let hl = await k.get('/health');
 	assert.equal(hl.json.prewarming.active, false, '/health paused');
 	j = await post(env, '/api/prewarming/start');
 	assert.deepEqual(j, { success: true,
 	    message: 'Token pre-warming started successfully' });
-	assert.equal((await status(env)).prewarming_active, true);
+	await statusUntil(env, (x) => x.prewarming_active === true,
+	    'prewarming_active true after start');
 	hl = await k.get('/health');
 	assert.equal(hl.json.prewarming.active, true, '/health active');
 	assert.equal(typeof hl.json.prewarming.next_refresh_in_minutes,
@@ -153,7 +173,8 @@ test('status_shape_matches_the_prewarming_guide', { timeout: 60000 },
 		    `/api/prewarming/${p}?token=nope`, { auth: env.admin }), 404,
 		    `${p} ?token=nope`);
 	}
-	assert.equal((await status(env)).prewarming_active, true);
+	assert.equal((await status(env)).prewarming_active, true,
+	    'the 404s changed nothing');
 });
 
 test('stop_pauses_refresh_for_two_cycles_and_start_resumes',
@@ -170,7 +191,8 @@ test('stop_pauses_refresh_for_two_cycles_and_start_resumes',
 	await post(env, '/api/prewarming/stop');
 	await settle();
 	const c1 = await upstreamCounts(idp);
-	assert.equal((await status(env)).prewarming_active, false);
+	await statusUntil(env, (x) => x.prewarming_active === false,
+	    'prewarming_active false after stop');
 	await h.sleep(TWO_CYCLES);
 	const c2 = await upstreamCounts(idp);
 	assert.equal(c2.total, c1.total, 'no upstream request for two ' +
@@ -201,10 +223,10 @@ test('per_token_stop_and_start', { timeout: 60000 }, async () => {
 
 	await post(env, '/api/prewarming/stop?token=alpha');
 	await settle();
-	let st = await status(env);
-	assert.equal(st.prewarming_active, true, 'still active globally');
 	const byName = (s, n) => s.tokens.find((t) => t.name === n);
-	assert.equal(byName(st, 'alpha').paused, true, 'alpha paused');
+	let st = await statusUntil(env, (x) => byName(x, 'alpha').paused,
+	    'alpha paused');
+	assert.equal(st.prewarming_active, true, 'still active globally');
 	assert.equal(byName(st, 'beta').paused, false, 'beta not paused');
 
 	const c1 = await upstreamCounts(idp);
@@ -221,8 +243,8 @@ test('per_token_stop_and_start', { timeout: 60000 }, async () => {
 	assert.equal(v.json.data.paused, true, 'GET /api/tokens/alpha paused');
 
 	await post(env, '/api/prewarming/start?token=alpha');
-	st = await status(env);
-	assert.equal(byName(st, 'alpha').paused, false, 'alpha resumed');
+	await statusUntil(env, (x) => byName(x, 'alpha').paused === false,
+	    'alpha resumed');
 	await h.waitFor(async () => ((await upstreamCounts(idp)).alpha || 0) >
 	    (c2.alpha || 0), { timeout: 5000, interval: 100,
 	    what: 'a refresh of alpha after start' });
@@ -250,8 +272,8 @@ test('paused_state_survives_a_restart', { timeout: 90000 }, async () => {
 
 	/* Global start: alpha resumes; beta stays stopped on its own. */
 	await post(env, '/api/prewarming/start');
-	st = await status(env);
-	assert.equal(st.prewarming_active, true);
+	st = await statusUntil(env, (x) => x.prewarming_active === true,
+	    'prewarming_active after start');
 	assert.equal(st.tokens.find((t) => t.name === 'beta').paused, true,
 	    'beta still paused on its own');
 	await h.sleep(TWO_CYCLES);
