@@ -73,7 +73,8 @@ if [ -z "$PGBIN" ]; then
 	done
 fi
 [ -n "$PGBIN" ] || need="$need postgresql"
-[ -x ./kiln ] || need="$need ./kiln(make build)"
+KILN_BIN=${BENCH_KILN:-./kiln}
+[ -x "$KILN_BIN" ] || need="$need $KILN_BIN(make build)"
 if [ -n "$need" ]; then
 	echo "bench: missing:$need (make deps-bench / make build)" >&2
 	exit 2
@@ -83,8 +84,11 @@ fi
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench.XXXXXX")
 chmod 755 "$W"
+# A copy of the binary, so that a rebuild during the run changes nothing.
+cp "$KILN_BIN" "$W/kiln" || { echo "bench: cannot copy $KILN_BIN" >&2; exit 2; }
 RES=$W/results
 : >"$RES"
+HZ=$(getconf CLK_TCK)
 PIDS=()			# everything we started, stopped in reverse order
 KILN_PID=""
 PG_DATA=$W/pg/data
@@ -107,6 +111,11 @@ stop_pid() {
 		sleep 0.05
 	done
 	kill -KILL "$pid" 2>/dev/null
+}
+
+nginx_workers() {
+	[ -f "$W/nginx/nginx.pid" ] &&
+	    ps --ppid "$(cat "$W/nginx/nginx.pid")" -o pid= 2>/dev/null | tr -d ' '
 }
 
 kiln_workers() {
@@ -237,7 +246,7 @@ K_NAME=b0000
 start_kiln() {
 	local label=$1 out
 	# The environment, also kept for profiling by hand:
-	#   (. $W/kiln.env; valgrind --tool=callgrind ./kiln -f -c kore.conf)
+	#   (. $W/kiln.env; perf record -g $W/kiln -f -c kore.conf)
 	cat >"$W/kiln.env" <<-EOF
 		unset KILN_WORKERS KILN_JWT_SECRET KILN_PUBLIC_ALLOW KILN_RATE_PUBLIC
 		export KILN_BIND='127.0.0.1:$K_PORT' KILN_WORKERS='$WORKERS'
@@ -250,7 +259,7 @@ start_kiln() {
 	out=$(. "$W/kiln.env" && node bench/probe.js boot --port "$K_PORT" \
 	    --path "/api/tokens/$K_NAME/current-token" \
 	    --pidfile "$W/kiln-spawn.pid" --log "$W/kiln.log" \
-	    --timeout "${BOOT_TIMEOUT:-120000}" -- ./kiln -f -c kore.conf)
+	    --timeout "${BOOT_TIMEOUT:-120000}" -- "$W/kiln" -f -c kore.conf)
 	local rc=$?
 	KILN_PID=$(cat "$W/kiln-spawn.pid" 2>/dev/null)
 	echo "$out" >"$W/boot-$label.json"
@@ -360,14 +369,23 @@ start_nginx() {
 # ------------------------------------------------------------------- wrk
 
 # wrk_run TAG URL [LUA ARGS...]: one wrk run; prints "rps p50_ms p99_ms
-# non2xx errors" and keeps the output as $W/wrk/TAG.txt.
+# non2xx errors cpu_us_per_request busiest_worker_share" and keeps the
+# output as $W/wrk/TAG.txt. The CPU columns come from /proc of the server's
+# workers (kiln's, or nginx's for the nginx port): CPU time per request is
+# steadier than req/s on a shared machine, and the share of the busiest
+# worker shows how Kore's accept lock spread the connections.
 WRK_N=0
 wrk_run() {
-	local tag=$1 url=$2 lua=${3:-} out
+	local tag=$1 url=$2 lua=${3:-} out pids p before after
 	shift 3 2>/dev/null || shift $#
 	mkdir -p "$W/wrk"
 	WRK_N=$((WRK_N + 1))
 	out="$W/wrk/$(printf '%03d' $WRK_N)-$tag.txt"
+	case $url in
+	*:"$NG_PORT"/*) pids=$(nginx_workers) ;;
+	*) pids=$(kiln_workers) ;;
+	esac
+	before=$(for p in $pids; do cpu_ticks "$p"; done)
 	if [ -n "$lua" ]; then
 		wrk -t"$THREADS" -c"$CONNS" -d"${WRK_D:-$DUR}s" --latency \
 		    -s "$lua" "$url" -- "$@" >"$out" 2>&1
@@ -375,7 +393,9 @@ wrk_run() {
 		wrk -t"$THREADS" -c"$CONNS" -d"${WRK_D:-$DUR}s" --latency \
 		    "$url" >"$out" 2>&1
 	fi
-	awk '
+	after=$(for p in $pids; do cpu_ticks "$p"; done)
+	paste <(echo "$before") <(echo "$after") >"$out.cpu"
+	awk -v hz="$HZ" -v cpu="$out.cpu" '
 	function ms(v) {
 		if (v ~ /us$/) return v / 1000
 		if (v ~ /ms$/) return v + 0
@@ -383,12 +403,20 @@ wrk_run() {
 		return v
 	}
 	/^Requests\/sec:/ { rps = $2 }
+	/requests in / { n = $1 }
 	/^ +50%/ { p50 = ms($2) }
 	/^ +99%/ { p99 = ms($2) }
 	/Non-2xx or 3xx responses:/ { bad = $NF }
 	/Socket errors:/ { err = $0; gsub(/[^0-9 ]/, "", err); split(err, e, " ");
 	    errs = e[1] + e[2] + e[3] + e[4] }
-	END { printf "%s %.3f %.3f %d %d\n", rps, p50, p99, bad, errs }' "$out"
+	END {
+		while ((getline l < cpu) > 0) {
+			split(l, f, " ")
+			d = f[2] - f[1]; tot += d; if (d > top) top = d
+		}
+		printf "%s %.3f %.3f %d %d %.2f %.2f\n", rps, p50, p99, bad, errs,
+		    (n > 0 ? tot / hz * 1e6 / n : 0), (tot > 0 ? top / tot : 0)
+	}' "$out"
 }
 
 median() {
@@ -397,8 +425,8 @@ median() {
 	    else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# rounds NAME:URL[:LUA:ARGS] ...: ROUNDS rounds, the order reversed every
-# other round; per-variant lines "round rps p50 p99 non2xx errors" go to
+# rounds NAME|URL[|LUA|ARGS] ...: ROUNDS rounds, the order reversed every
+# other round; per-variant lines "round <wrk_run columns>" go to
 # $W/round-NAME.
 rounds() {
 	local r i spec name url rest lua args list
@@ -426,10 +454,12 @@ rounds() {
 	done
 }
 
-# ratio A B: per-round rps(A)/rps(B), median over the rounds.
+# ratio A B [COL]: per-round A/B of column COL (2: req/s), median over
+# the rounds.
 ratio() {
-	join <(sort -k1,1 "$W/round-$1") <(sort -k1,1 "$W/round-$2") |
-	    awk '{ if ($7 > 0) print $2 / $7 }' | median
+	awk -v c="${3:-2}" 'NR == FNR { b[$1] = $c; next }
+	    ($1 in b) && b[$1] > 0 { print $c / b[$1] }' \
+	    "$W/round-$2" "$W/round-$1" | median
 }
 
 col_median() { awk -v c="$2" '{ print $c }' "$W/round-$1" | median; }
@@ -495,6 +525,14 @@ phase_a() {
 	put p99_const "$(col_median const 4)"
 	put p50_nginx "$(col_median nginx 3)"
 	put p99_nginx "$(col_median nginx 4)"
+	put cpu_token "$(col_median token 7)"
+	put cpu_const "$(col_median const 7)"
+	put cpu_nginx "$(col_median nginx 7)"
+	put cpu_ratio_const "$(ratio token const 7)"
+	put cpu_ratio_nginx "$(ratio token nginx 7)"
+	put share_token "$(col_median token 8)"
+	put share_const "$(col_median const 8)"
+	put share_nginx "$(col_median nginx 8)"
 	put bad_a "$(( $(bad_total token) + $(bad_total const) + $(bad_total nginx) ))"
 
 	say "A: random names, 1 source"
@@ -574,6 +612,8 @@ phase_b() {
 	put rps_randmany "$(col_median randmany 2)"
 	put ratio_mid "$(ratio randmid rand1)"
 	put ratio_many "$(ratio randmany rand1)"
+	put cpu_rand1 "$(col_median rand1 7)"
+	put cpu_randmany "$(col_median randmany 7)"
 	put bad_b "$(( $(bad_total rand1) + $(bad_total randmid) + $(bad_total randmany) ))"
 
 	set -- $(workers_rss)
@@ -590,7 +630,6 @@ phase_b() {
 	sleep "$IDLE_S"
 	# shellcheck disable=SC2086
 	k1=$(cpu_ticks $kp); g1=$(pg_cpu_ticks); t1=$(date +%s.%N)
-	HZ=$(getconf CLK_TCK)
 	put idle_cpu "$(awk -v a="$k0" -v b="$k1" -v s="$t0" -v e="$t1" -v hz="$HZ" \
 	    'BEGIN { printf "%.2f", (b - a) / hz / (e - s) * 100 }')"
 	put idle_pg_cpu "$(awk -v a="$g0" -v b="$g1" -v s="$t0" -v e="$t1" -v hz="$HZ" \
@@ -688,12 +727,16 @@ row "framework ceiling /bench/constant (req/s)" "$(get rps_const)" "" ""
 row "nginx static file (req/s)" "$(get rps_nginx)" "" ""
 row "current-token / ceiling" "$(get ratio_const)x" ">= 0.90x" "$(verdict "$(get ratio_const)" '>=' 0.90)"
 row "current-token / nginx" "$(get ratio_nginx)x" ">= 1.40x" "$(verdict "$(get ratio_nginx)" '>=' 1.40)"
+row "server CPU per request: token / ceiling / nginx (us)" "$(get cpu_token) / $(get cpu_const) / $(get cpu_nginx)" "" ""
+row "  token CPU cost vs ceiling; vs nginx" "$(get cpu_ratio_const)x; $(get cpu_ratio_nginx)x" "" ""
+row "  busiest worker's CPU share: token / ceiling / nginx" "$(get share_token) / $(get share_const) / $(get share_nginx)" "" ""
 row "current-token latency p50 / p99 (ms)" "$(get p50_token) / $(get p99_token)" "p99 <= 1 ms" "$(verdict "$(get p99_token)" '<=' 1)"
 row "  ceiling p50 / p99; nginx p50 / p99 (ms)" "$(get p50_const)/$(get p99_const); $(get p50_nginx)/$(get p99_nginx)" "" ""
 row "random names, kiln holding 1 source (req/s)" "$(get rps_rand1_only)" "" ""
 row "random names over 1 of $MANY (req/s)" "$(get rps_rand1)" "" ""
 row "random names over $MID of $MANY (req/s)" "$(get rps_randmid) ($(get ratio_mid)x)" ">= 0.90x" "$(verdict "$(get ratio_mid)" '>=' 0.90)"
 row "random names over $MANY of $MANY (req/s)" "$(get rps_randmany) ($(get ratio_many)x)" ">= 0.90x" "$(verdict "$(get ratio_many)" '>=' 0.90)"
+row "  CPU per request, 1 / $MANY names (us)" "$(get cpu_rand1) / $(get cpu_randmany)" "" ""
 row "worker RSS, 1 source (kB)" "$(get rss_1)" "" ""
 row "worker RSS, $MANY sources (kB, max)" "$(get rss_many)" "<= 65536" "$(verdict "$(get rss_many)" '<=' 65536)"
 row "  bytes per source" "$(get bytes_per_source)" "" ""

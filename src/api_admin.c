@@ -412,8 +412,7 @@ static void
 render_patch_loaded(struct api_pending *p, struct kore_pgsql *sql, int ok)
 {
 	const char	*rt[] = { "refresh_token", NULL };
-	char		*digest, err[KILN_ERR_MAX];
-	int		same;
+	char		*before, *after, err[KILN_ERR_MAX];
 
 	if (pending_db_error(p, ok))
 		return;
@@ -432,20 +431,21 @@ render_patch_loaded(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	p->src.enabled = kore_pgsql_getvalue(sql, 0, 19)[0] == 't';
 	p->version = strtoll(kore_pgsql_getvalue(sql, 0, 20), NULL, 10);
 
+	before = store_upstream_digest(&p->src);
 	if (!source_from_json(p->body, SOURCE_PATCH, &p->src, err,
 	    sizeof(err))) {
+		kore_free(before);
 		api_pending_fail(p, 422, "invalid_field", err);
 		return;
 	}
 
 	/* A change of how the token is obtained asks for one at once. */
-	digest = store_source_digest(&p->src);
-	same = kore_pgsql_getlength(sql, 0, 21) == SEAL_MAC_LEN &&
-	    CRYPTO_memcmp(digest, kore_pgsql_getvalue(sql, 0, 21),
-	    SEAL_MAC_LEN) == 0;
-	kore_free(digest);
+	after = store_upstream_digest(&p->src);
 	p->with_refresh = yajl_tree_get(p->body, rt, yajl_t_any) != NULL;
-	p->upstream = !same || p->with_refresh;
+	p->upstream = p->with_refresh ||
+	    CRYPTO_memcmp(before, after, SEAL_MAC_LEN) != 0;
+	kore_free(before);
+	kore_free(after);
 
 	p->render = render_patched;
 	store_source_patch(&p->src, p->version, p->with_refresh, p->upstream,

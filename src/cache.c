@@ -454,7 +454,8 @@ listen_handle(void *arg, int error)
 
 	if (error || !PQconsumeInput(listener.db)) {
 		log_kv(LOG_LVL_WARN, "lost the LISTEN connection", "error",
-		    PQerrorMessage(listener.db), NULL);
+		    *PQerrorMessage(listener.db) ? PQerrorMessage(listener.db) :
+		    "connection closed", NULL);
 		listen_close();
 		return;
 	}

@@ -221,7 +221,8 @@ drain_listeners(void)
 	int			fds[8], n, i;
 
 	/* Out of this worker's epoll first: a dup keeps it registered. */
-	kore_platform_disable_accept();
+	if (worker->has_lock)
+		kore_platform_disable_accept();
 
 	n = 0;
 	LIST_FOREACH(srv, &kore_servers, list) {

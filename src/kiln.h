@@ -301,7 +301,7 @@ void	store_release_leases(void);
 void	store_lease_renew(int64_t, store_rows_cb, void *);
 int	store_source_row(struct kore_pgsql *, const char *, struct source *,
 	    char *, size_t);
-char	*store_source_digest(const struct source *);
+char	*store_upstream_digest(const struct source *);
 int	store_key_bootstrap(const char *, char *, size_t);
 void	store_keys_load(store_rows_cb, void *);
 void	store_key_create(const char *, const char *, const char *,

@@ -56,6 +56,9 @@ static int	expires_at_value(yajl_val, int64_t *);
 static void	answer_wipe(const struct source *, yajl_val);
 static yajl_val	json_parse(const char *, size_t);
 static int	json_depth_ok(const char *, size_t);
+static int	json_text_ok(const char *, size_t);
+static int	utf8_len(const unsigned char *, size_t);
+static int	hex4(const char *, size_t, u_int32_t *);
 static int	b64url_value(int);
 static int	form_add(struct obuf *, const char *, const char *);
 static int	obuf_add(struct obuf *, const void *, size_t);
@@ -180,7 +183,7 @@ oauth_answer_free(struct oauth_answer *ans)
 yajl_val
 oauth_json_parse(const char *data, size_t len)
 {
-	if (!json_depth_ok(data, len))
+	if (!json_depth_ok(data, len) || !json_text_ok(data, len))
 		return (NULL);
 
 	return (json_parse(data, len));
@@ -753,6 +756,118 @@ json_parse(const char *data, size_t len)
  * yajl has no depth limit and frees trees recursively: a 1 MiB answer of
  * brackets would exhaust the stack. Count depth outside strings first.
  */
+/*
+ * Refuse what yajl would let through and C strings cannot hold: bytes
+ * that are not strict UTF-8 (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), a \u0000 escape (it would cut the string
+ * short), and surrogate escapes that do not pair.
+ */
+static int
+json_text_ok(const char *data, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)data;
+	u_int32_t		cp, lo;
+	size_t			i;
+	int			n, instr;
+
+	instr = 0;
+	for (i = 0; i < len; i += n) {
+		if ((n = utf8_len(p + i, len - i)) == 0)
+			return (0);
+		if (n > 1)
+			continue;
+		if (!instr) {
+			instr = p[i] == '"';
+			continue;
+		}
+		if (p[i] == '"') {
+			instr = 0;
+			continue;
+		}
+		if (p[i] != '\\')
+			continue;
+		if (i + 1 >= len)
+			return (0);
+		if (p[i + 1] != 'u') {
+			n = 2;
+			continue;
+		}
+		if (!hex4(data + i + 2, len - i - 2, &cp) || cp == 0)
+			return (0);
+		n = 6;
+		if (cp >= 0xdc00 && cp <= 0xdfff)
+			return (0);
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			if (i + 12 > len || p[i + 6] != '\\' ||
+			    p[i + 7] != 'u' ||
+			    !hex4(data + i + 8, len - i - 8, &lo) ||
+			    lo < 0xdc00 || lo > 0xdfff)
+				return (0);
+			n = 12;
+		}
+	}
+
+	return (1);
+}
+
+/* Length of the UTF-8 sequence at p, 0 if it is not strict UTF-8. */
+static int
+utf8_len(const unsigned char *p, size_t len)
+{
+	u_int32_t	cp;
+	int		n, i;
+
+	if (p[0] < 0x80)
+		return (1);
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return (0);
+	if ((size_t)n > len)
+		return (0);
+
+	cp = p[0] & (0x7f >> n);
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return (0);
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return (0);
+
+	return (n);
+}
+
+static int
+hex4(const char *s, size_t len, u_int32_t *out)
+{
+	int		i, c;
+
+	if (len < 4)
+		return (0);
+	*out = 0;
+	for (i = 0; i < 4; i++) {
+		c = (unsigned char)s[i];
+		if (c >= '0' && c <= '9')
+			c -= '0';
+		else if (c >= 'a' && c <= 'f')
+			c -= 'a' - 10;
+		else if (c >= 'A' && c <= 'F')
+			c -= 'A' - 10;
+		else
+			return (0);
+		*out = (*out << 4) | (u_int32_t)c;
+	}
+
+	return (1);
+}
+
 static int
 json_depth_ok(const char *data, size_t len)
 {

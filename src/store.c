@@ -189,7 +189,7 @@ static const char q_source_full[] =
     "auth_method, scope, audience, resource, refresh_token_sealed, "
     "username, password_sealed, token_path, expires_at_path, "
     "expires_in_path, refresh_buffer, fallback_lifetime, access, "
-    "require_header, enabled, config_version, config_digest "
+    "require_header, enabled, config_version "
     "FROM token_sources WHERE name = $1";
 
 static const char q_source_create[] =
@@ -263,7 +263,7 @@ static int	upsert_one(PGconn *, struct source *, char *, size_t);
 static void	source_params(const struct source *, int,
 		    struct source_params *);
 static void	source_params_free(struct source_params *);
-static char	*source_digest(const struct source *);
+static char	*source_digest(const struct source *, int);
 static void	digest_append(void *, const char *, size_t);
 static char	*seal_opt(const struct source *, const char *,
 		    const char *);
@@ -682,7 +682,7 @@ source_params(const struct source *src, int with_refresh,
 	p->refresh = with_refresh ?
 	    seal_opt(src, "refresh_token", src->refresh_token) : NULL;
 	p->password = seal_opt(src, "password", src->password);
-	p->digest = source_digest(src);
+	p->digest = source_digest(src, 0);
 
 	/*
 	 * The seed's digest must survive a master key rotation (else the
@@ -746,9 +746,12 @@ seal_opt(const struct source *src, const char *field, const char *value)
 	return (out);
 }
 
-/* A keyed digest over every setting but the rotating refresh token. */
+/*
+ * A keyed digest over every setting but the rotating refresh token, or
+ * (upstream) over only those that change how the token is obtained.
+ */
 static char *
-source_digest(const struct source *src)
+source_digest(const struct source *src, int upstream)
 {
 	struct kore_buf		text;
 	yajl_gen		g;
@@ -788,11 +791,13 @@ source_digest(const struct source *src)
 	else
 		yajl_gen_string(g, (const unsigned char *)src->expires_in_path,
 		    strlen(src->expires_in_path));
-	yajl_gen_integer(g, src->refresh_buffer);
-	yajl_gen_integer(g, src->fallback_lifetime);
-	yajl_gen_integer(g, src->access);
-	yajl_gen_bool(g, src->require_header);
-	yajl_gen_bool(g, src->enabled);
+	if (!upstream) {
+		yajl_gen_integer(g, src->refresh_buffer);
+		yajl_gen_integer(g, src->fallback_lifetime);
+		yajl_gen_integer(g, src->access);
+		yajl_gen_bool(g, src->require_header);
+		yajl_gen_bool(g, src->enabled);
+	}
 	yajl_gen_array_close(g);
 
 	out = kore_malloc(SEAL_MAC_LEN + 1);
@@ -942,7 +947,8 @@ store_job_finish(struct store_job *job, int ok)
 	if (!ok) {
 		shared_pg_error();
 		log_kv(LOG_LVL_ERROR, "database query failed", "error",
-		    job->sql.error ? job->sql.error : "unknown", NULL);
+		    job->sql.error && *job->sql.error ? job->sql.error :
+		    "connection lost", NULL);
 	}
 	if (job->cb != NULL)
 		job->cb(&job->sql, job->arg, ok);
@@ -1135,11 +1141,11 @@ store_source_patch(const struct source *src, int64_t version,
 	source_params_free(&sp);
 }
 
-/* The keyed digest of a source's settings, to tell what a change did. */
+/* The keyed digest of how a source gets its token, to tell a change. */
 char *
-store_source_digest(const struct source *src)
+store_upstream_digest(const struct source *src)
 {
-	return (source_digest(src));
+	return (source_digest(src, 1));
 }
 
 void

@@ -538,6 +538,9 @@ test('no token value or secret in any page or frame of the run',
 	    w.includes('frame')).length;
 	console.log(`# scanned ${rec.texts.size} distinct texts ` +
 	    `(${frames} distinct frames) for ${issued.length} issued tokens`);
+	if (d.bounces.length > 0)
+		console.log(`# a fresh login was sent back to the login form ` +
+		    `${d.bounces.length} time(s): ${JSON.stringify(d.bounces)}`);
 	assert.ok(frames > 50, `frames recorded: ${frames}`);
 	assert.deepEqual(leaks, [], 'leaks');
 });

@@ -6,9 +6,10 @@
  * a logout on one worker closes the session's sockets on both.
  *
  * Sockets are put on a known worker by upgrading a keep-alive connection
- * whose GET /dashboard said "worker N"; admin refreshes are sent the same
- * way, and the log line "token refreshed" (field worker) confirms which
- * worker did each one. The browser's socket is placed by the counts: one
+ * whose GET /dashboard said "worker N" (see pinBothWorkers for how the
+ * second worker is reached: Kore gives every connection to one worker
+ * until it is busy); admin refreshes are sent the same way, and the log
+ * line "token refreshed" (field worker) confirms which worker did each. The browser's socket is placed by the counts: one
  * node socket on worker A and two on worker B, so its "On this worker"
  * figure says 2 (A) or 3 (B).
  */
@@ -40,7 +41,9 @@ test('a refresh by either worker reaches sockets and a page on the other',
 	await h.waitToken(k, 'beta');
 	const s = await d.httpLogin(k, env.adminKey, { rec });
 
-	const by = await d.pinWorkers(k, s.cookie, { per: 3, rec });
+	const t0 = Date.now();
+	const by = await d.pinBothWorkers(k, s.cookie, { per: 3, rec });
+	console.log(`# sockets pinned on both workers in ${Date.now() - t0} ms`);
 	const [A, B] = Object.keys(by).map(Number).sort();
 	const onWorker = { [A]: [], [B]: [] };
 	for (const [w, p] of [[A, by[A][0]], [B, by[B][0]], [B, by[B][1]]]) {

@@ -918,6 +918,39 @@ oauth_path_get_walks_objects(void **state)
 	yajl_tree_free(root);
 }
 
+/* Strings C cannot hold, and bytes that are not strict UTF-8. */
+static void
+json_parse_refuses_nul_escapes_and_bad_utf8(void **state)
+{
+	static const char	*bad[] = {
+		"{\"a\":\"x\\u0000y\"}",		/* NUL escape */
+		"{\"a\":\"\\ud800\"}",		/* lone high surrogate */
+		"{\"a\":\"\\udc00x\"}",		/* lone low surrogate */
+		"{\"a\":\"\\ud800\\u0041\"}",	/* unpaired */
+		"{\"a\":\"\xc0\xaf\"}",		/* overlong '/' */
+		"{\"a\":\"\xed\xa0\x80\"}",	/* encoded surrogate */
+		"{\"a\":\"\xf4\x90\x80\x80\"}",	/* above U+10FFFF */
+		"{\"a\":\"\xe2\x82\"}",		/* truncated */
+		"{\"a\":\"\x80\"}",			/* lone continuation */
+	};
+	static const char	*good[] = {
+		"{\"a\":\"\\ud83d\\ude00 caf\xc3\xa9 \xe2\x82\xac\"}",
+		"{\"a\":\"back\\\\u0000slash\"}",	/* escaped backslash */
+		"{\"a\":\"\xf0\x9f\x98\x80\"}",
+	};
+	yajl_val		v;
+	size_t			i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_null(oauth_json_parse(bad[i], strlen(bad[i])));
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		v = oauth_json_parse(good[i], strlen(good[i]));
+		assert_non_null(v);
+		yajl_tree_free(v);
+	}
+}
+
 int
 main(void)
 {
@@ -944,6 +977,7 @@ main(void)
 		cmocka_unit_test(oauth_errors_never_contain_token_or_body),
 		cmocka_unit_test(oauth_normalises_token_type),
 		cmocka_unit_test(oauth_path_get_walks_objects),
+		cmocka_unit_test(json_parse_refuses_nul_escapes_and_bad_utf8),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

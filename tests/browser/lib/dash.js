@@ -26,6 +26,8 @@ const WebSocket = require('ws');
 
 const h = require('../../integration/lib');
 
+const { sleep } = h;
+
 const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
 const CHROMIUM = process.env.KILN_CHROMIUM || '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu',
@@ -282,6 +284,7 @@ class DashClient {
 		this.shutdown = null;
 		this.closed = null;
 		this.gens = {};		/* name -> Set of generations seen */
+		this.genAt = {};	/* name -> Map generation -> first seen */
 		this.waiters = new Set();
 		this.openedAt = Date.now();
 		ws.on('message', (data) => this.onMessage(data.toString()));
@@ -310,8 +313,13 @@ class DashClient {
 			if (m.target === 'tokens') {
 				for (const [n, r] of Object.entries(
 				    tokenRows(m.html))) {
-					if (!this.gens[n])
+					if (!this.gens[n]) {
 						this.gens[n] = new Set();
+						this.genAt[n] = new Map();
+					}
+					if (!this.gens[n].has(r.gen))
+						this.genAt[n].set(r.gen,
+						    Date.now());
 					this.gens[n].add(r.gen);
 				}
 			}
@@ -449,40 +457,122 @@ class Pinned {
 	}
 }
 
+/* GET /dashboard on a new pinned connection: {w, p}, or null (not 200). */
+async function pinOne(k, cookie, rec = null)
+{
+	const p = await pinned(k.port);
+	const r = await p.request('GET', '/dashboard',
+	    { headers: { Cookie: cookie } });
+	if (r.status !== 200) {
+		p.sock.destroy();
+		return null;
+	}
+	if (rec !== null)
+		rec.add(r.text, 'GET /dashboard (pinned)');
+	const w = pageWorker(r.text);
+	assert.ok(w !== null, 'the page names its worker');
+	return { w, p };
+}
+
 /*
- * Pinned connections with GET /dashboard on each, until every one of the
- * `workers` workers holds `per` of them: {workerId: [Pinned...]}.
+ * Kore 4.1 hands out connections through an accept lock that a worker
+ * keeps until it is busy (worker_max_connections connections or
+ * http_request_limit requests in flight), so under a light load every
+ * connection goes to the same worker. To reach another one, hold
+ * http_request_limit (1000) requests open on the worker that accepts
+ * (POSTs whose body never comes) until a new connection lands elsewhere.
+ * Returns {held, pin: {w, p}}; held.release() lets the requests go (the
+ * other worker keeps accepting).
  */
-async function pinWorkers(k, cookie, { per = 2, workers = 2, tries = 300,
-    rec = null } = {})
+async function switchAcceptor(k, cookie, { hold = 1000, rec = null,
+    timeout = 8000 } = {})
+{
+	const probe = await pinOne(k, cookie, rec);
+	assert.ok(probe, 'GET /dashboard on a pinned connection');
+	probe.p.sock.destroy();
+	const held = holdRequests(k);
+	const deadline = Date.now() + timeout;
+	await held.more(hold);
+	while (Date.now() < deadline) {
+		const x = await pinOne(k, cookie, rec);
+		if (x !== null && x.w !== probe.w)
+			return { held, pin: x, from: probe.w };
+		if (x !== null)
+			x.p.sock.destroy();
+		await held.more(50);
+	}
+	held.release();
+	assert.fail(`no connection reached a worker other than ${probe.w} ` +
+	    `(held ${held.count()} requests)`);
+}
+
+/*
+ * `per` pinned connections on each of two workers, each having answered
+ * GET /dashboard ("worker N"): {workerId: [Pinned...]}.
+ */
+async function pinBothWorkers(k, cookie, { per = 2, rec = null } = {})
 {
 	const by = {};
-	const extra = [];
-	const full = () => Object.keys(by).length === workers &&
-	    Object.values(by).every((l) => l.length >= per);
-	for (let i = 0; i < tries && !full(); i++) {
-		const p = await pinned(k.port);
-		const r = await p.request('GET', '/dashboard',
-		    { headers: { Cookie: cookie } });
-		assert.equal(r.status, 200, `GET /dashboard: ${r.status}`);
-		if (rec !== null)
-			rec.add(r.text, 'GET /dashboard (pinned)');
-		const w = pageWorker(r.text);
-		assert.ok(w !== null, 'the page names its worker');
-		if ((by[w] = by[w] || []).length < per) {
-			by[w].push(p);
-		} else {
-			/* kept open for now: the next connection tends to
-			 * go to the other worker */
-			extra.push(p);
-		}
+	const first = await pinOne(k, cookie, rec);
+	assert.ok(first, 'GET /dashboard on a pinned connection');
+	by[first.w] = [first.p];
+	while (by[first.w].length < per) {
+		const x = await pinOne(k, cookie, rec);
+		assert.ok(x && x.w === first.w, 'one worker accepts at a time');
+		by[first.w].push(x.p);
 	}
-	for (const p of extra)
-		p.sock.destroy();
-	assert.ok(full(), `${per} connections on each of ${workers} workers ` +
-	    `(got ${JSON.stringify(Object.fromEntries(Object.entries(by)
-	    .map(([w, l]) => [w, l.length])))})`);
+	const { held, pin } = await switchAcceptor(k, cookie, { rec });
+	try {
+		by[pin.w] = [pin.p];
+		while (by[pin.w].length < per) {
+			const x = await pinOne(k, cookie, rec);
+			assert.ok(x && x.w === pin.w, 'the second worker accepts');
+			by[pin.w].push(x.p);
+		}
+	} finally {
+		held.release();
+	}
 	return by;
+}
+
+/*
+ * Requests held open (headers of a POST whose body never comes), to make
+ * the worker that accepts them busy: {more(n), count(), release()}.
+ */
+function holdRequests(k)
+{
+	const held = [];
+	const one = () => new Promise((resolve) => {
+		const s = net.connect({ host: '127.0.0.1', port: k.port });
+		s.on('error', () => resolve());
+		s.on('connect', () => {
+			s.write('POST /dashboard/login HTTP/1.1\r\n' +
+			    `Host: 127.0.0.1:${k.port}\r\n` +
+			    'Content-Type: application/x-www-form-urlencoded\r\n' +
+			    'Content-Length: 1000\r\n\r\n');
+			resolve();
+		});
+		held.push(s);
+	});
+	const release = () => {
+		for (const s of held.splice(0))
+			s.destroy();
+	};
+	procs().onCleanup(release);
+	return {
+		async more(n)
+		{
+			for (let i = 0; i < n; i += 100) {
+				const batch = [];
+				for (let j = i; j < Math.min(n, i + 100); j++)
+					batch.push(one());
+				await Promise.all(batch);
+			}
+			await sleep(50);
+		},
+		count: () => held.length,
+		release,
+	};
 }
 
 /* Debian's chromium, headless, closed in the file's after(). */
@@ -641,7 +731,9 @@ module.exports = {
 	clientFigures,
 	wsClient,
 	pinned,
-	pinWorkers,
+	pinBothWorkers,
+	switchAcceptor,
+	holdRequests,
 	launch,
 	watchPage,
 	browserLogin,
