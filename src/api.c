@@ -598,7 +598,8 @@ api_body_json(struct http_request *req, yajl_val *root)
 	struct kore_buf		buf;
 	const char		*ctype;
 	ssize_t			n;
-	char			chunk[4096];
+	int			check;
+	char			chunk[4096], key[65], msg[160];
 
 	*root = NULL;
 	if (!http_request_header(req, "content-type", &ctype) ||
@@ -628,12 +629,22 @@ api_body_json(struct http_request *req, yajl_val *root)
 		kore_buf_append(&buf, chunk, n);
 	}
 
-	*root = oauth_json_parse((const char *)buf.data, buf.offset);
+	check = oauth_json_check((const char *)buf.data, buf.offset, key,
+	    sizeof(key));
+	if (check == JSON_OK)
+		*root = oauth_json_parse((const char *)buf.data, buf.offset);
 	OPENSSL_cleanse(buf.data, buf.offset);
 	kore_buf_cleanup(&buf);
 
+	if (check == JSON_BAD_ESCAPE) {
+		(void)snprintf(msg, sizeof(msg), "%s: must not contain "
+		    "\\u0000 or unpaired surrogates", key[0] ? key : "body");
+		api_error(req, 422, "invalid_field", msg);
+		return (KORE_RESULT_ERROR);
+	}
 	if (*root == NULL) {
-		api_error(req, 400, "bad_request", "body is not valid JSON");
+		api_error(req, 400, "bad_request", check == JSON_BAD_UTF8 ?
+		    "body is not valid UTF-8" : "body is not valid JSON");
 		return (KORE_RESULT_ERROR);
 	}
 

@@ -129,6 +129,10 @@ int	oauth_parse(const struct source *, const char *, size_t, int64_t,
 void	oauth_answer_free(struct oauth_answer *);
 int	oauth_jwt_exp(const char *, int64_t *);
 yajl_val	oauth_json_parse(const char *, size_t);
+#define JSON_OK			0
+#define JSON_BAD_UTF8		1
+#define JSON_BAD_ESCAPE		2
+int	oauth_json_check(const char *, size_t, char *, size_t);
 int	oauth_b64url_decode(const char *, size_t, u_int8_t **, size_t *);
 yajl_val	oauth_path_get(yajl_val, const char *);
 

@@ -56,7 +56,6 @@ static int	expires_at_value(yajl_val, int64_t *);
 static void	answer_wipe(const struct source *, yajl_val);
 static yajl_val	json_parse(const char *, size_t);
 static int	json_depth_ok(const char *, size_t);
-static int	json_text_ok(const char *, size_t);
 static int	utf8_len(const unsigned char *, size_t);
 static int	hex4(const char *, size_t, u_int32_t *);
 static int	b64url_value(int);
@@ -183,7 +182,8 @@ oauth_answer_free(struct oauth_answer *ans)
 yajl_val
 oauth_json_parse(const char *data, size_t len)
 {
-	if (!json_depth_ok(data, len) || !json_text_ok(data, len))
+	if (!json_depth_ok(data, len) ||
+	    oauth_json_check(data, len, NULL, 0) != JSON_OK)
 		return (NULL);
 
 	return (json_parse(data, len));
@@ -759,25 +759,40 @@ json_parse(const char *data, size_t len)
 /*
  * Refuse what yajl would let through and C strings cannot hold: bytes
  * that are not strict UTF-8 (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF), a \u0000 escape (it would cut the string
- * short), and surrogate escapes that do not pair.
+ * nothing above U+10FFFF): JSON_BAD_UTF8; a \\u0000 escape (it would cut
+ * the string short) or surrogate escapes that do not pair:
+ * JSON_BAD_ESCAPE, with the key of the member it sits in copied to key.
  */
-static int
-json_text_ok(const char *data, size_t len)
+int
+oauth_json_check(const char *data, size_t len, char *key, size_t keylen)
 {
 	const unsigned char	*p = (const unsigned char *)data;
 	u_int32_t		cp, lo;
-	size_t			i;
+	size_t			i, start, k;
 	int			n, instr;
 
 	instr = 0;
+	start = 0;
+	if (keylen > 0)
+		key[0] = '\0';
+
 	for (i = 0; i < len; i += n) {
 		if ((n = utf8_len(p + i, len - i)) == 0)
-			return (0);
+			return (JSON_BAD_UTF8);
 		if (n > 1)
 			continue;
 		if (!instr) {
-			instr = p[i] == '"';
+			if (p[i] == '"') {
+				instr = 1;
+				start = i + 1;
+			} else if (p[i] == ':' && keylen > 0) {
+				/* The string before it was a key. */
+				for (k = 0; k + 1 < keylen && start + k < len &&
+				    p[start + k] != '"'; k++)
+					key[k] = p[start + k] < 0x20 ? '?' :
+					    p[start + k];
+				key[k] = '\0';
+			}
 			continue;
 		}
 		if (p[i] == '"') {
@@ -787,27 +802,27 @@ json_text_ok(const char *data, size_t len)
 		if (p[i] != '\\')
 			continue;
 		if (i + 1 >= len)
-			return (0);
+			return (JSON_BAD_UTF8);
 		if (p[i + 1] != 'u') {
 			n = 2;
 			continue;
 		}
 		if (!hex4(data + i + 2, len - i - 2, &cp) || cp == 0)
-			return (0);
+			return (JSON_BAD_ESCAPE);
 		n = 6;
 		if (cp >= 0xdc00 && cp <= 0xdfff)
-			return (0);
+			return (JSON_BAD_ESCAPE);
 		if (cp >= 0xd800 && cp <= 0xdbff) {
 			if (i + 12 > len || p[i + 6] != '\\' ||
 			    p[i + 7] != 'u' ||
 			    !hex4(data + i + 8, len - i - 8, &lo) ||
 			    lo < 0xdc00 || lo > 0xdfff)
-				return (0);
+				return (JSON_BAD_ESCAPE);
 			n = 12;
 		}
 	}
 
-	return (1);
+	return (JSON_OK);
 }
 
 /* Length of the UTF-8 sequence at p, 0 if it is not strict UTF-8. */
