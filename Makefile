@@ -5,7 +5,8 @@ BUILD		:= .build/$(FLAVOR)/kiln
 DEBS		:= kore libyajl-dev libcurl4-openssl-dev libpq-dev libssl-dev \
 		   libcmocka-dev postgresql postgresql-contrib nodejs npm \
 		   ca-certificates curl procps
-SRCS		:= $(wildcard src/*.c src/*.h) conf/build.conf conf/kiln.conf
+SRCS		:= $(wildcard src/*.c src/*.h assets/*) conf/build.conf \
+		   conf/kiln.conf
 KORE_SRC	:= .build/kore-src
 KORE_STAMP	:= $(KORE_SRC)/.kiln-patches
 PATCHES		:= $(sort $(wildcard conf/patches/*.patch))

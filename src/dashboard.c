@@ -36,6 +36,7 @@
 #define DASH_DIRTY_MS		100
 #define DASH_WINDOW		60
 #define DASH_RECONNECT_S	2
+#define DASH_PING_TICKS		30
 
 struct dash_client {
 	struct connection		*c;
@@ -61,6 +62,7 @@ static struct {
 	u_int64_t			last_lat[SHARED_BUCKETS + 1];
 	int				slot;
 	int				sampled;
+	u_int64_t			ticks;
 } dash;
 
 static void	dash_tick(void *, u_int64_t);
@@ -69,6 +71,7 @@ static void	dash_sample(void);
 static void	dash_history_loaded(struct kore_pgsql *, void *, int);
 static void	dash_push(const char *, struct kore_buf *);
 static void	dash_push_all(int);
+static void	dash_push_to(struct dash_client *);
 static void	dash_send(struct connection *, const char *, struct kore_buf *);
 static void	dash_render(const char *, struct kore_buf *);
 static void	render_tokens(struct kore_buf *, int, const char *);
@@ -347,7 +350,7 @@ dash_ws_connect(struct connection *c)
 	/* A new (or reconnected) page gets the whole state at once. */
 	if (dash.history.offset > 0)
 		dash_send(c, "history", &dash.history);
-	dash_push_all(0);
+	dash_push_to(dc);
 }
 
 void
@@ -373,9 +376,23 @@ dash_ws_disconnect(struct connection *c)
 static void
 dash_tick(void *unused, u_int64_t unused2)
 {
+	static const u_int8_t	nothing[1];
+	struct dash_client	*dc;
+
 	dash_sample();
-	if (dash.count > 0)
-		dash_push_all(1);
+	if (dash.count == 0)
+		return;
+	dash_push_all(1);
+
+	/*
+	 * Kore's idle timer counts only what the peer sends: ping, so the
+	 * browser's pong keeps a quiet page connected.
+	 */
+	if (++dash.ticks % DASH_PING_TICKS == 0) {
+		TAILQ_FOREACH(dc, &dash.clients, list)
+			kore_websocket_send(dc->c, WEBSOCKET_OP_PING,
+			    nothing, 0);
+	}
 }
 
 static void
@@ -401,6 +418,27 @@ dash_history_loaded(struct kore_pgsql *sql, void *arg, int ok)
 		dash_push("history", &dash.history);
 		dash_push_all(1);
 	}
+}
+
+/* Every live fragment to one socket. */
+static void
+dash_push_to(struct dash_client *dc)
+{
+	static const char	*targets[] = { "traffic", "upstream", "alerts",
+				    "clients", NULL };
+	struct kore_buf		buf;
+	int			i;
+
+	kore_buf_init(&buf, 8192);
+	render_tokens(&buf, auth_session_role(dc->session),
+	    auth_session_csrf(dc->session));
+	dash_send(dc->c, "tokens", &buf);
+	for (i = 0; targets[i] != NULL; i++) {
+		kore_buf_reset(&buf);
+		dash_render(targets[i], &buf);
+		dash_send(dc->c, targets[i], &buf);
+	}
+	kore_buf_cleanup(&buf);
 }
 
 /* Every live fragment to every socket. */
@@ -896,8 +934,11 @@ dash_session(struct http_request *req, struct api_state *st)
 	struct api_pending	*p;
 	char			*cookie, hash[AUTH_HASH_LEN + 1];
 
-	if (st->stage == 1)
+	/* Back from the database look-up: the table is fresh now. */
+	if (st->stage == 1) {
+		(void)auth_session(req, &st->principal);
 		return (KORE_RESULT_OK);
+	}
 	st->stage = 1;
 
 	if (auth_session(req, &st->principal) == KORE_RESULT_OK &&

@@ -143,12 +143,12 @@ test('"Refresh now" changes the generation and the history within 2 s',
     async () => {
 	const { page, w } = S.main;
 	const g0 = (await d.pageRows(page)).alpha.gen;
+	const t0 = Date.now();
 	const [resp] = await Promise.all([
 		page.waitForResponse((r) => r.url().endsWith(
 		    '/api/tokens/alpha/refresh'), { timeout: 5000 }),
 		page.click('tr[data-token="alpha"] button:has-text("Refresh now")'),
 	]);
-	const t0 = Date.now();
 	assert.equal(resp.status(), 202, 'the admin API accepted it');
 	const req = resp.request();
 	assert.equal(req.method(), 'POST');
@@ -168,7 +168,8 @@ test('"Refresh now" changes the generation and the history within 2 s',
 				return true;
 		}
 		return false;
-	}, g0, { timeout: 2000, polling: 50 });
+	}, g0, { timeout: Math.max(1, 2000 - (Date.now() - t0)),
+	    polling: 50 });
 	const ms = Date.now() - t0;
 	const rows = await d.pageRows(page);
 	assert.equal(rows.alpha.gen, g0 + 1, 'one new generation');
@@ -183,7 +184,7 @@ test('"Refresh now" changes the generation and the history within 2 s',
 	await notReloaded(page, w, S.main.navs);
 	S.refreshMs = ms;
 	console.log(`# refresh now -> generation and history on the page ` +
-	    `${ms} ms after the API answered`);
+	    `${ms} ms after the click`);
 });
 
 test('an upstream that starts failing turns the token failing and raises ' +

@@ -234,6 +234,15 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 			for (const pr of S.probes) {
 				const byProbe = mine.filter((x) => x.inst ===
 				    pr.inst && x.worker === pr.worker);
+				/* a worker never goes back to an older token */
+				for (let i = 1; i < byProbe.length; i++) {
+					if (byProbe[i].gen < byProbe[i - 1].gen)
+						stale.push(`${src} inst ${pr.inst} worker ` +
+						    `${pr.worker}: went back from gen ` +
+						    `${byProbe[i - 1].gen} to ` +
+						    `${byProbe[i].gen} at ` +
+						    new Date(byProbe[i].at).toISOString());
+				}
 				assert.ok(byProbe.length > 100,
 				    `${src}: probe ${pr.inst}/${pr.worker} ` +
 				    `answered ${byProbe.length} times`);
@@ -245,6 +254,9 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 		console.log('# three instances:', JSON.stringify(report),
 		    `answers ${seen.length}, elapsed ${elapsed} ms, worst ` +
 		    `observed lag ${Math.round(worstLag)} ms`);
+		if (stale.length > 0)
+			console.log(`# stale answers:\n# ${stale.slice(0, 20)
+			    .join('\n# ')}`);
 		assert.deepEqual(stale.slice(0, 10), [],
 		    `${stale.length} stale answers`);
 		for (const k of S.k) {
@@ -256,6 +268,7 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 	it('propagation_p99_100_refreshes', { timeout: 240000 }, async () => {
 		const lat = [];		/* commit -> all workers serve */
 		const spread = [];	/* first worker -> all workers serve */
+		const regress = [];
 		const rows = [];
 		let gen = (await S.probes[0].prop.get(
 		    '/api/tokens/prop/current-token')).json.generation;
@@ -279,6 +292,10 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 						    'one generation per refresh');
 						return q.at;
 					}
+					if (q.json.generation < gen)
+						regress.push(`probe ${pr.inst}/` +
+						    `${pr.worker} served gen ` +
+						    `${q.json.generation} after ${gen}`);
 					if (Date.now() - t0 > 10000)
 						throw new Error(`probe ${pr.inst}/` +
 						    `${pr.worker}: generation ${want} ` +
@@ -287,7 +304,7 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 				}
 			}));
 			rows.push({ gen: want, first: Math.min(...firstSeen),
-			    last: Math.max(...firstSeen),
+			    last: Math.max(...firstSeen), seen: firstSeen,
 			    target: `${target.inst}/${target.worker}` });
 			gen = want;
 			await h.sleep(50);
@@ -296,6 +313,7 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 		const byGen = new Map(ev.filter((e) => e.outcome === 'success')
 		    .map((e) => [Number(e.generation), e]));
 		const owners = new Set();
+		const slow = [];
 		for (const r of rows) {
 			const e = byGen.get(r.gen);
 			assert.ok(e, `event for generation ${r.gen}`);
@@ -303,7 +321,20 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 			owners.add(e.owner.replace(/:[0-9a-f]{4}$/, ''));
 			lat.push(r.last - e.finished_ms);
 			spread.push(r.last - r.first);
+			if (r.last - e.finished_ms > PROPAGATION_MS) {
+				slow.push(`gen ${r.gen} (refreshed by ` +
+				    `${e.owner}, asked on ${r.target}): ` +
+				    S.probes.map((pr, j) => `${pr.inst}/` +
+				    `${pr.worker} +${Math.round(r.seen[j] -
+				    e.finished_ms)}`).join(' '));
+			}
 		}
+		if (slow.length > 0)
+			console.log(`# slow propagations:\n# ${slow.join('\n# ')}`);
+		if (regress.length > 0)
+			console.log(`# went back:\n# ${regress.slice(0, 20)
+			    .join('\n# ')}`);
+		assert.deepEqual(regress.slice(0, 10), [], 'no worker went back');
 		const st = await S.propIdp.stats();
 		assert.equal(st.token_requests, 1 + REFRESHES,
 		    'one upstream request per refresh');
