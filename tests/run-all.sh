@@ -28,8 +28,10 @@ else
 	failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
 fi
 
-# node:test integration suites (spec reporter: "ℹ pass N" ...).
-bash tests/run-integration.sh 2>&1 | tee "$out/it.log"
+# node:test suites: integration, then the browser (spec reporter:
+# "ℹ pass N" ...).
+bash tests/run-integration.sh tests/integration/ tests/browser/ 2>&1 |
+    tee "$out/it.log"
 count() {
 	grep -aE "^ℹ $1 [0-9]+" "$out/it.log" | tail -n 1 |
 	    sed -E "s/^ℹ $1 ([0-9]+).*/\1/"
