@@ -11,6 +11,11 @@ KORE_SRC	:= .build/kore-src
 KORE_STAMP	:= $(KORE_SRC)/.kiln-patches
 PATCHES		:= $(sort $(wildcard conf/patches/*.patch))
 
+# ./kiln is of one flavor at a time: another flavor rebuilds it.
+ifneq ($(shell cat .build/flavor 2>/dev/null),$(FLAVOR))
+$(shell mkdir -p .build && echo $(FLAVOR) > .build/flavor && rm -f kiln)
+endif
+
 .PHONY: all deps deps-apt deps-npm build run test test-unit \
 	test-integration asan clean
 
@@ -60,9 +65,12 @@ test: deps
 test-unit:
 	$(MAKE) -C tests/unit check
 
-asan:
-	$(MAKE) --no-print-directory FLAVOR=asan clean build
-	SAN=1 bash tests/run-all.sh
+# The whole suite against the ASan+UBSan flavor (sanitizer reports in any
+# kiln log count as failures), then back to the dev flavor.
+asan: deps
+	$(MAKE) --no-print-directory FLAVOR=asan build
+	SAN=1 bash tests/run-all.sh; rc=$$?; \
+	    $(MAKE) --no-print-directory FLAVOR=dev build >/dev/null; exit $$rc
 
 clean:
 	rm -rf .build kiln tests/unit/build

@@ -28,6 +28,14 @@ else
 	failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
 fi
 
+# Under the sanitizers a report aborts a worker, which Kore restarts:
+# make every report count.
+if [ "${SAN:-0}" = 1 ]; then
+	export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	touch "$out/start"
+fi
+
 # node:test suites: integration, then the browser (spec reporter:
 # "ℹ pass N" ...).
 bash tests/run-integration.sh tests/integration/ tests/browser/ 2>&1 |
@@ -46,6 +54,19 @@ else
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + ${s:-0}))
+fi
+
+if [ "${SAN:-0}" = 1 ]; then
+	reports=$(find tests/integration/tmp -name kiln.log -newer "$out/start" \
+	    -exec grep -lE "runtime error|AddressSanitizer|LeakSanitizer" {} + |
+	    wc -l)
+	echo "sanitizers: $reports kiln logs with a report"
+	if [ "$reports" -gt 0 ]; then
+		find tests/integration/tmp -name kiln.log -newer "$out/start" \
+		    -exec grep -hE -A5 "runtime error|AddressSanitizer" {} + |
+		    head -40
+		failed=$((failed + 1))
+	fi
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
