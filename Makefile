@@ -4,7 +4,8 @@ FLAVOR		?= dev
 BUILD		:= .build/$(FLAVOR)/kiln
 DEBS		:= kore libyajl-dev libcurl4-openssl-dev libpq-dev libssl-dev \
 		   libcmocka-dev postgresql postgresql-contrib nodejs npm \
-		   ca-certificates curl procps
+		   ca-certificates curl procps chromium clang \
+		   libclang-rt-14-dev
 SRCS		:= $(wildcard src/*.c src/*.h assets/*) conf/build.conf \
 		   conf/kiln.conf
 KORE_SRC	:= .build/kore-src
@@ -17,7 +18,9 @@ $(shell mkdir -p .build && echo $(FLAVOR) > .build/flavor && rm -f kiln)
 endif
 
 .PHONY: all deps deps-apt deps-npm build run test test-unit \
-	test-integration asan clean
+	test-integration test-fuzz fuzz bench asan clean
+
+FUZZ_SECONDS	?= 60
 
 all: build
 
@@ -62,6 +65,14 @@ test: deps
 	$(MAKE) --no-print-directory build
 	bash tests/run-all.sh
 
+# libFuzzer harnesses of the parsers: a short smoke in `make test`, a
+# bounded run here (FUZZ_SECONDS each; FUZZ_RUNS=N for a count instead).
+fuzz: deps
+	$(MAKE) --no-print-directory -C tests/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+test-fuzz:
+	$(MAKE) --no-print-directory -C tests/fuzz smoke
+
 test-unit:
 	$(MAKE) -C tests/unit check
 
@@ -73,4 +84,4 @@ asan: deps
 	    $(MAKE) --no-print-directory FLAVOR=dev build >/dev/null; exit $$rc
 
 clean:
-	rm -rf .build kiln tests/unit/build
+	rm -rf .build kiln tests/unit/build tests/fuzz/build

@@ -155,6 +155,18 @@ function generationOf(r)
 async function boot(o)
 {
 	const port = Number(o.port);
+	const deadline = now() + Number(o.timeout || 30000);
+
+	/* A leftover server on the port would answer for us. */
+	try {
+		(await new Conn(port).open()).close();
+		console.log(JSON.stringify({ boot_ms: null,
+		    error: `port ${port} is already in use` }));
+		process.exit(1);
+	} catch (e) {
+		/* free: good */
+	}
+
 	const log = fs.openSync(o.log, 'a');
 	const t0 = now();
 	const child = spawn(o.cmd[0], o.cmd.slice(1), {
@@ -165,9 +177,9 @@ async function boot(o)
 	child.on('exit', (c, s) => {
 		exited = c ?? s;
 	});
-	const deadline = t0 + Number(o.timeout || 30000);
 	let tcp = null;
 	let attempts = 0;
+	let last = null;
 
 	while (now() < deadline && exited === null) {
 		let c;
@@ -181,7 +193,7 @@ async function boot(o)
 		if (tcp === null)
 			tcp = now() - t0;
 		try {
-			for (;;) {
+			while (now() < deadline && exited === null) {
 				const r = await c.request('GET', o.path);
 				if (r.status === 200) {
 					const ms = r.at - t0;
@@ -191,14 +203,16 @@ async function boot(o)
 					    listen_ms: tcp, attempts }));
 					process.exit(0);
 				}
+				last = r.status;
 				await sleep(1);
 			}
 		} catch (e) {
-			c.close();
-			await sleep(1);
+			/* closed: connect again */
 		}
+		c.close();
+		await sleep(1);
 	}
-	console.log(JSON.stringify({ boot_ms: null, exited,
+	console.log(JSON.stringify({ boot_ms: null, exited, last_status: last,
 	    error: 'no 200 before the deadline' }));
 	child.unref();
 	process.exit(1);

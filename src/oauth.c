@@ -136,7 +136,8 @@ oauth_parse(const struct source *src, const char *body, size_t len,
 		return (KORE_RESULT_ERROR);
 	}
 
-	if ((root = json_parse(body, len)) == NULL || !YAJL_IS_OBJECT(root)) {
+	if (oauth_json_check(body, len, NULL, 0) != JSON_OK ||
+	    (root = json_parse(body, len)) == NULL || !YAJL_IS_OBJECT(root)) {
 		seterr(err, errlen, "answer is not JSON");
 		goto cleanup;
 	}
@@ -769,9 +770,10 @@ oauth_json_check(const char *data, size_t len, char *key, size_t keylen)
 	const unsigned char	*p = (const unsigned char *)data;
 	u_int32_t		cp, lo;
 	size_t			i, start, k;
-	int			n, instr;
+	int			n, instr, comment;
 
 	instr = 0;
+	comment = 0;
 	start = 0;
 	if (keylen > 0)
 		key[0] = '\0';
@@ -781,6 +783,25 @@ oauth_json_check(const char *data, size_t len, char *key, size_t keylen)
 			return (JSON_BAD_UTF8);
 		if (n > 1)
 			continue;
+		/* yajl_tree_parse allows comments: quotes in them are not. */
+		if (comment == '*') {
+			if (p[i] == '*' && i + 1 < len && p[i + 1] == '/') {
+				comment = 0;
+				n = 2;
+			}
+			continue;
+		}
+		if (comment == '/') {
+			if (p[i] == '\n')
+				comment = 0;
+			continue;
+		}
+		if (!instr && p[i] == '/' && i + 1 < len &&
+		    (p[i + 1] == '*' || p[i + 1] == '/')) {
+			comment = p[i + 1];
+			n = 2;
+			continue;
+		}
 		if (!instr) {
 			if (p[i] == '"') {
 				instr = 1;
@@ -964,6 +985,12 @@ oauth_b64url_decode(const char *in, size_t len, u_int8_t **out,
 			buf[n++] = (u_int8_t)(acc >> bits);
 			acc &= (1U << bits) - 1;
 		}
+	}
+
+	/* Canonical only: one spelling per value (a JWT is not malleable). */
+	if (acc != 0) {
+		free(buf);
+		return (KORE_RESULT_ERROR);
 	}
 
 	*out = buf;

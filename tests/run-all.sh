@@ -28,6 +28,19 @@ else
 	failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
 fi
 
+# libFuzzer smoke of the parsers: one check per harness.
+make --no-print-directory -C tests/fuzz smoke 2>&1 | tee "$out/fuzz.log"
+line=$(grep -E '^fuzz: [0-9]+ harnesses' "$out/fuzz.log" | tail -n 1)
+if [ -z "$line" ]; then
+	echo "run-all: fuzz smoke did not report" >&2
+	failed=$((failed + 1))
+else
+	h=$(echo "$line" | sed -E 's/fuzz: ([0-9]+) harnesses.*/\1/')
+	c=$(echo "$line" | sed -E 's/.* ([0-9]+) crashes.*/\1/')
+	passed=$((passed + h - c))
+	failed=$((failed + c))
+fi
+
 # Under the sanitizers a report aborts a worker, which Kore restarts:
 # make every report count.
 if [ "${SAN:-0}" = 1 ]; then

@@ -5,10 +5,13 @@
 #ifndef __H_FUZZ_H
 #define __H_FUZZ_H
 
+#include <sys/types.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
 /* The nesting bound oauth_json_parse promises (OAUTH_DEPTH_MAX). */
@@ -79,6 +82,82 @@ fuzz_printable(const char *s)
 	}
 
 	return (1);
+}
+
+/* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static inline int
+fuzz_utf8_strict(const unsigned char *s, size_t len)
+{
+	size_t		i, n, k;
+	u_int32_t	cp, min;
+
+	for (i = 0; i < len; i += n) {
+		if (s[i] < 0x80) {
+			n = 1;
+			continue;
+		}
+		if ((s[i] & 0xe0) == 0xc0) {
+			n = 2;
+			min = 0x80;
+		} else if ((s[i] & 0xf0) == 0xe0) {
+			n = 3;
+			min = 0x800;
+		} else if ((s[i] & 0xf8) == 0xf0) {
+			n = 4;
+			min = 0x10000;
+		} else {
+			return (0);
+		}
+		if (n > len - i)
+			return (0);
+		cp = s[i] & (0xff >> (n + 1));
+		for (k = 1; k < n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return (0);
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return (0);
+	}
+
+	return (1);
+}
+
+static inline int
+fuzz_string_cb(void *ctx, const unsigned char *s, size_t len)
+{
+	if (memchr(s, '\0', len) != NULL || !fuzz_utf8_strict(s, len))
+		*(int *)ctx = 0;
+
+	return (1);
+}
+
+/*
+ * What oauth_json_parse accepts holds no string C cannot (a NUL from
+ * \u0000) and no bytes that are not strict UTF-8 (unpaired surrogate
+ * escapes). yajl's callback parser sees each string with its length;
+ * comments are allowed as yajl_tree_parse allows them.
+ */
+static inline int
+fuzz_json_strings_ok(const char *data, size_t len)
+{
+	yajl_callbacks	cb;
+	yajl_handle	h;
+	int		ok;
+
+	memset(&cb, 0, sizeof(cb));
+	cb.yajl_string = fuzz_string_cb;
+	cb.yajl_map_key = fuzz_string_cb;
+
+	ok = 1;
+	if ((h = yajl_alloc(&cb, NULL, &ok)) == NULL)
+		abort();
+	(void)yajl_config(h, yajl_allow_comments, 1);
+	(void)yajl_parse(h, (const unsigned char *)data, len);
+	(void)yajl_complete_parse(h);
+	yajl_free(h);
+
+	return (ok);
 }
 
 #endif /* !__H_FUZZ_H */

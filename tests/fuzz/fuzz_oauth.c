@@ -208,6 +208,7 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 
 	if ((root = oauth_json_parse(body, blen)) != NULL) {
 		FUZZ_CHECK(fuzz_tree_depth(root) <= FUZZ_DEPTH_MAX);
+		FUZZ_CHECK(fuzz_json_strings_ok(body, blen));
 		if (tp != NULL)
 			FUZZ_CHECK(oauth_path_get(root, tp) ==
 			    path_reference(root, tp));

@@ -225,6 +225,7 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		return (0);
 
 	FUZZ_CHECK(fuzz_tree_depth(root) <= FUZZ_DEPTH_MAX);
+	FUZZ_CHECK(fuzz_json_strings_ok((const char *)data, size));
 
 	env_in_input = memmem(data, size, ENV_VALUE,
 	    sizeof(ENV_VALUE) - 1) != NULL;

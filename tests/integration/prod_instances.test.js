@@ -96,6 +96,11 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 	it('three_instances_three_minutes_one_request_per_cycle',
 	    { timeout: RUN_MS + 120000 }, async () => {
 		const seen = [];		/* {src, sent, at, gen, fpr, ...} */
+		/* this process's own stalls, to tell them from the server's */
+		const lag = require('node:perf_hooks').monitorEventLoopDelay(
+		    { resolution: 20 });
+		lag.enable();
+		let slowest = 0;
 		const problems = [];
 		let stop = false;
 		const loops = S.probes.map(async (pr) => {
@@ -105,12 +110,16 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 					let r;
 					try {
 						r = await pr.cyc.get(`/api/tokens/${src}` +
-						    '/current-token', { timeout: 5000 });
+						    '/current-token', { timeout: 15000 });
 					} catch (e) {
 						problems.push(`${pr.inst}/${pr.worker} ` +
-						    `${src}: ${e.message}`);
+						    `${src}: ${e.message} (sent ` +
+						    `${new Date(sent).toISOString()}, this ` +
+						    'process stalled up to ' +
+						    `${Math.round(lag.max / 1e6)} ms)`);
 						return;
 					}
+					slowest = Math.max(slowest, r.ms);
 					if (r.status !== 200 || !r.json ||
 					    r.json.valid !== true) {
 						problems.push(`${pr.inst}/${pr.worker} ` +
@@ -253,7 +262,9 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 		}
 		console.log('# three instances:', JSON.stringify(report),
 		    `answers ${seen.length}, elapsed ${elapsed} ms, worst ` +
-		    `observed lag ${Math.round(worstLag)} ms`);
+		    `observed lag ${Math.round(worstLag)} ms, slowest answer ` +
+		    `${slowest} ms, this process stalled up to ` +
+		    `${Math.round(lag.max / 1e6)} ms`);
 		if (stale.length > 0)
 			console.log(`# stale answers:\n# ${stale.slice(0, 20)
 			    .join('\n# ')}`);

@@ -102,8 +102,7 @@ describe('TLS listener', () => {
 				    `SSL connection using TLSv${ver.replace('.',
 				    '\\.')}`), r.stderr);
 				assert.match(r.stderr, /SSL certificate verify ok/);
-				/* the server presented the key type asked for */
-				const key = type === 'rsa' ? /RSA/ : /EC|ECDSA|prime256v1/;
+				/* the certificate has the key type asked for */
 				const x = execFileSync('openssl', ['x509', '-noout',
 				    '-text', '-in', path.join(S.certs[type],
 				    'server.pem')]).toString();
@@ -113,7 +112,6 @@ describe('TLS listener', () => {
 					assert.match(r.stderr, type === 'rsa' ?
 					    /ECDHE-RSA|DHE-RSA/ : /ECDHE-ECDSA/,
 					    'TLS 1.2 cipher suite matches the key');
-				assert.ok(key);
 			});
 		}
 	}

@@ -951,6 +951,64 @@ json_parse_refuses_nul_escapes_and_bad_utf8(void **state)
 	}
 }
 
+/* A quote inside a comment must not hide an escape from the check. */
+static void
+json_parse_refuses_escapes_hidden_by_comments(void **state)
+{
+	static const char	*bad[] = {
+		"{\"a\":/*\"*/\"x\\u0000y\"}",
+		"{\"a\":/*\"*/\"\\ud800\"}",
+		"{\"a\"://\"\n\"\\udc00x\"}",
+		"/*\"*/{\"a\":\"\\u0000\"}",
+	};
+	static const char	*good[] = {
+		"/* \"\\u0000 */{\"a\":\"x\"} // \\ud800\"",
+		"{\"a\"/**/:/***/\"x\"}",
+		"{\"a\":\"/*\",\"b\":\"*/\"}",
+	};
+	yajl_val		v;
+	size_t			i;
+	char			key[65];
+
+	(void)state;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if ((v = oauth_json_parse(bad[i], strlen(bad[i]))) != NULL) {
+			yajl_tree_free(v);
+			fail_msg("accepted %s", bad[i]);
+		}
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		v = oauth_json_parse(good[i], strlen(good[i]));
+		if (v == NULL)
+			fail_msg("refused %s", good[i]);
+		yajl_tree_free(v);
+	}
+
+	/* The member is still named for the 422. */
+	assert_int_equal(oauth_json_check(bad[0], strlen(bad[0]), key,
+	    sizeof(key)), JSON_BAD_ESCAPE);
+	assert_string_equal(key, "a");
+}
+
+/* One spelling per value: leftover bits must be zero. */
+static void
+b64url_refuses_non_canonical_encodings(void **state)
+{
+	u_int8_t	*out;
+	size_t		len;
+
+	(void)state;
+	assert_int_equal(oauth_b64url_decode("QQ", 2, &out, &len), 1);
+	assert_int_equal(len, 1);
+	assert_int_equal(out[0], 'A');
+	free(out);
+	assert_int_equal(oauth_b64url_decode("QR", 2, &out, &len), 0);
+	assert_int_equal(oauth_b64url_decode("QUI", 3, &out, &len), 1);
+	free(out);
+	assert_int_equal(oauth_b64url_decode("QUJ", 3, &out, &len), 0);
+}
+
 int
 main(void)
 {
@@ -978,6 +1036,8 @@ main(void)
 		cmocka_unit_test(oauth_normalises_token_type),
 		cmocka_unit_test(oauth_path_get_walks_objects),
 		cmocka_unit_test(json_parse_refuses_nul_escapes_and_bad_utf8),
+		cmocka_unit_test(b64url_refuses_non_canonical_encodings),
+		cmocka_unit_test(json_parse_refuses_escapes_hidden_by_comments),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

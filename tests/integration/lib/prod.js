@@ -690,3 +690,91 @@ module.exports = {
 	tokenRow,
 	eventsMs,
 };
+
+/* State letter and CPU time (ms) of a pid from /proc, or null. */
+function procState(pid)
+{
+	try {
+		const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+		const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+		return { pid, state: f[0],
+		    cpuMs: (Number(f[11]) + Number(f[12])) * 10 };
+	} catch (e) {
+		return null;
+	}
+}
+
+/*
+ * Workers of k that burn CPU without pause (more than
+ * `busyMs` of CPU in `windowMs`): a worker stuck in a loop.
+ */
+async function spinningWorkers(k, { windowMs = 1000, busyMs = 300 } = {})
+{
+	const a = k.workerPids().map(procState).filter(Boolean);
+	await util.sleep(windowMs);
+	const out = [];
+	for (const x of a) {
+		const y = procState(x.pid);
+		if (y !== null && y.cpuMs - x.cpuMs >= busyMs)
+			out.push({ pid: x.pid, cpuMs: y.cpuMs - x.cpuMs,
+			    state: y.state });
+	}
+	return out;
+}
+
+/* Kore's lines about a worker that died and was restarted. */
+function workerDeaths(k)
+{
+	return k.logs().split('\n').filter((l) =>
+	    /\(hdlr: [^)]*\) gone|restarting worker|exited with status (?!0\b)/
+	    .test(l));
+}
+
+module.exports.procState = procState;
+module.exports.spinningWorkers = spinningWorkers;
+module.exports.workerDeaths = workerDeaths;
+
+/*
+ * A psql session that runs `sql` (e.g. BEGIN; LOCK TABLE ...) and keeps
+ * its transaction open until release(): queries of kiln that touch the
+ * locked tables wait, so they are surely in flight at a chosen moment.
+ */
+async function holdSession(db, sql)
+{
+	const { spawn } = require('node:child_process');
+	const { pgBin } = require('./pg');
+	const args = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', db.pg.sock,
+	    '-p', String(db.pg.port), '-U', 'postgres', '-d', db.name];
+	const exe = path.join(pgBin(), 'psql');
+	const [cmd, argv] = process.getuid() === 0 ?
+	    ['runuser', ['-u', 'postgres', '--', exe, ...args]] : [exe, args];
+	const c = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'],
+	    cwd: db.pg.root });
+	let out = '';
+	c.stdout.on('data', (d) => {
+		out += d;
+	});
+	c.stderr.on('data', (d) => {
+		out += d;
+	});
+	c.stdin.write(`${sql}\n\\echo LOCKED\n`);
+	await util.waitFor(() => out.includes('LOCKED'), { timeout: 10000,
+	    interval: 20, what: `psql: ${sql} (${out})` });
+	const release = () => new Promise((resolve) => {
+		if (c.exitCode !== null || c.signalCode !== null) {
+			resolve();
+			return;
+		}
+		c.once('exit', () => resolve());
+		try {
+			c.stdin.end('ROLLBACK;\n\\q\n');
+		} catch (e) {
+			c.kill('SIGKILL');
+		}
+		setTimeout(() => c.kill('SIGKILL'), 3000).unref();
+	});
+	procs.onCleanup(release);
+	return { release, output: () => out };
+}
+
+module.exports.holdSession = holdSession;
