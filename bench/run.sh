@@ -32,6 +32,7 @@ if [ "$QUICK" = 1 ]; then
 	CAP_S=${BENCH_CAPACITY_SECONDS:-8}
 	PROP_N=20
 	BOOTS=2
+	ACQ_TIMEOUT=60
 else
 	ROUNDS=${BENCH_ROUNDS:-5}
 	DUR=${BENCH_DURATION:-10}
@@ -43,6 +44,7 @@ else
 	CAP_S=${BENCH_CAPACITY_SECONDS:-120}
 	PROP_N=100
 	BOOTS=5
+	ACQ_TIMEOUT=${BENCH_ACQUIRE_SECONDS:-300}
 fi
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
@@ -250,11 +252,11 @@ K_DB=kiln
 K_SOURCES=""
 K_NAME=b0000
 
-# start_kiln LABEL: exec kiln, wait for the first 200 on K_NAME's
-# current-token; sets KILN_PID and BOOT_MS (also in $W/boot-LABEL.json).
-# Not in a subshell: KILN_PID must reach stop_kiln.
+# start_kiln LABEL [PATH]: exec kiln, wait for the first 200 on PATH
+# (default: K_NAME's current-token); sets KILN_PID and BOOT_MS (also in
+# $W/boot-LABEL.json). Not in a subshell: KILN_PID must reach stop_kiln.
 start_kiln() {
-	local label=$1 out
+	local label=$1 path=${2:-/api/tokens/$K_NAME/current-token} out
 	# The environment, also kept for profiling by hand:
 	#   (. $W/kiln.env; perf record -g $W/kiln -f -c kore.conf)
 	cat >"$W/kiln.env" <<-EOF
@@ -267,13 +269,13 @@ start_kiln() {
 		export KILN_RATE_ADMIN=1000000 LOG_FORMAT=json LOG_LEVEL=warn
 	EOF
 	out=$(. "$W/kiln.env" && node bench/probe.js boot --port "$K_PORT" \
-	    --path "/api/tokens/$K_NAME/current-token" \
+	    --path "$path" \
 	    --pidfile "$W/kiln-spawn.pid" --log "$W/kiln.log" \
 	    --timeout "${BOOT_TIMEOUT:-120000}" -- "$W/kiln" -f -c kore.conf)
 	local rc=$?
 	KILN_PID=$(cat "$W/kiln-spawn.pid" 2>/dev/null)
 	echo "$out" >"$W/boot-$label.json"
-	[ $rc = 0 ] || die "kiln did not serve $K_NAME: $out $(tail -n 5 "$W/kiln.log")"
+	[ $rc = 0 ] || die "kiln did not serve $path: $out $(tail -n 5 "$W/kiln.log")"
 	BOOT_MS=$(json_field boot_ms <"$W/boot-$label.json")
 	# Every worker up (a fresh worker answers once its cache is loaded).
 	for _ in $(seq 100); do
@@ -286,7 +288,7 @@ start_kiln() {
 # line $1; the lines are kept in $W/deaths.txt.
 worker_deaths() {
 	tail -n +"$(($1 + 1))" "$W/kiln.log" 2>/dev/null |
-	    grep -E 'gone|died from|restarting worker' >>"$W/deaths.txt"
+	    grep -E 'hdlr: .*gone|died from|restarting worker' >>"$W/deaths.txt"
 	tail -n +"$(($1 + 1))" "$W/kiln.log" 2>/dev/null |
 	    grep -c 'restarting worker'
 }
@@ -297,6 +299,14 @@ sandbox_syscalls() {
 	dmesg 2>/dev/null | grep "type=1326" | grep -F "exe=\"$W/kiln\"" |
 	    sed -n 's/.* syscall=\([0-9]*\).*/\1/p' | sort -n | uniq -c |
 	    awk '{ printf "%s%s x%s", (NR > 1 ? "," : ""), $2, $1 }'
+}
+
+# kiln's error-level log lines since line $1, by message: "N msg; ..."
+error_lines() {
+	tail -n +"$(($1 + 1))" "$W/kiln.log" 2>/dev/null |
+	    grep '"level":"error"' | sed -n 's/.*"msg":"\([^"]*\)".*/\1/p' |
+	    sort | uniq -c | sort -rn | head -n 3 |
+	    awk '{ n = $1; $1 = ""; printf "%s%d x%s", (NR > 1 ? "; " : ""), n, $0 }'
 }
 
 log_lines() { wc -l <"$W/kiln.log" 2>/dev/null || echo 0; }
@@ -625,6 +635,7 @@ phase_a() {
 		echo "$BOOT_MS" >>"$W/boots"
 	done
 	put deaths_a "$(worker_deaths "$l0")"
+	echo "$(error_lines "$l0")" >"$W/errors-a"
 	put boot_med "$(median <"$W/boots")"
 	put boot_max "$(sort -g "$W/boots" | tail -n 1)"
 }
@@ -638,10 +649,10 @@ phase_b() {
 	l0=$(log_lines)
 	K_SOURCES=$W/sources-many.json
 	gen_sources "$K_SOURCES" b "$MANY" 3600
-	start_kiln many-first
+	start_kiln many-first /health
 	put boot_many_first "$BOOT_MS"
-	put acquire_many_s "$(wait_tokens kiln b "$MANY" 600)"
-	say "B: all $MANY tokens in $(get acquire_many_s) s; restart with them stored"
+	put acquire_many_s "$(wait_tokens kiln b "$MANY" "$ACQ_TIMEOUT")"
+	say "B: $MANY tokens: $(get acquire_many_s) s; restart with them stored"
 	stop_kiln
 	start_kiln many
 	put boot_many "$BOOT_MS"
@@ -679,6 +690,7 @@ phase_b() {
 	put idle_pg_cpu "$(awk -v a="$g0" -v b="$g1" -v s="$t0" -v e="$t1" -v hz="$HZ" \
 	    'BEGIN { printf "%.2f", (b - a) / hz / (e - s) * 100 }')"
 	put deaths_b "$(worker_deaths "$l0")"
+	echo "$(error_lines "$l0")" >"$W/errors-b"
 	stop_kiln
 }
 
@@ -692,15 +704,17 @@ phase_c() {
 	K_NAME=c0000
 	K_SOURCES=$W/sources-cap.json
 	gen_sources "$K_SOURCES" c "$CAP_N" "$CAP_LIFETIME"
-	start_kiln cap
-	acq=$(wait_tokens kilncap c "$CAP_N" "$((CAP_LIFETIME * 5))")
+	start_kiln cap /health
+	acq=$(wait_tokens kilncap c "$CAP_N" "$ACQ_TIMEOUT")
 	# from kiln's exec, as the first token is served only after a wave
 	acq=$(awk -v a="$acq" -v b="$BOOT_MS" 'BEGIN { if (a ~ /^>/) print a;
 	    else printf "%.1f", a + b / 1000 }')
 	put cap_acquire_s "$acq"
 	put cap_burst_rate "$(awk -v a="$acq" -v n="$CAP_N" 'BEGIN {
 	    if (a ~ /^>/ || a <= 0) print "n/a"; else printf "%.0f", n / a }')"
-	say "C: all $CAP_N tokens in $(get cap_acquire_s) s; sustained window ${CAP_S} s"
+	say "C: $CAP_N tokens: $(get cap_acquire_s) s; sustained window ${CAP_S} s"
+	put cap_valid_start "$(q kilncap "SELECT count(*) FROM tokens WHERE
+	    expires_at > now()")"
 	# Let the first wave of refreshes come due, then measure a window.
 	sleep $((CAP_LIFETIME / 2))
 	e0=$(q kilncap "SELECT count(*) FROM refresh_events WHERE outcome = 'success'")
@@ -733,6 +747,7 @@ phase_c() {
 	put cap_expired_http "$(json_field expired <"$W/cap-sample.json")"
 	put cap_upstream "$(curl -fsS "http://127.0.0.1:$UP_PORT/_stats" | json_field token_requests)"
 	put deaths_c "$(worker_deaths "$l0")"
+	echo "$(error_lines "$l0")" >"$W/errors-c"
 	stop_kiln
 }
 
@@ -822,9 +837,13 @@ row "**tokens expired** (PostgreSQL, max over 1 s samples)" "$(g cap_expired_pg)
 row "expired or 503 answers (HTTP sampling, 200/s)" "$(g cap_expired_http) of $(g cap_samples)" "0" "$(verdict "$(get cap_expired_http)" '<=' 0)"
 row "failed refreshes in the window; max lag past refresh_at (s)" "$(g cap_failures); $(g cap_lag_max)" "" ""
 row "first start: all $CAP_N tokens (s from exec; tokens/s)" "$(g cap_acquire_s); $(g cap_burst_rate)" "" ""
+row "valid tokens when the window started" "$(g cap_valid_start) of $CAP_N" "" ""
 row "answer bytes body/head: token, ceiling, nginx" "$(g body_token)/$(g head_token), $(g body_const)/$(g head_const), $(g body_nginx)/$(g head_nginx)" "" ""
 row "kiln workers restarted by Kore (phase A / B / C)" "$(g deaths_a) / $(g deaths_b) / $(g deaths_c)" "0 (sanity)" "$(verdict "$(sum_of "$(get deaths_a)" "$(get deaths_b)" "$(get deaths_c)")" '<=' 0)"
 row "seccomp kills of kiln by syscall nr (dmesg)" "$(sandbox_syscalls)" "" ""
+row "kiln error log lines, phase A" "$(cat "$W/errors-a" 2>/dev/null)" "" ""
+row "kiln error log lines, phase B" "$(cat "$W/errors-b" 2>/dev/null)" "" ""
+row "kiln error log lines, phase C" "$(cat "$W/errors-c" 2>/dev/null)" "" ""
 row "non-2xx answers or socket errors in wrk runs" "$(sum_of "$(get bad_a)" "$(get bad_b)")" "0 (sanity)" "$(verdict "$(sum_of "$(get bad_a)" "$(get bad_b)")" '<=' 0)"
 echo
 echo "req/s per round: $(round_line token const nginx)"
