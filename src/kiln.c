@@ -32,6 +32,7 @@
 
 #define KILN_VERSION		"0.1.0"
 #define SOURCES_FILE_MAX	(4 * 1024 * 1024)
+#define DRAIN_GRACE_MS		250
 
 static void	usage(void) __attribute__((noreturn));
 static void	die(const char *) __attribute__((noreturn));
@@ -40,6 +41,7 @@ static void	drain_setup(void);
 static void	drain_signal(int);
 static void	drain_tick(void *, u_int64_t);
 static void	drain_listeners(void);
+static void	drain_backlog(struct listener *);
 static char	*sources_read(const char *, char *, size_t);
 
 extern int	kore_foreground;
@@ -158,6 +160,7 @@ kore_worker_teardown(void)
 static struct {
 	volatile sig_atomic_t	signal;
 	int			active;
+	int64_t			started;
 	int64_t			deadline;
 	struct sigaction	saved_term;
 	struct sigaction	saved_quit;
@@ -185,15 +188,21 @@ drain_tick(void *unused, u_int64_t unused2)
 
 	if (!drain.active) {
 		drain.active = 1;
-		drain.deadline = kiln_now() + kiln_config.drain_ms;
+		drain.started = kiln_now();
+		drain.deadline = drain.started + kiln_config.drain_ms;
 		drain_listeners();
 		log_kv(LOG_LVL_INFO, "draining", "#in_flight",
 		    (int64_t)http_request_count, NULL);
 		dash_shutdown();
 	}
 
-	if ((http_request_count > 0 || refresh_busy()) &&
-	    kiln_now() < drain.deadline)
+	/*
+	 * A short grace lets connections accepted from the queue send
+	 * their request; then wait for what is in flight.
+	 */
+	if (kiln_now() < drain.started + DRAIN_GRACE_MS ||
+	    ((http_request_count > 0 || refresh_busy()) &&
+	    kiln_now() < drain.deadline))
 		return;
 
 	log_kv(LOG_LVL_INFO, "drained", "#in_flight",
@@ -207,38 +216,55 @@ drain_tick(void *unused, u_int64_t unused2)
 
 /*
  * Stop accepting. Each worker drops the listeners from its own event
- * loop (keeping one duplicate); the last one to do so shuts the shared
- * socket down, so that from then on connections are refused (the parent
- * still holds a copy, and a listening socket nobody accepts on would let
- * them hang). Shutting it down earlier would fail the workers that still
- * poll it.
+ * loop; the last one to do so first accepts what queued in the meantime,
+ * then shuts the shared socket down, so that from then on connections
+ * are refused (the parent still holds a copy, and a listening socket
+ * nobody accepts on would let them hang, then reset them). Shutting it
+ * down earlier would fail the workers that still poll it.
  */
 static void
 drain_listeners(void)
 {
 	struct kore_server	*srv;
 	struct listener		*l;
-	int			fds[8], n, i;
+	int			fds[8], n, i, last;
 
 	/* Out of this worker's epoll first: a dup keeps it registered. */
 	if (worker->has_lock)
 		kore_platform_disable_accept();
 
+	last = shared_drain_arrive() >= worker_count - KORE_WORKER_BASE;
+
 	n = 0;
 	LIST_FOREACH(srv, &kore_servers, list) {
 		while ((l = LIST_FIRST(&srv->listeners)) != NULL) {
+			/* Connections that queued meanwhile are served. */
+			if (last)
+				drain_backlog(l);
 			if (n < 8 && (fds[n] = dup(l->fd)) != -1)
 				n++;
 			kore_listener_free(l);
 		}
 	}
 
-	if (shared_drain_arrive() >= worker_count - KORE_WORKER_BASE) {
-		for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		if (last)
 			(void)shutdown(fds[i], SHUT_RDWR);
-	}
-	for (i = 0; i < n; i++)
 		(void)close(fds[i]);
+	}
+}
+
+/* Accept what waits in the listen queue: it is served, not reset. */
+static void
+drain_backlog(struct listener *l)
+{
+	u_int32_t	before;
+
+	do {
+		before = worker_active_connections;
+		l->evt.flags |= KORE_EVENT_READ;
+		kore_listener_accept(l, 0);
+	} while (worker_active_connections != before);
 }
 
 static void
