@@ -24,7 +24,7 @@ QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
 	ROUNDS=${BENCH_ROUNDS:-1}
 	DUR=${BENCH_DURATION:-2}
-	MANY=${BENCH_SOURCES:-1000}
+	MANY=${BENCH_SOURCES:-200}
 	MID=$((MANY / 10))
 	IDLE_S=${BENCH_IDLE_SECONDS:-3}
 	CAP_N=$MANY
@@ -32,7 +32,7 @@ if [ "$QUICK" = 1 ]; then
 	CAP_S=${BENCH_CAPACITY_SECONDS:-8}
 	PROP_N=20
 	BOOTS=2
-	ACQ_TIMEOUT=60
+	ACQ_TIMEOUT=${BENCH_ACQUIRE_SECONDS:-20}
 else
 	ROUNDS=${BENCH_ROUNDS:-5}
 	DUR=${BENCH_DURATION:-10}
@@ -837,7 +837,7 @@ row "**tokens expired** (PostgreSQL, max over 1 s samples)" "$(g cap_expired_pg)
 row "expired or 503 answers (HTTP sampling, 200/s)" "$(g cap_expired_http) of $(g cap_samples)" "0" "$(verdict "$(get cap_expired_http)" '<=' 0)"
 row "failed refreshes in the window; max lag past refresh_at (s)" "$(g cap_failures); $(g cap_lag_max)" "" ""
 row "first start: all $CAP_N tokens (s from exec; tokens/s)" "$(g cap_acquire_s); $(g cap_burst_rate)" "" ""
-row "valid tokens when the window started" "$(g cap_valid_start) of $CAP_N" "" ""
+row "valid tokens when the acquisition wait ended" "$(g cap_valid_start) of $CAP_N" "" ""
 row "answer bytes body/head: token, ceiling, nginx" "$(g body_token)/$(g head_token), $(g body_const)/$(g head_const), $(g body_nginx)/$(g head_nginx)" "" ""
 row "kiln workers restarted by Kore (phase A / B / C)" "$(g deaths_a) / $(g deaths_b) / $(g deaths_c)" "0 (sanity)" "$(verdict "$(sum_of "$(get deaths_a)" "$(get deaths_b)" "$(get deaths_c)")" '<=' 0)"
 row "seccomp kills of kiln by syscall nr (dmesg)" "$(sandbox_syscalls)" "" ""

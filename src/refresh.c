@@ -204,7 +204,7 @@ refresh_commit(void *arg, u_int64_t unused)
 	if (at->ok)
 		store_commit_success(at, refresh_committed, at);
 	else
-		refresh_commit(at, 0);
+		store_commit_failure(at, refresh_committed, at);
 }
 
 /* A long upstream call keeps its lease. */
@@ -236,7 +236,7 @@ refresh_failed(struct attempt *at)
 	    "#retry_in_ms", delay, "#duration_ms", at->duration_ms, NULL);
 	log_context(NULL, NULL);
 
-	store_commit_failure(at, refresh_committed, at);
+	refresh_commit(at, 0);
 }
 
 static void

@@ -47,7 +47,6 @@ struct store_job {
 	int			done;
 	int			releasing;
 	int64_t			started;
-	LIST_ENTRY(store_job)	list;
 };
 
 static const char q_load[] =
@@ -249,8 +248,6 @@ static const char q_events[] =
 
 static const char q_ping[] = "SELECT 1";
 
-static LIST_HEAD(, store_job)	store_jobs = LIST_HEAD_INITIALIZER(store_jobs);
-static struct kore_timer	*store_watchdog_timer;
 
 static PGconn	*sync_connect(char *, size_t);
 static int	sync_exec(PGconn *, const char *, int, const char **,
@@ -274,7 +271,6 @@ static void	store_job_send(struct store_job *);
 static void	store_job_cb(struct kore_pgsql *, void *);
 static void	store_job_finish(struct store_job *, int);
 static void	store_job_free(struct store_job *);
-static void	store_watchdog(void *, u_int64_t);
 static char	*i64(int64_t);
 static char	*col_dup(struct kore_pgsql *, int);
 
@@ -860,11 +856,6 @@ store_job_a(const char *query, store_rows_cb cb, void *arg, int n,
 		job->formats[i] = 0;
 	}
 
-	LIST_INSERT_HEAD(&store_jobs, job, list);
-	if (store_watchdog_timer == NULL) {
-		store_watchdog_timer = kore_timer_add(store_watchdog, 250,
-		    NULL, 0);
-	}
 
 	kore_pgsql_init(&job->sql);
 	kore_pgsql_bind_callback(&job->sql, store_job_cb, job);
@@ -959,7 +950,6 @@ store_job_free(struct store_job *job)
 {
 	int		i;
 
-	LIST_REMOVE(job, list);
 	for (i = 0; i < job->nparams; i++) {
 		if (job->values[i] != NULL) {
 			OPENSSL_cleanse(job->values[i], job->lengths[i]);
@@ -967,27 +957,6 @@ store_job_free(struct store_job *job)
 		}
 	}
 	kore_free(job);
-}
-
-/*
- * Kore drops a callback-bound job without calling back when its
- * connection dies mid-query (it clears the connection and sets the
- * error). Finish those here so nobody waits forever.
- */
-static void
-store_watchdog(void *unused, u_int64_t now)
-{
-	struct store_job	*job, *next;
-
-	for (job = LIST_FIRST(&store_jobs); job != NULL; job = next) {
-		next = LIST_NEXT(job, list);
-		if (job->sql.conn != NULL ||
-		    job->sql.state != KORE_PGSQL_STATE_ERROR)
-			continue;
-		store_job_finish(job, 0);
-		kore_pgsql_cleanup(&job->sql);
-		store_job_free(job);
-	}
 }
 
 static char *
