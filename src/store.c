@@ -46,7 +46,6 @@ struct store_job {
 	void			*arg;
 	int			done;
 	int			releasing;
-	int64_t			started;
 };
 
 static const char q_load[] =
@@ -848,7 +847,6 @@ store_job_a(const char *query, store_rows_cb cb, void *arg, int n,
 	job->nparams = n;
 	job->cb = cb;
 	job->arg = arg;
-	job->started = kore_time_ms();
 
 	for (i = 0; i < n; i++) {
 		job->values[i] = v[i] ? kore_strdup(v[i]) : NULL;
