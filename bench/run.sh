@@ -6,14 +6,16 @@
 # one table. Throughput figures alternate their variants in rounds and report
 # the median ratio of the rounds.
 #
-#   bash bench/run.sh              full run (~15 min)
+#   bash bench/run.sh                 full run (15-20 min)
 #   BENCH_QUICK=1 bash bench/run.sh   smoke run (~1 min, small counts)
 #
-# Knobs: BENCH_WORKERS (default: kore.conf's `workers`), BENCH_ROUNDS,
-# BENCH_DURATION (wrk seconds), BENCH_CONNECTIONS (64), BENCH_THREADS (wrk
-# threads, 2), BENCH_SOURCES (10000), BENCH_IDLE_SECONDS (60),
-# BENCH_CAPACITY_SECONDS (120), BENCH_KEEP=1 keeps the work dir.
-# Every process it starts is stopped on exit, by pid.
+# Knobs (bench/README.md): BENCH_WORKERS, BENCH_ROUNDS, BENCH_DURATION,
+# BENCH_CONNECTIONS, BENCH_THREADS, BENCH_SOURCES, BENCH_IDLE_SECONDS,
+# BENCH_CAPACITY_SECONDS, BENCH_ACQUIRE_SECONDS, BENCH_PHASES, BENCH_KILN,
+# BENCH_NGINX_TUNED, BENCH_KEEP, BENCH_OUT, BENCH_HOLD.
+# Every process it starts is stopped on exit, by pid. Exit status: 0 when
+# the table was printed (targets missed or not), 1 when the run broke,
+# 2 when a tool is missing.
 
 set -uo pipefail
 

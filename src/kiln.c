@@ -52,6 +52,7 @@ KORE_SECCOMP_FILTER("kiln",
 	KORE_SYSCALL_ALLOW(tgkill),
 	KORE_SYSCALL_ALLOW(gettid),
 	KORE_SYSCALL_ALLOW(dup),
+	KORE_SYSCALL_ALLOW(sched_yield),
 );
 
 void

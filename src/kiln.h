@@ -224,6 +224,7 @@ int	config_read_kore(const char *, char *, size_t);
 #define SHARED_RATES		4096
 #define SHARED_HOSTS		64
 #define SHARED_HOST_LEN		128
+#define SHARED_PROBES		8
 #define CIRCUIT_FAILURES	5
 #define CIRCUIT_OPEN_MS		30000
 

@@ -282,18 +282,22 @@ metrics_tokens(struct kore_buf *b)
 	kore_buf_appendf(b, "# HELP kiln_refresh_attempts_total Refresh "
 	    "attempts that reached the upstream, by source (this instance).\n"
 	    "# TYPE kiln_refresh_attempts_total counter\n");
-	for (i = 0; i < SHARED_SOURCES && sh->sources[i].name[0]; i++)
-		kore_buf_appendf(b, "kiln_refresh_attempts_total{source="
-		    "\"%s\"} %llu\n", sh->sources[i].name,
-		    (unsigned long long)sh->sources[i].attempts);
+	for (i = 0; i < SHARED_SOURCES; i++) {
+		if (sh->sources[i].name[0] != '\0')
+			kore_buf_appendf(b, "kiln_refresh_attempts_total"
+			    "{source=\"%s\"} %llu\n", sh->sources[i].name,
+			    (unsigned long long)sh->sources[i].attempts);
+	}
 
 	kore_buf_appendf(b, "# HELP kiln_refresh_failures_total Failed "
 	    "refresh attempts, by source (this instance).\n"
 	    "# TYPE kiln_refresh_failures_total counter\n");
-	for (i = 0; i < SHARED_SOURCES && sh->sources[i].name[0]; i++)
-		kore_buf_appendf(b, "kiln_refresh_failures_total{source="
-		    "\"%s\"} %llu\n", sh->sources[i].name,
-		    (unsigned long long)sh->sources[i].failures);
+	for (i = 0; i < SHARED_SOURCES; i++) {
+		if (sh->sources[i].name[0] != '\0')
+			kore_buf_appendf(b, "kiln_refresh_failures_total"
+			    "{source=\"%s\"} %llu\n", sh->sources[i].name,
+			    (unsigned long long)sh->sources[i].failures);
+	}
 
 	now = kiln_now();
 	kore_buf_appendf(b, "# HELP kiln_token_expires_in_seconds Seconds "

@@ -31,6 +31,7 @@
 #define REFRESH_TICK_MS		200
 #define REFRESH_LOST_RETRY_MS	1000
 #define REFRESH_COMMIT_RETRY_MS	1000
+#define REFRESH_MAX_RUNNING	32	/* attempts at once per worker */
 
 static u_int32_t	refresh_running;
 
@@ -93,8 +94,14 @@ refresh_tick(void *unused, u_int64_t unused2)
 	    cache_paused())
 		return;
 
+	/*
+	 * A bounded number of attempts at once: with thousands of tokens
+	 * due together the database queue would overflow, and the upstream
+	 * would be hit by all of them.
+	 */
 	now = kiln_now();
-	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+	for (e = cache_first(); e != NULL &&
+	    refresh_running < REFRESH_MAX_RUNNING; e = cache_next(e)) {
 		if (!e->enabled || e->paused || e->inflight)
 			continue;
 		if (now < e->next_ms || now < e->retry_ms)

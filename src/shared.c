@@ -143,27 +143,21 @@ shared_circuit_state(const struct shared_host *h, int64_t now)
 void
 shared_refresh(const char *name, int ok)
 {
-	struct shared_source	*s, *slot;
-	int			i;
+	struct shared_source	*s;
+	u_int32_t		i, h;
 
+	h = (u_int32_t)auth_fnv(name);
 	shared_lock();
-	slot = NULL;
-	for (i = 0; i < SHARED_SOURCES; i++) {
-		s = &shm->sources[i];
-		if (!strcmp(s->name, name)) {
-			slot = s;
-			break;
-		}
-		if (s->name[0] == '\0') {
-			slot = s;
+	for (i = 0; i < SHARED_PROBES; i++) {
+		s = &shm->sources[(h + i) % SHARED_SOURCES];
+		if (s->name[0] == '\0')
 			(void)kore_strlcpy(s->name, name, sizeof(s->name));
-			break;
-		}
-	}
-	if (slot != NULL) {
-		slot->attempts++;
+		else if (strcmp(s->name, name))
+			continue;
+		s->attempts++;
 		if (!ok)
-			slot->failures++;
+			s->failures++;
+		break;
 	}
 	shared_unlock();
 }
@@ -196,25 +190,27 @@ int
 shared_rate_take(u_int64_t key, u_int32_t limit, int64_t now,
     u_int32_t *remaining, u_int32_t *reset)
 {
-	struct shared_rate	*b, *victim;
+	struct shared_rate	*b, *slot;
 	double			rate, wait;
-	int			i, allowed;
+	u_int32_t		i;
+	int			allowed;
 
 	rate = limit / 60000.0;
 	shared_lock();
 
-	victim = NULL;
 	b = NULL;
-	for (i = 0; i < SHARED_RATES; i++) {
-		if (shm->rates[i].key == key) {
-			b = &shm->rates[i];
+	slot = NULL;
+	for (i = 0; i < SHARED_PROBES; i++) {
+		b = &shm->rates[(key + i) % SHARED_RATES];
+		if (b->key == key)
 			break;
-		}
-		if (victim == NULL || shm->rates[i].last_ms < victim->last_ms)
-			victim = &shm->rates[i];
+		if (slot == NULL || b->last_ms < slot->last_ms)
+			slot = b;
+		b = NULL;
 	}
 	if (b == NULL) {
-		b = victim;
+		/* A new principal takes the stalest slot it probed. */
+		b = slot;
 		b->key = key;
 		b->tokens = limit;
 		b->last_ms = now;
