@@ -89,7 +89,8 @@ fi
 W=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench.XXXXXX")
 chmod 755 "$W"
 # A copy of the binary, so that a rebuild during the run changes nothing.
-cp "$KILN_BIN" "$W/kiln" || { echo "bench: cannot copy $KILN_BIN" >&2; exit 2; }
+cp "$KILN_BIN" "$W/kiln" ||
+    { echo "bench: cannot copy $KILN_BIN" >&2; rm -rf "$W"; exit 2; }
 RES=$W/results
 : >"$RES"
 HZ=$(getconf CLK_TCK)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <yajl/yajl_gen.h>
 
 #include <kore/kore.h>
 #include <kore/http.h>
@@ -64,6 +65,9 @@ static void	listen_handle(void *, int);
 static void	listen_close(void);
 static int64_t	col_i64(struct kore_pgsql *, int, int);
 static int	col_bool(struct kore_pgsql *, int, int);
+static yajl_gen	answer_gen(struct kore_buf *);
+static void	answer_append(void *, const char *, size_t);
+static void	answer_free(struct cache_entry *);
 
 void
 cache_init(void)
@@ -274,13 +278,16 @@ cache_apply(struct kore_pgsql *sql, int row)
 	char			*token;
 	size_t			len;
 	int64_t			gen, next;
+	u_int64_t		epoch;
 	u_int32_t		failures;
+	int			render;
 
 	name = kore_pgsql_getvalue(sql, row, 1);
 	if ((e = cache_lookup(name)) == NULL)
 		e = cache_insert(name);
 
 	e->seen = 1;
+	epoch = e->epoch;
 	e->id = col_i64(sql, row, 0);
 	e->kind = source_kind_parse(kore_pgsql_getvalue(sql, row, 2));
 	e->access = strcmp(kore_pgsql_getvalue(sql, row, 3), "key") ?
@@ -318,6 +325,9 @@ cache_apply(struct kore_pgsql *sql, int row)
 	}
 
 	v = kore_pgsql_getvalue(sql, row, 8);
+	render = gen != e->generation || e->answer_head == NULL ||
+	    e->expires_ms != col_i64(sql, row, 11) ||
+	    strcmp(e->token_type, *v ? v : "Bearer");
 	(void)kore_strlcpy(e->token_type, *v ? v : "Bearer",
 	    sizeof(e->token_type));
 	e->expires_ms = col_i64(sql, row, 11);
@@ -330,6 +340,10 @@ cache_apply(struct kore_pgsql *sql, int row)
 		e->next_ms = next;
 		e->retry_ms = 0;
 		e->epoch++;
+	}
+	if (render)
+		cache_answer(e);
+	if (e->epoch != epoch) {
 		cache_wake(e);
 		dash_changed();
 	}
@@ -369,8 +383,82 @@ cache_remove(struct cache_entry *e)
 	cache.count--;
 
 	seal_wipe(e->token);
+	answer_free(e);
 	kore_free(e->last_error);
 	kore_free(e);
+}
+
+/*
+ * The token answer of e, rendered once per token (with yajl) in two
+ * parts around the one value that changes each second, expires_in.
+ */
+void
+cache_answer(struct cache_entry *e)
+{
+	yajl_gen	g;
+	char		expires[ISOTIME_LEN];
+
+	answer_free(e);
+	if (e->token == NULL)
+		return;
+
+	isotime_format(e->expires_ms, expires, sizeof(expires));
+	e->answer_head = kore_buf_alloc(256 + strlen(e->token));
+	e->answer_tail = kore_buf_alloc(160);
+
+	g = answer_gen(e->answer_head);
+	yajl_gen_map_open(g);
+	api_kv_str(g, "agent_name", e->name);
+	api_kv_str(g, "token", e->token);
+	api_kv_str(g, "token_type", e->token_type);
+	api_kv_str(g, "expires_at", expires);
+	yajl_gen_map_close(g);
+	yajl_gen_free(g);
+	e->answer_head->offset--;		/* the closing brace */
+	kore_buf_appendf(e->answer_head, ",\"expires_in\":");
+
+	g = answer_gen(e->answer_tail);
+	yajl_gen_map_open(g);
+	api_kv_bool(g, "valid", 1);
+	api_kv_str(g, "message", "Current token retrieved successfully");
+	api_kv_str(g, "fingerprint", e->fpr);
+	api_kv_int(g, "generation", e->generation);
+	yajl_gen_map_close(g);
+	yajl_gen_free(g);
+	e->answer_tail->data[0] = ',';		/* was the opening brace */
+}
+
+static yajl_gen
+answer_gen(struct kore_buf *buf)
+{
+	yajl_gen	g;
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatal("yajl_gen_alloc");
+	yajl_gen_config(g, yajl_gen_print_callback, answer_append, buf);
+
+	return (g);
+}
+
+static void
+answer_append(void *arg, const char *data, size_t len)
+{
+	kore_buf_append(arg, data, len);
+}
+
+static void
+answer_free(struct cache_entry *e)
+{
+	if (e->answer_head != NULL) {
+		OPENSSL_cleanse(e->answer_head->data,
+		    e->answer_head->length);
+		kore_buf_free(e->answer_head);
+		e->answer_head = NULL;
+	}
+	if (e->answer_tail != NULL) {
+		kore_buf_free(e->answer_tail);
+		e->answer_tail = NULL;
+	}
 }
 
 /* FNV-1a. */

@@ -351,6 +351,8 @@ struct cache_entry {
 	int			enabled;
 	int			paused;
 	char			*token;
+	struct kore_buf		*answer_head;	/* JSON up to expires_in */
+	struct kore_buf		*answer_tail;	/* JSON after expires_in */
 	char			token_type[32];
 	char			fpr[KILN_FPR_LEN + 1];
 	int64_t			generation;
@@ -382,6 +384,7 @@ void			cache_wait(struct cache_waiter *, struct http_request *,
 			    struct cache_entry *, int64_t);
 void			cache_unwait(struct cache_waiter *);
 int			cache_valid(const struct cache_entry *, int64_t);
+void			cache_answer(struct cache_entry *);
 
 /* auth.c: principals, API keys, rate limits, the public allow-list. */
 #define AUTH_HASH_LEN		64
