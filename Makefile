@@ -3,7 +3,7 @@
 FLAVOR		?= dev
 BUILD		:= .build/$(FLAVOR)/kiln
 DEBS		:= kore libyajl-dev libcurl4-openssl-dev libpq-dev libssl-dev \
-		   libcmocka-dev postgresql postgresql-contrib nodejs npm \
+		   libcmocka-dev postgresql postgresql-contrib \
 		   ca-certificates curl procps chromium clang \
 		   libclang-rt-14-dev
 SRCS		:= $(wildcard src/*.c src/*.h assets/*) conf/build.conf \
@@ -31,6 +31,7 @@ deps-apt:
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
 		    grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
