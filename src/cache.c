@@ -285,8 +285,17 @@ cache_apply(struct kore_pgsql *sql, int row)
 	name = kore_pgsql_getvalue(sql, row, 1);
 	if ((e = cache_lookup(name)) == NULL)
 		e = cache_insert(name);
-
 	e->seen = 1;
+
+	/*
+	 * Reloads run on several connections and may answer out of order:
+	 * a snapshot older than the token we hold is stale, not news
+	 * (unless the source was deleted and made again: another id).
+	 */
+	gen = col_i64(sql, row, 9);
+	if (e->id == col_i64(sql, row, 0) && gen < e->generation)
+		return;
+
 	epoch = e->epoch;
 	e->id = col_i64(sql, row, 0);
 	e->kind = source_kind_parse(kore_pgsql_getvalue(sql, row, 2));
@@ -297,7 +306,6 @@ cache_apply(struct kore_pgsql *sql, int row)
 	e->paused = col_bool(sql, row, 6);
 	cache.paused = col_bool(sql, row, 16);
 
-	gen = col_i64(sql, row, 9);
 	failures = (u_int32_t)col_i64(sql, row, 14);
 	next = col_i64(sql, row, 13);
 

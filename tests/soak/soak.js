@@ -14,7 +14,8 @@
  *     kiln treats a token's last second as expired);
  *   - 0 failed requests (connection errors, timeouts, other statuses);
  *   - no worker died or was restarted;
- *   - one refresh_events row per upstream request;
+ *   - one refresh_events row per upstream request (attempts that never
+ *     reached the upstream, e.g. no connection, have a row too);
  *   - RSS flat: every kiln process ends at most 1.5 x its size at the
  *     start (after warm-up) + 8 MB. The RSS of every kiln process at
  *     start and end is printed.
@@ -251,14 +252,28 @@ async function main()
 		upstream[names[i]] = st.token_requests;
 		for (const [m, c] of Object.entries(st.by_mode))
 			byMode[m] = (byMode[m] || 0) + c;
-		const ev = await pg.queryJson('SELECT e.outcome FROM ' +
-		    'refresh_events e JOIN token_sources s ON s.id = e.source_id ' +
-		    `WHERE s.name = '${names[i]}'`, { db: db.name });
+		const ev = await pg.queryJson('SELECT e.outcome, e.http_status, ' +
+		    'e.error FROM refresh_events e JOIN token_sources s ON ' +
+		    `s.id = e.source_id WHERE s.name = '${names[i]}'`,
+		    { db: db.name });
+		/* attempts that never reached the upstream (no connection,
+		 * no HTTP status) have an event but no upstream request */
+		const noStatus = ev.filter((e) => e.outcome === 'failure' &&
+		    !(Number(e.http_status) > 0));
+		const surplus = ev.length - st.token_requests;
 		events[names[i]] = { total: ev.length, success: ev.filter((e) =>
-		    e.outcome === 'success').length };
-		if (ev.length !== st.token_requests)
+		    e.outcome === 'success').length, surplus,
+		    no_status_errors: [...new Set(noStatus.map((e) =>
+		    e.error))].slice(0, 5) };
+		if (surplus < 0 || surplus > noStatus.length)
 			eventsMismatch.push(`${names[i]}: ${st.token_requests} ` +
-			    `upstream requests, ${ev.length} events`);
+			    `upstream requests, ${ev.length} events: ` +
+			    JSON.stringify(ev.map((e) => [e.outcome,
+			    e.http_status, String(e.error).slice(0, 60)])));
+		else if (surplus > 0)
+			log(`${names[i]}: ${surplus} attempt(s) never reached the ` +
+			    `upstream (${events[names[i]].no_status_errors
+			    .join('; ')})`);
 	}
 
 	const deaths = ks.flatMap((k) => prod.workerDeaths(k)
