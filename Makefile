@@ -18,7 +18,7 @@ $(shell mkdir -p .build && echo $(FLAVOR) > .build/flavor && rm -f kiln)
 endif
 
 .PHONY: all deps deps-apt deps-npm build run test test-unit \
-	test-integration test-fuzz fuzz bench asan clean
+	test-integration test-fuzz fuzz bench deps-bench asan clean
 
 FUZZ_SECONDS	?= 60
 
@@ -65,6 +65,23 @@ run: deps build
 test: deps
 	$(MAKE) --no-print-directory build
 	bash tests/run-all.sh
+
+# Benchmarks against their baselines (bench/README.md); not in make test.
+BENCH_DEBS	:= wrk nginx-light curl util-linux procps
+
+deps-bench:
+	@missing=""; for p in $(BENCH_DEBS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
+		    grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		    apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+bench: deps deps-bench
+	$(MAKE) --no-print-directory build
+	bash bench/run.sh
 
 # libFuzzer harnesses of the parsers: a short smoke in `make test`, a
 # bounded run here (FUZZ_SECONDS each; FUZZ_RUNS=N for a count instead).

@@ -224,7 +224,8 @@ start_upstream() {
 	    --lifetime 3600 >"$W/upstream.out" 2>"$W/upstream.err" &
 	PIDS+=($!)
 	for _ in $(seq 100); do
-		UP_PORT=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$W/upstream.out")
+		UP_PORT=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$W/upstream.out" \
+		    2>/dev/null)
 		[ -n "$UP_PORT" ] && return 0
 		sleep 0.05
 	done
@@ -678,7 +679,8 @@ phase_b() {
 	put rss_many "$1"
 	put rss_many_avg "$2"
 	put bytes_per_source "$(awk -v a="$(get rss_1)" -v b="$1" -v n="$MANY" \
-	    'BEGIN { printf "%.0f", (b - a) * 1024 / (n - 1) }')"
+	    'BEGIN { if (a !~ /^[0-9]+$/) print "n/a";
+	    else printf "%.0f", (b - a) * 1024 / (n - 1) }')"
 
 	say "B: idle CPU over ${IDLE_S} s ($MANY sources scheduled, no requests)"
 	sleep 2
