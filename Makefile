@@ -4,7 +4,7 @@ FLAVOR		?= dev
 BUILD		:= .build/$(FLAVOR)/kiln
 DEBS		:= kore libyajl-dev libcurl4-openssl-dev libpq-dev libssl-dev \
 		   libcmocka-dev postgresql postgresql-contrib \
-		   ca-certificates curl procps chromium clang \
+		   ca-certificates curl procps chromium libnss3-tools clang \
 		   libclang-rt-14-dev
 SRCS		:= $(wildcard src/*.c src/*.h assets/*) conf/build.conf \
 		   conf/kiln.conf
