@@ -187,6 +187,22 @@ if [ -z "${KILN_MASTER_KEY:-}" ] && [ -z "${KILN_MASTER_KEY_FILE:-}" ]; then
 	export KILN_MASTER_KEY_FILE=$STATE/master.key
 fi
 
+# ------------------------------------------- admin key (dashboard, API)
+
+if [ -z "${KILN_ADMIN_KEY:-}" ]; then
+	if [ ! -s "$STATE/admin.key" ]; then
+		(umask 077 && printf 'kiln_%s\n' "$(head -c 32 /dev/urandom |
+		    base64 | tr '+/' '-_' | tr -d '=\n')" \
+		    > "$STATE/admin.key.tmp" &&
+		    mv "$STATE/admin.key.tmp" "$STATE/admin.key")
+		say "generated $STATE/admin.key"
+	fi
+	chmod 600 "$STATE/admin.key"
+	KILN_ADMIN_KEY=$(cat "$STATE/admin.key")
+	export KILN_ADMIN_KEY
+	ADMIN_KEY_FILE=$STATE/admin.key
+fi
+
 # ------------------------------------------------------- demo IdP, source
 
 if [ -z "${KILN_SOURCES_FILE:-}" ]; then
@@ -241,6 +257,9 @@ if [ -n "$IDP_PID" ]; then
 	say "token     http://$HOSTPORT/api/tokens/demo/current-token"
 fi
 say "health    http://$HOSTPORT/health"
+if [ -n "${ADMIN_KEY_FILE:-}" ]; then
+	say "admin key in $ADMIN_KEY_FILE (dashboard login, admin API)"
+fi
 
 "$KILN_BIN" -f -c "$KILN_CONF" &
 KPID=$!
