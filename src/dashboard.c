@@ -149,9 +149,7 @@ dash_shutdown(void)
 	const unsigned char	*buf;
 	size_t			len;
 
-	if ((g = yajl_gen_alloc(NULL)) == NULL)
-		fatal("yajl_gen_alloc");
-	yajl_gen_map_open(g);
+	g = api_json_begin();
 	api_kv_str(g, "type", "shutdown_pending");
 	api_kv_int(g, "reconnect_after", DASH_RECONNECT_S);
 	api_kv_str(g, "message", "This kiln instance is shutting down; "
@@ -501,9 +499,7 @@ dash_send(struct connection *c, const char *target, struct kore_buf *html)
 	const unsigned char	*buf;
 	size_t			len;
 
-	if ((g = yajl_gen_alloc(NULL)) == NULL)
-		fatal("yajl_gen_alloc");
-	yajl_gen_map_open(g);
+	g = api_json_begin();
 	api_kv_str(g, "type", "patch");
 	api_kv_str(g, "target", target);
 	yajl_gen_string(g, (const unsigned char *)"html", 4);
