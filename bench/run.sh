@@ -703,6 +703,7 @@ phase_b() {
 
 phase_c() {
 	local l0 acq
+	stop_kiln
 	l0=$(log_lines)
 	say "C: refresh capacity, $CAP_N sources with ${CAP_LIFETIME} s lifetimes"
 	K_DB=kilncap

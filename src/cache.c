@@ -2,10 +2,11 @@
  * cache.c: the per-worker table of current tokens, answered from memory.
  *
  * PostgreSQL is the truth. A worker loads every source at start, then
- * follows changes: each commit sends NOTIFY kiln_tokens with the source
- * name, every worker LISTENs on its own libpq connection and reloads that
- * one row; a reconcile timer reloads everything as a safety net (and after
- * the LISTEN connection was lost). Requests that must wait for a change
+ * follows changes: after a commit the names that changed are announced
+ * (NOTIFY kiln_tokens, comma-separated names), every worker LISTENs on its
+ * own libpq connection and reloads those rows, in batches; a reconcile
+ * timer reloads everything as a safety net (for an announce that was lost
+ * with its worker, and after the LISTEN connection was lost). Requests that must wait for a change
  * (min_ttl, rejected) sleep on their entry and are woken by a reload or
  * by their deadline.
  */
@@ -55,13 +56,15 @@ static struct cache_entry	*cache_insert(const char *);
 static void	cache_remove(struct cache_entry *);
 static void	cache_apply(struct kore_pgsql *, int);
 static void	cache_loaded_all(struct kore_pgsql *, void *, int);
-static void	cache_loaded_one(struct kore_pgsql *, void *, int);
+static void	cache_loaded_names(struct kore_pgsql *, const char *, int);
+static struct cache_entry	*cache_mark_names(const char *, int);
 static void	cache_wake(struct cache_entry *);
 static void	cache_tick(void *, u_int64_t);
 static void	cache_reconcile(void *, u_int64_t);
 static void	cache_load_all(void);
 static void	listen_connect(void *, u_int64_t);
 static void	listen_handle(void *, int);
+static void	listen_names(char *);
 static void	listen_close(void);
 static int64_t	col_i64(struct kore_pgsql *, int, int);
 static int	col_bool(struct kore_pgsql *, int, int);
@@ -107,12 +110,19 @@ cache_lookup(const char *name)
 {
 	struct cache_entry	*e;
 
-	LIST_FOREACH(e, &cache.buckets[cache_hash(name)], hlink) {
+	LIST_FOREACH(e, &cache.buckets[cache_hash(name) % CACHE_BUCKETS],
+	    hlink) {
 		if (!strcmp(e->name, name))
 			return (e);
 	}
 
 	return (NULL);
+}
+
+u_int32_t
+cache_count(void)
+{
+	return (cache.count);
 }
 
 struct cache_entry *
@@ -137,7 +147,7 @@ cache_valid(const struct cache_entry *e, int64_t now)
 void
 cache_reload(const char *name)
 {
-	store_load(name, cache_loaded_one, kore_strdup(name));
+	store_reload(name, cache_loaded_names);
 }
 
 /*
@@ -215,7 +225,7 @@ cache_load_all(void)
 	if (cache.loading)
 		return;
 	cache.loading = 1;
-	store_load(NULL, cache_loaded_all, NULL);
+	store_load(cache_loaded_all, NULL);
 }
 
 static void
@@ -249,24 +259,55 @@ cache_loaded_all(struct kore_pgsql *sql, void *arg, int ok)
 	}
 }
 
+/* A batch of reloaded names (comma-separated). */
 static void
-cache_loaded_one(struct kore_pgsql *sql, void *arg, int ok)
+cache_loaded_names(struct kore_pgsql *sql, const char *names, int ok)
 {
 	struct cache_entry	*e;
 	int			i, n;
-	char			*name = arg;
 
-	if (ok) {
-		n = kore_pgsql_ntuples(sql);
-		for (i = 0; i < n; i++)
-			cache_apply(sql, i);
+	if (!ok)
+		return;
 
-		/* A name that is no longer there was deleted. */
-		if (n == 0 && (e = cache_lookup(name)) != NULL)
-			cache_remove(e);
+	cache_mark_names(names, 0);
+	n = kore_pgsql_ntuples(sql);
+	for (i = 0; i < n; i++)
+		cache_apply(sql, i);
+
+	/* A name that is no longer there was deleted. */
+	while ((e = cache_mark_names(names, 1)) != NULL)
+		cache_remove(e);
+}
+
+/*
+ * With find 0: mark the entries of names unseen. With find 1: the first
+ * entry of names still unseen, or NULL.
+ */
+static struct cache_entry *
+cache_mark_names(const char *names, int find)
+{
+	struct cache_entry	*e;
+	char			name[KILN_NAME_MAX + 1];
+	size_t			len;
+
+	while (*names != '\0') {
+		len = strcspn(names, ",");
+		if (len < sizeof(name)) {
+			memcpy(name, names, len);
+			name[len] = '\0';
+			if ((e = cache_lookup(name)) != NULL) {
+				if (find && !e->seen)
+					return (e);
+				if (!find)
+					e->seen = 0;
+			}
+		}
+		names += len;
+		if (*names == ',')
+			names++;
 	}
 
-	kore_free(name);
+	return (NULL);
 }
 
 /* One row of store_load() into its entry. */
@@ -371,9 +412,10 @@ cache_insert(const char *name)
 	(void)kore_strlcpy(e->name, name, sizeof(e->name));
 	(void)kore_strlcpy(e->token_type, "Bearer", sizeof(e->token_type));
 	e->generation = -1;
+	e->hash = cache_hash(name);
 	TAILQ_INIT(&e->waiters);
 
-	LIST_INSERT_HEAD(&cache.buckets[cache_hash(name)], e, hlink);
+	LIST_INSERT_HEAD(&cache.buckets[e->hash % CACHE_BUCKETS], e, hlink);
 	TAILQ_INSERT_TAIL(&cache.entries, e, list);
 	cache.count++;
 
@@ -385,6 +427,7 @@ cache_remove(struct cache_entry *e)
 {
 	cache_wake(e);
 	dash_changed();
+	refresh_forget(e);
 
 	LIST_REMOVE(e, hlink);
 	TAILQ_REMOVE(&cache.entries, e, list);
@@ -480,7 +523,7 @@ cache_hash(const char *s)
 		h *= 16777619u;
 	}
 
-	return (h % CACHE_BUCKETS);
+	return (h);
 }
 
 static int64_t
@@ -563,9 +606,21 @@ listen_handle(void *arg, int error)
 			auth_sessions_reload();
 		else if (!strcmp(n->extra, "*"))
 			cache_load_all();
-		else if (source_name_valid(n->extra))
-			cache_reload(n->extra);
+		else
+			listen_names(n->extra);
 		PQfreemem(n);
+	}
+}
+
+/* A payload of kiln_tokens: source names, comma-separated. */
+static void
+listen_names(char *names)
+{
+	char		*name;
+
+	while ((name = strsep(&names, ",")) != NULL) {
+		if (source_name_valid(name))
+			cache_reload(name);
 	}
 }
 

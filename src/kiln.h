@@ -296,8 +296,11 @@ int	store_upsert_sources(struct source *, size_t, char *, size_t);
 void	store_register(void);
 
 typedef void	(*store_rows_cb)(struct kore_pgsql *, void *, int);
+typedef void	(*store_names_cb)(struct kore_pgsql *, const char *, int);
 
-void	store_load(const char *, store_rows_cb, void *);
+void	store_load(store_rows_cb, void *);
+void	store_reload(const char *, store_names_cb);
+void	store_announce(const char *);
 void	store_lease(const char *, const char *, int64_t, store_rows_cb,
 	    void *);
 void	store_commit_success(struct attempt *, store_rows_cb, void *);
@@ -344,6 +347,7 @@ struct cache_waiter {
 
 struct cache_entry {
 	int64_t			id;
+	u_int32_t		hash;		/* of name */
 	char			name[KILN_NAME_MAX + 1];
 	int			kind;
 	int			access;
@@ -377,6 +381,7 @@ void			cache_init(void);
 int			cache_loaded(void);
 int			cache_paused(void);
 struct cache_entry	*cache_lookup(const char *);
+u_int32_t		cache_count(void);
 struct cache_entry	*cache_first(void);
 struct cache_entry	*cache_next(struct cache_entry *);
 void			cache_reload(const char *);
@@ -462,6 +467,7 @@ struct attempt {
 
 void	refresh_init(void);
 int	refresh_busy(void);
+void	refresh_forget(const struct cache_entry *);
 void	refresh_request(struct cache_entry *, const char *, int64_t,
 	    const char *, const char *);
 

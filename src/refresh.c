@@ -32,10 +32,16 @@
 #define REFRESH_LOST_RETRY_MS	1000
 #define REFRESH_COMMIT_RETRY_MS	1000
 #define REFRESH_MAX_RUNNING	32	/* attempts at once per worker */
+#define REFRESH_OTHERS_MS	2000	/* before taking another's token */
 
-static u_int32_t	refresh_running;
+static u_int32_t		refresh_running;
+static int			refresh_behind;
+static struct cache_entry	*refresh_cursor;
 
 static void	refresh_tick(void *, u_int64_t);
+static void	refresh_scan(void);
+static int	refresh_due(const struct cache_entry *, int64_t);
+static int	refresh_mine(const struct cache_entry *);
 static void	refresh_leased(struct kore_pgsql *, void *, int);
 static int	refresh_source(struct attempt *, struct kore_pgsql *);
 static void	refresh_answered(struct attempt *);
@@ -87,27 +93,77 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 static void
 refresh_tick(void *unused, u_int64_t unused2)
 {
+	refresh_scan();
+}
+
+/*
+ * Start the attempts that are due, at most REFRESH_MAX_RUNNING at once:
+ * with thousands of tokens due together the database queue would
+ * overflow, and the upstream would be hit by all of them. A pass that
+ * stops at the limit leaves a cursor, and every attempt that ends goes on
+ * from there, so a backlog is worked off at the speed attempts finish,
+ * in turn, and not one tick at a time.
+ */
+static void
+refresh_scan(void)
+{
 	struct cache_entry	*e;
+	u_int32_t		left;
 	int64_t			now;
 
+	refresh_behind = 0;
 	if (!cache_loaded() || !kiln_config.prewarming_enabled ||
-	    cache_paused())
+	    cache_paused() || kiln_draining())
 		return;
 
-	/*
-	 * A bounded number of attempts at once: with thousands of tokens
-	 * due together the database queue would overflow, and the upstream
-	 * would be hit by all of them.
-	 */
 	now = kiln_now();
-	for (e = cache_first(); e != NULL &&
-	    refresh_running < REFRESH_MAX_RUNNING; e = cache_next(e)) {
-		if (!e->enabled || e->paused || e->inflight)
-			continue;
-		if (now < e->next_ms || now < e->retry_ms)
-			continue;
-		refresh_request(e, TRIGGER_SCHEDULE, 0, NULL, NULL);
+	e = refresh_cursor != NULL ? refresh_cursor : cache_first();
+	for (left = cache_count(); left > 0 && e != NULL; left--) {
+		if (refresh_running >= REFRESH_MAX_RUNNING) {
+			refresh_behind = 1;
+			break;
+		}
+		if (refresh_due(e, now))
+			refresh_request(e, TRIGGER_SCHEDULE, 0, NULL, NULL);
+		if ((e = cache_next(e)) == NULL)
+			e = cache_first();
 	}
+	refresh_cursor = e;
+}
+
+static int
+refresh_due(const struct cache_entry *e, int64_t now)
+{
+	if (!e->enabled || e->paused || e->inflight)
+		return (0);
+	if (now < e->next_ms || now < e->retry_ms)
+		return (0);
+
+	return (refresh_mine(e) || now >= e->next_ms + REFRESH_OTHERS_MS);
+}
+
+/* e leaves the cache: the cursor must not point at it. */
+void
+refresh_forget(const struct cache_entry *e)
+{
+	if (refresh_cursor == e)
+		refresh_cursor = cache_next(refresh_cursor);
+}
+
+/*
+ * The workers of an instance share the scheduled tokens out by name, so
+ * they do not race each other for the same leases; a token whose worker
+ * is late (busy, or being restarted) is taken by any after a while.
+ */
+static int
+refresh_mine(const struct cache_entry *e)
+{
+	u_int32_t	n;
+
+	n = worker_count > KORE_WORKER_BASE ?
+	    worker_count - KORE_WORKER_BASE : 1;
+
+	return (e->hash % n == (u_int32_t)(worker->id - 1) % n);
 }
 
 static void
@@ -138,6 +194,7 @@ refresh_leased(struct kore_pgsql *sql, void *arg, int ok)
 	log_kv(LOG_LVL_DEBUG, "refreshing token", "token", at->name,
 	    "trigger", at->trigger, NULL);
 	log_context(NULL, NULL);
+	store_announce(at->name);		/* leased: "refreshing" */
 	at->renew = kore_timer_add(refresh_renew, kiln_config.lease_ms / 3,
 	    at, 0);
 	upstream_send(at, refresh_answered);
@@ -281,6 +338,7 @@ refresh_committed(struct kore_pgsql *sql, void *arg, int ok)
 	log_context(NULL, NULL);
 
 	cache_reload(at->name);
+	store_announce(at->name);
 	refresh_end(at);
 }
 
@@ -311,4 +369,7 @@ refresh_end(struct attempt *at)
 	seal_wipe(at->sealed_token);
 	seal_wipe(at->sealed_refresh);
 	kore_free(at);
+
+	if (refresh_behind)
+		refresh_scan();
 }

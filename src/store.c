@@ -34,6 +34,19 @@
 #define STORE_PARAMS_MAX	24
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
+#define STORE_BATCH_MAX		7900
+
+/*
+ * Source names sent as one statement ($1, comma-separated): while one
+ * batch is in flight the next one gathers, so the statements per second
+ * stay bounded however many names come.
+ */
+struct store_batch {
+	const char		*query;
+	store_names_cb		cb;
+	struct kore_buf		*pending;
+	char			*inflight;
+};
 
 struct store_job {
 	struct kore_pgsql	sql;
@@ -57,7 +70,7 @@ static const char q_load[] =
     "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
     "COALESCE(t.lease_until > now(), false) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
-    "WHERE $1::text IS NULL OR s.name = $1";
+    "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
 static const char q_lease[] =
     "UPDATE tokens t SET lease_owner = $2, "
@@ -81,7 +94,8 @@ static const char q_lease[] =
     "s.resource, s.refresh_token_sealed, s.username, s.password_sealed, "
     "s.token_path, s.expires_at_path, s.expires_in_path, "
     "s.refresh_buffer, s.fallback_lifetime, t.generation, "
-    "kiln_ms(t.expires_at), t.failures, pg_notify('kiln_tokens', s.name)";
+    "kiln_ms(t.expires_at), t.failures, "
+    "set_config('synchronous_commit', 'off', true)";
 
 static const char q_success[] =
     "WITH t AS (UPDATE tokens SET token_sealed = $3, token_type = $4, "
@@ -100,8 +114,8 @@ static const char q_success[] =
     "CASE WHEN g.gen IS NULL THEN 'lease lost before commit' END, "
     "g.gen, $5, $2 FROM (SELECT (SELECT generation FROM t) AS gen) g "
     "RETURNING id) "
-    "SELECT (SELECT generation FROM t), pg_notify('kiln_tokens', $14), "
-    "(SELECT count(*) FROM r), (SELECT count(*) FROM e)";
+    "SELECT (SELECT generation FROM t), (SELECT count(*) FROM r), "
+    "(SELECT count(*) FROM e)";
 
 static const char q_failure[] =
     "WITH t AS (UPDATE tokens SET lease_owner = NULL, lease_until = NULL, "
@@ -112,8 +126,17 @@ static const char q_failure[] =
     "outcome, duration_ms, http_status, error, owner) "
     "VALUES ($1, $6, kiln_ts($7), 'failure', $4, $8, $3, $2) "
     "RETURNING id) "
-    "SELECT pg_notify('kiln_tokens', $9), (SELECT count(*) FROM t), "
-    "(SELECT count(*) FROM e)";
+    "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e)";
+
+/*
+ * Changes of tokens are announced after their commit, in batches, and
+ * without waiting for the WAL flush: PostgreSQL serializes the commits of
+ * notifying transactions (flush included) under one lock, which capped
+ * refreshes at a few hundred per second when every commit notified.
+ */
+static const char q_announce[] =
+    "SELECT set_config('synchronous_commit', 'off', true), "
+    "pg_notify('kiln_tokens', $1)";
 
 static const char q_renew[] =
     "UPDATE tokens SET lease_until = now() + $3::bigint * "
@@ -263,6 +286,10 @@ static char	*source_digest(const struct source *, int);
 static void	digest_append(void *, const char *, size_t);
 static char	*seal_opt(const struct source *, const char *,
 		    const char *);
+static void	batch_add(struct store_batch *, const char *);
+static int	batch_has(struct kore_buf *, const char *);
+static void	batch_send(struct store_batch *);
+static void	batch_done(struct kore_pgsql *, void *, int);
 static void	store_job(const char *, store_rows_cb, void *, int, ...);
 static void	store_job_a(const char *, store_rows_cb, void *, int,
 		    const char **);
@@ -358,11 +385,106 @@ store_upsert_sources(struct source *src, size_t n, char *err, size_t errlen)
 	return (ret);
 }
 
-/* Worker: a whole or a one-source snapshot for the cache. */
+static struct store_batch	reloads = { q_load, NULL, NULL, NULL };
+static struct store_batch	announces = { q_announce, NULL, NULL, NULL };
+
+/* Worker: a whole snapshot for the cache. */
 void
-store_load(const char *name, store_rows_cb cb, void *arg)
+store_load(store_rows_cb cb, void *arg)
 {
-	store_job(q_load, cb, arg, 1, name);
+	store_job(q_load, cb, arg, 1, NULL);
+}
+
+/* Worker: a snapshot of name, batched with other names to reload. */
+void
+store_reload(const char *name, store_names_cb cb)
+{
+	reloads.cb = cb;
+	batch_add(&reloads, name);
+}
+
+/* Tell every worker of every instance that name changed. */
+void
+store_announce(const char *name)
+{
+	batch_add(&announces, name);
+}
+
+static void
+batch_add(struct store_batch *b, const char *name)
+{
+	if (b->pending == NULL)
+		b->pending = kore_buf_alloc(1024);
+	if (batch_has(b->pending, name))
+		return;
+
+	if (b->pending->offset > 0)
+		kore_buf_append(b->pending, ",", 1);
+	kore_buf_append(b->pending, name, strlen(name));
+
+	if (b->inflight == NULL)
+		batch_send(b);
+}
+
+static int
+batch_has(struct kore_buf *buf, const char *name)
+{
+	size_t		len, i, end;
+
+	len = strlen(name);
+	for (i = 0; i < buf->offset; i = end + 1) {
+		for (end = i; end < buf->offset && buf->data[end] != ','; end++)
+			;
+		if (end - i == len && !memcmp(buf->data + i, name, len))
+			return (1);
+	}
+
+	return (0);
+}
+
+static void
+batch_send(struct store_batch *b)
+{
+	size_t		cut, len;
+
+	if (b->pending == NULL || b->pending->offset == 0)
+		return;
+
+	/* Whole names, and a NOTIFY payload stays under 8000 bytes. */
+	len = b->pending->offset;
+	cut = len;
+	if (cut > STORE_BATCH_MAX) {
+		for (cut = STORE_BATCH_MAX; b->pending->data[cut] != ','; cut--)
+			;
+	}
+
+	b->inflight = kore_malloc(cut + 1);
+	memcpy(b->inflight, b->pending->data, cut);
+	b->inflight[cut] = '\0';
+
+	if (cut < len) {
+		memmove(b->pending->data, b->pending->data + cut + 1,
+		    len - cut - 1);
+		b->pending->offset = len - cut - 1;
+	} else {
+		b->pending->offset = 0;
+	}
+
+	store_job(b->query, batch_done, b, 1, b->inflight);
+}
+
+static void
+batch_done(struct kore_pgsql *sql, void *arg, int ok)
+{
+	struct store_batch	*b = arg;
+
+	/* Names not announced or reloaded now are the reconcile's. */
+	if (b->cb != NULL)
+		b->cb(sql, b->inflight, ok);
+	kore_free(b->inflight);
+	b->inflight = NULL;
+
+	batch_send(b);
 }
 
 void
@@ -392,10 +514,9 @@ store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 	started = i64(at->started_ms);
 	status = i64(at->http_status);
 
-	store_job(q_success, cb, arg, 14, id, kiln_config.owner,
+	store_job(q_success, cb, arg, 13, id, kiln_config.owner,
 	    at->sealed_token, at->ans.token_type, at->fpr, obtained, expires,
-	    refresh, dur, at->sealed_refresh, at->trigger, started, status,
-	    at->name);
+	    refresh, dur, at->sealed_refresh, at->trigger, started, status);
 
 	kore_free(id);
 	kore_free(obtained);
@@ -417,8 +538,8 @@ store_commit_failure(struct attempt *at, store_rows_cb cb, void *arg)
 	started = i64(at->started_ms);
 	status = at->http_status > 0 ? i64(at->http_status) : NULL;
 
-	store_job(q_failure, cb, arg, 9, id, kiln_config.owner, at->error,
-	    dur, next, at->trigger, started, status, at->name);
+	store_job(q_failure, cb, arg, 8, id, kiln_config.owner, at->error,
+	    dur, next, at->trigger, started, status);
 
 	kore_free(id);
 	kore_free(dur);
