@@ -373,10 +373,15 @@ store_upsert_sources(struct source *src, size_t n, char *err, size_t errlen)
 	if ((db = sync_connect(err, errlen)) == NULL)
 		return (KORE_RESULT_ERROR);
 
+	/* All or nothing, and one WAL flush for the whole file. */
 	ret = sync_exec(db, "SELECT pg_advisory_lock(" STORE_MIGRATE_LOCK ")",
-	    0, NULL, err, errlen);
+	    0, NULL, err, errlen) && sync_exec(db, "BEGIN", 0, NULL, err, errlen);
 	for (i = 0; ret && i < n; i++)
 		ret = upsert_one(db, &src[i], err, errlen);
+	if (ret)
+		ret = sync_exec(db, "COMMIT", 0, NULL, err, errlen);
+	else
+		(void)sync_exec(db, "ROLLBACK", 0, NULL, NULL, 0);
 
 	(void)sync_exec(db, "SELECT pg_advisory_unlock(" STORE_MIGRATE_LOCK
 	    ")", 0, NULL, NULL, 0);
