@@ -251,32 +251,30 @@ public_fingerprint(struct http_request *req, char *out, size_t len)
 static void
 public_token(struct http_request *req, struct cache_entry *e, int64_t now)
 {
-	struct kore_buf		*head, *tail;
 	u_int8_t		buf[4096], *out;
-	size_t			len;
+	size_t			len, split;
 	int			n;
 	char			num[24];
 
-	if (e->answer_head == NULL)
+	if (e->answer == NULL)
 		cache_answer(e);
-	head = e->answer_head;
-	tail = e->answer_tail;
+	split = e->answer_split;
 
 	n = snprintf(num, sizeof(num), "%lld",
 	    (long long)((e->expires_ms - now) / 1000));
-	len = head->offset + n + tail->offset;
+	len = e->answer_len + n;
 	out = len <= sizeof(buf) ? buf : kore_malloc(len);
 
-	memcpy(out, head->data, head->offset);
-	memcpy(out + head->offset, num, n);
-	memcpy(out + head->offset + n, tail->data, tail->offset);
+	memcpy(out, e->answer, split);
+	memcpy(out + split, num, n);
+	memcpy(out + split + n, e->answer + split, e->answer_len - split);
 
 	http_response_header(req, "Content-Type",
 	    "application/json; charset=utf-8");
 	http_response_header(req, "Cache-Control", "no-store");
 	http_response(req, 200, out, len);
 
-	OPENSSL_cleanse(out, head->offset);
+	OPENSSL_cleanse(out, split);
 	if (out != buf)
 		kore_free(out);
 }

@@ -374,7 +374,7 @@ cache_apply(struct kore_pgsql *sql, int row)
 	}
 
 	v = kore_pgsql_getvalue(sql, row, 8);
-	render = gen != e->generation || e->answer_head == NULL ||
+	render = gen != e->generation || e->answer == NULL ||
 	    e->expires_ms != col_i64(sql, row, 11) ||
 	    strcmp(e->token_type, *v ? v : "Bearer");
 	(void)kore_strlcpy(e->token_type, *v ? v : "Bearer",
@@ -446,6 +446,7 @@ cache_remove(struct cache_entry *e)
 void
 cache_answer(struct cache_entry *e)
 {
+	struct kore_buf	*head, *tail;
 	yajl_gen	g;
 	char		expires[ISOTIME_LEN];
 
@@ -454,10 +455,10 @@ cache_answer(struct cache_entry *e)
 		return;
 
 	isotime_format(e->expires_ms, expires, sizeof(expires));
-	e->answer_head = kore_buf_alloc(256 + strlen(e->token));
-	e->answer_tail = kore_buf_alloc(160);
+	head = kore_buf_alloc(256 + strlen(e->token));
+	tail = kore_buf_alloc(160);
 
-	g = answer_gen(e->answer_head);
+	g = answer_gen(head);
 	yajl_gen_map_open(g);
 	api_kv_str(g, "agent_name", e->name);
 	api_kv_str(g, "token", e->token);
@@ -465,10 +466,10 @@ cache_answer(struct cache_entry *e)
 	api_kv_str(g, "expires_at", expires);
 	yajl_gen_map_close(g);
 	yajl_gen_free(g);
-	e->answer_head->offset--;		/* the closing brace */
-	kore_buf_appendf(e->answer_head, ",\"expires_in\":");
+	head->offset--;				/* the closing brace */
+	kore_buf_appendf(head, ",\"expires_in\":");
 
-	g = answer_gen(e->answer_tail);
+	g = answer_gen(tail);
 	yajl_gen_map_open(g);
 	api_kv_bool(g, "valid", 1);
 	api_kv_str(g, "message", "Current token retrieved successfully");
@@ -476,7 +477,18 @@ cache_answer(struct cache_entry *e)
 	api_kv_int(g, "generation", e->generation);
 	yajl_gen_map_close(g);
 	yajl_gen_free(g);
-	e->answer_tail->data[0] = ',';		/* was the opening brace */
+	tail->data[0] = ',';			/* was the opening brace */
+
+	/* One piece, so an answer is one read from memory. */
+	e->answer_split = head->offset;
+	e->answer_len = head->offset + tail->offset;
+	e->answer = kore_malloc(e->answer_len);
+	memcpy(e->answer, head->data, head->offset);
+	memcpy(e->answer + head->offset, tail->data, tail->offset);
+
+	OPENSSL_cleanse(head->data, head->offset);
+	kore_buf_free(head);
+	kore_buf_free(tail);
 }
 
 static yajl_gen
@@ -500,15 +512,10 @@ answer_append(void *arg, const char *data, size_t len)
 static void
 answer_free(struct cache_entry *e)
 {
-	if (e->answer_head != NULL) {
-		OPENSSL_cleanse(e->answer_head->data,
-		    e->answer_head->length);
-		kore_buf_free(e->answer_head);
-		e->answer_head = NULL;
-	}
-	if (e->answer_tail != NULL) {
-		kore_buf_free(e->answer_tail);
-		e->answer_tail = NULL;
+	if (e->answer != NULL) {
+		OPENSSL_cleanse(e->answer, e->answer_len);
+		kore_free(e->answer);
+		e->answer = NULL;
 	}
 }
 

@@ -345,22 +345,26 @@ struct cache_waiter {
 	TAILQ_ENTRY(cache_waiter)	glist;
 };
 
+/* What the current-token path reads comes first (two cache lines). */
 struct cache_entry {
-	int64_t			id;
+	LIST_ENTRY(cache_entry)		hlink;
 	u_int32_t		hash;		/* of name */
-	char			name[KILN_NAME_MAX + 1];
-	int			kind;
+	int			enabled;
 	int			access;
 	int			require_header;
-	int			enabled;
-	int			paused;
+	int64_t			expires_ms;
 	char			*token;
-	struct kore_buf		*answer_head;	/* JSON up to expires_in */
-	struct kore_buf		*answer_tail;	/* JSON after expires_in */
+	char			*answer;	/* JSON without expires_in */
+	size_t			answer_len;
+	size_t			answer_split;	/* where its value goes */
+	char			name[KILN_NAME_MAX + 1];
+
+	int64_t			id;
+	int			kind;
+	int			paused;
 	char			token_type[32];
 	char			fpr[KILN_FPR_LEN + 1];
 	int64_t			generation;
-	int64_t			expires_ms;
 	int64_t			refresh_ms;
 	int64_t			next_ms;
 	u_int32_t		failures;
@@ -373,7 +377,6 @@ struct cache_entry {
 	int			seen;
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
-	LIST_ENTRY(cache_entry)		hlink;
 	TAILQ_ENTRY(cache_entry)	list;
 };
 

@@ -152,9 +152,9 @@ static const char q_migration_seen[] =
 static const char q_migration_done[] =
     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)";
 
-static const char q_source_digest[] =
-    "SELECT id, config_digest, refresh_seed_digest FROM token_sources "
-    "WHERE name = $1";
+static const char q_source_digests[] =
+    "SELECT name, config_digest, refresh_seed_digest FROM token_sources "
+    "ORDER BY name COLLATE \"C\"";
 
 /* The 22 parameters of a source row, $1..$22 of insert and update. */
 struct source_params {
@@ -278,7 +278,9 @@ static int	migrate_file(PGconn *, const char *, const char *,
 		    char *, size_t);
 static int	migrate_filter(const struct dirent *);
 static char	*file_read(const char *, size_t *);
-static int	upsert_one(PGconn *, struct source *, char *, size_t);
+static int	upsert_one(PGconn *, PGresult *, struct source *, char *,
+		    size_t);
+static int	stored_row(PGresult *, const char *);
 static void	source_params(const struct source *, int,
 		    struct source_params *);
 static void	source_params_free(struct source_params *);
@@ -366,6 +368,7 @@ cleanup:
 int
 store_upsert_sources(struct source *src, size_t n, char *err, size_t errlen)
 {
+	PGresult	*res;
 	PGconn		*db;
 	size_t		i;
 	int		ret;
@@ -373,11 +376,25 @@ store_upsert_sources(struct source *src, size_t n, char *err, size_t errlen)
 	if ((db = sync_connect(err, errlen)) == NULL)
 		return (KORE_RESULT_ERROR);
 
-	/* All or nothing, and one WAL flush for the whole file. */
+	/*
+	 * All or nothing, one WAL flush for the whole file, and the stored
+	 * digests read once: a restart with an unchanged file of thousands
+	 * of sources writes nothing and costs one query.
+	 */
 	ret = sync_exec(db, "SELECT pg_advisory_lock(" STORE_MIGRATE_LOCK ")",
 	    0, NULL, err, errlen) && sync_exec(db, "BEGIN", 0, NULL, err, errlen);
+	res = NULL;
+	if (ret) {
+		res = PQexec(db, q_source_digests);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			(void)snprintf(err, errlen, "database: %s",
+			    PQerrorMessage(db));
+			ret = KORE_RESULT_ERROR;
+		}
+	}
 	for (i = 0; ret && i < n; i++)
-		ret = upsert_one(db, &src[i], err, errlen);
+		ret = upsert_one(db, res, &src[i], err, errlen);
+	PQclear(res);
 	if (ret)
 		ret = sync_exec(db, "COMMIT", 0, NULL, err, errlen);
 	else
@@ -738,30 +755,22 @@ file_read(const char *path, size_t *lenp)
  * itself changed, since the stored one may have been rotated since.
  */
 static int
-upsert_one(PGconn *db, struct source *src, char *err, size_t errlen)
+upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
+    size_t errlen)
 {
 	struct source_params	sp;
-	PGresult		*res;
 	const char		*v[24];
-	int			ret, n, exists, same, same_seed;
+	int			ret, n, row, exists, same, same_seed;
 
 	source_params(src, 1, &sp);
 
-	v[0] = src->name;
-	res = PQexecParams(db, q_source_digest, 1, NULL, v, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		(void)snprintf(err, errlen, "database: %s",
-		    PQerrorMessage(db));
-		PQclear(res);
-		source_params_free(&sp);
-		return (KORE_RESULT_ERROR);
-	}
-	exists = PQntuples(res) > 0;
-	same = exists && !PQgetisnull(res, 0, 1) && CRYPTO_memcmp(
-	    PQgetvalue(res, 0, 1), sp.digest, SEAL_MAC_LEN) == 0;
-	same_seed = exists && (sp.seed == NULL || (!PQgetisnull(res, 0, 2) &&
-	    CRYPTO_memcmp(PQgetvalue(res, 0, 2), sp.seed, SEAL_MAC_LEN) == 0));
-	PQclear(res);
+	row = stored_row(stored, src->name);
+	exists = row != -1;
+	same = exists && !PQgetisnull(stored, row, 1) && CRYPTO_memcmp(
+	    PQgetvalue(stored, row, 1), sp.digest, SEAL_MAC_LEN) == 0;
+	same_seed = exists && (sp.seed == NULL ||
+	    (!PQgetisnull(stored, row, 2) && CRYPTO_memcmp(
+	    PQgetvalue(stored, row, 2), sp.seed, SEAL_MAC_LEN) == 0));
 
 	ret = KORE_RESULT_OK;
 	if (same && same_seed)
@@ -787,6 +796,27 @@ upsert_one(PGconn *db, struct source *src, char *err, size_t errlen)
 cleanup:
 	source_params_free(&sp);
 	return (ret);
+}
+
+/* The row of name in the stored digests (sorted by name), or -1. */
+static int
+stored_row(PGresult *stored, const char *name)
+{
+	int		lo, hi, mid, c;
+
+	lo = 0;
+	hi = PQntuples(stored) - 1;
+	while (lo <= hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(PQgetvalue(stored, mid, 0), name)) == 0)
+			return (mid);
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+
+	return (-1);
 }
 
 /*

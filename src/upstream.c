@@ -21,6 +21,7 @@
 #include "kiln.h"
 
 static void	upstream_cb(struct kore_curl *, void *);
+static int	upstream_rewind(void *, curl_off_t, int);
 static void	upstream_answer(struct attempt *);
 static void	upstream_wipe(struct kore_buf *);
 
@@ -61,8 +62,30 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 
+	/*
+	 * A kept-alive connection the server closed meanwhile makes curl
+	 * send the request again on a new one: the body must be rewound.
+	 */
+	if (at->curl.http.tosend != NULL) {
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, upstream_rewind);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, at->curl.http.tosend);
+	}
+
 	kore_curl_bind_callback(&at->curl, upstream_cb, at);
 	kore_curl_run(&at->curl);
+}
+
+static int
+upstream_rewind(void *arg, curl_off_t offset, int origin)
+{
+	struct kore_buf		*body = arg;
+
+	if (origin != SEEK_SET || offset < 0 ||
+	    (u_int64_t)offset > body->length)
+		return (CURL_SEEKFUNC_CANTSEEK);
+	body->offset = (size_t)offset;
+
+	return (CURL_SEEKFUNC_OK);
 }
 
 static void

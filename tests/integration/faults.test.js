@@ -201,6 +201,48 @@ describe('upstream faults', { concurrency: true }, () => {
 		});
 	});
 
+	it('fault_reused_connection_dropped_request_sent_again',
+	    { timeout: 60000 }, async () => {
+		/* Every request on a kept-alive connection is dropped unanswered:
+		 * curl must send it again on a new connection, rewinding the
+		 * body (it failed with "necessary data rewind wasn't possible"
+		 * when the upstream closed an idle connection as it was reused). */
+		const f = await h.startFault(['--lifetime', '4',
+		    '--mode', 'reuse']);
+		const db = await h.freshDb(pg, 'fault_reuse');
+		const source = 'fault-reuse';
+		const k = await h.startKiln({ name: 'fault_reuse',
+		    databaseUrl: db.url, env: KILN_ENV, sources: [{
+			name: source,
+			kind: 'client_credentials',
+			token_url: f.tokenUrl,
+			client_id: 'kiln',
+			client_secret: h.secret('fault'),
+		    }] });
+		await h.waitToken(k, source);
+
+		/* Lifetime 4 s: a refresh about every 2 s. */
+		const ev = await h.waitFor(async () => {
+			const rows = await h.events(db, source);
+			return rows.filter((e) => e.outcome === 'success')
+			    .length >= 4 ? rows : false;
+		}, { timeout: 30000, interval: 200,
+		    what: '4 successful refreshes' });
+		const st = await f.stats();
+		const dropped = st.requests.filter((q) => q.status === 'dropped');
+		const answered = st.requests.filter((q) => q.status === 200);
+		assert.ok(dropped.length >= 2,
+		    `${dropped.length} requests came on a reused connection`);
+		for (const q of st.requests)
+			assert.ok(q.body_bytes > 0, 'every request had its body');
+		assert.deepEqual(ev.filter((e) => e.outcome !== 'success')
+		    .map((e) => e.error), [], 'no failed attempt');
+		assert.ok(answered.length >= ev.length,
+		    `${answered.length} answered for ${ev.length} refreshes`);
+		assert.deepEqual(h.failureLogLines(k, source), [],
+		    'no warn/error line');
+	});
+
 	it('fault_connection_refused', { timeout: 120000 }, async () => {
 		await scenario({
 			name: 'fault_refused',

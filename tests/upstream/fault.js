@@ -14,6 +14,11 @@
  *   garbage  200 application/json with broken JSON bytes
  *   html     200 text/html page (a captive portal or a proxy error page)
  *   slow     answers like ok after hang_ms
+ *   reuse    answers like ok on a new connection; a request that comes on
+ *            a kept-alive connection gets it closed without an answer (a
+ *            server or proxy that dropped the idle connection as the
+ *            client reused it), so the client must send it again, body
+ *            included, on a new one
  *
  * POST /_mode {"mode":..., "lifetime":S, "hang_ms":N, "status":N} switches
  * at run time; GET /_stats gives counts per mode and every request with its
@@ -24,7 +29,7 @@
 const crypto = require('node:crypto');
 const http = require('node:http');
 
-const MODES = ['ok', '5xx', 'hang', 'garbage', 'html', 'slow'];
+const MODES = ['ok', '5xx', 'hang', 'garbage', 'html', 'slow', 'reuse'];
 
 const cfg = {
 	host: '127.0.0.1',
@@ -91,7 +96,10 @@ async function handleToken(req, res)
 	const mode = cfg.mode;
 	const entry = { t: Date.now(), mode, status: null };
 
-	await readBody(req);
+	const body = await readBody(req);
+	entry.body_bytes = body.length;
+	entry.reused = (req.socket.kilnRequests =
+	    (req.socket.kilnRequests || 0) + 1) > 1;
 	stats.token_requests++;
 	stats.by_mode[mode] = (stats.by_mode[mode] || 0) + 1;
 	stats.requests.push(entry);
@@ -99,6 +107,14 @@ async function handleToken(req, res)
 	switch (mode) {
 	case 'ok':
 		okToken(res, entry);
+		break;
+	case 'reuse':
+		if (entry.reused) {
+			entry.status = 'dropped';
+			req.socket.destroy();
+		} else {
+			okToken(res, entry);
+		}
 		break;
 	case '5xx':
 		entry.status = cfg.status;
