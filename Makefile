@@ -5,7 +5,7 @@ BUILD		:= .build/$(FLAVOR)/kiln
 DEBS		:= kore libyajl-dev libcurl4-openssl-dev libpq-dev libssl-dev \
 		   libcmocka-dev postgresql postgresql-contrib \
 		   ca-certificates curl procps chromium libnss3-tools clang \
-		   libclang-rt-14-dev
+		   libclang-rt-14-dev wrk nginx-light util-linux
 SRCS		:= $(wildcard src/*.c src/*.h assets/*) conf/build.conf \
 		   conf/kiln.conf
 KORE_SRC	:= .build/kore-src

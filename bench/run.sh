@@ -12,6 +12,7 @@
 # Knobs (bench/README.md): BENCH_WORKERS, BENCH_ROUNDS, BENCH_DURATION,
 # BENCH_CONNECTIONS, BENCH_THREADS, BENCH_SOURCES, BENCH_IDLE_SECONDS,
 # BENCH_CAPACITY_SECONDS, BENCH_ACQUIRE_SECONDS, BENCH_PACE_MS,
+# BENCH_PACE_THREADS,
 # BENCH_PHASES, BENCH_KILN, BENCH_NGINX_TUNED, BENCH_KEEP, BENCH_OUT,
 # BENCH_HOLD.
 # Every process it starts is stopped on exit, by pid. Exit status: 0 when
@@ -51,6 +52,7 @@ else
 fi
 CONNS=${BENCH_CONNECTIONS:-64}
 PACE_MS=${BENCH_PACE_MS:-1}
+PACE_THREADS=${BENCH_PACE_THREADS:-1}
 THREADS=${BENCH_THREADS:-2}
 WORKERS=${BENCH_WORKERS:-$(awk '$1 == "workers" { print $2 }' kore.conf)}
 WORKERS=${WORKERS:-2}
@@ -437,10 +439,10 @@ wrk_run() {
 	esac
 	before=$(for p in $pids; do cpu_ticks "$p"; done)
 	if [ -n "$lua" ]; then
-		wrk -t"$THREADS" -c"$CONNS" -d"${WRK_D:-$DUR}s" --latency \
+		wrk -t"${WRK_T:-$THREADS}" -c"$CONNS" -d"${WRK_D:-$DUR}s" --latency \
 		    -s "$lua" "$url" -- "$@" >"$out" 2>&1
 	else
-		wrk -t"$THREADS" -c"$CONNS" -d"${WRK_D:-$DUR}s" --latency \
+		wrk -t"${WRK_T:-$THREADS}" -c"$CONNS" -d"${WRK_D:-$DUR}s" --latency \
 		    "$url" >"$out" 2>&1
 	fi
 	after=$(for p in $pids; do cpu_ticks "$p"; done)
@@ -591,9 +593,12 @@ phase_a() {
 
 	# Saturated, 64 connections queue behind each other and the 2 shared
 	# cores' time slices set the tail for every server alike; paced, the
-	# same connections measure the time to an answer.
-	say "A: latency at a paced load (${PACE_MS} ms pause per connection)"
-	rounds "ptoken|$TOKEN_URL|bench/paced.lua|$PACE_MS" \
+	# same connections measure the time to an answer. One wrk thread
+	# (BENCH_PACE_THREADS), so that the load generator does not take its
+	# time slices from the server's core as a second thread would.
+	say "A: latency at a paced load (${PACE_MS} ms pause per connection," \
+	    "wrk -t$PACE_THREADS)"
+	WRK_T=$PACE_THREADS rounds "ptoken|$TOKEN_URL|bench/paced.lua|$PACE_MS" \
 	    "pconst|$CONST_URL|bench/paced.lua|$PACE_MS" \
 	    "pnginx|$NGINX_URL|bench/paced.lua|$PACE_MS"
 	for v in token const nginx; do
@@ -839,7 +844,7 @@ row "token CPU per request vs ceiling; vs nginx" "$(g cpu_ratio_const 3)x; $(g c
 row "busiest worker's share of server CPU: token / ceiling / nginx" "$(g share_token 2) / $(g share_const 2) / $(g share_nginx 2)" "" ""
 row "**current-token latency p50 / p99** (ms, 64 conns, saturated)" "$(g p50_token 3) / $(g p99_token 3)" "p99 <= 1 ms" "$(verdict "$(get p99_token)" '<=' 1)"
 row "ceiling p50 / p99; nginx p50 / p99 (ms)" "$(g p50_const 3) / $(g p99_const 3); $(g p50_nginx 3) / $(g p99_nginx 3)" "" ""
-row "**current-token latency p50 / p99, paced** (ms, 64 conns, ${PACE_MS} ms pause; $(g prps_token 0) req/s)" "$(g pp50_token 3) / $(g pp99_token 3)" "p99 <= 1 ms" "$(verdict "$(get pp99_token)" '<=' 1)"
+row "**current-token latency p50 / p99, paced** (ms, wrk -t$PACE_THREADS -c$CONNS, ${PACE_MS} ms pause; $(g prps_token 0) req/s)" "$(g pp50_token 3) / $(g pp99_token 3)" "p99 <= 1 ms" "$(verdict "$(get pp99_token)" '<=' 1)"
 row "paced: ceiling p50 / p99 ($(g prps_const 0) req/s); nginx p50 / p99 ($(g prps_nginx 0) req/s)" "$(g pp50_const 3) / $(g pp99_const 3); $(g pp50_nginx 3) / $(g pp99_nginx 3)" "" ""
 row "random names, kiln holding 1 source (req/s, 1 run)" "$(g rps_rand1_only 0)" "" ""
 row "random names over 1 of $MANY sources (req/s)" "$(g rps_rand1 0)" "" ""

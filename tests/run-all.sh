@@ -69,6 +69,26 @@ else
 	skipped=$((skipped + ${s:-0}))
 fi
 
+# The bench scripts, kept working (not a measurement): a BENCH_QUICK run
+# must print its table with no worker restarted, no error log line and
+# no failed request. Not under the sanitizers (it runs ./kiln as built).
+if [ "${SAN:-0}" != 1 ]; then
+	if BENCH_QUICK=1 bash bench/run.sh >"$out/bench.log" 2>&1 &&
+	    grep -q '^| kiln workers restarted by Kore .*| met |$' \
+	    "$out/bench.log" &&
+	    grep -q '^| non-2xx answers or socket errors .*| met |$' \
+	    "$out/bench.log" &&
+	    ! grep -qE '^\| kiln error log lines, phase [ABC] \| [^ |]' \
+	    "$out/bench.log"; then
+		echo "bench smoke: ok (BENCH_QUICK=1 bash bench/run.sh)"
+		passed=$((passed + 1))
+	else
+		echo "bench smoke: FAILED" >&2
+		tail -n 60 "$out/bench.log" >&2
+		failed=$((failed + 1))
+	fi
+fi
+
 if [ "${SAN:-0}" = 1 ]; then
 	reports=$(find tests/integration/tmp -name kiln.log -newer "$out/start" \
 	    -exec grep -lE "runtime error|AddressSanitizer|LeakSanitizer" {} + |
