@@ -451,6 +451,7 @@ struct attempt {
 	int64_t			sent_ms;
 	int64_t			duration_ms;
 	long			http_status;
+	int			resend_refused;	/* curl wanted to resend */
 	struct source		src;
 	struct oauth_request	oreq;
 	struct oauth_answer	ans;

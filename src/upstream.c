@@ -20,8 +20,10 @@
 
 #include "kiln.h"
 
+#define UPSTREAM_REUSE_IDLE_S	2L	/* longest idle connection reused */
+
 static void	upstream_cb(struct kore_curl *, void *);
-static int	upstream_rewind(void *, curl_off_t, int);
+static int	upstream_no_resend(void *, curl_off_t, int);
 static void	upstream_answer(struct attempt *);
 static void	upstream_wipe(struct kore_buf *);
 
@@ -63,12 +65,17 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 
 	/*
-	 * A kept-alive connection the server closed meanwhile makes curl
-	 * send the request again on a new one: the body must be rewound.
+	 * A token request is never sent twice by curl: when a kept-alive
+	 * connection ends without an answer, curl would resend the request
+	 * on a new one, but the server may have used a rotating refresh
+	 * token already; the attempt fails, with its event, and the policy
+	 * retries. Connections idle longer than servers commonly keep them
+	 * open (node: 5 s) are not reused, so that race stays rare.
 	 */
+	curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, UPSTREAM_REUSE_IDLE_S);
 	if (at->curl.http.tosend != NULL) {
-		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, upstream_rewind);
-		curl_easy_setopt(h, CURLOPT_SEEKDATA, at->curl.http.tosend);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, upstream_no_resend);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, at);
 	}
 
 	kore_curl_bind_callback(&at->curl, upstream_cb, at);
@@ -76,16 +83,13 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 }
 
 static int
-upstream_rewind(void *arg, curl_off_t offset, int origin)
+upstream_no_resend(void *arg, curl_off_t offset, int origin)
 {
-	struct kore_buf		*body = arg;
+	struct attempt	*at = arg;
 
-	if (origin != SEEK_SET || offset < 0 ||
-	    (u_int64_t)offset > body->length)
-		return (CURL_SEEKFUNC_CANTSEEK);
-	body->offset = (size_t)offset;
+	at->resend_refused = 1;
 
-	return (CURL_SEEKFUNC_OK);
+	return (CURL_SEEKFUNC_CANTSEEK);
 }
 
 static void
@@ -95,7 +99,10 @@ upstream_cb(struct kore_curl *c, void *arg)
 
 	at->duration_ms = kiln_now() - at->started_ms;
 
-	if (!kore_curl_success(c)) {
+	if (!kore_curl_success(c) && at->resend_refused) {
+		(void)snprintf(at->error, sizeof(at->error), "upstream: "
+		    "connection closed without an answer (not resent)");
+	} else if (!kore_curl_success(c)) {
 		(void)snprintf(at->error, sizeof(at->error), "upstream: %.200s",
 		    kore_curl_strerror(c));
 	} else {

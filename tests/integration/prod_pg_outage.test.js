@@ -370,8 +370,13 @@ describe('PostgreSQL outage', { concurrency: true }, () => {
 		    'database connection is lost mid-query');
 		assert.deepEqual(during.slice(0, 8), [],
 		    `${during.length} failed current-token requests`);
+		/* A fast shutdown kills the lock holder and the waiters one
+		 * by one: a waiter granted the lock in between may finish its
+		 * read first (200). Every request is answered, the others with
+		 * an error, and at least one query was lost mid-flight. */
 		assert.ok(Array.isArray(adminStatus) && adminStatus.every((x) =>
-		    typeof x === 'number' && x >= 500),
+		    x === 200 || (typeof x === 'number' && x >= 500)) &&
+		    adminStatus.some((x) => x >= 500),
 		    `the waiting admin requests got an error answer: ` +
 		    JSON.stringify(adminStatus));
 	});
