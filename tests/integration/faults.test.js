@@ -24,10 +24,10 @@ const KILN_ENV = {
  * timeout means a client request waited on the upstream. */
 const MAX_ANSWER_MS = 1000;
 
-async function scenario({ name, lifetime = 30, breakIt, expectStatus,
-    minAttempts = 3, upstreamAttempts = true, check })
+/* A fault upstream (faultArgs) and a kiln with one source against it. */
+async function faultKiln(name, faultArgs, sourceExtra)
 {
-	const f = await h.startFault(['--lifetime', String(lifetime)]);
+	const f = await h.startFault(faultArgs);
 	const db = await h.freshDb(pg, name);
 	const source = name.replace(/_/g, '-');
 	const k = await h.startKiln({ name, databaseUrl: db.url,
@@ -37,8 +37,16 @@ async function scenario({ name, lifetime = 30, breakIt, expectStatus,
 		token_url: f.tokenUrl,
 		client_id: 'kiln',
 		client_secret: h.secret('fault'),
-		refresh_buffer: 25,
+		...sourceExtra,
 	    }] });
+	return { f, db, source, k };
+}
+
+async function scenario({ name, lifetime = 30, breakIt, expectStatus,
+    minAttempts = 3, upstreamAttempts = true, check })
+{
+	const { f, db, source, k } = await faultKiln(name,
+	    ['--lifetime', String(lifetime)], { refresh_buffer: 25 });
 	const first = h.assertTokenBody(await h.waitToken(k, source), source);
 	const expMs = h.parseIso(first.expires_at);
 	const okRequests = (await f.stats()).token_requests;
@@ -205,18 +213,8 @@ describe('upstream faults', { concurrency: true }, () => {
 	 * comes on a kept-alive connection. */
 	async function reuseCase(name, lifetime, successes)
 	{
-		const f = await h.startFault(['--lifetime', String(lifetime),
-		    '--mode', 'reuse']);
-		const db = await h.freshDb(pg, name);
-		const source = name.replace(/_/g, '-');
-		const k = await h.startKiln({ name, databaseUrl: db.url,
-		    env: KILN_ENV, sources: [{
-			name: source,
-			kind: 'client_credentials',
-			token_url: f.tokenUrl,
-			client_id: 'kiln',
-			client_secret: h.secret('fault'),
-		    }] });
+		const { f, db, source, k } = await faultKiln(name,
+		    ['--lifetime', String(lifetime), '--mode', 'reuse'], {});
 		await h.waitToken(k, source);
 		const ev = await h.waitFor(async () => {
 			const rows = await h.events(db, source);
