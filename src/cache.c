@@ -6,9 +6,9 @@
  * (NOTIFY kiln_tokens, comma-separated names), every worker LISTENs on its
  * own libpq connection and reloads those rows, in batches; a reconcile
  * timer reloads everything as a safety net (for an announce that was lost
- * with its worker, and after the LISTEN connection was lost). Requests that must wait for a change
- * (min_ttl, rejected) sleep on their entry and are woken by a reload or
- * by their deadline.
+ * with its worker, and after the LISTEN connection was lost). Requests
+ * that must wait for a change (min_ttl, rejected) sleep on their entry
+ * and are woken by a reload or by their deadline.
  */
 
 #include <sys/types.h>
@@ -446,7 +446,7 @@ cache_remove(struct cache_entry *e)
 void
 cache_answer(struct cache_entry *e)
 {
-	struct kore_buf	*head, *tail;
+	struct kore_buf	*buf;
 	yajl_gen	g;
 	char		expires[ISOTIME_LEN];
 
@@ -454,11 +454,11 @@ cache_answer(struct cache_entry *e)
 	if (e->token == NULL)
 		return;
 
+	/* Room for both parts, so the token is not copied as it grows. */
 	isotime_format(e->expires_ms, expires, sizeof(expires));
-	head = kore_buf_alloc(256 + strlen(e->token));
-	tail = kore_buf_alloc(160);
+	buf = kore_buf_alloc(512 + strlen(e->token));
 
-	g = answer_gen(head);
+	g = answer_gen(buf);
 	yajl_gen_map_open(g);
 	api_kv_str(g, "agent_name", e->name);
 	api_kv_str(g, "token", e->token);
@@ -466,10 +466,11 @@ cache_answer(struct cache_entry *e)
 	api_kv_str(g, "expires_at", expires);
 	yajl_gen_map_close(g);
 	yajl_gen_free(g);
-	head->offset--;				/* the closing brace */
-	kore_buf_appendf(head, ",\"expires_in\":");
+	buf->offset--;				/* the closing brace */
+	kore_buf_appendf(buf, ",\"expires_in\":");
+	e->answer_split = buf->offset;
 
-	g = answer_gen(tail);
+	g = answer_gen(buf);
 	yajl_gen_map_open(g);
 	api_kv_bool(g, "valid", 1);
 	api_kv_str(g, "message", "Current token retrieved successfully");
@@ -477,18 +478,10 @@ cache_answer(struct cache_entry *e)
 	api_kv_int(g, "generation", e->generation);
 	yajl_gen_map_close(g);
 	yajl_gen_free(g);
-	tail->data[0] = ',';			/* was the opening brace */
+	buf->data[e->answer_split] = ',';	/* was the opening brace */
 
 	/* One piece, so an answer is one read from memory. */
-	e->answer_split = head->offset;
-	e->answer_len = head->offset + tail->offset;
-	e->answer = kore_malloc(e->answer_len);
-	memcpy(e->answer, head->data, head->offset);
-	memcpy(e->answer + head->offset, tail->data, tail->offset);
-
-	OPENSSL_cleanse(head->data, head->offset);
-	kore_buf_free(head);
-	kore_buf_free(tail);
+	e->answer = (char *)kore_buf_release(buf, &e->answer_len);
 }
 
 static yajl_gen

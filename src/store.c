@@ -270,7 +270,6 @@ static const char q_events[] =
 
 static const char q_ping[] = "SELECT 1";
 
-
 static PGconn	*sync_connect(char *, size_t);
 static int	sync_exec(PGconn *, const char *, int, const char **,
 		    char *, size_t);
@@ -1009,7 +1008,6 @@ store_job_a(const char *query, store_rows_cb cb, void *arg, int n,
 		job->lengths[i] = v[i] ? (int)strlen(v[i]) : 0;
 		job->formats[i] = 0;
 	}
-
 
 	kore_pgsql_init(&job->sql);
 	kore_pgsql_bind_callback(&job->sql, store_job_cb, job);
