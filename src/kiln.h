@@ -202,6 +202,8 @@ struct kiln_config {
 	int64_t		rate_public;
 	struct cidr	*allow;
 	size_t		allow_count;
+	struct cidr	*upstream_allow;	/* KILN_UPSTREAM_ALLOW */
+	size_t		upstream_allow_count;
 	char		owner[96];
 };
 
@@ -452,6 +454,7 @@ struct attempt {
 	int64_t			duration_ms;
 	long			http_status;
 	int			resend_refused;	/* curl wanted to resend */
+	char			addr_refused[48]; /* see upstream.c */
 	struct source		src;
 	struct oauth_request	oreq;
 	struct oauth_answer	ans;
