@@ -53,7 +53,9 @@ static void	render_keys(struct api_pending *, struct kore_pgsql *, int);
 static void	render_key_revoked(struct api_pending *, struct kore_pgsql *,
 		    int);
 static int	pending_db_error(struct api_pending *, int);
-static void	view_source(void *, struct kore_pgsql *, int, int64_t);
+static void	view_source(void *, struct kore_pgsql *, int, int64_t, int);
+static void	view_url(void *, const char *, struct kore_pgsql *, int, int,
+		    int);
 static void	view_time(void *, const char *, struct kore_pgsql *, int, int);
 static void	view_str(void *, const char *, struct kore_pgsql *, int, int);
 static void	view_num(void *, const char *, struct kore_pgsql *, int, int);
@@ -367,7 +369,7 @@ render_list(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	yajl_gen_array_open(g);
 	n = kore_pgsql_ntuples(sql);
 	for (i = 0; i < n; i++)
-		view_source(g, sql, i, now);
+		view_source(g, sql, i, now, p->principal.role);
 	yajl_gen_array_close(g);
 	p->done = 1;
 }
@@ -386,7 +388,7 @@ render_one(struct api_pending *p, struct kore_pgsql *sql, int ok)
 
 	g = pending_gen(p, p->status);
 	yajl_gen_string(g, (const unsigned char *)"data", 4);
-	view_source(g, sql, 0, kiln_now());
+	view_source(g, sql, 0, kiln_now(), p->principal.role);
 	p->done = 1;
 }
 
@@ -668,7 +670,7 @@ pending_gen(struct api_pending *p, int status)
 
 /* One row of q_sources_view as the admin view of a source. */
 static void
-view_source(void *g, struct kore_pgsql *sql, int r, int64_t now)
+view_source(void *g, struct kore_pgsql *sql, int r, int64_t now, int role)
 {
 	int64_t		expires;
 	int		paused, leased, has_token;
@@ -677,7 +679,7 @@ view_source(void *g, struct kore_pgsql *sql, int r, int64_t now)
 	yajl_gen_map_open(g);
 	view_str(g, "name", sql, r, 0);
 	view_str(g, "kind", sql, r, 1);
-	view_str(g, "token_url", sql, r, 2);
+	view_url(g, "token_url", sql, r, 2, role < ROLE_ADMIN);
 	view_str(g, "client_id", sql, r, 3);
 	view_bool(g, "client_secret_set", sql, r, 4);
 	view_str(g, "auth_method", sql, r, 5);
@@ -724,6 +726,26 @@ view_source(void *g, struct kore_pgsql *sql, int r, int64_t now)
 	yajl_gen_map_close(g);
 
 	yajl_gen_map_close(g);
+}
+
+/*
+ * A URL without its userinfo, which is a credential; its query values
+ * too for those who may not change it (only admins write token_url).
+ */
+static void
+view_url(void *g, const char *key, struct kore_pgsql *sql, int r, int c,
+    int redact_query)
+{
+	char		*url;
+
+	if (kore_pgsql_getlength(sql, r, c) == 0 ||
+	    (url = source_url_redact(kore_pgsql_getvalue(sql, r, c),
+	    redact_query)) == NULL) {
+		api_kv_null(g, key);
+		return;
+	}
+	api_kv_str(g, key, url);
+	free(url);
 }
 
 static void

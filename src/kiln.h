@@ -104,6 +104,7 @@ int	source_name_valid(const char *);
 int	source_kind_parse(const char *);
 const char	*source_kind_name(int);
 void	source_free(struct source *);
+char	*source_url_redact(const char *, int);
 
 /* oauth.c (pure): request bodies and answers of each upstream kind. */
 struct oauth_request {

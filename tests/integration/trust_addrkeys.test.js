@@ -164,3 +164,40 @@ test('upstream_allow_bad_cidr_stops_the_start', { timeout: 30000 },
 	    databaseUrl: db.url, env: { KILN_UPSTREAM_ALLOW: '169.254.0.0/99' },
 	    healthTimeout: 8000 }), /KILN_UPSTREAM_ALLOW/);
 });
+
+test('token_url_shown_without_userinfo_or_query_values', { timeout: 60000 },
+    async () => {
+	const pass = h.secret('urlpass');
+	const qv = h.secret('urlquery');
+	const idp = await h.startOAuth(['--lifetime', '600']);
+	const url = `http://user:${pass}@127.0.0.1:${idp.port}/token` +
+	    `?client_secret=${qv}&tenant=t1`;
+	const env = await a.adminKiln(pg, 'url_redact', { idp,
+	    sources: [{ name: 'creds', token_url: url }] });
+	const { k } = env;
+
+	for (const role of ['viewer', 'operator', 'admin']) {
+		const tok = await a.jwt(role);
+		for (const p of ['/api/tokens', '/api/tokens/creds']) {
+			const r = await a.call(k, 'GET', p, { auth: tok });
+			assert.equal(r.status, 200, `${role} ${p}: ${r.text}`);
+			assert.ok(!r.text.includes(pass),
+			    `${role} ${p}: no userinfo password`);
+			assert.ok(!r.text.includes('user:'),
+			    `${role} ${p}: no userinfo`);
+			const d = Array.isArray(r.json.data) ? r.json.data[0] :
+			    r.json.data;
+			if (role === 'admin') {
+				assert.equal(d.token_url, `http://127.0.0.1:` +
+				    `${idp.port}/token?client_secret=${qv}` +
+				    '&tenant=t1', 'admin: query kept');
+			} else {
+				assert.ok(!r.text.includes(qv),
+				    `${role} ${p}: no query value`);
+				assert.equal(d.token_url, `http://127.0.0.1:` +
+				    `${idp.port}/token?client_secret=***` +
+				    '&tenant=***', `${role}: query values hidden`);
+			}
+		}
+	}
+});
