@@ -316,7 +316,7 @@ char	*store_upstream_digest(const struct source *);
 int	store_key_bootstrap(const char *, char *, size_t);
 void	store_keys_load(store_rows_cb, void *);
 void	store_key_create(const char *, const char *, const char *,
-	    store_rows_cb, void *);
+	    const char *, store_rows_cb, void *);
 void	store_keys_list(store_rows_cb, void *);
 void	store_key_revoke(const char *, store_rows_cb, void *);
 void	store_sources_view(const char *, store_rows_cb, void *);
@@ -411,6 +411,7 @@ struct principal {
 	int		role;
 	int		kind;
 	u_int64_t	rate_key;
+	int64_t		key_id;		/* PRINCIPAL_KEY */
 	char		id[80];
 	char		session[AUTH_HASH_LEN + 1];
 	char		csrf[33];
@@ -423,6 +424,7 @@ int	auth_request(struct http_request *, struct principal *);
 int	auth_allow(struct http_request *, const struct principal *, int);
 int	auth_rate(struct http_request *, const struct principal *, int);
 int	auth_public_allowed(struct http_request *);
+int	auth_key_scope_allows(const struct principal *, const char *);
 u_int64_t	auth_fnv(const char *);
 void	auth_sessions_reload(void);
 int	auth_session(struct http_request *, struct principal *);

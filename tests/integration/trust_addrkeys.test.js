@@ -201,3 +201,74 @@ test('token_url_shown_without_userinfo_or_query_values', { timeout: 60000 },
 		}
 	}
 });
+
+test('client_key_scoped_to_listed_sources', { timeout: 60000 }, async () => {
+	const env = await a.adminKiln(pg, 'key_scope', { sources: [
+		{ name: 'crm', access: 'key' },
+		{ name: 'fhir', access: 'key' },
+		{ name: 'erp', access: 'key' },
+	] });
+	const { k, adminKey } = env;
+	const bearer = (key) => ({ Authorization: `Bearer ${key}` });
+
+	let r = await a.call(k, 'POST', '/api/keys', { auth: adminKey,
+	    body: { name: 'scoped', role: 'client',
+	    sources: ['crm', 'fhir'] } });
+	assert.equal(r.status, 201, `scoped key: ${r.text}`);
+	assert.deepEqual(r.json.data.sources, ['crm', 'fhir']);
+	const scoped = r.json.data.key;
+	r = await a.call(k, 'POST', '/api/keys', { auth: adminKey,
+	    body: { name: 'unscoped', role: 'client' } });
+	assert.equal(r.status, 201, `unscoped key: ${r.text}`);
+	assert.equal(r.json.data.sources, null);
+	const unscoped = r.json.data.key;
+
+	r = await a.call(k, 'GET', '/api/keys', { auth: adminKey });
+	assert.equal(r.status, 200, r.text);
+	const byName = Object.fromEntries(r.json.data.map((x) => [x.name, x]));
+	assert.deepEqual(byName.scoped.sources, ['crm', 'fhir']);
+	assert.equal(byName.unscoped.sources, null);
+
+	for (const n of ['crm', 'fhir', 'erp'])
+		await h.waitToken(k, n, { headers: bearer(unscoped) });
+
+	for (const n of ['crm', 'fhir']) {
+		r = await k.currentToken(n, { headers: bearer(scoped) });
+		assert.equal(r.status, 200, `scoped key reads ${n}: ${r.text}`);
+	}
+	r = await k.currentToken('erp', { headers: bearer(scoped) });
+	a.assertError(r, 403, 'scoped key reads erp', { code: 'forbidden' });
+	assert.ok(!r.text.includes('token"'), 'no token in the refusal');
+
+	const erp = await k.currentToken('erp', { headers: bearer(unscoped) });
+	assert.equal(erp.status, 200, 'unscoped key reads erp');
+	r = await k.reject('erp', h.fingerprint(erp.json.token),
+	    { headers: bearer(scoped) });
+	a.assertError(r, 403, 'scoped key rejects erp', { code: 'forbidden' });
+	const crm = await k.currentToken('crm', { headers: bearer(scoped) });
+	r = await k.reject('crm', h.fingerprint(crm.json.token),
+	    { headers: bearer(scoped) });
+	assert.equal(r.status, 200, `scoped key rejects crm: ${r.text}`);
+
+	/* Bad lists are refused, and nothing is created. */
+	const bad = [
+		{ name: 'b1', role: 'client', sources: [] },
+		{ name: 'b2', role: 'client', sources: 'crm' },
+		{ name: 'b3', role: 'client', sources: ['Not A Name'] },
+		{ name: 'b4', role: 'client', sources: ['crm', 7] },
+		{ name: 'b5', role: 'viewer', sources: ['crm'] },
+		{ name: 'b6', role: 'client', sources: Array.from({ length: 257 },
+		    (_, i) => `s${i}`) },
+	];
+	for (const body of bad) {
+		r = await a.call(k, 'POST', '/api/keys', { auth: adminKey, body });
+		a.assertError(r, 422, `key ${body.name}`, { field: 'sources' });
+	}
+	r = await a.call(k, 'POST', '/api/keys', { auth: adminKey,
+	    body: { name: 'many', role: 'client', sources: Array.from(
+	    { length: 256 }, (_, i) => `s${i}`) } });
+	assert.equal(r.status, 201, `256 sources: ${r.text}`);
+	r = await a.call(k, 'GET', '/api/keys', { auth: adminKey });
+	assert.deepEqual(r.json.data.map((x) => x.name).sort(),
+	    ['bootstrap', 'many', 'scoped', 'unscoped']);
+});
