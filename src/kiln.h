@@ -444,6 +444,8 @@ void	auth_session_forget(const char *);
 #define TRIGGER_REJECTED	"rejected"
 #define TRIGGER_ADMIN		"admin"
 
+#define UPSTREAM_ADDR_LEN	48	/* an IPv6 address as text */
+
 struct attempt {
 	char			name[KILN_NAME_MAX + 1];
 	const char		*trigger;
@@ -457,7 +459,7 @@ struct attempt {
 	int64_t			duration_ms;
 	long			http_status;
 	int			resend_refused;	/* curl wanted to resend */
-	char			addr_refused[48]; /* see upstream.c */
+	char			addr_refused[UPSTREAM_ADDR_LEN];
 	struct source		src;
 	struct oauth_request	oreq;
 	struct oauth_answer	ans;
@@ -483,6 +485,7 @@ void	refresh_request(struct cache_entry *, const char *, int64_t,
 
 /* upstream.c: the HTTP call to the identity provider. */
 void	upstream_send(struct attempt *, void (*)(struct attempt *));
+void	upstream_guard(CURL *, char *);
 
 /* api.c: routing, request identity, JSON answers; the public endpoints. */
 struct api_pending {

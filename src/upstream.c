@@ -103,8 +103,7 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 	    (long)kiln_config.upstream_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, upstream_open_socket);
-	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, at);
+	upstream_guard(h, at->addr_refused);
 
 	/*
 	 * A token request is never sent twice by curl: when a kept-alive
@@ -210,15 +209,26 @@ upstream_wipe(struct kore_buf *buf)
 		OPENSSL_cleanse(buf->data, buf->length);
 }
 
-/* curl opens every socket here: refused addresses get none. */
+/*
+ * Every outgoing call of kiln goes through this: curl opens its sockets
+ * in upstream_open_socket, which writes a refused address into refused
+ * (UPSTREAM_ADDR_LEN bytes) and opens no socket for it.
+ */
+void
+upstream_guard(CURL *h, char *refused)
+{
+	refused[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, upstream_open_socket);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, refused);
+}
+
 static curl_socket_t
 upstream_open_socket(void *arg, curlsocktype purpose,
     struct curl_sockaddr *a)
 {
-	struct attempt	*at = arg;
+	char		*refused = arg;
 
-	if (!upstream_addr_allowed(a, at->addr_refused,
-	    sizeof(at->addr_refused)))
+	if (!upstream_addr_allowed(a, refused, UPSTREAM_ADDR_LEN))
 		return (CURL_SOCKET_BAD);
 
 	return (socket(a->family, a->socktype, a->protocol));
