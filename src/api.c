@@ -176,6 +176,7 @@ api_pending_start(struct http_request *req, struct api_state *st,
 	p->req = req;
 	p->render = render;
 	p->status = 200;
+	p->principal = st->principal;
 	(void)kore_strlcpy(p->name, st->name, sizeof(p->name));
 	st->pending = p;
 

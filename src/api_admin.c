@@ -32,6 +32,7 @@
 
 #define EVENTS_DEFAULT		50
 #define EVENTS_MAX		500
+#define KEY_SOURCES_MAX		256	/* sources a client key is scoped to */
 
 static void	render_list(struct api_pending *, struct kore_pgsql *, int);
 static void	render_one(struct api_pending *, struct kore_pgsql *, int);
@@ -53,7 +54,11 @@ static void	render_keys(struct api_pending *, struct kore_pgsql *, int);
 static void	render_key_revoked(struct api_pending *, struct kore_pgsql *,
 		    int);
 static int	pending_db_error(struct api_pending *, int);
-static void	view_source(void *, struct kore_pgsql *, int, int64_t);
+static char	*key_scope(yajl_val);
+static void	view_list(void *, const char *, struct kore_pgsql *, int, int);
+static void	view_source(void *, struct kore_pgsql *, int, int64_t, int);
+static void	view_url(void *, const char *, struct kore_pgsql *, int, int,
+		    int);
 static void	view_time(void *, const char *, struct kore_pgsql *, int, int);
 static void	view_str(void *, const char *, struct kore_pgsql *, int, int);
 static void	view_num(void *, const char *, struct kore_pgsql *, int, int);
@@ -300,9 +305,11 @@ int
 admin_keys_create(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
-	yajl_val		body, name, role;
+	yajl_val		body, name, role, srcs;
 	const char		*np[] = { "name", NULL }, *rp[] = { "role", NULL };
+	const char		*sp[] = { "sources", NULL };
 	const char		*n, *r;
+	char			*scope;
 	size_t			i;
 	char			hash[AUTH_HASH_LEN + 1];
 
@@ -311,6 +318,7 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 
 	name = yajl_tree_get(body, np, yajl_t_string);
 	role = yajl_tree_get(body, rp, yajl_t_string);
+	srcs = yajl_tree_get(body, sp, yajl_t_any);
 	n = name != NULL ? YAJL_GET_STRING(name) : NULL;
 	r = role != NULL ? YAJL_GET_STRING(role) : NULL;
 
@@ -318,12 +326,13 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 		if ((unsigned char)n[i] < 0x20 || n[i] == 0x7f)
 			n = NULL;
 	}
-	if (!YAJL_IS_OBJECT(body) || body->u.object.len != 2 || n == NULL ||
+	if (!YAJL_IS_OBJECT(body) ||
+	    body->u.object.len != 2 + (srcs != NULL) || n == NULL ||
 	    *n == '\0' || strlen(n) > 64) {
 		yajl_tree_free(body);
 		api_error(req, 422, "invalid_field",
 		    "name: expected 1 to 64 printable characters (and only "
-		    "name and role)");
+		    "name, role and sources)");
 		return (KORE_RESULT_OK);
 	}
 	if (r == NULL || jwt_role_parse(r) == ROLE_NONE) {
@@ -332,13 +341,24 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 		    "role: expected admin, operator, viewer or client");
 		return (KORE_RESULT_OK);
 	}
+	scope = NULL;
+	if (srcs != NULL && !YAJL_IS_NULL(srcs) &&
+	    (jwt_role_parse(r) != ROLE_CLIENT ||
+	    (scope = key_scope(srcs)) == NULL)) {
+		yajl_tree_free(body);
+		api_error(req, 422, "invalid_field",
+		    "sources: expected 1 to 256 token source names, and only "
+		    "for a client key");
+		return (KORE_RESULT_OK);
+	}
 
 	/* The key is only in this request's answer; the table has a hash. */
 	p = api_pending_start(req, st, render_key_created);
 	p->body = body;
 	p->secret = auth_key_generate();
 	auth_key_hash(p->secret, hash);
-	store_key_create(n, r, hash, api_pending_cb, p);
+	store_key_create(n, r, hash, scope, api_pending_cb, p);
+	kore_free(scope);
 
 	return (KORE_RESULT_RETRY);
 }
@@ -367,7 +387,7 @@ render_list(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	yajl_gen_array_open(g);
 	n = kore_pgsql_ntuples(sql);
 	for (i = 0; i < n; i++)
-		view_source(g, sql, i, now);
+		view_source(g, sql, i, now, p->principal.role);
 	yajl_gen_array_close(g);
 	p->done = 1;
 }
@@ -386,7 +406,7 @@ render_one(struct api_pending *p, struct kore_pgsql *sql, int ok)
 
 	g = pending_gen(p, p->status);
 	yajl_gen_string(g, (const unsigned char *)"data", 4);
-	view_source(g, sql, 0, kiln_now());
+	view_source(g, sql, 0, kiln_now(), p->principal.role);
 	p->done = 1;
 }
 
@@ -591,6 +611,7 @@ render_key_created(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	view_str(g, "name", sql, 0, 1);
 	view_str(g, "role", sql, 0, 2);
 	view_time(g, "created_at", sql, 0, 3);
+	view_list(g, "sources", sql, 0, 5);
 	api_kv_str(g, "key", p->secret);
 	yajl_gen_map_close(g);
 	api_kv_str(g, "message", "Store this key now: it is not shown again");
@@ -617,6 +638,7 @@ render_keys(struct api_pending *p, struct kore_pgsql *sql, int ok)
 		view_str(g, "role", sql, i, 2);
 		view_time(g, "created_at", sql, i, 3);
 		view_time(g, "revoked_at", sql, i, 4);
+		view_list(g, "sources", sql, i, 5);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
@@ -640,6 +662,61 @@ render_key_revoked(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	g = pending_gen(p, 200);
 	api_kv_str(g, "message", "API key revoked");
 	p->done = 1;
+}
+
+/*
+ * The sources a client key is scoped to, as "a,b" for the store, or
+ * NULL when v is not an array of 1 to KEY_SOURCES_MAX source names.
+ */
+static char *
+key_scope(yajl_val v)
+{
+	struct kore_buf		buf;
+	const char		*s;
+	size_t			i, len;
+	char			*out;
+
+	if (!YAJL_IS_ARRAY(v) || v->u.array.len == 0 ||
+	    v->u.array.len > KEY_SOURCES_MAX)
+		return (NULL);
+
+	kore_buf_init(&buf, 256);
+	for (i = 0; i < v->u.array.len; i++) {
+		s = YAJL_GET_STRING(v->u.array.values[i]);
+		if (s == NULL || !source_name_valid(s)) {
+			kore_buf_cleanup(&buf);
+			return (NULL);
+		}
+		kore_buf_appendf(&buf, "%s%s", i ? "," : "", s);
+	}
+	out = kore_buf_stringify(&buf, &len);
+	out = kore_strdup(out);
+	kore_buf_cleanup(&buf);
+
+	return (out);
+}
+
+/* A comma-separated column as a JSON array; SQL NULL as null. */
+static void
+view_list(void *g, const char *key, struct kore_pgsql *sql, int r, int c)
+{
+	char		*copy, *p, *item;
+
+	if (PQgetisnull(sql->result, r, c)) {
+		api_kv_null(g, key);
+		return;
+	}
+
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	yajl_gen_array_open(g);
+	copy = kore_strdup(kore_pgsql_getvalue(sql, r, c));
+	for (p = copy; (item = strsep(&p, ",")) != NULL;) {
+		if (*item != '\0')
+			yajl_gen_string(g, (const unsigned char *)item,
+			    strlen(item));
+	}
+	kore_free(copy);
+	yajl_gen_array_close(g);
 }
 
 static int
@@ -668,7 +745,7 @@ pending_gen(struct api_pending *p, int status)
 
 /* One row of q_sources_view as the admin view of a source. */
 static void
-view_source(void *g, struct kore_pgsql *sql, int r, int64_t now)
+view_source(void *g, struct kore_pgsql *sql, int r, int64_t now, int role)
 {
 	int64_t		expires;
 	int		paused, leased, has_token;
@@ -677,7 +754,7 @@ view_source(void *g, struct kore_pgsql *sql, int r, int64_t now)
 	yajl_gen_map_open(g);
 	view_str(g, "name", sql, r, 0);
 	view_str(g, "kind", sql, r, 1);
-	view_str(g, "token_url", sql, r, 2);
+	view_url(g, "token_url", sql, r, 2, role < ROLE_ADMIN);
 	view_str(g, "client_id", sql, r, 3);
 	view_bool(g, "client_secret_set", sql, r, 4);
 	view_str(g, "auth_method", sql, r, 5);
@@ -724,6 +801,26 @@ view_source(void *g, struct kore_pgsql *sql, int r, int64_t now)
 	yajl_gen_map_close(g);
 
 	yajl_gen_map_close(g);
+}
+
+/*
+ * A URL without its userinfo, which is a credential; its query values
+ * too for those who may not change it (only admins write token_url).
+ */
+static void
+view_url(void *g, const char *key, struct kore_pgsql *sql, int r, int c,
+    int redact_query)
+{
+	char		*url;
+
+	if (kore_pgsql_getlength(sql, r, c) == 0 ||
+	    (url = source_url_redact(kore_pgsql_getvalue(sql, r, c),
+	    redact_query)) == NULL) {
+		api_kv_null(g, key);
+		return;
+	}
+	api_kv_str(g, key, url);
+	free(url);
 }
 
 static void

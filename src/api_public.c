@@ -181,6 +181,12 @@ public_entry(struct http_request *req, struct api_state *st, int *ret)
 		    "this source requires a client key");
 		return (NULL);
 	}
+	if (e->access == ACCESS_KEY &&
+	    !auth_key_scope_allows(&st->principal, e->name)) {
+		api_error(req, 403, "forbidden",
+		    "this key is not scoped to this token source");
+		return (NULL);
+	}
 
 	return (e);
 }

@@ -4,7 +4,8 @@
  * A caller presents "Authorization: Bearer <credential>": a JWT (HS256,
  * see jwt.c) or an API key. API keys are stored as SHA-256 hashes only;
  * each worker keeps the table of key hashes in memory (reloaded on
- * NOTIFY kiln_keys), so checking a key costs no database round trip.
+ * NOTIFY kiln_keys), so checking a key costs no database round trip;
+ * the sources a client key is scoped to are in that table too.
  * Rate limits are token buckets per principal in the region shared by
  * the workers of the instance (shared.c).
  */
@@ -36,6 +37,7 @@ struct auth_key {
 	int64_t		id;
 	int		role;
 	char		hash[AUTH_HASH_LEN + 1];
+	char		*sources;	/* ",a,b,", NULL: every source */
 };
 
 struct auth_session {
@@ -57,6 +59,8 @@ static struct {
 static int	auth_jwt(const char *, struct principal *);
 static int	auth_key(const char *, struct principal *);
 static void	auth_keys_loaded(struct kore_pgsql *, void *, int);
+static void	auth_keys_free(void);
+static struct auth_key	*auth_key_find(int64_t);
 static void	auth_sessions_loaded(struct kore_pgsql *, void *, int);
 static struct auth_session	*auth_session_find(const char *);
 static u_int64_t	auth_addr_key(struct http_request *);
@@ -287,6 +291,7 @@ auth_key(const char *key, struct principal *p)
 
 	p->role = auth.keys[found].role;
 	p->kind = PRINCIPAL_KEY;
+	p->key_id = auth.keys[found].id;
 	(void)snprintf(p->id, sizeof(p->id), "key:%lld",
 	    (long long)auth.keys[found].id);
 	p->rate_key = auth_fnv(p->id);
@@ -297,14 +302,14 @@ auth_key(const char *key, struct principal *p)
 static void
 auth_keys_loaded(struct kore_pgsql *sql, void *arg, int ok)
 {
-	size_t		i, n;
+	size_t		i, n, len;
 
 	auth.loading = 0;
 	if (!ok)
 		return;
 
 	n = kore_pgsql_ntuples(sql);
-	kore_free(auth.keys);
+	auth_keys_free();
 	auth.keys = n ? kore_calloc(n, sizeof(*auth.keys)) : NULL;
 	auth.count = n;
 
@@ -315,7 +320,60 @@ auth_keys_loaded(struct kore_pgsql *sql, void *arg, int ok)
 		    i, 1));
 		(void)kore_strlcpy(auth.keys[i].hash,
 		    kore_pgsql_getvalue(sql, i, 2), sizeof(auth.keys[i].hash));
+		if (PQgetisnull(sql->result, i, 3))
+			continue;
+		len = kore_pgsql_getlength(sql, i, 3) + 3;
+		auth.keys[i].sources = kore_malloc(len);
+		(void)snprintf(auth.keys[i].sources, len, ",%s,",
+		    kore_pgsql_getvalue(sql, i, 3));
 	}
+}
+
+static void
+auth_keys_free(void)
+{
+	size_t		i;
+
+	for (i = 0; i < auth.count; i++)
+		kore_free(auth.keys[i].sources);
+	kore_free(auth.keys);
+	auth.keys = NULL;
+	auth.count = 0;
+}
+
+static struct auth_key *
+auth_key_find(int64_t id)
+{
+	size_t		i;
+
+	for (i = 0; i < auth.count; i++) {
+		if (auth.keys[i].id == id)
+			return (&auth.keys[i]);
+	}
+
+	return (NULL);
+}
+
+/*
+ * May p read the token of source name? Only client keys are scoped; a
+ * key revoked since it was checked reads nothing.
+ */
+int
+auth_key_scope_allows(const struct principal *p, const char *name)
+{
+	struct auth_key	*k;
+	char		needle[KILN_NAME_MAX + 3];
+
+	if (p->kind != PRINCIPAL_KEY)
+		return (1);
+	if ((k = auth_key_find(p->key_id)) == NULL)
+		return (0);
+	if (k->sources == NULL)
+		return (1);
+
+	(void)snprintf(needle, sizeof(needle), ",%s,", name);
+
+	return (strstr(k->sources, needle) != NULL);
 }
 
 u_int64_t

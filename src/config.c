@@ -41,6 +41,8 @@ static int	key_add_b64(const char *, const char *, char *, size_t);
 static char	*key_file_read(const char *, char *, size_t);
 static int	config_auth(char *, size_t);
 static int	config_allow(const char *, char *, size_t);
+static int	config_cidrs(const char *, struct cidr **, size_t *, char *,
+		    size_t);
 static int	bind_split(const char *, char *, size_t, char *, size_t);
 
 int
@@ -103,6 +105,9 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	c->drain_ms = v * 1000;
 
 	if (!config_auth(err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!config_cidrs("KILN_UPSTREAM_ALLOW", &c->upstream_allow,
+	    &c->upstream_allow_count, err, errlen))
 		return (KORE_RESULT_ERROR);
 
 	if (gethostname(host, sizeof(host)) == -1)
@@ -277,6 +282,55 @@ config_allow(const char *list, char *err, size_t errlen)
 	kore_free(copy);
 
 	return (KORE_RESULT_OK);
+}
+
+/*
+ * The environment variable var as a comma-separated list of CIDRs (v4
+ * or v6, a bare address is a /32 or /128), appended to *list.
+ */
+static int
+config_cidrs(const char *var, struct cidr **list, size_t *count, char *err,
+    size_t errlen)
+{
+	struct cidr	*r;
+	const char	*v;
+	char		*copy, *p, *item, *slash;
+	int		max, rc, ret;
+
+	if ((v = getenv(var)) == NULL || *v == '\0')
+		return (KORE_RESULT_OK);
+
+	ret = KORE_RESULT_OK;
+	copy = kore_strdup(v);
+	for (p = copy; ret == KORE_RESULT_OK &&
+	    (item = strsep(&p, ",")) != NULL;) {
+		while (*item == ' ')
+			item++;
+		if (*item == '\0')
+			continue;
+		*list = kore_realloc(*list, (*count + 1) * sizeof(**list));
+		r = &(*list)[*count];
+		memset(r, 0, sizeof(*r));
+
+		if ((slash = strchr(item, '/')) != NULL)
+			*slash++ = '\0';
+		r->family = strchr(item, ':') ? AF_INET6 : AF_INET;
+		max = r->family == AF_INET ? 32 : 128;
+		rc = KORE_RESULT_OK;
+		r->bits = slash ? (int)kore_strtonum(slash, 10, 0, max, &rc) :
+		    max;
+		if (rc != KORE_RESULT_OK ||
+		    inet_pton(r->family, item, r->addr) != 1) {
+			(void)snprintf(err, errlen, "%s: '%.64s' is not a CIDR",
+			    var, item);
+			ret = KORE_RESULT_ERROR;
+		} else {
+			(*count)++;
+		}
+	}
+	kore_free(copy);
+
+	return (ret);
 }
 
 static int

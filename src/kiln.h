@@ -104,6 +104,7 @@ int	source_name_valid(const char *);
 int	source_kind_parse(const char *);
 const char	*source_kind_name(int);
 void	source_free(struct source *);
+char	*source_url_redact(const char *, int);
 
 /* oauth.c (pure): request bodies and answers of each upstream kind. */
 struct oauth_request {
@@ -202,6 +203,8 @@ struct kiln_config {
 	int64_t		rate_public;
 	struct cidr	*allow;
 	size_t		allow_count;
+	struct cidr	*upstream_allow;	/* KILN_UPSTREAM_ALLOW */
+	size_t		upstream_allow_count;
 	char		owner[96];
 };
 
@@ -313,7 +316,7 @@ char	*store_upstream_digest(const struct source *);
 int	store_key_bootstrap(const char *, char *, size_t);
 void	store_keys_load(store_rows_cb, void *);
 void	store_key_create(const char *, const char *, const char *,
-	    store_rows_cb, void *);
+	    const char *, store_rows_cb, void *);
 void	store_keys_list(store_rows_cb, void *);
 void	store_key_revoke(const char *, store_rows_cb, void *);
 void	store_sources_view(const char *, store_rows_cb, void *);
@@ -408,6 +411,7 @@ struct principal {
 	int		role;
 	int		kind;
 	u_int64_t	rate_key;
+	int64_t		key_id;		/* PRINCIPAL_KEY */
 	char		id[80];
 	char		session[AUTH_HASH_LEN + 1];
 	char		csrf[33];
@@ -420,6 +424,7 @@ int	auth_request(struct http_request *, struct principal *);
 int	auth_allow(struct http_request *, const struct principal *, int);
 int	auth_rate(struct http_request *, const struct principal *, int);
 int	auth_public_allowed(struct http_request *);
+int	auth_key_scope_allows(const struct principal *, const char *);
 u_int64_t	auth_fnv(const char *);
 void	auth_sessions_reload(void);
 int	auth_session(struct http_request *, struct principal *);
@@ -439,6 +444,8 @@ void	auth_session_forget(const char *);
 #define TRIGGER_REJECTED	"rejected"
 #define TRIGGER_ADMIN		"admin"
 
+#define UPSTREAM_ADDR_LEN	48	/* an IPv6 address as text */
+
 struct attempt {
 	char			name[KILN_NAME_MAX + 1];
 	const char		*trigger;
@@ -452,6 +459,7 @@ struct attempt {
 	int64_t			duration_ms;
 	long			http_status;
 	int			resend_refused;	/* curl wanted to resend */
+	char			addr_refused[UPSTREAM_ADDR_LEN];
 	struct source		src;
 	struct oauth_request	oreq;
 	struct oauth_answer	ans;
@@ -477,6 +485,7 @@ void	refresh_request(struct cache_entry *, const char *, int64_t,
 
 /* upstream.c: the HTTP call to the identity provider. */
 void	upstream_send(struct attempt *, void (*)(struct attempt *));
+void	upstream_guard(CURL *, char *);
 
 /* api.c: routing, request identity, JSON answers; the public endpoints. */
 struct api_pending {

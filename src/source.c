@@ -642,3 +642,56 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	(void)vsnprintf(err, errlen, fmt, args);
 	va_end(args);
 }
+
+/*
+ * url as it may be shown: never with its userinfo (a credential); with
+ * redact_query, every query value and the fragment as "***". Returns a
+ * malloc'd string, or NULL when out of memory.
+ */
+char *
+source_url_redact(const char *url, int redact_query)
+{
+	const char	*p, *auth, *at, *eq, *end;
+	char		*out, *o;
+	size_t		n;
+
+	if ((out = malloc(strlen(url) * 4 + 8)) == NULL)
+		return (NULL);
+	o = out;
+
+	if ((p = strstr(url, "://")) != NULL) {
+		auth = p + 3;
+		memcpy(o, url, auth - url);
+		o += auth - url;
+		n = strcspn(auth, "/?#");
+		for (at = NULL, p = auth; p < auth + n; p++) {
+			if (*p == '@')
+				at = p;
+		}
+		url = at != NULL ? at + 1 : auth;
+	}
+
+	n = redact_query ? strcspn(url, "?#") : strlen(url);
+	memcpy(o, url, n);
+	o += n;
+	for (p = url + n; *p != '\0'; p = end) {
+		*o++ = *p++;
+		if (p[-1] == '#') {
+			memcpy(o, "***", 3);
+			o += 3;
+			break;
+		}
+		end = p + strcspn(p, "&#");
+		if ((eq = memchr(p, '=', end - p)) != NULL) {
+			memcpy(o, p, eq + 1 - p);
+			o += eq + 1 - p;
+		}
+		if (end > p) {
+			memcpy(o, "***", 3);
+			o += 3;
+		}
+	}
+	*o = '\0';
+
+	return (out);
+}

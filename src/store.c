@@ -169,21 +169,23 @@ struct source_params {
 };
 
 static const char q_keys_load[] =
-    "SELECT id, role, key_hash FROM api_keys WHERE revoked_at IS NULL";
+    "SELECT id, role, key_hash, array_to_string(sources, ',') "
+    "FROM api_keys WHERE revoked_at IS NULL";
 
 static const char q_key_bootstrap[] =
     "INSERT INTO api_keys (name, role, key_hash) "
     "VALUES ('bootstrap', 'admin', $1) ON CONFLICT (key_hash) DO NOTHING";
 
 static const char q_key_create[] =
-    "WITH k AS (INSERT INTO api_keys (name, role, key_hash) "
-    "VALUES ($1, $2, $3) RETURNING id, name, role, created_at) "
+    "WITH k AS (INSERT INTO api_keys (name, role, key_hash, sources) "
+    "VALUES ($1, $2, $3, string_to_array($4, ',')) "
+    "RETURNING id, name, role, created_at, sources) "
     "SELECT k.id, k.name, k.role, kiln_ms(k.created_at), "
-    "pg_notify('kiln_keys', '') FROM k";
+    "pg_notify('kiln_keys', ''), array_to_string(k.sources, ',') FROM k";
 
 static const char q_keys_list[] =
-    "SELECT id, name, role, kiln_ms(created_at), kiln_ms(revoked_at) "
-    "FROM api_keys ORDER BY id";
+    "SELECT id, name, role, kiln_ms(created_at), kiln_ms(revoked_at), "
+    "array_to_string(sources, ',') FROM api_keys ORDER BY id";
 
 static const char q_key_revoke[] =
     "WITH k AS (UPDATE api_keys SET revoked_at = now() "
@@ -1200,9 +1202,9 @@ store_keys_load(store_rows_cb cb, void *arg)
 
 void
 store_key_create(const char *name, const char *role, const char *hash,
-    store_rows_cb cb, void *arg)
+    const char *sources, store_rows_cb cb, void *arg)
 {
-	store_job(q_key_create, cb, arg, 3, name, role, hash);
+	store_job(q_key_create, cb, arg, 4, name, role, hash, sources);
 }
 
 void

@@ -4,9 +4,18 @@
  * wrong (refused, timeout, 5xx, HTML, broken JSON) ends as an ordinary
  * failure in at->error; the answer buffers are wiped since they hold the
  * token and the request body holds secrets.
+ *
+ * A token request never reaches a link-local or cloud metadata address
+ * unless KILN_UPSTREAM_ALLOW lists it: the check is on the address each
+ * socket is opened for, after DNS, so no name or spelling of an address
+ * gets around it. Loopback stays allowed.
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -22,10 +31,41 @@
 
 #define UPSTREAM_REUSE_IDLE_S	2L	/* longest idle connection reused */
 
+/*
+ * Where no token request goes: "this host" (connecting to 0.0.0.0 or ::
+ * reaches the machine itself), link-local (169.254/16 holds the metadata
+ * server of AWS, GCP, Azure and others), Alibaba's 100.100.100.200,
+ * Azure's WireServer, and the IPv6 metadata servers of AWS and GCP.
+ */
+static const struct cidr upstream_refused[] = {
+	{ AF_INET, { 0 }, 8 },
+	{ AF_INET, { 169, 254 }, 16 },
+	{ AF_INET, { 100, 100, 100, 200 }, 32 },
+	{ AF_INET, { 168, 63, 129, 16 }, 32 },
+	{ AF_INET6, { 0 }, 128 },
+	{ AF_INET6, { 0xfe, 0x80 }, 10 },
+	{ AF_INET6, { 0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0, 0, 0x02, 0x54 }, 128 },
+	{ AF_INET6, { 0xfd, 0x20, 0x00, 0xce, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0, 0, 0x02, 0x54 }, 128 },
+};
+
+/* IPv6 prefixes that carry an IPv4 address: mapped, NAT64. */
+static const u_int8_t	upstream_v4_in_v6[][12] = {
+	{ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff },
+	{ 0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 },
+};
+
 static void	upstream_cb(struct kore_curl *, void *);
 static int	upstream_no_resend(void *, curl_off_t, int);
 static void	upstream_answer(struct attempt *);
 static void	upstream_wipe(struct kore_buf *);
+static curl_socket_t	upstream_open_socket(void *, curlsocktype,
+			    struct curl_sockaddr *);
+static int	upstream_addr_allowed(const struct curl_sockaddr *, char *,
+		    size_t);
+static int	upstream_listed(const struct cidr *, size_t, int,
+		    const u_int8_t *);
 
 void
 upstream_send(struct attempt *at, void (*done)(struct attempt *))
@@ -63,6 +103,7 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 	    (long)kiln_config.upstream_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	upstream_guard(h, at->addr_refused);
 
 	/*
 	 * A token request is never sent twice by curl: when a kept-alive
@@ -99,7 +140,12 @@ upstream_cb(struct kore_curl *c, void *arg)
 
 	at->duration_ms = kiln_now() - at->started_ms;
 
-	if (!kore_curl_success(c) && at->resend_refused) {
+	if (!kore_curl_success(c) && at->addr_refused[0] != '\0') {
+		(void)snprintf(at->error, sizeof(at->error), "upstream: "
+		    "address %s refused: link-local or cloud metadata "
+		    "(KILN_UPSTREAM_ALLOW lists exceptions); nothing sent",
+		    at->addr_refused);
+	} else if (!kore_curl_success(c) && at->resend_refused) {
 		(void)snprintf(at->error, sizeof(at->error), "upstream: "
 		    "connection closed without an answer (not resent)");
 	} else if (!kore_curl_success(c)) {
@@ -161,4 +207,99 @@ upstream_wipe(struct kore_buf *buf)
 {
 	if (buf != NULL && buf->data != NULL)
 		OPENSSL_cleanse(buf->data, buf->length);
+}
+
+/*
+ * Every outgoing call of kiln goes through this: curl opens its sockets
+ * in upstream_open_socket, which writes a refused address into refused
+ * (UPSTREAM_ADDR_LEN bytes) and opens no socket for it.
+ */
+void
+upstream_guard(CURL *h, char *refused)
+{
+	refused[0] = '\0';
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, upstream_open_socket);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, refused);
+}
+
+static curl_socket_t
+upstream_open_socket(void *arg, curlsocktype purpose,
+    struct curl_sockaddr *a)
+{
+	char		*refused = arg;
+
+	if (!upstream_addr_allowed(a, refused, UPSTREAM_ADDR_LEN))
+		return (CURL_SOCKET_BAD);
+
+	return (socket(a->family, a->socktype, a->protocol));
+}
+
+/* May a token request go to a? If not, its text goes into text. */
+static int
+upstream_addr_allowed(const struct curl_sockaddr *a, char *text,
+    size_t len)
+{
+	const struct sockaddr_in	*s4;
+	const struct sockaddr_in6	*s6;
+	const u_int8_t			*ip, *v4;
+	size_t				i, n, nallow;
+	const struct cidr		*allow;
+
+	allow = kiln_config.upstream_allow;
+	nallow = kiln_config.upstream_allow_count;
+	n = sizeof(upstream_refused) / sizeof(upstream_refused[0]);
+
+	v4 = NULL;
+	if (a->family == AF_INET) {
+		s4 = (const struct sockaddr_in *)&a->addr;
+		ip = (const u_int8_t *)&s4->sin_addr;
+	} else if (a->family == AF_INET6) {
+		s6 = (const struct sockaddr_in6 *)&a->addr;
+		ip = (const u_int8_t *)&s6->sin6_addr;
+		for (i = 0; i < sizeof(upstream_v4_in_v6) /
+		    sizeof(upstream_v4_in_v6[0]); i++) {
+			if (!memcmp(ip, upstream_v4_in_v6[i], 12))
+				v4 = ip + 12;
+		}
+	} else {
+		(void)snprintf(text, len, "of family %d", a->family);
+		return (0);
+	}
+
+	if (upstream_listed(allow, nallow, a->family, ip) ||
+	    (v4 != NULL && upstream_listed(allow, nallow, AF_INET, v4)))
+		return (1);
+	if (!upstream_listed(upstream_refused, n, a->family, ip) &&
+	    (v4 == NULL || !upstream_listed(upstream_refused, n, AF_INET, v4)))
+		return (1);
+
+	if (inet_ntop(a->family, ip, text, len) == NULL)
+		(void)kore_strlcpy(text, "?", len);
+
+	return (0);
+}
+
+/* Is addr (of family) inside one of the n CIDRs of list? */
+static int
+upstream_listed(const struct cidr *list, size_t n, int family,
+    const u_int8_t *addr)
+{
+	const struct cidr	*r;
+	size_t			i;
+	int			full, rest;
+
+	for (i = 0; i < n; i++) {
+		r = &list[i];
+		if (r->family != family)
+			continue;
+		full = r->bits / 8;
+		rest = r->bits % 8;
+		if (memcmp(r->addr, addr, full))
+			continue;
+		if (rest == 0 ||
+		    ((r->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0)
+			return (1);
+	}
+
+	return (0);
 }

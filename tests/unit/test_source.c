@@ -627,6 +627,33 @@ source_kind_names_round_trip(void **state)
 	assert_string_equal(source_kind_name(99), "unknown");
 }
 
+/* Shown token URLs: userinfo never, query values only to whom asked. */
+static void
+source_url_redact_hides_credentials(void **state)
+{
+	static const char	*cases[][3] = {
+		{ "http://user:pass@h:8/p?client_secret=x&a=1#f",
+		    "http://h:8/p?client_secret=x&a=1#f",
+		    "http://h:8/p?client_secret=***&a=***#***" },
+		{ "https://a@b@h/p@q", "https://h/p@q", "https://h/p@q" },
+		{ "http://h/p?bare&e=&&z", "http://h/p?bare&e=&&z",
+		    "http://h/p?***&e=***&&***" },
+		{ "http://h", "http://h", "http://h" },
+	};
+	char			*s;
+	size_t			i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = source_url_redact(cases[i][0], 0);
+		assert_string_equal(s, cases[i][1]);
+		free(s);
+		s = source_url_redact(cases[i][0], 1);
+		assert_string_equal(s, cases[i][2]);
+		free(s);
+	}
+}
+
 int
 main(void)
 {
@@ -652,6 +679,7 @@ main(void)
 		cmocka_unit_test(source_patch_keeps_required_fields),
 		cmocka_unit_test(source_free_wipes_everything),
 		cmocka_unit_test(source_kind_names_round_trip),
+		cmocka_unit_test(source_url_redact_hides_credentials),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
