@@ -41,6 +41,7 @@ static int	key_add_b64(const char *, const char *, char *, size_t);
 static char	*key_file_read(const char *, char *, size_t);
 static int	config_auth(char *, size_t);
 static int	config_allow(const char *, char *, size_t);
+static int	config_hosts(char *, size_t);
 static int	bind_split(const char *, char *, size_t, char *, size_t);
 
 int
@@ -102,7 +103,7 @@ config_load(const char *conf_path, char *err, size_t errlen)
 		return (KORE_RESULT_ERROR);
 	c->drain_ms = v * 1000;
 
-	if (!config_auth(err, errlen))
+	if (!config_auth(err, errlen) || !config_hosts(err, errlen))
 		return (KORE_RESULT_ERROR);
 
 	if (gethostname(host, sizeof(host)) == -1)
@@ -275,6 +276,30 @@ config_allow(const char *list, char *err, size_t errlen)
 		c->allow_count++;
 	}
 	kore_free(copy);
+
+	return (KORE_RESULT_OK);
+}
+
+/* KILN_ALLOWED_HOSTS: the only Host names answered, when set. */
+static int
+config_hosts(char *err, size_t errlen)
+{
+	const char	*v;
+	size_t		len;
+	char		why[96];
+
+	if ((v = getenv("KILN_ALLOWED_HOSTS")) == NULL || *v == '\0')
+		return (KORE_RESULT_OK);
+
+	len = strlen(v) + 1;
+	kiln_config.allowed_hosts = kore_malloc(len);
+	if (!host_list_parse(v, kiln_config.allowed_hosts, len, why,
+	    sizeof(why))) {
+		(void)snprintf(err, errlen, "KILN_ALLOWED_HOSTS: %s", why);
+		kore_free(kiln_config.allowed_hosts);
+		kiln_config.allowed_hosts = NULL;
+		return (KORE_RESULT_ERROR);
+	}
 
 	return (KORE_RESULT_OK);
 }
