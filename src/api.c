@@ -103,6 +103,7 @@ static int	route_match(const char *, const char *, char *, size_t);
 static void	api_identity(struct http_request *, struct api_state *);
 static void	api_trace(struct http_request *, struct api_state *);
 static int	api_host_allowed(struct http_request *);
+static int	api_host_refuse(struct http_request *);
 static int	listener_loopback(struct listener *);
 static int	id_valid(const char *);
 static void	api_allow(struct http_request *, int);
@@ -113,6 +114,7 @@ kiln_dispatch(struct http_request *req)
 {
 	struct api_state	*st;
 	int			ret;
+	char			trace[33];
 
 	/* While draining, every answer closes its connection. */
 	if (kiln_draining())
@@ -123,21 +125,15 @@ kiln_dispatch(struct http_request *req)
 		st->route = -1;
 		st->start_us = api_now_us();
 		api_identity(req, st);
-		if (!api_host_allowed(req)) {
-			log_kv(LOG_LVL_INFO, "host not allowed",
-			    "host", req->host, NULL);
-			api_error(req, 421, "misdirected_request",
-			    "host not allowed");
-			shared_request(st->route, req->status,
-			    api_now_us() - st->start_us);
-			return (KORE_RESULT_OK);
-		}
 	}
 
-	log_context(st->request_id, st->traceparent[0] ?
-	    st->traceparent + 3 : NULL);
+	/* The trace id alone: 32 hex after "00-". */
+	(void)kore_strlcpy(trace, st->traceparent + 3, sizeof(trace));
+	log_context(st->request_id, st->traceparent[0] ? trace : NULL);
 	if (st->pending != NULL)
 		ret = api_pending_finish(req, st);
+	else if (st->route == -1 && !api_host_allowed(req))
+		ret = api_host_refuse(req);
 	else if (st->route == -1)
 		ret = api_route(req, st);
 	else
@@ -447,6 +443,7 @@ api_identity(struct http_request *req, struct api_state *st)
 static void
 api_trace(struct http_request *req, struct api_state *st)
 {
+	static const char	hex[] = "0123456789abcdef";
 	struct trace_parent	tp;
 	const char		*v;
 	u_int8_t		rnd[20];
@@ -457,9 +454,11 @@ api_trace(struct http_request *req, struct api_state *st)
 		fatal("RAND_bytes");
 	if (!http_request_header(req, "traceparent", &v) ||
 	    !trace_parent_parse(v, &tp)) {
-		for (i = 0; i < 16; i++)
-			(void)snprintf(tp.trace_id + 2 * i, 3, "%02x",
-			    rnd[4 + i]);
+		for (i = 0; i < 16; i++) {
+			tp.trace_id[2 * i] = hex[rnd[4 + i] >> 4];
+			tp.trace_id[2 * i + 1] = hex[rnd[4 + i] & 0x0f];
+		}
+		tp.trace_id[32] = '\0';
 		tp.flags = 0;
 	}
 	/* Never all zero: the request counter is in the span id. */
@@ -484,6 +483,20 @@ api_host_allowed(struct http_request *req)
 		return (1);
 
 	return (host_loopback(req->host));
+}
+
+static int
+api_host_refuse(struct http_request *req)
+{
+	char		name[HOST_NAME_MAX_LEN + 1];
+
+	/* The name only when well-formed: nothing raw into the log. */
+	if (!host_split(req->host, name, sizeof(name)))
+		(void)kore_strlcpy(name, "(malformed)", sizeof(name));
+	log_kv(LOG_LVL_INFO, "host not allowed", "host", name, NULL);
+	api_error(req, 421, "misdirected_request", "host not allowed");
+
+	return (KORE_RESULT_OK);
 }
 
 /* Whether a listener is bound to a loopback address, looked up once. */

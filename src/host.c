@@ -33,6 +33,11 @@ host_split(const char *host, char *name, size_t len)
 	if (host[0] == '[') {
 		if ((end = strchr(host, ']')) == NULL)
 			return (KORE_RESULT_ERROR);
+		for (i = 1; host + i < end; i++) {
+			if (!isxdigit((unsigned char)host[i]) &&
+			    host[i] != ':' && host[i] != '.')
+				return (KORE_RESULT_ERROR);
+		}
 		end++;
 		port = *end == ':' ? end + 1 : NULL;
 		if (port == NULL && *end != '\0')

@@ -56,6 +56,8 @@ other_hosts_are_not_loopback(void **state)
 	assert_false(host_loopback("localhost:80:80"));
 	assert_false(host_loopback("local host"));
 	assert_false(host_loopback("[::1"));
+	assert_false(host_loopback("[::1\"x]"));
+	assert_false(host_loopback("[evil.example]"));
 }
 
 static void
