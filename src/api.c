@@ -6,6 +6,10 @@
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <stdio.h>
@@ -97,6 +101,10 @@ static u_int64_t	api_now_us(void);
 static int	id_digits(const char *);
 static int	route_match(const char *, const char *, char *, size_t);
 static void	api_identity(struct http_request *, struct api_state *);
+static void	api_trace(struct http_request *, struct api_state *);
+static int	api_host_allowed(struct http_request *);
+static int	api_host_refuse(struct http_request *);
+static int	listener_loopback(struct listener *);
 static int	id_valid(const char *);
 static void	api_allow(struct http_request *, int);
 static void	api_state_free(struct http_request *);
@@ -106,6 +114,7 @@ kiln_dispatch(struct http_request *req)
 {
 	struct api_state	*st;
 	int			ret;
+	char			trace[33];
 
 	/* While draining, every answer closes its connection. */
 	if (kiln_draining())
@@ -118,10 +127,13 @@ kiln_dispatch(struct http_request *req)
 		api_identity(req, st);
 	}
 
-	log_context(st->request_id, st->traceparent[0] ?
-	    st->traceparent + 3 : NULL);
+	/* The trace id alone: 32 hex after "00-". */
+	(void)kore_strlcpy(trace, st->traceparent + 3, sizeof(trace));
+	log_context(st->request_id, st->traceparent[0] ? trace : NULL);
 	if (st->pending != NULL)
 		ret = api_pending_finish(req, st);
+	else if (st->route == -1 && !api_host_allowed(req))
+		ret = api_host_refuse(req);
 	else if (st->route == -1)
 		ret = api_route(req, st);
 	else
@@ -405,7 +417,6 @@ api_identity(struct http_request *req, struct api_state *st)
 {
 	const char	*v;
 	u_int8_t	rnd[4];
-	char		span[17];
 
 	if (api_ids.prefix[0] == '\0') {
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
@@ -422,18 +433,109 @@ api_identity(struct http_request *req, struct api_state *st)
 		    (unsigned long long)++api_ids.counter);
 	}
 	http_response_header(req, "X-Request-Id", st->request_id);
+	api_trace(req, st);
+}
 
-	/* traceparent: 00-<32 hex trace>-<16 hex parent>-<2 hex flags> */
-	if (http_request_header(req, "traceparent", &v) &&
-	    strlen(v) == 55 && v[2] == '-' && v[35] == '-' && v[52] == '-') {
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-			fatal("RAND_bytes");
-		(void)snprintf(span, sizeof(span), "%08llx%02x%02x%02x%02x",
-		    (unsigned long long)(api_ids.counter & 0xffffffff),
-		    rnd[0], rnd[1], rnd[2], rnd[3]);
-		(void)snprintf(st->traceparent, sizeof(st->traceparent),
-		    "00-%.32s-%s-%.2s", v + 3, span, v + 53);
+/*
+ * Continue the caller's trace when its traceparent is valid W3C, else
+ * start a new one: nothing unchecked is logged or sent upstream. Only
+ * the sampled flag goes on (the other bits are not defined).
+ */
+static void
+api_trace(struct http_request *req, struct api_state *st)
+{
+	static const char	hex[] = "0123456789abcdef";
+	struct trace_parent	tp;
+	const char		*v;
+	u_int8_t		rnd[20];
+	int			i;
+	char			span[17];
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		fatal("RAND_bytes");
+	if (!http_request_header(req, "traceparent", &v) ||
+	    !trace_parent_parse(v, &tp)) {
+		for (i = 0; i < 16; i++) {
+			tp.trace_id[2 * i] = hex[rnd[4 + i] >> 4];
+			tp.trace_id[2 * i + 1] = hex[rnd[4 + i] & 0x0f];
+		}
+		tp.trace_id[32] = '\0';
+		tp.flags = 0;
 	}
+	/* Never all zero: the request counter is in the span id. */
+	(void)snprintf(span, sizeof(span), "%08llx%02x%02x%02x%02x",
+	    (unsigned long long)((api_ids.counter & 0xffffffff) | 1),
+	    rnd[0], rnd[1], rnd[2], rnd[3]);
+	(void)snprintf(st->traceparent, sizeof(st->traceparent),
+	    "00-%s-%s-%02x", tp.trace_id, span,
+	    tp.flags & TRACE_FLAG_SAMPLED);
+}
+
+/*
+ * DNS rebinding: with KILN_ALLOWED_HOSTS only those names; without it,
+ * a loopback listener answers only loopback names and addresses.
+ */
+static int
+api_host_allowed(struct http_request *req)
+{
+	if (kiln_config.allowed_hosts != NULL)
+		return (host_listed(req->host, kiln_config.allowed_hosts));
+	if (!listener_loopback(req->owner->owner))
+		return (1);
+
+	return (host_loopback(req->host));
+}
+
+static int
+api_host_refuse(struct http_request *req)
+{
+	char		name[HOST_NAME_MAX_LEN + 1];
+
+	/* The name only when well-formed: nothing raw into the log. */
+	if (!host_split(req->host, name, sizeof(name)))
+		(void)kore_strlcpy(name, "(malformed)", sizeof(name));
+	log_kv(LOG_LVL_INFO, "host not allowed", "host", name, NULL);
+	api_error(req, 421, "misdirected_request", "host not allowed");
+
+	return (KORE_RESULT_OK);
+}
+
+/* Whether a listener is bound to a loopback address, looked up once. */
+static int
+listener_loopback(struct listener *l)
+{
+	static struct {
+		struct listener	*l;
+		int		loopback;
+	} seen[8];
+	struct sockaddr_storage	ss;
+	struct sockaddr_in	*s4;
+	struct sockaddr_in6	*s6;
+	socklen_t		len;
+	size_t			i;
+	int			loopback;
+
+	for (i = 0; i < 8 && seen[i].l != NULL; i++) {
+		if (seen[i].l == l)
+			return (seen[i].loopback);
+	}
+
+	loopback = 0;
+	len = sizeof(ss);
+	if (getsockname(l->fd, (struct sockaddr *)&ss, &len) == 0) {
+		s4 = (struct sockaddr_in *)&ss;
+		s6 = (struct sockaddr_in6 *)&ss;
+		if (ss.ss_family == AF_INET)
+			loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+		else if (ss.ss_family == AF_INET6)
+			loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+	}
+	if (i < 8) {
+		seen[i].l = l;
+		seen[i].loopback = loopback;
+	}
+
+	return (loopback);
 }
 
 static int

@@ -43,6 +43,7 @@ static int	config_auth(char *, size_t);
 static int	config_allow(const char *, char *, size_t);
 static int	config_cidrs(const char *, struct cidr **, size_t *, char *,
 		    size_t);
+static int	config_hosts(char *, size_t);
 static int	bind_split(const char *, char *, size_t, char *, size_t);
 
 int
@@ -104,7 +105,7 @@ config_load(const char *conf_path, char *err, size_t errlen)
 		return (KORE_RESULT_ERROR);
 	c->drain_ms = v * 1000;
 
-	if (!config_auth(err, errlen))
+	if (!config_auth(err, errlen) || !config_hosts(err, errlen))
 		return (KORE_RESULT_ERROR);
 	if (!config_cidrs("KILN_UPSTREAM_ALLOW", &c->upstream_allow,
 	    &c->upstream_allow_count, err, errlen))
@@ -331,6 +332,30 @@ config_cidrs(const char *var, struct cidr **list, size_t *count, char *err,
 	kore_free(copy);
 
 	return (ret);
+}
+
+/* KILN_ALLOWED_HOSTS: the only Host names answered, when set. */
+static int
+config_hosts(char *err, size_t errlen)
+{
+	const char	*v;
+	size_t		len;
+	char		why[96];
+
+	if ((v = getenv("KILN_ALLOWED_HOSTS")) == NULL || *v == '\0')
+		return (KORE_RESULT_OK);
+
+	len = strlen(v) + 1;
+	kiln_config.allowed_hosts = kore_malloc(len);
+	if (!host_list_parse(v, kiln_config.allowed_hosts, len, why,
+	    sizeof(why))) {
+		(void)snprintf(err, errlen, "KILN_ALLOWED_HOSTS: %s", why);
+		kore_free(kiln_config.allowed_hosts);
+		kiln_config.allowed_hosts = NULL;
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
 }
 
 static int

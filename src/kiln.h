@@ -165,6 +165,25 @@ int	jwt_verify(const char *, const struct jwt_check *,
 int	jwt_role_parse(const char *);
 const char	*jwt_role_name(int);
 
+/* trace.c (pure): the W3C traceparent header, checked. */
+#define TRACE_PARENT_LEN	55
+#define TRACE_FLAG_SAMPLED	0x01
+
+struct trace_parent {
+	char		trace_id[33];
+	char		parent_id[17];
+	u_int8_t	flags;
+};
+
+int	trace_parent_parse(const char *, struct trace_parent *);
+
+/* host.c (pure): the Host header values kiln answers (DNS rebinding). */
+#define HOST_NAME_MAX_LEN	255
+int	host_split(const char *, char *, size_t);
+int	host_loopback(const char *);
+int	host_listed(const char *, const char *);
+int	host_list_parse(const char *, char *, size_t, char *, size_t);
+
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
  * before this header).
@@ -205,6 +224,7 @@ struct kiln_config {
 	size_t		allow_count;
 	struct cidr	*upstream_allow;	/* KILN_UPSTREAM_ALLOW */
 	size_t		upstream_allow_count;
+	char		*allowed_hosts;		/* NULL: loopback rule */
 	char		owner[96];
 };
 

@@ -8,12 +8,12 @@
  *
  * Documented statuses: bad JSON 400, wrong Content-Type 415, wrong field
  * type or value 422 with the message starting with the field name, body
- * over 64 KiB 413 (answered by Kore itself, not JSON), unknown route or
- * name 404, wrong method 405 with Allow, no or bad credentials 401, a
- * role that may not 403. Requests Kore refuses before kiln sees them
- * (unknown methods, no Host, chunked bodies, over-long URIs) get Kore's
- * plain 4xx; a header block over http_header_max (8 KiB) is dropped by
- * Kore without an answer (status null here): never a 2xx.
+ * over 64 KiB 413 (answered by Kore itself), unknown route or name 404,
+ * wrong method 405 with Allow, no or bad credentials 401, a role that
+ * may not 403. Requests Kore refuses before kiln sees them (unknown
+ * methods, no Host, chunked bodies, over-long URIs, a header block over
+ * http_header_max) get Kore's 4xx, in kiln's JSON shape since issue 10
+ * (checked in trust_hostile.test.js): never a 2xx.
  *
  * Every request goes over its own raw TCP connection, byte for byte.
  */
