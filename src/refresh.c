@@ -234,6 +234,7 @@ refresh_succeeded(struct attempt *at)
 {
 	const char	*token = at->ans.token;
 	int64_t		buffer;
+	char		origin[SOURCE_ORIGIN_MAX];
 
 	buffer = at->src.refresh_buffer >= 0 ?
 	    at->src.refresh_buffer * 1000 : kiln_config.refresh_buffer_ms;
@@ -246,10 +247,12 @@ refresh_succeeded(struct attempt *at)
 		fatal("seal_seal failed");
 
 	/* A rotated refresh token replaces the stored one, atomically. */
+	source_origin(at->src.token_url, origin, sizeof(origin));
 	if (at->src.kind == KIND_REFRESH_TOKEN &&
 	    at->ans.refresh_token != NULL &&
-	    !seal_seal(at->name, "refresh_token", at->ans.refresh_token,
-	    strlen(at->ans.refresh_token), &at->sealed_refresh))
+	    !seal_seal_for(at->name, "refresh_token", origin,
+	    at->ans.refresh_token, strlen(at->ans.refresh_token),
+	    &at->sealed_refresh))
 		fatal("seal_seal failed");
 
 	refresh_commit(at, 0);
