@@ -208,6 +208,9 @@ refresh_source(struct attempt *at, struct kore_pgsql *sql)
 	at->generation = strtoll(kore_pgsql_getvalue(sql, 0, 17), NULL, 10);
 	at->expires_ms = strtoll(kore_pgsql_getvalue(sql, 0, 18), NULL, 10);
 	at->failures = strtoul(kore_pgsql_getvalue(sql, 0, 19), NULL, 10);
+	/* A rotated refresh token is stored only if none was given since. */
+	if (kore_pgsql_getlength(sql, 0, 21) > 0)
+		at->seed_digest = kore_strdup(kore_pgsql_getvalue(sql, 0, 21));
 
 	return (store_source_row(sql, at->name, &at->src, at->error,
 	    sizeof(at->error)));
@@ -371,6 +374,7 @@ refresh_end(struct attempt *at)
 	oauth_answer_free(&at->ans);
 	seal_wipe(at->sealed_token);
 	seal_wipe(at->sealed_refresh);
+	kore_free(at->seed_digest);
 	kore_free(at);
 
 	if (refresh_behind)

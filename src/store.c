@@ -95,7 +95,8 @@ static const char q_lease[] =
     "s.token_path, s.expires_at_path, s.expires_in_path, "
     "s.refresh_buffer, s.fallback_lifetime, t.generation, "
     "kiln_ms(t.expires_at), t.failures, "
-    "set_config('synchronous_commit', 'off', true)";
+    "set_config('synchronous_commit', 'off', true), "
+    "s.refresh_seed_digest";
 
 static const char q_success[] =
     "WITH t AS (UPDATE tokens SET token_sealed = $3, token_type = $4, "
@@ -106,7 +107,8 @@ static const char q_success[] =
     "last_error = NULL, last_duration_ms = $9, updated_at = now() "
     "WHERE source_id = $1 AND lease_owner = $2 RETURNING generation), "
     "r AS (UPDATE token_sources SET refresh_token_sealed = $10 "
-    "WHERE id = $1 AND $10::text IS NOT NULL RETURNING id), "
+    "WHERE id = $1 AND $10::text IS NOT NULL "
+    "AND refresh_seed_digest IS NOT DISTINCT FROM $14 RETURNING id), "
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
     "outcome, duration_ms, http_status, error, generation, fingerprint, "
     "owner) SELECT $1, $11, kiln_ts($12), "
@@ -538,9 +540,10 @@ store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 	started = i64(at->started_ms);
 	status = i64(at->http_status);
 
-	store_job(q_success, cb, arg, 13, id, kiln_config.owner,
+	store_job(q_success, cb, arg, 14, id, kiln_config.owner,
 	    at->sealed_token, at->ans.token_type, at->fpr, obtained, expires,
-	    refresh, dur, at->sealed_refresh, at->trigger, started, status);
+	    refresh, dur, at->sealed_refresh, at->trigger, started, status,
+	    at->seed_digest);
 
 	kore_free(id);
 	kore_free(obtained);
@@ -1208,7 +1211,8 @@ store_source_row(struct kore_pgsql *sql, const char *name,
 		if (!seal_open_for(name, secrets[i].field, origin,
 		    kore_pgsql_getvalue(sql, 0, secrets[i].col), out, &len)) {
 			(void)snprintf(err, errlen, "stored %s cannot be "
-			    "opened (wrong master key?)", secrets[i].field);
+			    "opened (wrong master key, or sealed for another "
+			    "origin)", secrets[i].field);
 			return (KORE_RESULT_ERROR);
 		}
 	}

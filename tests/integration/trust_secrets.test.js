@@ -368,3 +368,104 @@ test('key_rotation_reseals_everything_so_the_old_key_can_go',
 	    ?.rows_under_retired_keys === 0, { timeout: 10000,
 	    what: 'the count after the old key is gone' });
 });
+
+/* A blob as today's main sealed it: v1, name and field as its AD. */
+function sealV1(keyB64, name, field, plain)
+{
+	const nonce = crypto.randomBytes(12);
+	const c = crypto.createCipheriv('aes-256-gcm',
+	    Buffer.from(keyB64, 'base64'), nonce);
+	c.setAAD(Buffer.from(`kiln:${name}:${field}`));
+	const ct = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
+	return `v1.${keyId(keyB64)}.` + Buffer.concat([nonce, ct,
+	    c.getAuthTag()]).toString('base64');
+}
+
+test('secrets_sealed_by_an_older_kiln_open_and_get_bound',
+    { timeout: 120000 }, async () => {
+	const key = crypto.randomBytes(32).toString('base64');
+	const s = { cc: h.secret('ocs'), rtc: h.secret('ortc'),
+	    seed: h.secret('oseed') };
+	const idp = await h.startOAuth(['--lifetime', '600', '--no-rotate',
+	    '--client', `occ:${s.cc}:client_credentials`,
+	    '--client', `ort:${s.rtc}:refresh_token`,
+	    '--seed-refresh', `ort:${s.seed}`]);
+	const db = await h.freshDb(pg, 'trust_v1');
+	const env = { KILN_ADMIN_KEY: h.secret('oadmin') };
+	const k = await h.startKiln({ name: 'trust_v1', databaseUrl: db.url,
+	    masterKey: key, env, sources: [
+		{ name: 'occ', kind: 'client_credentials',
+		    token_url: idp.tokenUrl, client_id: 'occ',
+		    client_secret: s.cc },
+		{ name: 'ort', kind: 'refresh_token', token_url: idp.tokenUrl,
+		    client_id: 'ort', client_secret: s.rtc,
+		    refresh_token: s.seed },
+	    ] });
+	await h.waitToken(k, 'occ');
+	await h.waitToken(k, 'ort');
+	await k.stop();
+
+	/* The rows as a database made by today's main holds them. */
+	await db.pg.query(`UPDATE token_sources SET client_secret_sealed = ` +
+	    `'${sealV1(key, 'occ', 'client_secret', s.cc)}' ` +
+	    `WHERE name = 'occ'`, { db: db.name });
+	await db.pg.query(`UPDATE token_sources SET client_secret_sealed = ` +
+	    `'${sealV1(key, 'ort', 'client_secret', s.rtc)}', ` +
+	    `refresh_token_sealed = ` +
+	    `'${sealV1(key, 'ort', 'refresh_token', s.seed)}' ` +
+	    `WHERE name = 'ort'`, { db: db.name });
+
+	await k.start();
+	await h.waitFor(async () => {
+		const sec = (await health(k))?.checks?.secrets;
+		return sec && sec.pass === 'done' &&
+		    sec.rows_not_origin_bound === 0 &&
+		    sec.rows_under_retired_keys === 0;
+	}, { timeout: 20000, what: 'the old rows bound to their origin' });
+	const blobs = (await sealedBlobs(db)).filter((x) =>
+	    x.col !== 'token_sealed');
+	assert.equal(blobs.length, 3);
+	assert.deepEqual(blobs.filter((x) => !x.blob.startsWith(
+	    `v2.${keyId(key)}.`)).map((x) => `${x.name}.${x.col}`), [],
+	    'every secret is now bound to its origin');
+	const m = await k.get('/metrics');
+	assert.match(m.text, /^kiln_sealed_rows_unbound 0$/m);
+
+	const before = (await idp.stats()).requests.length;
+	for (const n of ['occ', 'ort']) {
+		const cur = await h.waitToken(k, n);
+		const r = await a.call(k, 'POST', `/api/tokens/${n}/refresh`,
+		    { auth: env.KILN_ADMIN_KEY });
+		assert.equal(r.status, 202);
+		await h.waitFor(async () => (await k.currentToken(n)).json
+		    ?.token !== cur.json.token, { timeout: 15000,
+		    what: `${n} refreshed with its re-sealed secrets` });
+	}
+	const after = (await idp.stats()).requests.slice(before);
+	assert.ok(after.length >= 2 && after.every((q) => q.status === 200));
+	assert.ok(after.some((q) => q.refresh_token_in === s.seed));
+});
+
+test('a_secret_opens_only_for_the_origin_it_was_sealed_for',
+    { timeout: 120000 }, async () => {
+	const env = await a.adminKiln(pg, 'trust_ad', { sources: [
+		{ name: 'adcc' } ] });
+	await h.waitToken(env.k, 'adcc');
+	const cap = await startCapture();
+
+	/* The row moved behind kiln's back (not through the API). */
+	await env.db.pg.query(`UPDATE token_sources SET token_url = ` +
+	    `'${cap.url}' WHERE name = 'adcc'`, { db: env.db.name });
+	const r = await forceRefresh(env, 'adcc');
+	assert.equal(r.status, 202);
+	await h.waitFor(async () => (await h.events(env.db, 'adcc'))
+	    .some((e) => e.outcome === 'failure'), { timeout: 15000,
+	    what: 'the refresh to fail' });
+	await h.sleep(2000);
+	assert.equal(cap.seen.length, 0, 'the secret sealed for the old ' +
+	    `origin was not sent to the new one: ${captured(cap)}`);
+	const ev = (await h.events(env.db, 'adcc')).filter((e) =>
+	    e.outcome === 'failure');
+	assert.match(ev.at(-1).error, /client_secret/);
+	assert.ok(!captured(cap).includes(env.secrets.adcc));
+});
