@@ -473,7 +473,7 @@ struct attempt {
 	struct oauth_answer	ans;
 	char			*sealed_token;
 	char			*sealed_refresh;
-	char			*seed_digest;	/* as leased, or NULL */
+	char			*seed_digest;	/* as leased */
 	char			fpr[KILN_FPR_LEN + 1];
 	int64_t			refresh_ms;
 	int64_t			next_ms;

@@ -34,7 +34,7 @@
 #define RESEAL_DELAY_MS		500
 #define RESEAL_RETRY_MS		5000
 #define RESEAL_COLS		4
-#define RESEAL_TOKEN		3	/* the column not bound to an origin */
+#define RESEAL_TOKEN		3	/* not bound to an origin */
 
 struct reseal_row {
 	int64_t		id;

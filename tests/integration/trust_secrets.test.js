@@ -469,3 +469,45 @@ test('a_secret_opens_only_for_the_origin_it_was_sealed_for',
 	assert.match(ev.at(-1).error, /client_secret/);
 	assert.ok(!captured(cap).includes(env.secrets.adcc));
 });
+
+test('a_refresh_token_given_during_a_refresh_is_kept',
+    { timeout: 120000 }, async () => {
+	const clientSecret = h.secret('racec');
+	const seed = h.secret('raceseed');
+	const given = h.secret('racegiven');
+	const idp = await h.startOAuth(['--lifetime', '600',
+	    '--client', `race:${clientSecret}:refresh_token`,
+	    '--seed-refresh', `race:${seed}`,
+	    '--seed-refresh', `race:${given}`]);
+	const env = await a.adminKiln(pg, 'trust_race', { idp, sources: [
+		{ name: 'race', kind: 'refresh_token', client_id: 'race',
+		    client_secret: clientSecret, refresh_token: seed } ] });
+	await h.waitToken(env.k, 'race');
+
+	/* A slow refresh is in flight when a new refresh token is given. */
+	await idp.control({ latency_ms: 2500 });
+	const n = (await idp.stats()).requests.length;
+	assert.equal((await forceRefresh(env, 'race')).status, 202);
+	await h.waitFor(async () => (await idp.stats()).requests.length > n,
+	    { timeout: 5000, interval: 20, what: 'the slow refresh' });
+	const r = await patch(env, 'race', { refresh_token: given });
+	assert.equal(r.status, 200, r.text);
+	await h.waitFor(async () => {
+		const st = await idp.stats();
+		return st.requests.length > n && st.requests.slice(n)
+		    .every((q) => q.status !== null);
+	}, { timeout: 10000, what: 'the slow refresh to end' });
+	await h.sleep(500);
+	await idp.control({ latency_ms: 0 });
+
+	/* The next refresh spends the token given, not the rotated one. */
+	const m = (await idp.stats()).requests.length;
+	await h.waitFor(async () => {
+		await forceRefresh(env, 'race');
+		return (await idp.stats()).requests.length > m;
+	}, { timeout: 15000, interval: 1000, what: 'the next refresh' });
+	const q = (await idp.stats()).requests[m];
+	assert.equal(q.refresh_token_in, given,
+	    'the refresh token given during the refresh was kept');
+	assert.equal(q.status, 200);
+});
