@@ -59,6 +59,9 @@ static void	view_list(void *, const char *, struct kore_pgsql *, int, int);
 static void	view_source(void *, struct kore_pgsql *, int, int64_t, int);
 static void	view_url(void *, const char *, struct kore_pgsql *, int, int,
 		    int);
+static int	patch_secrets_held(const struct source *);
+static int	patch_origin_check(struct api_pending *, const char *, int,
+		    char *, size_t);
 static void	view_time(void *, const char *, struct kore_pgsql *, int, int);
 static void	view_str(void *, const char *, struct kore_pgsql *, int, int);
 static void	view_num(void *, const char *, struct kore_pgsql *, int, int);
@@ -432,7 +435,9 @@ static void
 render_patch_loaded(struct api_pending *p, struct kore_pgsql *sql, int ok)
 {
 	const char	*rt[] = { "refresh_token", NULL };
+	int		held;
 	char		*before, *after, err[KILN_ERR_MAX];
+	char		origin[SOURCE_ORIGIN_MAX];
 
 	if (pending_db_error(p, ok))
 		return;
@@ -451,11 +456,18 @@ render_patch_loaded(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	p->src.enabled = kore_pgsql_getvalue(sql, 0, 19)[0] == 't';
 	p->version = strtoll(kore_pgsql_getvalue(sql, 0, 20), NULL, 10);
 
+	source_origin(p->src.token_url, origin, sizeof(origin));
+	held = patch_secrets_held(&p->src);
 	before = store_upstream_digest(&p->src);
 	if (!source_from_json(p->body, SOURCE_PATCH, &p->src, err,
 	    sizeof(err))) {
 		kore_free(before);
 		api_pending_fail(p, 422, "invalid_field", err);
+		return;
+	}
+	if (!patch_origin_check(p, origin, held, err, sizeof(err))) {
+		kore_free(before);
+		api_pending_fail(p, 422, "secret_required", err);
 		return;
 	}
 
@@ -470,6 +482,58 @@ render_patch_loaded(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	p->render = render_patched;
 	store_source_patch(&p->src, p->version, p->with_refresh, p->upstream,
 	    api_pending_cb, p);
+}
+
+static const char *patch_secrets[] = {
+	"client_secret", "refresh_token", "password"
+};
+
+/* Which secrets src holds, one bit per patch_secrets entry. */
+static int
+patch_secrets_held(const struct source *src)
+{
+	return ((src->client_secret != NULL) |
+	    (src->refresh_token != NULL) << 1 | (src->password != NULL) << 2);
+}
+
+/*
+ * A secret goes only to the origin it was given for: a change that
+ * moves the source to another origin must give every stored secret
+ * anew (held: as read before the change), or nothing is changed.
+ */
+static int
+patch_origin_check(struct api_pending *p, const char *was, int held,
+    char *err, size_t errlen)
+{
+	const char	*path[2];
+	size_t		i, off;
+	char		now[SOURCE_ORIGIN_MAX];
+
+	source_origin(p->src.token_url, now, sizeof(now));
+	if (!strcmp(was, now))
+		return (KORE_RESULT_OK);
+
+	off = 0;
+	err[0] = '\0';
+	for (i = 0; i < sizeof(patch_secrets) / sizeof(patch_secrets[0]);
+	    i++) {
+		path[0] = patch_secrets[i];
+		path[1] = NULL;
+		if (!(held & (1 << i)) ||
+		    yajl_tree_get(p->body, path, yajl_t_string) != NULL)
+			continue;
+		(void)snprintf(err + off, errlen - off, "%s%s",
+		    off ? ", " : "", patch_secrets[i]);
+		off = strlen(err);
+	}
+	if (off == 0)
+		return (KORE_RESULT_OK);
+
+	(void)snprintf(err + off, errlen - off, ": required anew, token_url "
+	    "moves to another origin (%s); a secret goes only to the origin "
+	    "it was given for", now);
+
+	return (KORE_RESULT_ERROR);
 }
 
 static void

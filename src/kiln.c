@@ -140,6 +140,7 @@ kore_worker_configure(void)
 	auth_keys_reload();
 	auth_sessions_reload();
 	refresh_init();
+	reseal_init();
 	dash_init();
 	drain_setup();
 }

@@ -90,6 +90,12 @@ int	seal_key_add(const u_int8_t *, size_t);
 void	seal_keys_clear(void);
 int	seal_seal(const char *, const char *, const void *, size_t, char **);
 int	seal_open(const char *, const char *, const char *, char **, size_t *);
+int	seal_seal_for(const char *, const char *, const char *, const void *,
+	    size_t, char **);
+int	seal_open_for(const char *, const char *, const char *, const char *,
+	    char **, size_t *);
+int	seal_current(const char *, int);
+const char	*seal_key_id(void);
 void	seal_fingerprint(const void *, size_t, char *);
 void	seal_wipe(char *);
 void	seal_mac(const void *, size_t, char *);
@@ -105,6 +111,8 @@ int	source_kind_parse(const char *);
 const char	*source_kind_name(int);
 void	source_free(struct source *);
 char	*source_url_redact(const char *, int);
+void	source_origin(const char *, char *, size_t);
+#define SOURCE_ORIGIN_MAX	288
 
 /* oauth.c (pure): request bodies and answers of each upstream kind. */
 struct oauth_request {
@@ -284,6 +292,9 @@ struct shared {
 	struct shared_source	sources[SHARED_SOURCES];
 	struct shared_rate	rates[SHARED_RATES];
 	struct shared_host	hosts[SHARED_HOSTS];
+	int			reseal_state;	/* RESEAL_* */
+	int64_t			reseal_retired;
+	int64_t			reseal_unbound;
 };
 
 void	shared_init(void);
@@ -299,6 +310,7 @@ int	shared_drain_arrive(void);
 void	shared_websockets(int);
 int	shared_rate_take(u_int64_t, u_int32_t, int64_t, u_int32_t *,
 	    u_int32_t *);
+void	shared_reseal(int, int64_t, int64_t);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0
@@ -354,6 +366,10 @@ void	store_session_create(const char *, const char *, const char *,
 	    const char *, int64_t, store_rows_cb, void *);
 void	store_session_delete(const char *, store_rows_cb, void *);
 void	store_recent_events(store_rows_cb, void *);
+void	store_reseal_scan(int64_t, store_rows_cb, void *);
+void	store_reseal_write(int64_t, const char *, char *const *,
+	    char *const *, store_rows_cb, void *);
+void	store_reseal_count(store_rows_cb, void *);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
 #define CACHE_VALID_MARGIN_MS	1000
@@ -485,6 +501,7 @@ struct attempt {
 	struct oauth_answer	ans;
 	char			*sealed_token;
 	char			*sealed_refresh;
+	char			*seed_digest;	/* as leased */
 	char			fpr[KILN_FPR_LEN + 1];
 	int64_t			refresh_ms;
 	int64_t			next_ms;
@@ -606,6 +623,15 @@ int	dash_static(struct http_request *, struct api_state *);
 void	dash_ws_connect(struct connection *);
 void	dash_ws_message(struct connection *, u_int8_t, void *, size_t);
 void	dash_ws_disconnect(struct connection *);
+
+/* reseal.c: secrets and tokens sealed again under the current key. */
+#define RESEAL_PENDING		0
+#define RESEAL_RUNNING		1
+#define RESEAL_DONE		2
+
+void	reseal_init(void);
+void	reseal_health(void *);
+void	reseal_metrics(struct kore_buf *);
 
 /* ops.c: health, readiness, metrics. */
 int	ops_health(struct http_request *, struct api_state *);

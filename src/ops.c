@@ -164,6 +164,8 @@ render_detailed(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
 
+	reseal_health(g);
+
 	yajl_gen_map_close(g);
 	api_kv_str(g, "status", healthy ? "healthy" : "unhealthy");
 
@@ -191,6 +193,7 @@ ops_metrics(struct http_request *req, struct api_state *st)
 	metrics_http(&buf);
 	metrics_tokens(&buf);
 	metrics_misc(&buf);
+	reseal_metrics(&buf);
 
 	http_response_header(req, "Content-Type",
 	    "text/plain; version=0.0.4; charset=utf-8");

@@ -208,6 +208,9 @@ refresh_source(struct attempt *at, struct kore_pgsql *sql)
 	at->generation = strtoll(kore_pgsql_getvalue(sql, 0, 17), NULL, 10);
 	at->expires_ms = strtoll(kore_pgsql_getvalue(sql, 0, 18), NULL, 10);
 	at->failures = strtoul(kore_pgsql_getvalue(sql, 0, 19), NULL, 10);
+	/* A rotated refresh token is stored only if none was given since. */
+	if (kore_pgsql_getlength(sql, 0, 21) > 0)
+		at->seed_digest = kore_strdup(kore_pgsql_getvalue(sql, 0, 21));
 
 	return (store_source_row(sql, at->name, &at->src, at->error,
 	    sizeof(at->error)));
@@ -234,6 +237,7 @@ refresh_succeeded(struct attempt *at)
 {
 	const char	*token = at->ans.token;
 	int64_t		buffer;
+	char		origin[SOURCE_ORIGIN_MAX];
 
 	buffer = at->src.refresh_buffer >= 0 ?
 	    at->src.refresh_buffer * 1000 : kiln_config.refresh_buffer_ms;
@@ -246,10 +250,12 @@ refresh_succeeded(struct attempt *at)
 		fatal("seal_seal failed");
 
 	/* A rotated refresh token replaces the stored one, atomically. */
+	source_origin(at->src.token_url, origin, sizeof(origin));
 	if (at->src.kind == KIND_REFRESH_TOKEN &&
 	    at->ans.refresh_token != NULL &&
-	    !seal_seal(at->name, "refresh_token", at->ans.refresh_token,
-	    strlen(at->ans.refresh_token), &at->sealed_refresh))
+	    !seal_seal_for(at->name, "refresh_token", origin,
+	    at->ans.refresh_token, strlen(at->ans.refresh_token),
+	    &at->sealed_refresh))
 		fatal("seal_seal failed");
 
 	refresh_commit(at, 0);
@@ -368,6 +374,7 @@ refresh_end(struct attempt *at)
 	oauth_answer_free(&at->ans);
 	seal_wipe(at->sealed_token);
 	seal_wipe(at->sealed_refresh);
+	kore_free(at->seed_digest);
 	kore_free(at);
 
 	if (refresh_behind)

@@ -22,12 +22,13 @@
 #include "kiln.h"
 
 #define SEAL_PREFIX		"v1."
+#define SEAL_PREFIX_BOUND	"v2."
 #define SEAL_PREFIX_LEN		3
 #define SEAL_ID_LEN		8
 #define SEAL_NONCE_LEN		12
 #define SEAL_TAG_LEN		16
 #define SEAL_ID_LABEL		"kiln-key-id:"
-#define SEAL_AAD_MAX		256
+#define SEAL_AAD_MAX		512
 /* Far above any secret; keeps EVP's int lengths safe. */
 #define SEAL_PLAIN_MAX		(64 * 1024 * 1024)
 
@@ -42,6 +43,11 @@ static struct {
 } ring;
 
 static int	seal_aad(const char *, const char *, char *, size_t);
+static int	seal_aad_bound(const char *, const char *, const char *,
+		    char *, size_t);
+static int	seal_text(const char *, const char *, const void *, size_t,
+		    char **);
+static int	open_text(const char *, const char *, char **, size_t *);
 static int	seal_crypt(int, const struct seal_key *, const u_int8_t *,
 		    const char *, const u_int8_t *, size_t, u_int8_t *,
 		    u_int8_t *);
@@ -100,117 +106,89 @@ int
 seal_seal(const char *name, const char *field, const void *plain, size_t len,
     char **out)
 {
-	size_t		rawlen, b64len;
-	int		ret;
-	u_int8_t	*raw;
-	char		*text;
 	char		aad[SEAL_AAD_MAX];
 
-	ret = KORE_RESULT_ERROR;
-	raw = NULL;
-	text = NULL;
-
-	if (ring.count == 0 || len > SEAL_PLAIN_MAX ||
-	    (plain == NULL && len > 0))
-		return (KORE_RESULT_ERROR);
 	if (!seal_aad(name, field, aad, sizeof(aad)))
 		return (KORE_RESULT_ERROR);
 
-	rawlen = SEAL_NONCE_LEN + len + SEAL_TAG_LEN;
-	b64len = 4 * ((rawlen + 2) / 3);
-
-	if ((raw = malloc(rawlen)) == NULL)
-		goto cleanup;
-	if ((text = malloc(SEAL_PREFIX_LEN + SEAL_ID_LEN + 1 +
-	    b64len + 1)) == NULL)
-		goto cleanup;
-
-	if (RAND_bytes(raw, SEAL_NONCE_LEN) != 1)
-		goto cleanup;
-
-	if (!seal_crypt(1, &ring.keys[0], raw, aad, plain, len,
-	    raw + SEAL_NONCE_LEN, raw + SEAL_NONCE_LEN + len))
-		goto cleanup;
-
-	memcpy(text, SEAL_PREFIX, SEAL_PREFIX_LEN);
-	memcpy(text + SEAL_PREFIX_LEN, ring.keys[0].id, SEAL_ID_LEN);
-	text[SEAL_PREFIX_LEN + SEAL_ID_LEN] = '.';
-	(void)EVP_EncodeBlock((unsigned char *)text + SEAL_PREFIX_LEN +
-	    SEAL_ID_LEN + 1, raw, (int)rawlen);
-
-	*out = text;
-	text = NULL;
-	ret = KORE_RESULT_OK;
-
-cleanup:
-	free(raw);
-	free(text);
-
-	return (ret);
+	return (seal_text(SEAL_PREFIX, aad, plain, len, out));
 }
 
 int
 seal_open(const char *name, const char *field, const char *sealed,
     char **plain, size_t *len)
 {
-	const struct seal_key	*k;
-	size_t			i, rawlen, ctlen;
-	int			ret;
-	u_int8_t		*raw;
-	char			*text;
-	char			aad[SEAL_AAD_MAX];
-
-	ret = KORE_RESULT_ERROR;
-	raw = NULL;
-	text = NULL;
+	char		aad[SEAL_AAD_MAX];
 
 	if (sealed == NULL || strncmp(sealed, SEAL_PREFIX, SEAL_PREFIX_LEN))
-		return (KORE_RESULT_ERROR);
-	if (strlen(sealed) < SEAL_PREFIX_LEN + SEAL_ID_LEN + 1 ||
-	    sealed[SEAL_PREFIX_LEN + SEAL_ID_LEN] != '.')
 		return (KORE_RESULT_ERROR);
 	if (!seal_aad(name, field, aad, sizeof(aad)))
 		return (KORE_RESULT_ERROR);
 
-	k = NULL;
-	for (i = 0; i < ring.count; i++) {
-		if (!strncmp(ring.keys[i].id, sealed + SEAL_PREFIX_LEN,
-		    SEAL_ID_LEN)) {
-			k = &ring.keys[i];
-			break;
-		}
-	}
-	if (k == NULL)
+	return (open_text(sealed, aad, plain, len));
+}
+
+/* A secret, bound to the origin (source_origin) it may be sent to. */
+int
+seal_seal_for(const char *name, const char *field, const char *origin,
+    const void *plain, size_t len, char **out)
+{
+	char		aad[SEAL_AAD_MAX];
+
+	if (!seal_aad_bound(name, field, origin, aad, sizeof(aad)))
 		return (KORE_RESULT_ERROR);
 
-	sealed += SEAL_PREFIX_LEN + SEAL_ID_LEN + 1;
-	if (!b64_decode(sealed, strlen(sealed), &raw, &rawlen))
+	return (seal_text(SEAL_PREFIX_BOUND, aad, plain, len, out));
+}
+
+/*
+ * Open a secret for origin. A v1 blob (sealed before secrets were bound
+ * to an origin) still opens, by name and field only, until the re-seal
+ * pass has bound it (seal_current).
+ */
+int
+seal_open_for(const char *name, const char *field, const char *origin,
+    const char *sealed, char **plain, size_t *len)
+{
+	char		aad[SEAL_AAD_MAX];
+
+	if (sealed == NULL)
 		return (KORE_RESULT_ERROR);
-	if (rawlen < SEAL_NONCE_LEN + SEAL_TAG_LEN ||
-	    rawlen - SEAL_NONCE_LEN - SEAL_TAG_LEN > SEAL_PLAIN_MAX)
-		goto cleanup;
+	if (!strncmp(sealed, SEAL_PREFIX, SEAL_PREFIX_LEN))
+		return (seal_open(name, field, sealed, plain, len));
+	if (strncmp(sealed, SEAL_PREFIX_BOUND, SEAL_PREFIX_LEN))
+		return (KORE_RESULT_ERROR);
+	if (!seal_aad_bound(name, field, origin, aad, sizeof(aad)))
+		return (KORE_RESULT_ERROR);
 
-	ctlen = rawlen - SEAL_NONCE_LEN - SEAL_TAG_LEN;
-	if ((text = malloc(ctlen + 1)) == NULL)
-		goto cleanup;
+	return (open_text(sealed, aad, plain, len));
+}
 
-	if (!seal_crypt(0, k, raw, aad, raw + SEAL_NONCE_LEN, ctlen,
-	    (u_int8_t *)text, raw + SEAL_NONCE_LEN + ctlen)) {
-		OPENSSL_cleanse(text, ctlen + 1);
-		goto cleanup;
-	}
+/*
+ * Whether sealed needs no re-sealing: under the current key and, for a
+ * secret (bound), in the origin-bound format.
+ */
+int
+seal_current(const char *sealed, int bound)
+{
+	if (ring.count == 0 || sealed == NULL)
+		return (0);
+	if (strncmp(sealed, bound ? SEAL_PREFIX_BOUND : SEAL_PREFIX,
+	    SEAL_PREFIX_LEN))
+		return (0);
 
-	text[ctlen] = '\0';
-	*plain = text;
-	*len = ctlen;
-	text = NULL;
-	ret = KORE_RESULT_OK;
+	return (!strncmp(sealed + SEAL_PREFIX_LEN, ring.keys[0].id,
+	    SEAL_ID_LEN) && sealed[SEAL_PREFIX_LEN + SEAL_ID_LEN] == '.');
+}
 
-cleanup:
-	free(raw);
-	free(text);
+/* The id of the key that seals, or NULL without keys. */
+const char *
+seal_key_id(void)
+{
+	if (ring.count == 0)
+		return (NULL);
 
-	return (ret);
+	return (ring.keys[0].id);
 }
 
 void
@@ -296,6 +274,131 @@ seal_aad(const char *name, const char *field, char *aad, size_t len)
 		return (KORE_RESULT_ERROR);
 
 	return (KORE_RESULT_OK);
+}
+
+static int
+seal_aad_bound(const char *name, const char *field, const char *origin,
+    char *aad, size_t len)
+{
+	int		n;
+
+	if (name == NULL || field == NULL || origin == NULL)
+		return (KORE_RESULT_ERROR);
+
+	n = snprintf(aad, len, "kiln:v2:%s:%s:%s", name, field, origin);
+	if (n < 0 || (size_t)n >= len)
+		return (KORE_RESULT_ERROR);
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+seal_text(const char *prefix, const char *aad, const void *plain,
+    size_t len, char **out)
+{
+	size_t		rawlen, b64len;
+	int		ret;
+	u_int8_t	*raw;
+	char		*text;
+
+	ret = KORE_RESULT_ERROR;
+	raw = NULL;
+	text = NULL;
+
+	if (ring.count == 0 || len > SEAL_PLAIN_MAX ||
+	    (plain == NULL && len > 0))
+		return (KORE_RESULT_ERROR);
+
+	rawlen = SEAL_NONCE_LEN + len + SEAL_TAG_LEN;
+	b64len = 4 * ((rawlen + 2) / 3);
+
+	if ((raw = malloc(rawlen)) == NULL)
+		goto cleanup;
+	if ((text = malloc(SEAL_PREFIX_LEN + SEAL_ID_LEN + 1 +
+	    b64len + 1)) == NULL)
+		goto cleanup;
+
+	if (RAND_bytes(raw, SEAL_NONCE_LEN) != 1)
+		goto cleanup;
+
+	if (!seal_crypt(1, &ring.keys[0], raw, aad, plain, len,
+	    raw + SEAL_NONCE_LEN, raw + SEAL_NONCE_LEN + len))
+		goto cleanup;
+
+	memcpy(text, prefix, SEAL_PREFIX_LEN);
+	memcpy(text + SEAL_PREFIX_LEN, ring.keys[0].id, SEAL_ID_LEN);
+	text[SEAL_PREFIX_LEN + SEAL_ID_LEN] = '.';
+	(void)EVP_EncodeBlock((unsigned char *)text + SEAL_PREFIX_LEN +
+	    SEAL_ID_LEN + 1, raw, (int)rawlen);
+
+	*out = text;
+	text = NULL;
+	ret = KORE_RESULT_OK;
+
+cleanup:
+	free(raw);
+	free(text);
+
+	return (ret);
+}
+
+/* Open sealed (its prefix checked by the caller) with aad. */
+static int
+open_text(const char *sealed, const char *aad, char **plain, size_t *len)
+{
+	const struct seal_key	*k;
+	size_t			i, rawlen, ctlen;
+	int			ret;
+	u_int8_t		*raw;
+	char			*text;
+
+	ret = KORE_RESULT_ERROR;
+	raw = NULL;
+	text = NULL;
+
+	if (strlen(sealed) < SEAL_PREFIX_LEN + SEAL_ID_LEN + 1 ||
+	    sealed[SEAL_PREFIX_LEN + SEAL_ID_LEN] != '.')
+		return (KORE_RESULT_ERROR);
+
+	k = NULL;
+	for (i = 0; i < ring.count; i++) {
+		if (!strncmp(ring.keys[i].id, sealed + SEAL_PREFIX_LEN,
+		    SEAL_ID_LEN)) {
+			k = &ring.keys[i];
+			break;
+		}
+	}
+	if (k == NULL)
+		return (KORE_RESULT_ERROR);
+
+	sealed += SEAL_PREFIX_LEN + SEAL_ID_LEN + 1;
+	if (!b64_decode(sealed, strlen(sealed), &raw, &rawlen))
+		return (KORE_RESULT_ERROR);
+	if (rawlen < SEAL_NONCE_LEN + SEAL_TAG_LEN ||
+	    rawlen - SEAL_NONCE_LEN - SEAL_TAG_LEN > SEAL_PLAIN_MAX)
+		goto cleanup;
+
+	ctlen = rawlen - SEAL_NONCE_LEN - SEAL_TAG_LEN;
+	if ((text = malloc(ctlen + 1)) == NULL)
+		goto cleanup;
+
+	if (!seal_crypt(0, k, raw, aad, raw + SEAL_NONCE_LEN, ctlen,
+	    (u_int8_t *)text, raw + SEAL_NONCE_LEN + ctlen)) {
+		OPENSSL_cleanse(text, ctlen + 1);
+		goto cleanup;
+	}
+
+	text[ctlen] = '\0';
+	*plain = text;
+	*len = ctlen;
+	text = NULL;
+	ret = KORE_RESULT_OK;
+
+cleanup:
+	free(raw);
+	free(text);
+
+	return (ret);
 }
 
 /*

@@ -51,6 +51,8 @@ shared_init(void)
 		fatal("mmap shared region: %s", errno_s);
 	memset(shm, 0, sizeof(*shm));
 	shm->started_ms = kiln_now();
+	shm->reseal_retired = -1;
+	shm->reseal_unbound = -1;
 }
 
 const struct shared *
@@ -232,6 +234,15 @@ shared_rate_take(u_int64_t key, u_int32_t limit, int64_t now,
 	shared_unlock();
 
 	return (allowed);
+}
+
+/* The re-seal pass's state and counts (-1: not counted yet). */
+void
+shared_reseal(int state, int64_t retired, int64_t unbound)
+{
+	shm->reseal_retired = retired;
+	shm->reseal_unbound = unbound;
+	shm->reseal_state = state;
 }
 
 static void

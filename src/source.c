@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "kiln.h"
 
@@ -101,6 +102,7 @@ static int	text_clean(const char *);
 static void	key_printable(const char *, char *, size_t);
 static int	path_valid(const char *);
 static int	url_valid(const char *);
+static int	origin_parse(const char *, char *, size_t);
 static void	seterr(char *, size_t, const char *, ...)
 		    __attribute__((format (printf, 3, 4)));
 
@@ -211,6 +213,29 @@ source_free(struct source *src)
 	}
 
 	OPENSSL_cleanse(src, sizeof(*src));
+}
+
+/*
+ * The origin a URL's requests go to, normalized: lowercase scheme and
+ * host, the port always written ("https://idp.example:443"). A URL that
+ * does not take apart plainly (userinfo, escapes, odd characters) is its
+ * own origin, by digest: any change of it is then a change of origin.
+ */
+void
+source_origin(const char *url, char *out, size_t len)
+{
+	u_int8_t	md[EVP_MAX_MD_SIZE];
+	size_t		i;
+
+	if (url != NULL && origin_parse(url, out, len))
+		return;
+
+	if (url == NULL || !EVP_Digest(url, strlen(url), md, NULL,
+	    EVP_sha256(), NULL))
+		memset(md, 0, sizeof(md));
+	(void)snprintf(out, len, "url:");
+	for (i = 0; i < 32 && 4 + i * 2 + 2 < len; i++)
+		(void)snprintf(out + 4 + i * 2, 3, "%02x", md[i]);
 }
 
 static int
@@ -694,4 +719,75 @@ source_url_redact(const char *url, int redact_query)
 	*o = '\0';
 
 	return (out);
+}
+
+/* scheme://host[:port] of url into out, strictly; else 0. */
+static int
+origin_parse(const char *url, char *out, size_t len)
+{
+	const char	*p, *host, *end, *port;
+	size_t		hlen, i;
+	long		num;
+	int		https, n;
+	char		h[256];
+
+	if (!strncasecmp(url, "http://", 7)) {
+		https = 0;
+		p = url + 7;
+	} else if (!strncasecmp(url, "https://", 8)) {
+		https = 1;
+		p = url + 8;
+	} else {
+		return (0);
+	}
+
+	end = p + strcspn(p, "/?#");
+	host = p;
+	if (*host == '[') {
+		if ((port = memchr(host, ']', end - host)) == NULL)
+			return (0);
+		port++;
+		for (i = 1; host + i < port - 1; i++) {
+			if (strchr("0123456789abcdefABCDEF:.", host[i]) == NULL)
+				return (0);
+		}
+	} else {
+		port = memchr(host, ':', end - host);
+		if (port == NULL)
+			port = end;
+		for (i = 0; host + i < port; i++) {
+			if (strchr("abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_",
+			    host[i]) == NULL || host[i] == '\0')
+				return (0);
+		}
+	}
+
+	hlen = port - host;
+	if (hlen == 0 || hlen >= sizeof(h))
+		return (0);
+	for (i = 0; i < hlen; i++) {
+		h[i] = host[i];
+		if (h[i] >= 'A' && h[i] <= 'Z')
+			h[i] += 'a' - 'A';
+	}
+	h[hlen] = '\0';
+
+	num = https ? 443 : 80;
+	if (port < end) {
+		if (*port != ':' || end - port < 2 || end - port > 6)
+			return (0);
+		for (num = 0, port++; port < end; port++) {
+			if (*port < '0' || *port > '9')
+				return (0);
+			num = num * 10 + (*port - '0');
+		}
+		if (num < 1 || num > 65535)
+			return (0);
+	}
+
+	n = snprintf(out, len, "%s://%s:%ld", https ? "https" : "http", h,
+	    num);
+
+	return (n > 0 && (size_t)n < len);
 }

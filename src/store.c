@@ -95,7 +95,8 @@ static const char q_lease[] =
     "s.token_path, s.expires_at_path, s.expires_in_path, "
     "s.refresh_buffer, s.fallback_lifetime, t.generation, "
     "kiln_ms(t.expires_at), t.failures, "
-    "set_config('synchronous_commit', 'off', true)";
+    "set_config('synchronous_commit', 'off', true), "
+    "s.refresh_seed_digest";
 
 static const char q_success[] =
     "WITH t AS (UPDATE tokens SET token_sealed = $3, token_type = $4, "
@@ -106,7 +107,8 @@ static const char q_success[] =
     "last_error = NULL, last_duration_ms = $9, updated_at = now() "
     "WHERE source_id = $1 AND lease_owner = $2 RETURNING generation), "
     "r AS (UPDATE token_sources SET refresh_token_sealed = $10 "
-    "WHERE id = $1 AND $10::text IS NOT NULL RETURNING id), "
+    "WHERE id = $1 AND $10::text IS NOT NULL "
+    "AND refresh_seed_digest IS NOT DISTINCT FROM $14 RETURNING id), "
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
     "outcome, duration_ms, http_status, error, generation, fingerprint, "
     "owner) SELECT $1, $11, kiln_ts($12), "
@@ -153,7 +155,8 @@ static const char q_migration_done[] =
     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)";
 
 static const char q_source_digests[] =
-    "SELECT name, config_digest, refresh_seed_digest FROM token_sources "
+    "SELECT name, config_digest, refresh_seed_digest, token_url, "
+    "refresh_token_sealed IS NOT NULL FROM token_sources "
     "ORDER BY name COLLATE \"C\"";
 
 /* The 22 parameters of a source row, $1..$22 of insert and update. */
@@ -282,6 +285,8 @@ static char	*file_read(const char *, size_t *);
 static int	upsert_one(PGconn *, PGresult *, struct source *, char *,
 		    size_t);
 static int	stored_row(PGresult *, const char *);
+static int	file_origin_kept(PGresult *, int, const struct source *,
+		    char *, size_t);
 static void	source_params(const struct source *, int,
 		    struct source_params *);
 static void	source_params_free(struct source_params *);
@@ -537,9 +542,10 @@ store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 	started = i64(at->started_ms);
 	status = i64(at->http_status);
 
-	store_job(q_success, cb, arg, 13, id, kiln_config.owner,
+	store_job(q_success, cb, arg, 14, id, kiln_config.owner,
 	    at->sealed_token, at->ans.token_type, at->fpr, obtained, expires,
-	    refresh, dur, at->sealed_refresh, at->trigger, started, status);
+	    refresh, dur, at->sealed_refresh, at->trigger, started, status,
+	    at->seed_digest);
 
 	kore_free(id);
 	kore_free(obtained);
@@ -777,6 +783,12 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 	if (same && same_seed)
 		goto cleanup;
 
+	if (exists && same_seed && !file_origin_kept(stored, row, src, err,
+	    errlen)) {
+		ret = KORE_RESULT_ERROR;
+		goto cleanup;
+	}
+
 	/* Keep the stored (maybe rotated) refresh token: NULL keeps it. */
 	if (same_seed) {
 		sp.v[9] = NULL;
@@ -797,6 +809,33 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 cleanup:
 	source_params_free(&sp);
 	return (ret);
+}
+
+/*
+ * A stored refresh token that the file keeps (its seed unchanged or
+ * absent) was given for the stored origin: it goes nowhere else. A file
+ * that moves such a source stops the start until it gives a new seed.
+ */
+static int
+file_origin_kept(PGresult *stored, int row, const struct source *src,
+    char *err, size_t errlen)
+{
+	char		was[SOURCE_ORIGIN_MAX], now[SOURCE_ORIGIN_MAX];
+
+	if (PQgetvalue(stored, row, 4)[0] != 't')
+		return (KORE_RESULT_OK);
+
+	source_origin(PQgetvalue(stored, row, 3), was, sizeof(was));
+	source_origin(src->token_url, now, sizeof(now));
+	if (!strcmp(was, now))
+		return (KORE_RESULT_OK);
+
+	(void)snprintf(err, errlen, "KILN_SOURCES_FILE: source %s: "
+	    "refresh_token: required anew, token_url moves to another origin "
+	    "(%s); the stored refresh token was given for %s", src->name,
+	    now, was);
+
+	return (KORE_RESULT_ERROR);
 }
 
 /* The row of name in the stored digests (sorted by name), or -1. */
@@ -888,11 +927,13 @@ source_params_free(struct source_params *p)
 static char *
 seal_opt(const struct source *src, const char *field, const char *value)
 {
-	char		*out;
+	char		*out, origin[SOURCE_ORIGIN_MAX];
 
 	if (value == NULL)
 		return (NULL);
-	if (!seal_seal(src->name, field, value, strlen(value), &out))
+	source_origin(src->token_url, origin, sizeof(origin));
+	if (!seal_seal_for(src->name, field, origin, value, strlen(value),
+	    &out))
 		fatal("seal_seal failed for %s", field);
 
 	return (out);
@@ -1140,7 +1181,7 @@ store_source_row(struct kore_pgsql *sql, const char *name,
 		{ 11, "password", offsetof(struct source, password) },
 	};
 	size_t		i, len;
-	char		**out;
+	char		**out, origin[SOURCE_ORIGIN_MAX];
 
 	memset(s, 0, sizeof(*s));
 	(void)kore_strlcpy(s->name, name, sizeof(s->name));
@@ -1163,14 +1204,17 @@ store_source_row(struct kore_pgsql *sql, const char *name,
 	s->access = ACCESS_OPEN;
 	s->enabled = 1;
 
+	/* A secret opens only for the origin it was sealed for. */
+	source_origin(s->token_url, origin, sizeof(origin));
 	for (i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
 		out = (char **)((u_int8_t *)s + secrets[i].off);
 		if (kore_pgsql_getlength(sql, 0, secrets[i].col) == 0)
 			continue;
-		if (!seal_open(name, secrets[i].field,
+		if (!seal_open_for(name, secrets[i].field, origin,
 		    kore_pgsql_getvalue(sql, 0, secrets[i].col), out, &len)) {
 			(void)snprintf(err, errlen, "stored %s cannot be "
-			    "opened (wrong master key?)", secrets[i].field);
+			    "opened (wrong master key, or sealed for another "
+			    "origin)", secrets[i].field);
 			return (KORE_RESULT_ERROR);
 		}
 	}
@@ -1372,4 +1416,72 @@ void
 store_recent_events(store_rows_cb cb, void *arg)
 {
 	store_job(q_recent_events, cb, arg, 0);
+}
+
+/*
+ * The re-seal pass (reseal.c): rows with a blob not under the current key
+ * (secrets also not yet bound to their origin), a batch at a time in id
+ * order; each write swaps a blob only if it is still the one read, so a
+ * refresh or a change that wrote the row meanwhile wins.
+ */
+static const char q_reseal_scan[] =
+    "SELECT s.id, s.name, s.token_url, s.client_secret_sealed, "
+    "s.refresh_token_sealed, s.password_sealed, t.token_sealed "
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+    "WHERE s.id > $1::bigint AND (left(s.client_secret_sealed, 12) <> $2 "
+    "OR left(s.refresh_token_sealed, 12) <> $2 "
+    "OR left(s.password_sealed, 12) <> $2 "
+    "OR left(t.token_sealed, 12) <> $3) ORDER BY s.id LIMIT 64";
+
+static const char q_reseal_write[] =
+    "WITH s AS (UPDATE token_sources SET client_secret_sealed = CASE "
+    "WHEN client_secret_sealed = $3 THEN $4 ELSE client_secret_sealed END, "
+    "refresh_token_sealed = CASE WHEN refresh_token_sealed = $5 THEN $6 "
+    "ELSE refresh_token_sealed END, password_sealed = CASE "
+    "WHEN password_sealed = $7 THEN $8 ELSE password_sealed END "
+    "WHERE id = $1 AND token_url = $2 AND (client_secret_sealed = $3 OR "
+    "refresh_token_sealed = $5 OR password_sealed = $7) RETURNING id), "
+    "t AS (UPDATE tokens SET token_sealed = $10 WHERE source_id = $1 "
+    "AND token_sealed = $9 RETURNING source_id) "
+    "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM t)";
+
+static const char q_reseal_count[] =
+    "SELECT count(*) FILTER (WHERE substr(s.client_secret_sealed, 4, 8) "
+    "<> $1 OR substr(s.refresh_token_sealed, 4, 8) <> $1 OR "
+    "substr(s.password_sealed, 4, 8) <> $1 OR "
+    "substr(t.token_sealed, 4, 8) <> $1), "
+    "count(*) FILTER (WHERE left(s.client_secret_sealed, 3) = 'v1.' OR "
+    "left(s.refresh_token_sealed, 3) = 'v1.' OR "
+    "left(s.password_sealed, 3) = 'v1.') "
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id";
+
+void
+store_reseal_scan(int64_t after, store_rows_cb cb, void *arg)
+{
+	char		*a, bound[16], plain[16];
+
+	a = i64(after);
+	(void)snprintf(bound, sizeof(bound), "v2.%s.", seal_key_id());
+	(void)snprintf(plain, sizeof(plain), "v1.%s.", seal_key_id());
+	store_job(q_reseal_scan, cb, arg, 3, a, bound, plain);
+	kore_free(a);
+}
+
+/* old and new: client secret, refresh token, password, token (or NULL). */
+void
+store_reseal_write(int64_t id, const char *url, char *const *old,
+    char *const *new, store_rows_cb cb, void *arg)
+{
+	char		*i;
+
+	i = i64(id);
+	store_job(q_reseal_write, cb, arg, 10, i, url, old[0], new[0],
+	    old[1], new[1], old[2], new[2], old[3], new[3]);
+	kore_free(i);
+}
+
+void
+store_reseal_count(store_rows_cb cb, void *arg)
+{
+	store_job(q_reseal_count, cb, arg, 1, seal_key_id());
 }

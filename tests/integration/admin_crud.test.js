@@ -209,10 +209,11 @@ test('patch_upstream_change_refreshes_at_once_bad_value_changes_nothing',
 	    `alpha:${secret}:client_credentials`]);
 	assert.equal(await generation(env, 'alpha'), 1);
 
-	/* token_url: a new generation from the new upstream, at once. */
+	/* token_url: a new generation from the new upstream, at once
+	 * (another origin: the secret comes along, trust_secrets.test.js). */
 	const t0 = Date.now();
 	let r = await api(env, 'PATCH', '/api/tokens/alpha',
-	    { token_url: idp2.tokenUrl });
+	    { token_url: idp2.tokenUrl, client_secret: secret });
 	assert.equal(r.status, 200, r.text);
 	assert.equal(r.json.data.token_url, idp2.tokenUrl);
 	await h.waitFor(async () => await generation(env, 'alpha') === 2,

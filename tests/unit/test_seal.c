@@ -369,6 +369,106 @@ seal_b64_decode_accepts_padding_rejects_garbage(void **state)
 }
 
 static void
+seal_bound_opens_only_for_its_origin(void **state)
+{
+	size_t		len;
+	char		*sealed, *plain;
+
+	(void)state;
+
+	assert_true(seal_key_add(key_a, sizeof(key_a)));
+	assert_true(seal_seal_for("nsp", "client_secret",
+	    "https://idp.example:443", "s3cr3t", 6, &sealed));
+	assert_memory_equal(sealed, "v2.", 3);
+	assert_int_equal(sealed[11], '.');
+
+	assert_true(seal_open_for("nsp", "client_secret",
+	    "https://idp.example:443", sealed, &plain, &len));
+	assert_string_equal(plain, "s3cr3t");
+	seal_wipe(plain);
+
+	plain = NULL;
+	assert_false(seal_open_for("nsp", "client_secret",
+	    "https://evil.example:443", sealed, &plain, &len));
+	assert_false(seal_open_for("nsp", "client_secret",
+	    "http://idp.example:443", sealed, &plain, &len));
+	assert_false(seal_open_for("nsp", "password",
+	    "https://idp.example:443", sealed, &plain, &len));
+	assert_false(seal_open_for("other", "client_secret",
+	    "https://idp.example:443", sealed, &plain, &len));
+	assert_null(plain);
+
+	/* A bound blob is not a v1 blob, whatever its additional data. */
+	assert_open_fails("nsp", "client_secret", sealed);
+
+	free(sealed);
+}
+
+static void
+seal_open_for_still_opens_v1_blobs(void **state)
+{
+	size_t		len;
+	char		*sealed, *plain;
+
+	(void)state;
+
+	assert_true(seal_key_add(key_a, sizeof(key_a)));
+	sealed = seal_ok("nsp", "refresh_token", "made-by-main");
+
+	assert_true(seal_open_for("nsp", "refresh_token",
+	    "https://idp.example:443", sealed, &plain, &len));
+	assert_string_equal(plain, "made-by-main");
+	seal_wipe(plain);
+
+	plain = NULL;
+	assert_false(seal_open_for("nsp", "password",
+	    "https://idp.example:443", sealed, &plain, &len));
+	assert_false(seal_open_for("nsp", "refresh_token",
+	    "https://idp.example:443", "v3.00000000.AAAA", &plain, &len));
+	assert_null(plain);
+
+	free(sealed);
+}
+
+static void
+seal_current_tells_key_and_format(void **state)
+{
+	char		*a1, *a2, *b2;
+
+	(void)state;
+
+	assert_false(seal_current("v2.00000000.AAAA", 1));
+	assert_null(seal_key_id());
+
+	assert_true(seal_key_add(key_a, sizeof(key_a)));
+	a1 = seal_ok("nsp", "token", "x");
+	assert_true(seal_seal_for("nsp", "password", "http://h:80", "x", 1,
+	    &a2));
+	assert_int_equal(strlen(seal_key_id()), 8);
+
+	assert_true(seal_current(a1, 0));
+	assert_false(seal_current(a1, 1));
+	assert_true(seal_current(a2, 1));
+	assert_false(seal_current(a2, 0));
+	assert_false(seal_current(NULL, 1));
+
+	/* Key b seals from now on; a's blobs are due for re-sealing. */
+	seal_keys_clear();
+	assert_true(seal_key_add(key_b, sizeof(key_b)));
+	assert_true(seal_key_add(key_a, sizeof(key_a)));
+	assert_false(seal_current(a1, 0));
+	assert_false(seal_current(a2, 1));
+	assert_true(seal_seal_for("nsp", "password", "http://h:80", "x", 1,
+	    &b2));
+	assert_true(seal_current(b2, 1));
+	assert_memory_equal(b2 + 3, seal_key_id(), 8);
+
+	free(a1);
+	free(a2);
+	free(b2);
+}
+
+static void
 seal_wipe_is_null_safe(void **state)
 {
 	(void)state;
@@ -403,6 +503,12 @@ main(void)
 		cmocka_unit_test(
 		    seal_b64_decode_accepts_padding_rejects_garbage),
 		cmocka_unit_test(seal_wipe_is_null_safe),
+		cmocka_unit_test_setup_teardown(
+		    seal_bound_opens_only_for_its_origin, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    seal_open_for_still_opens_v1_blobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    seal_current_tells_key_and_format, setup, teardown),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

@@ -654,6 +654,64 @@ source_url_redact_hides_credentials(void **state)
 	}
 }
 
+static void
+source_origin_normalizes(void **state)
+{
+	static const struct {
+		const char	*url;
+		const char	*origin;
+	} cases[] = {
+		{ "https://IdP.Example/token", "https://idp.example:443" },
+		{ "HTTPS://idp.example:443/a?b#c", "https://idp.example:443" },
+		{ "http://idp.example/token", "http://idp.example:80" },
+		{ "http://idp.example:8080", "http://idp.example:8080" },
+		{ "http://127.0.0.1:0080/x", "http://127.0.0.1:80" },
+		{ "http://idp.example?x=1", "http://idp.example:80" },
+		{ "http://[::1]:9000/t", "http://[::1]:9000" },
+		{ "https://[FE80::1]/t", "https://[fe80::1]:443" },
+	};
+	size_t		i;
+	char		out[SOURCE_ORIGIN_MAX];
+
+	(void)state;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		source_origin(cases[i].url, out, sizeof(out));
+		assert_string_equal(out, cases[i].origin);
+	}
+}
+
+static void
+source_origin_of_odd_urls_is_the_url_itself(void **state)
+{
+	static const char	*odd[] = {
+		"http://good.example@evil.example/",
+		"http://good.example\\@evil.example/",
+		"http://good.example:/",
+		"http://good.example:99999/",
+		"http://good.example:8x/",
+		"http://%67ood.example/",
+		"ftp://good.example/",
+		"http:///token",
+	};
+	size_t		i;
+	char		a[SOURCE_ORIGIN_MAX], b[SOURCE_ORIGIN_MAX];
+
+	(void)state;
+
+	for (i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		source_origin(odd[i], a, sizeof(a));
+		assert_memory_equal(a, "url:", 4);
+		assert_int_equal(strlen(a), 4 + 64);
+		/* Any change of such a URL is a change of origin. */
+		source_origin("http://good.example/", b, sizeof(b));
+		assert_string_not_equal(a, b);
+	}
+	source_origin(odd[0], a, sizeof(a));
+	source_origin(odd[0], b, sizeof(b));
+	assert_string_equal(a, b);
+}
+
 int
 main(void)
 {
@@ -680,6 +738,8 @@ main(void)
 		cmocka_unit_test(source_free_wipes_everything),
 		cmocka_unit_test(source_kind_names_round_trip),
 		cmocka_unit_test(source_url_redact_hides_credentials),
+		cmocka_unit_test(source_origin_normalizes),
+		cmocka_unit_test(source_origin_of_odd_urls_is_the_url_itself),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
