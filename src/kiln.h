@@ -164,6 +164,10 @@ int	jwt_verify(const char *, const struct jwt_check *,
 int	jwt_role_parse(const char *);
 const char	*jwt_role_name(int);
 
+/* addr.c (pure): client addresses for the allow-list and rate buckets. */
+int	addr_unmap(int *, const u_int8_t **);
+u_int64_t	addr_rate_key(int, const u_int8_t *);
+
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
  * before this header).
