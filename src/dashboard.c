@@ -38,6 +38,13 @@
 #define DASH_RECONNECT_S	2
 #define DASH_PING_TICKS		30
 
+/* No inline script or style; nothing may frame the pages. */
+#define DASH_CSP	"default-src 'self'; script-src 'self'; " \
+			"style-src 'self'; img-src 'self'; " \
+			"connect-src 'self'; object-src 'none'; " \
+			"base-uri 'none'; form-action 'self'; " \
+			"frame-ancestors 'none'"
+
 struct dash_client {
 	struct connection		*c;
 	char				session[AUTH_HASH_LEN + 1];
@@ -98,6 +105,7 @@ static void	dash_logged_out(struct api_pending *, struct kore_pgsql *,
 static void	dash_page_history(struct api_pending *, struct kore_pgsql *,
 		    int);
 static u_int64_t	dash_quantile(double);
+static void	dash_html_headers(struct http_request *);
 
 void
 dash_init(void)
@@ -193,8 +201,7 @@ dash_login_form(struct http_request *req, struct api_state *st)
 
 	kore_buf_init(&buf, 4096);
 	render_login(&buf, csrf, NULL);
-	http_response_header(req, "Content-Type", "text/html; charset=utf-8");
-	http_response_header(req, "Cache-Control", "no-store");
+	dash_html_headers(req);
 	http_response(req, 200, buf.data, buf.offset);
 	kore_buf_cleanup(&buf);
 
@@ -232,8 +239,7 @@ dash_login(struct http_request *req, struct api_state *st)
 		kore_buf_init(&buf, 4096);
 		render_login(&buf, field, "That key or token is not valid "
 		    "for the dashboard.");
-		http_response_header(req, "Content-Type",
-		    "text/html; charset=utf-8");
+		dash_html_headers(req);
 		http_response(req, 401, buf.data, buf.offset);
 		kore_buf_cleanup(&buf);
 		return (KORE_RESULT_OK);
@@ -327,6 +333,7 @@ dash_static(struct http_request *req, struct api_state *st)
 
 	http_response_header(req, "Content-Type", type);
 	http_response_header(req, "Cache-Control", "no-cache");
+	http_response_header(req, "X-Content-Type-Options", "nosniff");
 	http_response(req, 200, data, len);
 
 	return (KORE_RESULT_OK);
@@ -855,7 +862,7 @@ render_login(struct kore_buf *b, const char *csrf, const char *error)
 	while (s < end && (mark = memmem(s, end - s, "{{", 2)) != NULL) {
 		kore_buf_append(b, s, mark - s);
 		if (!strncmp(mark, "{{csrf}}", 8)) {
-			kore_buf_appendf(b, "%s", csrf);
+			html_escape(b, csrf);
 			s = mark + 8;
 		} else if (!strncmp(mark, "{{error}}", 9)) {
 			if (error != NULL) {
@@ -898,6 +905,17 @@ html_escape(struct kore_buf *b, const char *s)
 			break;
 		}
 	}
+}
+
+/* Every HTML answer: no sniffing, no referrer, no inline script. */
+static void
+dash_html_headers(struct http_request *req)
+{
+	http_response_header(req, "Content-Type", "text/html; charset=utf-8");
+	http_response_header(req, "Cache-Control", "no-store");
+	http_response_header(req, "Content-Security-Policy", DASH_CSP);
+	http_response_header(req, "X-Content-Type-Options", "nosniff");
+	http_response_header(req, "Referrer-Policy", "no-referrer");
 }
 
 static void
@@ -1082,12 +1100,7 @@ dash_finish(struct http_request *req, struct api_pending *p)
 		return (1);
 	}
 	if (b != NULL) {
-		http_response_header(req, "Content-Type",
-		    "text/html; charset=utf-8");
-		http_response_header(req, "Cache-Control", "no-store");
-		http_response_header(req, "Content-Security-Policy",
-		    "default-src 'self'; style-src 'self'; script-src 'self'; "
-		    "connect-src 'self'; frame-ancestors 'none'");
+		dash_html_headers(req);
 		http_response(req, 200, b->data, b->offset);
 		return (1);
 	}
