@@ -106,6 +106,7 @@ static void	dash_page_history(struct api_pending *, struct kore_pgsql *,
 		    int);
 static u_int64_t	dash_quantile(double);
 static void	dash_html_headers(struct http_request *);
+static void	dash_reserve(struct kore_buf *, size_t);
 
 void
 dash_init(void)
@@ -594,6 +595,7 @@ render_tokens(struct kore_buf *b, int role, const char *csrf)
 	    role >= ROLE_OPERATOR ? "<th>Actions</th>" : "");
 
 	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		dash_reserve(b, 4096);
 		state = policy_state(e->paused || cache_paused(), e->leased,
 		    e->failures, e->token != NULL, e->expires_ms, now);
 		kore_buf_appendf(b, "<tr data-token=\"");
@@ -662,6 +664,7 @@ render_history(struct kore_buf *b, struct kore_pgsql *sql)
 	    "<th>Duration</th><th>HTTP</th><th>Gen.</th><th>Error</th>"
 	    "</tr></thead><tbody>");
 	for (i = 0; i < n; i++) {
+		dash_reserve(b, 4096);
 		isotime_format(strtoll(kore_pgsql_getvalue(sql, i, 2), NULL,
 		    10), ts, sizeof(ts));
 		kore_buf_appendf(b, "<tr><td><time>%.19s</time></td><td>", ts);
@@ -734,6 +737,7 @@ render_upstream(struct kore_buf *b)
 	now = kiln_now();
 	kore_buf_appendf(b, "<ul class=\"hosts\">");
 	for (i = 0; i < SHARED_HOSTS && sh->hosts[i].host[0] != '\0'; i++) {
+		dash_reserve(b, 1024);
 		state = shared_circuit_state(&sh->hosts[i], now);
 		kore_buf_appendf(b, "<li><span class=\"badge %s\">%s</span> ",
 		    strcmp(state, "closed") ? "failing" : "valid", state);
@@ -763,6 +767,7 @@ render_alerts(struct kore_buf *b)
 		n++;
 	}
 	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		dash_reserve(b, 1024);
 		if (!e->enabled)
 			continue;
 		if (!cache_valid(e, now)) {
@@ -905,6 +910,26 @@ html_escape(struct kore_buf *b, const char *s)
 			break;
 		}
 	}
+}
+
+/*
+ * Room for n more bytes, doubling. kore_buf grows by exactly what is
+ * appended and kore_realloc always copies: a fragment of many rows built
+ * from small appends would cost its size squared (seconds of a worker
+ * for a few hundred sources).
+ */
+static void
+dash_reserve(struct kore_buf *b, size_t n)
+{
+	size_t		len;
+
+	if (b->length - b->offset >= n)
+		return;
+	len = b->length * 2;
+	if (len < b->offset + n)
+		len = b->offset + n;
+	b->data = kore_realloc(b->data, len);
+	b->length = len;
 }
 
 /* Every HTML answer: no sniffing, no referrer, no inline script. */
