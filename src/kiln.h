@@ -251,6 +251,15 @@ struct shared_host {
 	int64_t		last_ms;
 };
 
+/* Dashboard sockets of one session, counted per worker. */
+#define SHARED_WS_SESSIONS	1024
+#define SHARED_WS_WORKERS	64
+
+struct shared_ws {
+	u_int64_t	key;
+	u_int8_t	count[SHARED_WS_WORKERS];
+};
+
 struct shared {
 	volatile char		lock;
 	int64_t			started_ms;
@@ -265,6 +274,7 @@ struct shared {
 	struct shared_source	sources[SHARED_SOURCES];
 	struct shared_rate	rates[SHARED_RATES];
 	struct shared_host	hosts[SHARED_HOSTS];
+	struct shared_ws	ws[SHARED_WS_SESSIONS];
 };
 
 void	shared_init(void);
@@ -280,6 +290,9 @@ int	shared_drain_arrive(void);
 void	shared_websockets(int);
 int	shared_rate_take(u_int64_t, u_int32_t, int64_t, u_int32_t *,
 	    u_int32_t *);
+int	shared_ws_open(u_int64_t, u_int32_t, u_int32_t);
+void	shared_ws_close(u_int64_t, u_int32_t);
+void	shared_ws_reset(u_int32_t);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0
