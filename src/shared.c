@@ -2,7 +2,8 @@
  * shared.c: the state every worker of one instance shares, in a single
  * MAP_SHARED region made by the parent before the workers fork: request
  * and refresh counters and latency histograms (for /metrics), the rate
- * limit buckets, and the upstream circuit states.
+ * limit buckets, the upstream circuit states, and the dashboard sockets
+ * each session holds.
  *
  * Counters are updated with atomic adds; the tables that need more than
  * one word at a time take a small spin lock. A worker that dies holding
