@@ -219,8 +219,9 @@ int
 auth_public_allowed(struct http_request *req)
 {
 	struct connection	*c = req->owner;
-	const u_int8_t		*addr;
+	const u_int8_t		*addr, *v4;
 	size_t			i;
+	int			family;
 
 	if (kiln_config.allow_count == 0)
 		return (1);
@@ -232,8 +233,13 @@ auth_public_allowed(struct http_request *req)
 	else
 		return (0);
 
+	/* An IPv4 client of a `::` listener is ::ffff:a.b.c.d. */
+	family = c->family;
+	v4 = addr;
+	(void)addr_unmap(&family, &v4);
 	for (i = 0; i < kiln_config.allow_count; i++) {
-		if (auth_cidr_match(&kiln_config.allow[i], c->family, addr))
+		if (auth_cidr_match(&kiln_config.allow[i], c->family, addr) ||
+		    auth_cidr_match(&kiln_config.allow[i], family, v4))
 			return (1);
 	}
 
@@ -393,26 +399,15 @@ static u_int64_t
 auth_addr_key(struct http_request *req)
 {
 	struct connection	*c = req->owner;
-	u_int64_t		h;
-	const u_int8_t		*a;
-	size_t			i, len;
 
-	if (c->family == AF_INET) {
-		a = (const u_int8_t *)&c->addr.ipv4.sin_addr;
-		len = 4;
-	} else if (c->family == AF_INET6) {
-		a = (const u_int8_t *)&c->addr.ipv6.sin6_addr;
-		len = 16;
-	} else {
-		return (1);
-	}
+	if (c->family == AF_INET)
+		return (addr_rate_key(AF_INET,
+		    (const u_int8_t *)&c->addr.ipv4.sin_addr));
+	if (c->family == AF_INET6)
+		return (addr_rate_key(AF_INET6,
+		    (const u_int8_t *)&c->addr.ipv6.sin6_addr));
 
-	for (h = 14695981039346656037ULL, i = 0; i < len; i++) {
-		h ^= a[i];
-		h *= 1099511628211ULL;
-	}
-
-	return (h);
+	return (1);
 }
 
 static int

@@ -37,10 +37,20 @@
 #define DASH_WINDOW		60
 #define DASH_RECONNECT_S	2
 #define DASH_PING_TICKS		30
+#define DASH_QUEUE_MAX		(1024 * 1024)	/* bytes queued per socket */
+#define DASH_SESSION_SOCKETS	8		/* per session, all workers */
+
+/* No inline script or style; nothing may frame the pages. */
+#define DASH_CSP	"default-src 'self'; script-src 'self'; " \
+			"style-src 'self'; img-src 'self'; " \
+			"connect-src 'self'; object-src 'none'; " \
+			"base-uri 'none'; form-action 'self'; " \
+			"frame-ancestors 'none'"
 
 struct dash_client {
 	struct connection		*c;
 	char				session[AUTH_HASH_LEN + 1];
+	u_int64_t			key;
 	TAILQ_ENTRY(dash_client)	list;
 };
 
@@ -71,8 +81,12 @@ static void	dash_sample(void);
 static void	dash_history_loaded(struct kore_pgsql *, void *, int);
 static void	dash_push(const char *, struct kore_buf *);
 static void	dash_push_all(int);
-static void	dash_push_to(struct dash_client *);
-static void	dash_send(struct connection *, const char *, struct kore_buf *);
+static int	dash_push_to(struct dash_client *);
+static int	dash_send(struct dash_client *, const char *,
+		    struct kore_buf *);
+static int	dash_write(struct dash_client *, u_int8_t, const void *,
+		    size_t);
+static size_t	dash_queued(struct connection *);
 static void	dash_render(const char *, struct kore_buf *);
 static void	render_tokens(struct kore_buf *, int, const char *);
 static void	render_history(struct kore_buf *, struct kore_pgsql *);
@@ -98,6 +112,8 @@ static void	dash_logged_out(struct api_pending *, struct kore_pgsql *,
 static void	dash_page_history(struct api_pending *, struct kore_pgsql *,
 		    int);
 static u_int64_t	dash_quantile(double);
+static void	dash_html_headers(struct http_request *);
+static void	dash_reserve(struct kore_buf *, size_t);
 
 void
 dash_init(void)
@@ -106,6 +122,7 @@ dash_init(void)
 	kore_buf_init(&dash.history, 4096);
 	dash.db_ok = 1;
 	dash.dirty = 1;
+	shared_ws_reset(worker->id);
 
 	(void)kore_timer_add(dash_tick, DASH_TICK_MS, NULL, 0);
 	(void)kore_timer_add(dash_dirty_tick, DASH_DIRTY_MS, NULL, 0);
@@ -144,7 +161,7 @@ dash_sessions_changed(void)
 void
 dash_shutdown(void)
 {
-	struct dash_client	*dc;
+	struct dash_client	*dc, *next;
 	yajl_gen		g;
 	const unsigned char	*buf;
 	size_t			len;
@@ -157,8 +174,10 @@ dash_shutdown(void)
 	yajl_gen_map_close(g);
 	(void)yajl_gen_get_buf(g, &buf, &len);
 
-	TAILQ_FOREACH(dc, &dash.clients, list)
-		kore_websocket_send(dc->c, WEBSOCKET_OP_TEXT, buf, len);
+	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
+		next = TAILQ_NEXT(dc, list);
+		(void)dash_write(dc, WEBSOCKET_OP_TEXT, buf, len);
+	}
 	yajl_gen_free(g);
 }
 
@@ -193,8 +212,7 @@ dash_login_form(struct http_request *req, struct api_state *st)
 
 	kore_buf_init(&buf, 4096);
 	render_login(&buf, csrf, NULL);
-	http_response_header(req, "Content-Type", "text/html; charset=utf-8");
-	http_response_header(req, "Cache-Control", "no-store");
+	dash_html_headers(req);
 	http_response(req, 200, buf.data, buf.offset);
 	kore_buf_cleanup(&buf);
 
@@ -232,8 +250,7 @@ dash_login(struct http_request *req, struct api_state *st)
 		kore_buf_init(&buf, 4096);
 		render_login(&buf, field, "That key or token is not valid "
 		    "for the dashboard.");
-		http_response_header(req, "Content-Type",
-		    "text/html; charset=utf-8");
+		dash_html_headers(req);
 		http_response(req, 401, buf.data, buf.offset);
 		kore_buf_cleanup(&buf);
 		return (KORE_RESULT_OK);
@@ -282,6 +299,7 @@ dash_logout(struct http_request *req, struct api_state *st)
 int
 dash_ws(struct http_request *req, struct api_state *st)
 {
+	u_int64_t	key;
 	int		ret;
 
 	if (!dash_origin_ok(req)) {
@@ -296,11 +314,32 @@ dash_ws(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 	}
 
+	/*
+	 * While draining, every answer closes its connection: a socket
+	 * opened now would be gone before it is used. Go elsewhere.
+	 */
+	if (kiln_draining()) {
+		http_response_header(req, "Retry-After", "2");
+		api_error(req, 503, "draining", "this instance is shutting "
+		    "down; reconnect to another one");
+		return (KORE_RESULT_OK);
+	}
+	key = auth_fnv(st->principal.session);
+	if (!shared_ws_open(key, DASH_SESSION_SOCKETS, worker->id)) {
+		api_error(req, 429, "rate_limited", "too many dashboard "
+		    "sockets for this session");
+		return (KORE_RESULT_OK);
+	}
+
 	(void)kore_strlcpy(dash.handshake, st->principal.session,
 	    sizeof(dash.handshake));
 	kore_websocket_handshake(req, "dash_ws_connect", "dash_ws_message",
 	    "dash_ws_disconnect");
 	dash.handshake[0] = '\0';
+
+	/* A refused handshake (bad headers) holds no socket. */
+	if (req->owner->proto != CONN_PROTO_WEBSOCKET)
+		shared_ws_close(key, worker->id);
 
 	return (KORE_RESULT_OK);
 }
@@ -327,6 +366,7 @@ dash_static(struct http_request *req, struct api_state *st)
 
 	http_response_header(req, "Content-Type", type);
 	http_response_header(req, "Cache-Control", "no-cache");
+	http_response_header(req, "X-Content-Type-Options", "nosniff");
 	http_response(req, 200, data, len);
 
 	return (KORE_RESULT_OK);
@@ -340,15 +380,17 @@ dash_ws_connect(struct connection *c)
 	dc = kore_calloc(1, sizeof(*dc));
 	dc->c = c;
 	(void)kore_strlcpy(dc->session, dash.handshake, sizeof(dc->session));
+	dc->key = auth_fnv(dc->session);
 	c->hdlr_extra = dc;
 	TAILQ_INSERT_TAIL(&dash.clients, dc, list);
 	dash.count++;
 	shared_websockets(1);
 
 	/* A new (or reconnected) page gets the whole state at once. */
-	if (dash.history.offset > 0)
-		dash_send(c, "history", &dash.history);
-	dash_push_to(dc);
+	if (dash.history.offset > 0 &&
+	    !dash_send(dc, "history", &dash.history))
+		return;
+	(void)dash_push_to(dc);
 }
 
 void
@@ -367,6 +409,7 @@ dash_ws_disconnect(struct connection *c)
 	TAILQ_REMOVE(&dash.clients, dc, list);
 	dash.count--;
 	shared_websockets(-1);
+	shared_ws_close(dc->key, worker->id);
 	c->hdlr_extra = NULL;
 	kore_free(dc);
 }
@@ -375,7 +418,7 @@ static void
 dash_tick(void *unused, u_int64_t unused2)
 {
 	static const u_int8_t	nothing[1];
-	struct dash_client	*dc;
+	struct dash_client	*dc, *next;
 
 	dash_sample();
 	if (dash.count == 0)
@@ -387,9 +430,10 @@ dash_tick(void *unused, u_int64_t unused2)
 	 * browser's pong keeps a quiet page connected.
 	 */
 	if (++dash.ticks % DASH_PING_TICKS == 0) {
-		TAILQ_FOREACH(dc, &dash.clients, list)
-			kore_websocket_send(dc->c, WEBSOCKET_OP_PING,
-			    nothing, 0);
+		for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
+			next = TAILQ_NEXT(dc, list);
+			(void)dash_write(dc, WEBSOCKET_OP_PING, nothing, 0);
+		}
 	}
 }
 
@@ -418,25 +462,27 @@ dash_history_loaded(struct kore_pgsql *sql, void *arg, int ok)
 	}
 }
 
-/* Every live fragment to one socket. */
-static void
+/* Every live fragment to one socket; 0 once the socket is gone. */
+static int
 dash_push_to(struct dash_client *dc)
 {
 	static const char	*targets[] = { "traffic", "upstream", "alerts",
 				    "clients", NULL };
 	struct kore_buf		buf;
-	int			i;
+	int			i, ok;
 
 	kore_buf_init(&buf, 8192);
 	render_tokens(&buf, auth_session_role(dc->session),
 	    auth_session_csrf(dc->session));
-	dash_send(dc->c, "tokens", &buf);
-	for (i = 0; targets[i] != NULL; i++) {
+	ok = dash_send(dc, "tokens", &buf);
+	for (i = 0; ok && targets[i] != NULL; i++) {
 		kore_buf_reset(&buf);
 		dash_render(targets[i], &buf);
-		dash_send(dc->c, targets[i], &buf);
+		ok = dash_send(dc, targets[i], &buf);
 	}
 	kore_buf_cleanup(&buf);
+
+	return (ok);
 }
 
 /* Every live fragment to every socket. */
@@ -475,29 +521,32 @@ dash_render(const char *target, struct kore_buf *buf)
 static void
 dash_push(const char *target, struct kore_buf *html)
 {
-	struct dash_client	*dc;
+	struct dash_client	*dc, *next;
 	struct kore_buf		own;
 
-	TAILQ_FOREACH(dc, &dash.clients, list) {
+	/* A send may close its socket (and free dc): keep the next one. */
+	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
+		next = TAILQ_NEXT(dc, list);
 		/* Actions depend on the role: render per session role. */
 		if (!strcmp(target, "tokens")) {
 			kore_buf_init(&own, 8192);
 			render_tokens(&own, auth_session_role(dc->session),
 			    auth_session_csrf(dc->session));
-			dash_send(dc->c, target, &own);
+			(void)dash_send(dc, target, &own);
 			kore_buf_cleanup(&own);
 			continue;
 		}
-		dash_send(dc->c, target, html);
+		(void)dash_send(dc, target, html);
 	}
 }
 
-static void
-dash_send(struct connection *c, const char *target, struct kore_buf *html)
+static int
+dash_send(struct dash_client *dc, const char *target, struct kore_buf *html)
 {
 	yajl_gen		g;
 	const unsigned char	*buf;
 	size_t			len;
+	int			ok;
 
 	g = api_json_begin();
 	api_kv_str(g, "type", "patch");
@@ -506,8 +555,57 @@ dash_send(struct connection *c, const char *target, struct kore_buf *html)
 	yajl_gen_string(g, html->data, html->offset);
 	yajl_gen_map_close(g);
 	(void)yajl_gen_get_buf(g, &buf, &len);
-	kore_websocket_send(c, WEBSOCKET_OP_TEXT, buf, len);
+	ok = dash_write(dc, WEBSOCKET_OP_TEXT, buf, len);
 	yajl_gen_free(g);
+
+	return (ok);
+}
+
+/*
+ * One frame to a socket, unless its peer stopped reading: beyond
+ * DASH_QUEUE_MAX bytes waiting for it, the socket is closed rather than
+ * let the worker's memory grow (a frame larger than that still goes to
+ * a socket with nothing queued). KORE_RESULT_ERROR once the socket is
+ * gone: dc is freed then.
+ */
+static int
+dash_write(struct dash_client *dc, u_int8_t op, const void *data,
+    size_t len)
+{
+	struct connection	*c = dc->c;
+	size_t			queued;
+
+	if (c->state == CONN_STATE_DISCONNECTING)
+		return (KORE_RESULT_ERROR);
+	queued = dash_queued(c);
+	if (queued > 0 && queued + len > DASH_QUEUE_MAX) {
+		log_kv(LOG_LVL_WARN, "dashboard socket closed: not reading",
+		    "#queued", (int64_t)queued, NULL);
+		kore_connection_disconnect(c);
+		return (KORE_RESULT_ERROR);
+	}
+
+	kore_websocket_send(c, op, data, len);
+
+	return (c->state == CONN_STATE_DISCONNECTING ? KORE_RESULT_ERROR :
+	    KORE_RESULT_OK);
+}
+
+/* Bytes waiting in a connection's send queue (Kore's netbufs). */
+static size_t
+dash_queued(struct connection *c)
+{
+	struct netbuf	*nb;
+	size_t		n;
+
+	n = 0;
+	TAILQ_FOREACH(nb, &c->send_queue, list) {
+		n += nb->b_len - nb->s_off;
+		if (n > DASH_QUEUE_MAX)
+			break;
+	}
+
+	return (n);
 }
 
 /* One slot a second of the public endpoints' counters (all workers). */
@@ -587,6 +685,7 @@ render_tokens(struct kore_buf *b, int role, const char *csrf)
 	    role >= ROLE_OPERATOR ? "<th>Actions</th>" : "");
 
 	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		dash_reserve(b, 4096);
 		state = policy_state(e->paused || cache_paused(), e->leased,
 		    e->failures, e->token != NULL, e->expires_ms, now);
 		kore_buf_appendf(b, "<tr data-token=\"");
@@ -655,6 +754,7 @@ render_history(struct kore_buf *b, struct kore_pgsql *sql)
 	    "<th>Duration</th><th>HTTP</th><th>Gen.</th><th>Error</th>"
 	    "</tr></thead><tbody>");
 	for (i = 0; i < n; i++) {
+		dash_reserve(b, 4096);
 		isotime_format(strtoll(kore_pgsql_getvalue(sql, i, 2), NULL,
 		    10), ts, sizeof(ts));
 		kore_buf_appendf(b, "<tr><td><time>%.19s</time></td><td>", ts);
@@ -727,6 +827,7 @@ render_upstream(struct kore_buf *b)
 	now = kiln_now();
 	kore_buf_appendf(b, "<ul class=\"hosts\">");
 	for (i = 0; i < SHARED_HOSTS && sh->hosts[i].host[0] != '\0'; i++) {
+		dash_reserve(b, 1024);
 		state = shared_circuit_state(&sh->hosts[i], now);
 		kore_buf_appendf(b, "<li><span class=\"badge %s\">%s</span> ",
 		    strcmp(state, "closed") ? "failing" : "valid", state);
@@ -756,6 +857,7 @@ render_alerts(struct kore_buf *b)
 		n++;
 	}
 	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		dash_reserve(b, 1024);
 		if (!e->enabled)
 			continue;
 		if (!cache_valid(e, now)) {
@@ -855,7 +957,7 @@ render_login(struct kore_buf *b, const char *csrf, const char *error)
 	while (s < end && (mark = memmem(s, end - s, "{{", 2)) != NULL) {
 		kore_buf_append(b, s, mark - s);
 		if (!strncmp(mark, "{{csrf}}", 8)) {
-			kore_buf_appendf(b, "%s", csrf);
+			html_escape(b, csrf);
 			s = mark + 8;
 		} else if (!strncmp(mark, "{{error}}", 9)) {
 			if (error != NULL) {
@@ -898,6 +1000,37 @@ html_escape(struct kore_buf *b, const char *s)
 			break;
 		}
 	}
+}
+
+/*
+ * Room for n more bytes, doubling. kore_buf grows by exactly what is
+ * appended and kore_realloc always copies: a fragment of many rows built
+ * from small appends would cost its size squared (seconds of a worker
+ * for a few hundred sources).
+ */
+static void
+dash_reserve(struct kore_buf *b, size_t n)
+{
+	size_t		len;
+
+	if (b->length - b->offset >= n)
+		return;
+	len = b->length * 2;
+	if (len < b->offset + n)
+		len = b->offset + n;
+	b->data = kore_realloc(b->data, len);
+	b->length = len;
+}
+
+/* Every HTML answer: no sniffing, no referrer, no inline script. */
+static void
+dash_html_headers(struct http_request *req)
+{
+	http_response_header(req, "Content-Type", "text/html; charset=utf-8");
+	http_response_header(req, "Cache-Control", "no-store");
+	http_response_header(req, "Content-Security-Policy", DASH_CSP);
+	http_response_header(req, "X-Content-Type-Options", "nosniff");
+	http_response_header(req, "Referrer-Policy", "no-referrer");
 }
 
 static void
@@ -1082,12 +1215,7 @@ dash_finish(struct http_request *req, struct api_pending *p)
 		return (1);
 	}
 	if (b != NULL) {
-		http_response_header(req, "Content-Type",
-		    "text/html; charset=utf-8");
-		http_response_header(req, "Cache-Control", "no-store");
-		http_response_header(req, "Content-Security-Policy",
-		    "default-src 'self'; style-src 'self'; script-src 'self'; "
-		    "connect-src 'self'; frame-ancestors 'none'");
+		dash_html_headers(req);
 		http_response(req, 200, b->data, b->offset);
 		return (1);
 	}

@@ -42,6 +42,7 @@ static void	drain_signal(int);
 static void	drain_tick(void *, u_int64_t);
 static void	drain_listeners(void);
 static void	drain_backlog(struct listener *);
+static void	drain_retire(struct listener *);
 static char	*sources_read(const char *, char *, size_t);
 
 extern int	kore_foreground;
@@ -166,6 +167,7 @@ static struct {
 	int64_t			deadline;
 	struct sigaction	saved_term;
 	struct sigaction	saved_quit;
+	LIST_HEAD(, listener)	retired;
 } drain;
 
 int
@@ -245,7 +247,7 @@ drain_listeners(void)
 				drain_backlog(l);
 			if (n < 8 && (fds[n] = dup(l->fd)) != -1)
 				n++;
-			kore_listener_free(l);
+			drain_retire(l);
 		}
 	}
 
@@ -267,6 +269,21 @@ drain_backlog(struct listener *l)
 		l->evt.flags |= KORE_EVENT_READ;
 		kore_listener_accept(l, 0);
 	} while (worker_active_connections != before);
+}
+
+/*
+ * A listener that no longer accepts. Its connections still point at it
+ * (c->owner: Kore reads its server for every request on a keep-alive
+ * connection), so it is closed but kept until the worker exits.
+ */
+static void
+drain_retire(struct listener *l)
+{
+	LIST_REMOVE(l, list);
+	if (l->fd != -1)
+		(void)close(l->fd);
+	l->fd = -1;
+	LIST_INSERT_HEAD(&drain.retired, l, list);
 }
 
 static void

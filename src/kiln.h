@@ -191,6 +191,9 @@ int	host_split(const char *, char *, size_t);
 int	host_loopback(const char *);
 int	host_listed(const char *, const char *);
 int	host_list_parse(const char *, char *, size_t, char *, size_t);
+/* addr.c (pure): client addresses for the allow-list and rate buckets. */
+int	addr_unmap(int *, const u_int8_t **);
+u_int64_t	addr_rate_key(int, const u_int8_t *);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
@@ -278,6 +281,15 @@ struct shared_host {
 	int64_t		last_ms;
 };
 
+/* Dashboard sockets of one session, counted per worker. */
+#define SHARED_WS_SESSIONS	1024
+#define SHARED_WS_WORKERS	64
+
+struct shared_ws {
+	u_int64_t	key;
+	u_int8_t	count[SHARED_WS_WORKERS];
+};
+
 struct shared {
 	volatile char		lock;
 	int64_t			started_ms;
@@ -295,6 +307,7 @@ struct shared {
 	int			reseal_state;	/* RESEAL_* */
 	int64_t			reseal_retired;
 	int64_t			reseal_unbound;
+	struct shared_ws	ws[SHARED_WS_SESSIONS];
 };
 
 void	shared_init(void);
@@ -311,6 +324,9 @@ void	shared_websockets(int);
 int	shared_rate_take(u_int64_t, u_int32_t, int64_t, u_int32_t *,
 	    u_int32_t *);
 void	shared_reseal(int, int64_t, int64_t);
+int	shared_ws_open(u_int64_t, u_int32_t, u_int32_t);
+void	shared_ws_close(u_int64_t, u_int32_t);
+void	shared_ws_reset(u_int32_t);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0

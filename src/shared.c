@@ -2,7 +2,8 @@
  * shared.c: the state every worker of one instance shares, in a single
  * MAP_SHARED region made by the parent before the workers fork: request
  * and refresh counters and latency histograms (for /metrics), the rate
- * limit buckets, and the upstream circuit states.
+ * limit buckets, the upstream circuit states, and the dashboard sockets
+ * each session holds.
  *
  * Counters are updated with atomic adds; the tables that need more than
  * one word at a time take a small spin lock. A worker that dies holding
@@ -41,6 +42,7 @@ static void	shared_lock(void);
 static void	shared_unlock(void);
 static int	shared_bucket(u_int64_t);
 static void	shared_host(const char *, char *, size_t);
+static u_int32_t	shared_ws_total(const struct shared_ws *);
 
 void
 shared_init(void)
@@ -243,6 +245,91 @@ shared_reseal(int state, int64_t retired, int64_t unbound)
 	shm->reseal_retired = retired;
 	shm->reseal_unbound = unbound;
 	shm->reseal_state = state;
+}
+
+/*
+ * One more dashboard socket of session key on worker wid, unless the
+ * session holds max already (over every worker). The counts are kept
+ * per worker so that a worker that starts again (after a crash) forgets
+ * exactly the sockets that died with it.
+ */
+int
+shared_ws_open(u_int64_t key, u_int32_t max, u_int32_t wid)
+{
+	struct shared_ws	*w, *slot;
+	u_int32_t		i, total;
+	int			ok;
+
+	wid %= SHARED_WS_WORKERS;
+	shared_lock();
+	w = slot = NULL;
+	for (i = 0; i < SHARED_PROBES * 2 && w == NULL; i++) {
+		w = &shm->ws[(key + i) % SHARED_WS_SESSIONS];
+		if (w->key == key)
+			break;
+		if (slot == NULL && shared_ws_total(w) == 0)
+			slot = w;
+		w = NULL;
+	}
+	if (w == NULL && slot != NULL) {
+		w = slot;
+		memset(w, 0, sizeof(*w));
+		w->key = key;
+	}
+
+	ok = 0;
+	if (w != NULL) {
+		total = shared_ws_total(w);
+		if (total < max && w->count[wid] < UINT8_MAX) {
+			w->count[wid]++;
+			ok = 1;
+		}
+	}
+	shared_unlock();
+
+	return (ok);
+}
+
+void
+shared_ws_close(u_int64_t key, u_int32_t wid)
+{
+	struct shared_ws	*w;
+	u_int32_t		i;
+
+	wid %= SHARED_WS_WORKERS;
+	shared_lock();
+	for (i = 0; i < SHARED_PROBES * 2; i++) {
+		w = &shm->ws[(key + i) % SHARED_WS_SESSIONS];
+		if (w->key == key && w->count[wid] > 0) {
+			w->count[wid]--;
+			break;
+		}
+	}
+	shared_unlock();
+}
+
+/* A worker starts: it holds no socket. */
+void
+shared_ws_reset(u_int32_t wid)
+{
+	u_int32_t	i;
+
+	wid %= SHARED_WS_WORKERS;
+	shared_lock();
+	for (i = 0; i < SHARED_WS_SESSIONS; i++)
+		shm->ws[i].count[wid] = 0;
+	shared_unlock();
+}
+
+static u_int32_t
+shared_ws_total(const struct shared_ws *w)
+{
+	u_int32_t	i, total;
+
+	for (total = 0, i = 0; i < SHARED_WS_WORKERS; i++)
+		total += w->count[i];
+
+	return (total);
 }
 
 static void

@@ -5,7 +5,8 @@
  * connected for 60 s and each receives the updates: the once-a-second
  * tokens patches (>= 50 each in the 60 s) and every generation of an
  * admin refresh done every 10 s. The clients are spread over both
- * workers (d.switchAcceptor half-way) and half are viewers, half admins. Every frame is
+ * workers (d.switchAcceptor half-way) and half are viewers, half admins
+ * (8 sockets per session, the most a session may hold). Every frame is
  * scanned for token values and secrets.
  *
  * KILN_LOAD_CLIENTS and KILN_LOAD_SECONDS change the size (defaults 200
@@ -25,6 +26,7 @@ const rec = new d.Recorder();
 const CLIENTS = Number(process.env.KILN_LOAD_CLIENTS || 200);
 const SECONDS = Number(process.env.KILN_LOAD_SECONDS || 60);
 const REFRESH_EVERY_S = 10;
+const PER_SESSION = 8;		/* sockets a session may hold */
 const MIN_TOKENS_PATCHES = Math.floor(SECONDS * 50 / 60);
 
 function quantile(xs, q)
@@ -48,13 +50,15 @@ function findKey(v, key)
 	return undefined;
 }
 
-async function connectMany(k, n, cookies)
+/* n sockets, the (from + j)-th on cookies[(from + j) % cookies.length]. */
+async function connectMany(k, n, cookies, from = 0)
 {
 	const out = [];
 	for (let i = 0; i < n; i += 20) {
 		const batch = [];
 		for (let j = i; j < Math.min(n, i + 20); j++)
-			batch.push(d.wsClient(k, { cookie: cookies[j % 2], rec }));
+			batch.push(d.wsClient(k, { cookie:
+			    cookies[(from + j) % cookies.length], rec }));
 		for (const c of await Promise.all(batch)) {
 			assert.ok(!c.refused, `handshake: ${c.status} ${c.body}`);
 			out.push(c);
@@ -75,7 +79,11 @@ test(`${CLIENTS} WebSocket clients stay connected for ${SECONDS} s and ` +
 	const admin = await d.httpLogin(k, env.adminKey, { rec });
 	const viewerJwt = await a.jwt('viewer');
 	const viewer = await d.httpLogin(k, viewerJwt, { rec });
-	const cookies = [admin.cookie, viewer.cookie];
+	const sessions = [admin, viewer];
+	while (sessions.length * PER_SESSION < CLIENTS)
+		sessions.push(await d.httpLogin(k, sessions.length % 2 ?
+		    viewerJwt : env.adminKey, { rec }));
+	const cookies = sessions.map((x) => x.cookie);
 
 	/* Half on the worker that accepts now, half on the other. */
 	const t0 = Date.now();
@@ -84,7 +92,8 @@ test(`${CLIENTS} WebSocket clients stay connected for ${SECONDS} s and ` +
 	    x.figures().total === clients.length, 10000, 'first half')));
 	const { held, pin } = await d.switchAcceptor(k, admin.cookie, { rec });
 	pin.p.sock.destroy();
-	clients.push(...await connectMany(k, CLIENTS - CLIENTS / 2, cookies));
+	clients.push(...await connectMany(k, CLIENTS - CLIENTS / 2, cookies,
+	    CLIENTS / 2));
 	held.release();
 	const rampMs = Date.now() - t0;
 	await Promise.all(clients.map((c) => c.waitFor((x) =>
@@ -170,7 +179,7 @@ test(`${CLIENTS} WebSocket clients stay connected for ${SECONDS} s and ` +
 		issued: await d.issuedTokens(env.idp),
 		client_secret: Object.values(env.secrets),
 		admin_key: env.adminKey,
-		sessions: [admin.token, viewer.token],
+		sessions: sessions.map((x) => x.token),
 		jwt: viewerJwt,
 		master_key: k.masterKey,
 	});

@@ -1,0 +1,62 @@
+/*
+ * addr.c: client addresses as the allow-list and the rate limiter see
+ * them (pure).
+ *
+ * On a `::` listener an IPv4 client arrives as ::ffff:a.b.c.d: it is
+ * the IPv4 client a.b.c.d, for the allow-list and for its bucket. An
+ * IPv6 client usually holds a whole /64 and may pick any address in
+ * it, so its rate-limit bucket is that of its /64.
+ */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <string.h>
+
+#include "kiln.h"
+
+#define FNV_BASIS	14695981039346656037ULL
+#define FNV_PRIME	1099511628211ULL
+
+static const u_int8_t	v4mapped[12] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+};
+
+/* ::ffff:a.b.c.d becomes AF_INET a.b.c.d; returns 1 when it did. */
+int
+addr_unmap(int *family, const u_int8_t **addr)
+{
+	if (*family != AF_INET6 || memcmp(*addr, v4mapped, sizeof(v4mapped)))
+		return (0);
+
+	*family = AF_INET;
+	*addr += sizeof(v4mapped);
+
+	return (1);
+}
+
+/* The rate-limit bucket of an address: IPv4 /32, IPv6 /64. */
+u_int64_t
+addr_rate_key(int family, const u_int8_t *addr)
+{
+	u_int64_t	h;
+	size_t		i, len;
+
+	(void)addr_unmap(&family, &addr);
+	if (family == AF_INET)
+		len = 4;
+	else if (family == AF_INET6)
+		len = 8;
+	else
+		return (1);
+
+	h = FNV_BASIS;
+	h ^= (u_int8_t)family;
+	h *= FNV_PRIME;
+	for (i = 0; i < len; i++) {
+		h ^= addr[i];
+		h *= FNV_PRIME;
+	}
+
+	return (h);
+}
