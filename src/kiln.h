@@ -156,6 +156,7 @@ struct jwt_check {
 struct jwt_claims {
 	int		role;
 	char		subject[64];
+	char		id[64];			/* jti, or "" */
 	int64_t		expires_ms;
 };
 
@@ -172,6 +173,7 @@ const char	*jwt_role_name(int);
 
 struct cache_entry;
 struct attempt;
+struct api_pending;
 
 /* kiln.c: hooks and wiring. */
 int64_t	kiln_now(void);
@@ -227,6 +229,7 @@ int	config_read_kore(const char *, char *, size_t);
 #define SHARED_PROBES		8
 #define CIRCUIT_FAILURES	5
 #define CIRCUIT_OPEN_MS		30000
+#define SHARED_REVOKED		256
 
 struct shared_source {
 	char		name[KILN_NAME_MAX + 1];
@@ -261,6 +264,8 @@ struct shared {
 	struct shared_source	sources[SHARED_SOURCES];
 	struct shared_rate	rates[SHARED_RATES];
 	struct shared_host	hosts[SHARED_HOSTS];
+	int64_t			revoked[SHARED_REVOKED];	/* key ids */
+	u_int32_t		nrevoked;
 };
 
 void	shared_init(void);
@@ -276,6 +281,8 @@ int	shared_drain_arrive(void);
 void	shared_websockets(int);
 int	shared_rate_take(u_int64_t, u_int32_t, int64_t, u_int32_t *,
 	    u_int32_t *);
+void	shared_key_revoke(int64_t);
+int	shared_key_revoked(int64_t);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0
@@ -327,8 +334,9 @@ void	store_prewarming_pause(int, store_rows_cb, void *);
 void	store_events(const char *, int64_t, int64_t, store_rows_cb, void *);
 void	store_ping(store_rows_cb, void *);
 void	store_sessions_load(store_rows_cb, void *);
-void	store_session_create(const char *, const char *, const char *,
-	    const char *, int64_t, store_rows_cb, void *);
+struct principal;
+void	store_session_create(const char *, const char *,
+	    const struct principal *, int64_t, store_rows_cb, void *);
 void	store_session_delete(const char *, store_rows_cb, void *);
 void	store_recent_events(store_rows_cb, void *);
 
@@ -411,7 +419,16 @@ struct principal {
 	char		id[80];
 	char		session[AUTH_HASH_LEN + 1];
 	char		csrf[33];
+	int64_t		key_id;		/* PRINCIPAL_KEY: the key's id */
+	int64_t		expires_ms;	/* PRINCIPAL_JWT: its exp */
+	char		jti[64];	/* PRINCIPAL_JWT: its jti, or "" */
+	char		subject[64];	/* PRINCIPAL_JWT: its sub */
 };
+
+/* What the table of a worker says of a session (auth_session_state). */
+#define AUTH_SESSION_NONE	0	/* none, or ended: definite */
+#define AUTH_SESSION_LIVE	1
+#define AUTH_SESSION_UNSURE	2	/* maybe newer than the table */
 
 void	auth_key_hash(const char *, char *);
 char	*auth_key_generate(void);
@@ -430,8 +447,13 @@ int	auth_credential(const char *, struct principal *);
 int	auth_session_alive(const char *);
 int	auth_session_role(const char *);
 const char	*auth_session_csrf(const char *);
-void	auth_sessions_apply(struct kore_pgsql *);
 void	auth_session_forget(const char *);
+void	auth_init(void);
+int	auth_login_rate(struct http_request *);
+void	auth_key_revoked(int64_t);
+int	auth_session_state(const char *);
+void	auth_session_wait(struct api_pending *);
+void	auth_session_add(const char *, int, const char *, int64_t, int64_t);
 
 /* refresh.c: scheduler, leases, attempts. */
 #define TRIGGER_SCHEDULE	"schedule"
