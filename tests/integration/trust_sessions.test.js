@@ -140,6 +140,51 @@ test('revoking_a_key_ends_its_sessions_on_every_worker',
 		by[w].forEach((p) => p.sock.destroy());
 });
 
+/* Another instance on the same database hears of the revocation by
+ * NOTIFY: its sessions of the key end within moments. */
+test('revoking_a_key_ends_its_sessions_on_another_instance',
+    { timeout: 120000 }, async () => {
+	const db = await h.freshDb(pg, 'sess_instances');
+	const masterKey = crypto.randomBytes(32).toString('base64');
+	const env = Object.assign({ KILN_JWT_SECRET: a.JWT_SECRET,
+	    KILN_ADMIN_KEY: a.ADMIN_KEY }, ENV);
+	const ka = await h.startKiln({ name: 'sess_inst_a',
+	    databaseUrl: db.url, masterKey, workers: 1, env });
+	const kb = await h.startKiln({ name: 'sess_inst_b',
+	    databaseUrl: db.url, masterKey, workers: 1, env });
+
+	let r = await a.call(ka, 'POST', '/api/keys', { auth: a.ADMIN_KEY,
+	    body: { name: 'elsewhere', role: 'admin' } });
+	assert.equal(r.status, 201, `create key: ${r.text}`);
+	const key = r.json.data;
+	await h.waitFor(async () => (await a.call(kb, 'GET', '/api/keys',
+	    { auth: key.key })).status === 200, { timeout: 5000,
+	    what: 'instance b knows the new key' });
+	const s = await d.httpLogin(kb, key.key);
+	const c = await d.wsClient(kb, { cookie: s.cookie });
+	assert.ok(!c.refused, 'socket on instance b');
+	const pin = await d.pinned(kb.port);
+	r = await sessionAdmin(pin, s, 'b-before');
+	assert.equal(r.status, 201, `instance b, before: ${r.text}`);
+
+	r = await a.call(ka, 'DELETE', `/api/keys/${key.id}`,
+	    { auth: a.ADMIN_KEY });
+	assert.equal(r.status, 200, `revoke on instance a: ${r.text}`);
+	const revokedAt = Date.now();
+	let st;
+	for (;;) {
+		st = (await sessionAdmin(pin, s, 'b-after')).status;
+		if (st !== 201 || Date.now() - revokedAt > 2000)
+			break;
+	}
+	const took = Date.now() - revokedAt;
+	assert.equal(st, 401, `instance b: the revoked key's session: ${st}`);
+	assert.ok(took < 500, `instance b refused it after ${took} ms`);
+	await c.waitFor((x) => x.closed, 1500, 'instance b closed the ' +
+	    'revoked session\'s socket');
+	pin.sock.destroy();
+});
+
 test('a_jwt_session_ends_at_the_jwt_exp', { timeout: 60000 }, async () => {
 	const env = await a.adminKiln(pg, 'sess_jwt', { workers: 2, env: ENV });
 	const { k } = env;
