@@ -264,8 +264,8 @@ struct shared {
 	struct shared_source	sources[SHARED_SOURCES];
 	struct shared_rate	rates[SHARED_RATES];
 	struct shared_host	hosts[SHARED_HOSTS];
-	int64_t			revoked[SHARED_REVOKED];	/* key ids */
-	u_int32_t		nrevoked;
+	int64_t			revoked[SHARED_REVOKED];
+	u_int32_t		nrevoked;	/* revoked: key ids */
 };
 
 void	shared_init(void);
@@ -419,10 +419,10 @@ struct principal {
 	char		id[80];
 	char		session[AUTH_HASH_LEN + 1];
 	char		csrf[33];
-	int64_t		key_id;		/* PRINCIPAL_KEY: the key's id */
-	int64_t		expires_ms;	/* PRINCIPAL_JWT: its exp */
-	char		jti[64];	/* PRINCIPAL_JWT: its jti, or "" */
-	char		subject[64];	/* PRINCIPAL_JWT: its sub */
+	int64_t		key_id;		/* of a key or its session */
+	int64_t		expires_ms;	/* a JWT's exp */
+	char		jti[64];	/* a JWT's jti, or "" */
+	char		subject[64];	/* a JWT's sub */
 };
 
 /* What the table of a worker says of a session (auth_session_state). */
