@@ -419,7 +419,7 @@ struct principal {
 	char		id[80];
 	char		session[AUTH_HASH_LEN + 1];
 	char		csrf[33];
-	int64_t		key_id;		/* of a key or its session */
+	int64_t		key_id;		/* a key, or a session of one */
 	int64_t		expires_ms;	/* a JWT's exp */
 	char		jti[64];	/* a JWT's jti, or "" */
 	char		subject[64];	/* a JWT's sub */
