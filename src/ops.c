@@ -19,6 +19,7 @@
 #include "kiln.h"
 
 #define OPS_DB_FRESH_MS		1000
+#define OPS_DB_SLOW_MS		3000
 
 /* A readiness request waiting for the database check in flight. */
 struct ops_waiter {
@@ -99,12 +100,20 @@ ops_health_detailed(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
 	struct ops_waiter	*w;
+	int64_t			now;
 
+	now = kiln_now();
 	p = api_pending_start(req, st, render_detailed);
 	if (ops_db.checked_ms != 0 &&
-	    kiln_now() - ops_db.checked_ms < OPS_DB_FRESH_MS) {
+	    now - ops_db.checked_ms < OPS_DB_FRESH_MS) {
 		/* Answered by the dispatcher on its next pass. */
 		render_detailed(p, NULL, ops_db.ok);
+		return (KORE_RESULT_RETRY);
+	}
+
+	/* A check that hangs means a database that does not answer. */
+	if (ops_db.inflight && now - ops_db.sent_ms >= OPS_DB_SLOW_MS) {
+		render_detailed(p, NULL, 0);
 		return (KORE_RESULT_RETRY);
 	}
 
@@ -113,7 +122,7 @@ ops_health_detailed(struct http_request *req, struct api_state *st)
 	TAILQ_INSERT_TAIL(&ops_db.waiters, w, list);
 	if (!ops_db.inflight) {
 		ops_db.inflight = 1;
-		ops_db.sent_ms = kiln_now();
+		ops_db.sent_ms = now;
 		store_ping(ops_db_checked, NULL);
 	}
 
