@@ -721,8 +721,11 @@ render_key_revoked(struct api_pending *p, struct kore_pgsql *sql, int ok)
 		return;
 	}
 
+	/* Refused by every worker here before the answer leaves. */
+	auth_key_revoked(strtoll(p->name, NULL, 10));
 	auth_keys_reload();
-	log_kv(LOG_LVL_INFO, "API key revoked", "key_id", p->name, NULL);
+	log_kv(LOG_LVL_INFO, "API key revoked", "key_id", p->name,
+	    "sessions", kore_pgsql_getvalue(sql, 0, 2), NULL);
 	g = pending_gen(p, 200);
 	api_kv_str(g, "message", "API key revoked");
 	p->done = 1;

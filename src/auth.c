@@ -8,6 +8,14 @@
  * the sources a client key is scoped to are in that table too.
  * Rate limits are token buckets per principal in the region shared by
  * the workers of the instance (shared.c).
+ *
+ * A dashboard session lives no longer than the credential it was made
+ * from: every request of a session checks, in memory, that its key is
+ * still there and unrevoked (revocations are in the shared region before
+ * the revoking request is answered, and reach other instances by NOTIFY)
+ * and that its JWT's exp has not passed. The session table is reloaded
+ * at most once a second; a cookie it does not know waits for a reload
+ * that began after the request came, and is then remembered as unknown.
  */
 
 #include <sys/types.h>
@@ -32,6 +40,10 @@
 
 #define JWT_LEEWAY_MS		30000
 #define KEY_PREFIX		"kiln_"
+#define SESSION_RELOAD_MS	1000
+#define SESSION_TICK_MS		250
+#define SESSION_UNKNOWN		1024
+#define LOGIN_RATE_SALT		0x6c6f67696e000001ULL
 
 struct auth_key {
 	int64_t		id;
@@ -45,15 +57,30 @@ struct auth_session {
 	int		role;
 	char		csrf[33];
 	int64_t		expires_ms;
+	int64_t		key_id;		/* 0: made from a JWT */
+};
+
+/* A dashboard request whose cookie waits for a fresher session table. */
+struct auth_waiter {
+	struct api_pending		*p;
+	int64_t				since;
+	TAILQ_ENTRY(auth_waiter)	list;
 };
 
 static struct {
 	struct auth_key		*keys;
 	size_t			count;
 	int			loading;
+	int			loaded;
+	int			again;
 	struct auth_session	*sessions;
 	size_t			nsessions;
 	int			sessions_loading;
+	int			sessions_again;
+	int64_t			sessions_started;
+	struct kore_timer	*sessions_timer;
+	TAILQ_HEAD(, auth_waiter)	waiters;
+	char			unknown[SESSION_UNKNOWN][AUTH_HASH_LEN + 1];
 } auth;
 
 static int	auth_jwt(const char *, struct principal *);
@@ -63,6 +90,14 @@ static void	auth_keys_free(void);
 static struct auth_key	*auth_key_find(int64_t);
 static void	auth_sessions_loaded(struct kore_pgsql *, void *, int);
 static struct auth_session	*auth_session_find(const char *);
+static struct auth_session	*auth_session_lookup(const char *);
+static int	auth_session_valid(const struct auth_session *, int64_t);
+static int	auth_key_live(int64_t);
+static void	auth_sessions_apply(struct kore_pgsql *);
+static void	auth_sessions_due(void *, u_int64_t);
+static void	auth_sessions_wake(int);
+static void	auth_session_tick(void *, u_int64_t);
+static char	*auth_unknown_slot(const char *);
 static u_int64_t	auth_addr_key(struct http_request *);
 static int	auth_cidr_match(const struct cidr *, int, const u_int8_t *);
 
@@ -106,12 +141,39 @@ auth_key_generate(void)
 }
 
 void
+auth_init(void)
+{
+	TAILQ_INIT(&auth.waiters);
+	(void)kore_timer_add(auth_session_tick, SESSION_TICK_MS, NULL, 0);
+}
+
+/* A reload asked for while one runs follows it: that one may be stale. */
+void
 auth_keys_reload(void)
 {
-	if (auth.loading)
+	if (auth.loading) {
+		auth.again = 1;
 		return;
+	}
 	auth.loading = 1;
 	store_keys_load(auth_keys_loaded, NULL);
+}
+
+/*
+ * Key id was revoked (here, or by NOTIFY from anywhere): refuse it and
+ * end its sessions now, before any reload.
+ */
+void
+auth_key_revoked(int64_t id)
+{
+	size_t		i;
+
+	shared_key_revoke(id);
+	for (i = 0; i < auth.nsessions; i++) {
+		if (auth.sessions[i].key_id == id)
+			auth.sessions[i].expires_ms = 0;
+	}
+	dash_sessions_changed();
 }
 
 /*
@@ -271,6 +333,9 @@ auth_jwt(const char *token, struct principal *p)
 
 	p->role = claims.role;
 	p->kind = PRINCIPAL_JWT;
+	p->expires_ms = claims.expires_ms;
+	(void)kore_strlcpy(p->jti, claims.id, sizeof(p->jti));
+	(void)kore_strlcpy(p->subject, claims.subject, sizeof(p->subject));
 	(void)snprintf(p->id, sizeof(p->id), "jwt:%.60s", claims.subject);
 	p->rate_key = auth_fnv(p->id);
 
@@ -292,7 +357,7 @@ auth_key(const char *key, struct principal *p)
 		    AUTH_HASH_LEN) == 0)
 			found = (int)i;
 	}
-	if (found == -1)
+	if (found == -1 || shared_key_revoked(auth.keys[found].id))
 		return (KORE_RESULT_ERROR);
 
 	p->role = auth.keys[found].role;
@@ -311,9 +376,14 @@ auth_keys_loaded(struct kore_pgsql *sql, void *arg, int ok)
 	size_t		i, n, len;
 
 	auth.loading = 0;
+	if (auth.again) {
+		auth.again = 0;
+		auth_keys_reload();
+	}
 	if (!ok)
 		return;
 
+	auth.loaded = 1;
 	n = kore_pgsql_ntuples(sql);
 	auth_keys_free();
 	auth.keys = n ? kore_calloc(n, sizeof(*auth.keys)) : NULL;
@@ -428,13 +498,40 @@ auth_cidr_match(const struct cidr *r, int family, const u_int8_t *addr)
 	return (((r->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0);
 }
 
+/*
+ * Reload the session table: at once, or a second after the last reload
+ * began, whoever asks (NOTIFY, unknown cookies) and however often.
+ */
 void
 auth_sessions_reload(void)
 {
-	if (auth.sessions_loading)
+	int64_t		now, wait;
+
+	if (auth.sessions_loading) {
+		auth.sessions_again = 1;
 		return;
+	}
+	if (auth.sessions_timer != NULL)
+		return;
+
+	now = kiln_now();
+	wait = auth.sessions_started + SESSION_RELOAD_MS - now;
+	if (wait > 0 && wait <= SESSION_RELOAD_MS) {
+		auth.sessions_timer = kore_timer_add(auth_sessions_due, wait,
+		    NULL, KORE_TIMER_ONESHOT);
+		return;
+	}
+
 	auth.sessions_loading = 1;
+	auth.sessions_started = now;
 	store_sessions_load(auth_sessions_loaded, NULL);
+}
+
+static void
+auth_sessions_due(void *unused, u_int64_t unused2)
+{
+	auth.sessions_timer = NULL;
+	auth_sessions_reload();
 }
 
 /*
@@ -456,6 +553,7 @@ auth_session(struct http_request *req, struct principal *p)
 		return (KORE_RESULT_ERROR);
 
 	p->role = s->role;
+	p->key_id = s->key_id;
 	p->kind = PRINCIPAL_SESSION;
 	(void)snprintf(p->id, sizeof(p->id), "session:%.12s", hash);
 	(void)kore_strlcpy(p->session, hash, sizeof(p->session));
@@ -549,10 +647,15 @@ auth_sessions_loaded(struct kore_pgsql *sql, void *arg, int ok)
 	auth.sessions_loading = 0;
 	if (ok)
 		auth_sessions_apply(sql);
+	auth_sessions_wake(ok);
+	if (auth.sessions_again) {
+		auth.sessions_again = 0;
+		auth_sessions_reload();
+	}
 }
 
 /* Replace the session table with the rows of q_sessions_load. */
-void
+static void
 auth_sessions_apply(struct kore_pgsql *sql)
 {
 	size_t		i, n;
@@ -573,26 +676,159 @@ auth_sessions_apply(struct kore_pgsql *sql)
 		    sizeof(auth.sessions[i].csrf));
 		auth.sessions[i].expires_ms = strtoll(
 		    kore_pgsql_getvalue(sql, i, 3), NULL, 10);
+		auth.sessions[i].key_id = strtoll(
+		    kore_pgsql_getvalue(sql, i, 4), NULL, 10);
 	}
 
 	dash_sessions_changed();
 }
 
+/*
+ * Wake the requests waiting for a table loaded after they came (or all
+ * of them when the load failed). A cookie still unknown to such a table
+ * names no session: it is remembered, and costs no reload again.
+ */
+static void
+auth_sessions_wake(int ok)
+{
+	struct auth_waiter	*w, *next;
+	struct api_pending	*p;
+
+	for (w = TAILQ_FIRST(&auth.waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, list);
+		if (ok && w->since > auth.sessions_started)
+			continue;
+		TAILQ_REMOVE(&auth.waiters, w, list);
+		p = w->p;
+		kore_free(w);
+		if (ok && auth_session_lookup(p->name) == NULL)
+			(void)kore_strlcpy(auth_unknown_slot(p->name),
+			    p->name, AUTH_HASH_LEN + 1);
+		if (p->req == NULL) {
+			api_pending_free(p);
+			continue;
+		}
+		p->resume = 1;
+		p->done = 1;
+		http_request_wakeup(p->req);
+	}
+}
+
+/* Put a dashboard request (p->name: its cookie's hash) to wait. */
+void
+auth_session_wait(struct api_pending *p)
+{
+	struct auth_waiter	*w;
+
+	p->render = NULL;
+	w = kore_calloc(1, sizeof(*w));
+	w->p = p;
+	w->since = kiln_now();
+	TAILQ_INSERT_TAIL(&auth.waiters, w, list);
+	auth_sessions_reload();
+}
+
+/* LIVE, NONE (ended, or known to be no session), or UNSURE. */
+int
+auth_session_state(const char *hash)
+{
+	struct auth_session	*s;
+
+	if (!strcmp(auth_unknown_slot(hash), hash))
+		return (AUTH_SESSION_NONE);
+	if ((s = auth_session_lookup(hash)) != NULL)
+		return (auth_session_valid(s, kiln_now()) ?
+		    AUTH_SESSION_LIVE : AUTH_SESSION_NONE);
+
+	return (AUTH_SESSION_UNSURE);
+}
+
+/* A session this worker made: known at once, before any reload. */
+void
+auth_session_add(const char *hash, int role, const char *csrf,
+    int64_t expires_ms, int64_t key_id)
+{
+	struct auth_session	*s;
+
+	auth.sessions = kore_realloc(auth.sessions,
+	    (auth.nsessions + 1) * sizeof(*auth.sessions));
+	s = &auth.sessions[auth.nsessions++];
+	memset(s, 0, sizeof(*s));
+	(void)kore_strlcpy(s->hash, hash, sizeof(s->hash));
+	(void)kore_strlcpy(s->csrf, csrf, sizeof(s->csrf));
+	s->role = role;
+	s->expires_ms = expires_ms;
+	s->key_id = key_id;
+}
+
+/* The session of hash if it is live: unexpired, its credential valid. */
 static struct auth_session *
 auth_session_find(const char *hash)
 {
-	size_t		i;
-	int64_t		now;
+	struct auth_session	*s;
 
-	now = kiln_now();
+	/* Ended sessions stay ended, whatever a stale reload says. */
+	if (!strcmp(auth_unknown_slot(hash), hash) ||
+	    (s = auth_session_lookup(hash)) == NULL ||
+	    !auth_session_valid(s, kiln_now()))
+		return (NULL);
+
+	return (s);
+}
+
+static struct auth_session *
+auth_session_lookup(const char *hash)
+{
+	size_t		i;
+
 	for (i = 0; i < auth.nsessions; i++) {
-		if (auth.sessions[i].expires_ms > now &&
-		    CRYPTO_memcmp(auth.sessions[i].hash, hash,
+		if (CRYPTO_memcmp(auth.sessions[i].hash, hash,
 		    AUTH_HASH_LEN) == 0)
 			return (&auth.sessions[i]);
 	}
 
 	return (NULL);
+}
+
+/* A JWT session's expires_ms is no later than the JWT's exp. */
+static int
+auth_session_valid(const struct auth_session *s, int64_t now)
+{
+	if (s->expires_ms <= now)
+		return (0);
+	if (s->key_id != 0 && !auth_key_live(s->key_id))
+		return (0);
+
+	return (1);
+}
+
+static int
+auth_key_live(int64_t id)
+{
+	size_t		i;
+
+	if (!auth.loaded || shared_key_revoked(id))
+		return (0);
+	for (i = 0; i < auth.count; i++) {
+		if (auth.keys[i].id == id)
+			return (1);
+	}
+
+	return (0);
+}
+
+/* Where hash goes in the table of cookies known to name no session. */
+static char *
+auth_unknown_slot(const char *hash)
+{
+	return (auth.unknown[auth_fnv(hash) % SESSION_UNKNOWN]);
+}
+
+/* Sockets of sessions that just ended (a JWT's exp) are closed. */
+static void
+auth_session_tick(void *unused, u_int64_t unused2)
+{
+	dash_sessions_changed();
 }
 
 int
@@ -621,13 +857,32 @@ auth_session_csrf(const char *hash)
 	return (s->csrf);
 }
 
+/* A session ended (logout here or elsewhere): it never comes back. */
 void
 auth_session_forget(const char *hash)
 {
 	struct auth_session	*s;
 
-	if ((s = auth_session_find(hash)) != NULL)
+	if ((s = auth_session_lookup(hash)) != NULL)
 		s->expires_ms = 0;
+	(void)kore_strlcpy(auth_unknown_slot(hash), hash, AUTH_HASH_LEN + 1);
+	dash_sessions_changed();
+}
+
+/*
+ * A dashboard login is charged, before anything else, to the bucket of
+ * its peer address (of the anonymous size): answers 429 itself.
+ */
+int
+auth_login_rate(struct http_request *req)
+{
+	struct principal	p;
+
+	memset(&p, 0, sizeof(p));
+	p.role = ROLE_NONE;
+	p.rate_key = auth_addr_key(req) ^ LOGIN_RATE_SALT;
+
+	return (auth_rate(req, &p, 0));
 }
 
 /* A credential typed into the login form: a JWT or an API key. */

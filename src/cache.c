@@ -65,6 +65,8 @@ static void	cache_load_all(void);
 static void	listen_connect(void *, u_int64_t);
 static void	listen_handle(void *, int);
 static void	listen_names(char *);
+static void	listen_keys(const char *);
+static void	listen_sessions(const char *);
 static void	listen_close(void);
 static int64_t	col_i64(struct kore_pgsql *, int, int);
 static int	col_bool(struct kore_pgsql *, int, int);
@@ -601,9 +603,9 @@ listen_handle(void *arg, int error)
 
 	while ((n = PQnotifies(listener.db)) != NULL) {
 		if (!strcmp(n->relname, "kiln_keys"))
-			auth_keys_reload();
+			listen_keys(n->extra);
 		else if (!strcmp(n->relname, "kiln_sessions"))
-			auth_sessions_reload();
+			listen_sessions(n->extra);
 		else if (!strcmp(n->extra, "*"))
 			cache_load_all();
 		else
@@ -622,6 +624,29 @@ listen_names(char *names)
 		if (source_name_valid(name))
 			cache_reload(name);
 	}
+}
+
+/* A payload of kiln_keys: the id of a revoked key, or nothing. */
+static void
+listen_keys(const char *id)
+{
+	long long	v;
+	char		*end;
+
+	v = strtoll(id, &end, 10);
+	if (*id != '\0' && *end == '\0' && v > 0)
+		auth_key_revoked(v);
+	auth_keys_reload();
+}
+
+/* A payload of kiln_sessions: the hash of an ended session, or nothing. */
+static void
+listen_sessions(const char *hash)
+{
+	if (strlen(hash) == AUTH_HASH_LEN)
+		auth_session_forget(hash);
+	else
+		auth_sessions_reload();
 }
 
 static void

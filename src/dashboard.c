@@ -101,7 +101,8 @@ static void	html_duration(struct kore_buf *, int64_t);
 static void	page_template(struct kore_buf *, const u_int8_t *, size_t,
 		    const struct principal *);
 static int	dash_session(struct http_request *, struct api_state *);
-static void	dash_session_checked(struct kore_pgsql *, void *, int);
+static const char	*dash_login_check(struct http_request *,
+			    struct principal *);
 static int	dash_origin_ok(struct http_request *);
 static void	dash_cookie(struct http_request *, const char *, const char *,
 		    int);
@@ -229,8 +230,12 @@ dash_login(struct http_request *req, struct api_state *st)
 	struct api_pending	*p;
 	struct principal	pr;
 	struct kore_buf		buf;
-	char			*cookie, field[64], credential[4096];
+	const char		*refused;
+	char			*cookie, field[64];
 	char			id[65], hash[AUTH_HASH_LEN + 1], csrf[33];
+
+	if (!auth_login_rate(req))
+		return (KORE_RESULT_OK);
 
 	http_populate_cookies(req);
 	if (!http_request_cookie(req, "kiln_login", &cookie) ||
@@ -241,12 +246,9 @@ dash_login(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 	}
 
-	memset(&pr, 0, sizeof(pr));
-	if (!auth_form_field(req, "credential", credential,
-	    sizeof(credential)) || !auth_credential(credential, &pr) ||
-	    pr.role < ROLE_VIEWER) {
-		OPENSSL_cleanse(credential, sizeof(credential));
-		log_kv(LOG_LVL_INFO, "dashboard login refused", NULL);
+	if ((refused = dash_login_check(req, &pr)) != NULL) {
+		log_kv(LOG_LVL_INFO, "dashboard login refused", "reason",
+		    refused, NULL);
 		kore_buf_init(&buf, 4096);
 		render_login(&buf, field, "That key or token is not valid "
 		    "for the dashboard.");
@@ -255,7 +257,6 @@ dash_login(struct http_request *req, struct api_state *st)
 		kore_buf_cleanup(&buf);
 		return (KORE_RESULT_OK);
 	}
-	OPENSSL_cleanse(credential, sizeof(credential));
 
 	auth_random_hex(id, sizeof(id));
 	auth_key_hash(id, hash);
@@ -266,11 +267,37 @@ dash_login(struct http_request *req, struct api_state *st)
 	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
 	p->principal = pr;
 	(void)kore_strlcpy(p->principal.csrf, csrf, sizeof(p->principal.csrf));
-	store_session_create(hash, jwt_role_name(pr.role), pr.id, csrf,
-	    SESSION_LIFETIME, api_pending_cb, p);
+	store_session_create(hash, csrf, &pr, SESSION_LIFETIME, api_pending_cb,
+	    p);
 	OPENSSL_cleanse(id, sizeof(id));
 
 	return (KORE_RESULT_RETRY);
+}
+
+/*
+ * The principal of the credential of the login form, or why not (never
+ * the credential itself: it is wiped here).
+ */
+static const char *
+dash_login_check(struct http_request *req, struct principal *pr)
+{
+	const char	*why;
+	char		credential[4096];
+
+	why = NULL;
+	memset(pr, 0, sizeof(*pr));
+	if (!auth_form_field(req, "credential", credential,
+	    sizeof(credential)))
+		why = "no credential";
+	else if (!auth_credential(credential, pr))
+		why = "not a valid key or token";
+	else if (pr->role < ROLE_VIEWER)
+		why = "role may not use the dashboard";
+	else if (pr->kind == PRINCIPAL_JWT && pr->expires_ms <= kiln_now())
+		why = "token expired";
+	OPENSSL_cleanse(credential, sizeof(credential));
+
+	return (why);
 }
 
 int
@@ -1055,7 +1082,9 @@ html_duration(struct kore_buf *b, int64_t ms)
 
 /*
  * The request's dashboard session: from memory, or (right after a login
- * on another worker, before its NOTIFY arrived) from PostgreSQL.
+ * on another worker, before its NOTIFY arrived) from a session table
+ * loaded after the request came. A cookie no such table knows is
+ * remembered as no session, so it costs no database query again.
  */
 static int
 dash_session(struct http_request *req, struct api_state *st)
@@ -1063,7 +1092,7 @@ dash_session(struct http_request *req, struct api_state *st)
 	struct api_pending	*p;
 	char			*cookie, hash[AUTH_HASH_LEN + 1];
 
-	/* Back from the database look-up: the table is fresh now. */
+	/* Back from waiting: the table is as fresh as it gets. */
 	if (st->stage == 1) {
 		(void)auth_session(req, &st->principal);
 		return (KORE_RESULT_OK);
@@ -1079,28 +1108,14 @@ dash_session(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 
 	auth_key_hash(cookie, hash);
+	if (auth_session_state(hash) != AUTH_SESSION_UNSURE)
+		return (KORE_RESULT_OK);
+
 	p = api_pending_start(req, st, NULL);
-	p->render = NULL;
 	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
-	store_sessions_load(dash_session_checked, p);
+	auth_session_wait(p);
 
 	return (KORE_RESULT_RETRY);
-}
-
-static void
-dash_session_checked(struct kore_pgsql *sql, void *arg, int ok)
-{
-	struct api_pending	*p = arg;
-
-	if (ok)
-		auth_sessions_apply(sql);
-	if (p->req == NULL) {
-		api_pending_free(p);
-		return;
-	}
-	p->resume = 1;
-	p->done = 1;
-	http_request_wakeup(p->req);
 }
 
 static int
@@ -1152,7 +1167,11 @@ dash_logged_in(struct api_pending *p, struct kore_pgsql *sql, int ok)
 		return;
 	}
 
-	auth_sessions_reload();
+	/* Known here at once; the other workers hear of it by NOTIFY. */
+	p->version = strtoll(kore_pgsql_getvalue(sql, 0, 0), NULL, 10);
+	auth_session_add(p->name, p->principal.role, p->principal.csrf,
+	    p->version, p->principal.kind == PRINCIPAL_KEY ?
+	    p->principal.key_id : 0);
 	log_kv(LOG_LVL_INFO, "dashboard login", "principal", p->principal.id,
 	    NULL);
 	p->redirect = "/dashboard";
@@ -1206,9 +1225,10 @@ dash_finish(struct http_request *req, struct api_pending *p)
 	struct kore_buf		*b = p->html;
 
 	if (p->redirect != NULL) {
+		/* The cookie lasts as long as its session (p->version). */
 		if (p->cookie == 1)
 			dash_cookie(req, SESSION_COOKIE, p->secret,
-			    SESSION_LIFETIME);
+			    (int)((p->version - kiln_now() + 999) / 1000));
 		else if (p->cookie == -1)
 			dash_cookie(req, SESSION_COOKIE, "", 0);
 		dash_redirect(req, p->redirect);

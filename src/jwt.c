@@ -156,6 +156,7 @@ jwt_claims(const u_int8_t *data, size_t len, const struct jwt_check *chk,
 	yajl_val	root, v;
 	const char	*iss[] = { "iss", NULL }, *aud[] = { "aud", NULL };
 	const char	*role[] = { "role", NULL }, *sub[] = { "sub", NULL };
+	const char	*jti[] = { "jti", NULL };
 	int64_t		exp, nbf, leeway;
 	int		ret;
 
@@ -198,6 +199,9 @@ jwt_claims(const u_int8_t *data, size_t len, const struct jwt_check *chk,
 
 	v = yajl_tree_get(root, sub, yajl_t_string);
 	(void)snprintf(claims->subject, sizeof(claims->subject), "%s",
+	    v != NULL && YAJL_IS_STRING(v) ? v->u.string : "");
+	v = yajl_tree_get(root, jti, yajl_t_string);
+	(void)snprintf(claims->id, sizeof(claims->id), "%s",
 	    v != NULL && YAJL_IS_STRING(v) ? v->u.string : "");
 	claims->expires_ms = exp;
 	ret = KORE_RESULT_OK;

@@ -138,6 +138,7 @@ kore_worker_configure(void)
 	    len, ":w%u:%02x%02x", worker->id, rnd[0], rnd[1]);
 
 	cache_init();
+	auth_init();
 	auth_keys_reload();
 	auth_sessions_reload();
 	refresh_init();

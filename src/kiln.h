@@ -165,6 +165,7 @@ struct jwt_check {
 struct jwt_claims {
 	int		role;
 	char		subject[64];
+	char		id[64];			/* jti, or "" */
 	int64_t		expires_ms;
 };
 
@@ -203,6 +204,7 @@ u_int64_t	addr_rate_key(int, const u_int8_t *);
 
 struct cache_entry;
 struct attempt;
+struct api_pending;
 
 /* kiln.c: hooks and wiring. */
 int64_t	kiln_now(void);
@@ -261,6 +263,7 @@ int	config_read_kore(const char *, char *, size_t);
 #define SHARED_PROBES		8
 #define CIRCUIT_FAILURES	5
 #define CIRCUIT_OPEN_MS		30000
+#define SHARED_REVOKED		256
 
 struct shared_source {
 	char		name[KILN_NAME_MAX + 1];
@@ -308,6 +311,8 @@ struct shared {
 	int64_t			reseal_retired;
 	int64_t			reseal_unbound;
 	struct shared_ws	ws[SHARED_WS_SESSIONS];
+	int64_t			revoked[SHARED_REVOKED];
+	u_int32_t		nrevoked;	/* revoked: key ids */
 };
 
 void	shared_init(void);
@@ -327,6 +332,8 @@ void	shared_reseal(int, int64_t, int64_t);
 int	shared_ws_open(u_int64_t, u_int32_t, u_int32_t);
 void	shared_ws_close(u_int64_t, u_int32_t);
 void	shared_ws_reset(u_int32_t);
+void	shared_key_revoke(int64_t);
+int	shared_key_revoked(int64_t);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0
@@ -378,8 +385,9 @@ void	store_prewarming_pause(int, store_rows_cb, void *);
 void	store_events(const char *, int64_t, int64_t, store_rows_cb, void *);
 void	store_ping(store_rows_cb, void *);
 void	store_sessions_load(store_rows_cb, void *);
-void	store_session_create(const char *, const char *, const char *,
-	    const char *, int64_t, store_rows_cb, void *);
+struct principal;
+void	store_session_create(const char *, const char *,
+	    const struct principal *, int64_t, store_rows_cb, void *);
 void	store_session_delete(const char *, store_rows_cb, void *);
 void	store_recent_events(store_rows_cb, void *);
 void	store_reseal_scan(int64_t, store_rows_cb, void *);
@@ -467,7 +475,16 @@ struct principal {
 	char		id[80];
 	char		session[AUTH_HASH_LEN + 1];
 	char		csrf[33];
+	int64_t		key_id;		/* a key, or a session of one */
+	int64_t		expires_ms;	/* a JWT's exp */
+	char		jti[64];	/* a JWT's jti, or "" */
+	char		subject[64];	/* a JWT's sub */
 };
+
+/* What the table of a worker says of a session (auth_session_state). */
+#define AUTH_SESSION_NONE	0	/* none, or ended: definite */
+#define AUTH_SESSION_LIVE	1
+#define AUTH_SESSION_UNSURE	2	/* maybe newer than the table */
 
 void	auth_key_hash(const char *, char *);
 char	*auth_key_generate(void);
@@ -487,8 +504,13 @@ int	auth_credential(const char *, struct principal *);
 int	auth_session_alive(const char *);
 int	auth_session_role(const char *);
 const char	*auth_session_csrf(const char *);
-void	auth_sessions_apply(struct kore_pgsql *);
 void	auth_session_forget(const char *);
+void	auth_init(void);
+int	auth_login_rate(struct http_request *);
+void	auth_key_revoked(int64_t);
+int	auth_session_state(const char *);
+void	auth_session_wait(struct api_pending *);
+void	auth_session_add(const char *, int, const char *, int64_t, int64_t);
 
 /* refresh.c: scheduler, leases, attempts. */
 #define TRIGGER_SCHEDULE	"schedule"

@@ -2,8 +2,10 @@
  * shared.c: the state every worker of one instance shares, in a single
  * MAP_SHARED region made by the parent before the workers fork: request
  * and refresh counters and latency histograms (for /metrics), the rate
- * limit buckets, the upstream circuit states, and the dashboard sockets
- * each session holds.
+ * limit buckets, the upstream circuit states, the dashboard sockets
+ * each session holds, and the API keys revoked lately (so that every
+ * worker refuses a key the moment one revoked it, before the NOTIFY
+ * reaches the others).
  *
  * Counters are updated with atomic adds; the tables that need more than
  * one word at a time take a small spin lock. A worker that dies holding
@@ -330,6 +332,33 @@ shared_ws_total(const struct shared_ws *w)
 		total += w->count[i];
 
 	return (total);
+}
+
+/* Key id was revoked; ids are never reused, so the list only grows. */
+void
+shared_key_revoke(int64_t id)
+{
+	if (shared_key_revoked(id))
+		return;
+	shared_lock();
+	__atomic_store_n(&shm->revoked[shm->nrevoked++ % SHARED_REVOKED], id,
+	    __ATOMIC_RELEASE);
+	shared_unlock();
+}
+
+int
+shared_key_revoked(int64_t id)
+{
+	int		i;
+
+	if (id <= 0)
+		return (0);
+	for (i = 0; i < SHARED_REVOKED; i++) {
+		if (__atomic_load_n(&shm->revoked[i], __ATOMIC_ACQUIRE) == id)
+			return (1);
+	}
+
+	return (0);
 }
 
 static void

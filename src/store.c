@@ -190,10 +190,15 @@ static const char q_keys_list[] =
     "SELECT id, name, role, kiln_ms(created_at), kiln_ms(revoked_at), "
     "array_to_string(sources, ',') FROM api_keys ORDER BY id";
 
+/* The key's sessions die with it; every worker learns the id at once. */
 static const char q_key_revoke[] =
     "WITH k AS (UPDATE api_keys SET revoked_at = now() "
-    "WHERE id = $1 AND revoked_at IS NULL RETURNING id) "
-    "SELECT k.id, pg_notify('kiln_keys', '') FROM k";
+    "WHERE id = $1 AND revoked_at IS NULL RETURNING id), "
+    "s AS (DELETE FROM dashboard_sessions WHERE key_id IN "
+    "(SELECT id FROM k) OR principal IN (SELECT 'key:' || id FROM k) "
+    "RETURNING id_hash) "
+    "SELECT k.id, pg_notify('kiln_keys', k.id::text), "
+    "(SELECT count(*) FROM s) FROM k";
 
 static const char q_sources_view[] =
     "SELECT s.name, s.kind, s.token_url, s.client_id, "
@@ -1366,20 +1371,28 @@ col_dup(struct kore_pgsql *sql, int col)
 	return (s);
 }
 
+/* The key of a session written without key_id is read from principal. */
 static const char q_sessions_load[] =
-    "SELECT id_hash, role, csrf, kiln_ms(expires_at) FROM dashboard_sessions "
+    "SELECT id_hash, role, csrf, kiln_ms(expires_at), "
+    "coalesce(key_id, CASE WHEN principal ~ '^key:[0-9]{1,18}$' "
+    "THEN substr(principal, 5)::bigint END) FROM dashboard_sessions "
     "WHERE expires_at > now()";
 
+/* A session made from a JWT ends no later than the JWT ($9, ms). */
 static const char q_session_create[] =
     "WITH d AS (DELETE FROM dashboard_sessions WHERE expires_at < now()), "
     "s AS (INSERT INTO dashboard_sessions (id_hash, role, principal, csrf, "
-    "expires_at) VALUES ($1, $2, $3, $4, "
-    "now() + $5::bigint * interval '1 second') RETURNING id_hash) "
-    "SELECT pg_notify('kiln_sessions', '') FROM s";
+    "expires_at, key_id, jwt_id, jwt_subject, credential_expires_at) "
+    "VALUES ($1, $2, $3, $4, least(now() + $5::bigint * interval "
+    "'1 second', kiln_ts($9::bigint)), $6, $7, $8, kiln_ts($9::bigint)) "
+    "RETURNING id_hash, expires_at) "
+    "SELECT kiln_ms(s.expires_at), pg_notify('kiln_sessions', '') FROM s";
 
+/* The payload names the session, so that others drop it at once. */
 static const char q_session_delete[] =
     "WITH s AS (DELETE FROM dashboard_sessions WHERE id_hash = $1 "
-    "RETURNING id_hash) SELECT pg_notify('kiln_sessions', '') FROM s";
+    "RETURNING id_hash) SELECT pg_notify('kiln_sessions', s.id_hash) "
+    "FROM s";
 
 static const char q_recent_events[] =
     "SELECT s.name, e.trigger, kiln_ms(e.finished_at), e.outcome, "
@@ -1393,17 +1406,25 @@ store_sessions_load(store_rows_cb cb, void *arg)
 	store_job(q_sessions_load, cb, arg, 0);
 }
 
+/* A session of p (a key or a JWT) that lives at most lifetime s. */
 void
-store_session_create(const char *hash, const char *role,
-    const char *principal, const char *csrf, int64_t lifetime,
-    store_rows_cb cb, void *arg)
+store_session_create(const char *hash, const char *csrf,
+    const struct principal *p, int64_t lifetime, store_rows_cb cb,
+    void *arg)
 {
-	char		*life;
+	char		*life, *key, *exp;
+	int		jwt;
 
+	jwt = p->kind == PRINCIPAL_JWT;
 	life = i64(lifetime);
-	store_job(q_session_create, cb, arg, 5, hash, role, principal, csrf,
-	    life);
+	key = p->kind == PRINCIPAL_KEY ? i64(p->key_id) : NULL;
+	exp = jwt ? i64(p->expires_ms) : NULL;
+	store_job(q_session_create, cb, arg, 9, hash, jwt_role_name(p->role),
+	    p->id, csrf, life, key, jwt && p->jti[0] ? p->jti : NULL,
+	    jwt ? p->subject : NULL, exp);
 	kore_free(life);
+	kore_free(key);
+	kore_free(exp);
 }
 
 void
