@@ -471,7 +471,6 @@ struct principal {
 	int		role;
 	int		kind;
 	u_int64_t	rate_key;
-	int64_t		key_id;		/* PRINCIPAL_KEY */
 	char		id[80];
 	char		session[AUTH_HASH_LEN + 1];
 	char		csrf[33];
