@@ -213,10 +213,17 @@ test('open_circuit_lets_through_only_probes', { timeout: 120000 },
 	await h.sleep(WINDOW_S * 1000);
 	const st = await f.stats();
 	const periods = WINDOW_S / OPEN_S + 1;
+	console.log(`# circuit: ${st.token_requests} requests to the ` +
+	    `failing host in ${WINDOW_S} s, 200 sources, open ${OPEN_S} s`);
 	assert.ok(st.token_requests <= 2 * periods, `${st.token_requests} ` +
 	    `requests to the failing host in ${WINDOW_S} s ` +
 	    `(open period ${OPEN_S} s)`);
 	assert.ok(st.token_requests >= 1, 'half-open probes go out');
+	const hosts = await db.pg.queryJson('SELECT host, failures, ' +
+	    'open_until IS NOT NULL AS open FROM upstream_hosts',
+	    { db: db.name });
+	assert.deepEqual(hosts.map((x) => [x.host, x.open]),
+	    [[`127.0.0.1:${f.port}`, true]], JSON.stringify(hosts));
 
 	/* A client asking on demand gets an answer at once, no call. */
 	const r = await k.currentToken('c7', { query: '?min_ttl=60' });
