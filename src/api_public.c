@@ -73,7 +73,8 @@ api_current_token(struct http_request *req, struct api_state *st)
 	}
 
 	/* Longer than the upstream's tokens live: no refresh can help. */
-	if (e->lifetime_ms > 0 && st->min_ttl * 1000 > e->lifetime_ms) {
+	if (e->lifetime_ms > 0 &&
+	    st->min_ttl > (e->lifetime_ms + 500) / 1000) {
 		public_refused(req, e, now, "min_ttl exceeds the lifetime of "
 		    "this source's tokens");
 		return (KORE_RESULT_OK);
@@ -354,7 +355,7 @@ public_refused(struct http_request *req, struct cache_entry *e,
 		why = "refused";
 	if (e->lifetime_ms > 0 && !strncmp(why, "min_ttl", 7)) {
 		(void)snprintf(msg, sizeof(msg), "%s (%lld s)", why,
-		    (long long)(e->lifetime_ms / 1000));
+		    (long long)((e->lifetime_ms + 500) / 1000));
 	} else {
 		(void)snprintf(msg, sizeof(msg), "no refresh on demand now: "
 		    "%s", why);

@@ -376,8 +376,8 @@ struct cache_entry {
 	int			inflight;
 	int64_t			retry_ms;
 	int			seen;
-	int64_t			lifetime_ms;	/* of the last token, or 0 */
-	const char		*refused;	/* why an on-demand was not */
+	int64_t			lifetime_ms;	/* last token's, or 0 */
+	const char		*refused;	/* on-demand: why not */
 	int64_t			refused_until;
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
@@ -472,7 +472,7 @@ struct attempt {
 	char			traceparent[64];
 	void			(*done)(struct attempt *);
 	const char		*verdict;	/* on the host: store.c */
-	char			why[16];	/* a refused lease's reason */
+	char			why[16];	/* lease refused: why */
 	int64_t			why_until;
 	struct kore_timer	*renew;
 	struct kore_curl	curl;

@@ -405,8 +405,9 @@ refresh_ondemand(const char *trigger)
 
 /*
  * The lease was not won. A token refused for its host's open circuit is
- * not asked for again before the circuit may let a probe through; the
- * requests waiting on a refused on-demand refresh answer at once. When
+ * not asked for again before the circuit may let a probe through. The
+ * requests waiting on e answer at once when it was refused (also when
+ * they wait on a scheduled attempt that the circuit stopped); when
  * someone else holds the lease, or the token changed, they wait for it.
  */
 static void
@@ -420,7 +421,7 @@ refresh_refused(struct attempt *at, struct cache_entry *e)
 	if (!strcmp(at->why, "circuit") && at->why_until > e->retry_ms)
 		e->retry_ms = at->why_until;
 
-	if (!refresh_ondemand(at->trigger))
+	if (!strcmp(at->trigger, TRIGGER_ADMIN))
 		return;
 	if (!strcmp(at->why, "budget"))
 		why = "on-demand refresh budget spent";
