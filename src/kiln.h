@@ -471,7 +471,7 @@ struct attempt {
 	char			request_id[64];
 	char			traceparent[64];
 	void			(*done)(struct attempt *);
-	const char		*verdict;	/* on the host: store.c */
+	const char		*verdict;	/* on the host: up, down */
 	char			why[16];	/* lease refused: why */
 	int64_t			why_until;
 	struct kore_timer	*renew;

@@ -78,7 +78,7 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 
 	if (refresh_ondemand(trigger) && (!kiln_config.prewarming_enabled ||
 	    cache_paused() || e->paused)) {
-		e->refused = "pre-warming is paused";
+		e->refused = "pre-warming is paused for this token";
 		e->refused_until = 0;
 		return (KORE_RESULT_ERROR);
 	}
@@ -430,7 +430,7 @@ refresh_refused(struct attempt *at, struct cache_entry *e)
 	else if (!strcmp(at->why, "circuit"))
 		why = "upstream circuit is open";
 	else if (!strcmp(at->why, "paused"))
-		why = "pre-warming is paused";
+		why = "pre-warming is paused for this token";
 	else
 		return;
 
