@@ -37,6 +37,8 @@ static void	public_invalid(struct http_request *, struct cache_entry *,
 		    int64_t, const char *);
 static void	public_wait(struct http_request *, struct api_state *,
 		    struct cache_entry *);
+static void	public_refused(struct http_request *, struct cache_entry *,
+		    int64_t, const char *);
 
 int
 api_current_token(struct http_request *req, struct api_state *st)
@@ -70,12 +72,23 @@ api_current_token(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 	}
 
+	/* Longer than the upstream's tokens live: no refresh can help. */
+	if (e->lifetime_ms > 0 &&
+	    st->min_ttl > (e->lifetime_ms + 500) / 1000) {
+		public_refused(req, e, now, "min_ttl exceeds the lifetime of "
+		    "this source's tokens");
+		return (KORE_RESULT_OK);
+	}
+
 	/* min_ttl not met: refresh once, then wait for the entry to move. */
 	if (st->stage == 1) {
 		st->stage = 2;
 		st->deadline = now + kiln_config.wait_ms;
-		refresh_request(e, TRIGGER_MIN_TTL, st->min_ttl,
-		    st->request_id, st->traceparent);
+		if (!refresh_request(e, TRIGGER_MIN_TTL, st->min_ttl,
+		    st->request_id, st->traceparent)) {
+			public_refused(req, e, now, e->refused);
+			return (KORE_RESULT_OK);
+		}
 		public_wait(req, st, e);
 		return (KORE_RESULT_RETRY);
 	}
@@ -85,7 +98,11 @@ api_current_token(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_RETRY);
 	}
 
-	public_invalid(req, e, now, "no token with the requested min_ttl");
+	if (e->refused != NULL)
+		public_refused(req, e, now, e->refused);
+	else
+		public_invalid(req, e, now, "no token with the requested "
+		    "min_ttl");
 	return (KORE_RESULT_OK);
 }
 
@@ -114,8 +131,11 @@ api_rejected(struct http_request *req, struct api_state *st)
 			st->deadline = now + kiln_config.wait_ms;
 			log_kv(LOG_LVL_INFO, "current token reported rejected",
 			    "token", e->name, "fingerprint", e->fpr, NULL);
-			refresh_request(e, TRIGGER_REJECTED, e->generation,
-			    st->request_id, st->traceparent);
+			if (!refresh_request(e, TRIGGER_REJECTED,
+			    e->generation, st->request_id, st->traceparent)) {
+				public_refused(req, e, now, e->refused);
+				return (KORE_RESULT_OK);
+			}
 			public_wait(req, st, e);
 			return (KORE_RESULT_RETRY);
 		}
@@ -126,8 +146,11 @@ api_rejected(struct http_request *req, struct api_state *st)
 			public_wait(req, st, e);
 			return (KORE_RESULT_RETRY);
 		}
-		public_invalid(req, e, now, "refresh after rejection did not "
-		    "complete yet");
+		if (e->refused != NULL)
+			public_refused(req, e, now, e->refused);
+		else
+			public_invalid(req, e, now, "refresh after rejection "
+			    "did not complete yet");
 		return (KORE_RESULT_OK);
 	}
 
@@ -294,6 +317,8 @@ public_invalid(struct http_request *req, struct cache_entry *e,
 	char		expires[ISOTIME_LEN], retry[16];
 
 	wait = (e->next_ms - now + 999) / 1000;
+	if (e->refused != NULL && e->refused_until > now)
+		wait = (e->refused_until - now + 999) / 1000;
 	if (wait < 1)
 		wait = 1;
 	if (wait > RETRY_AFTER_MAX)
@@ -323,4 +348,23 @@ public_wait(struct http_request *req, struct api_state *st,
 {
 	st->epoch = e->epoch;
 	cache_wait(&st->waiter, req, e, st->deadline);
+}
+
+/* No refresh on demand now: the 503 of public_invalid, saying why. */
+static void
+public_refused(struct http_request *req, struct cache_entry *e,
+    int64_t now, const char *why)
+{
+	char		msg[KILN_ERR_MAX];
+
+	if (why == NULL)
+		why = "refused";
+	if (e->lifetime_ms > 0 && !strncmp(why, "min_ttl", 7)) {
+		(void)snprintf(msg, sizeof(msg), "%s (%lld s)", why,
+		    (long long)((e->lifetime_ms + 500) / 1000));
+	} else {
+		(void)snprintf(msg, sizeof(msg), "no refresh on demand now: "
+		    "%s", why);
+	}
+	public_invalid(req, e, now, msg);
 }

@@ -197,6 +197,20 @@ cache_wake(struct cache_entry *e)
 	}
 }
 
+/*
+ * An on-demand refresh of e was refused (budget, pause, backoff, open
+ * circuit): the requests waiting for it answer now instead of at their
+ * deadline, and can say why and when to come back.
+ */
+void
+cache_refused(struct cache_entry *e, const char *why, int64_t until)
+{
+	e->refused = why;
+	e->refused_until = until;
+	e->epoch++;
+	cache_wake(e);
+}
+
 static void
 cache_tick(void *unused, u_int64_t unused2)
 {
@@ -383,6 +397,7 @@ cache_apply(struct kore_pgsql *sql, int row)
 	    sizeof(e->token_type));
 	e->expires_ms = col_i64(sql, row, 11);
 	e->refresh_ms = col_i64(sql, row, 12);
+	e->lifetime_ms = col_i64(sql, row, 19);
 
 	if (gen != e->generation || failures != e->failures ||
 	    next != e->next_ms) {

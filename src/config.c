@@ -104,6 +104,15 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	if (!env_num("KILN_DRAIN_TIMEOUT", 30, 0, 3600, &v, err, errlen))
 		return (KORE_RESULT_ERROR);
 	c->drain_ms = v * 1000;
+	if (!env_num("KILN_ONDEMAND_INTERVAL", 30, 0, 86400, &v, err, errlen))
+		return (KORE_RESULT_ERROR);
+	c->ondemand_ms = v * 1000;
+	if (!env_num("KILN_CIRCUIT_FAILURES", 5, 1, 1000,
+	    &c->circuit_failures, err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_CIRCUIT_OPEN", 30, 1, 3600, &v, err, errlen))
+		return (KORE_RESULT_ERROR);
+	c->circuit_open_ms = v * 1000;
 
 	if (!config_auth(err, errlen) || !config_hosts(err, errlen))
 		return (KORE_RESULT_ERROR);

@@ -224,6 +224,9 @@ struct kiln_config {
 	int64_t		wait_ms;
 	int64_t		reconcile_ms;
 	int64_t		drain_ms;
+	int64_t		ondemand_ms;
+	int64_t		circuit_failures;
+	int64_t		circuit_open_ms;
 	const char	*jwt_secret;
 	const char	*jwt_issuer;
 	const char	*jwt_audience;
@@ -261,8 +264,6 @@ int	config_read_kore(const char *, char *, size_t);
 #define SHARED_HOSTS		64
 #define SHARED_HOST_LEN		128
 #define SHARED_PROBES		8
-#define CIRCUIT_FAILURES	5
-#define CIRCUIT_OPEN_MS		30000
 #define SHARED_REVOKED		256
 
 struct shared_source {
@@ -438,6 +439,9 @@ struct cache_entry {
 	int			inflight;
 	int64_t			retry_ms;
 	int			seen;
+	int64_t			lifetime_ms;	/* last token's, or 0 */
+	const char		*refused;	/* on-demand: why not */
+	int64_t			refused_until;
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;
@@ -456,6 +460,8 @@ void			cache_wait(struct cache_waiter *, struct http_request *,
 void			cache_unwait(struct cache_waiter *);
 int			cache_valid(const struct cache_entry *, int64_t);
 void			cache_answer(struct cache_entry *);
+void			cache_refused(struct cache_entry *, const char *,
+			    int64_t);
 
 /* auth.c: principals, API keys, rate limits, the public allow-list. */
 #define AUTH_HASH_LEN		64
@@ -547,6 +553,9 @@ struct attempt {
 	char			request_id[64];
 	char			traceparent[64];
 	void			(*done)(struct attempt *);
+	const char		*verdict;	/* on the host: up, down */
+	char			why[16];	/* lease refused: why */
+	int64_t			why_until;
 	struct kore_timer	*renew;
 	struct kore_curl	curl;
 };
@@ -554,7 +563,7 @@ struct attempt {
 void	refresh_init(void);
 int	refresh_busy(void);
 void	refresh_forget(const struct cache_entry *);
-void	refresh_request(struct cache_entry *, const char *, int64_t,
+int	refresh_request(struct cache_entry *, const char *, int64_t,
 	    const char *, const char *);
 
 /* upstream.c: the HTTP call to the identity provider. */

@@ -51,6 +51,9 @@ static void	refresh_committed(struct kore_pgsql *, void *, int);
 static void	refresh_commit(void *, u_int64_t);
 static void	refresh_renew(void *, u_int64_t);
 static void	refresh_end(struct attempt *);
+static int	refresh_ondemand(const char *);
+static void	refresh_refused(struct attempt *, struct cache_entry *);
+static const char	*refresh_verdict(const struct attempt *);
 
 void
 refresh_init(void)
@@ -62,17 +65,27 @@ refresh_init(void)
  * Ask for a refresh of e. The lease decides whether it happens: for a
  * scheduled one the stored next attempt must be due, for min_ttl the
  * stored token must be shorter than arg seconds, for rejected the stored
- * generation must still be arg.
+ * generation must still be arg; an on-demand one (min_ttl, rejected)
+ * must also be within its budget (see q_lease). Returns
+ * KORE_RESULT_ERROR when an on-demand refresh is refused at once
+ * because pre-warming is off here: the caller answers without waiting.
  */
-void
+int
 refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
     const char *request_id, const char *traceparent)
 {
 	struct attempt	*at;
 
+	if (refresh_ondemand(trigger) && (!kiln_config.prewarming_enabled ||
+	    cache_paused() || e->paused)) {
+		e->refused = "pre-warming is paused for this token";
+		e->refused_until = 0;
+		return (KORE_RESULT_ERROR);
+	}
 	if (e->inflight || kiln_draining())
-		return;
+		return (KORE_RESULT_OK);
 	e->inflight = 1;
+	e->refused = NULL;
 	refresh_running++;
 
 	at = kore_calloc(1, sizeof(*at));
@@ -88,6 +101,7 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 		    sizeof(at->traceparent));
 
 	store_lease(at->name, trigger, arg, refresh_leased, at);
+	return (KORE_RESULT_OK);
 }
 
 static void
@@ -172,9 +186,16 @@ refresh_leased(struct kore_pgsql *sql, void *arg, int ok)
 	struct attempt	*at = arg;
 	char		err[KILN_ERR_MAX];
 
-	if (!ok || kore_pgsql_ntuples(sql) == 0) {
-		/* Someone else holds it, or it is no longer due. */
+	if (!ok || kore_pgsql_ntuples(sql) == 0 ||
+	    kore_pgsql_getlength(sql, 0, 0) == 0) {
+		/* Someone else holds it, it is no longer due, or refused. */
 		at->ok = -1;
+		if (ok && kore_pgsql_ntuples(sql) > 0) {
+			(void)kore_strlcpy(at->why,
+			    kore_pgsql_getvalue(sql, 0, 22), sizeof(at->why));
+			at->why_until = strtoll(kore_pgsql_getvalue(sql, 0, 23),
+			    NULL, 10);
+		}
 		refresh_end(at);
 		return;
 	}
@@ -297,6 +318,7 @@ refresh_failed(struct attempt *at)
 	delay = policy_backoff(at->failures + 1, now, at->expires_ms,
 	    policy_random());
 	at->next_ms = now + delay;
+	at->verdict = refresh_verdict(at);
 
 	log_context(at->request_id, NULL);
 	log_kv(LOG_LVL_WARN, "token refresh failed", "token", at->name,
@@ -366,7 +388,7 @@ refresh_end(struct attempt *at)
 	if ((e = cache_lookup(at->name)) != NULL) {
 		e->inflight = 0;
 		if (at->ok == -1)
-			e->retry_ms = kiln_now() + REFRESH_LOST_RETRY_MS;
+			refresh_refused(at, e);
 	}
 
 	source_free(&at->src);
@@ -379,4 +401,57 @@ refresh_end(struct attempt *at)
 
 	if (refresh_behind)
 		refresh_scan();
+}
+
+static int
+refresh_ondemand(const char *trigger)
+{
+	return (!strcmp(trigger, TRIGGER_MIN_TTL) ||
+	    !strcmp(trigger, TRIGGER_REJECTED));
+}
+
+/*
+ * The lease was not won. A token refused for its host's open circuit is
+ * not asked for again before the circuit may let a probe through. The
+ * requests waiting on e answer at once when it was refused (also when
+ * they wait on a scheduled attempt that the circuit stopped); when
+ * someone else holds the lease, or the token changed, they wait for it.
+ */
+static void
+refresh_refused(struct attempt *at, struct cache_entry *e)
+{
+	const char	*why;
+	int64_t		now;
+
+	now = kiln_now();
+	e->retry_ms = now + REFRESH_LOST_RETRY_MS;
+	if (!strcmp(at->why, "circuit") && at->why_until > e->retry_ms)
+		e->retry_ms = at->why_until;
+
+	if (!strcmp(at->trigger, TRIGGER_ADMIN))
+		return;
+	if (!strcmp(at->why, "budget"))
+		why = "on-demand refresh budget spent";
+	else if (!strcmp(at->why, "backoff"))
+		why = "token is in its failure backoff";
+	else if (!strcmp(at->why, "circuit"))
+		why = "upstream circuit is open";
+	else if (!strcmp(at->why, "paused"))
+		why = "pre-warming is paused for this token";
+	else
+		return;
+
+	cache_refused(e, why, at->why_until);
+}
+
+/* What this failed attempt says about its upstream host. */
+static const char *
+refresh_verdict(const struct attempt *at)
+{
+	if (at->sent_ms == 0)
+		return ("none");
+	if (at->http_status == 0 || at->http_status >= 500)
+		return ("down");
+
+	return ("up");
 }

@@ -126,8 +126,8 @@ shared_upstream(const char *url, int ok, u_int64_t us)
 		if (ok) {
 			slot->failures = 0;
 			slot->open_until = 0;
-		} else if (++slot->failures >= CIRCUIT_FAILURES) {
-			slot->open_until = now + CIRCUIT_OPEN_MS;
+		} else if (++slot->failures >= kiln_config.circuit_failures) {
+			slot->open_until = now + kiln_config.circuit_open_ms;
 		}
 		slot->last_ms = now;
 	}
@@ -138,7 +138,7 @@ shared_upstream(const char *url, int ok, u_int64_t us)
 const char *
 shared_circuit_state(const struct shared_host *h, int64_t now)
 {
-	if (h->failures < CIRCUIT_FAILURES)
+	if (h->failures < kiln_config.circuit_failures)
 		return ("closed");
 	if (now < h->open_until)
 		return ("open");

@@ -68,27 +68,76 @@ static const char q_load[] =
     "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
     "COALESCE((SELECT value = 'true' FROM settings "
     "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
-    "COALESCE(t.lease_until > now(), false) "
+    "COALESCE(t.lease_until > now(), false), "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
+/*
+ * The lease, with why it was refused when it was. c decides from this
+ * statement's snapshot: a scheduled attempt must be due; an on-demand one
+ * (min_ttl, rejected) must be needed, and is refused while the source or
+ * pre-warming is paused, during the failure backoff, within
+ * $6 seconds of the last one (the budget), and like a scheduled one while
+ * the host's circuit is open; once the open period is over, h lets one
+ * attempt through as the probe. The operator's (admin) is only
+ * single-flight. l re-checks on the locked row what a concurrent lease
+ * may have changed. One row always: the lease columns (0-21, the last
+ * the refresh seed digest) are NULL when refused, then "why" (22) and
+ * the time worth retrying at (23).
+ */
 static const char q_lease[] =
-    "UPDATE tokens t SET lease_owner = $2, "
+    "WITH p AS (SELECT COALESCE((SELECT value = 'true' FROM settings "
+    "WHERE key = 'prewarming_paused'), false) AS paused), "
+    "c AS (SELECT t.source_id, u.host, CASE "
+    "WHEN NOT s.enabled THEN 'disabled' "
+    "WHEN $4 = 'schedule' AND (t.next_attempt_at > now() OR s.paused "
+    "OR p.paused) THEN 'not_due' "
+    "WHEN $4 = 'min_ttl' AND t.expires_at >= now() + "
+    "$5::bigint * interval '1 second' THEN 'fresh' "
+    "WHEN $4 = 'rejected' AND (t.generation <> $5::bigint OR "
+    "t.rejected_generation IS NOT DISTINCT FROM $5::bigint) THEN 'fresh' "
+    "WHEN $4 NOT IN ('schedule', 'min_ttl', 'rejected') THEN 'ok' "
+    "WHEN s.paused OR p.paused THEN 'paused' "
+    "WHEN $4 <> 'schedule' AND t.failures > 0 AND "
+    "t.next_attempt_at > now() THEN 'backoff' "
+    "WHEN $4 <> 'schedule' AND t.last_ondemand_at > now() - "
+    "$6::bigint * interval '1 second' THEN 'budget' "
+    "WHEN u.open_until > now() OR u.probe_until > now() THEN 'circuit' "
+    "WHEN u.open_until IS NOT NULL THEN 'probe' "
+    "ELSE 'ok' END AS why, "
+    "kiln_ms(t.next_attempt_at) AS backoff_ms, "
+    "kiln_ms(t.last_ondemand_at) + $6::bigint * 1000 AS budget_ms, "
+    "CASE WHEN u.open_until > now() THEN kiln_ms(u.open_until) "
+    "ELSE kiln_ms(now()) + 1000 END AS circuit_ms "
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+    "CROSS JOIN p LEFT JOIN upstream_hosts u "
+    "ON u.host = kiln_host(s.token_url) WHERE s.name = $1), "
+    "h AS (UPDATE upstream_hosts u SET probe_until = now() + "
+    "$3::bigint * interval '1 millisecond' FROM c "
+    "WHERE c.why = 'probe' AND u.host = c.host "
+    "AND u.open_until <= now() "
+    "AND (u.probe_until IS NULL OR u.probe_until <= now()) "
+    "RETURNING u.host), "
+    "l AS (UPDATE tokens t SET lease_owner = $2, "
     "lease_until = now() + $3::bigint * interval '1 millisecond', "
     "rejected_generation = CASE WHEN $4 = 'rejected' THEN $5::bigint "
-    "ELSE t.rejected_generation END "
-    "FROM token_sources s "
-    "WHERE t.source_id = s.id AND s.name = $1 AND s.enabled "
+    "ELSE t.rejected_generation END, "
+    "last_ondemand_at = CASE WHEN $4 IN ('min_ttl', 'rejected') "
+    "THEN now() ELSE t.last_ondemand_at END "
+    "FROM token_sources s, c "
+    "WHERE t.source_id = s.id AND s.id = c.source_id "
+    "AND (c.why = 'ok' OR (c.why = 'probe' AND EXISTS (SELECT 1 FROM h))) "
     "AND (t.lease_until IS NULL OR t.lease_until < now()) "
     "AND CASE $4 "
-    "WHEN 'schedule' THEN t.next_attempt_at <= now() AND NOT s.paused "
-    "AND NOT COALESCE((SELECT value = 'true' FROM settings "
-    "WHERE key = 'prewarming_paused'), false) "
+    "WHEN 'schedule' THEN t.next_attempt_at <= now() "
     "WHEN 'min_ttl' THEN t.expires_at IS NULL OR "
     "t.expires_at < now() + $5::bigint * interval '1 second' "
     "WHEN 'rejected' THEN t.generation = $5::bigint AND "
     "t.rejected_generation IS DISTINCT FROM $5::bigint "
     "ELSE true END "
+    "AND ($4 NOT IN ('min_ttl', 'rejected') OR t.last_ondemand_at IS NULL "
+    "OR t.last_ondemand_at <= now() - $6::bigint * interval '1 second') "
     "RETURNING s.id, s.kind, s.token_url, s.client_id, "
     "s.client_secret_sealed, s.auth_method, s.scope, s.audience, "
     "s.resource, s.refresh_token_sealed, s.username, s.password_sealed, "
@@ -96,7 +145,14 @@ static const char q_lease[] =
     "s.refresh_buffer, s.fallback_lifetime, t.generation, "
     "kiln_ms(t.expires_at), t.failures, "
     "set_config('synchronous_commit', 'off', true), "
-    "s.refresh_seed_digest";
+    "s.refresh_seed_digest) "
+    "SELECT l.*, w.why, CASE w.why WHEN 'backoff' THEN c.backoff_ms "
+    "WHEN 'budget' THEN c.budget_ms WHEN 'circuit' THEN c.circuit_ms "
+    "END FROM c LEFT JOIN l ON true CROSS JOIN LATERAL (SELECT CASE "
+    "WHEN l.id IS NOT NULL THEN 'leased' "
+    "WHEN c.why = 'probe' AND NOT EXISTS (SELECT 1 FROM h) "
+    "THEN 'circuit' WHEN c.why IN ('ok', 'probe') THEN 'busy' "
+    "ELSE c.why END AS why) w";
 
 static const char q_success[] =
     "WITH t AS (UPDATE tokens SET token_sealed = $3, token_type = $4, "
@@ -115,10 +171,20 @@ static const char q_success[] =
     "CASE WHEN g.gen IS NULL THEN 'failure' ELSE 'success' END, $9, $13, "
     "CASE WHEN g.gen IS NULL THEN 'lease lost before commit' END, "
     "g.gen, $5, $2 FROM (SELECT (SELECT generation FROM t) AS gen) g "
-    "RETURNING id) "
+    "RETURNING id), "
+    "u AS (UPDATE upstream_hosts SET failures = 0, open_until = NULL, "
+    "probe_until = NULL, updated_at = now() "
+    "WHERE host = (SELECT kiln_host(token_url) FROM token_sources "
+    "WHERE id = $1) AND (failures > 0 OR open_until IS NOT NULL) "
+    "RETURNING host) "
     "SELECT (SELECT generation FROM t), (SELECT count(*) FROM r), "
     "(SELECT count(*) FROM e)";
 
+/*
+ * $9 is what the attempt says about the host: "down" (no answer, 5xx)
+ * counts towards opening its circuit, "up" (any other answer) closes it,
+ * "none" (never sent) says nothing.
+ */
 static const char q_failure[] =
     "WITH t AS (UPDATE tokens SET lease_owner = NULL, lease_until = NULL, "
     "failures = failures + 1, last_error = $3, last_duration_ms = $4, "
@@ -127,7 +193,20 @@ static const char q_failure[] =
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
     "outcome, duration_ms, http_status, error, owner) "
     "VALUES ($1, $6, kiln_ts($7), 'failure', $4, $8, $3, $2) "
-    "RETURNING id) "
+    "RETURNING id), "
+    "d AS (INSERT INTO upstream_hosts AS u (host, failures, open_until) "
+    "SELECT kiln_host(token_url), 1, CASE WHEN $10::int <= 1 THEN now() + "
+    "$11::bigint * interval '1 millisecond' END "
+    "FROM token_sources WHERE id = $1 AND $9 = 'down' "
+    "ON CONFLICT (host) DO UPDATE SET failures = u.failures + 1, "
+    "open_until = CASE WHEN u.failures + 1 >= $10::int THEN now() + "
+    "$11::bigint * interval '1 millisecond' ELSE u.open_until END, "
+    "probe_until = NULL, updated_at = now() RETURNING host), "
+    "a AS (UPDATE upstream_hosts SET failures = 0, open_until = NULL, "
+    "probe_until = NULL, updated_at = now() WHERE $9 = 'up' "
+    "AND host = (SELECT kiln_host(token_url) FROM token_sources "
+    "WHERE id = $1) AND (failures > 0 OR open_until IS NOT NULL) "
+    "RETURNING host) "
     "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e)";
 
 /*
@@ -524,14 +603,16 @@ void
 store_lease(const char *name, const char *trigger, int64_t arg,
     store_rows_cb cb, void *cbarg)
 {
-	char		*lease, *a;
+	char		*lease, *a, *budget;
 
 	lease = i64(kiln_config.lease_ms);
 	a = i64(arg);
-	store_job(q_lease, cb, cbarg, 5, name, kiln_config.owner, lease,
-	    trigger, a);
+	budget = i64(kiln_config.ondemand_ms / 1000);
+	store_job(q_lease, cb, cbarg, 6, name, kiln_config.owner, lease,
+	    trigger, a, budget);
 	kore_free(lease);
 	kore_free(a);
+	kore_free(budget);
 }
 
 void
@@ -564,16 +645,20 @@ store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 void
 store_commit_failure(struct attempt *at, store_rows_cb cb, void *arg)
 {
-	char	*id, *dur, *next, *started, *status;
+	char	*id, *dur, *next, *started, *status, *n, *open;
 
 	id = i64(at->source_id);
 	dur = i64(at->duration_ms);
 	next = i64(at->next_ms);
 	started = i64(at->started_ms);
 	status = at->http_status > 0 ? i64(at->http_status) : NULL;
+	n = i64(kiln_config.circuit_failures);
+	open = i64(kiln_config.circuit_open_ms);
 
-	store_job(q_failure, cb, arg, 8, id, kiln_config.owner, at->error,
-	    dur, next, at->trigger, started, status);
+	store_job(q_failure, cb, arg, 11, id, kiln_config.owner, at->error,
+	    dur, next, at->trigger, started, status, at->verdict, n, open);
+	kore_free(n);
+	kore_free(open);
 
 	kore_free(id);
 	kore_free(dur);

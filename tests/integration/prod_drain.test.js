@@ -81,10 +81,14 @@ async function oneInstance(label, env, mode = {})
 	return { f, db, k, first };
 }
 
-/* Start a request that makes kiln refresh now and wait for it. */
+/*
+ * Start a request that makes kiln refresh now and wait for it. min_ttl is
+ * the first token's lifetime: more than is left, and not more than the
+ * upstream gives (a longer one is refused without an upstream call).
+ */
 async function inFlight(k, f)
 {
-	const req = k.currentToken('d', { query: '?min_ttl=1200',
+	const req = k.currentToken('d', { query: '?min_ttl=600',
 	    timeout: 30000 }).then((r) => r, (e) => ({ error: e.code ||
 	    e.message }));
 	await h.waitFor(async () => (await f.stats()).token_requests === 2,

@@ -45,8 +45,12 @@ describe('faults', { concurrency: true }, () => {
 			client_secret: h.secret('down'), refresh_buffer: 1,
 		}] }));
 		const masterKey = crypto.randomBytes(32).toString('base64');
+		/* This case is one token's own retry policy: the host's
+		 * circuit (trust_budget.test.js) would hold the retries for
+		 * KILN_CIRCUIT_OPEN after 5 failures; keep it closed. */
 		const env = { KILN_UPSTREAM_TIMEOUT: '3',
-		    KILN_UPSTREAM_CONNECT_TIMEOUT: '2' };
+		    KILN_UPSTREAM_CONNECT_TIMEOUT: '2',
+		    KILN_CIRCUIT_FAILURES: '1000' };
 		const ks = [];
 		for (let i = 0; i < 2; i++)
 			ks.push(await p.startInstance({ name: `prod_updown_${i}`,
