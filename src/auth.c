@@ -272,7 +272,7 @@ auth_jwt(const char *token, struct principal *p)
 	p->role = claims.role;
 	p->kind = PRINCIPAL_JWT;
 	(void)snprintf(p->id, sizeof(p->id), "jwt:%.60s", claims.subject);
-	p->rate_key = auth_fnv(p->id);
+	p->rate_key = hash_fnv1a_str(p->id);
 
 	return (KORE_RESULT_OK);
 }
@@ -300,7 +300,7 @@ auth_key(const char *key, struct principal *p)
 	p->key_id = auth.keys[found].id;
 	(void)snprintf(p->id, sizeof(p->id), "key:%lld",
 	    (long long)auth.keys[found].id);
-	p->rate_key = auth_fnv(p->id);
+	p->rate_key = hash_fnv1a_str(p->id);
 
 	return (KORE_RESULT_OK);
 }
@@ -382,19 +382,6 @@ auth_key_scope_allows(const struct principal *p, const char *name)
 	return (strstr(k->sources, needle) != NULL);
 }
 
-u_int64_t
-auth_fnv(const char *s)
-{
-	u_int64_t	h;
-
-	for (h = 14695981039346656037ULL; *s != '\0'; s++) {
-		h ^= (u_int8_t)*s;
-		h *= 1099511628211ULL;
-	}
-
-	return (h);
-}
-
 static u_int64_t
 auth_addr_key(struct http_request *req)
 {
@@ -460,7 +447,7 @@ auth_session(struct http_request *req, struct principal *p)
 	(void)snprintf(p->id, sizeof(p->id), "session:%.12s", hash);
 	(void)kore_strlcpy(p->session, hash, sizeof(p->session));
 	(void)kore_strlcpy(p->csrf, s->csrf, sizeof(p->csrf));
-	p->rate_key = auth_fnv(p->id);
+	p->rate_key = hash_fnv1a_str(p->id);
 
 	return (KORE_RESULT_OK);
 }

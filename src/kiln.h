@@ -119,6 +119,11 @@ void	json_wipe_funcs(yajl_alloc_funcs *);
 void	json_seterr(char *, size_t, const char *, ...)
 	    __attribute__((format (printf, 3, 4)));
 
+/* hash.c (pure): FNV-1a, for table slots and rate buckets (not secrets). */
+#define HASH_FNV_BASIS		14695981039346656037ULL
+u_int64_t	hash_fnv1a(u_int64_t, const void *, size_t);
+u_int64_t	hash_fnv1a_str(const char *);
+
 /* source.c (pure): the source JSON of DESIGN.md, shared by file and API. */
 #define SOURCE_ALLOW_ENV	0x01
 #define SOURCE_PATCH		0x02
@@ -486,7 +491,6 @@ int	auth_allow(struct http_request *, const struct principal *, int);
 int	auth_rate(struct http_request *, const struct principal *, int);
 int	auth_public_allowed(struct http_request *);
 int	auth_key_scope_allows(const struct principal *, const char *);
-u_int64_t	auth_fnv(const char *);
 void	auth_sessions_reload(void);
 int	auth_session(struct http_request *, struct principal *);
 int	auth_csrf_ok(struct http_request *, const struct principal *);
