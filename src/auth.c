@@ -70,15 +70,8 @@ static int	auth_cidr_match(const struct cidr *, int, const u_int8_t *);
 void
 auth_key_hash(const char *key, char *out)
 {
-	u_int8_t	md[32];
-	unsigned int	len;
-	int		i;
-
-	len = sizeof(md);
-	if (!EVP_Digest(key, strlen(key), md, &len, EVP_sha256(), NULL))
+	if (!seal_sha256_hex(key, strlen(key), out))
 		fatal("EVP_Digest");
-	for (i = 0; i < 32; i++)
-		(void)snprintf(out + i * 2, 3, "%02x", md[i]);
 }
 
 /* A new key: "kiln_" + 43 characters of base64url (256 bits). */

@@ -100,6 +100,8 @@ void	seal_fingerprint(const void *, size_t, char *);
 void	seal_wipe(char *);
 void	seal_mac(const void *, size_t, char *);
 #define SEAL_MAC_LEN		64
+int	seal_sha256_hex(const void *, size_t, char *);
+#define SEAL_SHA256_HEX_LEN	64
 int	seal_b64_decode(const char *, u_int8_t **, size_t *);
 
 /* json.c (pure): untrusted JSON text, base64, wiping yajl buffers. */

@@ -229,6 +229,20 @@ seal_mac(const void *data, size_t len, char *out)
 	OPENSSL_cleanse(key, sizeof(key));
 }
 
+/* The SHA-256 of data as 64 lowercase hex characters and a NUL. */
+int
+seal_sha256_hex(const void *data, size_t len, char *out)
+{
+	u_int8_t	md[32];
+
+	if (!EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL))
+		return (KORE_RESULT_ERROR);
+
+	hex(md, sizeof(md), out);
+
+	return (KORE_RESULT_OK);
+}
+
 void
 seal_wipe(char *s)
 {

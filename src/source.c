@@ -14,7 +14,6 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "kiln.h"
 
@@ -221,18 +220,16 @@ source_free(struct source *src)
 void
 source_origin(const char *url, char *out, size_t len)
 {
-	u_int8_t	md[EVP_MAX_MD_SIZE];
-	size_t		i;
+	char		digest[SEAL_SHA256_HEX_LEN + 1];
 
 	if (url != NULL && origin_parse(url, out, len))
 		return;
 
-	if (url == NULL || !EVP_Digest(url, strlen(url), md, NULL,
-	    EVP_sha256(), NULL))
-		memset(md, 0, sizeof(md));
-	(void)snprintf(out, len, "url:");
-	for (i = 0; i < 32 && 4 + i * 2 + 2 < len; i++)
-		(void)snprintf(out + 4 + i * 2, 3, "%02x", md[i]);
+	if (url == NULL || !seal_sha256_hex(url, strlen(url), digest)) {
+		memset(digest, '0', SEAL_SHA256_HEX_LEN);
+		digest[SEAL_SHA256_HEX_LEN] = '\0';
+	}
+	(void)snprintf(out, len, "url:%s", digest);
 }
 
 static int
