@@ -15,9 +15,6 @@
 
 #include "kiln.h"
 
-#define FNV_BASIS	14695981039346656037ULL
-#define FNV_PRIME	1099511628211ULL
-
 static const u_int8_t	v4mapped[12] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
 };
@@ -39,8 +36,8 @@ addr_unmap(int *family, const u_int8_t **addr)
 u_int64_t
 addr_rate_key(int family, const u_int8_t *addr)
 {
-	u_int64_t	h;
-	size_t		i, len;
+	size_t		len;
+	u_int8_t	fam;
 
 	(void)addr_unmap(&family, &addr);
 	if (family == AF_INET)
@@ -50,13 +47,7 @@ addr_rate_key(int family, const u_int8_t *addr)
 	else
 		return (1);
 
-	h = FNV_BASIS;
-	h ^= (u_int8_t)family;
-	h *= FNV_PRIME;
-	for (i = 0; i < len; i++) {
-		h ^= addr[i];
-		h *= FNV_PRIME;
-	}
+	fam = (u_int8_t)family;
 
-	return (h);
+	return (hash_fnv1a(hash_fnv1a(HASH_FNV_BASIS, &fam, 1), addr, len));
 }

@@ -758,10 +758,10 @@ api_body_json(struct http_request *req, yajl_val *root)
 		kore_buf_append(&buf, chunk, n);
 	}
 
-	check = oauth_json_check((const char *)buf.data, buf.offset, key,
+	check = json_check((const char *)buf.data, buf.offset, key,
 	    sizeof(key));
 	if (check == JSON_OK)
-		*root = oauth_json_parse((const char *)buf.data, buf.offset);
+		*root = json_parse((const char *)buf.data, buf.offset);
 	OPENSSL_cleanse(buf.data, buf.offset);
 	kore_buf_cleanup(&buf);
 

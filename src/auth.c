@@ -105,15 +105,8 @@ static int	auth_cidr_match(const struct cidr *, int, const u_int8_t *);
 void
 auth_key_hash(const char *key, char *out)
 {
-	u_int8_t	md[32];
-	unsigned int	len;
-	int		i;
-
-	len = sizeof(md);
-	if (!EVP_Digest(key, strlen(key), md, &len, EVP_sha256(), NULL))
+	if (!seal_sha256_hex(key, strlen(key), out))
 		fatal("EVP_Digest");
-	for (i = 0; i < 32; i++)
-		(void)snprintf(out + i * 2, 3, "%02x", md[i]);
 }
 
 /* A new key: "kiln_" + 43 characters of base64url (256 bits). */
@@ -337,7 +330,7 @@ auth_jwt(const char *token, struct principal *p)
 	(void)kore_strlcpy(p->jti, claims.id, sizeof(p->jti));
 	(void)kore_strlcpy(p->subject, claims.subject, sizeof(p->subject));
 	(void)snprintf(p->id, sizeof(p->id), "jwt:%.60s", claims.subject);
-	p->rate_key = auth_fnv(p->id);
+	p->rate_key = hash_fnv1a_str(p->id);
 
 	return (KORE_RESULT_OK);
 }
@@ -365,7 +358,7 @@ auth_key(const char *key, struct principal *p)
 	p->key_id = auth.keys[found].id;
 	(void)snprintf(p->id, sizeof(p->id), "key:%lld",
 	    (long long)auth.keys[found].id);
-	p->rate_key = auth_fnv(p->id);
+	p->rate_key = hash_fnv1a_str(p->id);
 
 	return (KORE_RESULT_OK);
 }
@@ -450,19 +443,6 @@ auth_key_scope_allows(const struct principal *p, const char *name)
 	(void)snprintf(needle, sizeof(needle), ",%s,", name);
 
 	return (strstr(k->sources, needle) != NULL);
-}
-
-u_int64_t
-auth_fnv(const char *s)
-{
-	u_int64_t	h;
-
-	for (h = 14695981039346656037ULL; *s != '\0'; s++) {
-		h ^= (u_int8_t)*s;
-		h *= 1099511628211ULL;
-	}
-
-	return (h);
 }
 
 static u_int64_t
@@ -558,7 +538,7 @@ auth_session(struct http_request *req, struct principal *p)
 	(void)snprintf(p->id, sizeof(p->id), "session:%.12s", hash);
 	(void)kore_strlcpy(p->session, hash, sizeof(p->session));
 	(void)kore_strlcpy(p->csrf, s->csrf, sizeof(p->csrf));
-	p->rate_key = auth_fnv(p->id);
+	p->rate_key = hash_fnv1a_str(p->id);
 
 	return (KORE_RESULT_OK);
 }

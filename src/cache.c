@@ -51,7 +51,6 @@ static struct {
 	int			retry_armed;
 } listener;
 
-static u_int32_t	cache_hash(const char *);
 static struct cache_entry	*cache_insert(const char *);
 static void	cache_remove(struct cache_entry *);
 static void	cache_apply(struct kore_pgsql *, int);
@@ -112,7 +111,7 @@ cache_lookup(const char *name)
 {
 	struct cache_entry	*e;
 
-	LIST_FOREACH(e, &cache.buckets[cache_hash(name) % CACHE_BUCKETS],
+	LIST_FOREACH(e, &cache.buckets[hash_fnv1a_str(name) % CACHE_BUCKETS],
 	    hlink) {
 		if (!strcmp(e->name, name))
 			return (e);
@@ -429,7 +428,7 @@ cache_insert(const char *name)
 	(void)kore_strlcpy(e->name, name, sizeof(e->name));
 	(void)kore_strlcpy(e->token_type, "Bearer", sizeof(e->token_type));
 	e->generation = -1;
-	e->hash = cache_hash(name);
+	e->hash = (u_int32_t)hash_fnv1a_str(name);
 	TAILQ_INIT(&e->waiters);
 
 	LIST_INSERT_HEAD(&cache.buckets[e->hash % CACHE_BUCKETS], e, hlink);
@@ -527,20 +526,6 @@ answer_free(struct cache_entry *e)
 		kore_free(e->answer);
 		e->answer = NULL;
 	}
-}
-
-/* FNV-1a. */
-static u_int32_t
-cache_hash(const char *s)
-{
-	u_int32_t	h;
-
-	for (h = 2166136261u; *s != '\0'; s++) {
-		h ^= (u_int8_t)*s;
-		h *= 16777619u;
-	}
-
-	return (h);
 }
 
 static int64_t

@@ -351,7 +351,7 @@ dash_ws(struct http_request *req, struct api_state *st)
 		    "down; reconnect to another one");
 		return (KORE_RESULT_OK);
 	}
-	key = auth_fnv(st->principal.session);
+	key = hash_fnv1a_str(st->principal.session);
 	if (!shared_ws_open(key, DASH_SESSION_SOCKETS, worker->id)) {
 		api_error(req, 429, "rate_limited", "too many dashboard "
 		    "sockets for this session");
@@ -407,7 +407,7 @@ dash_ws_connect(struct connection *c)
 	dc = kore_calloc(1, sizeof(*dc));
 	dc->c = c;
 	(void)kore_strlcpy(dc->session, dash.handshake, sizeof(dc->session));
-	dc->key = auth_fnv(dc->session);
+	dc->key = hash_fnv1a_str(dc->session);
 	c->hdlr_extra = dc;
 	TAILQ_INSERT_TAIL(&dash.clients, dc, list);
 	dash.count++;

@@ -17,6 +17,7 @@
 #define ISOTIME_MAX_MS		253402300799999LL
 
 static int	digits(const char **, int, int *);
+static int	fraction(const char **, int64_t *);
 static int	days_in_month(int, int);
 static int64_t	days_from_civil(int, int, int);
 static void	civil_from_days(int64_t, int *, int *, int *);
@@ -26,7 +27,7 @@ isotime_parse(const char *s, int64_t *ms)
 {
 	int64_t		t, frac;
 	int		year, mon, mday, hour, min, sec;
-	int		n, sign, oh, om;
+	int		sign, oh, om;
 
 	if (s == NULL)
 		return (KORE_RESULT_ERROR);
@@ -50,19 +51,8 @@ isotime_parse(const char *s, int64_t *ms)
 	    hour > 23 || min > 59 || sec > 59)
 		return (KORE_RESULT_ERROR);
 
-	/* Keep milliseconds, truncate the rest. */
-	frac = 0;
-	if (*s == '.') {
-		s++;
-		for (n = 0; *s >= '0' && *s <= '9'; n++, s++) {
-			if (n < 3)
-				frac = frac * 10 + (*s - '0');
-		}
-		if (n == 0 || n > 9)
-			return (KORE_RESULT_ERROR);
-		for (; n < 3; n++)
-			frac *= 10;
-	}
+	if (!fraction(&s, &frac))
+		return (KORE_RESULT_ERROR);
 
 	oh = 0;
 	om = 0;
@@ -118,18 +108,8 @@ isotime_epoch_parse(const char *s, int64_t *ms)
 
 	scale = (ip > ISOTIME_EPOCH_MS_ABOVE) ? 1 : 1000;
 
-	frac = 0;
-	if (*s == '.') {
-		s++;
-		for (n = 0; *s >= '0' && *s <= '9'; n++, s++) {
-			if (n < 3)
-				frac = frac * 10 + (*s - '0');
-		}
-		if (n == 0 || n > 9)
-			return (KORE_RESULT_ERROR);
-		for (; n < 3; n++)
-			frac *= 10;
-	}
+	if (!fraction(&s, &frac))
+		return (KORE_RESULT_ERROR);
 
 	if (*s != '\0')
 		return (KORE_RESULT_ERROR);
@@ -186,6 +166,33 @@ digits(const char **sp, int count, int *out)
 
 	*sp = s + count;
 	*out = v;
+
+	return (KORE_RESULT_OK);
+}
+
+/* An optional ".d{1,9}" as milliseconds: the rest is truncated. */
+static int
+fraction(const char **sp, int64_t *frac)
+{
+	const char	*s;
+	int		n;
+
+	s = *sp;
+	*frac = 0;
+	if (*s != '.')
+		return (KORE_RESULT_OK);
+
+	s++;
+	for (n = 0; *s >= '0' && *s <= '9'; n++, s++) {
+		if (n < 3)
+			*frac = *frac * 10 + (*s - '0');
+	}
+	if (n == 0 || n > 9)
+		return (KORE_RESULT_ERROR);
+	for (; n < 3; n++)
+		*frac *= 10;
+
+	*sp = s;
 
 	return (KORE_RESULT_OK);
 }

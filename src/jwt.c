@@ -6,6 +6,9 @@
  * before any signature is looked at. The signature is compared with
  * CRYPTO_memcmp. exp is required; nbf, iss, aud are checked with a small
  * leeway; the role claim decides what the caller may do.
+ *
+ * The exp of an upstream token is read here too, unverified: what a JWT
+ * looks like is known in this one file.
  */
 
 #include <sys/types.h>
@@ -25,8 +28,10 @@
 
 #define JWT_MAX			8192
 #define JWT_PART_MAX		4096
+/* An upstream token's payload; 9999-12-31T23:59:59Z as the last exp. */
+#define JWT_PEEK_MAX		16384
+#define JWT_EPOCH_MAX		253402300799LL
 
-static int	jwt_b64url(const char *, size_t, u_int8_t **, size_t *);
 static int	jwt_header_ok(const u_int8_t *, size_t);
 static int	jwt_claims(const u_int8_t *, size_t, const struct jwt_check *,
 		    struct jwt_claims *, char *, size_t);
@@ -64,9 +69,13 @@ jwt_verify(const char *token, const struct jwt_check *chk,
 		return (KORE_RESULT_ERROR);
 	}
 
-	if (!jwt_b64url(token, dot1 - token, &hdr, &hlen) ||
-	    !jwt_b64url(dot1 + 1, dot2 - dot1 - 1, &body, &blen) ||
-	    !jwt_b64url(dot2 + 1, len - (dot2 + 1 - token), &sig, &slen)) {
+	if (dot1 - token > JWT_PART_MAX || dot2 - dot1 - 1 > JWT_PART_MAX ||
+	    len - (dot2 + 1 - token) > JWT_PART_MAX ||
+	    !json_b64_decode(token, dot1 - token, JSON_B64_URL, &hdr, &hlen) ||
+	    !json_b64_decode(dot1 + 1, dot2 - dot1 - 1, JSON_B64_URL, &body,
+	    &blen) ||
+	    !json_b64_decode(dot2 + 1, len - (dot2 + 1 - token), JSON_B64_URL,
+	    &sig, &slen)) {
 		(void)snprintf(err, errlen, "bad base64url");
 		goto cleanup;
 	}
@@ -126,6 +135,69 @@ jwt_role_name(int role)
 	return ("anonymous");
 }
 
+/*
+ * The exp claim of an upstream token, in ms, when it is a JWT: read, not
+ * verified (kiln holds no key for it), only to know when to refresh.
+ */
+int
+jwt_exp_unverified(const char *token, int64_t *ms)
+{
+	const char	*payload, *sig, *p;
+	size_t		len;
+	yajl_val	root, exp;
+	int64_t		secs;
+	int		ret;
+	u_int8_t	*raw;
+
+	if (token == NULL || (payload = strchr(token, '.')) == NULL ||
+	    payload == token)
+		return (KORE_RESULT_ERROR);
+	payload++;
+	if ((sig = strchr(payload, '.')) == NULL || sig == payload)
+		return (KORE_RESULT_ERROR);
+	sig++;
+
+	for (p = token; *p != '\0'; p++) {
+		if (*p != '.' && json_b64_value((unsigned char)*p,
+		    JSON_B64_URL) == -1)
+			return (KORE_RESULT_ERROR);
+	}
+	if (strchr(sig, '.') != NULL)
+		return (KORE_RESULT_ERROR);
+
+	len = (size_t)(sig - payload - 1);
+	if (len > JWT_PEEK_MAX ||
+	    !json_b64_decode(payload, len, JSON_B64_URL, &raw, &len))
+		return (KORE_RESULT_ERROR);
+
+	ret = KORE_RESULT_ERROR;
+
+	/* Not json_parse: any payload yajl takes, strict text or not. */
+	if ((root = json_tree((const char *)raw, len)) == NULL)
+		goto cleanup;
+
+	exp = json_path_get(root, "exp");
+	if (YAJL_IS_INTEGER(exp))
+		secs = YAJL_GET_INTEGER(exp);
+	else if (YAJL_IS_DOUBLE(exp) && YAJL_GET_DOUBLE(exp) > 0.0 &&
+	    YAJL_GET_DOUBLE(exp) < 1e15)
+		secs = (int64_t)YAJL_GET_DOUBLE(exp);
+	else
+		goto cleanup;
+
+	if (secs <= 0 || secs > JWT_EPOCH_MAX)
+		goto cleanup;
+
+	*ms = secs * 1000;
+	ret = KORE_RESULT_OK;
+
+cleanup:
+	yajl_tree_free(root);
+	free(raw);
+
+	return (ret);
+}
+
 static int
 jwt_header_ok(const u_int8_t *data, size_t len)
 {
@@ -134,7 +206,7 @@ jwt_header_ok(const u_int8_t *data, size_t len)
 	const char	*typ_path[] = { "typ", NULL };
 	int		ok;
 
-	if ((root = oauth_json_parse((const char *)data, len)) == NULL)
+	if ((root = json_parse((const char *)data, len)) == NULL)
 		return (0);
 
 	alg = yajl_tree_get(root, alg_path, yajl_t_string);
@@ -160,7 +232,7 @@ jwt_claims(const u_int8_t *data, size_t len, const struct jwt_check *chk,
 	int64_t		exp, nbf, leeway;
 	int		ret;
 
-	if ((root = oauth_json_parse((const char *)data, len)) == NULL ||
+	if ((root = json_parse((const char *)data, len)) == NULL ||
 	    !YAJL_IS_OBJECT(root)) {
 		(void)snprintf(err, errlen, "claims are not a JSON object");
 		if (root != NULL)
@@ -261,15 +333,4 @@ jwt_time(yajl_val root, const char *name, int required, int64_t *ms)
 	*ms = (int64_t)(d * 1000.0);
 
 	return (1);
-}
-
-/* One part of a JWT, bounded in size. */
-static int
-jwt_b64url(const char *in, size_t len, u_int8_t **out, size_t *outlen)
-{
-	*out = NULL;
-	if (len == 0 || len > JWT_PART_MAX)
-		return (0);
-
-	return (oauth_b64url_decode(in, len, out, outlen));
 }

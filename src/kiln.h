@@ -100,7 +100,31 @@ void	seal_fingerprint(const void *, size_t, char *);
 void	seal_wipe(char *);
 void	seal_mac(const void *, size_t, char *);
 #define SEAL_MAC_LEN		64
+int	seal_sha256_hex(const void *, size_t, char *);
+#define SEAL_SHA256_HEX_LEN	64
 int	seal_b64_decode(const char *, u_int8_t **, size_t *);
+
+/* json.c (pure): untrusted JSON text, base64, wiping yajl buffers. */
+#define JSON_OK			0
+#define JSON_BAD_UTF8		1
+#define JSON_BAD_ESCAPE		2
+#define JSON_B64_STD		0
+#define JSON_B64_URL		1
+yajl_val	json_parse(const char *, size_t);
+yajl_val	json_tree(const char *, size_t);
+yajl_val	json_path_get(yajl_val, const char *);
+int	json_check(const char *, size_t, char *, size_t);
+int	json_depth_ok(const char *, size_t);
+int	json_b64_decode(const char *, size_t, int, u_int8_t **, size_t *);
+int	json_b64_value(int, int);
+void	json_wipe_funcs(yajl_alloc_funcs *);
+void	json_seterr(char *, size_t, const char *, ...)
+	    __attribute__((format (printf, 3, 4)));
+
+/* hash.c (pure): FNV-1a, for table slots and rate buckets (not secrets). */
+#define HASH_FNV_BASIS		14695981039346656037ULL
+u_int64_t	hash_fnv1a(u_int64_t, const void *, size_t);
+u_int64_t	hash_fnv1a_str(const char *);
 
 /* source.c (pure): the source JSON of DESIGN.md, shared by file and API. */
 #define SOURCE_ALLOW_ENV	0x01
@@ -136,17 +160,8 @@ void	oauth_request_free(struct oauth_request *);
 int	oauth_parse(const struct source *, const char *, size_t, int64_t,
 	    struct oauth_answer *, char *, size_t);
 void	oauth_answer_free(struct oauth_answer *);
-int	oauth_jwt_exp(const char *, int64_t *);
-yajl_val	oauth_json_parse(const char *, size_t);
-#define JSON_OK			0
-#define JSON_BAD_UTF8		1
-#define JSON_BAD_ESCAPE		2
-int	oauth_json_check(const char *, size_t, char *, size_t);
-int	oauth_b64url_decode(const char *, size_t, u_int8_t **, size_t *);
-yajl_val	oauth_path_get(yajl_val, const char *);
 
-
-/* jwt.c (pure): HS256 bearer tokens of the admin API. */
+/* jwt.c (pure): HS256 bearer tokens of the admin API; upstream exp. */
 #define ROLE_NONE		0
 #define ROLE_CLIENT		1	/* current-token of key sources only */
 #define ROLE_VIEWER		2
@@ -173,6 +188,7 @@ int	jwt_verify(const char *, const struct jwt_check *,
 	    struct jwt_claims *, char *, size_t);
 int	jwt_role_parse(const char *);
 const char	*jwt_role_name(int);
+int	jwt_exp_unverified(const char *, int64_t *);
 
 /* trace.c (pure): the W3C traceparent header, checked. */
 #define TRACE_PARENT_LEN	55
@@ -499,7 +515,6 @@ int	auth_allow(struct http_request *, const struct principal *, int);
 int	auth_rate(struct http_request *, const struct principal *, int);
 int	auth_public_allowed(struct http_request *);
 int	auth_key_scope_allows(const struct principal *, const char *);
-u_int64_t	auth_fnv(const char *);
 void	auth_sessions_reload(void);
 int	auth_session(struct http_request *, struct principal *);
 int	auth_csrf_ok(struct http_request *, const struct principal *);

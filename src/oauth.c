@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,15 +22,11 @@
 
 #define OAUTH_BODY_MAX		(1024 * 1024)
 #define OAUTH_TOKEN_MAX		16384
-#define OAUTH_DEPTH_MAX		64
 #define OAUTH_LIFETIME_MAX	31536000
 #define OAUTH_ERROR_MAX		64
 #define OAUTH_EPOCH_MAX		253402300799LL	/* 9999-12-31T23:59:59Z */
 #define OAUTH_FORM		"application/x-www-form-urlencoded"
 #define OAUTH_JSON		"application/json"
-
-/* Header in front of every yajl_gen allocation: its size, for wiping. */
-#define WIPE_HDR		16
 
 struct obuf {
 	char		*data;
@@ -54,20 +49,10 @@ static void	answer_expiry(const struct source *, yajl_val, int64_t,
 static int	expires_in_value(yajl_val, int64_t *);
 static int	expires_at_value(yajl_val, int64_t *);
 static void	answer_wipe(const struct source *, yajl_val);
-static yajl_val	json_parse(const char *, size_t);
-static int	json_depth_ok(const char *, size_t);
-static int	utf8_len(const unsigned char *, size_t);
-static int	hex4(const char *, size_t, u_int32_t *);
-static int	b64url_value(int);
 static int	form_add(struct obuf *, const char *, const char *);
 static int	obuf_add(struct obuf *, const void *, size_t);
 static int	obuf_pct(struct obuf *, const char *);
 static void	obuf_wipe(struct obuf *);
-static void	*wipe_malloc(void *, size_t);
-static void	*wipe_realloc(void *, void *, size_t);
-static void	wipe_free(void *, void *);
-static void	seterr(char *, size_t, const char *, ...)
-		    __attribute__((format (printf, 3, 4)));
 
 int
 oauth_build(const struct source *src, struct oauth_request *req, char *err,
@@ -87,7 +72,7 @@ oauth_build(const struct source *src, struct oauth_request *req, char *err,
 		return (build_json(src, req, err, errlen));
 	}
 
-	seterr(err, errlen, "kind: unknown");
+	json_seterr(err, errlen, "kind: unknown");
 
 	return (KORE_RESULT_ERROR);
 }
@@ -122,23 +107,22 @@ oauth_parse(const struct source *src, const char *body, size_t len,
 		err[0] = '\0';
 
 	if (len > OAUTH_BODY_MAX) {
-		seterr(err, errlen, "answer is too large");
+		json_seterr(err, errlen, "answer is too large");
 		return (KORE_RESULT_ERROR);
 	}
 
 	if (body == NULL || len == 0) {
-		seterr(err, errlen, "answer is not JSON");
+		json_seterr(err, errlen, "answer is not JSON");
 		return (KORE_RESULT_ERROR);
 	}
 
 	if (!json_depth_ok(body, len)) {
-		seterr(err, errlen, "answer is nested too deeply");
+		json_seterr(err, errlen, "answer is nested too deeply");
 		return (KORE_RESULT_ERROR);
 	}
 
-	if (oauth_json_check(body, len, NULL, 0) != JSON_OK ||
-	    (root = json_parse(body, len)) == NULL || !YAJL_IS_OBJECT(root)) {
-		seterr(err, errlen, "answer is not JSON");
+	if ((root = json_parse(body, len)) == NULL || !YAJL_IS_OBJECT(root)) {
+		json_seterr(err, errlen, "answer is not JSON");
 		goto cleanup;
 	}
 
@@ -175,124 +159,6 @@ oauth_answer_free(struct oauth_answer *ans)
 	memset(ans, 0, sizeof(*ans));
 }
 
-/* The exp claim of a JWT, without checking its signature. */
-/*
- * Parse untrusted JSON: no NUL inside, nesting bounded (yajl frees its
- * tree recursively), the copy wiped. Used for request bodies as well.
- */
-yajl_val
-oauth_json_parse(const char *data, size_t len)
-{
-	if (!json_depth_ok(data, len) ||
-	    oauth_json_check(data, len, NULL, 0) != JSON_OK)
-		return (NULL);
-
-	return (json_parse(data, len));
-}
-
-int
-oauth_jwt_exp(const char *token, int64_t *ms)
-{
-	const char	*payload, *sig, *p;
-	size_t		i, len;
-	yajl_val	root, exp;
-	int64_t		secs;
-	int		ret;
-	u_int8_t	*raw;
-
-	if (token == NULL || (payload = strchr(token, '.')) == NULL ||
-	    payload == token)
-		return (KORE_RESULT_ERROR);
-	payload++;
-	if ((sig = strchr(payload, '.')) == NULL || sig == payload)
-		return (KORE_RESULT_ERROR);
-	sig++;
-
-	for (p = token; *p != '\0'; p++) {
-		if (*p != '.' && b64url_value((unsigned char)*p) == -1)
-			return (KORE_RESULT_ERROR);
-	}
-	if (strchr(sig, '.') != NULL)
-		return (KORE_RESULT_ERROR);
-
-	len = (size_t)(sig - payload - 1);
-	if (len > OAUTH_TOKEN_MAX ||
-	    !oauth_b64url_decode(payload, len, &raw, &len))
-		return (KORE_RESULT_ERROR);
-
-	root = NULL;
-	ret = KORE_RESULT_ERROR;
-
-	for (i = 0; i < len; i++) {
-		if (raw[i] == '\0')
-			goto cleanup;
-	}
-	if (!json_depth_ok((const char *)raw, len))
-		goto cleanup;
-	if ((root = json_parse((const char *)raw, len)) == NULL)
-		goto cleanup;
-
-	exp = oauth_path_get(root, "exp");
-	if (YAJL_IS_INTEGER(exp))
-		secs = YAJL_GET_INTEGER(exp);
-	else if (YAJL_IS_DOUBLE(exp) && YAJL_GET_DOUBLE(exp) > 0.0 &&
-	    YAJL_GET_DOUBLE(exp) < 1e15)
-		secs = (int64_t)YAJL_GET_DOUBLE(exp);
-	else
-		goto cleanup;
-
-	if (secs <= 0 || secs > OAUTH_EPOCH_MAX)
-		goto cleanup;
-
-	*ms = secs * 1000;
-	ret = KORE_RESULT_OK;
-
-cleanup:
-	yajl_tree_free(root);
-	free(raw);
-
-	return (ret);
-}
-
-yajl_val
-oauth_path_get(yajl_val root, const char *path)
-{
-	const char	*seg, *dot;
-	size_t		i, seglen;
-	yajl_val	v, next;
-
-	if (root == NULL || path == NULL || *path == '\0')
-		return (NULL);
-
-	v = root;
-	seg = path;
-
-	for (;;) {
-		if (!YAJL_IS_OBJECT(v))
-			return (NULL);
-
-		dot = strchr(seg, '.');
-		seglen = (dot != NULL) ? (size_t)(dot - seg) : strlen(seg);
-		if (seglen == 0)
-			return (NULL);
-
-		next = NULL;
-		for (i = 0; i < v->u.object.len; i++) {
-			if (!strncmp(v->u.object.keys[i], seg, seglen) &&
-			    v->u.object.keys[i][seglen] == '\0') {
-				next = v->u.object.values[i];
-				break;
-			}
-		}
-
-		if (next == NULL || dot == NULL)
-			return (next);
-
-		v = next;
-		seg = dot + 1;
-	}
-}
-
 static int
 build_form(const struct source *src, struct oauth_request *req, char *err,
     size_t errlen)
@@ -324,7 +190,7 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	}
 
 	if (missing != NULL) {
-		seterr(err, errlen, "%s: missing", missing);
+		json_seterr(err, errlen, "%s: missing", missing);
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -361,7 +227,7 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	if (!ok) {
 		obuf_wipe(&b);
 		oauth_request_free(req);
-		seterr(err, errlen, "request: out of memory");
+		json_seterr(err, errlen, "request: out of memory");
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -384,18 +250,15 @@ build_json(const struct source *src, struct oauth_request *req, char *err,
 	int			ret;
 
 	if (src->username == NULL || src->password == NULL) {
-		seterr(err, errlen, "%s: missing",
+		json_seterr(err, errlen, "%s: missing",
 		    src->username == NULL ? "username" : "password");
 		return (KORE_RESULT_ERROR);
 	}
 
-	funcs.malloc = wipe_malloc;
-	funcs.realloc = wipe_realloc;
-	funcs.free = wipe_free;
-	funcs.ctx = NULL;
+	json_wipe_funcs(&funcs);
 
 	if ((gen = yajl_gen_alloc(&funcs)) == NULL) {
-		seterr(err, errlen, "request: out of memory");
+		json_seterr(err, errlen, "request: out of memory");
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -408,7 +271,7 @@ build_json(const struct source *src, struct oauth_request *req, char *err,
 		goto nomem;
 	if (yajl_gen_string(gen, (const unsigned char *)src->username,
 	    strlen(src->username)) != yajl_gen_status_ok) {
-		seterr(err, errlen, "username: not valid UTF-8");
+		json_seterr(err, errlen, "username: not valid UTF-8");
 		goto cleanup;
 	}
 	if (yajl_gen_string(gen, (const unsigned char *)"password", 8) !=
@@ -416,7 +279,7 @@ build_json(const struct source *src, struct oauth_request *req, char *err,
 		goto nomem;
 	if (yajl_gen_string(gen, (const unsigned char *)src->password,
 	    strlen(src->password)) != yajl_gen_status_ok) {
-		seterr(err, errlen, "password: not valid UTF-8");
+		json_seterr(err, errlen, "password: not valid UTF-8");
 		goto cleanup;
 	}
 	if (yajl_gen_map_close(gen) != yajl_gen_status_ok ||
@@ -435,7 +298,7 @@ build_json(const struct source *src, struct oauth_request *req, char *err,
 	goto cleanup;
 
 nomem:
-	seterr(err, errlen, "request: out of memory");
+	json_seterr(err, errlen, "request: out of memory");
 
 cleanup:
 	yajl_gen_free(gen);
@@ -487,24 +350,25 @@ answer_token(const struct source *src, yajl_val root,
 	char		code[OAUTH_ERROR_MAX + 1];
 
 	path = (src->token_path != NULL) ? src->token_path : "access_token";
-	v = oauth_path_get(root, path);
+	v = json_path_get(root, path);
 
 	if (!YAJL_IS_STRING(v) || YAJL_GET_STRING(v)[0] == '\0') {
-		e = oauth_path_get(root, "error");
+		e = json_path_get(root, "error");
 		if (YAJL_IS_STRING(e) && YAJL_GET_STRING(e)[0] != '\0') {
 			s = YAJL_GET_STRING(e);
 			for (i = 0; s[i] != '\0' && i < OAUTH_ERROR_MAX; i++)
 				code[i] = (s[i] >= 0x20 && s[i] < 0x7f) ?
 				    s[i] : '?';
 			code[i] = '\0';
-			seterr(err, errlen, "upstream error: %s", code);
+			json_seterr(err, errlen, "upstream error: %s", code);
 		} else if (v == NULL || YAJL_IS_NULL(v)) {
-			seterr(err, errlen, "answer has no token at %s", path);
+			json_seterr(err, errlen, "answer has no token at %s",
+			    path);
 		} else if (!YAJL_IS_STRING(v)) {
-			seterr(err, errlen, "token at %s is not a string",
+			json_seterr(err, errlen, "token at %s is not a string",
 			    path);
 		} else {
-			seterr(err, errlen, "token at %s is empty", path);
+			json_seterr(err, errlen, "token at %s is empty", path);
 		}
 		return (KORE_RESULT_ERROR);
 	}
@@ -513,21 +377,21 @@ answer_token(const struct source *src, yajl_val root,
 	len = strlen(s);
 
 	if (len > OAUTH_TOKEN_MAX) {
-		seterr(err, errlen, "token at %s is too long", path);
+		json_seterr(err, errlen, "token at %s is too long", path);
 		return (KORE_RESULT_ERROR);
 	}
 
 	/* It goes into Authorization headers: no spaces, no controls. */
 	for (i = 0; i < len; i++) {
 		if (s[i] <= 0x20 || s[i] >= 0x7f) {
-			seterr(err, errlen,
+			json_seterr(err, errlen,
 			    "token at %s has invalid characters", path);
 			return (KORE_RESULT_ERROR);
 		}
 	}
 
 	if ((ans->token = strdup(s)) == NULL) {
-		seterr(err, errlen, "answer: out of memory");
+		json_seterr(err, errlen, "answer: out of memory");
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -543,7 +407,7 @@ answer_token_type(yajl_val root, struct oauth_answer *ans)
 
 	(void)snprintf(ans->token_type, sizeof(ans->token_type), "Bearer");
 
-	v = oauth_path_get(root, "token_type");
+	v = json_path_get(root, "token_type");
 	if (!YAJL_IS_STRING(v))
 		return;
 
@@ -575,7 +439,7 @@ answer_refresh(const struct source *src, yajl_val root,
 	size_t		len;
 	yajl_val	v;
 
-	v = oauth_path_get(root, "refresh_token");
+	v = json_path_get(root, "refresh_token");
 	if (v == NULL || YAJL_IS_NULL(v))
 		return (KORE_RESULT_OK);
 
@@ -585,7 +449,7 @@ answer_refresh(const struct source *src, yajl_val root,
 	if (s == NULL || len > OAUTH_TOKEN_MAX) {
 		if (src->kind != KIND_REFRESH_TOKEN)
 			return (KORE_RESULT_OK);
-		seterr(err, errlen, "refresh_token in answer is %s",
+		json_seterr(err, errlen, "refresh_token in answer is %s",
 		    s == NULL ? "not a string" : "too long");
 		return (KORE_RESULT_ERROR);
 	}
@@ -594,7 +458,7 @@ answer_refresh(const struct source *src, yajl_val root,
 		return (KORE_RESULT_OK);
 
 	if ((ans->refresh_token = strdup(s)) == NULL) {
-		seterr(err, errlen, "answer: out of memory");
+		json_seterr(err, errlen, "answer: out of memory");
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -611,21 +475,21 @@ answer_expiry(const struct source *src, yajl_val root, int64_t sent_ms,
 
 	path = (src->expires_in_path != NULL) ?
 	    src->expires_in_path : "expires_in";
-	if (expires_in_value(oauth_path_get(root, path), &v)) {
+	if (expires_in_value(json_path_get(root, path), &v)) {
 		ans->expires_ms = sent_ms + v * 1000;
 		ans->expiry_from = "expires_in";
 		return;
 	}
 
 	if (src->expires_at_path != NULL &&
-	    expires_at_value(oauth_path_get(root, src->expires_at_path),
+	    expires_at_value(json_path_get(root, src->expires_at_path),
 	    &v) && v > sent_ms) {
 		ans->expires_ms = v;
 		ans->expiry_from = "expires_at";
 		return;
 	}
 
-	if (oauth_jwt_exp(ans->token, &v) && v > sent_ms) {
+	if (jwt_exp_unverified(ans->token, &v) && v > sent_ms) {
 		ans->expires_ms = v;
 		ans->expiry_from = "jwt";
 		return;
@@ -719,301 +583,14 @@ answer_wipe(const struct source *src, yajl_val root)
 {
 	yajl_val	v;
 
-	v = oauth_path_get(root, (src->token_path != NULL) ?
+	v = json_path_get(root, (src->token_path != NULL) ?
 	    src->token_path : "access_token");
 	if (YAJL_IS_STRING(v))
 		OPENSSL_cleanse(v->u.string, strlen(v->u.string));
 
-	v = oauth_path_get(root, "refresh_token");
+	v = json_path_get(root, "refresh_token");
 	if (YAJL_IS_STRING(v))
 		OPENSSL_cleanse(v->u.string, strlen(v->u.string));
-}
-
-/* yajl_tree_parse wants a C string: copy, parse, wipe the copy. */
-static yajl_val
-json_parse(const char *data, size_t len)
-{
-	yajl_val	root;
-	char		*copy;
-
-	if (len == 0 || memchr(data, '\0', len) != NULL)
-		return (NULL);
-
-	if ((copy = malloc(len + 1)) == NULL)
-		return (NULL);
-
-	memcpy(copy, data, len);
-	copy[len] = '\0';
-
-	root = yajl_tree_parse(copy, NULL, 0);
-
-	OPENSSL_cleanse(copy, len);
-	free(copy);
-
-	return (root);
-}
-
-/*
- * yajl has no depth limit and frees trees recursively: a 1 MiB answer of
- * brackets would exhaust the stack. Count depth outside strings first.
- */
-/*
- * Refuse what yajl would let through and C strings cannot hold: bytes
- * that are not strict UTF-8 (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF): JSON_BAD_UTF8; a \\u0000 escape (it would cut
- * the string short) or surrogate escapes that do not pair:
- * JSON_BAD_ESCAPE, with the key of the member it sits in copied to key.
- */
-int
-oauth_json_check(const char *data, size_t len, char *key, size_t keylen)
-{
-	const unsigned char	*p = (const unsigned char *)data;
-	u_int32_t		cp, lo;
-	size_t			i, start, k;
-	int			n, instr, comment;
-
-	instr = 0;
-	comment = 0;
-	start = 0;
-	if (keylen > 0)
-		key[0] = '\0';
-
-	for (i = 0; i < len; i += n) {
-		if ((n = utf8_len(p + i, len - i)) == 0)
-			return (JSON_BAD_UTF8);
-		if (n > 1)
-			continue;
-		/* yajl_tree_parse allows comments: quotes in them are not. */
-		if (comment == '*') {
-			if (p[i] == '*' && i + 1 < len && p[i + 1] == '/') {
-				comment = 0;
-				n = 2;
-			}
-			continue;
-		}
-		if (comment == '/') {
-			if (p[i] == '\n')
-				comment = 0;
-			continue;
-		}
-		if (!instr && p[i] == '/' && i + 1 < len &&
-		    (p[i + 1] == '*' || p[i + 1] == '/')) {
-			comment = p[i + 1];
-			n = 2;
-			continue;
-		}
-		if (!instr) {
-			if (p[i] == '"') {
-				instr = 1;
-				start = i + 1;
-			} else if (p[i] == ':' && keylen > 0) {
-				/* The string before it was a key. */
-				for (k = 0; k + 1 < keylen && start + k < len &&
-				    p[start + k] != '"'; k++)
-					key[k] = p[start + k] < 0x20 ? '?' :
-					    p[start + k];
-				key[k] = '\0';
-			}
-			continue;
-		}
-		if (p[i] == '"') {
-			instr = 0;
-			continue;
-		}
-		if (p[i] != '\\')
-			continue;
-		if (i + 1 >= len)
-			return (JSON_BAD_UTF8);
-		if (p[i + 1] != 'u') {
-			n = 2;
-			continue;
-		}
-		if (!hex4(data + i + 2, len - i - 2, &cp) || cp == 0)
-			return (JSON_BAD_ESCAPE);
-		n = 6;
-		if (cp >= 0xdc00 && cp <= 0xdfff)
-			return (JSON_BAD_ESCAPE);
-		if (cp >= 0xd800 && cp <= 0xdbff) {
-			if (i + 12 > len || p[i + 6] != '\\' ||
-			    p[i + 7] != 'u' ||
-			    !hex4(data + i + 8, len - i - 8, &lo) ||
-			    lo < 0xdc00 || lo > 0xdfff)
-				return (JSON_BAD_ESCAPE);
-			n = 12;
-		}
-	}
-
-	return (JSON_OK);
-}
-
-/* Length of the UTF-8 sequence at p, 0 if it is not strict UTF-8. */
-static int
-utf8_len(const unsigned char *p, size_t len)
-{
-	u_int32_t	cp;
-	int		n, i;
-
-	if (p[0] < 0x80)
-		return (1);
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
-		return (0);
-	if ((size_t)n > len)
-		return (0);
-
-	cp = p[0] & (0x7f >> n);
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return (0);
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return (0);
-
-	return (n);
-}
-
-static int
-hex4(const char *s, size_t len, u_int32_t *out)
-{
-	int		i, c;
-
-	if (len < 4)
-		return (0);
-	*out = 0;
-	for (i = 0; i < 4; i++) {
-		c = (unsigned char)s[i];
-		if (c >= '0' && c <= '9')
-			c -= '0';
-		else if (c >= 'a' && c <= 'f')
-			c -= 'a' - 10;
-		else if (c >= 'A' && c <= 'F')
-			c -= 'A' - 10;
-		else
-			return (0);
-		*out = (*out << 4) | (u_int32_t)c;
-	}
-
-	return (1);
-}
-
-static int
-json_depth_ok(const char *data, size_t len)
-{
-	size_t		i;
-	int		depth, instr;
-
-	depth = 0;
-	instr = 0;
-
-	for (i = 0; i < len; i++) {
-		if (instr) {
-			if (data[i] == '\\')
-				i++;
-			else if (data[i] == '"')
-				instr = 0;
-			continue;
-		}
-
-		switch (data[i]) {
-		case '"':
-			instr = 1;
-			break;
-		/* yajl_tree_parse allows comments: skip them as it does. */
-		case '/':
-			if (i + 1 < len && data[i + 1] == '*') {
-				for (i += 2; i + 1 < len && !(data[i] == '*' &&
-				    data[i + 1] == '/'); i++)
-					;
-				i++;
-			} else if (i + 1 < len && data[i + 1] == '/') {
-				while (i < len && data[i] != '\n')
-					i++;
-			}
-			break;
-		case '{':
-		case '[':
-			if (++depth > OAUTH_DEPTH_MAX)
-				return (0);
-			break;
-		case '}':
-		case ']':
-			depth--;
-			break;
-		}
-	}
-
-	return (1);
-}
-
-/* base64url without padding (JWT parts); malloc'd output. */
-int
-oauth_b64url_decode(const char *in, size_t len, u_int8_t **out,
-    size_t *outlen)
-{
-	size_t		i, n;
-	u_int32_t	acc;
-	int		v, bits;
-	u_int8_t	*buf;
-
-	if (len == 0 || len % 4 == 1)
-		return (KORE_RESULT_ERROR);
-
-	if ((buf = malloc(len / 4 * 3 + 3)) == NULL)
-		return (KORE_RESULT_ERROR);
-
-	n = 0;
-	acc = 0;
-	bits = 0;
-
-	for (i = 0; i < len; i++) {
-		if ((v = b64url_value((unsigned char)in[i])) == -1) {
-			free(buf);
-			return (KORE_RESULT_ERROR);
-		}
-		acc = (acc << 6) | (u_int32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[n++] = (u_int8_t)(acc >> bits);
-			acc &= (1U << bits) - 1;
-		}
-	}
-
-	/* Canonical only: one spelling per value (a JWT is not malleable). */
-	if (acc != 0) {
-		free(buf);
-		return (KORE_RESULT_ERROR);
-	}
-
-	*out = buf;
-	*outlen = n;
-
-	return (KORE_RESULT_OK);
-}
-
-static int
-b64url_value(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return (c - 'A');
-	if (c >= 'a' && c <= 'z')
-		return (c - 'a' + 26);
-	if (c >= '0' && c <= '9')
-		return (c - '0' + 52);
-	if (c == '-')
-		return (62);
-	if (c == '_')
-		return (63);
-
-	return (-1);
 }
 
 static int
@@ -1098,69 +675,4 @@ obuf_wipe(struct obuf *b)
 	}
 
 	memset(b, 0, sizeof(*b));
-}
-
-static void *
-wipe_malloc(void *ctx, size_t len)
-{
-	u_int8_t	*p;
-
-	(void)ctx;
-
-	if (len > SIZE_MAX - WIPE_HDR)
-		return (NULL);
-	if ((p = malloc(WIPE_HDR + len)) == NULL)
-		return (NULL);
-
-	memcpy(p, &len, sizeof(len));
-
-	return (p + WIPE_HDR);
-}
-
-static void *
-wipe_realloc(void *ctx, void *ptr, size_t len)
-{
-	size_t		old;
-	u_int8_t	*p;
-
-	if ((p = wipe_malloc(ctx, len)) == NULL)
-		return (NULL);
-
-	if (ptr != NULL) {
-		memcpy(&old, (u_int8_t *)ptr - WIPE_HDR, sizeof(old));
-		memcpy(p, ptr, old < len ? old : len);
-		wipe_free(ctx, ptr);
-	}
-
-	return (p);
-}
-
-static void
-wipe_free(void *ctx, void *ptr)
-{
-	size_t		len;
-	u_int8_t	*p;
-
-	(void)ctx;
-
-	if (ptr == NULL)
-		return;
-
-	p = (u_int8_t *)ptr - WIPE_HDR;
-	memcpy(&len, p, sizeof(len));
-	OPENSSL_cleanse(p, WIPE_HDR + len);
-	free(p);
-}
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list		args;
-
-	if (err == NULL || errlen == 0)
-		return;
-
-	va_start(args, fmt);
-	(void)vsnprintf(err, errlen, fmt, args);
-	va_end(args);
 }

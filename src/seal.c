@@ -51,8 +51,6 @@ static int	open_text(const char *, const char *, char **, size_t *);
 static int	seal_crypt(int, const struct seal_key *, const u_int8_t *,
 		    const char *, const u_int8_t *, size_t, u_int8_t *,
 		    u_int8_t *);
-static int	b64_decode(const char *, size_t, u_int8_t **, size_t *);
-static int	b64_value(int);
 static void	hex(const u_int8_t *, size_t, char *);
 
 int
@@ -231,6 +229,20 @@ seal_mac(const void *data, size_t len, char *out)
 	OPENSSL_cleanse(key, sizeof(key));
 }
 
+/* The SHA-256 of data as 64 lowercase hex characters and a NUL. */
+int
+seal_sha256_hex(const void *data, size_t len, char *out)
+{
+	u_int8_t	md[32];
+
+	if (!EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL))
+		return (KORE_RESULT_ERROR);
+
+	hex(md, sizeof(md), out);
+
+	return (KORE_RESULT_OK);
+}
+
 void
 seal_wipe(char *s)
 {
@@ -258,7 +270,7 @@ seal_b64_decode(const char *text, u_int8_t **out, size_t *outlen)
 	    text[len - 1] == '\r' || text[len - 1] == '\n'))
 		len--;
 
-	return (b64_decode(text, len, out, outlen));
+	return (json_b64_decode(text, len, JSON_B64_STD, out, outlen));
 }
 
 static int
@@ -372,7 +384,8 @@ open_text(const char *sealed, const char *aad, char **plain, size_t *len)
 		return (KORE_RESULT_ERROR);
 
 	sealed += SEAL_PREFIX_LEN + SEAL_ID_LEN + 1;
-	if (!b64_decode(sealed, strlen(sealed), &raw, &rawlen))
+	if (!json_b64_decode(sealed, strlen(sealed), JSON_B64_STD, &raw,
+	    &rawlen))
 		return (KORE_RESULT_ERROR);
 	if (rawlen < SEAL_NONCE_LEN + SEAL_TAG_LEN ||
 	    rawlen - SEAL_NONCE_LEN - SEAL_TAG_LEN > SEAL_PLAIN_MAX)
@@ -446,77 +459,6 @@ cleanup:
 	EVP_CIPHER_CTX_free(ctx);
 
 	return (ret);
-}
-
-/* Strict standard base64: canonical padding, nothing else. */
-static int
-b64_decode(const char *text, size_t len, u_int8_t **out, size_t *outlen)
-{
-	size_t		i, n, pad;
-	u_int32_t	acc;
-	int		v, bits;
-	u_int8_t	*buf;
-
-	if (len == 0)
-		return (KORE_RESULT_ERROR);
-
-	pad = 0;
-	while (pad < 2 && len > 0 && text[len - 1] == '=') {
-		len--;
-		pad++;
-	}
-	if (len % 4 == 1 || (pad > 0 && (len + pad) % 4 != 0))
-		return (KORE_RESULT_ERROR);
-
-	if ((buf = malloc(len / 4 * 3 + 3)) == NULL)
-		return (KORE_RESULT_ERROR);
-
-	n = 0;
-	acc = 0;
-	bits = 0;
-	for (i = 0; i < len; i++) {
-		if ((v = b64_value((unsigned char)text[i])) == -1)
-			goto fail;
-		acc = (acc << 6) | (u_int32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[n++] = (u_int8_t)(acc >> bits);
-			acc &= (1U << bits) - 1;
-		}
-	}
-
-	/* Leftover bits must be zero, or the text was not canonical. */
-	if (acc != 0)
-		goto fail;
-
-	*out = buf;
-	*outlen = n;
-
-	return (KORE_RESULT_OK);
-
-fail:
-	OPENSSL_cleanse(buf, len / 4 * 3 + 3);
-	free(buf);
-
-	return (KORE_RESULT_ERROR);
-}
-
-static int
-b64_value(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return (c - 'A');
-	if (c >= 'a' && c <= 'z')
-		return (c - 'a' + 26);
-	if (c >= '0' && c <= '9')
-		return (c - '0' + 52);
-	if (c == '+')
-		return (62);
-	if (c == '/')
-		return (63);
-
-	return (-1);
 }
 
 static void

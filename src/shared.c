@@ -152,7 +152,7 @@ shared_refresh(const char *name, int ok)
 	struct shared_source	*s;
 	u_int32_t		i, h;
 
-	h = (u_int32_t)auth_fnv(name);
+	h = (u_int32_t)hash_fnv1a_str(name);
 	shared_lock();
 	for (i = 0; i < SHARED_PROBES; i++) {
 		s = &shm->sources[(h + i) % SHARED_SOURCES];

@@ -6,7 +6,6 @@
 
 #include <sys/types.h>
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,7 +14,6 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "kiln.h"
 
@@ -103,8 +101,6 @@ static void	key_printable(const char *, char *, size_t);
 static int	path_valid(const char *);
 static int	url_valid(const char *);
 static int	origin_parse(const char *, char *, size_t);
-static void	seterr(char *, size_t, const char *, ...)
-		    __attribute__((format (printf, 3, 4)));
 
 int
 source_from_json(yajl_val obj, int flags, struct source *src, char *err,
@@ -122,7 +118,7 @@ source_from_json(yajl_val obj, int flags, struct source *src, char *err,
 		return (KORE_RESULT_ERROR);
 
 	if (obj == NULL || !YAJL_IS_OBJECT(obj)) {
-		seterr(err, errlen, "source: must be a JSON object");
+		json_seterr(err, errlen, "source: must be a JSON object");
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -130,11 +126,11 @@ source_from_json(yajl_val obj, int flags, struct source *src, char *err,
 	for (i = 0; i < obj->u.object.len; i++) {
 		if ((idx = field_index(obj->u.object.keys[i])) == -1) {
 			key_printable(obj->u.object.keys[i], key, sizeof(key));
-			seterr(err, errlen, "%s: unknown field", key);
+			json_seterr(err, errlen, "%s: unknown field", key);
 			return (KORE_RESULT_ERROR);
 		}
 		if (seen & (1U << idx)) {
-			seterr(err, errlen, "%s: given twice",
+			json_seterr(err, errlen, "%s: given twice",
 			    fields[idx].name);
 			return (KORE_RESULT_ERROR);
 		}
@@ -224,18 +220,16 @@ source_free(struct source *src)
 void
 source_origin(const char *url, char *out, size_t len)
 {
-	u_int8_t	md[EVP_MAX_MD_SIZE];
-	size_t		i;
+	char		digest[SEAL_SHA256_HEX_LEN + 1];
 
 	if (url != NULL && origin_parse(url, out, len))
 		return;
 
-	if (url == NULL || !EVP_Digest(url, strlen(url), md, NULL,
-	    EVP_sha256(), NULL))
-		memset(md, 0, sizeof(md));
-	(void)snprintf(out, len, "url:");
-	for (i = 0; i < 32 && 4 + i * 2 + 2 < len; i++)
-		(void)snprintf(out + 4 + i * 2, 3, "%02x", md[i]);
+	if (url == NULL || !seal_sha256_hex(url, strlen(url), digest)) {
+		memset(digest, '0', SEAL_SHA256_HEX_LEN);
+		digest[SEAL_SHA256_HEX_LEN] = '\0';
+	}
+	(void)snprintf(out, len, "url:%s", digest);
 }
 
 static int
@@ -252,7 +246,7 @@ source_defaults(struct source *src, char *err, size_t errlen)
 
 	if (!source_set(&src->token_path, "access_token", 0) ||
 	    !source_set(&src->expires_in_path, "expires_in", 0)) {
-		seterr(err, errlen, "source: out of memory");
+		json_seterr(err, errlen, "source: out of memory");
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -269,19 +263,20 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 	switch (f->type) {
 	case F_NAME:
 		if (!YAJL_IS_STRING(v)) {
-			seterr(err, errlen, "name: must be a string");
+			json_seterr(err, errlen, "name: must be a string");
 			return (KORE_RESULT_ERROR);
 		}
 		s = YAJL_GET_STRING(v);
 		if (flags & SOURCE_PATCH) {
 			if (strcmp(s, src->name)) {
-				seterr(err, errlen, "name: cannot be changed");
+				json_seterr(err, errlen,
+				    "name: cannot be changed");
 				return (KORE_RESULT_ERROR);
 			}
 			return (KORE_RESULT_OK);
 		}
 		if (!source_name_valid(s)) {
-			seterr(err, errlen,
+			json_seterr(err, errlen,
 			    "name: must match ^[a-z0-9][a-z0-9_-]{0,63}$");
 			return (KORE_RESULT_ERROR);
 		}
@@ -291,13 +286,13 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 		kind = YAJL_IS_STRING(v) ?
 		    source_kind_parse(YAJL_GET_STRING(v)) : 0;
 		if (kind == 0) {
-			seterr(err, errlen, "kind: must be one of "
+			json_seterr(err, errlen, "kind: must be one of "
 			    "client_credentials, refresh_token, password, "
 			    "json_login");
 			return (KORE_RESULT_ERROR);
 		}
 		if ((flags & SOURCE_PATCH) && kind != src->kind) {
-			seterr(err, errlen, "kind: cannot be changed");
+			json_seterr(err, errlen, "kind: cannot be changed");
 			return (KORE_RESULT_ERROR);
 		}
 		src->kind = kind;
@@ -327,11 +322,11 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 	} else if (f->type == F_ACCESS && !strcmp(s, "key")) {
 		*ip = ACCESS_KEY;
 	} else if (f->type == F_AUTH) {
-		seterr(err, errlen, "auth_method: must be client_secret_post "
-		    "or client_secret_basic");
+		json_seterr(err, errlen, "auth_method: must be "
+		    "client_secret_post or client_secret_basic");
 		return (KORE_RESULT_ERROR);
 	} else {
-		seterr(err, errlen, "access: must be open or key");
+		json_seterr(err, errlen, "access: must be open or key");
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -361,31 +356,31 @@ source_apply_string(const struct source_field *f, yajl_val v, int flags,
 	} else if (YAJL_IS_STRING(v)) {
 		s = YAJL_GET_STRING(v);
 	} else {
-		seterr(err, errlen, "%s: must be a string", f->name);
+		json_seterr(err, errlen, "%s: must be a string", f->name);
 		return (KORE_RESULT_ERROR);
 	}
 
 	len = strlen(s);
 	if (len == 0 || len > max) {
-		seterr(err, errlen, "%s: must be 1 to %zu bytes long",
+		json_seterr(err, errlen, "%s: must be 1 to %zu bytes long",
 		    f->name, max);
 		return (KORE_RESULT_ERROR);
 	}
 
 	if (f->type != F_SECRET && !text_clean(s)) {
-		seterr(err, errlen, "%s: must not contain control characters",
-		    f->name);
+		json_seterr(err, errlen,
+		    "%s: must not contain control characters", f->name);
 		return (KORE_RESULT_ERROR);
 	}
 
 	if (f->type == F_URL && !url_valid(s)) {
-		seterr(err, errlen, "%s: must be an http:// or https:// URL",
-		    f->name);
+		json_seterr(err, errlen,
+		    "%s: must be an http:// or https:// URL", f->name);
 		return (KORE_RESULT_ERROR);
 	}
 
 	if (f->type == F_PATH && !path_valid(s)) {
-		seterr(err, errlen,
+		json_seterr(err, errlen,
 		    "%s: must be a dotted path like Data.access_token",
 		    f->name);
 		return (KORE_RESULT_ERROR);
@@ -397,7 +392,7 @@ source_apply_string(const struct source_field *f, yajl_val v, int flags,
 	return (KORE_RESULT_OK);
 
 nomem:
-	seterr(err, errlen, "%s: out of memory", f->name);
+	json_seterr(err, errlen, "%s: out of memory", f->name);
 	return (KORE_RESULT_ERROR);
 }
 
@@ -417,7 +412,7 @@ source_apply_number(const struct source_field *f, yajl_val v,
 		} else if (YAJL_IS_FALSE(v)) {
 			*ip = 0;
 		} else {
-			seterr(err, errlen, "%s: must be true or false",
+			json_seterr(err, errlen, "%s: must be true or false",
 			    f->name);
 			return (KORE_RESULT_ERROR);
 		}
@@ -433,7 +428,7 @@ source_apply_number(const struct source_field *f, yajl_val v,
 
 	if (!YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < f->min ||
 	    YAJL_GET_INTEGER(v) > f->max) {
-		seterr(err, errlen, "%s: must be an integer between %lld "
+		json_seterr(err, errlen, "%s: must be an integer between %lld "
 		    "and %lld", f->name, (long long)f->min, (long long)f->max);
 		return (KORE_RESULT_ERROR);
 	}
@@ -459,12 +454,12 @@ source_secret(const struct source_field *f, yajl_val v, int flags,
 	if (!YAJL_IS_OBJECT(v) || v->u.object.len != 1 ||
 	    strcmp(v->u.object.keys[0], "env") ||
 	    !YAJL_IS_STRING(v->u.object.values[0])) {
-		seterr(err, errlen, "%s: must be a string", f->name);
+		json_seterr(err, errlen, "%s: must be a string", f->name);
 		return (KORE_RESULT_ERROR);
 	}
 
 	if (!(flags & SOURCE_ALLOW_ENV)) {
-		seterr(err, errlen, "%s: {\"env\":...} is only allowed in "
+		json_seterr(err, errlen, "%s: {\"env\":...} is only allowed in "
 		    "the sources file", f->name);
 		return (KORE_RESULT_ERROR);
 	}
@@ -478,13 +473,14 @@ source_secret(const struct source_field *f, yajl_val v, int flags,
 		break;
 	}
 	if (i == 0 || var[i] != '\0' || i > SOURCE_ENV_MAX) {
-		seterr(err, errlen, "%s: env must name a variable", f->name);
+		json_seterr(err, errlen, "%s: env must name a variable",
+		    f->name);
 		return (KORE_RESULT_ERROR);
 	}
 
 	if ((value = getenv(var)) == NULL) {
-		seterr(err, errlen, "%s: environment variable %s is not set",
-		    f->name, var);
+		json_seterr(err, errlen,
+		    "%s: environment variable %s is not set", f->name, var);
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -500,11 +496,11 @@ source_check(const struct source *src, int flags, u_int32_t seen,
 	const char	*kind, *missing;
 
 	if (src->name[0] == '\0') {
-		seterr(err, errlen, "name: required");
+		json_seterr(err, errlen, "name: required");
 		return (KORE_RESULT_ERROR);
 	}
 	if (src->kind == 0) {
-		seterr(err, errlen, "kind: required");
+		json_seterr(err, errlen, "kind: required");
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -541,14 +537,15 @@ source_check(const struct source *src, int flags, u_int32_t seen,
 		missing = "token_path";
 
 	if (missing != NULL) {
-		seterr(err, errlen, "%s: required for %s", missing, kind);
+		json_seterr(err, errlen, "%s: required for %s", missing, kind);
 		return (KORE_RESULT_ERROR);
 	}
 
 	/* A client secret is only sent along with its client id. */
 	if ((src->kind == KIND_REFRESH_TOKEN || src->kind == KIND_PASSWORD) &&
 	    src->client_secret != NULL && src->client_id == NULL) {
-		seterr(err, errlen, "client_id: required with client_secret");
+		json_seterr(err, errlen,
+		    "client_id: required with client_secret");
 		return (KORE_RESULT_ERROR);
 	}
 
@@ -653,19 +650,6 @@ url_valid(const char *url)
 	}
 
 	return (1);
-}
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list		args;
-
-	if (err == NULL || errlen == 0)
-		return;
-
-	va_start(args, fmt);
-	(void)vsnprintf(err, errlen, fmt, args);
-	va_end(args);
 }
 
 /*

@@ -152,7 +152,7 @@ claims_valid(const char *claims, size_t len, struct jwt_claims *want)
 	int		ok;
 
 	memset(want, 0, sizeof(*want));
-	if ((root = oauth_json_parse(claims, len)) == NULL)
+	if ((root = json_parse(claims, len)) == NULL)
 		return (0);
 
 	ok = 0;

@@ -2,8 +2,8 @@
  * fuzz_oauth.c: upstream answers. Input: one control byte, then
  * "token_path\nexpires_at_path\nbody" (an empty path stays unset; with no
  * newline the rest is all body). The body goes through oauth_parse for
- * each of the four kinds, through oauth_jwt_exp, and through
- * oauth_json_parse + oauth_path_get, which is compared with a walk made
+ * each of the four kinds, through jwt_exp_unverified, and through
+ * json_parse + json_path_get, which is compared with a walk made
  * of yajl_tree_get calls.
  */
 
@@ -57,7 +57,7 @@ check_answer(const struct oauth_answer *ans, int64_t sent)
 		FUZZ_CHECK(!"unknown expiry_from");
 }
 
-/* What oauth_path_get should find: yajl_tree_get, one segment a call. */
+/* What json_path_get should find: yajl_tree_get, one segment a call. */
 static yajl_val
 path_reference(yajl_val root, const char *path)
 {
@@ -200,22 +200,22 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	/* The body as a token, for the unverified exp claim. */
 	cstr = fuzz_cstr(p, blen);
 	ms = -1;
-	if (oauth_jwt_exp(cstr, &ms))
+	if (jwt_exp_unverified(cstr, &ms))
 		FUZZ_CHECK(ms > 0 && ms <= EPOCH_MAX_MS && ms % 1000 == 0);
 	else
 		FUZZ_CHECK(ms == -1);
 	free(cstr);
 
-	if ((root = oauth_json_parse(body, blen)) != NULL) {
+	if ((root = json_parse(body, blen)) != NULL) {
 		FUZZ_CHECK(fuzz_tree_depth(root) <= FUZZ_DEPTH_MAX);
 		FUZZ_CHECK(fuzz_json_strings_ok(body, blen));
 		if (tp != NULL)
-			FUZZ_CHECK(oauth_path_get(root, tp) ==
+			FUZZ_CHECK(json_path_get(root, tp) ==
 			    path_reference(root, tp));
 		if (eap != NULL)
-			FUZZ_CHECK(oauth_path_get(root, eap) ==
+			FUZZ_CHECK(json_path_get(root, eap) ==
 			    path_reference(root, eap));
-		FUZZ_CHECK(oauth_path_get(root, "access_token") ==
+		FUZZ_CHECK(json_path_get(root, "access_token") ==
 		    path_reference(root, "access_token"));
 		yajl_tree_free(root);
 	}

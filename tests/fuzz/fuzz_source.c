@@ -1,6 +1,6 @@
 /*
  * fuzz_source.c: the admin API's request body parser. The body goes
- * through oauth_json_parse, then source_from_json as a new source (with
+ * through json_parse, then source_from_json as a new source (with
  * and without SOURCE_ALLOW_ENV) and as a PATCH of a valid, complete
  * source of each kind. An accepted source must hold every rule of
  * source.c and be something oauth_build can send.
@@ -200,7 +200,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	for (kind = KIND_CLIENT_CREDENTIALS; kind <= KIND_JSON_LOGIN;
 	    kind++) {
-		base_trees[kind] = oauth_json_parse(bases[kind],
+		base_trees[kind] = json_parse(bases[kind],
 		    strlen(bases[kind]));
 		if (base_trees[kind] == NULL ||
 		    !source_from_json(base_trees[kind], 0, &src, err,
@@ -221,7 +221,7 @@ LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	yajl_val	root;
 	int		kind;
 
-	if ((root = oauth_json_parse((const char *)data, size)) == NULL)
+	if ((root = json_parse((const char *)data, size)) == NULL)
 		return (0);
 
 	FUZZ_CHECK(fuzz_tree_depth(root) <= FUZZ_DEPTH_MAX);

@@ -325,6 +325,22 @@ seal_fingerprint_is_first_12_hex_of_sha256(void **state)
 	assert_string_equal(out, "e3b0c44298fc");
 }
 
+/* The whole digest as lowercase hex: API key hashes, URL origins. */
+static void
+seal_sha256_hex_is_the_whole_digest(void **state)
+{
+	char	out[SEAL_SHA256_HEX_LEN + 1];
+
+	(void)state;
+
+	assert_true(seal_sha256_hex("abc", 3, out));
+	assert_string_equal(out, "ba7816bf8f01cfea414140de5dae2223"
+	    "b00361a396177a9cb410ff61f20015ad");
+	assert_true(seal_sha256_hex("", 0, out));
+	assert_string_equal(out, "e3b0c44298fc1c149afbf4c8996fb924"
+	    "27ae41e4649b934ca495991b7852b855");
+}
+
 static void
 seal_b64_decode_accepts_padding_rejects_garbage(void **state)
 {
@@ -500,6 +516,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    seal_handles_empty_and_large_values, setup, teardown),
 		cmocka_unit_test(seal_fingerprint_is_first_12_hex_of_sha256),
+		cmocka_unit_test(seal_sha256_hex_is_the_whole_digest),
 		cmocka_unit_test(
 		    seal_b64_decode_accepts_padding_rejects_garbage),
 		cmocka_unit_test(seal_wipe_is_null_safe),
