@@ -801,7 +801,7 @@ auth_key_live(int64_t id)
 static char *
 auth_unknown_slot(const char *hash)
 {
-	return (auth.unknown[auth_fnv(hash) % SESSION_UNKNOWN]);
+	return (auth.unknown[hash_fnv1a_str(hash) % SESSION_UNKNOWN]);
 }
 
 /* Sockets of sessions that just ended (a JWT's exp) are closed. */
