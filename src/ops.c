@@ -18,7 +18,17 @@
 
 #include "kiln.h"
 
+#define OPS_PING_MS		2000
+
+/* A readiness ping; it outlives its request when the answer is late. */
+struct ops_ping {
+	struct api_pending	*p;
+	struct kore_timer	*timer;
+};
+
 static void	render_detailed(struct api_pending *, struct kore_pgsql *, int);
+static void	ops_pinged(struct kore_pgsql *, void *, int);
+static void	ops_ping_late(void *, u_int64_t);
 static void	metrics_http(struct kore_buf *);
 static void	metrics_histogram(struct kore_buf *, const char *,
 		    const char *, const char *, const u_int64_t *, u_int64_t);
@@ -76,12 +86,40 @@ int
 ops_health_detailed(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
+	struct ops_ping		*ping;
 
 	p = api_pending_start(req, st, render_detailed);
 	p->version = kiln_now();
-	store_ping(api_pending_cb, p);
+
+	/* A probe is answered in time, even by a database that is not. */
+	ping = kore_calloc(1, sizeof(*ping));
+	ping->p = p;
+	ping->timer = kore_timer_add(ops_ping_late, OPS_PING_MS, ping,
+	    KORE_TIMER_ONESHOT);
+	store_ping(ops_pinged, ping);
 
 	return (KORE_RESULT_RETRY);
+}
+
+static void
+ops_pinged(struct kore_pgsql *sql, void *arg, int ok)
+{
+	struct ops_ping	*ping = arg;
+
+	if (ping->p != NULL) {
+		kore_timer_remove(ping->timer);
+		api_pending_cb(sql, ping->p, ok);
+	}
+	kore_free(ping);
+}
+
+static void
+ops_ping_late(void *arg, u_int64_t unused)
+{
+	struct ops_ping	*ping = arg;
+
+	api_pending_cb(NULL, ping->p, 0);
+	ping->p = NULL;			/* the answer, when it comes, is not */
 }
 
 static void

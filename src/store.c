@@ -307,6 +307,10 @@ store_register(void)
 {
 	if (!kore_pgsql_register(STORE_DB, kiln_config.database_url))
 		fatal("kore_pgsql_register failed");
+
+	/* Kore's pgsql layer keeps the deadlines of the workers. */
+	pgsql_connect_timeout = kiln_config.db_connect_ms;
+	pgsql_query_timeout = kiln_config.db_answer_ms;
 }
 
 int
