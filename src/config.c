@@ -525,8 +525,11 @@ config_database(struct kiln_config *c, char *err, size_t errlen)
 	char			*perr, tmp[1024];
 
 	if ((opts = PQconninfoParse(c->database_url, &perr)) == NULL) {
+		/* libpq quotes the URL, password and all: not that. */
 		(void)snprintf(err, errlen, "KILN_DATABASE_URL: %s",
-		    perr != NULL ? perr : "out of memory");
+		    perr == NULL ? "out of memory" :
+		    strstr(perr, c->database_url) != NULL ?
+		    "not a valid connection URL" : perr);
 		err[strcspn(err, "\n")] = '\0';
 		PQfreemem(perr);
 		return (KORE_RESULT_ERROR);
