@@ -28,7 +28,15 @@ const { startPgProxy } = require('./lib/pgproxy');
 
 const BLACKHOLE_MS = 30000;
 const RESET_MS = 10000;
+/*
+ * The bound of the contract is FAST_MS: p99 must be under it. Alone on
+ * the machine the maximum is too (14-47 ms measured), but on 2 cores
+ * shared with other suites a scheduler stall of ~100 ms hits a request
+ * now and then with no database in sight; any wait on the database would
+ * last a connect timeout (5 s). So the maximum must stay under STALL_MS.
+ */
 const FAST_MS = 50;
+const STALL_MS = 250;
 
 function cc(name, url, secret = h.secret(name))
 {
@@ -50,9 +58,10 @@ async function eventually(fn, timeout, interval = 100)
 function window(answers, from, to)
 {
 	const xs = answers.filter((x) => x.at >= from && x.at < to);
-	const bad = xs.filter((x) => x.status !== 200 || x.ms >= FAST_MS);
+	const bad = xs.filter((x) => x.status !== 200 || x.ms >= STALL_MS);
 	const ms = xs.filter((x) => x.status === 200).map((x) => x.ms);
 	return { n: xs.length, bad, p99: p.percentile(ms, 99),
+	    slow: xs.filter((x) => x.ms >= FAST_MS).length,
 	    max: ms.length ? Math.max(...ms) : NaN };
 }
 
@@ -177,17 +186,19 @@ describe('PostgreSQL black hole', () => {
 		const stReady = (xs) => JSON.stringify([...new Set(xs.map(
 		    (x) => x.status))]);
 		console.log(`# before: ${pre.n} current-token, ` +
-		    `${pre.bad.length} failed or >= ${FAST_MS} ms, p99 ` +
-		    `${pre.p99} ms, max ${pre.max} ms`);
+		    `${pre.bad.length} failed, ${pre.slow} >= ${FAST_MS} ` +
+		    `ms, p99 ${pre.p99} ms, max ${pre.max} ms`);
 		console.log(`# black hole ${healAt - bhAt} ms: ${bh.n} ` +
-		    `current-token, ${bh.bad.length} failed or >= ${FAST_MS} ` +
-		    `ms, p99 ${bh.p99} ms, max ${bh.max} ms; readiness ` +
+		    `current-token, ${bh.bad.length} failed or >= ` +
+		    `${STALL_MS} ms, ${bh.slow} >= ${FAST_MS} ms, p99 ` +
+		    `${bh.p99} ms, max ${bh.max} ms; readiness ` +
 		    `${stReady(bhReady)} (${bhReady.length} probes, max ` +
 		    `${Math.max(...bhReady.map((x) => x.ms))} ms), ready ` +
 		    `again ${readyAfterBh} ms after the heal`);
 		console.log(`# resets ${rsEnd - rsAt} ms: ${rs.n} ` +
-		    `current-token, ${rs.bad.length} failed or >= ${FAST_MS} ` +
-		    `ms, p99 ${rs.p99} ms, max ${rs.max} ms; readiness ` +
+		    `current-token, ${rs.bad.length} failed or >= ` +
+		    `${STALL_MS} ms, ${rs.slow} >= ${FAST_MS} ms, p99 ` +
+		    `${rs.p99} ms, max ${rs.max} ms; readiness ` +
 		    `${stReady(rsReady)} (${rsReady.length} probes), ready ` +
 		    `again ${readyAfterRs} ms after the heal`);
 		console.log(`# whole run: ${all.n} current-token, p99 ` +
@@ -199,9 +210,11 @@ describe('PostgreSQL black hole', () => {
 		assert.deepEqual(p.workerDeaths(k), [], 'no worker died');
 		assert.deepEqual(bh.bad.slice(0, 5), [], `black hole: ` +
 		    `${bh.bad.length} of ${bh.n} current-token failed or slow`);
+		assert.ok(bh.p99 < FAST_MS, `black hole: p99 ${bh.p99} ms`);
 		assert.ok(bh.n > 3 * 20 * 25, `black hole: ${bh.n} answers`);
 		assert.deepEqual(rs.bad.slice(0, 5), [], `resets: ` +
 		    `${rs.bad.length} of ${rs.n} current-token failed or slow`);
+		assert.ok(rs.p99 < FAST_MS, `resets: p99 ${rs.p99} ms`);
 		assert.ok(rs.n > 3 * 20 * 8, `resets: ${rs.n} answers`);
 		assert.ok(bhReady.length >= 8 && bhReady.every((x) =>
 		    x.status === 503), `readiness in the black hole: ` +
