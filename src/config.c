@@ -500,7 +500,6 @@ static const struct {
 	const char	*value;
 } db_defaults[] = {
 	{ "connect_timeout",		"5" },
-	{ "gssencmode",			"disable" },	/* no krb5 probe */
 	{ "keepalives",			"1" },
 	{ "keepalives_idle",		"10" },
 	{ "keepalives_interval",	"5" },

@@ -609,13 +609,19 @@ store_release_leases(void)
 	PQfinish(db);
 }
 
+/*
+ * The start waits STORE_CONNECT_TRIES * 500 ms for its database, however
+ * long each try takes (a black hole makes each a connect_timeout).
+ */
 static PGconn *
 sync_connect(char *err, size_t errlen)
 {
 	PGconn		*db;
+	int64_t		deadline;
 	int		i;
 
-	for (i = 0; i < STORE_CONNECT_TRIES; i++) {
+	deadline = kiln_now() + STORE_CONNECT_TRIES * 500;
+	for (i = 0; i == 0 || kiln_now() < deadline; i++) {
 		db = PQconnectdb(kiln_config.database_url);
 		if (db != NULL && PQstatus(db) == CONNECTION_OK)
 			return (db);
