@@ -29,16 +29,14 @@ const { startPgProxy } = require('./lib/pgproxy');
 const BLACKHOLE_MS = 30000;
 const RESET_MS = 10000;
 /*
- * The bound of the contract is FAST_MS: p99 must be under it. Alone on
- * the machine the maximum is too (14-47 ms measured), but on 2 cores
- * shared with other suites a scheduler stall of ~100 ms hits a request
- * now and then with no database in sight; any wait on the database would
- * last a connect timeout (5 s). So the maximum must stay under STALL_MS.
- * Answers this very process was too stalled to time (its 10 ms timer
- * 20 ms late or more while they were out) are not timed, only checked.
+ * Every answer within FAST_MS, p99 and maximum printed. On 2 cores shared
+ * with other suites, this very process may stall (up to 2 s measured
+ * alongside prod_pg_outage) and time answers that kiln gave at once as
+ * slow: an answer out while its 10 ms timer was 20 ms late or more is
+ * checked (200) but not timed. Any wait on the database would last a
+ * connect timeout (5 s).
  */
 const FAST_MS = 50;
-const STALL_MS = 250;
 
 function cc(name, url, secret = h.secret(name))
 {
@@ -81,7 +79,7 @@ function window(answers, from, to, watch)
 	const xs = answers.filter((x) => x.at >= from && x.at < to);
 	const timed = xs.filter((x) => !watch.hit(x));
 	const bad = xs.filter((x) => x.status !== 200 ||
-	    (x.ms >= STALL_MS && !watch.hit(x)));
+	    (x.ms >= FAST_MS && !watch.hit(x)));
 	const ms = timed.filter((x) => x.status === 200).map((x) => x.ms);
 	return { n: xs.length, bad, p99: p.percentile(ms, 99),
 	    timed: timed.length,
@@ -217,7 +215,7 @@ describe('PostgreSQL black hole', () => {
 		    `ms, p99 ${pre.p99} ms, max ${pre.max} ms`);
 		console.log(`# black hole ${healAt - bhAt} ms: ${bh.n} ` +
 		    `current-token, ${bh.bad.length} failed or >= ` +
-		    `${STALL_MS} ms; of ${bh.timed} timed, ${bh.slow} >= ` +
+		    `${FAST_MS} ms; of ${bh.timed} timed, ${bh.slow} >= ` +
 		    `${FAST_MS} ms, p99 ${bh.p99} ms, max ${bh.max} ms; ` +
 		    `readiness ` +
 		    `${stReady(bhReady)} (${bhReady.length} probes, max ` +
@@ -225,7 +223,7 @@ describe('PostgreSQL black hole', () => {
 		    `again ${readyAfterBh} ms after the heal`);
 		console.log(`# resets ${rsEnd - rsAt} ms: ${rs.n} ` +
 		    `current-token, ${rs.bad.length} failed or >= ` +
-		    `${STALL_MS} ms; of ${rs.timed} timed, ${rs.slow} >= ` +
+		    `${FAST_MS} ms; of ${rs.timed} timed, ${rs.slow} >= ` +
 		    `${FAST_MS} ms, p99 ${rs.p99} ms, max ${rs.max} ms; ` +
 		    `readiness ` +
 		    `${stReady(rsReady)} (${rsReady.length} probes), ready ` +
