@@ -32,6 +32,10 @@
 #define LISTEN_RETRY_MS		1000
 #define KILN_TYPE_LISTEN	100
 
+#define LISTEN_CONNECTING	1	/* PQconnectPoll() under way */
+#define LISTEN_SENT		2	/* LISTEN sent, answer awaited */
+#define LISTEN_UP		3
+
 LIST_HEAD(cache_bucket, cache_entry);
 
 static struct {
@@ -44,11 +48,19 @@ static struct {
 	u_int32_t				count;
 } cache;
 
-/* The LISTEN connection; the event header must come first. */
+/*
+ * The LISTEN connection; the event header must come first. Nothing on
+ * it blocks the worker: it connects, LISTENs and is pinged from the
+ * event loop, each step with a deadline.
+ */
 static struct {
 	struct kore_event	evt;
 	PGconn			*db;
+	int			state;
 	int			retry_armed;
+	int			writing;
+	struct kore_timer	*deadline;
+	int64_t			ping_ms;	/* when sent, 0: none */
 } listener;
 
 static struct cache_entry	*cache_insert(const char *);
@@ -67,6 +79,14 @@ static void	listen_names(char *);
 static void	listen_keys(const char *);
 static void	listen_sessions(const char *);
 static void	listen_close(void);
+static void	listen_poll(void);
+static void	listen_send(const char *, int, int64_t);
+static int	listen_results(void);
+static int	listen_flush(void);
+static void	listen_up(void);
+static void	listen_ping(void);
+static void	listen_timeout(void *, u_int64_t);
+static void	listen_lost(const char *);
 static int64_t	col_i64(struct kore_pgsql *, int, int);
 static int	col_bool(struct kore_pgsql *, int, int);
 static yajl_gen	answer_gen(struct kore_buf *);
@@ -231,6 +251,8 @@ cache_reconcile(void *unused, u_int64_t unused2)
 {
 	if (listener.db == NULL && !listener.retry_armed)
 		listen_connect(NULL, 0);
+	else if (listener.state == LISTEN_UP)
+		listen_ping();
 	cache_load_all();
 }
 
@@ -549,43 +571,25 @@ col_bool(struct kore_pgsql *sql, int row, int col)
 static void
 listen_connect(void *unused, u_int64_t unused2)
 {
-	PGresult	*res;
-
 	listener.retry_armed = 0;
 	if (listener.db != NULL)
 		return;
 
-	listener.db = PQconnectdb(kiln_config.database_url);
-	if (listener.db == NULL || PQstatus(listener.db) != CONNECTION_OK)
-		goto fail;
-
-	res = PQexec(listener.db,
-	    "LISTEN kiln_tokens; LISTEN kiln_keys; LISTEN kiln_sessions");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		PQclear(res);
-		goto fail;
+	listener.db = PQconnectStart(kiln_config.database_url);
+	if (listener.db == NULL || PQstatus(listener.db) == CONNECTION_BAD ||
+	    PQsocket(listener.db) == -1) {
+		listen_lost("cannot LISTEN for token changes, retrying");
+		return;
 	}
-	PQclear(res);
 
-	if (PQsetnonblocking(listener.db, 1) == -1)
-		goto fail;
-
-	kore_platform_event_level_read(PQsocket(listener.db), &listener);
-	log_kv(LOG_LVL_DEBUG, "listening for token changes", NULL);
-
-	/* Changes may have been missed while we were not listening. */
-	if (cache.loaded) {
-		cache_load_all();
-		auth_keys_reload();
-		auth_sessions_reload();
+	/* PQconnectPoll() honours no connect_timeout: this does. */
+	listener.state = LISTEN_CONNECTING;
+	listener.ping_ms = 0;
+	if (kiln_config.db_connect_ms > 0) {
+		listener.deadline = kore_timer_add(listen_timeout,
+		    kiln_config.db_connect_ms, NULL, KORE_TIMER_ONESHOT);
 	}
-	return;
-
-fail:
-	log_kv(LOG_LVL_WARN, "cannot LISTEN for token changes, retrying",
-	    "error", listener.db ? PQerrorMessage(listener.db) : "no memory",
-	    NULL);
-	listen_close();
+	kore_platform_schedule_write(PQsocket(listener.db), &listener);
 }
 
 static void
@@ -593,12 +597,28 @@ listen_handle(void *arg, int error)
 {
 	PGnotify	*n;
 
-	if (error || !PQconsumeInput(listener.db)) {
-		log_kv(LOG_LVL_WARN, "lost the LISTEN connection", "error",
-		    *PQerrorMessage(listener.db) ? PQerrorMessage(listener.db) :
-		    "connection closed", NULL);
-		listen_close();
+	/* Connecting: libpq finds out what the event was. */
+	if (listener.state == LISTEN_CONNECTING) {
+		listen_poll();
 		return;
+	}
+
+	if (error || !PQconsumeInput(listener.db)) {
+		listen_lost("lost the LISTEN connection");
+		return;
+	}
+	if (listener.writing && !listen_flush())
+		return;
+
+	switch (listen_results()) {
+	case KORE_RESULT_ERROR:
+		listen_lost("cannot LISTEN for token changes, retrying");
+		return;
+	case KORE_RESULT_OK:
+		if (listener.state == LISTEN_SENT)
+			listen_up();
+		listener.ping_ms = 0;
+		break;
 	}
 
 	while ((n = PQnotifies(listener.db)) != NULL) {
@@ -612,6 +632,171 @@ listen_handle(void *arg, int error)
 			listen_names(n->extra);
 		PQfreemem(n);
 	}
+}
+
+static void
+listen_poll(void)
+{
+	/* The socket may change as libpq tries the next address. */
+	switch (PQconnectPoll(listener.db)) {
+	case PGRES_POLLING_OK:
+		break;
+	case PGRES_POLLING_READING:
+		kore_platform_schedule_read(PQsocket(listener.db), &listener);
+		return;
+	case PGRES_POLLING_WRITING:
+		kore_platform_schedule_write(PQsocket(listener.db), &listener);
+		return;
+	default:
+		listen_lost("cannot LISTEN for token changes, retrying");
+		return;
+	}
+
+	if (listener.deadline != NULL) {
+		kore_timer_remove(listener.deadline);
+		listener.deadline = NULL;
+	}
+	if (PQsetnonblocking(listener.db, 1) == -1) {
+		listen_lost("cannot LISTEN for token changes, retrying");
+		return;
+	}
+
+	listener.state = LISTEN_SENT;
+	listen_send("LISTEN kiln_tokens; LISTEN kiln_keys; "
+	    "LISTEN kiln_sessions", 1, 0);
+}
+
+/* Send query, answered within db_answer_ms, from the event loop. */
+static void
+listen_send(const char *query, int arm, int64_t now)
+{
+	if (!PQsendQuery(listener.db, query)) {
+		listen_lost("lost the LISTEN connection");
+		return;
+	}
+	listener.writing = 1;
+	if (!listen_flush())
+		return;
+
+	if (arm && kiln_config.db_answer_ms > 0) {
+		listener.deadline = kore_timer_add(listen_timeout,
+		    kiln_config.db_answer_ms, NULL, KORE_TIMER_ONESHOT);
+	}
+	listener.ping_ms = now;
+}
+
+/*
+ * The answer of the query sent: KORE_RESULT_OK when it is all in,
+ * KORE_RESULT_RETRY while it is not (or none was sent), ERROR if the
+ * server said no. PQgetResult() would block while libpq is busy.
+ */
+static int
+listen_results(void)
+{
+	PGresult	*res;
+	int		ret;
+
+	if (listener.state == LISTEN_UP && listener.ping_ms == 0)
+		return (KORE_RESULT_RETRY);
+
+	ret = KORE_RESULT_OK;
+	for (;;) {
+		if (PQisBusy(listener.db))
+			return (KORE_RESULT_RETRY);
+		if ((res = PQgetResult(listener.db)) == NULL)
+			break;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+		    PQresultStatus(res) != PGRES_EMPTY_QUERY)
+			ret = KORE_RESULT_ERROR;
+		PQclear(res);
+	}
+
+	return (ret);
+}
+
+/*
+ * What did not fit in the socket goes when it can; then the socket is
+ * only read (level-triggered: notifies wait). 0 when the connection
+ * was lost.
+ */
+static int
+listen_flush(void)
+{
+	int		fd;
+
+	fd = PQsocket(listener.db);
+	switch (PQflush(listener.db)) {
+	case 0:
+		listener.writing = 0;
+		kore_platform_event_level_read(fd, &listener);
+		break;
+	case 1:
+		kore_platform_event_level_all(fd, &listener);
+		break;
+	default:
+		listen_lost("lost the LISTEN connection");
+		return (0);
+	}
+
+	return (1);
+}
+
+static void
+listen_up(void)
+{
+	if (listener.deadline != NULL) {
+		kore_timer_remove(listener.deadline);
+		listener.deadline = NULL;
+	}
+	listener.state = LISTEN_UP;
+	log_kv(LOG_LVL_DEBUG, "listening for token changes", NULL);
+
+	/* Changes may have been missed while we were not listening. */
+	if (cache.loaded) {
+		cache_load_all();
+		auth_keys_reload();
+		auth_sessions_reload();
+	}
+}
+
+/*
+ * A connection that went silent (a black hole, a forgotten flow) says
+ * nothing: ask it something now and then, and give it up when the
+ * answer does not come in time.
+ */
+static void
+listen_ping(void)
+{
+	int64_t		now;
+
+	now = kiln_now();
+	if (listener.ping_ms == 0) {
+		listen_send("", 0, now);
+		return;
+	}
+	if (kiln_config.db_answer_ms > 0 &&
+	    now - listener.ping_ms > kiln_config.db_answer_ms)
+		listen_lost("the LISTEN connection does not answer");
+}
+
+static void
+listen_timeout(void *unused, u_int64_t unused2)
+{
+	listener.deadline = NULL;		/* a oneshot is freed by Kore */
+	listen_lost(listener.state == LISTEN_CONNECTING ?
+	    "cannot LISTEN for token changes (connect timeout), retrying" :
+	    "cannot LISTEN for token changes (no answer), retrying");
+}
+
+static void
+listen_lost(const char *what)
+{
+	const char	*err;
+
+	err = listener.db != NULL ? PQerrorMessage(listener.db) : "no memory";
+	log_kv(LOG_LVL_WARN, what, "error", *err != '\0' ? err :
+	    "connection closed", NULL);
+	listen_close();
 }
 
 /* A payload of kiln_tokens: source names, comma-separated. */
@@ -652,6 +837,13 @@ listen_sessions(const char *hash)
 static void
 listen_close(void)
 {
+	if (listener.deadline != NULL) {
+		kore_timer_remove(listener.deadline);
+		listener.deadline = NULL;
+	}
+	listener.state = 0;
+	listener.ping_ms = 0;
+	listener.writing = 0;
 	if (listener.db != NULL) {
 		PQfinish(listener.db);
 		listener.db = NULL;

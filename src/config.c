@@ -45,6 +45,11 @@ static int	config_cidrs(const char *, struct cidr **, size_t *, char *,
 		    size_t);
 static int	config_hosts(char *, size_t);
 static int	bind_split(const char *, char *, size_t, char *, size_t);
+static int	config_database(struct kiln_config *, char *, size_t);
+static const char	*db_default(const PQconninfoOption *, char *,
+			    size_t);
+static void	db_append(struct kore_buf *, const char *, const char *);
+static int64_t	db_ms(const char *, const char *, int64_t);
 
 int
 config_load(const char *conf_path, char *err, size_t errlen)
@@ -61,6 +66,8 @@ config_load(const char *conf_path, char *err, size_t errlen)
 		(void)snprintf(err, errlen, "KILN_DATABASE_URL: not set");
 		return (KORE_RESULT_ERROR);
 	}
+	if (!config_database(c, err, errlen))
+		return (KORE_RESULT_ERROR);
 	c->sources_file = getenv("KILN_SOURCES_FILE");
 	if (c->sources_file != NULL && *c->sources_file == '\0')
 		c->sources_file = NULL;
@@ -569,4 +576,150 @@ key_file_read(const char *path, char *err, size_t errlen)
 		fatal("strdup");
 
 	return (end);
+}
+
+/*
+ * Defaults for what the database URL (or the PG* environment) leaves
+ * unset: a database that stops answering must be noticed, by the
+ * connect, by TCP, and by the server for a statement.
+ */
+static const struct {
+	const char	*keyword;
+	const char	*value;
+} db_defaults[] = {
+	{ "connect_timeout",		"5" },
+	{ "keepalives",			"1" },
+	{ "keepalives_idle",		"10" },
+	{ "keepalives_interval",	"5" },
+	{ "keepalives_count",		"3" },
+	{ "tcp_user_timeout",		"20000" },
+};
+#define DB_STATEMENT_TIMEOUT	"statement_timeout"
+#define DB_STATEMENT_MS		"10000"
+#define DB_ANSWER_MARGIN_MS	5000
+
+/*
+ * KILN_DATABASE_URL (URL or key=value) rewritten as key=value with the
+ * defaults added, and the deadlines kiln's workers keep themselves:
+ * PQconnectPoll() honours no connect_timeout, and no server answers a
+ * statement_timeout through a black hole.
+ */
+static int
+config_database(struct kiln_config *c, char *err, size_t errlen)
+{
+	PQconninfoOption	*opts, *o;
+	struct kore_buf		buf;
+	const char		*v, *env;
+	char			*perr, tmp[1024];
+
+	if ((opts = PQconninfoParse(c->database_url, &perr)) == NULL) {
+		/* libpq quotes the URL, password and all: not that. */
+		(void)snprintf(err, errlen, "KILN_DATABASE_URL: %s",
+		    perr == NULL ? "out of memory" :
+		    strstr(perr, c->database_url) != NULL ?
+		    "not a valid connection URL" : perr);
+		err[strcspn(err, "\n")] = '\0';
+		PQfreemem(perr);
+		return (KORE_RESULT_ERROR);
+	}
+
+	c->db_connect_ms = 0;
+	c->db_answer_ms = 0;
+	kore_buf_init(&buf, 256);
+	for (o = opts; o->keyword != NULL; o++) {
+		env = o->envvar != NULL ? getenv(o->envvar) : NULL;
+		v = o->val;
+		if (!strcmp(o->keyword, "options") ||
+		    (v == NULL && (env == NULL || *env == '\0')))
+			v = db_default(o, tmp, sizeof(tmp));
+
+		if (!strcmp(o->keyword, "connect_timeout"))
+			c->db_connect_ms = db_ms(v != NULL ? v : env, "", 1000);
+		if (!strcmp(o->keyword, "options"))
+			c->db_answer_ms = db_ms(strstr(v, DB_STATEMENT_TIMEOUT),
+			    DB_STATEMENT_TIMEOUT "=", 1);
+		if (v != NULL)
+			db_append(&buf, o->keyword, v);
+	}
+	PQconninfoFree(opts);
+
+	/* libpq waits 2 s at least; the answer gets time to come. */
+	if (c->db_connect_ms > 0 && c->db_connect_ms < 2000)
+		c->db_connect_ms = 2000;
+	if (c->db_answer_ms > 0)
+		c->db_answer_ms += DB_ANSWER_MARGIN_MS;
+
+	c->database_url = kore_strdup(kore_buf_stringify(&buf, NULL));
+	kore_buf_cleanup(&buf);
+
+	return (KORE_RESULT_OK);
+}
+
+/* The value of o when neither the URL nor the environment gave one. */
+static const char *
+db_default(const PQconninfoOption *o, char *tmp, size_t len)
+{
+	const char	*v;
+	size_t		i;
+
+	if (!strcmp(o->keyword, "options")) {
+		if ((v = o->val) == NULL || *v == '\0')
+			v = getenv("PGOPTIONS");
+		if (v != NULL && strstr(v, DB_STATEMENT_TIMEOUT) != NULL)
+			return (v);
+		(void)snprintf(tmp, len, "%s%s-c " DB_STATEMENT_TIMEOUT "="
+		    DB_STATEMENT_MS, v != NULL ? v : "",
+		    v != NULL && *v != '\0' ? " " : "");
+		return (tmp);
+	}
+
+	for (i = 0; i < sizeof(db_defaults) / sizeof(db_defaults[0]); i++) {
+		if (!strcmp(o->keyword, db_defaults[i].keyword))
+			return (db_defaults[i].value);
+	}
+
+	return (NULL);
+}
+
+/* keyword='value', quoted as libpq reads it. */
+static void
+db_append(struct kore_buf *buf, const char *keyword, const char *v)
+{
+	if (buf->offset > 0)
+		kore_buf_append(buf, " ", 1);
+	kore_buf_appendf(buf, "%s='", keyword);
+	for (; *v != '\0'; v++) {
+		if (*v == '\'' || *v == '\\')
+			kore_buf_append(buf, "\\", 1);
+		kore_buf_append(buf, v, 1);
+	}
+	kore_buf_append(buf, "'", 1);
+}
+
+/*
+ * Milliseconds of "<prefix><number>[unit]", units ms, s, min (the
+ * default unit is unit ms); 0 when absent, zero or not understood.
+ */
+static int64_t
+db_ms(const char *s, const char *prefix, int64_t unit)
+{
+	char		*end;
+	long long	n;
+
+	if (s == NULL || strncmp(s, prefix, strlen(prefix)))
+		return (0);
+	s += strlen(prefix);
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || n <= 0)
+		return (0);
+
+	if (!strncmp(end, "ms", 2))
+		unit = 1;
+	else if (!strncmp(end, "min", 3))
+		unit = 60000;
+	else if (*end == 's')
+		unit = 1000;
+
+	return (n * unit);
 }

@@ -229,7 +229,9 @@ int	kiln_bench_constant(struct http_request *);
 
 /* config.c: environment, validated at start. */
 struct kiln_config {
-	char		*database_url;
+	char		*database_url;		/* with kiln's defaults */
+	int64_t		db_connect_ms;		/* 0: no deadline */
+	int64_t		db_answer_ms;		/* 0: no deadline */
 	char		*sources_file;
 	char		*migrations_dir;
 	int		prewarming_enabled;

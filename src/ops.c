@@ -19,7 +19,7 @@
 #include "kiln.h"
 
 #define OPS_DB_FRESH_MS		1000
-#define OPS_DB_SLOW_MS		3000
+#define OPS_DB_SLOW_MS		2000
 
 /* A readiness request waiting for the database check in flight. */
 struct ops_waiter {
@@ -29,7 +29,9 @@ struct ops_waiter {
 
 /*
  * The database check of /health/detailed: one at a time per worker, and
- * its answer serves every readiness request of the next second.
+ * its answer serves every readiness request of the next second. A check
+ * without an answer after OPS_DB_SLOW_MS means a database that does not
+ * answer: its waiters, and every probe until it ends, get 503 at once.
  */
 static struct {
 	int				inflight;
@@ -37,10 +39,13 @@ static struct {
 	int64_t				sent_ms;
 	int64_t				checked_ms;
 	int64_t				response_ms;
+	struct kore_timer		*slow;
 	TAILQ_HEAD(, ops_waiter)	waiters;
 } ops_db = { .waiters = TAILQ_HEAD_INITIALIZER(ops_db.waiters) };
 
 static void	ops_db_checked(struct kore_pgsql *, void *, int);
+static void	ops_db_slow(void *, u_int64_t);
+static void	ops_db_answer(struct kore_pgsql *, int);
 static void	render_detailed(struct api_pending *, struct kore_pgsql *, int);
 static void	metrics_http(struct kore_buf *);
 static void	metrics_histogram(struct kore_buf *, const char *,
@@ -111,7 +116,6 @@ ops_health_detailed(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_RETRY);
 	}
 
-	/* A check that hangs means a database that does not answer. */
 	if (ops_db.inflight && now - ops_db.sent_ms >= OPS_DB_SLOW_MS) {
 		render_detailed(p, NULL, 0);
 		return (KORE_RESULT_RETRY);
@@ -123,6 +127,8 @@ ops_health_detailed(struct http_request *req, struct api_state *st)
 	if (!ops_db.inflight) {
 		ops_db.inflight = 1;
 		ops_db.sent_ms = now;
+		ops_db.slow = kore_timer_add(ops_db_slow, OPS_DB_SLOW_MS,
+		    NULL, KORE_TIMER_ONESHOT);
 		store_ping(ops_db_checked, NULL);
 	}
 
@@ -132,13 +138,30 @@ ops_health_detailed(struct http_request *req, struct api_state *st)
 static void
 ops_db_checked(struct kore_pgsql *sql, void *arg, int ok)
 {
-	struct ops_waiter	*w;
-	struct api_pending	*p;
-
 	ops_db.inflight = 0;
 	ops_db.ok = ok;
 	ops_db.checked_ms = kiln_now();
 	ops_db.response_ms = ops_db.checked_ms - ops_db.sent_ms;
+	if (ops_db.slow != NULL) {
+		kore_timer_remove(ops_db.slow);
+		ops_db.slow = NULL;
+	}
+	ops_db_answer(sql, ok);
+}
+
+/* The check hangs: answer its waiters now; it may still come back. */
+static void
+ops_db_slow(void *arg, u_int64_t now)
+{
+	ops_db.slow = NULL;
+	ops_db_answer(NULL, 0);
+}
+
+static void
+ops_db_answer(struct kore_pgsql *sql, int ok)
+{
+	struct ops_waiter	*w;
+	struct api_pending	*p;
 
 	while ((w = TAILQ_FIRST(&ops_db.waiters)) != NULL) {
 		TAILQ_REMOVE(&ops_db.waiters, w, list);

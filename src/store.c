@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <dirent.h>
+#include <poll.h>
 #include <stddef.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -360,6 +361,8 @@ static const char q_events[] =
 static const char q_ping[] = "SELECT 1";
 
 static PGconn	*sync_connect(char *, size_t);
+static PGresult	*sync_query(PGconn *, const char *, int, const char **);
+static const char	*sync_error(PGconn *);
 static int	sync_exec(PGconn *, const char *, int, const char **,
 		    char *, size_t);
 static int	migrate_file(PGconn *, const char *, const char *,
@@ -398,6 +401,10 @@ store_register(void)
 {
 	if (!kore_pgsql_register(STORE_DB, kiln_config.database_url))
 		fatal("kore_pgsql_register failed");
+
+	/* Kore's pgsql layer keeps the deadlines of the workers. */
+	pgsql_connect_timeout = kiln_config.db_connect_ms;
+	pgsql_query_timeout = kiln_config.db_answer_ms;
 }
 
 int
@@ -475,10 +482,10 @@ store_upsert_sources(struct source *src, size_t n, char *err, size_t errlen)
 	    0, NULL, err, errlen) && sync_exec(db, "BEGIN", 0, NULL, err, errlen);
 	res = NULL;
 	if (ret) {
-		res = PQexec(db, q_source_digests);
+		res = sync_query(db, q_source_digests, 0, NULL);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			(void)snprintf(err, errlen, "database: %s",
-			    PQerrorMessage(db));
+			    sync_error(db));
 			ret = KORE_RESULT_ERROR;
 		}
 	}
@@ -497,6 +504,7 @@ store_upsert_sources(struct source *src, size_t n, char *err, size_t errlen)
 	return (ret);
 }
 
+static int			sync_timed_out;
 static struct store_batch	reloads = { q_load, NULL, NULL, NULL };
 static struct store_batch	announces = { q_announce, NULL, NULL, NULL };
 
@@ -699,13 +707,19 @@ store_release_leases(void)
 	PQfinish(db);
 }
 
+/*
+ * The start waits STORE_CONNECT_TRIES * 500 ms for its database, however
+ * long each try takes (a black hole makes each a connect_timeout).
+ */
 static PGconn *
 sync_connect(char *err, size_t errlen)
 {
 	PGconn		*db;
+	int64_t		deadline;
 	int		i;
 
-	for (i = 0; i < STORE_CONNECT_TRIES; i++) {
+	deadline = kiln_now() + STORE_CONNECT_TRIES * 500;
+	for (i = 0; i == 0 || kiln_now() < deadline; i++) {
 		db = PQconnectdb(kiln_config.database_url);
 		if (db != NULL && PQstatus(db) == CONNECTION_OK)
 			return (db);
@@ -729,15 +743,69 @@ sync_exec(PGconn *db, const char *query, int n, const char **values,
 	PGresult	*res;
 	int		ret;
 
-	res = PQexecParams(db, query, n, NULL, values, NULL, NULL, 0);
+	res = sync_query(db, query, n, values);
 	ret = PQresultStatus(res) == PGRES_COMMAND_OK ||
 	    PQresultStatus(res) == PGRES_TUPLES_OK;
 	if (!ret && err != NULL)
-		(void)snprintf(err, errlen, "database: %s",
-		    PQerrorMessage(db));
+		(void)snprintf(err, errlen, "database: %s", sync_error(db));
 	PQclear(res);
 
 	return (ret ? KORE_RESULT_OK : KORE_RESULT_ERROR);
+}
+
+/*
+ * PQexecParams() (PQexec() without parameters: a script) that waits
+ * for the answer no longer than db_answer_ms: no statement_timeout
+ * comes back through a black hole. The last result, or NULL.
+ */
+static PGresult *
+sync_query(PGconn *db, const char *query, int n, const char **values)
+{
+	struct pollfd	pfd;
+	PGresult	*res, *last;
+	int64_t		deadline, left;
+	int		sent;
+
+	sent = n == 0 ? PQsendQuery(db, query) :
+	    PQsendQueryParams(db, query, n, NULL, values, NULL, NULL, 0);
+	if (!sent)
+		return (NULL);
+
+	deadline = kiln_now() + kiln_config.db_answer_ms;
+	last = NULL;
+	for (;;) {
+		while (!PQisBusy(db)) {
+			if ((res = PQgetResult(db)) == NULL)
+				return (last);
+			PQclear(last);
+			last = res;
+		}
+
+		left = deadline - kiln_now();
+		if (kiln_config.db_answer_ms == 0) {
+			left = -1;
+		} else if (left <= 0) {
+			sync_timed_out = 1;
+			break;
+		}
+		pfd.fd = PQsocket(db);
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, (int)left) == -1 && errno != EINTR)
+			break;
+		if (!PQconsumeInput(db))
+			break;
+	}
+
+	PQclear(last);
+	return (NULL);
+}
+
+static const char *
+sync_error(PGconn *db)
+{
+	if (sync_timed_out)
+		return ("no answer in time (KILN_DATABASE_URL)");
+	return (PQerrorMessage(db));
 }
 
 static int
@@ -770,8 +838,7 @@ migrate_file(PGconn *db, const char *dir, const char *file, char *err,
 	values[0] = version;
 	values[1] = file;
 
-	res = PQexecParams(db, q_migration_seen, 1, NULL, values, NULL,
-	    NULL, 0);
+	res = sync_query(db, q_migration_seen, 1, values);
 	seen = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
 	PQclear(res);
 	if (seen)
@@ -788,11 +855,11 @@ migrate_file(PGconn *db, const char *dir, const char *file, char *err,
 		goto fail;
 
 	/* A migration file is a script of our own, not data: no params. */
-	res = PQexec(db, sql);
+	res = sync_query(db, sql, 0, NULL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
 	    PQresultStatus(res) != PGRES_TUPLES_OK) {
 		(void)snprintf(err, errlen, "migration %s: %s", file,
-		    PQerrorMessage(db));
+		    sync_error(db));
 		PQclear(res);
 		(void)sync_exec(db, "ROLLBACK", 0, NULL, NULL, 0);
 		goto fail;
