@@ -49,13 +49,21 @@ if [ "${SAN:-0}" = 1 ]; then
 	touch "$out/start"
 fi
 
-# node:test suites: integration, then the browser (spec reporter:
-# "ℹ pass N" ...).
-bash tests/run-integration.sh tests/integration/ tests/browser/ 2>&1 |
-    tee "$out/it.log"
+# node:test suites: integration and browser, three files at a time, then
+# the few that measure latency, alone (spec reporter: "ℹ pass N" ...).
+serial="tests/integration/trust_pg_blackhole.test.js
+tests/integration/prod_instances.test.js"
+files=$(find tests/integration tests/browser -maxdepth 1 \
+    -name '*.test.js' | sort | grep -vxF "$serial")
+# shellcheck disable=SC2086
+bash tests/run-integration.sh $files 2>&1 | tee "$out/it.log"
+# shellcheck disable=SC2086
+KILN_IT_CONCURRENCY=1 bash tests/run-integration.sh $serial 2>&1 |
+    tee -a "$out/it.log"
 count() {
-	grep -aE "^ℹ $1 [0-9]+" "$out/it.log" | tail -n 1 |
-	    sed -E "s/^ℹ $1 ([0-9]+).*/\1/"
+	grep -aE "^ℹ $1 [0-9]+" "$out/it.log" |
+	    sed -E "s/^ℹ $1 ([0-9]+).*/\1/" | awk '{ n += $1 } END {
+	    if (NR) print n }'
 }
 p=$(count pass)
 f=$(count fail)
