@@ -28,6 +28,7 @@
 #include "kiln.h"
 
 #define SEG_MAX		8
+#define API_KEYS_WAIT_MS	3000
 
 #define R_PUBLIC	0x01	/* backend clients: allow-list, public rate */
 #define R_ADMIN		0x02	/* credentials, role, per-role rate */
@@ -103,6 +104,8 @@ static int	id_digits(const char *);
 static int	route_match(const char *, const char *, char *, size_t);
 static void	api_identity(struct http_request *, struct api_state *);
 static void	api_trace(struct http_request *, struct api_state *);
+static int	api_credentials_unknown(struct http_request *,
+		    struct api_state *);
 static u_int64_t	mix64(u_int64_t);
 static void	hex64(u_int64_t, char *);
 static int	api_host_allowed(struct http_request *);
@@ -137,6 +140,8 @@ kiln_dispatch(struct http_request *req)
 		ret = api_pending_finish(req, st);
 	else if (st->route == -1 && !api_host_allowed(req))
 		ret = api_host_refuse(req);
+	else if (st->route == -1 && api_credentials_unknown(req, st))
+		ret = KORE_RESULT_RETRY;
 	else if (st->route == -1)
 		ret = api_route(req, st);
 	else
@@ -473,6 +478,27 @@ api_trace(struct http_request *req, struct api_state *st)
 	st->traceparent[53] = '0';
 	st->traceparent[54] = (tp.flags & TRACE_FLAG_SAMPLED) ? '1' : '0';
 	st->traceparent[55] = '\0';
+}
+
+/*
+ * A worker that has just started may serve before its table of API keys
+ * has come from PostgreSQL: a request that brings a credential waits for
+ * it (a few event-loop turns, at most API_KEYS_WAIT_MS) rather than being
+ * refused a valid key.
+ */
+static int
+api_credentials_unknown(struct http_request *req, struct api_state *st)
+{
+	const char	*v;
+
+	if (auth_keys_ready() ||
+	    api_now_us() - st->start_us > API_KEYS_WAIT_MS * 1000)
+		return (0);
+	if (http_request_header(req, "authorization", &v))
+		return (1);
+
+	return (req->method == HTTP_METHOD_POST &&
+	    !strcmp(req->path, "/dashboard/login"));
 }
 
 static u_int64_t

@@ -363,6 +363,13 @@ auth_key(const char *key, struct principal *p)
 	return (KORE_RESULT_OK);
 }
 
+/* Has this worker read the table of API keys once? */
+int
+auth_keys_ready(void)
+{
+	return (auth.loaded);
+}
+
 static void
 auth_keys_loaded(struct kore_pgsql *sql, void *arg, int ok)
 {

@@ -512,6 +512,7 @@ struct principal {
 void	auth_key_hash(const char *, char *);
 char	*auth_key_generate(void);
 void	auth_keys_reload(void);
+int	auth_keys_ready(void);
 int	auth_request(struct http_request *, struct principal *);
 int	auth_allow(struct http_request *, const struct principal *, int);
 int	auth_rate(struct http_request *, const struct principal *, int);
