@@ -202,7 +202,9 @@ struct cache_entry;
 struct attempt;
 
 /* kiln.c: hooks and wiring. */
+#define KILN_VERSION		"0.1.0"
 int64_t	kiln_now(void);
+int	kiln_sources_load(const char *, int, char *, size_t);
 int	kiln_draining(void);
 int	kiln_bench_constant(struct http_request *);
 
@@ -246,6 +248,12 @@ extern struct kiln_config	kiln_config;
 
 int	config_load(const char *, char *, size_t);
 int	config_read_kore(const char *, char *, size_t);
+
+/* ship.c: subcommands, sd_notify readiness and watchdog, SIGHUP. */
+int	ship_command(const char *, int, char **);
+void	ship_parent_init(void);
+void	ship_worker_init(void);
+void	ship_notify(const char *);
 
 /* shared.c: counters, rate buckets and circuits shared by the workers. */
 #define SHARED_ROUTES		40
@@ -295,6 +303,8 @@ struct shared {
 	int			reseal_state;	/* RESEAL_* */
 	int64_t			reseal_retired;
 	int64_t			reseal_unbound;
+	int			log_level;	/* set by a reload */
+	u_int64_t		log_gen;
 };
 
 void	shared_init(void);
@@ -311,6 +321,7 @@ void	shared_websockets(int);
 int	shared_rate_take(u_int64_t, u_int32_t, int64_t, u_int32_t *,
 	    u_int32_t *);
 void	shared_reseal(int, int64_t, int64_t);
+void	shared_log_level(int);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0
@@ -322,6 +333,8 @@ int	log_setup(const char *, const char *, char *, size_t);
 void	log_kv(int, const char *, ...);
 void	log_context(const char *, const char *);
 int	log_enabled(int);
+int	log_level(void);
+void	log_level_set(int);
 
 /* store.c: all SQL. Startup work is synchronous (parent), the rest async. */
 struct store_row;
@@ -370,6 +383,12 @@ void	store_reseal_scan(int64_t, store_rows_cb, void *);
 void	store_reseal_write(int64_t, const char *, char *const *,
 	    char *const *, store_rows_cb, void *);
 void	store_reseal_count(store_rows_cb, void *);
+typedef void	(*store_reseal_fn)(void *, const char *, const char *,
+		    const char *const *, char **);
+void	store_sync_once(void);
+int	store_migrations_pending(int *, int *, char *, size_t);
+int	store_reseal_sync(int, store_reseal_fn, void *, int64_t *, char *,
+	    size_t);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
 #define CACHE_VALID_MARGIN_MS	1000
@@ -630,6 +649,17 @@ void	dash_ws_disconnect(struct connection *);
 #define RESEAL_DONE		2
 
 void	reseal_init(void);
+
+struct reseal_tally {
+	int		write;
+	int64_t		rows;
+	int64_t		values;		/* sealed values seen */
+	int64_t		stale;		/* not under the current key */
+	int64_t		unopened;	/* open with no key held */
+	int64_t		written;	/* swapped in the database */
+};
+
+int	reseal_sync(int, struct reseal_tally *, char *, size_t);
 void	reseal_health(void *);
 void	reseal_metrics(struct kore_buf *);
 
