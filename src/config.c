@@ -45,6 +45,7 @@ static int	config_cidrs(const char *, struct cidr **, size_t *, char *,
 		    size_t);
 static int	config_hosts(char *, size_t);
 static int	bind_split(const char *, char *, size_t, char *, size_t);
+static char	*migrations_default(const char *);
 
 int
 config_load(const char *conf_path, char *err, size_t errlen)
@@ -52,7 +53,8 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	struct kiln_config	*c = &kiln_config;
 	double			buffer_min;
 	int64_t			v;
-	char			host[256], dir[PATH_MAX];
+	const char		*ef;
+	char			host[256];
 
 	memset(c, 0, sizeof(*c));
 
@@ -65,11 +67,13 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	if (c->sources_file != NULL && *c->sources_file == '\0')
 		c->sources_file = NULL;
 
-	if ((c->migrations_dir = getenv("KILN_MIGRATIONS_DIR")) == NULL) {
-		(void)kore_strlcpy(dir, conf_path, sizeof(dir));
-		(void)snprintf(host, sizeof(host), "%s/migrations",
-		    dirname(dir));
-		c->migrations_dir = kore_strdup(host);
+	if ((c->migrations_dir = getenv("KILN_MIGRATIONS_DIR")) == NULL)
+		c->migrations_dir = migrations_default(conf_path);
+	if ((ef = getenv("KILN_ENV_FILE")) != NULL && *ef != '\0' &&
+	    access(ef, R_OK) == -1) {
+		(void)snprintf(err, errlen, "KILN_ENV_FILE: %s: %s", ef,
+		    strerror(errno));
+		return (KORE_RESULT_ERROR);
 	}
 
 	if (!env_bool("PREWARMING_ENABLED", 1, &c->prewarming_enabled,
@@ -560,4 +564,36 @@ key_file_read(const char *path, char *err, size_t errlen)
 		fatal("strdup");
 
 	return (end);
+}
+
+/*
+ * The migrations beside the configuration (a source tree), else where
+ * an installed kiln keeps them: ../share/kiln/migrations from the
+ * binary (/usr/sbin/kiln: /usr/share/kiln/migrations).
+ */
+static char *
+migrations_default(const char *conf_path)
+{
+	struct stat	st;
+	ssize_t		n;
+	char		dir[PATH_MAX], exe[PATH_MAX], path[PATH_MAX];
+
+	(void)kore_strlcpy(dir, conf_path, sizeof(dir));
+	(void)snprintf(path, sizeof(path), "%s/migrations", dirname(dir));
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return (kore_strdup(path));
+
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
+		exe[n] = '\0';
+		(void)kore_strlcpy(dir, dirname(exe), sizeof(dir));
+		(void)snprintf(path, sizeof(path), "%s/share/kiln/migrations",
+		    dirname(dir));
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			return (kore_strdup(path));
+	}
+
+	/* Named as it is looked for; a start then says it is missing. */
+	(void)kore_strlcpy(dir, conf_path, sizeof(dir));
+	(void)snprintf(path, sizeof(path), "%s/migrations", dirname(dir));
+	return (kore_strdup(path));
 }
