@@ -13,9 +13,12 @@ KORE_SRC	:= .build/kore-src
 KORE_STAMP	:= $(KORE_SRC)/.kiln-patches
 PATCHES		:= $(sort $(wildcard conf/patches/*.patch))
 
-# ./kiln is of one flavor at a time: another flavor rebuilds it.
+# ./kiln is of one flavor at a time: another flavor rebuilds it (not
+# make deb, which builds in a copy of the tree and leaves ./kiln alone).
+ifneq ($(MAKECMDGOALS),deb)
 ifneq ($(shell cat .build/flavor 2>/dev/null),$(FLAVOR))
 $(shell mkdir -p .build && echo $(FLAVOR) > .build/flavor && rm -f kiln)
+endif
 endif
 
 .PHONY: all deps deps-apt deps-npm build run test test-unit \
