@@ -90,15 +90,47 @@ async function seeded(name, workers)
 	return { db, idp, sources, masterKey: k0.masterKey };
 }
 
+/*
+ * A role of its own for kiln, limited to a few connections: the workers
+ * that get none cannot load their cache until the limit is lifted.
+ */
+async function limitedRole(db, limit)
+{
+	const role = `${db.name}_r`.slice(0, 60);
+	await db.pg.query(`CREATE ROLE "${role}" LOGIN CONNECTION LIMIT ` +
+	    `${limit}`, { db: db.name });
+	await db.pg.query(`GRANT CREATE, USAGE ON SCHEMA public TO "${role}"; ` +
+	    `GRANT ALL ON ALL TABLES IN SCHEMA public TO "${role}"; ` +
+	    `GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "${role}"`,
+	    { db: db.name });
+	return {
+		url: db.url.replace('postgres@', `${role}@`),
+		lift: () => db.pg.query(`ALTER ROLE "${role}" CONNECTION ` +
+		    'LIMIT -1', { db: db.name }),
+	};
+}
+
 test('ready_only_once_every_worker_serves_and_watchdog',
     { timeout: 120000 }, async () => {
 	const s = await seeded('ship_ready', 3);
+	const role = await limitedRole(s.db, 4);
 	const l = await notifyListener('ship_ready');
 	const statuses = [];
-	const k = await h.startKiln({ name: 'ship_ready', databaseUrl: s.db.url,
+	const k = await h.startKiln({ name: 'ship_ready', databaseUrl: role.url,
 	    masterKey: s.masterKey, sources: s.sources, workers: 3,
 	    waitHealth: false, env: { NOTIFY_SOCKET: l.path,
 	    WATCHDOG_USEC: '1000000', KILN_WAIT_MS: '0' } });
+
+	/* Some workers serve, not all: no READY=1 yet. */
+	const loaded = () => k.jsonLogs().filter((x) =>
+	    x.msg === 'token cache loaded').length;
+	await h.waitFor(() => loaded() >= 1, { timeout: 30000,
+	    what: 'a worker with its cache loaded' });
+	await h.sleep(1500);
+	assert.ok(loaded() < 3, `${loaded()} of 3 workers loaded`);
+	assert.deepEqual(sent(l, /^READY=1/m), [], 'no READY=1 while a ' +
+	    'worker cannot load its cache');
+	await role.lift();
 
 	await h.waitFor(() => sent(l, /^READY=1/m).length > 0,
 	    { timeout: 30000, interval: 5, what: 'READY=1' });
@@ -110,6 +142,7 @@ test('ready_only_once_every_worker_serves_and_watchdog',
 	}
 	assert.deepEqual([...new Set(statuses)], [200],
 	    `answers right after READY=1: ${statuses.join(',')}`);
+	assert.equal(loaded(), 3, 'every worker loaded');
 	assert.equal(sent(l, /^READY=1/m).length, 1, 'READY=1 once');
 	assert.match(sent(l, /^READY=1/m)[0].m, /STATUS=serving/);
 
