@@ -597,3 +597,36 @@ migrations_default(const char *conf_path)
 	(void)snprintf(path, sizeof(path), "%s/migrations", dirname(dir));
 	return (kore_strdup(path));
 }
+
+/*
+ * What config_read_kore checks, without feeding Kore (which would bind
+ * the listener, busy while the server being checked runs): kiln check.
+ */
+int
+config_check_kore(const char *path, char *err, size_t errlen)
+{
+	const char	*v;
+	int		rc;
+	char		host[256], port[16];
+
+	if ((v = getenv("KILN_BIND")) != NULL && !bind_split(v, host,
+	    sizeof(host), port, sizeof(port))) {
+		(void)snprintf(err, errlen,
+		    "KILN_BIND: expected host:port, got '%.64s'", v);
+		return (KORE_RESULT_ERROR);
+	}
+	if ((v = getenv("KILN_WORKERS")) != NULL) {
+		(void)kore_strtonum(v, 10, 1, 64, &rc);
+		if (rc != KORE_RESULT_OK) {
+			(void)snprintf(err, errlen,
+			    "KILN_WORKERS: expected 1..64");
+			return (KORE_RESULT_ERROR);
+		}
+	}
+	if (access(path, R_OK) == -1) {
+		(void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}

@@ -248,6 +248,7 @@ extern struct kiln_config	kiln_config;
 
 int	config_load(const char *, char *, size_t);
 int	config_read_kore(const char *, char *, size_t);
+int	config_check_kore(const char *, char *, size_t);
 
 /* ship.c: subcommands, sd_notify readiness and watchdog, SIGHUP. */
 int	ship_command(const char *, int, char **);

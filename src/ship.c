@@ -215,12 +215,9 @@ cmd_setup(const char *cmd, const char *conf)
 	store_sync_once();
 
 	if (!log_setup(getenv("LOG_FORMAT"), getenv("LOG_LEVEL"), err,
-	    sizeof(err)) || !config_load(conf, err, sizeof(err)))
+	    sizeof(err)) || !config_load(conf, err, sizeof(err)) ||
+	    !config_check_kore(conf, err, sizeof(err)))
 		return (cmd_fail(cmd, err));
-	if (access(conf, R_OK) == -1) {
-		(void)snprintf(err, sizeof(err), "%s: %s", conf, errno_s);
-		return (cmd_fail(cmd, err));
-	}
 
 	return (0);
 }
@@ -345,6 +342,10 @@ ship_msg_reload(struct kore_msg *msg, const void *data)
 
 	ship_notify("RELOADING=1");
 	ok = 1;
+
+	/* The parent relays the workers' messages: wait seconds, once. */
+	(void)setenv("PGCONNECT_TIMEOUT", "5", 0);
+	store_sync_once();
 
 	if ((file = getenv("KILN_ENV_FILE")) != NULL && *file != '\0') {
 		level = ship_env_get(file, "LOG_LEVEL");

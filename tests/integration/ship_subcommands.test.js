@@ -100,6 +100,17 @@ test('check_and_migrate_bad_variable_and_unreachable_database',
 		assert.match(r.stderr, /KILN_LEASE_SECONDS: expected an integer/);
 
 		r = await kiln([cmd], { KILN_DATABASE_URL: unreachable,
+		    KILN_MASTER_KEY: key(), KILN_BIND: 'nowhere' });
+		assert.equal(r.code, 1);
+		assert.match(r.stderr, /KILN_BIND: expected host:port/);
+
+		r = await kiln(['-c', 'no/such.conf', cmd], {
+		    KILN_DATABASE_URL: unreachable, KILN_MASTER_KEY: key() });
+		assert.equal(r.code, 1);
+		assert.match(r.stderr, new RegExp(`kiln ${cmd}: no/such\\.conf: ` +
+		    'No such file'));
+
+		r = await kiln([cmd], { KILN_DATABASE_URL: unreachable,
 		    KILN_MASTER_KEY: 'not-a-key' });
 		assert.equal(r.code, 1);
 		assert.match(r.stderr, /KILN_MASTER_KEY: (not valid base64|must be 32 bytes)/);
