@@ -158,6 +158,24 @@ test('ready_only_once_every_worker_serves_and_watchdog',
 		    `WATCHDOG=1 gap ${dogs[i] - dogs[i - 1]} ms`);
 	}
 	assert.ok(dogs[0] - t0 < 1000, 'first WATCHDOG=1 within 1 s');
+
+	/* A worker that hangs stops the pings: systemd would restart. */
+	const workers = fs.readFileSync(`/proc/${k.pid}/task/${k.pid}/children`,
+	    'utf8').trim().split(/\s+/).map(Number);
+	assert.equal(workers.length, 3, 'three workers');
+	process.kill(workers[1], 'SIGSTOP');
+	try {
+		await h.sleep(600);
+		const t1 = Date.now();
+		await h.sleep(2500);
+		assert.deepEqual(sent(l, /^WATCHDOG=1$/).filter((x) => x.t >= t1),
+		    [], 'no WATCHDOG=1 while a worker is stopped');
+	} finally {
+		process.kill(workers[1], 'SIGCONT');
+	}
+	const t2 = Date.now();
+	await h.waitFor(() => sent(l, /^WATCHDOG=1$/).some((x) => x.t >= t2),
+	    { timeout: 3000, what: 'WATCHDOG=1 again' });
 	await k.stop();
 });
 
