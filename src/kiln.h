@@ -655,7 +655,7 @@ struct reseal_tally {
 	int		write;
 	int64_t		rows;
 	int64_t		values;		/* sealed values seen */
-	int64_t		stale;		/* not under the current key */
+	int64_t		stale;		/* not under the key */
 	int64_t		unopened;	/* open with no key held */
 	int64_t		written;	/* swapped in the database */
 };

@@ -63,8 +63,8 @@ static char	*ship_env_get(const char *, const char *);
 
 static struct {
 	u_int64_t		watchdog_ms;	/* 0: no watchdog asked */
-	u_int64_t		ready;		/* parent: workers ready */
-	u_int64_t		alive;		/* parent: since last ping */
+	u_int64_t		ready;		/* parent */
+	u_int64_t		alive;		/* parent, since a ping */
 	int			notified;
 	volatile sig_atomic_t	hup;		/* worker */
 	int			sent_ready;	/* worker */
@@ -442,8 +442,10 @@ ship_tick(void *arg, u_int64_t now)
 
 	if (ship.hup) {
 		ship.hup = 0;
-		if (worker->id == SHIP_RELOAD_WORKER)
-			kore_msg_send(KORE_MSG_PARENT, SHIP_MSG_RELOAD, NULL, 0);
+		if (worker->id == SHIP_RELOAD_WORKER) {
+			kore_msg_send(KORE_MSG_PARENT, SHIP_MSG_RELOAD,
+			    NULL, 0);
+		}
 	}
 
 	if (sh->log_gen != ship.log_gen) {

@@ -1637,8 +1637,9 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 				    PQerrorMessage(db));
 				ret = KORE_RESULT_ERROR;
 			} else {
-				*written += strtoll(PQgetvalue(w, 0, 0), NULL,
-				    10) + strtoll(PQgetvalue(w, 0, 1), NULL, 10);
+				*written += strtoll(PQgetvalue(w, 0, 0),
+				    NULL, 10) + strtoll(PQgetvalue(w, 0, 1),
+				    NULL, 10);
 			}
 			PQclear(w);
 			for (c = 0; c < 4; c++)
