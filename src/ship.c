@@ -64,7 +64,7 @@ static char	*ship_env_get(const char *, const char *);
 static struct {
 	u_int64_t		watchdog_ms;	/* 0: no watchdog asked */
 	u_int64_t		ready;		/* parent */
-	u_int64_t		alive;		/* parent, since a ping */
+	u_int64_t		alive;		/* parent */
 	int			notified;
 	volatile sig_atomic_t	hup;		/* worker */
 	int			sent_ready;	/* worker */
