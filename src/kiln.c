@@ -63,6 +63,9 @@ kore_parent_configure(int argc, char **argv)
 	/* Line buffered: nothing half-written is copied into the workers. */
 	(void)setvbuf(stdout, NULL, _IOLBF, 0);
 
+	/* A reload before Kore takes SIGHUP over must not end the start. */
+	(void)signal(SIGHUP, SIG_IGN);
+
 	conf = "kore.conf";
 	while ((ch = getopt(argc, argv, "+c:fhnqrv")) != -1) {
 		switch (ch) {
