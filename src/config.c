@@ -50,6 +50,7 @@ static const char	*db_default(const PQconninfoOption *, char *,
 			    size_t);
 static void	db_append(struct kore_buf *, const char *, const char *);
 static int64_t	db_ms(const char *, const char *, int64_t);
+static char	*migrations_default(const char *);
 
 int
 config_load(const char *conf_path, char *err, size_t errlen)
@@ -57,7 +58,8 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	struct kiln_config	*c = &kiln_config;
 	double			buffer_min;
 	int64_t			v;
-	char			host[256], dir[PATH_MAX];
+	const char		*ef;
+	char			host[256];
 
 	memset(c, 0, sizeof(*c));
 
@@ -72,11 +74,13 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	if (c->sources_file != NULL && *c->sources_file == '\0')
 		c->sources_file = NULL;
 
-	if ((c->migrations_dir = getenv("KILN_MIGRATIONS_DIR")) == NULL) {
-		(void)kore_strlcpy(dir, conf_path, sizeof(dir));
-		(void)snprintf(host, sizeof(host), "%s/migrations",
-		    dirname(dir));
-		c->migrations_dir = kore_strdup(host);
+	if ((c->migrations_dir = getenv("KILN_MIGRATIONS_DIR")) == NULL)
+		c->migrations_dir = migrations_default(conf_path);
+	if ((ef = getenv("KILN_ENV_FILE")) != NULL && *ef != '\0' &&
+	    access(ef, R_OK) == -1) {
+		(void)snprintf(err, errlen, "KILN_ENV_FILE: %s: %s", ef,
+		    strerror(errno));
+		return (KORE_RESULT_ERROR);
 	}
 
 	if (!env_bool("PREWARMING_ENABLED", 1, &c->prewarming_enabled,
@@ -722,4 +726,69 @@ db_ms(const char *s, const char *prefix, int64_t unit)
 		unit = 1000;
 
 	return (n * unit);
+}
+
+/*
+ * The migrations beside the configuration (a source tree), else where
+ * an installed kiln keeps them: ../share/kiln/migrations from the
+ * binary (/usr/sbin/kiln: /usr/share/kiln/migrations).
+ */
+static char *
+migrations_default(const char *conf_path)
+{
+	struct stat	st;
+	ssize_t		n;
+	char		dir[PATH_MAX], exe[PATH_MAX], path[PATH_MAX];
+
+	(void)kore_strlcpy(dir, conf_path, sizeof(dir));
+	(void)snprintf(path, sizeof(path), "%s/migrations", dirname(dir));
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return (kore_strdup(path));
+
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0) {
+		exe[n] = '\0';
+		(void)kore_strlcpy(dir, dirname(exe), sizeof(dir));
+		(void)snprintf(path, sizeof(path), "%s/share/kiln/migrations",
+		    dirname(dir));
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			return (kore_strdup(path));
+	}
+
+	/* Named as it is looked for; a start then says it is missing. */
+	(void)kore_strlcpy(dir, conf_path, sizeof(dir));
+	(void)snprintf(path, sizeof(path), "%s/migrations", dirname(dir));
+	return (kore_strdup(path));
+}
+
+/*
+ * What config_read_kore checks, without feeding Kore (which would bind
+ * the listener, busy while the server being checked runs): kiln check.
+ */
+int
+config_check_kore(const char *path, char *err, size_t errlen)
+{
+	const char	*v;
+	int		rc;
+	char		host[256], port[16];
+
+	if ((v = getenv("KILN_BIND")) != NULL && !bind_split(v, host,
+	    sizeof(host), port, sizeof(port))) {
+		(void)snprintf(err, errlen,
+		    "KILN_BIND: expected host:port, got '%.64s'", v);
+		return (KORE_RESULT_ERROR);
+	}
+	if ((v = getenv("KILN_WORKERS")) != NULL) {
+		(void)kore_strtonum(v, 10, 1, 64, &rc);
+		if (rc != KORE_RESULT_OK) {
+			(void)snprintf(err, errlen,
+			    "KILN_WORKERS: expected 1..64");
+			return (KORE_RESULT_ERROR);
+		}
+	}
+	if (access(path, R_OK) == -1) {
+		(void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
 }

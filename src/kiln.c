@@ -30,13 +30,11 @@
 
 #include "kiln.h"
 
-#define KILN_VERSION		"0.1.0"
 #define SOURCES_FILE_MAX	(4 * 1024 * 1024)
 #define DRAIN_GRACE_MS		250
 
 static void	usage(void) __attribute__((noreturn));
 static void	die(const char *) __attribute__((noreturn));
-static void	sources_load(const char *);
 static void	drain_setup(void);
 static void	drain_signal(int);
 static void	drain_tick(void *, u_int64_t);
@@ -66,8 +64,11 @@ kore_parent_configure(int argc, char **argv)
 	/* Line buffered: nothing half-written is copied into the workers. */
 	(void)setvbuf(stdout, NULL, _IOLBF, 0);
 
+	/* A reload before Kore takes SIGHUP over must not end the start. */
+	(void)signal(SIGHUP, SIG_IGN);
+
 	conf = "kore.conf";
-	while ((ch = getopt(argc, argv, "c:fhnqrv")) != -1) {
+	while ((ch = getopt(argc, argv, "+c:fhnqrv")) != -1) {
 		switch (ch) {
 		case 'c':
 			conf = optarg;
@@ -88,6 +89,13 @@ kore_parent_configure(int argc, char **argv)
 		default:
 			usage();
 		}
+	}
+
+	/* kiln check, migrate, ...: run, exit, Kore never starts. */
+	if (optind < argc) {
+		if ((ch = ship_command(conf, argc - optind, argv + optind)) < 0)
+			usage();
+		exit(ch);
 	}
 
 	/*
@@ -118,8 +126,10 @@ kore_parent_configure(int argc, char **argv)
 		if (!store_key_bootstrap(hash, err, sizeof(err)))
 			die(err);
 	}
-	if (kiln_config.sources_file != NULL)
-		sources_load(kiln_config.sources_file);
+	if (kiln_config.sources_file != NULL &&
+	    !kiln_sources_load(kiln_config.sources_file, 1, err, sizeof(err)))
+		die(err);
+	ship_parent_init();
 
 	log_kv(LOG_LVL_INFO, "kiln configured", "config", conf,
 	    "version", KILN_VERSION, NULL);
@@ -145,6 +155,7 @@ kore_worker_configure(void)
 	reseal_init();
 	dash_init();
 	drain_setup();
+	ship_worker_init();
 }
 
 void
@@ -334,50 +345,60 @@ kiln_bench_constant(struct http_request *req)
 	return (KORE_RESULT_OK);
 }
 
-/* KILN_SOURCES_FILE: {"sources":[...]}, upserted at every start. */
-static void
-sources_load(const char *path)
+/*
+ * KILN_SOURCES_FILE: {"sources":[...]}, upserted at every start (apply)
+ * and on SIGHUP, or only checked (kiln check).
+ */
+int
+kiln_sources_load(const char *path, int apply, char *err, size_t errlen)
 {
 	yajl_val	root, list;
 	struct source	*src;
 	const char	*key[] = { "sources", NULL };
-	size_t		i, n;
-	char		*text, perr[128], err[KILN_ERR_MAX], msg[512];
+	size_t		i, n, done;
+	int		ret;
+	char		*text, perr[128], why[KILN_ERR_MAX];
 
-	if ((text = sources_read(path, err, sizeof(err))) == NULL)
-		die(err);
+	if ((text = sources_read(path, err, errlen)) == NULL)
+		return (KORE_RESULT_ERROR);
 	root = yajl_tree_parse(text, perr, sizeof(perr));
 	seal_wipe(text);
 	if (root == NULL) {
-		(void)snprintf(msg, sizeof(msg), "KILN_SOURCES_FILE: %s: not "
+		(void)snprintf(err, errlen, "KILN_SOURCES_FILE: %s: not "
 		    "valid JSON", path);
-		die(msg);
+		return (KORE_RESULT_ERROR);
 	}
 
 	if ((list = yajl_tree_get(root, key, yajl_t_array)) == NULL) {
-		(void)snprintf(msg, sizeof(msg), "KILN_SOURCES_FILE: %s: "
+		(void)snprintf(err, errlen, "KILN_SOURCES_FILE: %s: "
 		    "expected {\"sources\":[...]}", path);
-		die(msg);
+		yajl_tree_free(root);
+		return (KORE_RESULT_ERROR);
 	}
 
+	ret = KORE_RESULT_OK;
 	n = YAJL_GET_ARRAY(list)->len;
 	src = kore_calloc(n ? n : 1, sizeof(*src));
-	for (i = 0; i < n; i++) {
-		if (!source_from_json(YAJL_GET_ARRAY(list)->values[i],
-		    SOURCE_ALLOW_ENV, &src[i], err, sizeof(err))) {
-			(void)snprintf(msg, sizeof(msg), "KILN_SOURCES_FILE: "
-			    "sources[%zu].%s", i, err);
-			die(msg);
+	for (done = 0; done < n; done++) {
+		if (!source_from_json(YAJL_GET_ARRAY(list)->values[done],
+		    SOURCE_ALLOW_ENV, &src[done], why, sizeof(why))) {
+			(void)snprintf(err, errlen, "KILN_SOURCES_FILE: "
+			    "sources[%zu].%s", done, why);
+			ret = KORE_RESULT_ERROR;
+			break;
 		}
 	}
 	yajl_tree_free(root);
 
-	if (!store_upsert_sources(src, n, err, sizeof(err)))
-		die(err);
+	if (ret && apply)
+		ret = store_upsert_sources(src, n, err, errlen);
 
-	for (i = 0; i < n; i++)
+	/* A source that failed half way is freed too. */
+	for (i = 0; i < n && i <= done; i++)
 		source_free(&src[i]);
 	kore_free(src);
+
+	return (ret);
 }
 
 static char *
@@ -420,7 +441,8 @@ die(const char *msg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kiln [-fhqv] [-c kore.conf]\n");
+	fprintf(stderr, "usage: kiln [-fhqv] [-c kore.conf] "
+	    "[version | check | migrate | keygen | reseal]\n");
 	fprintf(stderr, "\t-c\tconfiguration file (default ./kore.conf)\n");
 	fprintf(stderr, "\t-f\tstay in the foreground\n");
 	fprintf(stderr, "\t-q\tquiet\n");

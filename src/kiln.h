@@ -223,7 +223,9 @@ struct attempt;
 struct api_pending;
 
 /* kiln.c: hooks and wiring. */
+#define KILN_VERSION		"0.1.0"
 int64_t	kiln_now(void);
+int	kiln_sources_load(const char *, int, char *, size_t);
 int	kiln_draining(void);
 int	kiln_bench_constant(struct http_request *);
 
@@ -272,6 +274,13 @@ extern struct kiln_config	kiln_config;
 
 int	config_load(const char *, char *, size_t);
 int	config_read_kore(const char *, char *, size_t);
+int	config_check_kore(const char *, char *, size_t);
+
+/* ship.c: subcommands, sd_notify readiness and watchdog, SIGHUP. */
+int	ship_command(const char *, int, char **);
+void	ship_parent_init(void);
+void	ship_worker_init(void);
+void	ship_notify(const char *);
 
 /* shared.c: counters, rate buckets and circuits shared by the workers. */
 #define SHARED_ROUTES		40
@@ -332,6 +341,8 @@ struct shared {
 	struct shared_ws	ws[SHARED_WS_SESSIONS];
 	int64_t			revoked[SHARED_REVOKED];
 	u_int32_t		nrevoked;	/* revoked: key ids */
+	int			log_level;	/* set by a reload */
+	u_int64_t		log_gen;
 };
 
 void	shared_init(void);
@@ -353,6 +364,7 @@ void	shared_ws_close(u_int64_t, u_int32_t);
 void	shared_ws_reset(u_int32_t);
 void	shared_key_revoke(int64_t);
 int	shared_key_revoked(int64_t);
+void	shared_log_level(int);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0
@@ -364,6 +376,8 @@ int	log_setup(const char *, const char *, char *, size_t);
 void	log_kv(int, const char *, ...);
 void	log_context(const char *, const char *);
 int	log_enabled(int);
+int	log_level(void);
+void	log_level_set(int);
 
 /* store.c: all SQL. Startup work is synchronous (parent), the rest async. */
 struct store_row;
@@ -413,6 +427,12 @@ void	store_reseal_scan(int64_t, store_rows_cb, void *);
 void	store_reseal_write(int64_t, const char *, char *const *,
 	    char *const *, store_rows_cb, void *);
 void	store_reseal_count(store_rows_cb, void *);
+typedef void	(*store_reseal_fn)(void *, const char *, const char *,
+		    const char *const *, char **);
+void	store_sync_once(void);
+int	store_migrations_pending(int *, int *, char *, size_t);
+int	store_reseal_sync(int, store_reseal_fn, void *, int64_t *, char *,
+	    size_t);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
 #define CACHE_VALID_MARGIN_MS	1000
@@ -694,6 +714,17 @@ void	dash_ws_disconnect(struct connection *);
 #define RESEAL_DONE		2
 
 void	reseal_init(void);
+
+struct reseal_tally {
+	int		write;
+	int64_t		rows;
+	int64_t		values;		/* sealed values seen */
+	int64_t		stale;		/* not under the key */
+	int64_t		unopened;	/* open with no key held */
+	int64_t		written;	/* swapped in the database */
+};
+
+int	reseal_sync(int, struct reseal_tally *, char *, size_t);
 void	reseal_health(void *);
 void	reseal_metrics(struct kore_buf *);
 

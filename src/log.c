@@ -81,6 +81,19 @@ log_enabled(int level)
 	return (level >= log_ctx.level);
 }
 
+int
+log_level(void)
+{
+	return (log_ctx.level);
+}
+
+void
+log_level_set(int level)
+{
+	if (level >= LOG_LVL_DEBUG && level <= LOG_LVL_ERROR)
+		log_ctx.level = level;
+}
+
 void
 log_context(const char *request_id, const char *trace_id)
 {

@@ -56,6 +56,9 @@ static void	reseal_next(void);
 static void	reseal_written(struct kore_pgsql *, void *, int);
 static void	reseal_counted(struct kore_pgsql *, void *, int);
 static void	reseal_rows_free(void);
+static void	reseal_sync_row(void *, const char *, const char *,
+		    const char *const *, char **);
+static int	reseal_opens(const char *, const char *, int, const char *);
 
 static struct {
 	int64_t			after;
@@ -313,4 +316,77 @@ reseal_rows_free(void)
 	pass.rows = NULL;
 	pass.nrows = 0;
 	pass.next = 0;
+}
+
+/*
+ * kiln reseal (write) and kiln check (not write), in the parent before
+ * Kore starts: the same queries and the same sealing as the pass above,
+ * driven synchronously over every stored row.
+ */
+int
+reseal_sync(int write, struct reseal_tally *t, char *err, size_t errlen)
+{
+	memset(t, 0, sizeof(*t));
+	t->write = write;
+
+	return (store_reseal_sync(!write, reseal_sync_row, t, &t->written,
+	    err, errlen));
+}
+
+static void
+reseal_sync_row(void *arg, const char *name, const char *url,
+    const char *const *blobs, char **fresh)
+{
+	struct reseal_tally	*t = arg;
+	int			c, current;
+	char			origin[SOURCE_ORIGIN_MAX];
+
+	t->rows++;
+	source_origin(url, origin, sizeof(origin));
+	for (c = 0; c < RESEAL_COLS; c++) {
+		if (blobs[c] == NULL || *blobs[c] == '\0')
+			continue;
+		t->values++;
+		current = seal_current(blobs[c], c != RESEAL_TOKEN);
+		if (!current)
+			t->stale++;
+		if (!t->write) {
+			if (!reseal_opens(name, blobs[c], c, origin)) {
+				t->unopened++;
+				log_kv(LOG_LVL_WARN, "sealed value opens with "
+				    "no key held here", "token", name, "field",
+				    reseal_fields[c], NULL);
+			}
+			continue;
+		}
+		if (current)
+			continue;
+		if ((fresh[c] = reseal_blob(name, blobs[c], c, origin)) ==
+		    NULL) {
+			t->unopened++;
+			log_kv(LOG_LVL_WARN, "sealed value opens with no key "
+			    "held here", "token", name, "field",
+			    reseal_fields[c], NULL);
+		}
+	}
+}
+
+static int
+reseal_opens(const char *name, const char *blob, int c, const char *origin)
+{
+	size_t		len;
+	int		ok;
+	char		*plain;
+
+	if (c == RESEAL_TOKEN)
+		ok = seal_open(name, reseal_fields[c], blob, &plain, &len);
+	else
+		ok = seal_open_for(name, reseal_fields[c], origin, blob,
+		    &plain, &len);
+	if (ok) {
+		OPENSSL_cleanse(plain, len);
+		free(plain);
+	}
+
+	return (ok);
 }

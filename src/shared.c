@@ -411,3 +411,11 @@ shared_host(const char *url, char *host, size_t len)
 	memcpy(host, url, n);
 	host[n] = '\0';
 }
+
+/* A reload changed the log level: the workers take it from here. */
+void
+shared_log_level(int level)
+{
+	shm->log_level = level;
+	shm->log_gen++;
+}

@@ -360,6 +360,8 @@ static const char q_events[] =
 
 static const char q_ping[] = "SELECT 1";
 
+static int	sync_tries = STORE_CONNECT_TRIES;
+
 static PGconn	*sync_connect(char *, size_t);
 static PGresult	*sync_query(PGconn *, const char *, int, const char **);
 static const char	*sync_error(PGconn *);
@@ -709,7 +711,8 @@ store_release_leases(void)
 
 /*
  * The start waits STORE_CONNECT_TRIES * 500 ms for its database, however
- * long each try takes (a black hole makes each a connect_timeout).
+ * long each try takes (a black hole makes each a connect_timeout); a
+ * subcommand tries once (sync_tries).
  */
 static PGconn *
 sync_connect(char *err, size_t errlen)
@@ -718,8 +721,9 @@ sync_connect(char *err, size_t errlen)
 	int64_t		deadline;
 	int		i;
 
-	deadline = kiln_now() + STORE_CONNECT_TRIES * 500;
-	for (i = 0; i == 0 || kiln_now() < deadline; i++) {
+	deadline = kiln_now() + sync_tries * 500;
+	for (i = 0; i < sync_tries && (i == 0 || kiln_now() < deadline);
+	    i++) {
 		db = PQconnectdb(kiln_config.database_url);
 		if (db != NULL && PQstatus(db) == CONNECTION_OK)
 			return (db);
@@ -729,7 +733,8 @@ sync_connect(char *err, size_t errlen)
 			    NULL);
 		}
 		PQfinish(db);
-		usleep(500 * 1000);
+		if (i + 1 < sync_tries)
+			usleep(500 * 1000);
 	}
 
 	(void)snprintf(err, errlen, "KILN_DATABASE_URL: cannot connect");
@@ -1657,4 +1662,173 @@ void
 store_reseal_count(store_rows_cb cb, void *arg)
 {
 	store_job(q_reseal_count, cb, arg, 1, seal_key_id());
+}
+
+/*
+ * The operator's subcommands (ship.c) run in the parent before Kore
+ * starts, with blocking libpq: one connection attempt, bounded by
+ * PGCONNECT_TIMEOUT, so that an unreachable database fails at once.
+ */
+void
+store_sync_once(void)
+{
+	sync_tries = 1;
+}
+
+/* How many migration files are not yet recorded as applied. */
+int
+store_migrations_pending(int *pending, int *total, char *err, size_t errlen)
+{
+	struct dirent	**list;
+	PGresult	*res;
+	PGconn		*db;
+	const char	*values[1];
+	char		version[4];
+	int		i, n, ret, table;
+
+	*pending = *total = 0;
+	n = scandir(kiln_config.migrations_dir, &list, migrate_filter,
+	    alphasort);
+	if (n == -1) {
+		(void)snprintf(err, errlen, "KILN_MIGRATIONS_DIR: %s: %s",
+		    kiln_config.migrations_dir, strerror(errno));
+		return (KORE_RESULT_ERROR);
+	}
+	if ((db = sync_connect(err, errlen)) == NULL) {
+		ret = KORE_RESULT_ERROR;
+		goto cleanup;
+	}
+
+	res = PQexec(db, "SELECT to_regclass('schema_migrations') IS NOT NULL");
+	ret = PQresultStatus(res) == PGRES_TUPLES_OK;
+	table = ret && PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!ret)
+		(void)snprintf(err, errlen, "database: %s", PQerrorMessage(db));
+
+	for (i = 0; ret && i < n; i++) {
+		(*total)++;
+		if (!table) {
+			(*pending)++;
+			continue;
+		}
+		(void)kore_strlcpy(version, list[i]->d_name, sizeof(version));
+		values[0] = version;
+		res = PQexecParams(db, q_migration_seen, 1, NULL, values,
+		    NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			(void)snprintf(err, errlen, "database: %s",
+			    PQerrorMessage(db));
+			ret = KORE_RESULT_ERROR;
+		} else if (PQntuples(res) == 0) {
+			(*pending)++;
+		}
+		PQclear(res);
+	}
+	PQfinish(db);
+	ret = ret ? KORE_RESULT_OK : KORE_RESULT_ERROR;
+
+cleanup:
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+
+	return (ret);
+}
+
+/*
+ * The re-seal queries, driven synchronously (kiln reseal, kiln check):
+ * every row whose blobs are not all under the current key, or every row
+ * at all when every is set, is handed to fn, which may give a new blob
+ * for each column; those are written with the same compare-and-swap as
+ * the background pass. *written counts the blobs swapped.
+ */
+int
+store_reseal_sync(int every, store_reseal_fn fn, void *arg,
+    int64_t *written, char *err, size_t errlen)
+{
+	PGresult	*res, *w;
+	PGconn		*db;
+	const char	*v[10], *blobs[4];
+	char		*after, *fresh[4], bound[16], plain[16], id[24];
+	int		i, n, c, any, ret;
+
+	*written = 0;
+	if ((db = sync_connect(err, errlen)) == NULL)
+		return (KORE_RESULT_ERROR);
+
+	if (every) {
+		bound[0] = plain[0] = '\0';
+	} else {
+		(void)snprintf(bound, sizeof(bound), "v2.%s.", seal_key_id());
+		(void)snprintf(plain, sizeof(plain), "v1.%s.", seal_key_id());
+	}
+
+	ret = KORE_RESULT_OK;
+	after = kore_strdup("0");
+	for (;;) {
+		v[0] = after;
+		v[1] = bound;
+		v[2] = plain;
+		res = PQexecParams(db, q_reseal_scan, 3, NULL, v, NULL, NULL,
+		    0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			(void)snprintf(err, errlen, "database: %s",
+			    PQerrorMessage(db));
+			PQclear(res);
+			ret = KORE_RESULT_ERROR;
+			break;
+		}
+		if ((n = PQntuples(res)) == 0) {
+			PQclear(res);
+			break;
+		}
+
+		for (i = 0; ret && i < n; i++) {
+			for (c = 0; c < 4; c++) {
+				blobs[c] = PQgetisnull(res, i, 3 + c) ? NULL :
+				    PQgetvalue(res, i, 3 + c);
+				fresh[c] = NULL;
+			}
+			fn(arg, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+			    blobs, fresh);
+			for (any = 0, c = 0; c < 4; c++)
+				any |= fresh[c] != NULL;
+			if (!any)
+				continue;
+
+			(void)kore_strlcpy(id, PQgetvalue(res, i, 0),
+			    sizeof(id));
+			v[0] = id;
+			v[1] = PQgetvalue(res, i, 2);
+			for (c = 0; c < 4; c++) {
+				v[2 + 2 * c] = fresh[c] ? blobs[c] : NULL;
+				v[3 + 2 * c] = fresh[c];
+			}
+			w = PQexecParams(db, q_reseal_write, 10, NULL, v, NULL,
+			    NULL, 0);
+			if (PQresultStatus(w) != PGRES_TUPLES_OK) {
+				(void)snprintf(err, errlen, "database: %s",
+				    PQerrorMessage(db));
+				ret = KORE_RESULT_ERROR;
+			} else {
+				*written += strtoll(PQgetvalue(w, 0, 0),
+				    NULL, 10) + strtoll(PQgetvalue(w, 0, 1),
+				    NULL, 10);
+			}
+			PQclear(w);
+			for (c = 0; c < 4; c++)
+				seal_wipe(fresh[c]);
+		}
+
+		kore_free(after);
+		after = kore_strdup(PQgetvalue(res, n - 1, 0));
+		PQclear(res);
+		if (!ret)
+			break;
+	}
+	kore_free(after);
+	PQfinish(db);
+
+	return (ret);
 }
