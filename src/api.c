@@ -28,7 +28,7 @@
 #include "kiln.h"
 
 #define SEG_MAX		8
-#define API_KEYS_WAIT_MS	3000
+#define API_START_WAIT_MS	3000
 
 #define R_PUBLIC	0x01	/* backend clients: allow-list, public rate */
 #define R_ADMIN		0x02	/* credentials, role, per-role rate */
@@ -95,6 +95,11 @@ static struct {
 	u_int64_t	seed[3];
 } api_ids;
 
+/* Requests that came before the worker had its tables. */
+static TAILQ_HEAD(, api_state)	api_starting =
+				    TAILQ_HEAD_INITIALIZER(api_starting);
+static struct kore_timer	*api_start_timer;
+
 static int	api_route(struct http_request *, struct api_state *);
 static int	api_guard(struct http_request *, struct api_state *,
 		    const struct route *);
@@ -104,8 +109,9 @@ static int	id_digits(const char *);
 static int	route_match(const char *, const char *, char *, size_t);
 static void	api_identity(struct http_request *, struct api_state *);
 static void	api_trace(struct http_request *, struct api_state *);
-static int	api_credentials_unknown(struct http_request *,
+static int	api_worker_starting(struct http_request *,
 		    struct api_state *);
+static void	api_start_tick(void *, u_int64_t);
 static u_int64_t	mix64(u_int64_t);
 static void	hex64(u_int64_t, char *);
 static int	api_host_allowed(struct http_request *);
@@ -140,7 +146,7 @@ kiln_dispatch(struct http_request *req)
 		ret = api_pending_finish(req, st);
 	else if (st->route == -1 && !api_host_allowed(req))
 		ret = api_host_refuse(req);
-	else if (st->route == -1 && api_credentials_unknown(req, st))
+	else if (st->route == -1 && api_worker_starting(req, st))
 		ret = KORE_RESULT_RETRY;
 	else if (st->route == -1)
 		ret = api_route(req, st);
@@ -481,24 +487,59 @@ api_trace(struct http_request *req, struct api_state *st)
 }
 
 /*
- * A worker that has just started may serve before its table of API keys
- * has come from PostgreSQL: a request that brings a credential waits for
- * it (a few event-loop turns, at most API_KEYS_WAIT_MS) rather than being
- * refused a valid key.
+ * A worker that has just started may accept before its tokens, pause
+ * states and API keys have come from PostgreSQL. A request then sleeps
+ * (woken by a 10 ms timer, at most API_START_WAIT_MS) rather than get a
+ * 503 for a token that is there, a 401 for a valid key or a stale pause
+ * state. Liveness, readiness and metrics answer at once: they say how
+ * the worker is.
  */
 static int
-api_credentials_unknown(struct http_request *req, struct api_state *st)
+api_worker_starting(struct http_request *req, struct api_state *st)
 {
-	const char	*v;
-
-	if (auth_keys_ready() ||
-	    api_now_us() - st->start_us > API_KEYS_WAIT_MS * 1000)
+	if ((cache_loaded() && auth_keys_ready()) ||
+	    api_now_us() - st->start_us > API_START_WAIT_MS * 1000)
 		return (0);
-	if (http_request_header(req, "authorization", &v))
-		return (1);
+	if (!strcmp(req->path, "/metrics") || !strcmp(req->path, "/health") ||
+	    !strncmp(req->path, "/health/", 8))
+		return (0);
 
-	return (req->method == HTTP_METHOD_POST &&
-	    !strcmp(req->path, "/dashboard/login"));
+	if (!st->starting) {
+		st->starting = 1;
+		st->req = req;
+		TAILQ_INSERT_TAIL(&api_starting, st, starting_list);
+	}
+	if (api_start_timer == NULL) {
+		api_start_timer = kore_timer_add(api_start_tick, 10, NULL,
+		    KORE_TIMER_ONESHOT);
+	}
+	http_request_sleep(req);
+
+	return (1);
+}
+
+static void
+api_start_tick(void *arg, u_int64_t now)
+{
+	struct api_state	*st, *next;
+	int			ready;
+
+	/* A oneshot: Kore frees it after this call. */
+	api_start_timer = NULL;
+	ready = cache_loaded() && auth_keys_ready();
+	for (st = TAILQ_FIRST(&api_starting); st != NULL; st = next) {
+		next = TAILQ_NEXT(st, starting_list);
+		if (!ready && api_now_us() - st->start_us <=
+		    API_START_WAIT_MS * 1000)
+			continue;
+		TAILQ_REMOVE(&api_starting, st, starting_list);
+		st->starting = 0;
+		http_request_wakeup(st->req);
+	}
+	if (!TAILQ_EMPTY(&api_starting)) {
+		api_start_timer = kore_timer_add(api_start_tick, 10, NULL,
+		    KORE_TIMER_ONESHOT);
+	}
 }
 
 static u_int64_t
@@ -630,6 +671,8 @@ api_state_free(struct http_request *req)
 		return;
 
 	cache_unwait(&st->waiter);
+	if (st->starting)
+		TAILQ_REMOVE(&api_starting, st, starting_list);
 	if (st->pending != NULL) {
 		/* Its callback has yet to run and will free it. */
 		if (st->pending->done)

@@ -647,6 +647,9 @@ struct api_state {
 	struct cache_waiter	waiter;
 	char			request_id[64];
 	char			traceparent[64];
+	int			starting;	/* waits for the tables */
+	struct http_request	*req;
+	TAILQ_ENTRY(api_state)	starting_list;
 };
 
 #define API_BODY_MAX		65536
