@@ -85,10 +85,10 @@ static struct {
 
 static int	auth_jwt(const char *, struct principal *);
 static int	auth_key(const char *, struct principal *);
-static void	auth_keys_loaded(struct kore_pgsql *, void *, int);
+static void	auth_keys_loaded(const struct store_rows *, void *, int);
 static void	auth_keys_free(void);
 static struct auth_key	*auth_key_find(int64_t);
-static void	auth_sessions_loaded(struct kore_pgsql *, void *, int);
+static void	auth_sessions_loaded(const struct store_rows *, void *, int);
 static struct auth_session	*auth_session_find(const char *);
 static struct auth_session	*auth_session_lookup(const char *);
 static int	auth_session_valid(const struct auth_session *, int64_t);
@@ -371,8 +371,9 @@ auth_key(const char *key, struct principal *p)
 }
 
 static void
-auth_keys_loaded(struct kore_pgsql *sql, void *arg, int ok)
+auth_keys_loaded(const struct store_rows *rows, void *arg, int ok)
 {
+	struct kore_pgsql	*sql = rows ? rows->sql : NULL;
 	size_t		i, n, len;
 
 	auth.loading = 0;
@@ -642,8 +643,9 @@ auth_random_hex(char *out, size_t len)
 }
 
 static void
-auth_sessions_loaded(struct kore_pgsql *sql, void *arg, int ok)
+auth_sessions_loaded(const struct store_rows *rows, void *arg, int ok)
 {
+	struct kore_pgsql	*sql = rows ? rows->sql : NULL;
 	auth.sessions_loading = 0;
 	if (ok)
 		auth_sessions_apply(sql);

@@ -55,8 +55,8 @@ static u_int32_t	cache_hash(const char *);
 static struct cache_entry	*cache_insert(const char *);
 static void	cache_remove(struct cache_entry *);
 static void	cache_apply(struct kore_pgsql *, int);
-static void	cache_loaded_all(struct kore_pgsql *, void *, int);
-static void	cache_loaded_names(struct kore_pgsql *, const char *, int);
+static void	cache_loaded_all(const struct store_rows *, void *, int);
+static void	cache_loaded_names(const struct store_rows *, const char *, int);
 static struct cache_entry	*cache_mark_names(const char *, int);
 static void	cache_wake(struct cache_entry *);
 static void	cache_tick(void *, u_int64_t);
@@ -245,8 +245,9 @@ cache_load_all(void)
 }
 
 static void
-cache_loaded_all(struct kore_pgsql *sql, void *arg, int ok)
+cache_loaded_all(const struct store_rows *rows, void *arg, int ok)
 {
+	struct kore_pgsql	*sql = rows ? rows->sql : NULL;
 	struct cache_entry	*e, *next;
 	int			i, n;
 
@@ -277,8 +278,9 @@ cache_loaded_all(struct kore_pgsql *sql, void *arg, int ok)
 
 /* A batch of reloaded names (comma-separated). */
 static void
-cache_loaded_names(struct kore_pgsql *sql, const char *names, int ok)
+cache_loaded_names(const struct store_rows *rows, const char *names, int ok)
 {
+	struct kore_pgsql	*sql = rows ? rows->sql : NULL;
 	struct cache_entry	*e;
 	int			i, n;
 

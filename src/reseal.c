@@ -49,12 +49,12 @@ static const char	*reseal_fields[RESEAL_COLS] = {
 
 static void	reseal_start(void *, u_int64_t);
 static void	reseal_later(void);
-static void	reseal_scanned(struct kore_pgsql *, void *, int);
+static void	reseal_scanned(const struct store_rows *, void *, int);
 static void	reseal_row(struct kore_pgsql *, int, struct reseal_row *);
 static char	*reseal_blob(const char *, const char *, int, const char *);
 static void	reseal_next(void);
-static void	reseal_written(struct kore_pgsql *, void *, int);
-static void	reseal_counted(struct kore_pgsql *, void *, int);
+static void	reseal_written(const struct store_rows *, void *, int);
+static void	reseal_counted(const struct store_rows *, void *, int);
 static void	reseal_rows_free(void);
 
 static struct {
@@ -150,8 +150,9 @@ reseal_later(void)
 }
 
 static void
-reseal_scanned(struct kore_pgsql *sql, void *arg, int ok)
+reseal_scanned(const struct store_rows *rows, void *arg, int ok)
 {
+	struct kore_pgsql	*sql = rows ? rows->sql : NULL;
 	int		i, n;
 
 	if (!ok) {
@@ -260,8 +261,9 @@ reseal_next(void)
 }
 
 static void
-reseal_written(struct kore_pgsql *sql, void *arg, int ok)
+reseal_written(const struct store_rows *rows, void *arg, int ok)
 {
+	struct kore_pgsql	*sql = rows ? rows->sql : NULL;
 	if (!ok) {
 		reseal_rows_free();
 		reseal_later();
@@ -275,8 +277,9 @@ reseal_written(struct kore_pgsql *sql, void *arg, int ok)
 }
 
 static void
-reseal_counted(struct kore_pgsql *sql, void *arg, int ok)
+reseal_counted(const struct store_rows *rows, void *arg, int ok)
 {
+	struct kore_pgsql	*sql = rows ? rows->sql : NULL;
 	int64_t		retired, unbound;
 
 	if (!ok) {
