@@ -496,7 +496,6 @@ struct store_rows {
 	struct key_row		*keys;
 	struct session_row	*sessions;
 	struct sealed_row	*sealed;
-	struct kore_pgsql	*sql;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);

@@ -50,12 +50,13 @@ static const char	*reseal_fields[RESEAL_COLS] = {
 static void	reseal_start(void *, u_int64_t);
 static void	reseal_later(void);
 static void	reseal_scanned(const struct store_rows *, void *, int);
-static void	reseal_row(struct kore_pgsql *, int, struct reseal_row *);
+static void	reseal_row(const struct sealed_row *, struct reseal_row *);
 static char	*reseal_blob(const char *, const char *, int, const char *);
 static void	reseal_next(void);
 static void	reseal_written(const struct store_rows *, void *, int);
 static void	reseal_counted(const struct store_rows *, void *, int);
 static void	reseal_rows_free(void);
+static u_int64_t	reseal_count(int64_t);
 
 static struct {
 	int64_t			after;
@@ -152,7 +153,6 @@ reseal_later(void)
 static void
 reseal_scanned(const struct store_rows *rows, void *arg, int ok)
 {
-	struct kore_pgsql	*sql = rows ? rows->sql : NULL;
 	int		i, n;
 
 	if (!ok) {
@@ -160,7 +160,7 @@ reseal_scanned(const struct store_rows *rows, void *arg, int ok)
 		return;
 	}
 
-	if ((n = kore_pgsql_ntuples(sql)) == 0) {
+	if ((n = (int)rows->n) == 0) {
 		store_reseal_count(reseal_counted, NULL);
 		return;
 	}
@@ -169,7 +169,7 @@ reseal_scanned(const struct store_rows *rows, void *arg, int ok)
 	pass.nrows = n;
 	pass.next = 0;
 	for (i = 0; i < n; i++)
-		reseal_row(sql, i, &pass.rows[i]);
+		reseal_row(&rows->sealed[i], &pass.rows[i]);
 	pass.after = pass.rows[n - 1].id;
 
 	reseal_next();
@@ -177,21 +177,20 @@ reseal_scanned(const struct store_rows *rows, void *arg, int ok)
 
 /* Open what is not under the current key, and seal it again. */
 static void
-reseal_row(struct kore_pgsql *sql, int i, struct reseal_row *r)
+reseal_row(const struct sealed_row *s, struct reseal_row *r)
 {
 	const char	*name, *blob;
 	int		c;
 	char		origin[SOURCE_ORIGIN_MAX];
 
-	r->id = strtoll(kore_pgsql_getvalue(sql, i, 0), NULL, 10);
-	name = kore_pgsql_getvalue(sql, i, 1);
-	r->url = kore_strdup(kore_pgsql_getvalue(sql, i, 2));
+	r->id = s->id;
+	name = s->name;
+	r->url = kore_strdup(s->url);
 	source_origin(r->url, origin, sizeof(origin));
 
 	for (c = 0; c < RESEAL_COLS; c++) {
-		if (kore_pgsql_getlength(sql, i, 3 + c) == 0)
+		if ((blob = s->blob[c]) == NULL)
 			continue;
-		blob = kore_pgsql_getvalue(sql, i, 3 + c);
 		if (seal_current(blob, c != RESEAL_TOKEN))
 			continue;
 		r->new[c] = reseal_blob(name, blob, c, origin);
@@ -263,15 +262,14 @@ reseal_next(void)
 static void
 reseal_written(const struct store_rows *rows, void *arg, int ok)
 {
-	struct kore_pgsql	*sql = rows ? rows->sql : NULL;
 	if (!ok) {
 		reseal_rows_free();
 		reseal_later();
 		return;
 	}
 
-	pass.resealed += strtoull(kore_pgsql_getvalue(sql, 0, 0), NULL, 10) +
-	    strtoull(kore_pgsql_getvalue(sql, 0, 1), NULL, 10);
+	pass.resealed += reseal_count(rows->num[0]) +
+	    reseal_count(rows->num[1]);
 	pass.next++;
 	reseal_next();
 }
@@ -279,7 +277,6 @@ reseal_written(const struct store_rows *rows, void *arg, int ok)
 static void
 reseal_counted(const struct store_rows *rows, void *arg, int ok)
 {
-	struct kore_pgsql	*sql = rows ? rows->sql : NULL;
 	int64_t		retired, unbound;
 
 	if (!ok) {
@@ -287,8 +284,8 @@ reseal_counted(const struct store_rows *rows, void *arg, int ok)
 		return;
 	}
 
-	retired = strtoll(kore_pgsql_getvalue(sql, 0, 0), NULL, 10);
-	unbound = strtoll(kore_pgsql_getvalue(sql, 0, 1), NULL, 10);
+	retired = (int64_t)reseal_count(rows->num[0]);
+	unbound = (int64_t)reseal_count(rows->num[1]);
 	shared_reseal(RESEAL_DONE, retired, unbound);
 	log_kv(retired || unbound ? LOG_LVL_WARN : LOG_LVL_INFO,
 	    "re-seal pass done", "#rows_resealed", (int64_t)pass.resealed,
@@ -316,4 +313,11 @@ reseal_rows_free(void)
 	pass.rows = NULL;
 	pass.nrows = 0;
 	pass.next = 0;
+}
+
+/* A count of a row, 0 when NULL. */
+static u_int64_t
+reseal_count(int64_t v)
+{
+	return (v == STORE_NULL || v < 0 ? 0 : (u_int64_t)v);
 }

@@ -1243,7 +1243,6 @@ store_job_finish(struct store_job *job, int ok)
 
 	memset(&rows, 0, sizeof(rows));
 	rows.num[0] = rows.num[1] = rows.num[2] = STORE_NULL;
-	rows.sql = &job->sql;
 	if (ok && job->sql.result != NULL)
 		store_decode_rows(job, &rows);
 	job->cb(&rows, job->arg, ok);
