@@ -56,7 +56,8 @@ static struct cache_entry	*cache_insert(const char *);
 static void	cache_remove(struct cache_entry *);
 static void	cache_apply(const struct token_row *);
 static void	cache_loaded_all(const struct store_rows *, void *, int);
-static void	cache_loaded_names(const struct store_rows *, const char *, int);
+static void	cache_loaded_names(const struct store_rows *, const char *,
+		    int);
 static struct cache_entry	*cache_mark_names(const char *, int);
 static void	cache_wake(struct cache_entry *);
 static void	cache_tick(void *, u_int64_t);

@@ -108,11 +108,12 @@ static int	dash_origin_ok(struct http_request *);
 static void	dash_cookie(struct http_request *, const char *, const char *,
 		    int);
 static void	dash_redirect(struct http_request *, const char *);
-static void	dash_logged_in(struct api_pending *, const struct store_rows *, int);
+static void	dash_logged_in(struct api_pending *, const struct store_rows *,
+		    int);
 static void	dash_logged_out(struct api_pending *, const struct store_rows *,
 		    int);
-static void	dash_page_history(struct api_pending *, const struct store_rows *,
-		    int);
+static void	dash_page_history(struct api_pending *,
+		    const struct store_rows *, int);
 static u_int64_t	dash_quantile(double);
 static void	dash_html_headers(struct http_request *);
 static void	dash_reserve(struct kore_buf *, size_t);

@@ -348,8 +348,6 @@ void	log_context(const char *, const char *);
 int	log_enabled(int);
 
 /* store.c: all SQL. Startup work is synchronous (parent), the rest async. */
-struct store_row;
-
 int	store_migrate(char *, size_t);
 int	store_upsert_sources(struct source *, size_t, char *, size_t);
 void	store_register(void);
@@ -425,8 +423,9 @@ struct source_view {			/* store_sources_view */
 
 /*
  * A stored source with its secrets opened (store_source_full, and the
- * lease of store_lease): src is the callback's to keep (source_free).
- * opened is 0 when a secret cannot be opened, error says which.
+ * lease of store_lease). The callback may take src (copy it, then zero
+ * it); what is left is wiped and freed by the store. opened is 0 when a
+ * secret cannot be opened, error says which.
  */
 struct source_row {
 	struct source	src;

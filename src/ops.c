@@ -41,7 +41,8 @@ static struct {
 } ops_db = { .waiters = TAILQ_HEAD_INITIALIZER(ops_db.waiters) };
 
 static void	ops_db_checked(const struct store_rows *, void *, int);
-static void	render_detailed(struct api_pending *, const struct store_rows *, int);
+static void	render_detailed(struct api_pending *,
+		    const struct store_rows *, int);
 static void	metrics_http(struct kore_buf *);
 static void	metrics_histogram(struct kore_buf *, const char *,
 		    const char *, const char *, const u_int64_t *, u_int64_t);

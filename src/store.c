@@ -1929,6 +1929,8 @@ store_rows_free(struct store_rows *rows)
 {
 	kore_free(rows->tokens);
 	kore_free(rows->views);
+	if (rows->source != NULL)
+		source_free(&rows->source->src);	/* unless taken */
 	kore_free(rows->source);
 	kore_free(rows->lease);
 	kore_free(rows->events);
