@@ -484,9 +484,16 @@ struct sealed_row {			/* store_reseal_scan */
 	const char	*blob[4];	/* secret, refresh, password, token */
 };
 
+/*
+ * num: the first three columns of row 0 as numbers (STORE_NULL when NULL
+ * or no row), for the statements that answer ids and counts: the
+ * generation of store_commit_success, the sessions ended by
+ * store_key_revoke (num[2]), the expiry of store_session_create, the
+ * counts of store_reseal_write and store_reseal_count.
+ */
 struct store_rows {
 	size_t			n;
-	int64_t			num[3];		/* row 0's numbers */
+	int64_t			num[3];
 	struct token_row	*tokens;
 	struct source_view	*views;
 	struct source_row	*source;
