@@ -194,7 +194,7 @@ api_route_count(void)
  */
 struct api_pending *
 api_pending_start(struct http_request *req, struct api_state *st,
-    void (*render)(struct api_pending *, struct kore_pgsql *, int))
+    void (*render)(struct api_pending *, const struct store_rows *, int))
 {
 	struct api_pending	*p;
 
@@ -210,7 +210,7 @@ api_pending_start(struct http_request *req, struct api_state *st,
 }
 
 void
-api_pending_cb(struct kore_pgsql *sql, void *arg, int ok)
+api_pending_cb(const struct store_rows *rows, void *arg, int ok)
 {
 	struct api_pending	*p = arg;
 
@@ -219,7 +219,7 @@ api_pending_cb(struct kore_pgsql *sql, void *arg, int ok)
 		return;
 	}
 
-	p->render(p, sql, ok);
+	p->render(p, rows, ok);
 	if (p->done)
 		http_request_wakeup(p->req);
 }

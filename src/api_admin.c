@@ -16,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,38 +35,135 @@
 #define EVENTS_MAX		500
 #define KEY_SOURCES_MAX		256	/* sources a client key is scoped to */
 
-static void	render_list(struct api_pending *, struct kore_pgsql *, int);
-static void	render_one(struct api_pending *, struct kore_pgsql *, int);
-static void	render_created(struct api_pending *, struct kore_pgsql *,
+enum view_type {
+	VIEW_STR, VIEW_URL, VIEW_LIST, VIEW_NUM, VIEW_TIME, VIEW_BOOL
+};
+
+/* One JSON member of an answer: its key, where in the row, what type. */
+struct view_field {
+	const char	*key;
+	size_t		off;
+	int		type;
+};
+
+#define SV(k, f, t)	{ k, offsetof(struct source_view, f), t }
+#define EV(k, f, t)	{ k, offsetof(struct event_row, f), t }
+#define KV(k, f, t)	{ k, offsetof(struct key_row, f), t }
+
+static const struct view_field source_fields[] = {
+	SV("name", name, VIEW_STR),
+	SV("kind", kind, VIEW_STR),
+	SV("token_url", token_url, VIEW_URL),
+	SV("client_id", client_id, VIEW_STR),
+	SV("client_secret_set", client_secret_set, VIEW_BOOL),
+	SV("auth_method", auth_method, VIEW_STR),
+	SV("scope", scope, VIEW_STR),
+	SV("audience", audience, VIEW_STR),
+	SV("resource", resource, VIEW_STR),
+	SV("refresh_token_set", refresh_token_set, VIEW_BOOL),
+	SV("username", username, VIEW_STR),
+	SV("password_set", password_set, VIEW_BOOL),
+	SV("token_path", token_path, VIEW_STR),
+	SV("expires_at_path", expires_at_path, VIEW_STR),
+	SV("expires_in_path", expires_in_path, VIEW_STR),
+	SV("refresh_buffer", refresh_buffer, VIEW_NUM),
+	SV("fallback_lifetime", fallback_lifetime, VIEW_NUM),
+	SV("access", access, VIEW_STR),
+	SV("require_header", require_header, VIEW_BOOL),
+	SV("enabled", enabled, VIEW_BOOL),
+	SV("paused", paused, VIEW_BOOL),
+	SV("created_at", created_ms, VIEW_TIME),
+	SV("updated_at", updated_ms, VIEW_TIME),
+	{ NULL, 0, 0 }
+};
+
+/* The "state" object, after status, has_token and valid. */
+static const struct view_field state_fields[] = {
+	SV("fingerprint", fingerprint, VIEW_STR),
+	SV("generation", generation, VIEW_NUM),
+	SV("obtained_at", obtained_ms, VIEW_TIME),
+	SV("expires_at", expires_ms, VIEW_TIME),
+	SV("refresh_at", refresh_ms, VIEW_TIME),
+	SV("next_attempt_at", next_ms, VIEW_TIME),
+	SV("failures", failures, VIEW_NUM),
+	SV("last_error", last_error, VIEW_STR),
+	SV("last_duration_ms", last_duration_ms, VIEW_NUM),
+	{ NULL, 0, 0 }
+};
+
+static const struct view_field event_fields[] = {
+	EV("id", id, VIEW_NUM),
+	EV("trigger", trigger, VIEW_STR),
+	EV("started_at", started_ms, VIEW_TIME),
+	EV("finished_at", finished_ms, VIEW_TIME),
+	EV("outcome", outcome, VIEW_STR),
+	EV("duration_ms", duration_ms, VIEW_NUM),
+	EV("http_status", http_status, VIEW_NUM),
+	EV("error", error, VIEW_STR),
+	EV("generation", generation, VIEW_NUM),
+	EV("fingerprint", fingerprint, VIEW_STR),
+	{ NULL, 0, 0 }
+};
+
+static const struct view_field key_fields[] = {
+	KV("id", id, VIEW_NUM),
+	KV("name", name, VIEW_STR),
+	KV("role", role, VIEW_STR),
+	KV("created_at", created_ms, VIEW_TIME),
+	KV("revoked_at", revoked_ms, VIEW_TIME),
+	KV("sources", sources, VIEW_LIST),
+	{ NULL, 0, 0 }
+};
+
+static const struct view_field key_created_fields[] = {
+	KV("id", id, VIEW_NUM),
+	KV("name", name, VIEW_STR),
+	KV("role", role, VIEW_STR),
+	KV("created_at", created_ms, VIEW_TIME),
+	KV("sources", sources, VIEW_LIST),
+	{ NULL, 0, 0 }
+};
+
+static void	render_list(struct api_pending *, const struct store_rows *,
 		    int);
-static void	render_patch_loaded(struct api_pending *, struct kore_pgsql *,
+static void	render_one(struct api_pending *, const struct store_rows *,
 		    int);
-static void	render_patched(struct api_pending *, struct kore_pgsql *,
+static void	source_created(struct api_pending *,
+		    const struct store_rows *, int);
+static void	patch_loaded(struct api_pending *, const struct store_rows *,
 		    int);
-static void	render_deleted(struct api_pending *, struct kore_pgsql *,
+static int	patch_load(struct api_pending *, struct source_row *);
+static int	patch_merge(struct api_pending *, const char **, char *,
+		    size_t);
+static void	patch_decide(struct api_pending *, const char *);
+static void	patch_written(struct api_pending *,
+		    const struct store_rows *, int);
+static void	render_deleted(struct api_pending *,
+		    const struct store_rows *, int);
+static void	render_events(struct api_pending *, const struct store_rows *,
 		    int);
-static void	render_events(struct api_pending *, struct kore_pgsql *,
+static void	render_paused(struct api_pending *, const struct store_rows *,
 		    int);
-static void	render_paused(struct api_pending *, struct kore_pgsql *,
+static void	render_key_created(struct api_pending *,
+		    const struct store_rows *, int);
+static void	render_keys(struct api_pending *, const struct store_rows *,
 		    int);
-static void	render_key_created(struct api_pending *, struct kore_pgsql *,
-		    int);
-static void	render_keys(struct api_pending *, struct kore_pgsql *, int);
-static void	render_key_revoked(struct api_pending *, struct kore_pgsql *,
-		    int);
+static void	render_key_revoked(struct api_pending *,
+		    const struct store_rows *, int);
 static int	pending_db_error(struct api_pending *, int);
 static char	*key_scope(yajl_val);
-static void	view_list(void *, const char *, struct kore_pgsql *, int, int);
-static void	view_source(void *, struct kore_pgsql *, int, int64_t, int);
-static void	view_url(void *, const char *, struct kore_pgsql *, int, int,
-		    int);
 static int	patch_secrets_held(const struct source *);
 static int	patch_origin_check(struct api_pending *, const char *, int,
 		    char *, size_t);
-static void	view_time(void *, const char *, struct kore_pgsql *, int, int);
-static void	view_str(void *, const char *, struct kore_pgsql *, int, int);
-static void	view_num(void *, const char *, struct kore_pgsql *, int, int);
-static void	view_bool(void *, const char *, struct kore_pgsql *, int, int);
+static void	view_source(void *, const struct source_view *, int64_t, int);
+static void	view_map(void *, const void *, const struct view_field *, int);
+static void	view_fields(void *, const void *, const struct view_field *,
+		    int);
+static void	view_url(void *, const char *, const char *, int);
+static void	view_list(void *, const char *, const char *);
+static void	view_time(void *, const char *, int64_t);
+static void	view_str(void *, const char *, const char *);
+static void	view_num(void *, const char *, int64_t);
 static int	prewarming_pause(struct http_request *, struct api_state *,
 		    int);
 static void	prewarming_entry(void *, struct cache_entry *, int64_t);
@@ -110,7 +208,7 @@ admin_tokens_create(struct http_request *req, struct api_state *st)
 	yajl_tree_free(body);
 
 	(void)kore_strlcpy(st->name, src.name, sizeof(st->name));
-	p = api_pending_start(req, st, render_created);
+	p = api_pending_start(req, st, source_created);
 	store_source_create(&src, api_pending_cb, p);
 	source_free(&src);
 
@@ -137,7 +235,7 @@ admin_token_patch(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 	}
 
-	p = api_pending_start(req, st, render_patch_loaded);
+	p = api_pending_start(req, st, patch_loaded);
 	p->body = body;
 	store_source_full(st->name, api_pending_cb, p);
 
@@ -375,10 +473,10 @@ admin_key_revoke(struct http_request *req, struct api_state *st)
 }
 
 static void
-render_list(struct api_pending *p, struct kore_pgsql *sql, int ok)
+render_list(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	void		*g;
-	int		i, n;
+	size_t		i;
 	int64_t		now;
 
 	if (pending_db_error(p, ok))
@@ -388,37 +486,37 @@ render_list(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	g = pending_gen(p, 200);
 	yajl_gen_string(g, (const unsigned char *)"data", 4);
 	yajl_gen_array_open(g);
-	n = kore_pgsql_ntuples(sql);
-	for (i = 0; i < n; i++)
-		view_source(g, sql, i, now, p->principal.role);
+	for (i = 0; i < rows->n; i++)
+		view_source(g, &rows->views[i], now, p->principal.role);
 	yajl_gen_array_close(g);
 	p->done = 1;
 }
 
 static void
-render_one(struct api_pending *p, struct kore_pgsql *sql, int ok)
+render_one(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	void		*g;
 
 	if (pending_db_error(p, ok))
 		return;
-	if (kore_pgsql_ntuples(sql) == 0) {
+	if (rows->n == 0) {
 		api_pending_fail(p, 404, "not_found", "unknown token source");
 		return;
 	}
 
 	g = pending_gen(p, p->status);
 	yajl_gen_string(g, (const unsigned char *)"data", 4);
-	view_source(g, sql, 0, kiln_now(), p->principal.role);
+	view_source(g, &rows->views[0], kiln_now(), p->principal.role);
 	p->done = 1;
 }
 
+/* POST, step 1: the source was written; read it back to answer. */
 static void
-render_created(struct api_pending *p, struct kore_pgsql *sql, int ok)
+source_created(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	if (pending_db_error(p, ok))
 		return;
-	if (kore_pgsql_ntuples(sql) == 0) {
+	if (rows->n == 0) {
 		api_pending_fail(p, 409, "conflict",
 		    "a token source with this name exists");
 		return;
@@ -431,57 +529,89 @@ render_created(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	store_sources_view(p->name, api_pending_cb, p);
 }
 
+/*
+ * PATCH, step 1: the stored source is loaded; merge the body into it,
+ * decide whether a refresh is due, and write it back (step 2).
+ */
 static void
-render_patch_loaded(struct api_pending *p, struct kore_pgsql *sql, int ok)
+patch_loaded(struct api_pending *p, const struct store_rows *rows, int ok)
 {
-	const char	*rt[] = { "refresh_token", NULL };
-	int		held;
-	char		*before, *after, err[KILN_ERR_MAX];
-	char		origin[SOURCE_ORIGIN_MAX];
+	const char	*code;
+	char		*before, err[KILN_ERR_MAX];
 
 	if (pending_db_error(p, ok))
 		return;
-	if (kore_pgsql_ntuples(sql) == 0) {
+	if (rows->source == NULL) {
 		api_pending_fail(p, 404, "not_found", "unknown token source");
 		return;
 	}
-
-	if (!store_source_row(sql, p->name, &p->src, err, sizeof(err))) {
-		api_pending_fail(p, 500, "internal", err);
+	if (!patch_load(p, rows->source)) {
+		api_pending_fail(p, 500, "internal", rows->source->error);
 		return;
 	}
-	p->src.access = strcmp(kore_pgsql_getvalue(sql, 0, 17), "key") ?
-	    ACCESS_OPEN : ACCESS_KEY;
-	p->src.require_header = kore_pgsql_getvalue(sql, 0, 18)[0] == 't';
-	p->src.enabled = kore_pgsql_getvalue(sql, 0, 19)[0] == 't';
-	p->version = strtoll(kore_pgsql_getvalue(sql, 0, 20), NULL, 10);
+
+	before = store_upstream_digest(&p->src);
+	if (!patch_merge(p, &code, err, sizeof(err))) {
+		kore_free(before);
+		api_pending_fail(p, 422, code, err);
+		return;
+	}
+	patch_decide(p, before);
+	kore_free(before);
+
+	p->render = patch_written;
+	store_source_patch(&p->src, p->version, p->with_refresh, p->upstream,
+	    api_pending_cb, p);
+}
+
+/* Take the stored source (secrets opened) and its version. */
+static int
+patch_load(struct api_pending *p, struct source_row *row)
+{
+	p->src = row->src;
+	memset(&row->src, 0, sizeof(row->src));
+	p->version = row->version;
+
+	return (row->opened);
+}
+
+/* Apply the body to the stored source; code and err say why not. */
+static int
+patch_merge(struct api_pending *p, const char **code, char *err,
+    size_t errlen)
+{
+	int		held;
+	char		origin[SOURCE_ORIGIN_MAX];
 
 	source_origin(p->src.token_url, origin, sizeof(origin));
 	held = patch_secrets_held(&p->src);
-	before = store_upstream_digest(&p->src);
-	if (!source_from_json(p->body, SOURCE_PATCH, &p->src, err,
-	    sizeof(err))) {
-		kore_free(before);
-		api_pending_fail(p, 422, "invalid_field", err);
-		return;
+	if (!source_from_json(p->body, SOURCE_PATCH, &p->src, err, errlen)) {
+		*code = "invalid_field";
+		return (KORE_RESULT_ERROR);
 	}
-	if (!patch_origin_check(p, origin, held, err, sizeof(err))) {
-		kore_free(before);
-		api_pending_fail(p, 422, "secret_required", err);
-		return;
+	if (!patch_origin_check(p, origin, held, err, errlen)) {
+		*code = "secret_required";
+		return (KORE_RESULT_ERROR);
 	}
 
-	/* A change of how the token is obtained asks for one at once. */
+	return (KORE_RESULT_OK);
+}
+
+/*
+ * A change of how the token is obtained (before: its digest as stored)
+ * or a new refresh token asks for a token at once.
+ */
+static void
+patch_decide(struct api_pending *p, const char *before)
+{
+	const char	*rt[] = { "refresh_token", NULL };
+	char		*after;
+
 	after = store_upstream_digest(&p->src);
 	p->with_refresh = yajl_tree_get(p->body, rt, yajl_t_any) != NULL;
 	p->upstream = p->with_refresh ||
 	    CRYPTO_memcmp(before, after, SEAL_MAC_LEN) != 0;
-	kore_free(before);
 	kore_free(after);
-
-	p->render = render_patched;
-	store_source_patch(&p->src, p->version, p->with_refresh, p->upstream,
-	    api_pending_cb, p);
 }
 
 static const char *patch_secrets[] = {
@@ -536,12 +666,13 @@ patch_origin_check(struct api_pending *p, const char *was, int held,
 	return (KORE_RESULT_ERROR);
 }
 
+/* PATCH, step 2: written unless changed meanwhile; read it back. */
 static void
-render_patched(struct api_pending *p, struct kore_pgsql *sql, int ok)
+patch_written(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	if (pending_db_error(p, ok))
 		return;
-	if (kore_pgsql_ntuples(sql) == 0) {
+	if (rows->n == 0) {
 		api_pending_fail(p, 409, "conflict",
 		    "the source changed meanwhile; read it and try again");
 		return;
@@ -555,13 +686,13 @@ render_patched(struct api_pending *p, struct kore_pgsql *sql, int ok)
 }
 
 static void
-render_deleted(struct api_pending *p, struct kore_pgsql *sql, int ok)
+render_deleted(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	void		*g;
 
 	if (pending_db_error(p, ok))
 		return;
-	if (kore_pgsql_ntuples(sql) == 0) {
+	if (rows->n == 0) {
 		api_pending_fail(p, 404, "not_found", "unknown token source");
 		return;
 	}
@@ -574,10 +705,10 @@ render_deleted(struct api_pending *p, struct kore_pgsql *sql, int ok)
 }
 
 static void
-render_events(struct api_pending *p, struct kore_pgsql *sql, int ok)
+render_events(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	void		*g;
-	int		i, n;
+	size_t		i;
 
 	if (pending_db_error(p, ok))
 		return;
@@ -587,24 +718,11 @@ render_events(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	yajl_gen_map_open(g);
 	yajl_gen_string(g, (const unsigned char *)"events", 6);
 	yajl_gen_array_open(g);
-	n = kore_pgsql_ntuples(sql);
-	for (i = 0; i < n; i++) {
-		yajl_gen_map_open(g);
-		view_num(g, "id", sql, i, 0);
-		view_str(g, "trigger", sql, i, 1);
-		view_time(g, "started_at", sql, i, 2);
-		view_time(g, "finished_at", sql, i, 3);
-		view_str(g, "outcome", sql, i, 4);
-		view_num(g, "duration_ms", sql, i, 5);
-		view_num(g, "http_status", sql, i, 6);
-		view_str(g, "error", sql, i, 7);
-		view_num(g, "generation", sql, i, 8);
-		view_str(g, "fingerprint", sql, i, 9);
-		yajl_gen_map_close(g);
-	}
+	for (i = 0; i < rows->n; i++)
+		view_map(g, &rows->events[i], event_fields, 0);
 	yajl_gen_array_close(g);
-	if (n > 0)
-		view_num(g, "next_before", sql, n - 1, 0);
+	if (rows->n > 0)
+		view_num(g, "next_before", rows->events[rows->n - 1].id);
 	else
 		api_kv_null(g, "next_before");
 	yajl_gen_map_close(g);
@@ -638,14 +756,14 @@ prewarming_pause(struct http_request *req, struct api_state *st, int paused)
 }
 
 static void
-render_paused(struct api_pending *p, struct kore_pgsql *sql, int ok)
+render_paused(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	void		*g;
 	int		paused = p->upstream;
 
 	if (pending_db_error(p, ok))
 		return;
-	if (p->name[0] != '\0' && kore_pgsql_ntuples(sql) == 0) {
+	if (p->name[0] != '\0' && rows->n == 0) {
 		api_pending_fail(p, 404, "not_found", "unknown token source");
 		return;
 	}
@@ -660,7 +778,8 @@ render_paused(struct api_pending *p, struct kore_pgsql *sql, int ok)
 }
 
 static void
-render_key_created(struct api_pending *p, struct kore_pgsql *sql, int ok)
+render_key_created(struct api_pending *p, const struct store_rows *rows,
+    int ok)
 {
 	void		*g;
 
@@ -671,11 +790,8 @@ render_key_created(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	g = pending_gen(p, 201);
 	yajl_gen_string(g, (const unsigned char *)"data", 4);
 	yajl_gen_map_open(g);
-	view_num(g, "id", sql, 0, 0);
-	view_str(g, "name", sql, 0, 1);
-	view_str(g, "role", sql, 0, 2);
-	view_time(g, "created_at", sql, 0, 3);
-	view_list(g, "sources", sql, 0, 5);
+	if (rows->n > 0)
+		view_fields(g, &rows->keys[0], key_created_fields, 0);
 	api_kv_str(g, "key", p->secret);
 	yajl_gen_map_close(g);
 	api_kv_str(g, "message", "Store this key now: it is not shown again");
@@ -683,10 +799,10 @@ render_key_created(struct api_pending *p, struct kore_pgsql *sql, int ok)
 }
 
 static void
-render_keys(struct api_pending *p, struct kore_pgsql *sql, int ok)
+render_keys(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	void		*g;
-	int		i, n;
+	size_t		i;
 
 	if (pending_db_error(p, ok))
 		return;
@@ -694,29 +810,22 @@ render_keys(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	g = pending_gen(p, 200);
 	yajl_gen_string(g, (const unsigned char *)"data", 4);
 	yajl_gen_array_open(g);
-	n = kore_pgsql_ntuples(sql);
-	for (i = 0; i < n; i++) {
-		yajl_gen_map_open(g);
-		view_num(g, "id", sql, i, 0);
-		view_str(g, "name", sql, i, 1);
-		view_str(g, "role", sql, i, 2);
-		view_time(g, "created_at", sql, i, 3);
-		view_time(g, "revoked_at", sql, i, 4);
-		view_list(g, "sources", sql, i, 5);
-		yajl_gen_map_close(g);
-	}
+	for (i = 0; i < rows->n; i++)
+		view_map(g, &rows->keys[i], key_fields, 0);
 	yajl_gen_array_close(g);
 	p->done = 1;
 }
 
 static void
-render_key_revoked(struct api_pending *p, struct kore_pgsql *sql, int ok)
+render_key_revoked(struct api_pending *p, const struct store_rows *rows,
+    int ok)
 {
 	void		*g;
+	char		sessions[24];
 
 	if (pending_db_error(p, ok))
 		return;
-	if (kore_pgsql_ntuples(sql) == 0) {
+	if (rows->n == 0) {
 		api_pending_fail(p, 404, "not_found", "no such active key");
 		return;
 	}
@@ -724,8 +833,10 @@ render_key_revoked(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	/* Refused by every worker here before the answer leaves. */
 	auth_key_revoked(strtoll(p->name, NULL, 10));
 	auth_keys_reload();
+	(void)snprintf(sessions, sizeof(sessions), "%lld",
+	    (long long)(rows->num[2] == STORE_NULL ? 0 : rows->num[2]));
 	log_kv(LOG_LVL_INFO, "API key revoked", "key_id", p->name,
-	    "sessions", kore_pgsql_getvalue(sql, 0, 2), NULL);
+	    "sessions", sessions, NULL);
 	g = pending_gen(p, 200);
 	api_kv_str(g, "message", "API key revoked");
 	p->done = 1;
@@ -763,29 +874,6 @@ key_scope(yajl_val v)
 	return (out);
 }
 
-/* A comma-separated column as a JSON array; SQL NULL as null. */
-static void
-view_list(void *g, const char *key, struct kore_pgsql *sql, int r, int c)
-{
-	char		*copy, *p, *item;
-
-	if (PQgetisnull(sql->result, r, c)) {
-		api_kv_null(g, key);
-		return;
-	}
-
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_array_open(g);
-	copy = kore_strdup(kore_pgsql_getvalue(sql, r, c));
-	for (p = copy; (item = strsep(&p, ",")) != NULL;) {
-		if (*item != '\0')
-			yajl_gen_string(g, (const unsigned char *)item,
-			    strlen(item));
-	}
-	kore_free(copy);
-	yajl_gen_array_close(g);
-}
-
 static int
 pending_db_error(struct api_pending *p, int ok)
 {
@@ -810,64 +898,73 @@ pending_gen(struct api_pending *p, int status)
 	return (p->g);
 }
 
-/* One row of q_sources_view as the admin view of a source. */
+/* The admin view of a source: its settings, then its token's state. */
 static void
-view_source(void *g, struct kore_pgsql *sql, int r, int64_t now, int role)
+view_source(void *g, const struct source_view *v, int64_t now, int role)
 {
 	int64_t		expires;
-	int		paused, leased, has_token;
-	u_int32_t	failures;
+	int		paused, has_token;
 
 	yajl_gen_map_open(g);
-	view_str(g, "name", sql, r, 0);
-	view_str(g, "kind", sql, r, 1);
-	view_url(g, "token_url", sql, r, 2, role < ROLE_ADMIN);
-	view_str(g, "client_id", sql, r, 3);
-	view_bool(g, "client_secret_set", sql, r, 4);
-	view_str(g, "auth_method", sql, r, 5);
-	view_str(g, "scope", sql, r, 6);
-	view_str(g, "audience", sql, r, 7);
-	view_str(g, "resource", sql, r, 8);
-	view_bool(g, "refresh_token_set", sql, r, 9);
-	view_str(g, "username", sql, r, 10);
-	view_bool(g, "password_set", sql, r, 11);
-	view_str(g, "token_path", sql, r, 12);
-	view_str(g, "expires_at_path", sql, r, 13);
-	view_str(g, "expires_in_path", sql, r, 14);
-	view_num(g, "refresh_buffer", sql, r, 15);
-	view_num(g, "fallback_lifetime", sql, r, 16);
-	view_str(g, "access", sql, r, 17);
-	view_bool(g, "require_header", sql, r, 18);
-	view_bool(g, "enabled", sql, r, 19);
-	view_bool(g, "paused", sql, r, 20);
-	view_time(g, "created_at", sql, r, 21);
-	view_time(g, "updated_at", sql, r, 22);
+	view_fields(g, v, source_fields, role < ROLE_ADMIN);
 
-	paused = kore_pgsql_getvalue(sql, r, 20)[0] == 't' || cache_paused();
-	leased = kore_pgsql_getvalue(sql, r, 32)[0] == 't';
-	has_token = kore_pgsql_getlength(sql, r, 24) > 0;
-	expires = strtoll(kore_pgsql_getvalue(sql, r, 26), NULL, 10);
-	failures = strtoul(kore_pgsql_getvalue(sql, r, 29), NULL, 10);
+	paused = v->paused || cache_paused();
+	has_token = v->fingerprint != NULL && *v->fingerprint != '\0';
+	expires = v->expires_ms == STORE_NULL ? 0 : v->expires_ms;
 
 	yajl_gen_string(g, (const unsigned char *)"state", 5);
 	yajl_gen_map_open(g);
-	api_kv_str(g, "status", policy_state(paused, leased, failures,
+	api_kv_str(g, "status", policy_state(paused, v->leased,
+	    (u_int32_t)(v->failures == STORE_NULL ? 0 : v->failures),
 	    has_token, expires, now));
 	api_kv_bool(g, "has_token", has_token);
 	api_kv_bool(g, "valid", has_token &&
 	    expires > now + CACHE_VALID_MARGIN_MS);
-	view_str(g, "fingerprint", sql, r, 24);
-	view_num(g, "generation", sql, r, 23);
-	view_time(g, "obtained_at", sql, r, 25);
-	view_time(g, "expires_at", sql, r, 26);
-	view_time(g, "refresh_at", sql, r, 27);
-	view_time(g, "next_attempt_at", sql, r, 28);
-	view_num(g, "failures", sql, r, 29);
-	view_str(g, "last_error", sql, r, 30);
-	view_num(g, "last_duration_ms", sql, r, 31);
+	view_fields(g, v, state_fields, 0);
 	yajl_gen_map_close(g);
 
 	yajl_gen_map_close(g);
+}
+
+/* The fields of row as one JSON object. */
+static void
+view_map(void *g, const void *row, const struct view_field *f, int redact)
+{
+	yajl_gen_map_open(g);
+	view_fields(g, row, f, redact);
+	yajl_gen_map_close(g);
+}
+
+/* The fields of row, as f says, up to its NULL key. */
+static void
+view_fields(void *g, const void *row, const struct view_field *f,
+    int redact)
+{
+	const u_int8_t	*at;
+
+	for (; f->key != NULL; f++) {
+		at = (const u_int8_t *)row + f->off;
+		switch (f->type) {
+		case VIEW_STR:
+			view_str(g, f->key, *(const char *const *)at);
+			break;
+		case VIEW_URL:
+			view_url(g, f->key, *(const char *const *)at, redact);
+			break;
+		case VIEW_LIST:
+			view_list(g, f->key, *(const char *const *)at);
+			break;
+		case VIEW_NUM:
+			view_num(g, f->key, *(const int64_t *)at);
+			break;
+		case VIEW_TIME:
+			view_time(g, f->key, *(const int64_t *)at);
+			break;
+		case VIEW_BOOL:
+			api_kv_bool(g, f->key, *(const int *)at);
+			break;
+		}
+	}
 }
 
 /*
@@ -875,14 +972,12 @@ view_source(void *g, struct kore_pgsql *sql, int r, int64_t now, int role)
  * too for those who may not change it (only admins write token_url).
  */
 static void
-view_url(void *g, const char *key, struct kore_pgsql *sql, int r, int c,
-    int redact_query)
+view_url(void *g, const char *key, const char *v, int redact_query)
 {
 	char		*url;
 
-	if (kore_pgsql_getlength(sql, r, c) == 0 ||
-	    (url = source_url_redact(kore_pgsql_getvalue(sql, r, c),
-	    redact_query)) == NULL) {
+	if (v == NULL || *v == '\0' ||
+	    (url = source_url_redact(v, redact_query)) == NULL) {
 		api_kv_null(g, key);
 		return;
 	}
@@ -890,44 +985,58 @@ view_url(void *g, const char *key, struct kore_pgsql *sql, int r, int c,
 	free(url);
 }
 
+/* A comma-separated column as a JSON array; SQL NULL as null. */
 static void
-view_time(void *g, const char *key, struct kore_pgsql *sql, int r, int c)
+view_list(void *g, const char *key, const char *v)
 {
-	char		buf[ISOTIME_LEN];
+	char		*copy, *p, *item;
 
-	if (kore_pgsql_getlength(sql, r, c) == 0) {
+	if (v == NULL) {
 		api_kv_null(g, key);
 		return;
 	}
-	isotime_format(strtoll(kore_pgsql_getvalue(sql, r, c), NULL, 10),
-	    buf, sizeof(buf));
+
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	yajl_gen_array_open(g);
+	copy = kore_strdup(v);
+	for (p = copy; (item = strsep(&p, ",")) != NULL;) {
+		if (*item != '\0')
+			yajl_gen_string(g, (const unsigned char *)item,
+			    strlen(item));
+	}
+	kore_free(copy);
+	yajl_gen_array_close(g);
+}
+
+static void
+view_time(void *g, const char *key, int64_t v)
+{
+	char		buf[ISOTIME_LEN];
+
+	if (v == STORE_NULL) {
+		api_kv_null(g, key);
+		return;
+	}
+	isotime_format(v, buf, sizeof(buf));
 	api_kv_str(g, key, buf);
 }
 
 static void
-view_str(void *g, const char *key, struct kore_pgsql *sql, int r, int c)
+view_str(void *g, const char *key, const char *v)
 {
-	if (kore_pgsql_getlength(sql, r, c) == 0 &&
-	    PQgetisnull(sql->result, r, c))
+	if (v == NULL)
 		api_kv_null(g, key);
 	else
-		api_kv_str(g, key, kore_pgsql_getvalue(sql, r, c));
+		api_kv_str(g, key, v);
 }
 
 static void
-view_num(void *g, const char *key, struct kore_pgsql *sql, int r, int c)
+view_num(void *g, const char *key, int64_t v)
 {
-	if (kore_pgsql_getlength(sql, r, c) == 0)
+	if (v == STORE_NULL)
 		api_kv_null(g, key);
 	else
-		api_kv_int(g, key, strtoll(kore_pgsql_getvalue(sql, r, c),
-		    NULL, 10));
-}
-
-static void
-view_bool(void *g, const char *key, struct kore_pgsql *sql, int r, int c)
-{
-	api_kv_bool(g, key, kore_pgsql_getvalue(sql, r, c)[0] == 't');
+		api_kv_int(g, key, v);
 }
 
 static void

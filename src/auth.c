@@ -85,15 +85,15 @@ static struct {
 
 static int	auth_jwt(const char *, struct principal *);
 static int	auth_key(const char *, struct principal *);
-static void	auth_keys_loaded(struct kore_pgsql *, void *, int);
+static void	auth_keys_loaded(const struct store_rows *, void *, int);
 static void	auth_keys_free(void);
 static struct auth_key	*auth_key_find(int64_t);
-static void	auth_sessions_loaded(struct kore_pgsql *, void *, int);
+static void	auth_sessions_loaded(const struct store_rows *, void *, int);
 static struct auth_session	*auth_session_find(const char *);
 static struct auth_session	*auth_session_lookup(const char *);
 static int	auth_session_valid(const struct auth_session *, int64_t);
 static int	auth_key_live(int64_t);
-static void	auth_sessions_apply(struct kore_pgsql *);
+static void	auth_sessions_apply(const struct store_rows *);
 static void	auth_sessions_due(void *, u_int64_t);
 static void	auth_sessions_wake(int);
 static void	auth_session_tick(void *, u_int64_t);
@@ -371,9 +371,10 @@ auth_keys_ready(void)
 }
 
 static void
-auth_keys_loaded(struct kore_pgsql *sql, void *arg, int ok)
+auth_keys_loaded(const struct store_rows *rows, void *arg, int ok)
 {
-	size_t		i, n, len;
+	const struct key_row	*k;
+	size_t			i, n, len;
 
 	auth.loading = 0;
 	if (auth.again) {
@@ -384,24 +385,23 @@ auth_keys_loaded(struct kore_pgsql *sql, void *arg, int ok)
 		return;
 
 	auth.loaded = 1;
-	n = kore_pgsql_ntuples(sql);
+	n = rows->n;
 	auth_keys_free();
 	auth.keys = n ? kore_calloc(n, sizeof(*auth.keys)) : NULL;
 	auth.count = n;
 
 	for (i = 0; i < n; i++) {
-		auth.keys[i].id = strtoll(kore_pgsql_getvalue(sql, i, 0),
-		    NULL, 10);
-		auth.keys[i].role = jwt_role_parse(kore_pgsql_getvalue(sql,
-		    i, 1));
-		(void)kore_strlcpy(auth.keys[i].hash,
-		    kore_pgsql_getvalue(sql, i, 2), sizeof(auth.keys[i].hash));
-		if (PQgetisnull(sql->result, i, 3))
+		k = &rows->keys[i];
+		auth.keys[i].id = k->id;
+		auth.keys[i].role = jwt_role_parse(k->role ? k->role : "");
+		(void)kore_strlcpy(auth.keys[i].hash, k->hash ? k->hash : "",
+		    sizeof(auth.keys[i].hash));
+		if (k->sources == NULL)
 			continue;
-		len = kore_pgsql_getlength(sql, i, 3) + 3;
+		len = strlen(k->sources) + 3;
 		auth.keys[i].sources = kore_malloc(len);
 		(void)snprintf(auth.keys[i].sources, len, ",%s,",
-		    kore_pgsql_getvalue(sql, i, 3));
+		    k->sources);
 	}
 }
 
@@ -629,11 +629,11 @@ auth_random_hex(char *out, size_t len)
 }
 
 static void
-auth_sessions_loaded(struct kore_pgsql *sql, void *arg, int ok)
+auth_sessions_loaded(const struct store_rows *rows, void *arg, int ok)
 {
 	auth.sessions_loading = 0;
 	if (ok)
-		auth_sessions_apply(sql);
+		auth_sessions_apply(rows);
 	auth_sessions_wake(ok);
 	if (auth.sessions_again) {
 		auth.sessions_again = 0;
@@ -643,28 +643,25 @@ auth_sessions_loaded(struct kore_pgsql *sql, void *arg, int ok)
 
 /* Replace the session table with the rows of q_sessions_load. */
 static void
-auth_sessions_apply(struct kore_pgsql *sql)
+auth_sessions_apply(const struct store_rows *rows)
 {
-	size_t		i, n;
+	const struct session_row	*r;
+	size_t				i, n;
 
-	n = kore_pgsql_ntuples(sql);
+	n = rows->n;
 	kore_free(auth.sessions);
 	auth.sessions = n ? kore_calloc(n, sizeof(*auth.sessions)) : NULL;
 	auth.nsessions = n;
 
 	for (i = 0; i < n; i++) {
-		(void)kore_strlcpy(auth.sessions[i].hash,
-		    kore_pgsql_getvalue(sql, i, 0),
+		r = &rows->sessions[i];
+		(void)kore_strlcpy(auth.sessions[i].hash, r->hash,
 		    sizeof(auth.sessions[i].hash));
-		auth.sessions[i].role = jwt_role_parse(
-		    kore_pgsql_getvalue(sql, i, 1));
-		(void)kore_strlcpy(auth.sessions[i].csrf,
-		    kore_pgsql_getvalue(sql, i, 2),
+		auth.sessions[i].role = jwt_role_parse(r->role);
+		(void)kore_strlcpy(auth.sessions[i].csrf, r->csrf,
 		    sizeof(auth.sessions[i].csrf));
-		auth.sessions[i].expires_ms = strtoll(
-		    kore_pgsql_getvalue(sql, i, 3), NULL, 10);
-		auth.sessions[i].key_id = strtoll(
-		    kore_pgsql_getvalue(sql, i, 4), NULL, 10);
+		auth.sessions[i].expires_ms = r->expires_ms;
+		auth.sessions[i].key_id = r->key_id;
 	}
 
 	dash_sessions_changed();

@@ -65,9 +65,10 @@ static struct {
 
 static struct cache_entry	*cache_insert(const char *);
 static void	cache_remove(struct cache_entry *);
-static void	cache_apply(struct kore_pgsql *, int);
-static void	cache_loaded_all(struct kore_pgsql *, void *, int);
-static void	cache_loaded_names(struct kore_pgsql *, const char *, int);
+static void	cache_apply(const struct token_row *);
+static void	cache_loaded_all(const struct store_rows *, void *, int);
+static void	cache_loaded_names(const struct store_rows *, const char *,
+		    int);
 static struct cache_entry	*cache_mark_names(const char *, int);
 static void	cache_wake(struct cache_entry *);
 static void	cache_tick(void *, u_int64_t);
@@ -87,8 +88,6 @@ static void	listen_up(void);
 static void	listen_ping(void);
 static void	listen_timeout(void *, u_int64_t);
 static void	listen_lost(const char *);
-static int64_t	col_i64(struct kore_pgsql *, int, int);
-static int	col_bool(struct kore_pgsql *, int, int);
 static yajl_gen	answer_gen(struct kore_buf *);
 static void	answer_append(void *, const char *, size_t);
 static void	answer_free(struct cache_entry *);
@@ -266,10 +265,10 @@ cache_load_all(void)
 }
 
 static void
-cache_loaded_all(struct kore_pgsql *sql, void *arg, int ok)
+cache_loaded_all(const struct store_rows *rows, void *arg, int ok)
 {
 	struct cache_entry	*e, *next;
-	int			i, n;
+	size_t			i;
 
 	cache.loading = 0;
 	if (!ok)
@@ -278,9 +277,8 @@ cache_loaded_all(struct kore_pgsql *sql, void *arg, int ok)
 	TAILQ_FOREACH(e, &cache.entries, list)
 		e->seen = 0;
 
-	n = kore_pgsql_ntuples(sql);
-	for (i = 0; i < n; i++)
-		cache_apply(sql, i);
+	for (i = 0; i < rows->n; i++)
+		cache_apply(&rows->tokens[i]);
 
 	for (e = TAILQ_FIRST(&cache.entries); e != NULL; e = next) {
 		next = TAILQ_NEXT(e, list);
@@ -298,18 +296,17 @@ cache_loaded_all(struct kore_pgsql *sql, void *arg, int ok)
 
 /* A batch of reloaded names (comma-separated). */
 static void
-cache_loaded_names(struct kore_pgsql *sql, const char *names, int ok)
+cache_loaded_names(const struct store_rows *rows, const char *names, int ok)
 {
 	struct cache_entry	*e;
-	int			i, n;
+	size_t			i;
 
 	if (!ok)
 		return;
 
 	cache_mark_names(names, 0);
-	n = kore_pgsql_ntuples(sql);
-	for (i = 0; i < n; i++)
-		cache_apply(sql, i);
+	for (i = 0; i < rows->n; i++)
+		cache_apply(&rows->tokens[i]);
 
 	/* A name that is no longer there was deleted. */
 	while ((e = cache_mark_names(names, 1)) != NULL)
@@ -349,20 +346,17 @@ cache_mark_names(const char *names, int find)
 
 /* One row of store_load() into its entry. */
 static void
-cache_apply(struct kore_pgsql *sql, int row)
+cache_apply(const struct token_row *t)
 {
 	struct cache_entry	*e;
-	const char		*name, *v;
+	const char		*type;
 	char			*token;
 	size_t			len;
-	int64_t			gen, next;
 	u_int64_t		epoch;
-	u_int32_t		failures;
 	int			render;
 
-	name = kore_pgsql_getvalue(sql, row, 1);
-	if ((e = cache_lookup(name)) == NULL)
-		e = cache_insert(name);
+	if ((e = cache_lookup(t->name)) == NULL)
+		e = cache_insert(t->name);
 	e->seen = 1;
 
 	/*
@@ -370,61 +364,57 @@ cache_apply(struct kore_pgsql *sql, int row)
 	 * a snapshot older than the token we hold is stale, not news
 	 * (unless the source was deleted and made again: another id).
 	 */
-	gen = col_i64(sql, row, 9);
-	if (e->id == col_i64(sql, row, 0) && gen < e->generation)
+	if (e->id == t->id && t->generation < e->generation)
 		return;
 
 	epoch = e->epoch;
-	e->id = col_i64(sql, row, 0);
-	e->kind = source_kind_parse(kore_pgsql_getvalue(sql, row, 2));
-	e->access = strcmp(kore_pgsql_getvalue(sql, row, 3), "key") ?
-	    ACCESS_OPEN : ACCESS_KEY;
-	e->require_header = col_bool(sql, row, 4);
-	e->enabled = col_bool(sql, row, 5);
-	e->paused = col_bool(sql, row, 6);
-	cache.paused = col_bool(sql, row, 16);
+	e->id = t->id;
+	e->kind = source_kind_parse(t->kind);
+	e->access = strcmp(t->access, "key") ? ACCESS_OPEN : ACCESS_KEY;
+	e->require_header = t->require_header;
+	e->enabled = t->enabled;
+	e->paused = t->paused;
+	cache.paused = t->prewarming_paused;
 
-	failures = (u_int32_t)col_i64(sql, row, 14);
-	next = col_i64(sql, row, 13);
-
-	if (gen != e->generation || e->token == NULL) {
+	if (t->generation != e->generation || e->token == NULL) {
 		seal_wipe(e->token);
 		e->token = NULL;
 		e->fpr[0] = '\0';
-		if (kore_pgsql_getlength(sql, row, 7) > 0 &&
-		    seal_open(name, "token", kore_pgsql_getvalue(sql, row, 7),
-		    &token, &len)) {
+		if (t->token_sealed != NULL && *t->token_sealed != '\0' &&
+		    seal_open(t->name, "token", t->token_sealed, &token,
+		    &len)) {
 			e->token = token;
-			(void)kore_strlcpy(e->fpr,
-			    kore_pgsql_getvalue(sql, row, 10), sizeof(e->fpr));
-		} else if (kore_pgsql_getlength(sql, row, 7) > 0) {
+			(void)kore_strlcpy(e->fpr, t->fingerprint ?
+			    t->fingerprint : "", sizeof(e->fpr));
+		} else if (t->token_sealed != NULL &&
+		    *t->token_sealed != '\0') {
 			log_kv(LOG_LVL_ERROR, "stored token cannot be opened "
-			    "(wrong master key?)", "token", name, NULL);
+			    "(wrong master key?)", "token", t->name, NULL);
 		}
 	}
 
-	e->last_duration_ms = kore_pgsql_getlength(sql, row, 17) == 0 ? -1 :
-	    col_i64(sql, row, 17);
-	if (col_bool(sql, row, 18) != e->leased) {
-		e->leased = col_bool(sql, row, 18);
+	e->last_duration_ms = t->last_duration_ms == STORE_NULL ? -1 :
+	    t->last_duration_ms;
+	if (t->leased != e->leased) {
+		e->leased = t->leased;
 		dash_changed();
 	}
 
-	v = kore_pgsql_getvalue(sql, row, 8);
-	render = gen != e->generation || e->answer == NULL ||
-	    e->expires_ms != col_i64(sql, row, 11) ||
-	    strcmp(e->token_type, *v ? v : "Bearer");
-	(void)kore_strlcpy(e->token_type, *v ? v : "Bearer",
-	    sizeof(e->token_type));
-	e->expires_ms = col_i64(sql, row, 11);
-	e->refresh_ms = col_i64(sql, row, 12);
-	e->lifetime_ms = col_i64(sql, row, 19);
+	type = t->token_type != NULL && *t->token_type != '\0' ?
+	    t->token_type : "Bearer";
+	render = t->generation != e->generation || e->answer == NULL ||
+	    e->expires_ms != t->expires_ms || strcmp(e->token_type, type);
+	(void)kore_strlcpy(e->token_type, type, sizeof(e->token_type));
+	e->expires_ms = t->expires_ms;
+	e->refresh_ms = t->refresh_ms;
+	e->lifetime_ms = t->lifetime_ms;
 
-	if (gen != e->generation || failures != e->failures ||
-	    next != e->next_ms) {
-		e->generation = gen;
-		e->failures = failures;
-		e->next_ms = next;
+	if (t->generation != e->generation ||
+	    (u_int32_t)t->failures != e->failures ||
+	    t->next_ms != e->next_ms) {
+		e->generation = t->generation;
+		e->failures = (u_int32_t)t->failures;
+		e->next_ms = t->next_ms;
 		e->retry_ms = 0;
 		e->epoch++;
 	}
@@ -437,8 +427,8 @@ cache_apply(struct kore_pgsql *sql, int row)
 
 	kore_free(e->last_error);
 	e->last_error = NULL;
-	if (kore_pgsql_getlength(sql, row, 15) > 0)
-		e->last_error = kore_strdup(kore_pgsql_getvalue(sql, row, 15));
+	if (t->last_error != NULL && *t->last_error != '\0')
+		e->last_error = kore_strdup(t->last_error);
 }
 
 static struct cache_entry *
@@ -548,20 +538,6 @@ answer_free(struct cache_entry *e)
 		kore_free(e->answer);
 		e->answer = NULL;
 	}
-}
-
-static int64_t
-col_i64(struct kore_pgsql *sql, int row, int col)
-{
-	if (kore_pgsql_getlength(sql, row, col) == 0)
-		return (0);
-	return (strtoll(kore_pgsql_getvalue(sql, row, col), NULL, 10));
-}
-
-static int
-col_bool(struct kore_pgsql *sql, int row, int col)
-{
-	return (kore_pgsql_getvalue(sql, row, col)[0] == 't');
 }
 
 /*

@@ -78,7 +78,7 @@ static struct {
 static void	dash_tick(void *, u_int64_t);
 static void	dash_dirty_tick(void *, u_int64_t);
 static void	dash_sample(void);
-static void	dash_history_loaded(struct kore_pgsql *, void *, int);
+static void	dash_history_loaded(const struct store_rows *, void *, int);
 static void	dash_push(const char *, struct kore_buf *);
 static void	dash_push_all(int);
 static int	dash_push_to(struct dash_client *);
@@ -89,7 +89,8 @@ static int	dash_write(struct dash_client *, u_int8_t, const void *,
 static size_t	dash_queued(struct connection *);
 static void	dash_render(const char *, struct kore_buf *);
 static void	render_tokens(struct kore_buf *, int, const char *);
-static void	render_history(struct kore_buf *, struct kore_pgsql *);
+static void	render_history(struct kore_buf *, const struct store_rows *);
+static const char	*dash_num(int64_t, char *, size_t);
 static void	render_traffic(struct kore_buf *);
 static void	render_upstream(struct kore_buf *);
 static void	render_alerts(struct kore_buf *);
@@ -107,11 +108,12 @@ static int	dash_origin_ok(struct http_request *);
 static void	dash_cookie(struct http_request *, const char *, const char *,
 		    int);
 static void	dash_redirect(struct http_request *, const char *);
-static void	dash_logged_in(struct api_pending *, struct kore_pgsql *, int);
-static void	dash_logged_out(struct api_pending *, struct kore_pgsql *,
+static void	dash_logged_in(struct api_pending *, const struct store_rows *,
 		    int);
-static void	dash_page_history(struct api_pending *, struct kore_pgsql *,
+static void	dash_logged_out(struct api_pending *, const struct store_rows *,
 		    int);
+static void	dash_page_history(struct api_pending *,
+		    const struct store_rows *, int);
 static u_int64_t	dash_quantile(double);
 static void	dash_html_headers(struct http_request *);
 static void	dash_reserve(struct kore_buf *, size_t);
@@ -475,13 +477,13 @@ dash_dirty_tick(void *unused, u_int64_t unused2)
 }
 
 static void
-dash_history_loaded(struct kore_pgsql *sql, void *arg, int ok)
+dash_history_loaded(const struct store_rows *rows, void *arg, int ok)
 {
 	dash.history_loading = 0;
 	dash_db_state(ok);
 	if (ok) {
 		kore_buf_reset(&dash.history);
-		render_history(&dash.history, sql);
+		render_history(&dash.history, rows);
 	}
 	if (dash.count > 0) {
 		dash_push("history", &dash.history);
@@ -770,41 +772,54 @@ render_tokens(struct kore_buf *b, int role, const char *csrf)
 }
 
 static void
-render_history(struct kore_buf *b, struct kore_pgsql *sql)
+render_history(struct kore_buf *b, const struct store_rows *rows)
 {
-	int		i, n;
-	char		ts[ISOTIME_LEN];
+	const struct event_row	*e;
+	size_t			i;
+	char			ts[ISOTIME_LEN], n1[24], n2[24], n3[24];
 
-	n = kore_pgsql_ntuples(sql);
 	kore_buf_appendf(b, "<table class=\"history\"><thead><tr><th>When"
 	    "</th><th>Source</th><th>Trigger</th><th>Outcome</th>"
 	    "<th>Duration</th><th>HTTP</th><th>Gen.</th><th>Error</th>"
 	    "</tr></thead><tbody>");
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < rows->n; i++) {
+		e = &rows->events[i];
 		dash_reserve(b, 4096);
-		isotime_format(strtoll(kore_pgsql_getvalue(sql, i, 2), NULL,
-		    10), ts, sizeof(ts));
+		isotime_format(e->finished_ms == STORE_NULL ? 0 :
+		    e->finished_ms, ts, sizeof(ts));
 		kore_buf_appendf(b, "<tr><td><time>%.19s</time></td><td>", ts);
-		html_escape(b, kore_pgsql_getvalue(sql, i, 0));
+		html_escape(b, e->source ? e->source : "");
 		kore_buf_appendf(b, "</td><td>");
-		html_escape(b, kore_pgsql_getvalue(sql, i, 1));
+		html_escape(b, e->trigger ? e->trigger : "");
 		kore_buf_appendf(b, "</td><td><span class=\"badge %s\">",
-		    !strcmp(kore_pgsql_getvalue(sql, i, 3), "success") ?
+		    e->outcome && !strcmp(e->outcome, "success") ?
 		    "valid" : "failing");
-		html_escape(b, kore_pgsql_getvalue(sql, i, 3));
+		html_escape(b, e->outcome ? e->outcome : "");
 		kore_buf_appendf(b, "</span></td><td>%s ms</td><td>",
-		    kore_pgsql_getvalue(sql, i, 4));
-		html_escape(b, kore_pgsql_getvalue(sql, i, 5));
+		    dash_num(e->duration_ms, n1, sizeof(n1)));
+		html_escape(b, dash_num(e->http_status, n2, sizeof(n2)));
 		kore_buf_appendf(b, "</td><td>");
-		html_escape(b, kore_pgsql_getvalue(sql, i, 7));
+		html_escape(b, dash_num(e->generation, n3, sizeof(n3)));
 		kore_buf_appendf(b, "</td><td class=\"error\">");
-		html_escape(b, kore_pgsql_getvalue(sql, i, 6));
+		html_escape(b, e->error ? e->error : "");
 		kore_buf_appendf(b, "</td></tr>");
 	}
-	if (n == 0)
+	if (rows->n == 0)
 		kore_buf_appendf(b, "<tr><td colspan=\"8\">No refresh yet."
 		    "</td></tr>");
 	kore_buf_appendf(b, "</tbody></table>");
+}
+
+/* A number of a row as text, "" when NULL. */
+static const char *
+dash_num(int64_t v, char *buf, size_t len)
+{
+	if (v == STORE_NULL)
+		buf[0] = '\0';
+	else
+		(void)snprintf(buf, len, "%lld", (long long)v);
+
+	return (buf);
 }
 
 /* Requests per second of the last minute as an SVG sparkline. */
@@ -1159,16 +1174,16 @@ dash_redirect(struct http_request *req, const char *location)
 }
 
 static void
-dash_logged_in(struct api_pending *p, struct kore_pgsql *sql, int ok)
+dash_logged_in(struct api_pending *p, const struct store_rows *rows, int ok)
 {
-	if (!ok || kore_pgsql_ntuples(sql) == 0) {
+	if (!ok || rows->n == 0) {
 		api_pending_fail(p, 503, "database_unavailable",
 		    "cannot store the session; try again");
 		return;
 	}
 
 	/* Known here at once; the other workers hear of it by NOTIFY. */
-	p->version = strtoll(kore_pgsql_getvalue(sql, 0, 0), NULL, 10);
+	p->version = rows->num[0] == STORE_NULL ? 0 : rows->num[0];
 	auth_session_add(p->name, p->principal.role, p->principal.csrf,
 	    p->version, p->principal.kind == PRINCIPAL_KEY ?
 	    p->principal.key_id : 0);
@@ -1180,7 +1195,7 @@ dash_logged_in(struct api_pending *p, struct kore_pgsql *sql, int ok)
 }
 
 static void
-dash_logged_out(struct api_pending *p, struct kore_pgsql *sql, int ok)
+dash_logged_out(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	struct dash_client	*dc, *next;
 
@@ -1202,14 +1217,14 @@ dash_logged_out(struct api_pending *p, struct kore_pgsql *sql, int ok)
 }
 
 static void
-dash_page_history(struct api_pending *p, struct kore_pgsql *sql, int ok)
+dash_page_history(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	struct kore_buf		*b;
 
 	dash_db_state(ok);
 	if (ok) {
 		kore_buf_reset(&dash.history);
-		render_history(&dash.history, sql);
+		render_history(&dash.history, rows);
 	}
 
 	b = kore_buf_alloc(32768);

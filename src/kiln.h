@@ -380,14 +380,165 @@ int	log_level(void);
 void	log_level_set(int);
 
 /* store.c: all SQL. Startup work is synchronous (parent), the rest async. */
-struct store_row;
-
 int	store_migrate(char *, size_t);
 int	store_upsert_sources(struct source *, size_t, char *, size_t);
 void	store_register(void);
 
-typedef void	(*store_rows_cb)(struct kore_pgsql *, void *, int);
-typedef void	(*store_names_cb)(struct kore_pgsql *, const char *, int);
+/*
+ * Rows come back decoded: a callback gets the struct store_rows of its
+ * statement, with n rows in the one array named at the statement's
+ * function (or the leading numbers of its first row in num). Strings
+ * point into the result and live only while the callback runs (NULL is
+ * SQL NULL); a number that may be NULL is STORE_NULL then. The store
+ * frees the arrays once the callback returns.
+ */
+#define STORE_NULL	INT64_MIN
+
+struct token_row {			/* store_load, store_reload */
+	int64_t		id;
+	const char	*name;
+	const char	*kind;
+	const char	*access;
+	int		require_header;
+	int		enabled;
+	int		paused;
+	const char	*token_sealed;
+	const char	*token_type;
+	int64_t		generation;	/* numbers: 0 when NULL */
+	const char	*fingerprint;
+	int64_t		expires_ms;
+	int64_t		refresh_ms;
+	int64_t		next_ms;
+	int64_t		failures;
+	const char	*last_error;
+	int		prewarming_paused;
+	int64_t		last_duration_ms;	/* STORE_NULL: none */
+	int		leased;
+	int64_t		lifetime_ms;
+};
+
+struct source_view {			/* store_sources_view */
+	const char	*name;
+	const char	*kind;
+	const char	*token_url;
+	const char	*client_id;
+	int		client_secret_set;
+	const char	*auth_method;
+	const char	*scope;
+	const char	*audience;
+	const char	*resource;
+	int		refresh_token_set;
+	const char	*username;
+	int		password_set;
+	const char	*token_path;
+	const char	*expires_at_path;
+	const char	*expires_in_path;
+	int64_t		refresh_buffer;	/* numbers: STORE_NULL when NULL */
+	int64_t		fallback_lifetime;
+	const char	*access;
+	int		require_header;
+	int		enabled;
+	int		paused;
+	int64_t		created_ms;
+	int64_t		updated_ms;
+	int64_t		generation;
+	const char	*fingerprint;
+	int64_t		obtained_ms;
+	int64_t		expires_ms;
+	int64_t		refresh_ms;
+	int64_t		next_ms;
+	int64_t		failures;
+	const char	*last_error;
+	int64_t		last_duration_ms;
+	int		leased;
+};
+
+/*
+ * A stored source with its secrets opened (store_source_full, and the
+ * lease of store_lease). The callback may take src (copy it, then zero
+ * it); what is left is wiped and freed by the store. opened is 0 when a
+ * secret cannot be opened, error says which.
+ */
+struct source_row {
+	struct source	src;
+	int		opened;
+	char		error[KILN_ERR_MAX];
+	int64_t		version;	/* store_source_full */
+	int64_t		id;		/* the lease: */
+	int64_t		generation;
+	int64_t		expires_ms;
+	int64_t		failures;
+	const char	*seed_digest;
+};
+
+struct lease_row {			/* store_lease: one row */
+	struct source_row	*source;	/* NULL: refused */
+	const char		*why;
+	int64_t			why_until;	/* 0 when NULL */
+};
+
+struct event_row {			/* store_events, store_recent_events */
+	int64_t		id;		/* numbers: STORE_NULL when NULL */
+	const char	*source;	/* store_recent_events only */
+	const char	*trigger;
+	int64_t		started_ms;	/* store_events only */
+	int64_t		finished_ms;
+	const char	*outcome;
+	int64_t		duration_ms;
+	int64_t		http_status;
+	const char	*error;
+	int64_t		generation;
+	const char	*fingerprint;
+};
+
+struct key_row {		/* store_keys_load, _key_create, _keys_list */
+	int64_t		id;
+	const char	*name;
+	const char	*role;
+	const char	*hash;
+	int64_t		created_ms;	/* STORE_NULL when NULL */
+	int64_t		revoked_ms;
+	const char	*sources;	/* "a,b", NULL: every source */
+};
+
+struct session_row {			/* store_sessions_load */
+	const char	*hash;
+	const char	*role;
+	const char	*csrf;
+	int64_t		expires_ms;
+	int64_t		key_id;		/* 0: none */
+};
+
+struct sealed_row {			/* store_reseal_scan */
+	int64_t		id;
+	const char	*name;
+	const char	*url;
+	const char	*blob[4];	/* secret, refresh, password, token */
+};
+
+/*
+ * num: the first three columns of row 0 as numbers (STORE_NULL when NULL
+ * or no row), for the statements that answer ids and counts: the
+ * generation of store_commit_success, the sessions ended by
+ * store_key_revoke (num[2]), the expiry of store_session_create, the
+ * counts of store_reseal_write and store_reseal_count.
+ */
+struct store_rows {
+	size_t			n;
+	int64_t			num[3];
+	struct token_row	*tokens;
+	struct source_view	*views;
+	struct source_row	*source;
+	struct lease_row	*lease;
+	struct event_row	*events;
+	struct key_row		*keys;
+	struct session_row	*sessions;
+	struct sealed_row	*sealed;
+};
+
+typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
+typedef void	(*store_names_cb)(const struct store_rows *, const char *,
+		    int);
 
 void	store_load(store_rows_cb, void *);
 void	store_reload(const char *, store_names_cb);
@@ -398,8 +549,6 @@ void	store_commit_success(struct attempt *, store_rows_cb, void *);
 void	store_commit_failure(struct attempt *, store_rows_cb, void *);
 void	store_release_leases(void);
 void	store_lease_renew(int64_t, store_rows_cb, void *);
-int	store_source_row(struct kore_pgsql *, const char *, struct source *,
-	    char *, size_t);
 char	*store_upstream_digest(const struct source *);
 int	store_key_bootstrap(const char *, char *, size_t);
 void	store_keys_load(store_rows_cb, void *);
@@ -629,7 +778,7 @@ struct api_pending {
 	int			with_refresh;
 	int			upstream;
 	void			(*render)(struct api_pending *,
-				    struct kore_pgsql *, int);
+				    const struct store_rows *, int);
 };
 
 struct api_state {
@@ -659,8 +808,8 @@ const char	*api_route_name(int);
 int	api_route_count(void);
 struct api_pending	*api_pending_start(struct http_request *,
 			    struct api_state *, void (*)(struct api_pending *,
-			    struct kore_pgsql *, int));
-void	api_pending_cb(struct kore_pgsql *, void *, int);
+			    const struct store_rows *, int));
+void	api_pending_cb(const struct store_rows *, void *, int);
 void	api_pending_fail(struct api_pending *, int, const char *,
 	    const char *);
 void	api_pending_free(struct api_pending *);

@@ -43,10 +43,11 @@ static struct {
 	TAILQ_HEAD(, ops_waiter)	waiters;
 } ops_db = { .waiters = TAILQ_HEAD_INITIALIZER(ops_db.waiters) };
 
-static void	ops_db_checked(struct kore_pgsql *, void *, int);
+static void	ops_db_checked(const struct store_rows *, void *, int);
 static void	ops_db_slow(void *, u_int64_t);
-static void	ops_db_answer(struct kore_pgsql *, int);
-static void	render_detailed(struct api_pending *, struct kore_pgsql *, int);
+static void	ops_db_answer(const struct store_rows *, int);
+static void	render_detailed(struct api_pending *,
+		    const struct store_rows *, int);
 static void	metrics_http(struct kore_buf *);
 static void	metrics_histogram(struct kore_buf *, const char *,
 		    const char *, const char *, const u_int64_t *, u_int64_t);
@@ -136,7 +137,7 @@ ops_health_detailed(struct http_request *req, struct api_state *st)
 }
 
 static void
-ops_db_checked(struct kore_pgsql *sql, void *arg, int ok)
+ops_db_checked(const struct store_rows *rows, void *arg, int ok)
 {
 	ops_db.inflight = 0;
 	ops_db.ok = ok;
@@ -146,7 +147,7 @@ ops_db_checked(struct kore_pgsql *sql, void *arg, int ok)
 		kore_timer_remove(ops_db.slow);
 		ops_db.slow = NULL;
 	}
-	ops_db_answer(sql, ok);
+	ops_db_answer(rows, ok);
 }
 
 /* The check hangs: answer its waiters now; it may still come back. */
@@ -158,7 +159,7 @@ ops_db_slow(void *arg, u_int64_t now)
 }
 
 static void
-ops_db_answer(struct kore_pgsql *sql, int ok)
+ops_db_answer(const struct store_rows *rows, int ok)
 {
 	struct ops_waiter	*w;
 	struct api_pending	*p;
@@ -171,13 +172,13 @@ ops_db_answer(struct kore_pgsql *sql, int ok)
 			api_pending_free(p);
 			continue;
 		}
-		render_detailed(p, sql, ok);
+		render_detailed(p, rows, ok);
 		http_request_wakeup(p->req);
 	}
 }
 
 static void
-render_detailed(struct api_pending *p, struct kore_pgsql *sql, int ok)
+render_detailed(struct api_pending *p, const struct store_rows *rows, int ok)
 {
 	const struct shared	*sh = shared_get();
 	struct cache_entry	*e;

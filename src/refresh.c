@@ -42,12 +42,12 @@ static void	refresh_tick(void *, u_int64_t);
 static void	refresh_scan(void);
 static int	refresh_due(const struct cache_entry *, int64_t);
 static int	refresh_mine(const struct cache_entry *);
-static void	refresh_leased(struct kore_pgsql *, void *, int);
-static int	refresh_source(struct attempt *, struct kore_pgsql *);
+static void	refresh_leased(const struct store_rows *, void *, int);
+static int	refresh_source(struct attempt *, struct source_row *);
 static void	refresh_answered(struct attempt *);
 static void	refresh_succeeded(struct attempt *);
 static void	refresh_failed(struct attempt *);
-static void	refresh_committed(struct kore_pgsql *, void *, int);
+static void	refresh_committed(const struct store_rows *, void *, int);
 static void	refresh_commit(void *, u_int64_t);
 static void	refresh_renew(void *, u_int64_t);
 static void	refresh_end(struct attempt *);
@@ -181,27 +181,25 @@ refresh_mine(const struct cache_entry *e)
 }
 
 static void
-refresh_leased(struct kore_pgsql *sql, void *arg, int ok)
+refresh_leased(const struct store_rows *rows, void *arg, int ok)
 {
 	struct attempt	*at = arg;
 	char		err[KILN_ERR_MAX];
 
-	if (!ok || kore_pgsql_ntuples(sql) == 0 ||
-	    kore_pgsql_getlength(sql, 0, 0) == 0) {
+	if (!ok || rows->lease == NULL || rows->lease->source == NULL) {
 		/* Someone else holds it, it is no longer due, or refused. */
 		at->ok = -1;
-		if (ok && kore_pgsql_ntuples(sql) > 0) {
-			(void)kore_strlcpy(at->why,
-			    kore_pgsql_getvalue(sql, 0, 22), sizeof(at->why));
-			at->why_until = strtoll(kore_pgsql_getvalue(sql, 0, 23),
-			    NULL, 10);
+		if (ok && rows->lease != NULL) {
+			(void)kore_strlcpy(at->why, rows->lease->why,
+			    sizeof(at->why));
+			at->why_until = rows->lease->why_until;
 		}
 		refresh_end(at);
 		return;
 	}
 
 	log_context(at->request_id, NULL);
-	if (!refresh_source(at, sql)) {
+	if (!refresh_source(at, rows->lease->source)) {
 		refresh_failed(at);
 		return;
 	}
@@ -223,18 +221,25 @@ refresh_leased(struct kore_pgsql *sql, void *arg, int ok)
 
 /* The source as stored, secrets opened, and its token state. */
 static int
-refresh_source(struct attempt *at, struct kore_pgsql *sql)
+refresh_source(struct attempt *at, struct source_row *row)
 {
-	at->source_id = strtoll(kore_pgsql_getvalue(sql, 0, 0), NULL, 10);
-	at->generation = strtoll(kore_pgsql_getvalue(sql, 0, 17), NULL, 10);
-	at->expires_ms = strtoll(kore_pgsql_getvalue(sql, 0, 18), NULL, 10);
-	at->failures = strtoul(kore_pgsql_getvalue(sql, 0, 19), NULL, 10);
+	at->source_id = row->id;
+	at->generation = row->generation;
+	at->expires_ms = row->expires_ms;
+	at->failures = (u_int32_t)row->failures;
 	/* A rotated refresh token is stored only if none was given since. */
-	if (kore_pgsql_getlength(sql, 0, 21) > 0)
-		at->seed_digest = kore_strdup(kore_pgsql_getvalue(sql, 0, 21));
+	if (row->seed_digest != NULL)
+		at->seed_digest = kore_strdup(row->seed_digest);
 
-	return (store_source_row(sql, at->name, &at->src, at->error,
-	    sizeof(at->error)));
+	/* The source's strings are ours now. */
+	at->src = row->src;
+	memset(&row->src, 0, sizeof(row->src));
+	if (!row->opened) {
+		(void)kore_strlcpy(at->error, row->error, sizeof(at->error));
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
 }
 
 static void
@@ -332,7 +337,7 @@ refresh_failed(struct attempt *at)
 }
 
 static void
-refresh_committed(struct kore_pgsql *sql, void *arg, int ok)
+refresh_committed(const struct store_rows *rows, void *arg, int ok)
 {
 	struct attempt	*at = arg;
 	char		expires[ISOTIME_LEN], refresh[ISOTIME_LEN];
@@ -350,7 +355,7 @@ refresh_committed(struct kore_pgsql *sql, void *arg, int ok)
 		(void)kore_timer_add(refresh_commit, REFRESH_COMMIT_RETRY_MS,
 		    at, KORE_TIMER_ONESHOT);
 		return;
-	} else if (at->ok && kore_pgsql_getlength(sql, 0, 0) == 0) {
+	} else if (at->ok && rows->num[0] == STORE_NULL) {
 		log_kv(LOG_LVL_WARN, "lease lost before commit, token dropped",
 		    "token", at->name, "fingerprint", at->fpr, NULL);
 	} else if (at->ok) {
@@ -358,8 +363,8 @@ refresh_committed(struct kore_pgsql *sql, void *arg, int ok)
 		isotime_format(at->refresh_ms, refresh, sizeof(refresh));
 		log_kv(LOG_LVL_INFO, "token refreshed", "token", at->name,
 		    "trigger", at->trigger, "fingerprint", at->fpr,
-		    "#generation", strtoll(kore_pgsql_getvalue(sql, 0, 0),
-		    NULL, 10), "expires_at", expires, "refresh_at", refresh,
+		    "#generation", rows->num[0], "expires_at", expires,
+		    "refresh_at", refresh,
 		    "expiry_from", at->ans.expiry_from,
 		    "#duration_ms", at->duration_ms, NULL);
 	}

@@ -49,16 +49,17 @@ static const char	*reseal_fields[RESEAL_COLS] = {
 
 static void	reseal_start(void *, u_int64_t);
 static void	reseal_later(void);
-static void	reseal_scanned(struct kore_pgsql *, void *, int);
-static void	reseal_row(struct kore_pgsql *, int, struct reseal_row *);
+static void	reseal_scanned(const struct store_rows *, void *, int);
+static void	reseal_row(const struct sealed_row *, struct reseal_row *);
 static char	*reseal_blob(const char *, const char *, int, const char *);
 static void	reseal_next(void);
-static void	reseal_written(struct kore_pgsql *, void *, int);
-static void	reseal_counted(struct kore_pgsql *, void *, int);
+static void	reseal_written(const struct store_rows *, void *, int);
+static void	reseal_counted(const struct store_rows *, void *, int);
 static void	reseal_rows_free(void);
 static void	reseal_sync_row(void *, const char *, const char *,
 		    const char *const *, char **);
 static int	reseal_opens(const char *, const char *, int, const char *);
+static u_int64_t	reseal_count(int64_t);
 
 static struct {
 	int64_t			after;
@@ -153,7 +154,7 @@ reseal_later(void)
 }
 
 static void
-reseal_scanned(struct kore_pgsql *sql, void *arg, int ok)
+reseal_scanned(const struct store_rows *rows, void *arg, int ok)
 {
 	int		i, n;
 
@@ -162,7 +163,7 @@ reseal_scanned(struct kore_pgsql *sql, void *arg, int ok)
 		return;
 	}
 
-	if ((n = kore_pgsql_ntuples(sql)) == 0) {
+	if ((n = (int)rows->n) == 0) {
 		store_reseal_count(reseal_counted, NULL);
 		return;
 	}
@@ -171,7 +172,7 @@ reseal_scanned(struct kore_pgsql *sql, void *arg, int ok)
 	pass.nrows = n;
 	pass.next = 0;
 	for (i = 0; i < n; i++)
-		reseal_row(sql, i, &pass.rows[i]);
+		reseal_row(&rows->sealed[i], &pass.rows[i]);
 	pass.after = pass.rows[n - 1].id;
 
 	reseal_next();
@@ -179,21 +180,20 @@ reseal_scanned(struct kore_pgsql *sql, void *arg, int ok)
 
 /* Open what is not under the current key, and seal it again. */
 static void
-reseal_row(struct kore_pgsql *sql, int i, struct reseal_row *r)
+reseal_row(const struct sealed_row *s, struct reseal_row *r)
 {
 	const char	*name, *blob;
 	int		c;
 	char		origin[SOURCE_ORIGIN_MAX];
 
-	r->id = strtoll(kore_pgsql_getvalue(sql, i, 0), NULL, 10);
-	name = kore_pgsql_getvalue(sql, i, 1);
-	r->url = kore_strdup(kore_pgsql_getvalue(sql, i, 2));
+	r->id = s->id;
+	name = s->name;
+	r->url = kore_strdup(s->url);
 	source_origin(r->url, origin, sizeof(origin));
 
 	for (c = 0; c < RESEAL_COLS; c++) {
-		if (kore_pgsql_getlength(sql, i, 3 + c) == 0)
+		if ((blob = s->blob[c]) == NULL)
 			continue;
-		blob = kore_pgsql_getvalue(sql, i, 3 + c);
 		if (seal_current(blob, c != RESEAL_TOKEN))
 			continue;
 		r->new[c] = reseal_blob(name, blob, c, origin);
@@ -263,7 +263,7 @@ reseal_next(void)
 }
 
 static void
-reseal_written(struct kore_pgsql *sql, void *arg, int ok)
+reseal_written(const struct store_rows *rows, void *arg, int ok)
 {
 	if (!ok) {
 		reseal_rows_free();
@@ -271,14 +271,14 @@ reseal_written(struct kore_pgsql *sql, void *arg, int ok)
 		return;
 	}
 
-	pass.resealed += strtoull(kore_pgsql_getvalue(sql, 0, 0), NULL, 10) +
-	    strtoull(kore_pgsql_getvalue(sql, 0, 1), NULL, 10);
+	pass.resealed += reseal_count(rows->num[0]) +
+	    reseal_count(rows->num[1]);
 	pass.next++;
 	reseal_next();
 }
 
 static void
-reseal_counted(struct kore_pgsql *sql, void *arg, int ok)
+reseal_counted(const struct store_rows *rows, void *arg, int ok)
 {
 	int64_t		retired, unbound;
 
@@ -287,8 +287,8 @@ reseal_counted(struct kore_pgsql *sql, void *arg, int ok)
 		return;
 	}
 
-	retired = strtoll(kore_pgsql_getvalue(sql, 0, 0), NULL, 10);
-	unbound = strtoll(kore_pgsql_getvalue(sql, 0, 1), NULL, 10);
+	retired = (int64_t)reseal_count(rows->num[0]);
+	unbound = (int64_t)reseal_count(rows->num[1]);
 	shared_reseal(RESEAL_DONE, retired, unbound);
 	log_kv(retired || unbound ? LOG_LVL_WARN : LOG_LVL_INFO,
 	    "re-seal pass done", "#rows_resealed", (int64_t)pass.resealed,
@@ -389,4 +389,11 @@ reseal_opens(const char *name, const char *blob, int c, const char *origin)
 	}
 
 	return (ok);
+}
+
+/* A count of a row, 0 when NULL. */
+static u_int64_t
+reseal_count(int64_t v)
+{
+	return (v == STORE_NULL || v < 0 ? 0 : (u_int64_t)v);
 }

@@ -62,6 +62,9 @@ struct store_job {
 	int			releasing;
 };
 
+typedef void	(*store_decode)(PGresult *, struct store_job *,
+		    struct store_rows *);
+
 static const char q_load[] =
     "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
     "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
@@ -386,7 +389,7 @@ static char	*seal_opt(const struct source *, const char *,
 static void	batch_add(struct store_batch *, const char *);
 static int	batch_has(struct kore_buf *, const char *);
 static void	batch_send(struct store_batch *);
-static void	batch_done(struct kore_pgsql *, void *, int);
+static void	batch_done(const struct store_rows *, void *, int);
 static void	store_job(const char *, store_rows_cb, void *, int, ...);
 static void	store_job_a(const char *, store_rows_cb, void *, int,
 		    const char **);
@@ -395,7 +398,14 @@ static void	store_job_cb(struct kore_pgsql *, void *);
 static void	store_job_finish(struct store_job *, int);
 static void	store_job_free(struct store_job *);
 static char	*i64(int64_t);
-static char	*col_dup(struct kore_pgsql *, int);
+static char	*col_dup(PGresult *, int);
+static const char	*col_str(PGresult *, int, int);
+static int64_t	col_num(PGresult *, int, int);
+static int64_t	col_numn(PGresult *, int, int);
+static int	col_bool(PGresult *, int, int);
+static struct source_row	*dec_source(PGresult *, const char *);
+static void	store_decode_rows(struct store_job *, struct store_rows *);
+static void	store_rows_free(struct store_rows *);
 
 /* Parent: make the database known to kore_pgsql before the fork. */
 void
@@ -596,13 +606,13 @@ batch_send(struct store_batch *b)
 }
 
 static void
-batch_done(struct kore_pgsql *sql, void *arg, int ok)
+batch_done(const struct store_rows *rows, void *arg, int ok)
 {
 	struct store_batch	*b = arg;
 
 	/* Names not announced or reloaded now are the reconcile's. */
 	if (b->cb != NULL)
-		b->cb(sql, b->inflight, ok);
+		b->cb(rows, b->inflight, ok);
 	kore_free(b->inflight);
 	b->inflight = NULL;
 
@@ -1287,6 +1297,8 @@ store_job_cb(struct kore_pgsql *sql, void *arg)
 static void
 store_job_finish(struct store_job *job, int ok)
 {
+	struct store_rows	rows;
+
 	if (job->done)
 		return;
 	job->done = 1;
@@ -1298,8 +1310,15 @@ store_job_finish(struct store_job *job, int ok)
 		    job->sql.error && *job->sql.error ? job->sql.error :
 		    "connection lost", NULL);
 	}
-	if (job->cb != NULL)
-		job->cb(&job->sql, job->arg, ok);
+	if (job->cb == NULL)
+		return;
+
+	memset(&rows, 0, sizeof(rows));
+	rows.num[0] = rows.num[1] = rows.num[2] = STORE_NULL;
+	if (ok && job->sql.result != NULL)
+		store_decode_rows(job, &rows);
+	job->cb(&rows, job->arg, ok);
+	store_rows_free(&rows);
 }
 
 static void
@@ -1326,12 +1345,11 @@ i64(int64_t v)
 }
 
 /*
- * The source in columns 0-16 of a lease or q_source_full row (they
+ * The source in columns 0-16 of row 0 of a lease or q_source_full (they
  * share that layout), secrets opened. Strings are malloc'd (source_free).
  */
-int
-store_source_row(struct kore_pgsql *sql, const char *name,
-    struct source *s, char *err, size_t errlen)
+static struct source_row *
+dec_source(PGresult *res, const char *name)
 {
 	static const struct {
 		int		col;
@@ -1342,46 +1360,50 @@ store_source_row(struct kore_pgsql *sql, const char *name,
 		{ 9, "refresh_token", offsetof(struct source, refresh_token) },
 		{ 11, "password", offsetof(struct source, password) },
 	};
-	size_t		i, len;
-	char		**out, origin[SOURCE_ORIGIN_MAX];
+	struct source_row	*row;
+	struct source		*s;
+	size_t			i, len;
+	char			**out, origin[SOURCE_ORIGIN_MAX];
 
-	memset(s, 0, sizeof(*s));
+	row = kore_calloc(1, sizeof(*row));
+	s = &row->src;
 	(void)kore_strlcpy(s->name, name, sizeof(s->name));
-	s->kind = source_kind_parse(kore_pgsql_getvalue(sql, 0, 1));
-	s->token_url = col_dup(sql, 2);
-	s->client_id = col_dup(sql, 3);
-	s->auth_method = strcmp(kore_pgsql_getvalue(sql, 0, 5),
+	s->kind = source_kind_parse(PQgetvalue(res, 0, 1));
+	s->token_url = col_dup(res, 2);
+	s->client_id = col_dup(res, 3);
+	s->auth_method = strcmp(PQgetvalue(res, 0, 5),
 	    "client_secret_basic") ? AUTH_SECRET_POST : AUTH_SECRET_BASIC;
-	s->scope = col_dup(sql, 6);
-	s->audience = col_dup(sql, 7);
-	s->resource = col_dup(sql, 8);
-	s->username = col_dup(sql, 10);
-	s->token_path = col_dup(sql, 12);
-	s->expires_at_path = col_dup(sql, 13);
-	s->expires_in_path = col_dup(sql, 14);
-	s->refresh_buffer = kore_pgsql_getlength(sql, 0, 15) == 0 ? -1 :
-	    strtoll(kore_pgsql_getvalue(sql, 0, 15), NULL, 10);
-	s->fallback_lifetime = strtoll(kore_pgsql_getvalue(sql, 0, 16),
-	    NULL, 10);
+	s->scope = col_dup(res, 6);
+	s->audience = col_dup(res, 7);
+	s->resource = col_dup(res, 8);
+	s->username = col_dup(res, 10);
+	s->token_path = col_dup(res, 12);
+	s->expires_at_path = col_dup(res, 13);
+	s->expires_in_path = col_dup(res, 14);
+	s->refresh_buffer = PQgetlength(res, 0, 15) == 0 ? -1 :
+	    col_num(res, 0, 15);
+	s->fallback_lifetime = col_num(res, 0, 16);
 	s->access = ACCESS_OPEN;
 	s->enabled = 1;
 
 	/* A secret opens only for the origin it was sealed for. */
+	row->opened = 1;
 	source_origin(s->token_url, origin, sizeof(origin));
 	for (i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
 		out = (char **)((u_int8_t *)s + secrets[i].off);
-		if (kore_pgsql_getlength(sql, 0, secrets[i].col) == 0)
+		if (PQgetlength(res, 0, secrets[i].col) == 0)
 			continue;
 		if (!seal_open_for(name, secrets[i].field, origin,
-		    kore_pgsql_getvalue(sql, 0, secrets[i].col), out, &len)) {
-			(void)snprintf(err, errlen, "stored %s cannot be "
-			    "opened (wrong master key, or sealed for another "
-			    "origin)", secrets[i].field);
-			return (KORE_RESULT_ERROR);
+		    PQgetvalue(res, 0, secrets[i].col), out, &len)) {
+			(void)snprintf(row->error, sizeof(row->error),
+			    "stored %s cannot be opened (wrong master key, "
+			    "or sealed for another origin)", secrets[i].field);
+			row->opened = 0;
+			break;
 		}
 	}
 
-	return (KORE_RESULT_OK);
+	return (row);
 }
 
 int
@@ -1516,13 +1538,13 @@ store_ping(store_rows_cb cb, void *arg)
 }
 
 static char *
-col_dup(struct kore_pgsql *sql, int col)
+col_dup(PGresult *res, int col)
 {
 	char		*s;
 
-	if (kore_pgsql_getlength(sql, 0, col) == 0)
+	if (PQgetlength(res, 0, col) == 0)
 		return (NULL);
-	if ((s = strdup(kore_pgsql_getvalue(sql, 0, col))) == NULL)
+	if ((s = strdup(PQgetvalue(res, 0, col))) == NULL)
 		fatal("strdup");
 
 	return (s);
@@ -1831,4 +1853,329 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 	PQfinish(db);
 
 	return (ret);
+}
+
+/*
+ * Decoding: each statement that answers rows has its decoder, found by
+ * the statement; the callback gets the rows as structs.
+ */
+static const char *
+col_str(PGresult *res, int r, int c)
+{
+	return (PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c));
+}
+
+/* A number, 0 when NULL. */
+static int64_t
+col_num(PGresult *res, int r, int c)
+{
+	if (PQgetlength(res, r, c) == 0)
+		return (0);
+	return (strtoll(PQgetvalue(res, r, c), NULL, 10));
+}
+
+/* A number, STORE_NULL when NULL. */
+static int64_t
+col_numn(PGresult *res, int r, int c)
+{
+	if (PQgetlength(res, r, c) == 0)
+		return (STORE_NULL);
+	return (strtoll(PQgetvalue(res, r, c), NULL, 10));
+}
+
+static int
+col_bool(PGresult *res, int r, int c)
+{
+	return (PQgetvalue(res, r, c)[0] == 't');
+}
+
+static void
+dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct token_row	*t;
+	size_t			i;
+
+	rows->tokens = t = kore_calloc(rows->n + 1, sizeof(*t));
+	for (i = 0; i < rows->n; i++, t++) {
+		t->id = col_num(res, i, 0);
+		t->name = PQgetvalue(res, i, 1);
+		t->kind = PQgetvalue(res, i, 2);
+		t->access = PQgetvalue(res, i, 3);
+		t->require_header = col_bool(res, i, 4);
+		t->enabled = col_bool(res, i, 5);
+		t->paused = col_bool(res, i, 6);
+		t->token_sealed = col_str(res, i, 7);
+		t->token_type = col_str(res, i, 8);
+		t->generation = col_num(res, i, 9);
+		t->fingerprint = col_str(res, i, 10);
+		t->expires_ms = col_num(res, i, 11);
+		t->refresh_ms = col_num(res, i, 12);
+		t->next_ms = col_num(res, i, 13);
+		t->failures = col_num(res, i, 14);
+		t->last_error = col_str(res, i, 15);
+		t->prewarming_paused = col_bool(res, i, 16);
+		t->last_duration_ms = col_numn(res, i, 17);
+		t->leased = col_bool(res, i, 18);
+		t->lifetime_ms = col_num(res, i, 19);
+	}
+}
+
+static void
+dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct source_view	*v;
+	size_t			i;
+
+	rows->views = v = kore_calloc(rows->n + 1, sizeof(*v));
+	for (i = 0; i < rows->n; i++, v++) {
+		v->name = col_str(res, i, 0);
+		v->kind = col_str(res, i, 1);
+		v->token_url = col_str(res, i, 2);
+		v->client_id = col_str(res, i, 3);
+		v->client_secret_set = col_bool(res, i, 4);
+		v->auth_method = col_str(res, i, 5);
+		v->scope = col_str(res, i, 6);
+		v->audience = col_str(res, i, 7);
+		v->resource = col_str(res, i, 8);
+		v->refresh_token_set = col_bool(res, i, 9);
+		v->username = col_str(res, i, 10);
+		v->password_set = col_bool(res, i, 11);
+		v->token_path = col_str(res, i, 12);
+		v->expires_at_path = col_str(res, i, 13);
+		v->expires_in_path = col_str(res, i, 14);
+		v->refresh_buffer = col_numn(res, i, 15);
+		v->fallback_lifetime = col_numn(res, i, 16);
+		v->access = col_str(res, i, 17);
+		v->require_header = col_bool(res, i, 18);
+		v->enabled = col_bool(res, i, 19);
+		v->paused = col_bool(res, i, 20);
+		v->created_ms = col_numn(res, i, 21);
+		v->updated_ms = col_numn(res, i, 22);
+		v->generation = col_numn(res, i, 23);
+		v->fingerprint = col_str(res, i, 24);
+		v->obtained_ms = col_numn(res, i, 25);
+		v->expires_ms = col_numn(res, i, 26);
+		v->refresh_ms = col_numn(res, i, 27);
+		v->next_ms = col_numn(res, i, 28);
+		v->failures = col_numn(res, i, 29);
+		v->last_error = col_str(res, i, 30);
+		v->last_duration_ms = col_numn(res, i, 31);
+		v->leased = col_bool(res, i, 32);
+	}
+}
+
+/* q_source_full: the source, then access, flags and config_version. */
+static void
+dec_source_full(PGresult *res, struct store_job *job,
+    struct store_rows *rows)
+{
+	struct source_row	*row;
+
+	if (rows->n == 0)
+		return;
+	rows->source = row = dec_source(res, job->values[0]);
+	row->src.access = strcmp(PQgetvalue(res, 0, 17), "key") ?
+	    ACCESS_OPEN : ACCESS_KEY;
+	row->src.require_header = col_bool(res, 0, 18);
+	row->src.enabled = col_bool(res, 0, 19);
+	row->version = col_num(res, 0, 20);
+}
+
+/* q_lease: the lease (columns 0-21, NULL when refused), why, until. */
+static void
+dec_lease(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct lease_row	*l;
+	struct source_row	*row;
+
+	if (rows->n == 0)
+		return;
+	rows->lease = l = kore_calloc(1, sizeof(*l));
+	l->why = PQgetvalue(res, 0, 22);
+	l->why_until = col_num(res, 0, 23);
+	if (PQgetlength(res, 0, 0) == 0)
+		return;
+
+	l->source = rows->source = row = dec_source(res, job->values[0]);
+	row->id = col_num(res, 0, 0);
+	row->generation = col_num(res, 0, 17);
+	row->expires_ms = col_num(res, 0, 18);
+	row->failures = col_num(res, 0, 19);
+	row->seed_digest = PQgetlength(res, 0, 21) > 0 ?
+	    PQgetvalue(res, 0, 21) : NULL;
+}
+
+static void
+dec_events(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct event_row	*e;
+	size_t			i;
+
+	rows->events = e = kore_calloc(rows->n + 1, sizeof(*e));
+	for (i = 0; i < rows->n; i++, e++) {
+		e->id = col_numn(res, i, 0);
+		e->trigger = col_str(res, i, 1);
+		e->started_ms = col_numn(res, i, 2);
+		e->finished_ms = col_numn(res, i, 3);
+		e->outcome = col_str(res, i, 4);
+		e->duration_ms = col_numn(res, i, 5);
+		e->http_status = col_numn(res, i, 6);
+		e->error = col_str(res, i, 7);
+		e->generation = col_numn(res, i, 8);
+		e->fingerprint = col_str(res, i, 9);
+	}
+}
+
+static void
+dec_recent_events(PGresult *res, struct store_job *job,
+    struct store_rows *rows)
+{
+	struct event_row	*e;
+	size_t			i;
+
+	rows->events = e = kore_calloc(rows->n + 1, sizeof(*e));
+	for (i = 0; i < rows->n; i++, e++) {
+		e->id = STORE_NULL;
+		e->started_ms = STORE_NULL;
+		e->source = col_str(res, i, 0);
+		e->trigger = col_str(res, i, 1);
+		e->finished_ms = col_numn(res, i, 2);
+		e->outcome = col_str(res, i, 3);
+		e->duration_ms = col_numn(res, i, 4);
+		e->http_status = col_numn(res, i, 5);
+		e->error = col_str(res, i, 6);
+		e->generation = col_numn(res, i, 7);
+		e->fingerprint = col_str(res, i, 8);
+	}
+}
+
+/* The key statements share id, then differ: cols says where each is. */
+static void
+dec_keys_at(PGresult *res, struct store_rows *rows, const int *cols)
+{
+	struct key_row		*k;
+	size_t			i;
+
+	rows->keys = k = kore_calloc(rows->n + 1, sizeof(*k));
+	for (i = 0; i < rows->n; i++, k++) {
+		k->id = col_num(res, i, 0);
+		k->name = cols[0] < 0 ? NULL : col_str(res, i, cols[0]);
+		k->role = col_str(res, i, cols[1]);
+		k->hash = cols[2] < 0 ? NULL : col_str(res, i, cols[2]);
+		k->created_ms = cols[3] < 0 ? STORE_NULL :
+		    col_numn(res, i, cols[3]);
+		k->revoked_ms = cols[4] < 0 ? STORE_NULL :
+		    col_numn(res, i, cols[4]);
+		k->sources = col_str(res, i, cols[5]);
+	}
+}
+
+static void
+dec_keys_load(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	static const int	cols[] = { -1, 1, 2, -1, -1, 3 };
+
+	dec_keys_at(res, rows, cols);
+}
+
+static void
+dec_key_create(PGresult *res, struct store_job *job,
+    struct store_rows *rows)
+{
+	static const int	cols[] = { 1, 2, -1, 3, -1, 5 };
+
+	dec_keys_at(res, rows, cols);
+}
+
+static void
+dec_keys_list(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	static const int	cols[] = { 1, 2, -1, 3, 4, 5 };
+
+	dec_keys_at(res, rows, cols);
+}
+
+static void
+dec_sessions(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct session_row	*s;
+	size_t			i;
+
+	rows->sessions = s = kore_calloc(rows->n + 1, sizeof(*s));
+	for (i = 0; i < rows->n; i++, s++) {
+		s->hash = PQgetvalue(res, i, 0);
+		s->role = PQgetvalue(res, i, 1);
+		s->csrf = PQgetvalue(res, i, 2);
+		s->expires_ms = col_num(res, i, 3);
+		s->key_id = col_num(res, i, 4);
+	}
+}
+
+static void
+dec_sealed(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct sealed_row	*r;
+	size_t			i;
+	int			c;
+
+	rows->sealed = r = kore_calloc(rows->n + 1, sizeof(*r));
+	for (i = 0; i < rows->n; i++, r++) {
+		r->id = col_num(res, i, 0);
+		r->name = PQgetvalue(res, i, 1);
+		r->url = PQgetvalue(res, i, 2);
+		for (c = 0; c < 4; c++)
+			r->blob[c] = PQgetlength(res, i, 3 + c) > 0 ?
+			    PQgetvalue(res, i, 3 + c) : NULL;
+	}
+}
+
+static void
+store_decode_rows(struct store_job *job, struct store_rows *rows)
+{
+	static const struct {
+		const char	*query;
+		store_decode	decode;
+	} decoders[] = {
+		{ q_load, dec_tokens },
+		{ q_sources_view, dec_views },
+		{ q_source_full, dec_source_full },
+		{ q_lease, dec_lease },
+		{ q_events, dec_events },
+		{ q_recent_events, dec_recent_events },
+		{ q_keys_load, dec_keys_load },
+		{ q_key_create, dec_key_create },
+		{ q_keys_list, dec_keys_list },
+		{ q_sessions_load, dec_sessions },
+		{ q_reseal_scan, dec_sealed },
+	};
+	PGresult	*res = job->sql.result;
+	size_t		i;
+	int		c;
+
+	rows->n = PQntuples(res);
+	for (c = 0; c < 3; c++) {
+		rows->num[c] = rows->n > 0 && c < PQnfields(res) ?
+		    col_numn(res, 0, c) : STORE_NULL;
+	}
+	for (i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++) {
+		if (decoders[i].query == job->query) {
+			decoders[i].decode(res, job, rows);
+			break;
+		}
+	}
+}
+
+static void
+store_rows_free(struct store_rows *rows)
+{
+	kore_free(rows->tokens);
+	kore_free(rows->views);
+	if (rows->source != NULL)
+		source_free(&rows->source->src);	/* unless taken */
+	kore_free(rows->source);
+	kore_free(rows->lease);
+	kore_free(rows->events);
+	kore_free(rows->keys);
+	kore_free(rows->sessions);
+	kore_free(rows->sealed);
 }
