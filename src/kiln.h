@@ -4,6 +4,19 @@
  * This header is the map of the program: one section per source file.
  * The sections marked "pure" use only libc, OpenSSL and yajl so that the
  * unit tests under tests/unit can link them without Kore.
+ *
+ * The layers, top down. A call goes down a layer or sideways inside one,
+ * never up, and no two files call each other (even through others); news
+ * goes up only through a callback the upper layer registered at init.
+ * SQL and the reading of result rows live only in store*.c. This is the
+ * one list of the layers: tests/layers.py reads it (make test).
+ *
+ *   layer start:    kiln
+ *   layer surfaces: api api_public api_admin ops dashboard auth
+ *   layer engine:   cache refresh reseal
+ *   layer services: store upstream shared log config
+ *   layer pure:     isotime policy seal json oauth jwt source hash trace
+ *                   host addr
  */
 
 #ifndef __H_KILN_H
