@@ -120,7 +120,7 @@ kiln_dispatch(struct http_request *req)
 	char			trace[33];
 
 	/* While draining, every answer closes its connection. */
-	if (kiln_draining())
+	if (drain_active())
 		req->owner->flags |= CONN_CLOSE_EMPTY;
 
 	if ((st = http_state_get(req)) == NULL) {

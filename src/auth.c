@@ -248,7 +248,7 @@ auth_rate(struct http_request *req, const struct principal *p, int public)
 	}
 
 	if (shared_rate_take(p->rate_key ^ (public ? 0x9e3779b97f4a7c15ULL :
-	    0), limit, kiln_now(), &remaining, &reset)) {
+	    0), limit, isotime_now(), &remaining, &reset)) {
 		(void)snprintf(buf, sizeof(buf), "%u", limit);
 		http_response_header(req, "X-RateLimit-Limit", buf);
 		(void)snprintf(buf, sizeof(buf), "%u", remaining);
@@ -316,7 +316,7 @@ auth_jwt(const char *token, struct principal *p)
 	chk.secret_len = strlen(kiln_config.jwt_secret);
 	chk.issuer = kiln_config.jwt_issuer;
 	chk.audience = kiln_config.jwt_audience;
-	chk.now_ms = kiln_now();
+	chk.now_ms = isotime_now();
 	chk.leeway_ms = JWT_LEEWAY_MS;
 
 	if (!jwt_verify(token, &chk, &claims, err, sizeof(err))) {
@@ -494,7 +494,7 @@ auth_sessions_reload(void)
 	if (auth.sessions_timer != NULL)
 		return;
 
-	now = kiln_now();
+	now = isotime_now();
 	wait = auth.sessions_started + SESSION_RELOAD_MS - now;
 	if (wait > 0 && wait <= SESSION_RELOAD_MS) {
 		auth.sessions_timer = kore_timer_add(auth_sessions_due, wait,
@@ -703,7 +703,7 @@ auth_session_wait(struct api_pending *p)
 	p->render = NULL;
 	w = kore_calloc(1, sizeof(*w));
 	w->p = p;
-	w->since = kiln_now();
+	w->since = isotime_now();
 	TAILQ_INSERT_TAIL(&auth.waiters, w, list);
 	auth_sessions_reload();
 }
@@ -717,7 +717,7 @@ auth_session_state(const char *hash)
 	if (!strcmp(auth_unknown_slot(hash), hash))
 		return (AUTH_SESSION_NONE);
 	if ((s = auth_session_lookup(hash)) != NULL)
-		return (auth_session_valid(s, kiln_now()) ?
+		return (auth_session_valid(s, isotime_now()) ?
 		    AUTH_SESSION_LIVE : AUTH_SESSION_NONE);
 
 	return (AUTH_SESSION_UNSURE);
@@ -750,7 +750,7 @@ auth_session_find(const char *hash)
 	/* Ended sessions stay ended, whatever a stale reload says. */
 	if (!strcmp(auth_unknown_slot(hash), hash) ||
 	    (s = auth_session_lookup(hash)) == NULL ||
-	    !auth_session_valid(s, kiln_now()))
+	    !auth_session_valid(s, isotime_now()))
 		return (NULL);
 
 	return (s);

@@ -236,7 +236,7 @@ cache_tick(void *unused, u_int64_t unused2)
 	struct cache_waiter	*w, *next;
 	int64_t			now;
 
-	now = kiln_now();
+	now = isotime_now();
 	for (w = TAILQ_FIRST(&cache.waiters); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, glist);
 		if (w->deadline > now && (w->entry != NULL || !cache.loaded))
@@ -769,7 +769,7 @@ listen_ping(void)
 {
 	int64_t		now;
 
-	now = kiln_now();
+	now = isotime_now();
 	if (listener.ping_ms == 0) {
 		listen_send("", 0, now);
 		return;

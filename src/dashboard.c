@@ -293,7 +293,7 @@ dash_login_check(struct http_request *req, struct principal *pr)
 		why = "not a valid key or token";
 	else if (pr->role < ROLE_VIEWER)
 		why = "role may not use the dashboard";
-	else if (pr->kind == PRINCIPAL_JWT && pr->expires_ms <= kiln_now())
+	else if (pr->kind == PRINCIPAL_JWT && pr->expires_ms <= isotime_now())
 		why = "token expired";
 	OPENSSL_cleanse(credential, sizeof(credential));
 
@@ -345,7 +345,7 @@ dash_ws(struct http_request *req, struct api_state *st)
 	 * While draining, every answer closes its connection: a socket
 	 * opened now would be gone before it is used. Go elsewhere.
 	 */
-	if (kiln_draining()) {
+	if (drain_active()) {
 		http_response_header(req, "Retry-After", "2");
 		api_error(req, 503, "draining", "this instance is shutting "
 		    "down; reconnect to another one");
@@ -704,7 +704,7 @@ render_tokens(struct kore_buf *b, int role, const char *csrf)
 	const char		*state;
 	int64_t			now;
 
-	now = kiln_now();
+	now = isotime_now();
 	kore_buf_appendf(b, "<table class=\"tokens\"><thead><tr>"
 	    "<th>Source</th><th>Kind</th><th>State</th><th>Fingerprint</th>"
 	    "<th>Gen.</th><th>Expires in</th><th>Next refresh</th>"
@@ -851,7 +851,7 @@ render_upstream(struct kore_buf *b)
 	int64_t			now;
 	int			i;
 
-	now = kiln_now();
+	now = isotime_now();
 	kore_buf_appendf(b, "<ul class=\"hosts\">");
 	for (i = 0; i < SHARED_HOSTS && sh->hosts[i].host[0] != '\0'; i++) {
 		dash_reserve(b, 1024);
@@ -875,7 +875,7 @@ render_alerts(struct kore_buf *b)
 	int64_t			now;
 	int			i, n;
 
-	now = kiln_now();
+	now = isotime_now();
 	n = 0;
 	kore_buf_appendf(b, "<ul class=\"alerts\">");
 	if (!dash.db_ok) {
@@ -1228,7 +1228,7 @@ dash_finish(struct http_request *req, struct api_pending *p)
 		/* The cookie lasts as long as its session (p->version). */
 		if (p->cookie == 1)
 			dash_cookie(req, SESSION_COOKIE, p->secret,
-			    (int)((p->version - kiln_now() + 999) / 1000));
+			    (int)((p->version - isotime_now() + 999) / 1000));
 		else if (p->cookie == -1)
 			dash_cookie(req, SESSION_COOKIE, "", 0);
 		dash_redirect(req, p->redirect);

@@ -12,9 +12,9 @@
  * one list of the layers: tests/layers.py reads it (make test).
  *
  *   layer start:    kiln
- *   layer surfaces: api api_public api_admin ops dashboard auth
+ *   layer surfaces: api api_public api_admin ops dashboard auth bench
  *   layer engine:   cache refresh reseal
- *   layer services: store upstream shared log config
+ *   layer services: store upstream shared log config drain
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr
  */
@@ -81,6 +81,7 @@ struct source {
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
+int64_t	isotime_now(void);
 int	isotime_parse(const char *, int64_t *);
 void	isotime_format(int64_t, char *, size_t);
 int	isotime_epoch_parse(const char *, int64_t *);
@@ -235,10 +236,12 @@ struct cache_entry;
 struct attempt;
 struct api_pending;
 
-/* kiln.c: hooks and wiring. */
-int64_t	kiln_now(void);
-int	kiln_draining(void);
-int	kiln_bench_constant(struct http_request *);
+/* drain.c: the graceful drain of a worker (SIGTERM, SIGQUIT). */
+void	drain_init(int (*)(void), void (*)(void));
+int	drain_active(void);
+
+/* bench.c: the constant route of the benchmarks (KILN_BENCH_ROUTE=1). */
+int	bench_constant(struct http_request *);
 
 /* config.c: environment, validated at start. */
 struct kiln_config {

@@ -62,7 +62,7 @@ ops_health(struct http_request *req, struct api_state *st)
 	int64_t			now, next;
 	int			authenticated, active;
 
-	now = kiln_now();
+	now = isotime_now();
 	authenticated = cache_loaded();
 	next = -1;
 	active = kiln_config.prewarming_enabled && !cache_paused();
@@ -107,7 +107,7 @@ ops_health_detailed(struct http_request *req, struct api_state *st)
 	struct ops_waiter	*w;
 	int64_t			now;
 
-	now = kiln_now();
+	now = isotime_now();
 	p = api_pending_start(req, st, render_detailed);
 	if (ops_db.checked_ms != 0 &&
 	    now - ops_db.checked_ms < OPS_DB_FRESH_MS) {
@@ -140,7 +140,7 @@ ops_db_checked(struct kore_pgsql *sql, void *arg, int ok)
 {
 	ops_db.inflight = 0;
 	ops_db.ok = ok;
-	ops_db.checked_ms = kiln_now();
+	ops_db.checked_ms = isotime_now();
 	ops_db.response_ms = ops_db.checked_ms - ops_db.sent_ms;
 	if (ops_db.slow != NULL) {
 		kore_timer_remove(ops_db.slow);
@@ -186,8 +186,8 @@ render_detailed(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	int			i, healthy, valid, total;
 	char			ts[ISOTIME_LEN];
 
-	now = kiln_now();
-	healthy = ok && cache_loaded() && !kiln_draining();
+	now = isotime_now();
+	healthy = ok && cache_loaded() && !drain_active();
 
 	p->g = g = api_json_begin();
 	isotime_format(now, ts, sizeof(ts));
@@ -238,7 +238,7 @@ render_detailed(struct api_pending *p, struct kore_pgsql *sql, int ok)
 	api_kv_bool(g, "prewarming_paused", cache_paused());
 	api_kv_bool(g, "jwt_auth", kiln_config.jwt_secret != NULL);
 	api_kv_int(g, "workers", worker_count - KORE_WORKER_BASE);
-	api_kv_bool(g, "draining", kiln_draining());
+	api_kv_bool(g, "draining", drain_active());
 	yajl_gen_map_close(g);
 
 	yajl_gen_string(g, (const unsigned char *)"upstream", 8);
@@ -395,7 +395,7 @@ metrics_tokens(struct kore_buf *b)
 			    (unsigned long long)sh->sources[i].failures);
 	}
 
-	now = kiln_now();
+	now = isotime_now();
 	kore_buf_appendf(b, "# HELP kiln_token_expires_in_seconds Seconds "
 	    "until the current token expires (negative: expired).\n"
 	    "# TYPE kiln_token_expires_in_seconds gauge\n");
@@ -433,7 +433,7 @@ metrics_misc(struct kore_buf *b)
 	metrics_histogram(b, "kiln_upstream_request_duration_seconds", NULL,
 	    NULL, sh->upstream, sh->upstream_sum_us);
 
-	now = kiln_now();
+	now = isotime_now();
 	kore_buf_appendf(b, "# HELP kiln_upstream_circuit_open 1 while the "
 	    "circuit of an upstream host is open.\n"
 	    "# TYPE kiln_upstream_circuit_open gauge\n");
@@ -466,7 +466,7 @@ metrics_json(struct http_request *req)
 	char			ts[ISOTIME_LEN];
 
 	g = api_json_begin();
-	isotime_format(kiln_now(), ts, sizeof(ts));
+	isotime_format(isotime_now(), ts, sizeof(ts));
 	api_kv_str(g, "timestamp", ts);
 
 	total = ok = errors = limited = sum = 0;
@@ -487,7 +487,7 @@ metrics_json(struct http_request *req)
 
 	yajl_gen_string(g, (const unsigned char *)"global", 6);
 	yajl_gen_map_open(g);
-	api_kv_int(g, "uptime_seconds", (kiln_now() - sh->started_ms) / 1000);
+	api_kv_int(g, "uptime_seconds", (isotime_now() - sh->started_ms) / 1000);
 	api_kv_int(g, "total_requests", total);
 	api_kv_int(g, "success_count", ok);
 	api_kv_int(g, "error_count", errors);

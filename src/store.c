@@ -718,8 +718,8 @@ sync_connect(char *err, size_t errlen)
 	int64_t		deadline;
 	int		i;
 
-	deadline = kiln_now() + STORE_CONNECT_TRIES * 500;
-	for (i = 0; i == 0 || kiln_now() < deadline; i++) {
+	deadline = isotime_now() + STORE_CONNECT_TRIES * 500;
+	for (i = 0; i == 0 || isotime_now() < deadline; i++) {
 		db = PQconnectdb(kiln_config.database_url);
 		if (db != NULL && PQstatus(db) == CONNECTION_OK)
 			return (db);
@@ -771,7 +771,7 @@ sync_query(PGconn *db, const char *query, int n, const char **values)
 	if (!sent)
 		return (NULL);
 
-	deadline = kiln_now() + kiln_config.db_answer_ms;
+	deadline = isotime_now() + kiln_config.db_answer_ms;
 	last = NULL;
 	for (;;) {
 		while (!PQisBusy(db)) {
@@ -781,7 +781,7 @@ sync_query(PGconn *db, const char *query, int n, const char **values)
 			last = res;
 		}
 
-		left = deadline - kiln_now();
+		left = deadline - isotime_now();
 		if (kiln_config.db_answer_ms == 0) {
 			left = -1;
 		} else if (left <= 0) {
