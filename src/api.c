@@ -673,50 +673,6 @@ api_error(struct http_request *req, int status, const char *code,
 	api_json_send(req, status, g);
 }
 
-void
-api_kv_str(void *g, const char *key, const char *value)
-{
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	if (value == NULL)
-		yajl_gen_null(g);
-	else
-		yajl_gen_string(g, (const unsigned char *)value,
-		    strlen(value));
-}
-
-void
-api_kv_int(void *g, const char *key, int64_t value)
-{
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_integer(g, value);
-}
-
-void
-api_kv_bool(void *g, const char *key, int value)
-{
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_bool(g, value);
-}
-
-/* A number with one decimal, as the pre-warming guide shows them. */
-void
-api_kv_decimal(void *g, const char *key, double value)
-{
-	char		buf[32];
-	int		len;
-
-	len = snprintf(buf, sizeof(buf), "%.1f", value);
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_number(g, buf, len);
-}
-
-void
-api_kv_null(void *g, const char *key)
-{
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_null(g);
-}
-
 /*
  * The request body as a JSON tree, or KORE_RESULT_ERROR with the error
  * answered (415 wrong type, 413 too large, 400 unreadable or not JSON).

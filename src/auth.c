@@ -81,6 +81,7 @@ static struct {
 	struct kore_timer	*sessions_timer;
 	TAILQ_HEAD(, auth_waiter)	waiters;
 	char			unknown[SESSION_UNKNOWN][AUTH_HASH_LEN + 1];
+	void			(*sessions_cb)(void);
 } auth;
 
 static int	auth_jwt(const char *, struct principal *);
@@ -100,6 +101,9 @@ static void	auth_session_tick(void *, u_int64_t);
 static char	*auth_unknown_slot(const char *);
 static u_int64_t	auth_addr_key(struct http_request *);
 static int	auth_cidr_match(const struct cidr *, int, const u_int8_t *);
+static void	auth_keys_notified(const char *);
+static void	auth_sessions_notified(const char *);
+static void	auth_sessions_changed(void);
 
 /* The SHA-256 of an API key, as 64 hex characters. */
 void
@@ -137,6 +141,8 @@ void
 auth_init(void)
 {
 	TAILQ_INIT(&auth.waiters);
+	cache_listen("kiln_keys", auth_keys_notified);
+	cache_listen("kiln_sessions", auth_sessions_notified);
 	(void)kore_timer_add(auth_session_tick, SESSION_TICK_MS, NULL, 0);
 }
 
@@ -166,7 +172,7 @@ auth_key_revoked(int64_t id)
 		if (auth.sessions[i].key_id == id)
 			auth.sessions[i].expires_ms = 0;
 	}
-	dash_sessions_changed();
+	auth_sessions_changed();
 }
 
 /*
@@ -660,7 +666,7 @@ auth_sessions_apply(struct kore_pgsql *sql)
 		    kore_pgsql_getvalue(sql, i, 4), NULL, 10);
 	}
 
-	dash_sessions_changed();
+	auth_sessions_changed();
 }
 
 /*
@@ -808,7 +814,7 @@ auth_unknown_slot(const char *hash)
 static void
 auth_session_tick(void *unused, u_int64_t unused2)
 {
-	dash_sessions_changed();
+	auth_sessions_changed();
 }
 
 int
@@ -846,7 +852,7 @@ auth_session_forget(const char *hash)
 	if ((s = auth_session_lookup(hash)) != NULL)
 		s->expires_ms = 0;
 	(void)kore_strlcpy(auth_unknown_slot(hash), hash, AUTH_HASH_LEN + 1);
-	dash_sessions_changed();
+	auth_sessions_changed();
 }
 
 /*
@@ -874,4 +880,41 @@ auth_credential(const char *credential, struct principal *p)
 		return (auth_jwt(credential, p));
 
 	return (auth_key(credential, p));
+}
+
+/* A payload of kiln_keys: the id of a revoked key, or nothing. */
+static void
+auth_keys_notified(const char *id)
+{
+	long long	v;
+	char		*end;
+
+	v = strtoll(id, &end, 10);
+	if (*id != '\0' && *end == '\0' && v > 0)
+		auth_key_revoked(v);
+	auth_keys_reload();
+}
+
+/* A payload of kiln_sessions: the hash of an ended session, or nothing. */
+static void
+auth_sessions_notified(const char *hash)
+{
+	if (strlen(hash) == AUTH_HASH_LEN)
+		auth_session_forget(hash);
+	else
+		auth_sessions_reload();
+}
+
+/* cb is told when sessions ended (logout, expiry, a revoked key). */
+void
+auth_sessions_watch(void (*cb)(void))
+{
+	auth.sessions_cb = cb;
+}
+
+static void
+auth_sessions_changed(void)
+{
+	if (auth.sessions_cb != NULL)
+		auth.sessions_cb();
 }

@@ -124,6 +124,9 @@ dash_init(void)
 	dash.db_ok = 1;
 	dash.dirty = 1;
 	shared_ws_reset(worker->id);
+	store_db_watch(dash_db_state);
+	cache_watch(dash_changed);
+	auth_sessions_watch(dash_sessions_changed);
 
 	(void)kore_timer_add(dash_tick, DASH_TICK_MS, NULL, 0);
 	(void)kore_timer_add(dash_dirty_tick, DASH_DIRTY_MS, NULL, 0);

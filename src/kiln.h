@@ -134,6 +134,11 @@ int	json_b64_value(int, int);
 void	json_wipe_funcs(yajl_alloc_funcs *);
 void	json_seterr(char *, size_t, const char *, ...)
 	    __attribute__((format (printf, 3, 4)));
+void	json_kv_str(void *, const char *, const char *);
+void	json_kv_int(void *, const char *, int64_t);
+void	json_kv_bool(void *, const char *, int);
+void	json_kv_decimal(void *, const char *, double);
+void	json_kv_null(void *, const char *);
 
 /* hash.c (pure): FNV-1a, for table slots and rate buckets (not secrets). */
 #define HASH_FNV_BASIS		14695981039346656037ULL
@@ -387,6 +392,7 @@ struct store_row;
 int	store_migrate(char *, size_t);
 int	store_upsert_sources(struct source *, size_t, char *, size_t);
 void	store_register(void);
+void	store_db_watch(void (*)(int));
 
 typedef void	(*store_rows_cb)(struct kore_pgsql *, void *, int);
 typedef void	(*store_names_cb)(struct kore_pgsql *, const char *, int);
@@ -496,6 +502,9 @@ int			cache_valid(const struct cache_entry *, int64_t);
 void			cache_answer(struct cache_entry *);
 void			cache_refused(struct cache_entry *, const char *,
 			    int64_t);
+void			cache_listen(const char *,
+			    void (*)(const char *));
+void			cache_watch(void (*)(void));
 
 /* auth.c: principals, API keys, rate limits, the public allow-list. */
 #define AUTH_HASH_LEN		64
@@ -549,6 +558,7 @@ void	auth_key_revoked(int64_t);
 int	auth_session_state(const char *);
 void	auth_session_wait(struct api_pending *);
 void	auth_session_add(const char *, int, const char *, int64_t, int64_t);
+void	auth_sessions_watch(void (*)(void));
 
 /* refresh.c: scheduler, leases, attempts. */
 #define TRIGGER_SCHEDULE	"schedule"
@@ -660,11 +670,12 @@ int	api_body_json(struct http_request *, yajl_val *);
 void	*api_json_begin(void);
 void	api_json_send(struct http_request *, int, void *);
 void	api_error(struct http_request *, int, const char *, const char *);
-void	api_kv_str(void *, const char *, const char *);
-void	api_kv_int(void *, const char *, int64_t);
-void	api_kv_bool(void *, const char *, int);
-void	api_kv_decimal(void *, const char *, double);
-void	api_kv_null(void *, const char *);
+/* TODO(issue 11): the old names of json_kv_*, renamed after the merge. */
+#define api_kv_str	json_kv_str
+#define api_kv_int	json_kv_int
+#define api_kv_bool	json_kv_bool
+#define api_kv_decimal	json_kv_decimal
+#define api_kv_null	json_kv_null
 
 /* api_public.c: current-token and rejected. */
 int	api_current_token(struct http_request *, struct api_state *);

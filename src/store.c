@@ -505,6 +505,7 @@ store_upsert_sources(struct source *src, size_t n, char *err, size_t errlen)
 }
 
 static int			sync_timed_out;
+static void			(*db_watch)(int);
 static struct store_batch	reloads = { q_load, NULL, NULL, NULL };
 static struct store_batch	announces = { q_announce, NULL, NULL, NULL };
 
@@ -1039,7 +1040,9 @@ source_params(const struct source *src, int with_refresh,
 	 */
 	if (with_refresh && src->refresh_token != NULL) {
 		p->seed = kore_malloc(SEAL_MAC_LEN + 1);
-		auth_key_hash(src->refresh_token, p->seed);
+		if (!seal_sha256_hex(src->refresh_token,
+		    strlen(src->refresh_token), p->seed))
+			fatal("EVP_Digest");
 	}
 	(void)snprintf(p->rb, sizeof(p->rb), "%lld",
 	    (long long)src->refresh_buffer);
@@ -1286,7 +1289,8 @@ store_job_finish(struct store_job *job, int ok)
 		return;
 	job->done = 1;
 
-	dash_db_state(ok);
+	if (db_watch != NULL)
+		db_watch(ok);
 	if (!ok) {
 		shared_pg_error();
 		log_kv(LOG_LVL_ERROR, "database query failed", "error",
@@ -1657,4 +1661,11 @@ void
 store_reseal_count(store_rows_cb cb, void *arg)
 {
 	store_job(q_reseal_count, cb, arg, 1, seal_key_id());
+}
+
+/* Told of the outcome (1: answered, 0: failed) of every async query. */
+void
+store_db_watch(void (*cb)(int))
+{
+	db_watch = cb;
 }
