@@ -255,7 +255,7 @@ api_pending_finish(struct http_request *req, struct api_state *st)
 		return (routes[st->route].handler(req, st));
 	}
 
-	if (dash_finish(req, p)) {
+	if (p->finish != NULL && p->finish(req, p)) {
 		/* answered */
 	} else if (p->code[0] != '\0') {
 		api_error(req, p->status, p->code, p->message);

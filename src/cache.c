@@ -75,6 +75,7 @@ static struct {
 } channels[LISTEN_CHANNELS];
 static int		nchannels;
 static void		(*changed_cb)(void);
+static void		(*removed_cb)(const struct cache_entry *);
 
 static struct cache_entry	*cache_insert(const char *);
 static void	cache_remove(struct cache_entry *);
@@ -477,7 +478,8 @@ cache_remove(struct cache_entry *e)
 {
 	cache_wake(e);
 	cache_changed();
-	refresh_forget(e);
+	if (removed_cb != NULL)
+		removed_cb(e);
 
 	LIST_REMOVE(e, hlink);
 	TAILQ_REMOVE(&cache.entries, e, list);
@@ -878,6 +880,13 @@ void
 cache_watch(void (*cb)(void))
 {
 	changed_cb = cb;
+}
+
+/* cb is told of an entry about to leave the cache (and be freed). */
+void
+cache_watch_remove(void (*cb)(const struct cache_entry *))
+{
+	removed_cb = cb;
 }
 
 static void

@@ -199,6 +199,7 @@ dash_page(struct http_request *req, struct api_state *st)
 	}
 
 	p = api_pending_start(req, st, dash_page_history);
+	p->finish = dash_finish;
 	p->principal = st->principal;
 	store_recent_events(api_pending_cb, p);
 
@@ -266,6 +267,7 @@ dash_login(struct http_request *req, struct api_state *st)
 	auth_random_hex(csrf, sizeof(csrf));
 
 	p = api_pending_start(req, st, dash_logged_in);
+	p->finish = dash_finish;
 	p->secret = kore_strdup(id);
 	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
 	p->principal = pr;
@@ -319,6 +321,7 @@ dash_logout(struct http_request *req, struct api_state *st)
 	}
 
 	p = api_pending_start(req, st, dash_logged_out);
+	p->finish = dash_finish;
 	(void)kore_strlcpy(p->name, st->principal.session, sizeof(p->name));
 	store_session_delete(st->principal.session, api_pending_cb, p);
 
@@ -1115,6 +1118,7 @@ dash_session(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 
 	p = api_pending_start(req, st, NULL);
+	p->finish = dash_finish;
 	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
 	auth_session_wait(p);
 

@@ -505,6 +505,8 @@ void			cache_refused(struct cache_entry *, const char *,
 void			cache_listen(const char *,
 			    void (*)(const char *));
 void			cache_watch(void (*)(void));
+void			cache_watch_remove(
+			    void (*)(const struct cache_entry *));
 
 /* auth.c: principals, API keys, rate limits, the public allow-list. */
 #define AUTH_HASH_LEN		64
@@ -635,6 +637,9 @@ struct api_pending {
 	int			upstream;
 	void			(*render)(struct api_pending *,
 				    struct kore_pgsql *, int);
+	/* Answers a finished step itself (1), or leaves it to JSON (0). */
+	int			(*finish)(struct http_request *,
+				    struct api_pending *);
 };
 
 struct api_state {

@@ -58,6 +58,7 @@ static const char	*refresh_verdict(const struct attempt *);
 void
 refresh_init(void)
 {
+	cache_watch_remove(refresh_forget);
 	(void)kore_timer_add(refresh_tick, REFRESH_TICK_MS, NULL, 0);
 }
 
