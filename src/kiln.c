@@ -129,6 +129,7 @@ kore_worker_configure(void)
 	reseal_init();
 	dash_init();
 	drain_init(refresh_busy, dash_shutdown);
+	ops_route_names(api_route_name);
 }
 
 void

@@ -13,6 +13,7 @@
  *
  *   layer start:    kiln
  *   layer surfaces: api api_public api_admin ops dashboard auth bench
+ *                   api_reply
  *   layer engine:   cache refresh reseal
  *   layer services: store upstream shared log config drain
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
@@ -664,6 +665,8 @@ struct api_state {
 int	kiln_dispatch(struct http_request *);
 const char	*api_route_name(int);
 int	api_route_count(void);
+
+/* api_reply.c: JSON answers, the request body, pending steps. */
 struct api_pending	*api_pending_start(struct http_request *,
 			    struct api_state *, void (*)(struct api_pending *,
 			    struct kore_pgsql *, int));
@@ -729,6 +732,7 @@ void	reseal_health(void *);
 void	reseal_metrics(struct kore_buf *);
 
 /* ops.c: health, readiness, metrics. */
+void	ops_route_names(const char *(*)(int));
 int	ops_health(struct http_request *, struct api_state *);
 int	ops_health_detailed(struct http_request *, struct api_state *);
 int	ops_metrics(struct http_request *, struct api_state *);

@@ -33,6 +33,9 @@ struct ops_waiter {
  * without an answer after OPS_DB_SLOW_MS means a database that does not
  * answer: its waiters, and every probe until it ends, get 503 at once.
  */
+/* The labels of the routes, given by the wiring (api_route_name). */
+static const char	*(*route_label)(int);
+
 static struct {
 	int				inflight;
 	int				ok;
@@ -48,6 +51,7 @@ static void	ops_db_slow(void *, u_int64_t);
 static void	ops_db_answer(struct kore_pgsql *, int);
 static void	render_detailed(struct api_pending *, struct kore_pgsql *, int);
 static void	metrics_http(struct kore_buf *);
+static const char	*ops_route_name(int);
 static void	metrics_histogram(struct kore_buf *, const char *,
 		    const char *, const char *, const u_int64_t *, u_int64_t);
 static void	metrics_tokens(struct kore_buf *);
@@ -309,7 +313,7 @@ metrics_http(struct kore_buf *b)
 	    "answered, by route and status.\n"
 	    "# TYPE kiln_http_requests_total counter\n");
 	for (r = 0; r < SHARED_ROUTES; r++) {
-		name = api_route_name(r);
+		name = ops_route_name(r);
 		for (i = 0; i < SHARED_STATUSES; i++) {
 			if ((n = sh->requests[r][i]) == 0)
 				continue;
@@ -329,7 +333,7 @@ metrics_http(struct kore_buf *b)
 	    "Time to answer, by route.\n"
 	    "# TYPE kiln_http_request_duration_seconds histogram\n");
 	for (r = 0; r < SHARED_ROUTES; r++) {
-		name = api_route_name(r);
+		name = ops_route_name(r);
 		for (cum = 0, i = 0; i <= SHARED_BUCKETS; i++)
 			cum += sh->latency[r][i];
 		if (cum == 0)
@@ -511,8 +515,8 @@ metrics_json(struct http_request *req)
 		}
 		if (total == 0)
 			continue;
-		yajl_gen_string(g, (const unsigned char *)api_route_name(r),
-		    strlen(api_route_name(r)));
+		yajl_gen_string(g, (const unsigned char *)ops_route_name(r),
+		    strlen(ops_route_name(r)));
 		yajl_gen_map_open(g);
 		api_kv_int(g, "total_requests", total);
 		api_kv_decimal(g, "success_rate", 100.0 * ok / total);
@@ -523,4 +527,16 @@ metrics_json(struct http_request *req)
 	yajl_gen_map_close(g);
 
 	api_json_send(req, 200, g);
+}
+
+void
+ops_route_names(const char *(*label)(int))
+{
+	route_label = label;
+}
+
+static const char *
+ops_route_name(int r)
+{
+	return (route_label != NULL ? route_label(r) : "unmatched");
 }
