@@ -296,7 +296,7 @@ api_guard(struct http_request *req, struct api_state *st,
 	/* The dashboard's forms: a session needs its CSRF token. */
 	if (st->principal.kind == PRINCIPAL_SESSION &&
 	    req->method != HTTP_METHOD_GET && req->method != HTTP_METHOD_HEAD) {
-		if (!auth_csrf_ok(req, &st->principal)) {
+		if (!session_csrf_ok(req, &st->principal)) {
 			api_error(req, 403, "forbidden",
 			    "missing or wrong CSRF token");
 			return (KORE_RESULT_ERROR);

@@ -126,7 +126,7 @@ dash_init(void)
 	shared_ws_reset(worker->id);
 	store_db_watch(dash_db_state);
 	cache_watch(dash_changed);
-	auth_sessions_watch(dash_sessions_changed);
+	session_watch(dash_sessions_changed);
 
 	(void)kore_timer_add(dash_tick, DASH_TICK_MS, NULL, 0);
 	(void)kore_timer_add(dash_dirty_tick, DASH_DIRTY_MS, NULL, 0);
@@ -156,7 +156,7 @@ dash_sessions_changed(void)
 
 	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
 		next = TAILQ_NEXT(dc, list);
-		if (!auth_session_alive(dc->session))
+		if (!session_alive(dc->session))
 			kore_connection_disconnect(dc->c);
 	}
 }
@@ -212,7 +212,7 @@ dash_login_form(struct http_request *req, struct api_state *st)
 	struct kore_buf		buf;
 	char			csrf[33];
 
-	auth_random_hex(csrf, sizeof(csrf));
+	session_random_hex(csrf, sizeof(csrf));
 	dash_cookie(req, "kiln_login", csrf, 600);
 
 	kore_buf_init(&buf, 4096);
@@ -243,7 +243,7 @@ dash_login(struct http_request *req, struct api_state *st)
 
 	http_populate_cookies(req);
 	if (!http_request_cookie(req, "kiln_login", &cookie) ||
-	    !auth_form_field(req, "csrf", field, sizeof(field)) ||
+	    !session_form_field(req, "csrf", field, sizeof(field)) ||
 	    strlen(cookie) != 32 || strlen(field) != 32 ||
 	    CRYPTO_memcmp(cookie, field, 32) != 0) {
 		api_error(req, 403, "forbidden", "login form expired; reload");
@@ -262,9 +262,9 @@ dash_login(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 	}
 
-	auth_random_hex(id, sizeof(id));
+	session_random_hex(id, sizeof(id));
 	auth_key_hash(id, hash);
-	auth_random_hex(csrf, sizeof(csrf));
+	session_random_hex(csrf, sizeof(csrf));
 
 	p = api_pending_start(req, st, dash_logged_in);
 	p->finish = dash_finish;
@@ -291,7 +291,7 @@ dash_login_check(struct http_request *req, struct principal *pr)
 
 	why = NULL;
 	memset(pr, 0, sizeof(*pr));
-	if (!auth_form_field(req, "credential", credential,
+	if (!session_form_field(req, "credential", credential,
 	    sizeof(credential)))
 		why = "no credential";
 	else if (!auth_credential(credential, pr))
@@ -310,12 +310,12 @@ dash_logout(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
 
-	if (auth_session(req, &st->principal) != KORE_RESULT_OK ||
+	if (session_request(req, &st->principal) != KORE_RESULT_OK ||
 	    st->principal.kind != PRINCIPAL_SESSION) {
 		dash_redirect(req, "/dashboard/login");
 		return (KORE_RESULT_OK);
 	}
-	if (!auth_csrf_ok(req, &st->principal)) {
+	if (!session_csrf_ok(req, &st->principal)) {
 		api_error(req, 403, "forbidden", "missing or wrong CSRF token");
 		return (KORE_RESULT_OK);
 	}
@@ -505,8 +505,8 @@ dash_push_to(struct dash_client *dc)
 	int			i, ok;
 
 	kore_buf_init(&buf, 8192);
-	render_tokens(&buf, auth_session_role(dc->session),
-	    auth_session_csrf(dc->session));
+	render_tokens(&buf, session_role(dc->session),
+	    session_csrf(dc->session));
 	ok = dash_send(dc, "tokens", &buf);
 	for (i = 0; ok && targets[i] != NULL; i++) {
 		kore_buf_reset(&buf);
@@ -563,8 +563,8 @@ dash_push(const char *target, struct kore_buf *html)
 		/* Actions depend on the role: render per session role. */
 		if (!strcmp(target, "tokens")) {
 			kore_buf_init(&own, 8192);
-			render_tokens(&own, auth_session_role(dc->session),
-			    auth_session_csrf(dc->session));
+			render_tokens(&own, session_role(dc->session),
+			    session_csrf(dc->session));
 			(void)dash_send(dc, target, &own);
 			kore_buf_cleanup(&own);
 			continue;
@@ -1100,12 +1100,12 @@ dash_session(struct http_request *req, struct api_state *st)
 
 	/* Back from waiting: the table is as fresh as it gets. */
 	if (st->stage == 1) {
-		(void)auth_session(req, &st->principal);
+		(void)session_request(req, &st->principal);
 		return (KORE_RESULT_OK);
 	}
 	st->stage = 1;
 
-	if (auth_session(req, &st->principal) == KORE_RESULT_OK &&
+	if (session_request(req, &st->principal) == KORE_RESULT_OK &&
 	    st->principal.kind == PRINCIPAL_SESSION)
 		return (KORE_RESULT_OK);
 
@@ -1114,13 +1114,13 @@ dash_session(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 
 	auth_key_hash(cookie, hash);
-	if (auth_session_state(hash) != AUTH_SESSION_UNSURE)
+	if (session_state(hash) != SESSION_UNSURE)
 		return (KORE_RESULT_OK);
 
 	p = api_pending_start(req, st, NULL);
 	p->finish = dash_finish;
 	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
-	auth_session_wait(p);
+	session_wait(p);
 
 	return (KORE_RESULT_RETRY);
 }
@@ -1176,7 +1176,7 @@ dash_logged_in(struct api_pending *p, struct kore_pgsql *sql, int ok)
 
 	/* Known here at once; the other workers hear of it by NOTIFY. */
 	p->version = strtoll(kore_pgsql_getvalue(sql, 0, 0), NULL, 10);
-	auth_session_add(p->name, p->principal.role, p->principal.csrf,
+	session_add(p->name, p->principal.role, p->principal.csrf,
 	    p->version, p->principal.kind == PRINCIPAL_KEY ?
 	    p->principal.key_id : 0);
 	log_kv(LOG_LVL_INFO, "dashboard login", "principal", p->principal.id,
@@ -1197,7 +1197,7 @@ dash_logged_out(struct api_pending *p, struct kore_pgsql *sql, int ok)
 		return;
 	}
 
-	auth_session_forget(p->name);
+	session_forget(p->name);
 	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
 		next = TAILQ_NEXT(dc, list);
 		if (!strcmp(dc->session, p->name))

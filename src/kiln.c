@@ -123,8 +123,9 @@ kore_worker_configure(void)
 
 	cache_init();
 	auth_init();
+	session_init();
 	auth_keys_reload();
-	auth_sessions_reload();
+	session_reload();
 	refresh_init();
 	reseal_init();
 	dash_init();

@@ -12,8 +12,8 @@
  * one list of the layers: tests/layers.py reads it (make test).
  *
  *   layer start:    kiln
- *   layer surfaces: api api_public api_admin ops dashboard auth bench
- *                   api_reply
+ *   layer surfaces: api api_public api_admin ops dashboard session auth
+ *                   bench api_reply
  *   layer engine:   cache refresh reseal
  *   layer services: store upstream shared log config drain
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
@@ -532,11 +532,6 @@ struct principal {
 	char		subject[64];	/* a JWT's sub */
 };
 
-/* What the table of a worker says of a session (auth_session_state). */
-#define AUTH_SESSION_NONE	0	/* none, or ended: definite */
-#define AUTH_SESSION_LIVE	1
-#define AUTH_SESSION_UNSURE	2	/* maybe newer than the table */
-
 void	auth_key_hash(const char *, char *);
 char	*auth_key_generate(void);
 void	auth_keys_reload(void);
@@ -545,23 +540,35 @@ int	auth_allow(struct http_request *, const struct principal *, int);
 int	auth_rate(struct http_request *, const struct principal *, int);
 int	auth_public_allowed(struct http_request *);
 int	auth_key_scope_allows(const struct principal *, const char *);
-void	auth_sessions_reload(void);
-int	auth_session(struct http_request *, struct principal *);
-int	auth_csrf_ok(struct http_request *, const struct principal *);
-int	auth_form_field(struct http_request *, const char *, char *, size_t);
-void	auth_random_hex(char *, size_t);
 int	auth_credential(const char *, struct principal *);
-int	auth_session_alive(const char *);
-int	auth_session_role(const char *);
-const char	*auth_session_csrf(const char *);
-void	auth_session_forget(const char *);
 void	auth_init(void);
 int	auth_login_rate(struct http_request *);
 void	auth_key_revoked(int64_t);
-int	auth_session_state(const char *);
-void	auth_session_wait(struct api_pending *);
-void	auth_session_add(const char *, int, const char *, int64_t, int64_t);
-void	auth_sessions_watch(void (*)(void));
+int	auth_key_live(int64_t);
+void	auth_cookie_resolver(int (*)(struct http_request *,
+	    struct principal *));
+void	auth_revoke_watch(void (*)(int64_t));
+
+/* session.c: dashboard sessions, their CSRF tokens, the login form. */
+#define SESSION_NONE		0	/* none, or ended: definite */
+#define SESSION_LIVE		1
+#define SESSION_UNSURE		2	/* maybe newer than the table */
+
+void	session_init(void);
+void	session_reload(void);
+int	session_request(struct http_request *, struct principal *);
+int	session_csrf_ok(struct http_request *, const struct principal *);
+int	session_form_field(struct http_request *, const char *, char *,
+	    size_t);
+void	session_random_hex(char *, size_t);
+int	session_alive(const char *);
+int	session_role(const char *);
+const char	*session_csrf(const char *);
+void	session_forget(const char *);
+int	session_state(const char *);
+void	session_wait(struct api_pending *);
+void	session_add(const char *, int, const char *, int64_t, int64_t);
+void	session_watch(void (*)(void));
 
 /* refresh.c: scheduler, leases, attempts. */
 #define TRIGGER_SCHEDULE	"schedule"
