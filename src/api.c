@@ -129,7 +129,7 @@ kiln_dispatch(struct http_request *req)
 	char			trace[33];
 
 	/* While draining, every answer closes its connection. */
-	if (kiln_draining())
+	if (drain_active())
 		req->owner->flags |= CONN_CLOSE_EMPTY;
 
 	if ((st = http_state_get(req)) == NULL) {
@@ -186,71 +186,6 @@ api_route_count(void)
 	return ((int)(sizeof(routes) / sizeof(routes[0])) - 1);
 }
 
-/*
- * A database step of a request: the callback renders the answer (or
- * starts the next step) while the request sleeps; the dispatcher sends
- * the answer when the request runs again. A request that goes away
- * meanwhile leaves the pending step to be freed by its callback.
- */
-struct api_pending *
-api_pending_start(struct http_request *req, struct api_state *st,
-    void (*render)(struct api_pending *, const struct store_rows *, int))
-{
-	struct api_pending	*p;
-
-	p = kore_calloc(1, sizeof(*p));
-	p->req = req;
-	p->render = render;
-	p->status = 200;
-	p->principal = st->principal;
-	(void)kore_strlcpy(p->name, st->name, sizeof(p->name));
-	st->pending = p;
-
-	return (p);
-}
-
-void
-api_pending_cb(const struct store_rows *rows, void *arg, int ok)
-{
-	struct api_pending	*p = arg;
-
-	if (p->req == NULL) {
-		api_pending_free(p);
-		return;
-	}
-
-	p->render(p, rows, ok);
-	if (p->done)
-		http_request_wakeup(p->req);
-}
-
-void
-api_pending_fail(struct api_pending *p, int status, const char *code,
-    const char *message)
-{
-	p->status = status;
-	(void)kore_strlcpy(p->code, code, sizeof(p->code));
-	(void)kore_strlcpy(p->message, message, sizeof(p->message));
-	p->done = 1;
-}
-
-void
-api_pending_free(struct api_pending *p)
-{
-	if (p->g != NULL)
-		yajl_gen_free(p->g);
-	if (p->body != NULL)
-		yajl_tree_free(p->body);
-	if (p->secret != NULL) {
-		OPENSSL_cleanse(p->secret, strlen(p->secret));
-		kore_free(p->secret);
-	}
-	if (p->html != NULL)
-		kore_buf_free(p->html);
-	source_free(&p->src);
-	kore_free(p);
-}
-
 static int
 api_pending_finish(struct http_request *req, struct api_state *st)
 {
@@ -266,7 +201,7 @@ api_pending_finish(struct http_request *req, struct api_state *st)
 		return (routes[st->route].handler(req, st));
 	}
 
-	if (dash_finish(req, p)) {
+	if (p->finish != NULL && p->finish(req, p)) {
 		/* answered */
 	} else if (p->code[0] != '\0') {
 		api_error(req, p->status, p->code, p->message);
@@ -372,7 +307,7 @@ api_guard(struct http_request *req, struct api_state *st,
 	/* The dashboard's forms: a session needs its CSRF token. */
 	if (st->principal.kind == PRINCIPAL_SESSION &&
 	    req->method != HTTP_METHOD_GET && req->method != HTTP_METHOD_HEAD) {
-		if (!auth_csrf_ok(req, &st->principal)) {
+		if (!session_csrf_ok(req, &st->principal)) {
 			api_error(req, 403, "forbidden",
 			    "missing or wrong CSRF token");
 			return (KORE_RESULT_ERROR);
@@ -681,170 +616,4 @@ api_state_free(struct http_request *req)
 			st->pending->req = NULL;
 		st->pending = NULL;
 	}
-}
-
-void *
-api_json_begin(void)
-{
-	yajl_gen	g;
-
-	if ((g = yajl_gen_alloc(NULL)) == NULL)
-		fatal("yajl_gen_alloc");
-	yajl_gen_map_open(g);
-
-	return (g);
-}
-
-/* Close the top-level object, answer it, and free the generator. */
-void
-api_json_send(struct http_request *req, int status, void *arg)
-{
-	struct api_state	*st;
-	yajl_gen		g = arg;
-	const unsigned char	*buf;
-	size_t			len;
-
-	/* A plain form post from the dashboard goes back to the page. */
-	st = http_state_get(req);
-	if (st != NULL && st->form_redirect && status < 400) {
-		yajl_gen_free(g);
-		http_response_header(req, "Location", "/dashboard");
-		http_response(req, 303, NULL, 0);
-		return;
-	}
-
-	yajl_gen_map_close(g);
-	if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
-		fatal("yajl_gen_get_buf");
-
-	http_response_header(req, "Content-Type",
-	    "application/json; charset=utf-8");
-	http_response_header(req, "Cache-Control", "no-store");
-	http_response(req, status, buf, len);
-
-	yajl_gen_clear(g);
-	yajl_gen_free(g);
-}
-
-void
-api_error(struct http_request *req, int status, const char *code,
-    const char *message)
-{
-	yajl_gen	g;
-
-	g = api_json_begin();
-	api_kv_bool(g, "success", 0);
-	yajl_gen_string(g, (const unsigned char *)"error", 5);
-	yajl_gen_map_open(g);
-	api_kv_str(g, "code", code);
-	api_kv_str(g, "message", message);
-	yajl_gen_map_close(g);
-	api_json_send(req, status, g);
-}
-
-void
-api_kv_str(void *g, const char *key, const char *value)
-{
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	if (value == NULL)
-		yajl_gen_null(g);
-	else
-		yajl_gen_string(g, (const unsigned char *)value,
-		    strlen(value));
-}
-
-void
-api_kv_int(void *g, const char *key, int64_t value)
-{
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_integer(g, value);
-}
-
-void
-api_kv_bool(void *g, const char *key, int value)
-{
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_bool(g, value);
-}
-
-/* A number with one decimal, as the pre-warming guide shows them. */
-void
-api_kv_decimal(void *g, const char *key, double value)
-{
-	char		buf[32];
-	int		len;
-
-	len = snprintf(buf, sizeof(buf), "%.1f", value);
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_number(g, buf, len);
-}
-
-void
-api_kv_null(void *g, const char *key)
-{
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
-	yajl_gen_null(g);
-}
-
-/*
- * The request body as a JSON tree, or KORE_RESULT_ERROR with the error
- * answered (415 wrong type, 413 too large, 400 unreadable or not JSON).
- */
-int
-api_body_json(struct http_request *req, yajl_val *root)
-{
-	struct kore_buf		buf;
-	const char		*ctype;
-	ssize_t			n;
-	int			check;
-	char			chunk[4096], key[65], msg[160];
-
-	*root = NULL;
-	if (!http_request_header(req, "content-type", &ctype) ||
-	    strncasecmp(ctype, "application/json", 16) ||
-	    (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' ')) {
-		api_error(req, 415, "unsupported_media_type",
-		    "expected Content-Type: application/json");
-		return (KORE_RESULT_ERROR);
-	}
-
-	kore_buf_init(&buf, 1024);
-	for (;;) {
-		if ((n = http_body_read(req, chunk, sizeof(chunk))) == -1) {
-			kore_buf_cleanup(&buf);
-			api_error(req, 400, "bad_request",
-			    "cannot read the body");
-			return (KORE_RESULT_ERROR);
-		}
-		if (n == 0)
-			break;
-		if (buf.offset + n > API_BODY_MAX) {
-			kore_buf_cleanup(&buf);
-			api_error(req, 413, "payload_too_large",
-			    "body larger than 65536 bytes");
-			return (KORE_RESULT_ERROR);
-		}
-		kore_buf_append(&buf, chunk, n);
-	}
-
-	check = json_check((const char *)buf.data, buf.offset, key,
-	    sizeof(key));
-	if (check == JSON_OK)
-		*root = json_parse((const char *)buf.data, buf.offset);
-	OPENSSL_cleanse(buf.data, buf.offset);
-	kore_buf_cleanup(&buf);
-
-	if (check == JSON_BAD_ESCAPE) {
-		(void)snprintf(msg, sizeof(msg), "%s: must not contain "
-		    "\\u0000 or unpaired surrogates", key[0] ? key : "body");
-		api_error(req, 422, "invalid_field", msg);
-		return (KORE_RESULT_ERROR);
-	}
-	if (*root == NULL) {
-		api_error(req, 400, "bad_request", check == JSON_BAD_UTF8 ?
-		    "body is not valid UTF-8" : "body is not valid JSON");
-		return (KORE_RESULT_ERROR);
-	}
-
-	return (KORE_RESULT_OK);
 }

@@ -314,7 +314,7 @@ admin_prewarming_status(struct http_request *req, struct api_state *st)
 	void			*g;
 	int64_t			now;
 
-	now = kiln_now();
+	now = isotime_now();
 	soonest = NULL;
 
 	g = api_json_begin();
@@ -482,7 +482,7 @@ render_list(struct api_pending *p, const struct store_rows *rows, int ok)
 	if (pending_db_error(p, ok))
 		return;
 
-	now = kiln_now();
+	now = isotime_now();
 	g = pending_gen(p, 200);
 	yajl_gen_string(g, (const unsigned char *)"data", 4);
 	yajl_gen_array_open(g);
@@ -506,7 +506,7 @@ render_one(struct api_pending *p, const struct store_rows *rows, int ok)
 
 	g = pending_gen(p, p->status);
 	yajl_gen_string(g, (const unsigned char *)"data", 4);
-	view_source(g, &rows->views[0], kiln_now(), p->principal.role);
+	view_source(g, &rows->views[0], isotime_now(), p->principal.role);
 	p->done = 1;
 }
 

@@ -50,7 +50,7 @@ api_current_token(struct http_request *req, struct api_state *st)
 	if ((e = public_entry(req, st, &ret)) == NULL)
 		return (ret);
 
-	now = kiln_now();
+	now = isotime_now();
 	if (st->stage == 0) {
 		st->stage = 1;
 		st->min_ttl = -1;
@@ -117,7 +117,7 @@ api_rejected(struct http_request *req, struct api_state *st)
 	if ((e = public_entry(req, st, &ret)) == NULL)
 		return (ret);
 
-	now = kiln_now();
+	now = isotime_now();
 	if (st->stage == 0) {
 		st->stage = 1;
 		if (public_fingerprint(req, fpr, sizeof(fpr)) != 0)
@@ -176,7 +176,7 @@ public_entry(struct http_request *req, struct api_state *st, int *ret)
 
 	if (!cache_loaded()) {
 		if (st->deadline == 0) {
-			st->deadline = kiln_now() + kiln_config.wait_ms;
+			st->deadline = isotime_now() + kiln_config.wait_ms;
 			cache_wait(&st->waiter, req, NULL, st->deadline);
 			*ret = KORE_RESULT_RETRY;
 			return (NULL);

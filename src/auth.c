@@ -8,14 +8,7 @@
  * the sources a client key is scoped to are in that table too.
  * Rate limits are token buckets per principal in the region shared by
  * the workers of the instance (shared.c).
- *
- * A dashboard session lives no longer than the credential it was made
- * from: every request of a session checks, in memory, that its key is
- * still there and unrevoked (revocations are in the shared region before
- * the revoking request is answered, and reach other instances by NOTIFY)
- * and that its JWT's exp has not passed. The session table is reloaded
- * at most once a second; a cookie it does not know waits for a reload
- * that began after the request came, and is then remembered as unknown.
+ * Dashboard sessions (a cookie instead of a credential) are session.c's.
  */
 
 #include <sys/types.h>
@@ -40,9 +33,6 @@
 
 #define JWT_LEEWAY_MS		30000
 #define KEY_PREFIX		"kiln_"
-#define SESSION_RELOAD_MS	1000
-#define SESSION_TICK_MS		250
-#define SESSION_UNKNOWN		1024
 #define LOGIN_RATE_SALT		0x6c6f67696e000001ULL
 
 struct auth_key {
@@ -52,20 +42,6 @@ struct auth_key {
 	char		*sources;	/* ",a,b,", NULL: every source */
 };
 
-struct auth_session {
-	char		hash[AUTH_HASH_LEN + 1];
-	int		role;
-	char		csrf[33];
-	int64_t		expires_ms;
-	int64_t		key_id;		/* 0: made from a JWT */
-};
-
-/* A dashboard request whose cookie waits for a fresher session table. */
-struct auth_waiter {
-	struct api_pending		*p;
-	int64_t				since;
-	TAILQ_ENTRY(auth_waiter)	list;
-};
 
 static struct {
 	struct auth_key		*keys;
@@ -73,14 +49,9 @@ static struct {
 	int			loading;
 	int			loaded;
 	int			again;
-	struct auth_session	*sessions;
-	size_t			nsessions;
-	int			sessions_loading;
-	int			sessions_again;
-	int64_t			sessions_started;
-	struct kore_timer	*sessions_timer;
-	TAILQ_HEAD(, auth_waiter)	waiters;
-	char			unknown[SESSION_UNKNOWN][AUTH_HASH_LEN + 1];
+	int			(*cookie_cb)(struct http_request *,
+				    struct principal *);
+	void			(*revoked_cb)(int64_t);
 } auth;
 
 static int	auth_jwt(const char *, struct principal *);
@@ -88,18 +59,9 @@ static int	auth_key(const char *, struct principal *);
 static void	auth_keys_loaded(const struct store_rows *, void *, int);
 static void	auth_keys_free(void);
 static struct auth_key	*auth_key_find(int64_t);
-static void	auth_sessions_loaded(const struct store_rows *, void *, int);
-static struct auth_session	*auth_session_find(const char *);
-static struct auth_session	*auth_session_lookup(const char *);
-static int	auth_session_valid(const struct auth_session *, int64_t);
-static int	auth_key_live(int64_t);
-static void	auth_sessions_apply(const struct store_rows *);
-static void	auth_sessions_due(void *, u_int64_t);
-static void	auth_sessions_wake(int);
-static void	auth_session_tick(void *, u_int64_t);
-static char	*auth_unknown_slot(const char *);
 static u_int64_t	auth_addr_key(struct http_request *);
 static int	auth_cidr_match(const struct cidr *, int, const u_int8_t *);
+static void	auth_keys_notified(const char *);
 
 /* The SHA-256 of an API key, as 64 hex characters. */
 void
@@ -136,8 +98,7 @@ auth_key_generate(void)
 void
 auth_init(void)
 {
-	TAILQ_INIT(&auth.waiters);
-	(void)kore_timer_add(auth_session_tick, SESSION_TICK_MS, NULL, 0);
+	cache_listen("kiln_keys", auth_keys_notified);
 }
 
 /* A reload asked for while one runs follows it: that one may be stale. */
@@ -153,20 +114,15 @@ auth_keys_reload(void)
 }
 
 /*
- * Key id was revoked (here, or by NOTIFY from anywhere): refuse it and
- * end its sessions now, before any reload.
+ * Key id was revoked (here, or by NOTIFY from anywhere): refuse it, and
+ * have its sessions ended now, before any reload.
  */
 void
 auth_key_revoked(int64_t id)
 {
-	size_t		i;
-
 	shared_key_revoke(id);
-	for (i = 0; i < auth.nsessions; i++) {
-		if (auth.sessions[i].key_id == id)
-			auth.sessions[i].expires_ms = 0;
-	}
-	dash_sessions_changed();
+	if (auth.revoked_cb != NULL)
+		auth.revoked_cb(id);
 }
 
 /*
@@ -185,7 +141,8 @@ auth_request(struct http_request *req, struct principal *p)
 	(void)snprintf(p->id, sizeof(p->id), "anonymous");
 
 	if (!http_request_header(req, "authorization", &v))
-		return (auth_session(req, p));
+		return (auth.cookie_cb != NULL ? auth.cookie_cb(req, p) :
+		    KORE_RESULT_OK);
 	if (strncasecmp(v, "Bearer ", 7) || v[7] == '\0')
 		return (KORE_RESULT_ERROR);
 	v += 7;
@@ -248,7 +205,7 @@ auth_rate(struct http_request *req, const struct principal *p, int public)
 	}
 
 	if (shared_rate_take(p->rate_key ^ (public ? 0x9e3779b97f4a7c15ULL :
-	    0), limit, kiln_now(), &remaining, &reset)) {
+	    0), limit, isotime_now(), &remaining, &reset)) {
 		(void)snprintf(buf, sizeof(buf), "%u", limit);
 		http_response_header(req, "X-RateLimit-Limit", buf);
 		(void)snprintf(buf, sizeof(buf), "%u", remaining);
@@ -316,7 +273,7 @@ auth_jwt(const char *token, struct principal *p)
 	chk.secret_len = strlen(kiln_config.jwt_secret);
 	chk.issuer = kiln_config.jwt_issuer;
 	chk.audience = kiln_config.jwt_audience;
-	chk.now_ms = kiln_now();
+	chk.now_ms = isotime_now();
 	chk.leeway_ms = JWT_LEEWAY_MS;
 
 	if (!jwt_verify(token, &chk, &claims, err, sizeof(err))) {
@@ -485,308 +442,8 @@ auth_cidr_match(const struct cidr *r, int family, const u_int8_t *addr)
 	return (((r->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0);
 }
 
-/*
- * Reload the session table: at once, or a second after the last reload
- * began, whoever asks (NOTIFY, unknown cookies) and however often.
- */
-void
-auth_sessions_reload(void)
-{
-	int64_t		now, wait;
-
-	if (auth.sessions_loading) {
-		auth.sessions_again = 1;
-		return;
-	}
-	if (auth.sessions_timer != NULL)
-		return;
-
-	now = kiln_now();
-	wait = auth.sessions_started + SESSION_RELOAD_MS - now;
-	if (wait > 0 && wait <= SESSION_RELOAD_MS) {
-		auth.sessions_timer = kore_timer_add(auth_sessions_due, wait,
-		    NULL, KORE_TIMER_ONESHOT);
-		return;
-	}
-
-	auth.sessions_loading = 1;
-	auth.sessions_started = now;
-	store_sessions_load(auth_sessions_loaded, NULL);
-}
-
-static void
-auth_sessions_due(void *unused, u_int64_t unused2)
-{
-	auth.sessions_timer = NULL;
-	auth_sessions_reload();
-}
-
-/*
- * The dashboard session of the request's cookie. No cookie is fine
- * (anonymous); a cookie that names no live session is not.
- */
+/* Is key id loaded and not revoked (a session made from it lives)? */
 int
-auth_session(struct http_request *req, struct principal *p)
-{
-	struct auth_session	*s;
-	char			*cookie, hash[AUTH_HASH_LEN + 1];
-
-	http_populate_cookies(req);
-	if (!http_request_cookie(req, SESSION_COOKIE, &cookie))
-		return (KORE_RESULT_OK);
-
-	auth_key_hash(cookie, hash);
-	if ((s = auth_session_find(hash)) == NULL)
-		return (KORE_RESULT_ERROR);
-
-	p->role = s->role;
-	p->key_id = s->key_id;
-	p->kind = PRINCIPAL_SESSION;
-	(void)snprintf(p->id, sizeof(p->id), "session:%.12s", hash);
-	(void)kore_strlcpy(p->session, hash, sizeof(p->session));
-	(void)kore_strlcpy(p->csrf, s->csrf, sizeof(p->csrf));
-	p->rate_key = hash_fnv1a_str(p->id);
-
-	return (KORE_RESULT_OK);
-}
-
-/* A state-changing request of a session must carry its CSRF token. */
-int
-auth_csrf_ok(struct http_request *req, const struct principal *p)
-{
-	const char	*v;
-	char		form[64];
-
-	if (p->kind != PRINCIPAL_SESSION)
-		return (1);
-
-	if (http_request_header(req, "x-csrf-token", &v) &&
-	    strlen(v) == 32)
-		return (CRYPTO_memcmp(v, p->csrf, 32) == 0);
-	if (auth_form_field(req, "csrf", form, sizeof(form)) &&
-	    strlen(form) == 32)
-		return (CRYPTO_memcmp(form, p->csrf, 32) == 0);
-
-	return (0);
-}
-
-/*
- * One field of an application/x-www-form-urlencoded body (small bodies
- * only); the body is rewound for whoever reads it next.
- */
-int
-auth_form_field(struct http_request *req, const char *name, char *out,
-    size_t len)
-{
-	const char	*ctype;
-	char		body[8192], *p, *pair, *eq;
-	ssize_t		n;
-	size_t		off;
-	int		found;
-
-	if (!http_request_header(req, "content-type", &ctype) ||
-	    strncasecmp(ctype, "application/x-www-form-urlencoded", 33))
-		return (0);
-
-	off = 0;
-	while (off < sizeof(body) - 1 &&
-	    (n = http_body_read(req, body + off, sizeof(body) - 1 - off)) > 0)
-		off += n;
-	body[off] = '\0';
-	(void)http_body_rewind(req);
-
-	found = 0;
-	for (p = body; !found && (pair = strsep(&p, "&")) != NULL;) {
-		if ((eq = strchr(pair, '=')) == NULL)
-			continue;
-		*eq++ = '\0';
-		if (strcmp(pair, name))
-			continue;
-		if (!http_argument_urldecode(eq) || strlen(eq) >= len)
-			break;
-		(void)kore_strlcpy(out, eq, len);
-		found = 1;
-	}
-	OPENSSL_cleanse(body, sizeof(body));
-
-	return (found);
-}
-
-/* len - 1 random hex characters. */
-void
-auth_random_hex(char *out, size_t len)
-{
-	u_int8_t	rnd[64];
-	size_t		i, n;
-
-	n = (len - 1) / 2;
-	if (n > sizeof(rnd) || RAND_bytes(rnd, n) != 1)
-		fatal("auth_random_hex");
-	for (i = 0; i < n; i++)
-		(void)snprintf(out + i * 2, 3, "%02x", rnd[i]);
-	out[n * 2] = '\0';
-	OPENSSL_cleanse(rnd, sizeof(rnd));
-}
-
-static void
-auth_sessions_loaded(const struct store_rows *rows, void *arg, int ok)
-{
-	auth.sessions_loading = 0;
-	if (ok)
-		auth_sessions_apply(rows);
-	auth_sessions_wake(ok);
-	if (auth.sessions_again) {
-		auth.sessions_again = 0;
-		auth_sessions_reload();
-	}
-}
-
-/* Replace the session table with the rows of q_sessions_load. */
-static void
-auth_sessions_apply(const struct store_rows *rows)
-{
-	const struct session_row	*r;
-	size_t				i, n;
-
-	n = rows->n;
-	kore_free(auth.sessions);
-	auth.sessions = n ? kore_calloc(n, sizeof(*auth.sessions)) : NULL;
-	auth.nsessions = n;
-
-	for (i = 0; i < n; i++) {
-		r = &rows->sessions[i];
-		(void)kore_strlcpy(auth.sessions[i].hash, r->hash,
-		    sizeof(auth.sessions[i].hash));
-		auth.sessions[i].role = jwt_role_parse(r->role);
-		(void)kore_strlcpy(auth.sessions[i].csrf, r->csrf,
-		    sizeof(auth.sessions[i].csrf));
-		auth.sessions[i].expires_ms = r->expires_ms;
-		auth.sessions[i].key_id = r->key_id;
-	}
-
-	dash_sessions_changed();
-}
-
-/*
- * Wake the requests waiting for a table loaded after they came (or all
- * of them when the load failed). A cookie still unknown to such a table
- * names no session: it is remembered, and costs no reload again.
- */
-static void
-auth_sessions_wake(int ok)
-{
-	struct auth_waiter	*w, *next;
-	struct api_pending	*p;
-
-	for (w = TAILQ_FIRST(&auth.waiters); w != NULL; w = next) {
-		next = TAILQ_NEXT(w, list);
-		if (ok && w->since > auth.sessions_started)
-			continue;
-		TAILQ_REMOVE(&auth.waiters, w, list);
-		p = w->p;
-		kore_free(w);
-		if (ok && auth_session_lookup(p->name) == NULL)
-			(void)kore_strlcpy(auth_unknown_slot(p->name),
-			    p->name, AUTH_HASH_LEN + 1);
-		if (p->req == NULL) {
-			api_pending_free(p);
-			continue;
-		}
-		p->resume = 1;
-		p->done = 1;
-		http_request_wakeup(p->req);
-	}
-}
-
-/* Put a dashboard request (p->name: its cookie's hash) to wait. */
-void
-auth_session_wait(struct api_pending *p)
-{
-	struct auth_waiter	*w;
-
-	p->render = NULL;
-	w = kore_calloc(1, sizeof(*w));
-	w->p = p;
-	w->since = kiln_now();
-	TAILQ_INSERT_TAIL(&auth.waiters, w, list);
-	auth_sessions_reload();
-}
-
-/* LIVE, NONE (ended, or known to be no session), or UNSURE. */
-int
-auth_session_state(const char *hash)
-{
-	struct auth_session	*s;
-
-	if (!strcmp(auth_unknown_slot(hash), hash))
-		return (AUTH_SESSION_NONE);
-	if ((s = auth_session_lookup(hash)) != NULL)
-		return (auth_session_valid(s, kiln_now()) ?
-		    AUTH_SESSION_LIVE : AUTH_SESSION_NONE);
-
-	return (AUTH_SESSION_UNSURE);
-}
-
-/* A session this worker made: known at once, before any reload. */
-void
-auth_session_add(const char *hash, int role, const char *csrf,
-    int64_t expires_ms, int64_t key_id)
-{
-	struct auth_session	*s;
-
-	auth.sessions = kore_realloc(auth.sessions,
-	    (auth.nsessions + 1) * sizeof(*auth.sessions));
-	s = &auth.sessions[auth.nsessions++];
-	memset(s, 0, sizeof(*s));
-	(void)kore_strlcpy(s->hash, hash, sizeof(s->hash));
-	(void)kore_strlcpy(s->csrf, csrf, sizeof(s->csrf));
-	s->role = role;
-	s->expires_ms = expires_ms;
-	s->key_id = key_id;
-}
-
-/* The session of hash if it is live: unexpired, its credential valid. */
-static struct auth_session *
-auth_session_find(const char *hash)
-{
-	struct auth_session	*s;
-
-	/* Ended sessions stay ended, whatever a stale reload says. */
-	if (!strcmp(auth_unknown_slot(hash), hash) ||
-	    (s = auth_session_lookup(hash)) == NULL ||
-	    !auth_session_valid(s, kiln_now()))
-		return (NULL);
-
-	return (s);
-}
-
-static struct auth_session *
-auth_session_lookup(const char *hash)
-{
-	size_t		i;
-
-	for (i = 0; i < auth.nsessions; i++) {
-		if (CRYPTO_memcmp(auth.sessions[i].hash, hash,
-		    AUTH_HASH_LEN) == 0)
-			return (&auth.sessions[i]);
-	}
-
-	return (NULL);
-}
-
-/* A JWT session's expires_ms is no later than the JWT's exp. */
-static int
-auth_session_valid(const struct auth_session *s, int64_t now)
-{
-	if (s->expires_ms <= now)
-		return (0);
-	if (s->key_id != 0 && !auth_key_live(s->key_id))
-		return (0);
-
-	return (1);
-}
-
-static int
 auth_key_live(int64_t id)
 {
 	size_t		i;
@@ -799,58 +456,6 @@ auth_key_live(int64_t id)
 	}
 
 	return (0);
-}
-
-/* Where hash goes in the table of cookies known to name no session. */
-static char *
-auth_unknown_slot(const char *hash)
-{
-	return (auth.unknown[hash_fnv1a_str(hash) % SESSION_UNKNOWN]);
-}
-
-/* Sockets of sessions that just ended (a JWT's exp) are closed. */
-static void
-auth_session_tick(void *unused, u_int64_t unused2)
-{
-	dash_sessions_changed();
-}
-
-int
-auth_session_alive(const char *hash)
-{
-	return (auth_session_find(hash) != NULL);
-}
-
-int
-auth_session_role(const char *hash)
-{
-	struct auth_session	*s;
-
-	if ((s = auth_session_find(hash)) == NULL)
-		return (ROLE_NONE);
-	return (s->role);
-}
-
-const char *
-auth_session_csrf(const char *hash)
-{
-	struct auth_session	*s;
-
-	if ((s = auth_session_find(hash)) == NULL)
-		return (NULL);
-	return (s->csrf);
-}
-
-/* A session ended (logout here or elsewhere): it never comes back. */
-void
-auth_session_forget(const char *hash)
-{
-	struct auth_session	*s;
-
-	if ((s = auth_session_lookup(hash)) != NULL)
-		s->expires_ms = 0;
-	(void)kore_strlcpy(auth_unknown_slot(hash), hash, AUTH_HASH_LEN + 1);
-	dash_sessions_changed();
 }
 
 /*
@@ -878,4 +483,31 @@ auth_credential(const char *credential, struct principal *p)
 		return (auth_jwt(credential, p));
 
 	return (auth_key(credential, p));
+}
+
+/* A payload of kiln_keys: the id of a revoked key, or nothing. */
+static void
+auth_keys_notified(const char *id)
+{
+	long long	v;
+	char		*end;
+
+	v = strtoll(id, &end, 10);
+	if (*id != '\0' && *end == '\0' && v > 0)
+		auth_key_revoked(v);
+	auth_keys_reload();
+}
+
+/* cb tells who the session cookie of a request without credential is. */
+void
+auth_cookie_resolver(int (*cb)(struct http_request *, struct principal *))
+{
+	auth.cookie_cb = cb;
+}
+
+/* cb is told of each key revoked. */
+void
+auth_revoke_watch(void (*cb)(int64_t))
+{
+	auth.revoked_cb = cb;
 }

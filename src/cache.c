@@ -63,6 +63,20 @@ static struct {
 	int64_t			ping_ms;	/* when sent, 0: none */
 } listener;
 
+/*
+ * Who hears of what: the channels of the layers above (cache_listen),
+ * and the one told when a token changes (cache_watch). Set at init.
+ */
+#define LISTEN_CHANNELS		4
+
+static struct {
+	const char	*channel;
+	void		(*cb)(const char *);
+} channels[LISTEN_CHANNELS];
+static int		nchannels;
+static void		(*changed_cb)(void);
+static void		(*removed_cb)(const struct cache_entry *);
+
 static struct cache_entry	*cache_insert(const char *);
 static void	cache_remove(struct cache_entry *);
 static void	cache_apply(const struct token_row *);
@@ -77,8 +91,7 @@ static void	cache_load_all(void);
 static void	listen_connect(void *, u_int64_t);
 static void	listen_handle(void *, int);
 static void	listen_names(char *);
-static void	listen_keys(const char *);
-static void	listen_sessions(const char *);
+static void	cache_changed(void);
 static void	listen_close(void);
 static void	listen_poll(void);
 static void	listen_send(const char *, int, int64_t);
@@ -235,7 +248,7 @@ cache_tick(void *unused, u_int64_t unused2)
 	struct cache_waiter	*w, *next;
 	int64_t			now;
 
-	now = kiln_now();
+	now = isotime_now();
 	for (w = TAILQ_FIRST(&cache.waiters); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, glist);
 		if (w->deadline > now && (w->entry != NULL || !cache.loaded))
@@ -397,7 +410,7 @@ cache_apply(const struct token_row *t)
 	    t->last_duration_ms;
 	if (t->leased != e->leased) {
 		e->leased = t->leased;
-		dash_changed();
+		cache_changed();
 	}
 
 	type = t->token_type != NULL && *t->token_type != '\0' ?
@@ -422,7 +435,7 @@ cache_apply(const struct token_row *t)
 		cache_answer(e);
 	if (e->epoch != epoch) {
 		cache_wake(e);
-		dash_changed();
+		cache_changed();
 	}
 
 	kore_free(e->last_error);
@@ -454,8 +467,9 @@ static void
 cache_remove(struct cache_entry *e)
 {
 	cache_wake(e);
-	dash_changed();
-	refresh_forget(e);
+	cache_changed();
+	if (removed_cb != NULL)
+		removed_cb(e);
 
 	LIST_REMOVE(e, hlink);
 	TAILQ_REMOVE(&cache.entries, e, list);
@@ -488,10 +502,10 @@ cache_answer(struct cache_entry *e)
 
 	g = answer_gen(buf);
 	yajl_gen_map_open(g);
-	api_kv_str(g, "agent_name", e->name);
-	api_kv_str(g, "token", e->token);
-	api_kv_str(g, "token_type", e->token_type);
-	api_kv_str(g, "expires_at", expires);
+	json_kv_str(g, "agent_name", e->name);
+	json_kv_str(g, "token", e->token);
+	json_kv_str(g, "token_type", e->token_type);
+	json_kv_str(g, "expires_at", expires);
 	yajl_gen_map_close(g);
 	yajl_gen_free(g);
 	buf->offset--;				/* the closing brace */
@@ -500,10 +514,10 @@ cache_answer(struct cache_entry *e)
 
 	g = answer_gen(buf);
 	yajl_gen_map_open(g);
-	api_kv_bool(g, "valid", 1);
-	api_kv_str(g, "message", "Current token retrieved successfully");
-	api_kv_str(g, "fingerprint", e->fpr);
-	api_kv_int(g, "generation", e->generation);
+	json_kv_bool(g, "valid", 1);
+	json_kv_str(g, "message", "Current token retrieved successfully");
+	json_kv_str(g, "fingerprint", e->fpr);
+	json_kv_int(g, "generation", e->generation);
 	yajl_gen_map_close(g);
 	yajl_gen_free(g);
 	buf->data[e->answer_split] = ',';	/* was the opening brace */
@@ -572,6 +586,7 @@ static void
 listen_handle(void *arg, int error)
 {
 	PGnotify	*n;
+	int		i;
 
 	/* Connecting: libpq finds out what the event was. */
 	if (listener.state == LISTEN_CONNECTING) {
@@ -598,10 +613,12 @@ listen_handle(void *arg, int error)
 	}
 
 	while ((n = PQnotifies(listener.db)) != NULL) {
-		if (!strcmp(n->relname, "kiln_keys"))
-			listen_keys(n->extra);
-		else if (!strcmp(n->relname, "kiln_sessions"))
-			listen_sessions(n->extra);
+		for (i = 0; i < nchannels; i++) {
+			if (!strcmp(n->relname, channels[i].channel))
+				break;
+		}
+		if (i < nchannels)
+			channels[i].cb(n->extra);
 		else if (!strcmp(n->extra, "*"))
 			cache_load_all();
 		else
@@ -613,6 +630,10 @@ listen_handle(void *arg, int error)
 static void
 listen_poll(void)
 {
+	char		query[256];
+	size_t		len;
+	int		i;
+
 	/* The socket may change as libpq tries the next address. */
 	switch (PQconnectPoll(listener.db)) {
 	case PGRES_POLLING_OK:
@@ -638,8 +659,12 @@ listen_poll(void)
 	}
 
 	listener.state = LISTEN_SENT;
-	listen_send("LISTEN kiln_tokens; LISTEN kiln_keys; "
-	    "LISTEN kiln_sessions", 1, 0);
+	len = snprintf(query, sizeof(query), "LISTEN kiln_tokens");
+	for (i = 0; i < nchannels && len < sizeof(query); i++) {
+		len += snprintf(query + len, sizeof(query) - len,
+		    "; LISTEN %s", channels[i].channel);
+	}
+	listen_send(query, 1, 0);
 }
 
 /* Send query, answered within db_answer_ms, from the event loop. */
@@ -720,6 +745,8 @@ listen_flush(void)
 static void
 listen_up(void)
 {
+	int		i;
+
 	if (listener.deadline != NULL) {
 		kore_timer_remove(listener.deadline);
 		listener.deadline = NULL;
@@ -730,8 +757,8 @@ listen_up(void)
 	/* Changes may have been missed while we were not listening. */
 	if (cache.loaded) {
 		cache_load_all();
-		auth_keys_reload();
-		auth_sessions_reload();
+		for (i = 0; i < nchannels; i++)
+			channels[i].cb("");
 	}
 }
 
@@ -745,7 +772,7 @@ listen_ping(void)
 {
 	int64_t		now;
 
-	now = kiln_now();
+	now = isotime_now();
 	if (listener.ping_ms == 0) {
 		listen_send("", 0, now);
 		return;
@@ -787,29 +814,6 @@ listen_names(char *names)
 	}
 }
 
-/* A payload of kiln_keys: the id of a revoked key, or nothing. */
-static void
-listen_keys(const char *id)
-{
-	long long	v;
-	char		*end;
-
-	v = strtoll(id, &end, 10);
-	if (*id != '\0' && *end == '\0' && v > 0)
-		auth_key_revoked(v);
-	auth_keys_reload();
-}
-
-/* A payload of kiln_sessions: the hash of an ended session, or nothing. */
-static void
-listen_sessions(const char *hash)
-{
-	if (strlen(hash) == AUTH_HASH_LEN)
-		auth_session_forget(hash);
-	else
-		auth_sessions_reload();
-}
-
 static void
 listen_close(void)
 {
@@ -830,4 +834,40 @@ listen_close(void)
 		(void)kore_timer_add(listen_connect, LISTEN_RETRY_MS, NULL,
 		    KORE_TIMER_ONESHOT);
 	}
+}
+
+/*
+ * The notifications of channel go to cb, with their payload; after the
+ * LISTEN connection came back, cb hears "" (changes may have been
+ * missed). Called at init, before the worker's event loop runs.
+ */
+void
+cache_listen(const char *channel, void (*cb)(const char *))
+{
+	if (nchannels == LISTEN_CHANNELS)
+		fatal("cache_listen: too many channels");
+	channels[nchannels].channel = channel;
+	channels[nchannels].cb = cb;
+	nchannels++;
+}
+
+/* cb is told when a token changed, appeared or went. */
+void
+cache_watch(void (*cb)(void))
+{
+	changed_cb = cb;
+}
+
+/* cb is told of an entry about to leave the cache (and be freed). */
+void
+cache_watch_remove(void (*cb)(const struct cache_entry *))
+{
+	removed_cb = cb;
+}
+
+static void
+cache_changed(void)
+{
+	if (changed_cb != NULL)
+		changed_cb();
 }

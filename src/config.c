@@ -196,7 +196,7 @@ config_read_kore(const char *path, char *err, size_t errlen)
 		else if (bench != NULL && !strncmp(p, "route", 5) &&
 		    isspace((unsigned char)p[5])) {
 			fprintf(out, "route ^/bench/constant$ "
-			    "kiln_bench_constant\n");
+			    "bench_constant\n");
 			fputs(line, out);
 			bench = NULL;
 		} else

@@ -126,6 +126,9 @@ dash_init(void)
 	dash.db_ok = 1;
 	dash.dirty = 1;
 	shared_ws_reset(worker->id);
+	store_db_watch(dash_db_state);
+	cache_watch(dash_changed);
+	session_watch(dash_sessions_changed);
 
 	(void)kore_timer_add(dash_tick, DASH_TICK_MS, NULL, 0);
 	(void)kore_timer_add(dash_dirty_tick, DASH_DIRTY_MS, NULL, 0);
@@ -155,7 +158,7 @@ dash_sessions_changed(void)
 
 	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
 		next = TAILQ_NEXT(dc, list);
-		if (!auth_session_alive(dc->session))
+		if (!session_alive(dc->session))
 			kore_connection_disconnect(dc->c);
 	}
 }
@@ -198,6 +201,7 @@ dash_page(struct http_request *req, struct api_state *st)
 	}
 
 	p = api_pending_start(req, st, dash_page_history);
+	p->finish = dash_finish;
 	p->principal = st->principal;
 	store_recent_events(api_pending_cb, p);
 
@@ -210,7 +214,7 @@ dash_login_form(struct http_request *req, struct api_state *st)
 	struct kore_buf		buf;
 	char			csrf[33];
 
-	auth_random_hex(csrf, sizeof(csrf));
+	session_random_hex(csrf, sizeof(csrf));
 	dash_cookie(req, "kiln_login", csrf, 600);
 
 	kore_buf_init(&buf, 4096);
@@ -241,7 +245,7 @@ dash_login(struct http_request *req, struct api_state *st)
 
 	http_populate_cookies(req);
 	if (!http_request_cookie(req, "kiln_login", &cookie) ||
-	    !auth_form_field(req, "csrf", field, sizeof(field)) ||
+	    !session_form_field(req, "csrf", field, sizeof(field)) ||
 	    strlen(cookie) != 32 || strlen(field) != 32 ||
 	    CRYPTO_memcmp(cookie, field, 32) != 0) {
 		api_error(req, 403, "forbidden", "login form expired; reload");
@@ -260,11 +264,12 @@ dash_login(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 	}
 
-	auth_random_hex(id, sizeof(id));
+	session_random_hex(id, sizeof(id));
 	auth_key_hash(id, hash);
-	auth_random_hex(csrf, sizeof(csrf));
+	session_random_hex(csrf, sizeof(csrf));
 
 	p = api_pending_start(req, st, dash_logged_in);
+	p->finish = dash_finish;
 	p->secret = kore_strdup(id);
 	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
 	p->principal = pr;
@@ -288,14 +293,14 @@ dash_login_check(struct http_request *req, struct principal *pr)
 
 	why = NULL;
 	memset(pr, 0, sizeof(*pr));
-	if (!auth_form_field(req, "credential", credential,
+	if (!session_form_field(req, "credential", credential,
 	    sizeof(credential)))
 		why = "no credential";
 	else if (!auth_credential(credential, pr))
 		why = "not a valid key or token";
 	else if (pr->role < ROLE_VIEWER)
 		why = "role may not use the dashboard";
-	else if (pr->kind == PRINCIPAL_JWT && pr->expires_ms <= kiln_now())
+	else if (pr->kind == PRINCIPAL_JWT && pr->expires_ms <= isotime_now())
 		why = "token expired";
 	OPENSSL_cleanse(credential, sizeof(credential));
 
@@ -307,17 +312,18 @@ dash_logout(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
 
-	if (auth_session(req, &st->principal) != KORE_RESULT_OK ||
+	if (session_request(req, &st->principal) != KORE_RESULT_OK ||
 	    st->principal.kind != PRINCIPAL_SESSION) {
 		dash_redirect(req, "/dashboard/login");
 		return (KORE_RESULT_OK);
 	}
-	if (!auth_csrf_ok(req, &st->principal)) {
+	if (!session_csrf_ok(req, &st->principal)) {
 		api_error(req, 403, "forbidden", "missing or wrong CSRF token");
 		return (KORE_RESULT_OK);
 	}
 
 	p = api_pending_start(req, st, dash_logged_out);
+	p->finish = dash_finish;
 	(void)kore_strlcpy(p->name, st->principal.session, sizeof(p->name));
 	store_session_delete(st->principal.session, api_pending_cb, p);
 
@@ -347,7 +353,7 @@ dash_ws(struct http_request *req, struct api_state *st)
 	 * While draining, every answer closes its connection: a socket
 	 * opened now would be gone before it is used. Go elsewhere.
 	 */
-	if (kiln_draining()) {
+	if (drain_active()) {
 		http_response_header(req, "Retry-After", "2");
 		api_error(req, 503, "draining", "this instance is shutting "
 		    "down; reconnect to another one");
@@ -501,8 +507,8 @@ dash_push_to(struct dash_client *dc)
 	int			i, ok;
 
 	kore_buf_init(&buf, 8192);
-	render_tokens(&buf, auth_session_role(dc->session),
-	    auth_session_csrf(dc->session));
+	render_tokens(&buf, session_role(dc->session),
+	    session_csrf(dc->session));
 	ok = dash_send(dc, "tokens", &buf);
 	for (i = 0; ok && targets[i] != NULL; i++) {
 		kore_buf_reset(&buf);
@@ -559,8 +565,8 @@ dash_push(const char *target, struct kore_buf *html)
 		/* Actions depend on the role: render per session role. */
 		if (!strcmp(target, "tokens")) {
 			kore_buf_init(&own, 8192);
-			render_tokens(&own, auth_session_role(dc->session),
-			    auth_session_csrf(dc->session));
+			render_tokens(&own, session_role(dc->session),
+			    session_csrf(dc->session));
 			(void)dash_send(dc, target, &own);
 			kore_buf_cleanup(&own);
 			continue;
@@ -706,7 +712,7 @@ render_tokens(struct kore_buf *b, int role, const char *csrf)
 	const char		*state;
 	int64_t			now;
 
-	now = kiln_now();
+	now = isotime_now();
 	kore_buf_appendf(b, "<table class=\"tokens\"><thead><tr>"
 	    "<th>Source</th><th>Kind</th><th>State</th><th>Fingerprint</th>"
 	    "<th>Gen.</th><th>Expires in</th><th>Next refresh</th>"
@@ -866,7 +872,7 @@ render_upstream(struct kore_buf *b)
 	int64_t			now;
 	int			i;
 
-	now = kiln_now();
+	now = isotime_now();
 	kore_buf_appendf(b, "<ul class=\"hosts\">");
 	for (i = 0; i < SHARED_HOSTS && sh->hosts[i].host[0] != '\0'; i++) {
 		dash_reserve(b, 1024);
@@ -890,7 +896,7 @@ render_alerts(struct kore_buf *b)
 	int64_t			now;
 	int			i, n;
 
-	now = kiln_now();
+	now = isotime_now();
 	n = 0;
 	kore_buf_appendf(b, "<ul class=\"alerts\">");
 	if (!dash.db_ok) {
@@ -1109,12 +1115,12 @@ dash_session(struct http_request *req, struct api_state *st)
 
 	/* Back from waiting: the table is as fresh as it gets. */
 	if (st->stage == 1) {
-		(void)auth_session(req, &st->principal);
+		(void)session_request(req, &st->principal);
 		return (KORE_RESULT_OK);
 	}
 	st->stage = 1;
 
-	if (auth_session(req, &st->principal) == KORE_RESULT_OK &&
+	if (session_request(req, &st->principal) == KORE_RESULT_OK &&
 	    st->principal.kind == PRINCIPAL_SESSION)
 		return (KORE_RESULT_OK);
 
@@ -1123,12 +1129,13 @@ dash_session(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 
 	auth_key_hash(cookie, hash);
-	if (auth_session_state(hash) != AUTH_SESSION_UNSURE)
+	if (session_state(hash) != SESSION_UNSURE)
 		return (KORE_RESULT_OK);
 
 	p = api_pending_start(req, st, NULL);
+	p->finish = dash_finish;
 	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
-	auth_session_wait(p);
+	session_wait(p);
 
 	return (KORE_RESULT_RETRY);
 }
@@ -1184,7 +1191,7 @@ dash_logged_in(struct api_pending *p, const struct store_rows *rows, int ok)
 
 	/* Known here at once; the other workers hear of it by NOTIFY. */
 	p->version = rows->num[0] == STORE_NULL ? 0 : rows->num[0];
-	auth_session_add(p->name, p->principal.role, p->principal.csrf,
+	session_add(p->name, p->principal.role, p->principal.csrf,
 	    p->version, p->principal.kind == PRINCIPAL_KEY ?
 	    p->principal.key_id : 0);
 	log_kv(LOG_LVL_INFO, "dashboard login", "principal", p->principal.id,
@@ -1205,7 +1212,7 @@ dash_logged_out(struct api_pending *p, const struct store_rows *rows, int ok)
 		return;
 	}
 
-	auth_session_forget(p->name);
+	session_forget(p->name);
 	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
 		next = TAILQ_NEXT(dc, list);
 		if (!strcmp(dc->session, p->name))
@@ -1243,7 +1250,7 @@ dash_finish(struct http_request *req, struct api_pending *p)
 		/* The cookie lasts as long as its session (p->version). */
 		if (p->cookie == 1)
 			dash_cookie(req, SESSION_COOKIE, p->secret,
-			    (int)((p->version - kiln_now() + 999) / 1000));
+			    (int)((p->version - isotime_now() + 999) / 1000));
 		else if (p->cookie == -1)
 			dash_cookie(req, SESSION_COOKIE, "", 0);
 		dash_redirect(req, p->redirect);

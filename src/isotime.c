@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "kiln.h"
 
@@ -243,4 +244,14 @@ civil_from_days(int64_t days, int *year, int *mon, int *mday)
 	*mday = (int)(doy - (153 * mp + 2) / 5 + 1);
 	*mon = (int)(mp < 10 ? mp + 3 : mp - 9);
 	*year = (int)(y + (*mon <= 2));
+}
+
+/* The wall clock, in the unit of every time in kiln. */
+int64_t
+isotime_now(void)
+{
+	struct timespec	ts;
+
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <yajl/yajl_gen.h>
 
 #include "kiln.h"
 
@@ -464,4 +465,49 @@ wipe_free(void *ctx, void *ptr)
 	memcpy(&len, p, sizeof(len));
 	OPENSSL_cleanse(p, WIPE_HDR + len);
 	free(p);
+}
+
+/* Members of an object being written (g: a yajl_gen). */
+void
+json_kv_str(void *g, const char *key, const char *value)
+{
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	if (value == NULL)
+		yajl_gen_null(g);
+	else
+		yajl_gen_string(g, (const unsigned char *)value,
+		    strlen(value));
+}
+
+void
+json_kv_int(void *g, const char *key, int64_t value)
+{
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	yajl_gen_integer(g, value);
+}
+
+void
+json_kv_bool(void *g, const char *key, int value)
+{
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	yajl_gen_bool(g, value);
+}
+
+/* A number with one decimal, as the pre-warming guide shows them. */
+void
+json_kv_decimal(void *g, const char *key, double value)
+{
+	char		buf[32];
+	int		len;
+
+	len = snprintf(buf, sizeof(buf), "%.1f", value);
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	yajl_gen_number(g, buf, len);
+}
+
+void
+json_kv_null(void *g, const char *key)
+{
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	yajl_gen_null(g);
 }

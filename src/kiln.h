@@ -4,6 +4,20 @@
  * This header is the map of the program: one section per source file.
  * The sections marked "pure" use only libc, OpenSSL and yajl so that the
  * unit tests under tests/unit can link them without Kore.
+ *
+ * The layers, top down. A call goes down a layer or sideways inside one,
+ * never up, and no two files call each other (even through others); news
+ * goes up only through a callback the upper layer registered at init.
+ * SQL and the reading of result rows live only in store*.c. This is the
+ * one list of the layers: tests/layers.py reads it (make test).
+ *
+ *   layer start:    kiln ship
+ *   layer surfaces: api api_public api_admin ops dashboard session auth
+ *                   bench api_reply
+ *   layer engine:   cache refresh reseal
+ *   layer services: store upstream shared log config drain sources
+ *   layer pure:     isotime policy seal json oauth jwt source hash trace
+ *                   host addr
  */
 
 #ifndef __H_KILN_H
@@ -68,6 +82,7 @@ struct source {
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
+int64_t	isotime_now(void);
 int	isotime_parse(const char *, int64_t *);
 void	isotime_format(int64_t, char *, size_t);
 int	isotime_epoch_parse(const char *, int64_t *);
@@ -120,6 +135,11 @@ int	json_b64_value(int, int);
 void	json_wipe_funcs(yajl_alloc_funcs *);
 void	json_seterr(char *, size_t, const char *, ...)
 	    __attribute__((format (printf, 3, 4)));
+void	json_kv_str(void *, const char *, const char *);
+void	json_kv_int(void *, const char *, int64_t);
+void	json_kv_bool(void *, const char *, int);
+void	json_kv_decimal(void *, const char *, double);
+void	json_kv_null(void *, const char *);
 
 /* hash.c (pure): FNV-1a, for table slots and rate buckets (not secrets). */
 #define HASH_FNV_BASIS		14695981039346656037ULL
@@ -222,12 +242,18 @@ struct cache_entry;
 struct attempt;
 struct api_pending;
 
-/* kiln.c: hooks and wiring. */
+/* kiln.c: hooks and wiring; ship.c: subcommands, sd_notify, SIGHUP. */
 #define KILN_VERSION		"0.1.0"
-int64_t	kiln_now(void);
-int	kiln_sources_load(const char *, int, char *, size_t);
-int	kiln_draining(void);
-int	kiln_bench_constant(struct http_request *);
+
+/* sources.c: the sources file, checked (apply 0) or upserted. */
+int	sources_file_load(const char *, int, char *, size_t);
+
+/* drain.c: the graceful drain of a worker (SIGTERM, SIGQUIT). */
+void	drain_init(int (*)(void), void (*)(void));
+int	drain_active(void);
+
+/* bench.c: the constant route of the benchmarks (KILN_BENCH_ROUTE=1). */
+int	bench_constant(struct http_request *);
 
 /* config.c: environment, validated at start. */
 struct kiln_config {
@@ -383,6 +409,7 @@ void	log_level_set(int);
 int	store_migrate(char *, size_t);
 int	store_upsert_sources(struct source *, size_t, char *, size_t);
 void	store_register(void);
+void	store_db_watch(void (*)(int));
 
 /*
  * Rows come back decoded: a callback gets the struct store_rows of its
@@ -649,6 +676,11 @@ int			cache_valid(const struct cache_entry *, int64_t);
 void			cache_answer(struct cache_entry *);
 void			cache_refused(struct cache_entry *, const char *,
 			    int64_t);
+void			cache_listen(const char *,
+			    void (*)(const char *));
+void			cache_watch(void (*)(void));
+void			cache_watch_remove(
+			    void (*)(const struct cache_entry *));
 
 /* auth.c: principals, API keys, rate limits, the public allow-list. */
 #define AUTH_HASH_LEN		64
@@ -673,11 +705,6 @@ struct principal {
 	char		subject[64];	/* a JWT's sub */
 };
 
-/* What the table of a worker says of a session (auth_session_state). */
-#define AUTH_SESSION_NONE	0	/* none, or ended: definite */
-#define AUTH_SESSION_LIVE	1
-#define AUTH_SESSION_UNSURE	2	/* maybe newer than the table */
-
 void	auth_key_hash(const char *, char *);
 char	*auth_key_generate(void);
 void	auth_keys_reload(void);
@@ -687,22 +714,35 @@ int	auth_allow(struct http_request *, const struct principal *, int);
 int	auth_rate(struct http_request *, const struct principal *, int);
 int	auth_public_allowed(struct http_request *);
 int	auth_key_scope_allows(const struct principal *, const char *);
-void	auth_sessions_reload(void);
-int	auth_session(struct http_request *, struct principal *);
-int	auth_csrf_ok(struct http_request *, const struct principal *);
-int	auth_form_field(struct http_request *, const char *, char *, size_t);
-void	auth_random_hex(char *, size_t);
 int	auth_credential(const char *, struct principal *);
-int	auth_session_alive(const char *);
-int	auth_session_role(const char *);
-const char	*auth_session_csrf(const char *);
-void	auth_session_forget(const char *);
 void	auth_init(void);
 int	auth_login_rate(struct http_request *);
 void	auth_key_revoked(int64_t);
-int	auth_session_state(const char *);
-void	auth_session_wait(struct api_pending *);
-void	auth_session_add(const char *, int, const char *, int64_t, int64_t);
+int	auth_key_live(int64_t);
+void	auth_cookie_resolver(int (*)(struct http_request *,
+	    struct principal *));
+void	auth_revoke_watch(void (*)(int64_t));
+
+/* session.c: dashboard sessions, their CSRF tokens, the login form. */
+#define SESSION_NONE		0	/* none, or ended: definite */
+#define SESSION_LIVE		1
+#define SESSION_UNSURE		2	/* maybe newer than the table */
+
+void	session_init(void);
+void	session_reload(void);
+int	session_request(struct http_request *, struct principal *);
+int	session_csrf_ok(struct http_request *, const struct principal *);
+int	session_form_field(struct http_request *, const char *, char *,
+	    size_t);
+void	session_random_hex(char *, size_t);
+int	session_alive(const char *);
+int	session_role(const char *);
+const char	*session_csrf(const char *);
+void	session_forget(const char *);
+int	session_state(const char *);
+void	session_wait(struct api_pending *);
+void	session_add(const char *, int, const char *, int64_t, int64_t);
+void	session_watch(void (*)(void));
 
 /* refresh.c: scheduler, leases, attempts. */
 #define TRIGGER_SCHEDULE	"schedule"
@@ -779,6 +819,9 @@ struct api_pending {
 	int			upstream;
 	void			(*render)(struct api_pending *,
 				    const struct store_rows *, int);
+	/* Answers a finished step itself (1), or leaves it to JSON (0). */
+	int			(*finish)(struct http_request *,
+				    struct api_pending *);
 };
 
 struct api_state {
@@ -806,6 +849,8 @@ struct api_state {
 int	kiln_dispatch(struct http_request *);
 const char	*api_route_name(int);
 int	api_route_count(void);
+
+/* api_reply.c: JSON answers, the request body, pending steps. */
 struct api_pending	*api_pending_start(struct http_request *,
 			    struct api_state *, void (*)(struct api_pending *,
 			    const struct store_rows *, int));
@@ -817,11 +862,12 @@ int	api_body_json(struct http_request *, yajl_val *);
 void	*api_json_begin(void);
 void	api_json_send(struct http_request *, int, void *);
 void	api_error(struct http_request *, int, const char *, const char *);
-void	api_kv_str(void *, const char *, const char *);
-void	api_kv_int(void *, const char *, int64_t);
-void	api_kv_bool(void *, const char *, int);
-void	api_kv_decimal(void *, const char *, double);
-void	api_kv_null(void *, const char *);
+/* TODO(issue 11): the old names of json_kv_*, renamed after the merge. */
+#define api_kv_str	json_kv_str
+#define api_kv_int	json_kv_int
+#define api_kv_bool	json_kv_bool
+#define api_kv_decimal	json_kv_decimal
+#define api_kv_null	json_kv_null
 
 /* api_public.c: current-token and rejected. */
 int	api_current_token(struct http_request *, struct api_state *);
@@ -881,6 +927,7 @@ void	reseal_health(void *);
 void	reseal_metrics(struct kore_buf *);
 
 /* ops.c: health, readiness, metrics. */
+void	ops_route_names(const char *(*)(int));
 int	ops_health(struct http_request *, struct api_state *);
 int	ops_health_detailed(struct http_request *, struct api_state *);
 int	ops_metrics(struct http_request *, struct api_state *);

@@ -33,6 +33,9 @@ struct ops_waiter {
  * without an answer after OPS_DB_SLOW_MS means a database that does not
  * answer: its waiters, and every probe until it ends, get 503 at once.
  */
+/* The labels of the routes, given by the wiring (api_route_name). */
+static const char	*(*route_label)(int);
+
 static struct {
 	int				inflight;
 	int				ok;
@@ -49,6 +52,7 @@ static void	ops_db_answer(const struct store_rows *, int);
 static void	render_detailed(struct api_pending *,
 		    const struct store_rows *, int);
 static void	metrics_http(struct kore_buf *);
+static const char	*ops_route_name(int);
 static void	metrics_histogram(struct kore_buf *, const char *,
 		    const char *, const char *, const u_int64_t *, u_int64_t);
 static void	metrics_tokens(struct kore_buf *);
@@ -63,7 +67,7 @@ ops_health(struct http_request *req, struct api_state *st)
 	int64_t			now, next;
 	int			authenticated, active;
 
-	now = kiln_now();
+	now = isotime_now();
 	authenticated = cache_loaded();
 	next = -1;
 	active = kiln_config.prewarming_enabled && !cache_paused();
@@ -108,7 +112,7 @@ ops_health_detailed(struct http_request *req, struct api_state *st)
 	struct ops_waiter	*w;
 	int64_t			now;
 
-	now = kiln_now();
+	now = isotime_now();
 	p = api_pending_start(req, st, render_detailed);
 	if (ops_db.checked_ms != 0 &&
 	    now - ops_db.checked_ms < OPS_DB_FRESH_MS) {
@@ -141,7 +145,7 @@ ops_db_checked(const struct store_rows *rows, void *arg, int ok)
 {
 	ops_db.inflight = 0;
 	ops_db.ok = ok;
-	ops_db.checked_ms = kiln_now();
+	ops_db.checked_ms = isotime_now();
 	ops_db.response_ms = ops_db.checked_ms - ops_db.sent_ms;
 	if (ops_db.slow != NULL) {
 		kore_timer_remove(ops_db.slow);
@@ -187,8 +191,8 @@ render_detailed(struct api_pending *p, const struct store_rows *rows, int ok)
 	int			i, healthy, valid, total;
 	char			ts[ISOTIME_LEN];
 
-	now = kiln_now();
-	healthy = ok && cache_loaded() && !kiln_draining();
+	now = isotime_now();
+	healthy = ok && cache_loaded() && !drain_active();
 
 	p->g = g = api_json_begin();
 	isotime_format(now, ts, sizeof(ts));
@@ -239,7 +243,7 @@ render_detailed(struct api_pending *p, const struct store_rows *rows, int ok)
 	api_kv_bool(g, "prewarming_paused", cache_paused());
 	api_kv_bool(g, "jwt_auth", kiln_config.jwt_secret != NULL);
 	api_kv_int(g, "workers", worker_count - KORE_WORKER_BASE);
-	api_kv_bool(g, "draining", kiln_draining());
+	api_kv_bool(g, "draining", drain_active());
 	yajl_gen_map_close(g);
 
 	yajl_gen_string(g, (const unsigned char *)"upstream", 8);
@@ -310,7 +314,7 @@ metrics_http(struct kore_buf *b)
 	    "answered, by route and status.\n"
 	    "# TYPE kiln_http_requests_total counter\n");
 	for (r = 0; r < SHARED_ROUTES; r++) {
-		name = api_route_name(r);
+		name = ops_route_name(r);
 		for (i = 0; i < SHARED_STATUSES; i++) {
 			if ((n = sh->requests[r][i]) == 0)
 				continue;
@@ -330,7 +334,7 @@ metrics_http(struct kore_buf *b)
 	    "Time to answer, by route.\n"
 	    "# TYPE kiln_http_request_duration_seconds histogram\n");
 	for (r = 0; r < SHARED_ROUTES; r++) {
-		name = api_route_name(r);
+		name = ops_route_name(r);
 		for (cum = 0, i = 0; i <= SHARED_BUCKETS; i++)
 			cum += sh->latency[r][i];
 		if (cum == 0)
@@ -396,7 +400,7 @@ metrics_tokens(struct kore_buf *b)
 			    (unsigned long long)sh->sources[i].failures);
 	}
 
-	now = kiln_now();
+	now = isotime_now();
 	kore_buf_appendf(b, "# HELP kiln_token_expires_in_seconds Seconds "
 	    "until the current token expires (negative: expired).\n"
 	    "# TYPE kiln_token_expires_in_seconds gauge\n");
@@ -434,7 +438,7 @@ metrics_misc(struct kore_buf *b)
 	metrics_histogram(b, "kiln_upstream_request_duration_seconds", NULL,
 	    NULL, sh->upstream, sh->upstream_sum_us);
 
-	now = kiln_now();
+	now = isotime_now();
 	kore_buf_appendf(b, "# HELP kiln_upstream_circuit_open 1 while the "
 	    "circuit of an upstream host is open.\n"
 	    "# TYPE kiln_upstream_circuit_open gauge\n");
@@ -467,7 +471,7 @@ metrics_json(struct http_request *req)
 	char			ts[ISOTIME_LEN];
 
 	g = api_json_begin();
-	isotime_format(kiln_now(), ts, sizeof(ts));
+	isotime_format(isotime_now(), ts, sizeof(ts));
 	api_kv_str(g, "timestamp", ts);
 
 	total = ok = errors = limited = sum = 0;
@@ -488,7 +492,7 @@ metrics_json(struct http_request *req)
 
 	yajl_gen_string(g, (const unsigned char *)"global", 6);
 	yajl_gen_map_open(g);
-	api_kv_int(g, "uptime_seconds", (kiln_now() - sh->started_ms) / 1000);
+	api_kv_int(g, "uptime_seconds", (isotime_now() - sh->started_ms) / 1000);
 	api_kv_int(g, "total_requests", total);
 	api_kv_int(g, "success_count", ok);
 	api_kv_int(g, "error_count", errors);
@@ -512,8 +516,8 @@ metrics_json(struct http_request *req)
 		}
 		if (total == 0)
 			continue;
-		yajl_gen_string(g, (const unsigned char *)api_route_name(r),
-		    strlen(api_route_name(r)));
+		yajl_gen_string(g, (const unsigned char *)ops_route_name(r),
+		    strlen(ops_route_name(r)));
 		yajl_gen_map_open(g);
 		api_kv_int(g, "total_requests", total);
 		api_kv_decimal(g, "success_rate", 100.0 * ok / total);
@@ -524,4 +528,16 @@ metrics_json(struct http_request *req)
 	yajl_gen_map_close(g);
 
 	api_json_send(req, 200, g);
+}
+
+void
+ops_route_names(const char *(*label)(int))
+{
+	route_label = label;
+}
+
+static const char *
+ops_route_name(int r)
+{
+	return (route_label != NULL ? route_label(r) : "unmatched");
 }

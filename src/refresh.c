@@ -58,6 +58,7 @@ static const char	*refresh_verdict(const struct attempt *);
 void
 refresh_init(void)
 {
+	cache_watch_remove(refresh_forget);
 	(void)kore_timer_add(refresh_tick, REFRESH_TICK_MS, NULL, 0);
 }
 
@@ -82,7 +83,7 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 		e->refused_until = 0;
 		return (KORE_RESULT_ERROR);
 	}
-	if (e->inflight || kiln_draining())
+	if (e->inflight || drain_active())
 		return (KORE_RESULT_OK);
 	e->inflight = 1;
 	e->refused = NULL;
@@ -92,7 +93,7 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 	(void)kore_strlcpy(at->name, e->name, sizeof(at->name));
 	at->trigger = trigger;
 	at->arg = arg;
-	at->started_ms = kiln_now();
+	at->started_ms = isotime_now();
 	if (request_id != NULL)
 		(void)kore_strlcpy(at->request_id, request_id,
 		    sizeof(at->request_id));
@@ -127,10 +128,10 @@ refresh_scan(void)
 
 	refresh_behind = 0;
 	if (!cache_loaded() || !kiln_config.prewarming_enabled ||
-	    cache_paused() || kiln_draining())
+	    cache_paused() || drain_active())
 		return;
 
-	now = kiln_now();
+	now = isotime_now();
 	e = refresh_cursor != NULL ? refresh_cursor : cache_first();
 	for (left = cache_count(); left > 0 && e != NULL; left--) {
 		if (refresh_running >= REFRESH_MAX_RUNNING) {
@@ -317,7 +318,7 @@ refresh_failed(struct attempt *at)
 {
 	int64_t		now, delay;
 
-	now = kiln_now();
+	now = isotime_now();
 	if (at->duration_ms == 0)
 		at->duration_ms = now - at->started_ms;
 	delay = policy_backoff(at->failures + 1, now, at->expires_ms,
@@ -428,7 +429,7 @@ refresh_refused(struct attempt *at, struct cache_entry *e)
 	const char	*why;
 	int64_t		now;
 
-	now = kiln_now();
+	now = isotime_now();
 	e->retry_ms = now + REFRESH_LOST_RETRY_MS;
 	if (!strcmp(at->why, "circuit") && at->why_until > e->retry_ms)
 		e->retry_ms = at->why_until;

@@ -103,15 +103,15 @@ reseal_health(void *g)
 
 	yajl_gen_string(g, (const unsigned char *)"secrets", 7);
 	yajl_gen_map_open(g);
-	api_kv_str(g, "status", status);
-	api_kv_str(g, "pass", state);
-	api_kv_str(g, "key_id", seal_key_id());
+	json_kv_str(g, "status", status);
+	json_kv_str(g, "pass", state);
+	json_kv_str(g, "key_id", seal_key_id());
 	if (sh->reseal_retired < 0) {
-		api_kv_null(g, "rows_under_retired_keys");
-		api_kv_null(g, "rows_not_origin_bound");
+		json_kv_null(g, "rows_under_retired_keys");
+		json_kv_null(g, "rows_not_origin_bound");
 	} else {
-		api_kv_int(g, "rows_under_retired_keys", sh->reseal_retired);
-		api_kv_int(g, "rows_not_origin_bound", sh->reseal_unbound);
+		json_kv_int(g, "rows_under_retired_keys", sh->reseal_retired);
+		json_kv_int(g, "rows_not_origin_bound", sh->reseal_unbound);
 	}
 	yajl_gen_map_close(g);
 }

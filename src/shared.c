@@ -54,7 +54,7 @@ shared_init(void)
 	if (shm == MAP_FAILED)
 		fatal("mmap shared region: %s", errno_s);
 	memset(shm, 0, sizeof(*shm));
-	shm->started_ms = kiln_now();
+	shm->started_ms = isotime_now();
 	shm->reseal_retired = -1;
 	shm->reseal_unbound = -1;
 }
@@ -106,7 +106,7 @@ shared_upstream(const char *url, int ok, u_int64_t us)
 	__atomic_add_fetch(&shm->upstream_sum_us, us, __ATOMIC_RELAXED);
 
 	shared_host(url, host, sizeof(host));
-	now = kiln_now();
+	now = isotime_now();
 
 	shared_lock();
 	slot = NULL;

@@ -131,7 +131,7 @@ cmd_check(const char *conf)
 	printf("configuration: ok (%s)\n", conf);
 
 	if (kiln_config.sources_file != NULL) {
-		if (!kiln_sources_load(kiln_config.sources_file, 0, err,
+		if (!sources_file_load(kiln_config.sources_file, 0, err,
 		    sizeof(err)))
 			return (cmd_fail("check", err));
 		printf("sources file: ok (%s)\n", kiln_config.sources_file);
@@ -361,7 +361,7 @@ ship_msg_reload(struct kore_msg *msg, const void *data)
 	}
 
 	if (kiln_config.sources_file != NULL &&
-	    !kiln_sources_load(kiln_config.sources_file, 1, err,
+	    !sources_file_load(kiln_config.sources_file, 1, err,
 	    sizeof(err))) {
 		log_kv(LOG_LVL_ERROR, "reload: sources file not applied",
 		    "error", err, NULL);

@@ -517,6 +517,7 @@ store_upsert_sources(struct source *src, size_t n, char *err, size_t errlen)
 }
 
 static int			sync_timed_out;
+static void			(*db_watch)(int);
 static struct store_batch	reloads = { q_load, NULL, NULL, NULL };
 static struct store_batch	announces = { q_announce, NULL, NULL, NULL };
 
@@ -731,8 +732,8 @@ sync_connect(char *err, size_t errlen)
 	int64_t		deadline;
 	int		i;
 
-	deadline = kiln_now() + sync_tries * 500;
-	for (i = 0; i < sync_tries && (i == 0 || kiln_now() < deadline);
+	deadline = isotime_now() + sync_tries * 500;
+	for (i = 0; i < sync_tries && (i == 0 || isotime_now() < deadline);
 	    i++) {
 		db = PQconnectdb(kiln_config.database_url);
 		if (db != NULL && PQstatus(db) == CONNECTION_OK)
@@ -786,7 +787,7 @@ sync_query(PGconn *db, const char *query, int n, const char **values)
 	if (!sent)
 		return (NULL);
 
-	deadline = kiln_now() + kiln_config.db_answer_ms;
+	deadline = isotime_now() + kiln_config.db_answer_ms;
 	last = NULL;
 	for (;;) {
 		while (!PQisBusy(db)) {
@@ -796,7 +797,7 @@ sync_query(PGconn *db, const char *query, int n, const char **values)
 			last = res;
 		}
 
-		left = deadline - kiln_now();
+		left = deadline - isotime_now();
 		if (kiln_config.db_answer_ms == 0) {
 			left = -1;
 		} else if (left <= 0) {
@@ -1054,7 +1055,9 @@ source_params(const struct source *src, int with_refresh,
 	 */
 	if (with_refresh && src->refresh_token != NULL) {
 		p->seed = kore_malloc(SEAL_MAC_LEN + 1);
-		auth_key_hash(src->refresh_token, p->seed);
+		if (!seal_sha256_hex(src->refresh_token,
+		    strlen(src->refresh_token), p->seed))
+			fatal("EVP_Digest");
 	}
 	(void)snprintf(p->rb, sizeof(p->rb), "%lld",
 	    (long long)src->refresh_buffer);
@@ -1303,7 +1306,8 @@ store_job_finish(struct store_job *job, int ok)
 		return;
 	job->done = 1;
 
-	dash_db_state(ok);
+	if (db_watch != NULL)
+		db_watch(ok);
 	if (!ok) {
 		shared_pg_error();
 		log_kv(LOG_LVL_ERROR, "database query failed", "error",
@@ -2178,4 +2182,11 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->keys);
 	kore_free(rows->sessions);
 	kore_free(rows->sealed);
+}
+
+/* Told of the outcome (1: answered, 0: failed) of every async query. */
+void
+store_db_watch(void (*cb)(int))
+{
+	db_watch = cb;
 }

@@ -73,7 +73,7 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 	CURL		*h;
 
 	at->done = done;
-	at->sent_ms = kiln_now();
+	at->sent_ms = isotime_now();
 
 	if (!kore_curl_init(&at->curl, at->src.token_url, KORE_CURL_ASYNC)) {
 		(void)snprintf(at->error, sizeof(at->error),
@@ -138,7 +138,7 @@ upstream_cb(struct kore_curl *c, void *arg)
 {
 	struct attempt	*at = arg;
 
-	at->duration_ms = kiln_now() - at->started_ms;
+	at->duration_ms = isotime_now() - at->started_ms;
 
 	if (!kore_curl_success(c) && at->addr_refused[0] != '\0') {
 		(void)snprintf(at->error, sizeof(at->error), "upstream: "
@@ -157,7 +157,7 @@ upstream_cb(struct kore_curl *c, void *arg)
 	}
 
 	shared_upstream(at->src.token_url, at->ok,
-	    (kiln_now() - at->sent_ms) * 1000);
+	    (isotime_now() - at->sent_ms) * 1000);
 	upstream_wipe(c->response);
 	upstream_wipe(c->http.tosend);
 	kore_curl_cleanup(c);

@@ -28,6 +28,16 @@ else
 	failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
 fi
 
+# The layers of src/kiln.h, from the objects just built: one check.
+if python3 tests/layers.py >"$out/layers.log" 2>&1; then
+	tail -n 1 "$out/layers.log"
+	passed=$((passed + 1))
+else
+	grep -v '^layers: note' "$out/layers.log" >&2
+	echo "layers: FAILED (python3 tests/layers.py)" >&2
+	failed=$((failed + 1))
+fi
+
 # libFuzzer smoke of the parsers: one check per harness.
 make --no-print-directory -C tests/fuzz smoke 2>&1 | tee "$out/fuzz.log"
 line=$(grep -E '^fuzz: [0-9]+ harnesses' "$out/fuzz.log" | tail -n 1)
