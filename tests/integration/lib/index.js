@@ -24,7 +24,8 @@ const procs = require('./procs');
 const util = require('./util');
 const { startPg } = require('./pg');
 const { startOAuth, startFault } = require('./upstream');
-const { startKiln, KILN_BIN } = require('./kiln');
+const http = require('./http');
+const kiln = require('./kiln');
 
 let afterRegistered = false;
 
@@ -150,8 +151,15 @@ module.exports = Object.assign({
 	startPg,
 	startOAuth,
 	startFault,
-	startKiln,
-	KILN_BIN,
+	request: http.request,
+	workerOf: http.workerOf,
+	Pinned: http.Pinned,
+	startKiln: kiln.startKiln,
+	cleanEnv: kiln.cleanEnv,
+	childPids: kiln.childPids,
+	rssKb: kiln.rssKb,
+	KILN_BIN: kiln.KILN_BIN,
+	MIGRATIONS: kiln.MIGRATIONS,
 	filePg,
 	freshDb,
 	waitToken,

@@ -19,8 +19,8 @@ const { execFileSync } = require('node:child_process');
 const http = require('node:http');
 const { test, after } = require('node:test');
 
-const h = require('./lib');
-const a = require('./lib/admin');
+const h = require('../lib');
+const a = require('../lib/admin');
 
 const pg = h.filePg();
 

@@ -13,17 +13,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { test } = require('node:test');
 
-const h = require('./lib');
-
-function cleanEnv()
-{
-	const env = {};
-	for (const [k, v] of Object.entries(process.env)) {
-		if (!/^(KILN_|PREWARMING_|LOG_)/.test(k))
-			env[k] = v;
-	}
-	return env;
-}
+const h = require('../lib');
 
 /* PIDs of processes whose command line mentions dir. */
 function processesUsing(dir)
@@ -53,7 +43,7 @@ test('make_run_serves_the_demo_token_and_stops_clean', { timeout: 120000 },
 	let out = '';
 	const child = h.procs.spawnTracked('bash', ['conf/embedded.sh'], {
 		cwd: h.procs.REPO,
-		env: Object.assign(cleanEnv(), {
+		env: Object.assign(h.cleanEnv(), {
 			KILN_STATE_DIR: state,
 			KILN_BIND: `127.0.0.1:${port}`,
 		}),

@@ -21,10 +21,10 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { describe, it } = require('node:test');
 
-const h = require('./lib');
-const p = require('./lib/prod');
-const a = require('./lib/admin');
-const { startPgProxy } = require('./lib/pgproxy');
+const h = require('../lib');
+const p = require('../lib/prod');
+const a = require('../lib/admin');
+const { startPgProxy } = require('../lib/pgproxy');
 
 const BLACKHOLE_MS = 30000;
 const RESET_MS = 10000;
@@ -119,7 +119,7 @@ describe('PostgreSQL black hole', () => {
 		fs.writeFileSync(sourcesFile, JSON.stringify({ sources: [
 		    cc('bh-a', idp.tokenUrl, sa), cc('bh-slow', fOk.tokenUrl),
 		    cc('bh-fail', fFail.tokenUrl)] }));
-		const k = await p.startInstance({ name: 'trust_pg_blackhole',
+		const k = await h.startKiln({ name: 'trust_pg_blackhole',
 		    databaseUrl: px.url, workers: 2, sourcesFile,
 		    quiet: true, env: { KILN_ADMIN_KEY: a.ADMIN_KEY,
 		    KILN_RECONCILE_MS: '1000' } });

@@ -12,7 +12,7 @@
 const assert = require('node:assert/strict');
 const { describe, it } = require('node:test');
 
-const h = require('./lib');
+const h = require('../lib');
 
 const pg = h.filePg();
 

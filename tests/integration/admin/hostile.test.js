@@ -21,8 +21,8 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 
-const h = require('./lib');
-const a = require('./lib/admin');
+const h = require('../lib');
+const a = require('../lib/admin');
 
 const pg = h.filePg();
 

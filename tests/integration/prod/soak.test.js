@@ -14,7 +14,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { test } = require('node:test');
 
-const h = require('./lib');
+const h = require('../lib');
 
 const SOAK = path.join(h.procs.REPO, 'tests', 'soak', 'soak.js');
 

@@ -25,9 +25,9 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const h = require('./lib');
-const p = require('./lib/prod');
-const a = require('./lib/admin');
+const h = require('../lib');
+const p = require('../lib/prod');
+const a = require('../lib/admin');
 
 const pg = h.filePg();
 
@@ -53,7 +53,7 @@ describe('faults', { concurrency: true }, () => {
 		    KILN_CIRCUIT_FAILURES: '1000' };
 		const ks = [];
 		for (let i = 0; i < 2; i++)
-			ks.push(await p.startInstance({ name: `prod_updown_${i}`,
+			ks.push(await h.startKiln({ name: `prod_updown_${i}`,
 			    databaseUrl: db.url, masterKey, sourcesFile,
 			    workers: 2, env }));
 		const first = [];
@@ -194,7 +194,7 @@ describe('faults', { concurrency: true }, () => {
 		const idp = await h.startOAuth(['--lifetime', '600', '--client',
 		    `kill:${secret}:client_credentials`]);
 		const db = await h.freshDb(pg, 'prod_sigkill');
-		const k = await p.startInstance({ name: 'prod_sigkill',
+		const k = await h.startKiln({ name: 'prod_sigkill',
 		    databaseUrl: db.url, workers: 2, sources: [{
 			name: 'kill', kind: 'client_credentials',
 			token_url: idp.tokenUrl, client_id: 'kill',
@@ -203,7 +203,7 @@ describe('faults', { concurrency: true }, () => {
 		const t = (await h.waitToken(k, 'kill')).json;
 		const prefixes = new Set();
 		for (let i = 0; i < 5; i++)
-			prefixes.add(p.workerOf(await k.currentToken('kill')));
+			prefixes.add(h.workerOf(await k.currentToken('kill')));
 		const ups0 = (await idp.stats()).token_requests;
 
 		for (let round = 0; round < 3; round++) {
@@ -231,7 +231,7 @@ describe('faults', { concurrency: true }, () => {
 			    what: 'replacement workers' });
 			assert.equal(now.length, 2);
 			if (round === 0) {
-				assert.ok(!prefixes.has(p.workerOf(r)),
+				assert.ok(!prefixes.has(h.workerOf(r)),
 				    'answered by a new worker');
 				console.log(`# all workers SIGKILLed: first answer ` +
 				    `(200, same token) ${took} ms later`);

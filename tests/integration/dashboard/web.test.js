@@ -30,10 +30,10 @@ const net = require('node:net');
 const path = require('node:path');
 const { test } = require('node:test');
 
-const h = require('./lib');
-const a = require('./lib/admin');
-const p = require('./lib/prod');
-const d = require('../browser/lib/dash');
+const h = require('../lib');
+const a = require('../lib/admin');
+const p = require('../lib/prod');
+const d = require('../../browser/lib/dash');
 
 const pg = h.filePg();
 
@@ -259,20 +259,20 @@ test('websocket_that_never_reads_is_closed', { timeout: 120000 },
 	assert.match(st.head, /^HTTP\/1\.1 101/);
 	st.sock.pause();		/* never read again */
 	const pid = k.pid;
-	const wpid = p.childPids(pid)[0];
-	const rss0 = p.rssKb(wpid);
+	const wpid = h.childPids(pid)[0];
+	const rss0 = h.rssKb(wpid);
 	let rssMax = rss0;
 	const t0 = Date.now();
 	let closedAt = null;
 	while (Date.now() - t0 < 60000) {
-		rssMax = Math.max(rssMax, p.rssKb(wpid) || 0);
+		rssMax = Math.max(rssMax, h.rssKb(wpid) || 0);
 		if (await openSockets(k) === 0) {
 			closedAt = Date.now();
 			break;
 		}
 		await h.sleep(250);
 	}
-	const rssEnd = p.rssKb(wpid);
+	const rssEnd = h.rssKb(wpid);
 	const figures = () => console.log(`# a socket that does not read: ` +
 	    `closed after ${closedAt && closedAt - t0} ms, ${st.bytes} bytes ` +
 	    `reached the client; worker RSS ${rss0} kB -> max ${rssMax} kB, ` +
@@ -373,7 +373,7 @@ test('public_allow_matches_ipv4_on_dual_stack_listener', async () => {
 	    `dual:${secret}:client_credentials`]);
 	const db = await h.freshDb(pg, 'tw_dual');
 	const port = await h.freePort();
-	const k = await p.startInstance({ name: 'tw_dual', databaseUrl: db.url,
+	const k = await h.startKiln({ name: 'tw_dual', databaseUrl: db.url,
 	    port, env: { KILN_BIND: `:::${port}`,
 	    KILN_PUBLIC_ALLOW: '127.0.0.1/32' },
 	    sources: [{ name: 'dual', kind: 'client_credentials',

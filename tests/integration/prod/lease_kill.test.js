@@ -18,8 +18,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { test } = require('node:test');
 
-const h = require('./lib');
-const p = require('./lib/prod');
+const h = require('../lib');
+const p = require('../lib/prod');
 
 const pg = h.filePg();
 
@@ -45,7 +45,7 @@ test('kill9_lease_holder_mid_slow_refresh', { timeout: 120000 }, async () => {
 	    KILN_UPSTREAM_TIMEOUT: '4', KILN_UPSTREAM_CONNECT_TIMEOUT: '2' };
 	const ks = [];
 	for (let i = 0; i < 3; i++)
-		ks.push(await p.startInstance({ name: `prod_lease_${i}`,
+		ks.push(await h.startKiln({ name: `prod_lease_${i}`,
 		    databaseUrl: db.url, masterKey, sourcesFile, workers: 2,
 		    env }));
 	const first = [];

@@ -14,8 +14,8 @@ const fs = require('node:fs');
 const http = require('node:http');
 const { test } = require('node:test');
 
-const h = require('./lib');
-const a = require('./lib/admin');
+const h = require('../lib');
+const a = require('../lib/admin');
 
 const pg = h.filePg();
 
@@ -45,7 +45,7 @@ async function startCapture()
 	});
 	await new Promise((r) => srv.listen(0, '127.0.0.1', r));
 	const port = srv.address().port;
-	const { onCleanup } = require('./lib/procs');
+	const { onCleanup } = require('../lib/procs');
 	onCleanup(() => new Promise((r) => srv.close(() => r())));
 	return { seen, port, url: `http://127.0.0.1:${port}/oauth/token` };
 }

@@ -31,9 +31,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { describe, it } = require('node:test');
 
-const h = require('./lib');
-const p = require('./lib/prod');
-const a = require('./lib/admin');
+const h = require('../lib');
+const p = require('../lib/prod');
+const a = require('../lib/admin');
 
 const OUTAGE_MS = 30000;
 
@@ -127,7 +127,7 @@ describe('PostgreSQL outage', { concurrency: true }, () => {
 		const masterKey = crypto.randomBytes(32).toString('base64');
 		const ks = [];
 		for (let i = 0; i < 2; i++)
-			ks.push(await p.startInstance({ name: `prod_pg_${i}`,
+			ks.push(await h.startKiln({ name: `prod_pg_${i}`,
 			    databaseUrl: db.url, masterKey, sourcesFile,
 			    workers: 2, env: { KILN_ADMIN_KEY: a.ADMIN_KEY } }));
 		const names = ['alpha', 'beta'];
@@ -252,7 +252,7 @@ describe('PostgreSQL outage', { concurrency: true }, () => {
 		const db = await h.freshDb(pg, 'prod_pg_inflight');
 		const cluster = await pg();
 		const names = ['slow-ok', 'slow-fail'];
-		const k = await p.startInstance({ name: 'prod_pg_inflight',
+		const k = await h.startKiln({ name: 'prod_pg_inflight',
 		    databaseUrl: db.url, workers: 2,
 		    sourcesFile: writeSources(dir, [cc('slow-ok', fOk.tokenUrl),
 		    cc('slow-fail', fFail.tokenUrl)]),
@@ -333,7 +333,7 @@ describe('PostgreSQL outage', { concurrency: true }, () => {
 		    '--client', `mid:${secret}:client_credentials`]);
 		const db = await h.freshDb(pg, 'prod_pg_midquery');
 		const cluster = await pg();
-		const k = await p.startInstance({ name: 'prod_pg_midquery',
+		const k = await h.startKiln({ name: 'prod_pg_midquery',
 		    databaseUrl: db.url, workers: 2,
 		    sourcesFile: writeSources(dir, [cc('mid', idp.tokenUrl,
 		    secret)]), env: { KILN_ADMIN_KEY: a.ADMIN_KEY,

@@ -26,8 +26,8 @@ const net = require('node:net');
 const path = require('node:path');
 const { describe, it } = require('node:test');
 
-const h = require('./lib');
-const p = require('./lib/prod');
+const h = require('../lib');
+const p = require('../lib/prod');
 
 const pg = h.filePg();
 
@@ -72,7 +72,7 @@ async function oneInstance(label, env, mode = {})
 {
 	const f = await h.startFault(['--lifetime', '600']);
 	const db = await h.freshDb(pg, label);
-	const k = await p.startInstance({ name: label, databaseUrl: db.url,
+	const k = await h.startKiln({ name: label, databaseUrl: db.url,
 	    workers: 2, env, sources: [{ name: 'd', kind:
 	    'client_credentials', token_url: f.tokenUrl, client_id: 'd',
 	    client_secret: h.secret('d') }] });
@@ -101,7 +101,7 @@ describe('graceful drain', { concurrency: true }, () => {
 		const { f, db, k } = await oneInstance('prod_drain_term',
 		    { KILN_DRAIN_TIMEOUT: '10', KILN_WAIT_MS: '8000' },
 		    { mode: 'slow', hang_ms: 3000 });
-		const keep = await new p.Pinned(k.port).connect();
+		const keep = await new h.Pinned(k.port).connect();
 		assert.equal((await keep.get('/health/detailed')).status, 200);
 		const { req } = await inFlight(k, f);
 		const lease = await p.tokenRow(db, 'd');
@@ -209,7 +209,7 @@ describe('graceful drain', { concurrency: true }, () => {
 		const masterKey = crypto.randomBytes(32).toString('base64');
 		const ks = [];
 		for (let i = 0; i < 2; i++)
-			ks.push(await p.startInstance({ name: `prod_roll_${i}`,
+			ks.push(await h.startKiln({ name: `prod_roll_${i}`,
 			    databaseUrl: db.url, masterKey, sourcesFile,
 			    workers: 2, env: { KILN_DRAIN_TIMEOUT: '10' } }));
 		for (const k of ks)

@@ -23,8 +23,8 @@ const path = require('node:path');
 const { after, before, test } = require('node:test');
 const { promisify } = require('node:util');
 
-const h = require('./lib');
-const a = require('./lib/admin');
+const h = require('../lib');
+const a = require('../lib/admin');
 
 const pg = h.filePg();
 const run = promisify(execFile);

@@ -8,7 +8,7 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 
-const h = require('./lib');
+const h = require('../lib');
 
 const pg = h.filePg();
 

@@ -20,9 +20,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { before, describe, it } = require('node:test');
 
-const h = require('./lib');
-const p = require('./lib/prod');
-const a = require('./lib/admin');
+const h = require('../lib');
+const p = require('../lib/prod');
+const a = require('../lib/admin');
 
 const pg = h.filePg();
 const S = {};
@@ -58,14 +58,14 @@ before(async () => {
 			tls: { certDir: v.certDir, version: v.version },
 			hsts: v.hsts,
 		});
-		S.k[name] = await p.startInstance({ name: `prod_tls_${name}`,
+		S.k[name] = await h.startKiln({ name: `prod_tls_${name}`,
 		    conf, databaseUrl: S.db.url, masterKey, workers: 1,
 		    sources: S.sources, env,
 		    ca: path.join(v.certDir, 'ca.pem') });
 	}
 	const plainConf = p.koreConf(path.join(dir, 'conf-plain'),
 	    { hsts: 31536000 });
-	S.k.plain = await p.startInstance({ name: 'prod_tls_plain',
+	S.k.plain = await h.startKiln({ name: 'prod_tls_plain',
 	    conf: plainConf, databaseUrl: S.db.url, masterKey, workers: 1,
 	    sources: S.sources, env });
 });

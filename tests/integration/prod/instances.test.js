@@ -26,9 +26,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { before, describe, it } = require('node:test');
 
-const h = require('./lib');
-const p = require('./lib/prod');
-const a = require('./lib/admin');
+const h = require('../lib');
+const p = require('../lib/prod');
+const a = require('../lib/admin');
 
 const pg = h.filePg();
 
@@ -70,7 +70,7 @@ before(async () => {
 	const masterKey = crypto.randomBytes(32).toString('base64');
 	S.k = [];
 	for (let i = 0; i < INSTANCES; i++) {
-		S.k.push(await p.startInstance({ name: `prod_inst_${i}`, conf,
+		S.k.push(await h.startKiln({ name: `prod_inst_${i}`, conf,
 		    databaseUrl: S.db.url, masterKey, sourcesFile,
 		    workers: WORKERS, env: { KILN_ADMIN_KEY: a.ADMIN_KEY } }));
 	}

@@ -12,8 +12,8 @@
 const assert = require('node:assert/strict');
 const { test } = require('node:test');
 
-const h = require('./lib');
-const a = require('./lib/admin');
+const h = require('../lib');
+const a = require('../lib/admin');
 
 const pg = h.filePg();
 /* A cluster of its own for the test that stops PostgreSQL. */
@@ -208,11 +208,11 @@ test('metrics_summed_over_workers', { timeout: 60000 }, async () => {
 	await h.waitToken(k, 'alpha');
 
 	const s1 = await a.scrape(k);
-	const first = new Set([a.workerOf(s1.response)]);
+	const first = new Set([h.workerOf(s1.response)]);
 	for (let i = 0; i < 7; i++) {
 		const r = await k.currentToken('alpha');
 		assert.equal(r.status, 200);
-		first.add(a.workerOf(r));
+		first.add(h.workerOf(r));
 	}
 	assert.equal(first.size, 1, 'one worker answered so far');
 	const tok1 = s1.value('kiln_http_requests_total',
@@ -220,7 +220,7 @@ test('metrics_summed_over_workers', { timeout: 60000 }, async () => {
 	const other = await a.moveListener(k, first);
 	assert.ok(other, 'another worker took over');
 	const s2 = await a.scrape(k);
-	assert.equal(a.workerOf(s2.response), other,
+	assert.equal(h.workerOf(s2.response), other,
 	    'the second scrape is answered by the other worker');
 	assert.equal(s2.value('kiln_http_requests_total',
 	    { route: 'GET /api/tokens/*/current-token', status: '200' }) -

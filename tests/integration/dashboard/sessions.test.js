@@ -13,9 +13,9 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const { test } = require('node:test');
 
-const h = require('./lib');
-const a = require('./lib/admin');
-const d = require('../browser/lib/dash');
+const h = require('../lib');
+const a = require('../lib/admin');
+const d = require('../../browser/lib/dash');
 
 const pg = h.filePg();
 
