@@ -210,7 +210,7 @@ test('patch_upstream_change_refreshes_at_once_bad_value_changes_nothing',
 	assert.equal(await generation(env, 'alpha'), 1);
 
 	/* token_url: a new generation from the new upstream, at once
-	 * (another origin: the secret comes along, trust_secrets.test.js). */
+	 * (another origin: the secret comes along, admin/secrets.test.js). */
 	const t0 = Date.now();
 	let r = await api(env, 'PATCH', '/api/tokens/alpha',
 	    { token_url: idp2.tokenUrl, client_secret: secret });

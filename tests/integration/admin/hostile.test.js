@@ -13,7 +13,7 @@
  * may not 403. Requests Kore refuses before kiln sees them (unknown
  * methods, no Host, chunked bodies, over-long URIs, a header block over
  * http_header_max) get Kore's 4xx, in kiln's JSON shape since issue 10
- * (checked in trust_hostile.test.js): never a 2xx.
+ * (checked in public/hostile.test.js): never a 2xx.
  *
  * Every request goes over its own raw TCP connection, byte for byte.
  */

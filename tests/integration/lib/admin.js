@@ -1,12 +1,12 @@
 'use strict';
 
 /*
- * Helpers for the admin API tests (admin_*.test.js): a kiln with JWT and
+ * Helpers for the admin API tests (admin/*.test.js): a kiln with JWT and
  * bootstrap API-key auth, JWTs minted with npm jose, an authenticated
  * request helper, a raw-socket HTTP client for hostile requests, and a
  * Prometheus text parser wrapper.
  *
- *   const a = require('./lib/admin');
+ *   const a = require('../lib/admin');
  *   const env = await a.adminKiln(pg, 'label', { sources: [...] });
  *   env.k, env.db, env.idp, env.adminKey
  *   const tok = await a.jwt('viewer');

@@ -1,9 +1,10 @@
 'use strict';
 
 /*
- * The harness in one require:
+ * The harness in one require, for the test files in the folders by
+ * surface (public/, admin/, dashboard/, prod/) and tests/browser:
  *
- *   const h = require('./lib');
+ *   const h = require('../lib');
  *   const pg = h.filePg();           // one cluster per test file
  *   test('x', async () => {
  *       const db = await (await pg()).createDatabase('x');
@@ -13,6 +14,9 @@
  *       ...
  *   });
  *
+ * One launcher, h.startKiln (lib/kiln.js), for one instance or several
+ * sharing a database; one HTTP client, h.request (lib/http.js), plus
+ * h.Pinned (a keep-alive connection, so one worker) and h.workerOf.
  * Everything started is stopped in the file's after() hook (registered
  * here on first use) and, failing that, at process exit.
  */

@@ -46,7 +46,7 @@ describe('faults', { concurrency: true }, () => {
 		}] }));
 		const masterKey = crypto.randomBytes(32).toString('base64');
 		/* This case is one token's own retry policy: the host's
-		 * circuit (trust_budget.test.js) would hold the retries for
+		 * circuit (public/ondemand_budget.test.js) would hold the retries for
 		 * KILN_CIRCUIT_OPEN after 5 failures; keep it closed. */
 		const env = { KILN_UPSTREAM_TIMEOUT: '3',
 		    KILN_UPSTREAM_CONNECT_TIMEOUT: '2',
