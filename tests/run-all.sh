@@ -59,12 +59,21 @@ if [ "${SAN:-0}" = 1 ]; then
 	touch "$out/start"
 fi
 
-# node:test suites: integration and browser, three files at a time, then
-# the few that measure latency, alone (spec reporter: "ℹ pass N" ...).
-serial="tests/integration/trust_pg_blackhole.test.js
-tests/integration/prod_instances.test.js"
-files=$(find tests/integration tests/browser -maxdepth 1 \
-    -name '*.test.js' | sort | grep -vxF "$serial")
+# node:test suites: integration (in folders by surface) and browser,
+# three files at a time, then the few that measure latency, alone
+# (spec reporter: "ℹ pass N" ...). Helpers (lib/), logs (tmp/) and
+# screenshots (artifacts/) hold no tests.
+serial="tests/integration/prod/pg_blackhole.test.js
+tests/integration/prod/instances.test.js"
+for f in $serial; do
+	if [ ! -f "$f" ]; then
+		echo "run-all: $f not found" >&2
+		failed=$((failed + 1))
+	fi
+done
+files=$(find tests/integration tests/browser \( -name lib -o -name tmp -o \
+    -name artifacts \) -prune -o -type f -name '*.test.js' -print | sort |
+    grep -vxF "$serial")
 # shellcheck disable=SC2086
 bash tests/run-integration.sh $files 2>&1 | tee "$out/it.log"
 # shellcheck disable=SC2086

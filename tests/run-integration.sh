@@ -5,7 +5,9 @@
 # written down under $KILN_IT_RUN_DIR/pids, and every PostgreSQL cluster
 # lives under $KILN_IT_RUN_DIR.
 #
-#   tests/run-integration.sh [test files...]   (default: tests/integration/)
+#   tests/run-integration.sh [test files...]
+#       (default: every *.test.js below tests/integration, in folders
+#       by surface; lib/ and tmp/ hold none)
 #
 # KILN_IT_CONCURRENCY sets how many test files run at once (default 3).
 
@@ -69,7 +71,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if [ "$#" -eq 0 ]; then
-	set -- tests/integration/
+	# shellcheck disable=SC2046
+	set -- $(find tests/integration \( -name lib -o -name tmp \) -prune \
+	    -o -type f -name '*.test.js' -print | sort)
 fi
 
 node --test --test-reporter=spec \

@@ -37,6 +37,7 @@ const procs = require(path.join(LIB, 'procs'));
 const util = require(path.join(LIB, 'util'));
 const { startPg } = require(path.join(LIB, 'pg'));
 const { startFault } = require(path.join(LIB, 'upstream'));
+const { startKiln } = require(path.join(LIB, 'kiln'));
 const prod = require(path.join(LIB, 'prod'));
 
 function args()
@@ -117,7 +118,7 @@ async function main()
 	    KILN_UPSTREAM_CONNECT_TIMEOUT: '2', KILN_LEASE_SECONDS: '10' };
 	const ks = [];
 	for (let i = 0; i < o.instances; i++)
-		ks.push(await prod.startInstance({ name: `soak_${i}`,
+		ks.push(await startKiln({ name: `soak_${i}`,
 		    databaseUrl: db.url, masterKey, sourcesFile,
 		    workers: o.workers, env, quiet: true }));
 	for (const k of ks)

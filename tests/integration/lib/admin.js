@@ -1,12 +1,12 @@
 'use strict';
 
 /*
- * Helpers for the admin API tests (admin_*.test.js): a kiln with JWT and
+ * Helpers for the admin API tests (admin/*.test.js): a kiln with JWT and
  * bootstrap API-key auth, JWTs minted with npm jose, an authenticated
  * request helper, a raw-socket HTTP client for hostile requests, and a
  * Prometheus text parser wrapper.
  *
- *   const a = require('./lib/admin');
+ *   const a = require('../lib/admin');
  *   const env = await a.adminKiln(pg, 'label', { sources: [...] });
  *   env.k, env.db, env.idp, env.adminKey
  *   const tok = await a.jwt('viewer');
@@ -22,6 +22,7 @@ const jose = require('jose');
 const parsePrometheus = require('parse-prometheus-text-format');
 
 const h = require('./index');
+const { workerOf } = require('./http');
 
 const JWT_SECRET = `jwt-secret-${crypto.randomBytes(24).toString('hex')}`;
 const ADMIN_KEY = `bootstrap-admin-${crypto.randomBytes(24).toString('hex')}`;
@@ -371,33 +372,6 @@ async function dataDump(db, tables = ['token_sources', 'tokens',
 	});
 }
 
-/* The PIDs of kiln's worker processes (children of the parent). */
-function workerPids(k)
-{
-	const fs = require('node:fs');
-	let kids = [];
-	try {
-		kids = fs.readFileSync(`/proc/${k.pid}/task/${k.pid}/children`,
-		    'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-	} catch (e) {
-		return [];
-	}
-	return kids.filter((pid) => {
-		try {
-			return /\[wrk \d+\]/.test(fs.readFileSync(
-			    `/proc/${pid}/cmdline`, 'utf8'));
-		} catch (e) {
-			return false;
-		}
-	});
-}
-
-/* The worker that answered: X-Request-Id is "<worker prefix>-<n>". */
-function workerOf(r)
-{
-	return String(r.headers['x-request-id'] || '').split('-')[0];
-}
-
 /*
  * Kore gives every connection to the worker holding the accept lock until
  * it is saturated. To reach another worker process, kill (SIGKILL, our
@@ -407,7 +381,7 @@ function workerOf(r)
  */
 async function moveListener(k, seen)
 {
-	for (const pid of workerPids(k)) {
+	for (const pid of k.workerPids()) {
 		process.kill(pid, 'SIGKILL');
 		const r = await h.waitFor(async () => {
 			const x = await k.get('/health', { timeout: 1000 });
@@ -447,7 +421,5 @@ module.exports = {
 	scrape,
 	dataDump,
 	crashLines,
-	workerPids,
-	workerOf,
 	moveListener,
 };

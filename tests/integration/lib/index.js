@@ -1,9 +1,10 @@
 'use strict';
 
 /*
- * The harness in one require:
+ * The harness in one require, for the test files in the folders by
+ * surface (public/, admin/, dashboard/, prod/) and tests/browser:
  *
- *   const h = require('./lib');
+ *   const h = require('../lib');
  *   const pg = h.filePg();           // one cluster per test file
  *   test('x', async () => {
  *       const db = await (await pg()).createDatabase('x');
@@ -13,6 +14,9 @@
  *       ...
  *   });
  *
+ * One launcher, h.startKiln (lib/kiln.js), for one instance or several
+ * sharing a database; one HTTP client, h.request (lib/http.js), plus
+ * h.Pinned (a keep-alive connection, so one worker) and h.workerOf.
  * Everything started is stopped in the file's after() hook (registered
  * here on first use) and, failing that, at process exit.
  */
@@ -24,7 +28,8 @@ const procs = require('./procs');
 const util = require('./util');
 const { startPg } = require('./pg');
 const { startOAuth, startFault } = require('./upstream');
-const { startKiln, KILN_BIN } = require('./kiln');
+const http = require('./http');
+const kiln = require('./kiln');
 
 let afterRegistered = false;
 
@@ -150,8 +155,15 @@ module.exports = Object.assign({
 	startPg,
 	startOAuth,
 	startFault,
-	startKiln,
-	KILN_BIN,
+	request: http.request,
+	workerOf: http.workerOf,
+	Pinned: http.Pinned,
+	startKiln: kiln.startKiln,
+	cleanEnv: kiln.cleanEnv,
+	childPids: kiln.childPids,
+	rssKb: kiln.rssKb,
+	KILN_BIN: kiln.KILN_BIN,
+	MIGRATIONS: kiln.MIGRATIONS,
 	filePg,
 	freshDb,
 	waitToken,

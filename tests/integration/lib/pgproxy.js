@@ -12,7 +12,7 @@
 const path = require('node:path');
 
 const procs = require('./procs');
-const { request } = require('./util');
+const { request } = require('./http');
 
 const SCRIPT = path.join(procs.REPO, 'tests', 'upstream', 'pgproxy.js');
 

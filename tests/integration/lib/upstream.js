@@ -15,7 +15,7 @@
 const path = require('node:path');
 
 const procs = require('./procs');
-const { request } = require('./util');
+const { request } = require('./http');
 
 const DIR = path.join(procs.REPO, 'tests', 'upstream');
 

@@ -1,9 +1,8 @@
 'use strict';
 
-/* Small helpers shared by the harness and the tests. */
+/* Small helpers shared by the harness and the tests (HTTP: http.js). */
 
 const crypto = require('node:crypto');
-const http = require('node:http');
 const net = require('node:net');
 
 const ISO_Z = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
@@ -24,78 +23,6 @@ function freePort()
 			const { port } = s.address();
 			s.close(() => resolve(port));
 		});
-	});
-}
-
-/*
- * One HTTP request. body: object (sent as JSON), string or Buffer.
- * Resolves {status, headers, text, json, ms}; rejects on network errors
- * and on timeout (err.code 'ETIMEDOUT'). A fresh connection per request
- * unless opts.agent is given, so requests spread over kiln's workers.
- */
-function request(url, opts = {})
-{
-	const u = new URL(url);
-	const method = opts.method || 'GET';
-	const headers = Object.assign({}, opts.headers || {});
-	const timeout = opts.timeout === undefined ? 10000 : opts.timeout;
-	let payload = null;
-
-	if (opts.body !== undefined && opts.body !== null) {
-		if (Buffer.isBuffer(opts.body) || typeof opts.body === 'string') {
-			payload = Buffer.from(opts.body);
-		} else {
-			payload = Buffer.from(JSON.stringify(opts.body));
-			if (!Object.keys(headers).some((h) =>
-			    h.toLowerCase() === 'content-type'))
-				headers['Content-Type'] = 'application/json';
-		}
-		headers['Content-Length'] = payload.length;
-	}
-
-	return new Promise((resolve, reject) => {
-		const t0 = Date.now();
-		const req = http.request({
-			host: u.hostname,
-			port: u.port,
-			path: u.pathname + u.search,
-			method,
-			headers,
-			agent: opts.agent === undefined ? false : opts.agent,
-		}, (res) => {
-			const chunks = [];
-			res.on('data', (c) => chunks.push(c));
-			res.on('end', () => {
-				clearTimeout(timer);
-				const text = Buffer.concat(chunks).toString('utf8');
-				let json;
-				try {
-					json = JSON.parse(text);
-				} catch (e) {
-					json = undefined;
-				}
-				resolve({ status: res.statusCode,
-				    headers: res.headers, text, json,
-				    ms: Date.now() - t0, at: Date.now() });
-			});
-			res.on('error', (e) => {
-				clearTimeout(timer);
-				reject(e);
-			});
-		});
-		const timer = setTimeout(() => {
-			const e = new Error(`${method} ${url}: no answer ` +
-			    `within ${timeout} ms`);
-			e.code = 'ETIMEDOUT';
-			req.destroy(e);
-		}, timeout);
-		req.on('error', (e) => {
-			clearTimeout(timer);
-			reject(e);
-		});
-		if (payload !== null)
-			req.write(payload);
-		req.end();
 	});
 }
 
@@ -149,7 +76,6 @@ module.exports = {
 	ISO_Z,
 	sleep,
 	freePort,
-	request,
 	waitFor,
 	fingerprint,
 	secret,
