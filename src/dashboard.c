@@ -11,7 +11,8 @@
  * counters and pushes them to the sockets it holds: at once when a token
  * changes (every worker of every instance learns that through NOTIFY)
  * and once a second for the countdowns. Only fingerprints are shown,
- * never a token or a secret; every string goes through html_escape.
+ * never a token or a secret; the HTML is made in dash_render.c (pure),
+ * where every string goes through dr_escape.
  */
 
 #define _GNU_SOURCE
@@ -90,15 +91,13 @@ static size_t	dash_queued(struct connection *);
 static void	dash_render(const char *, struct kore_buf *);
 static void	render_tokens(struct kore_buf *, int, const char *);
 static void	render_history(struct kore_buf *, const struct store_rows *);
-static const char	*dash_num(int64_t, char *, size_t);
 static void	render_traffic(struct kore_buf *);
 static void	render_upstream(struct kore_buf *);
 static void	render_alerts(struct kore_buf *);
 static void	render_clients(struct kore_buf *);
+static size_t	dash_hosts(struct dr_host *, int64_t);
 static void	render_page(struct kore_buf *, const struct principal *);
 static void	render_login(struct kore_buf *, const char *, const char *);
-static void	html_escape(struct kore_buf *, const char *);
-static void	html_duration(struct kore_buf *, int64_t);
 static void	page_template(struct kore_buf *, const u_int8_t *, size_t,
 		    const struct principal *);
 static int	dash_session(struct http_request *, struct api_state *);
@@ -116,7 +115,6 @@ static void	dash_page_history(struct api_pending *,
 		    const struct store_rows *, int);
 static u_int64_t	dash_quantile(double);
 static void	dash_html_headers(struct http_request *);
-static void	dash_reserve(struct kore_buf *, size_t);
 
 void
 dash_init(void)
@@ -705,127 +703,72 @@ dash_quantile(double q)
 	return ((u_int64_t)(shared_bucket_le(SHARED_BUCKETS - 1) * 1e6));
 }
 
+/* The rows of the cache, rendered by dr_tokens. */
 static void
 render_tokens(struct kore_buf *b, int role, const char *csrf)
 {
 	struct cache_entry	*e;
-	const char		*state;
+	struct dr_token		*t;
+	struct dbuf		d;
+	size_t			i, n;
 	int64_t			now;
 
 	now = isotime_now();
-	kore_buf_appendf(b, "<table class=\"tokens\"><thead><tr>"
-	    "<th>Source</th><th>Kind</th><th>State</th><th>Fingerprint</th>"
-	    "<th>Gen.</th><th>Expires in</th><th>Next refresh</th>"
-	    "<th>Last refresh</th><th>Failures</th>%s</tr></thead><tbody>",
-	    role >= ROLE_OPERATOR ? "<th>Actions</th>" : "");
-
-	for (e = cache_first(); e != NULL; e = cache_next(e)) {
-		dash_reserve(b, 4096);
-		state = policy_state(e->paused || cache_paused(), e->leased,
-		    e->failures, e->token != NULL, e->expires_ms, now);
-		kore_buf_appendf(b, "<tr data-token=\"");
-		html_escape(b, e->name);
-		kore_buf_appendf(b, "\"><td class=\"name\">");
-		html_escape(b, e->name);
-		kore_buf_appendf(b, "</td><td>%s</td><td><span class=\"badge "
-		    "%s\">%s</span></td><td><code>", source_kind_name(e->kind),
-		    state, state);
-		html_escape(b, e->token != NULL ? e->fpr : "—");
-		kore_buf_appendf(b, "</code></td><td class=\"gen\">%lld</td>"
-		    "<td class=\"expires\">",
-		    (long long)(e->generation < 0 ? 0 : e->generation));
-		if (e->token != NULL)
-			html_duration(b, e->expires_ms - now);
-		else
-			kore_buf_appendf(b, "—");
-		kore_buf_appendf(b, "</td><td>");
-		html_duration(b, e->next_ms - now);
-		kore_buf_appendf(b, "</td><td>");
-		if (e->last_duration_ms >= 0)
-			kore_buf_appendf(b, "%lld ms",
-			    (long long)e->last_duration_ms);
-		else
-			kore_buf_appendf(b, "—");
-		kore_buf_appendf(b, "</td><td>%u", e->failures);
-		if (e->last_error != NULL && e->failures > 0) {
-			kore_buf_appendf(b, " <small class=\"error\">");
-			html_escape(b, e->last_error);
-			kore_buf_appendf(b, "</small>");
-		}
-		kore_buf_appendf(b, "</td>");
-
-		if (role >= ROLE_OPERATOR && csrf != NULL) {
-			kore_buf_appendf(b, "<td class=\"actions\">"
-			    "<form method=\"post\" action=\"/api/tokens/");
-			html_escape(b, e->name);
-			kore_buf_appendf(b, "/refresh\"><input type=\"hidden\" "
-			    "name=\"csrf\" value=\"%s\"><button>Refresh now"
-			    "</button></form><form method=\"post\" "
-			    "action=\"/api/prewarming/%s?token=", csrf,
-			    e->paused ? "start" : "stop");
-			html_escape(b, e->name);
-			kore_buf_appendf(b, "\"><input type=\"hidden\" "
-			    "name=\"csrf\" value=\"%s\"><button>%s</button>"
-			    "</form></td>", csrf, e->paused ? "Resume" :
-			    "Pause");
-		}
-		kore_buf_appendf(b, "</tr>");
+	n = 0;
+	for (e = cache_first(); e != NULL; e = cache_next(e))
+		n++;
+	t = kore_calloc(n + 1, sizeof(*t));
+	i = 0;
+	for (e = cache_first(); e != NULL && i < n; e = cache_next(e), i++) {
+		t[i].name = e->name;
+		t[i].kind = source_kind_name(e->kind);
+		t[i].state = policy_state(e->paused || cache_paused(),
+		    e->leased, e->failures, e->token != NULL, e->expires_ms,
+		    now);
+		t[i].fpr = e->token != NULL ? e->fpr : NULL;
+		t[i].last_error = e->last_error;
+		t[i].generation = e->generation;
+		t[i].expires_in_ms = e->expires_ms - now;
+		t[i].next_in_ms = e->next_ms - now;
+		t[i].last_duration_ms = e->last_duration_ms;
+		t[i].failures = e->failures;
+		t[i].paused = e->paused;
 	}
-	if (cache_first() == NULL)
-		kore_buf_appendf(b, "<tr><td colspan=\"9\">No token sources "
-		    "yet.</td></tr>");
-	kore_buf_appendf(b, "</tbody></table>");
+
+	dbuf_init(&d);
+	dr_tokens(&d, t, i, role, csrf);
+	kore_buf_append(b, d.data, d.len);
+	dbuf_free(&d);
+	kore_free(t);
 }
 
+/* The rows of store_recent_events, rendered by dr_history. */
 static void
 render_history(struct kore_buf *b, const struct store_rows *rows)
 {
 	const struct event_row	*e;
+	struct dr_event		*ev;
+	struct dbuf		d;
 	size_t			i;
-	char			ts[ISOTIME_LEN], n1[24], n2[24], n3[24];
 
-	kore_buf_appendf(b, "<table class=\"history\"><thead><tr><th>When"
-	    "</th><th>Source</th><th>Trigger</th><th>Outcome</th>"
-	    "<th>Duration</th><th>HTTP</th><th>Gen.</th><th>Error</th>"
-	    "</tr></thead><tbody>");
+	ev = kore_calloc(rows->n + 1, sizeof(*ev));
 	for (i = 0; i < rows->n; i++) {
 		e = &rows->events[i];
-		dash_reserve(b, 4096);
-		isotime_format(e->finished_ms == STORE_NULL ? 0 :
-		    e->finished_ms, ts, sizeof(ts));
-		kore_buf_appendf(b, "<tr><td><time>%.19s</time></td><td>", ts);
-		html_escape(b, e->source ? e->source : "");
-		kore_buf_appendf(b, "</td><td>");
-		html_escape(b, e->trigger ? e->trigger : "");
-		kore_buf_appendf(b, "</td><td><span class=\"badge %s\">",
-		    e->outcome && !strcmp(e->outcome, "success") ?
-		    "valid" : "failing");
-		html_escape(b, e->outcome ? e->outcome : "");
-		kore_buf_appendf(b, "</span></td><td>%s ms</td><td>",
-		    dash_num(e->duration_ms, n1, sizeof(n1)));
-		html_escape(b, dash_num(e->http_status, n2, sizeof(n2)));
-		kore_buf_appendf(b, "</td><td>");
-		html_escape(b, dash_num(e->generation, n3, sizeof(n3)));
-		kore_buf_appendf(b, "</td><td class=\"error\">");
-		html_escape(b, e->error ? e->error : "");
-		kore_buf_appendf(b, "</td></tr>");
+		ev[i].source = e->source;
+		ev[i].trigger = e->trigger;
+		ev[i].outcome = e->outcome;
+		ev[i].error = e->error;
+		ev[i].finished_ms = e->finished_ms;
+		ev[i].duration_ms = e->duration_ms;
+		ev[i].http_status = e->http_status;
+		ev[i].generation = e->generation;
 	}
-	if (rows->n == 0)
-		kore_buf_appendf(b, "<tr><td colspan=\"8\">No refresh yet."
-		    "</td></tr>");
-	kore_buf_appendf(b, "</tbody></table>");
-}
 
-/* A number of a row as text, "" when NULL. */
-static const char *
-dash_num(int64_t v, char *buf, size_t len)
-{
-	if (v == STORE_NULL)
-		buf[0] = '\0';
-	else
-		(void)snprintf(buf, len, "%lld", (long long)v);
-
-	return (buf);
+	dbuf_init(&d);
+	dr_history(&d, ev, rows->n);
+	kore_buf_append(b, d.data, d.len);
+	dbuf_free(&d);
+	kore_free(ev);
 }
 
 /* Requests per second of the last minute as an SVG sparkline. */
@@ -864,74 +807,66 @@ render_traffic(struct kore_buf *b)
 	    total ? 100.0 * errs / total : 0.0);
 }
 
+/* The upstream hosts of the shared counters, with their circuits. */
+static size_t
+dash_hosts(struct dr_host *h, int64_t now)
+{
+	const struct shared	*sh = shared_get();
+	size_t			i;
+
+	for (i = 0; i < SHARED_HOSTS && sh->hosts[i].host[0] != '\0'; i++) {
+		h[i].host = sh->hosts[i].host;
+		h[i].state = shared_circuit_state(&sh->hosts[i], now);
+		h[i].failures = sh->hosts[i].failures;
+	}
+
+	return (i);
+}
+
 static void
 render_upstream(struct kore_buf *b)
 {
-	const struct shared	*sh = shared_get();
-	const char		*state;
-	int64_t			now;
-	int			i;
+	struct dr_host		h[SHARED_HOSTS];
+	struct dbuf		d;
+	size_t			n;
 
-	now = isotime_now();
-	kore_buf_appendf(b, "<ul class=\"hosts\">");
-	for (i = 0; i < SHARED_HOSTS && sh->hosts[i].host[0] != '\0'; i++) {
-		dash_reserve(b, 1024);
-		state = shared_circuit_state(&sh->hosts[i], now);
-		kore_buf_appendf(b, "<li><span class=\"badge %s\">%s</span> ",
-		    strcmp(state, "closed") ? "failing" : "valid", state);
-		html_escape(b, sh->hosts[i].host);
-		kore_buf_appendf(b, " <small>%u consecutive failures</small>"
-		    "</li>", sh->hosts[i].failures);
-	}
-	if (i == 0)
-		kore_buf_appendf(b, "<li>No upstream called yet.</li>");
-	kore_buf_appendf(b, "</ul>");
+	n = dash_hosts(h, isotime_now());
+	dbuf_init(&d);
+	dr_upstream(&d, h, n);
+	kore_buf_append(b, d.data, d.len);
+	dbuf_free(&d);
 }
 
 static void
 render_alerts(struct kore_buf *b)
 {
-	const struct shared	*sh = shared_get();
+	struct dr_host		h[SHARED_HOSTS];
 	struct cache_entry	*e;
+	struct dr_alert		*a;
+	struct dbuf		d;
+	size_t			i, n, nh;
 	int64_t			now;
-	int			i, n;
 
 	now = isotime_now();
 	n = 0;
-	kore_buf_appendf(b, "<ul class=\"alerts\">");
-	if (!dash.db_ok) {
-		kore_buf_appendf(b, "<li class=\"alert\">PostgreSQL is not "
-		    "answering: tokens are served from memory.</li>");
+	for (e = cache_first(); e != NULL; e = cache_next(e))
 		n++;
+	a = kore_calloc(n + 1, sizeof(*a));
+	i = 0;
+	for (e = cache_first(); e != NULL && i < n; e = cache_next(e), i++) {
+		a[i].name = e->name;
+		a[i].enabled = e->enabled;
+		a[i].valid = cache_valid(e, now);
+		a[i].in_buffer = now >= e->refresh_ms;
+		a[i].failures = e->failures;
 	}
-	for (e = cache_first(); e != NULL; e = cache_next(e)) {
-		dash_reserve(b, 1024);
-		if (!e->enabled)
-			continue;
-		if (!cache_valid(e, now)) {
-			kore_buf_appendf(b, "<li class=\"alert\"><b>");
-			html_escape(b, e->name);
-			kore_buf_appendf(b, "</b> has no valid token.</li>");
-			n++;
-		} else if (e->failures > 0 && now >= e->refresh_ms) {
-			kore_buf_appendf(b, "<li class=\"alert\"><b>");
-			html_escape(b, e->name);
-			kore_buf_appendf(b, "</b> is within its refresh buffer "
-			    "and failing (%u failures).</li>", e->failures);
-			n++;
-		}
-	}
-	for (i = 0; i < SHARED_HOSTS && sh->hosts[i].host[0] != '\0'; i++) {
-		if (strcmp(shared_circuit_state(&sh->hosts[i], now), "open"))
-			continue;
-		kore_buf_appendf(b, "<li class=\"alert\">Upstream ");
-		html_escape(b, sh->hosts[i].host);
-		kore_buf_appendf(b, " circuit is open.</li>");
-		n++;
-	}
-	if (n == 0)
-		kore_buf_appendf(b, "<li class=\"ok\">All clear.</li>");
-	kore_buf_appendf(b, "</ul>");
+	nh = dash_hosts(h, now);
+
+	dbuf_init(&d);
+	dr_alerts(&d, dash.db_ok, a, i, h, nh);
+	kore_buf_append(b, d.data, d.len);
+	dbuf_free(&d);
+	kore_free(a);
 }
 
 static void
@@ -998,76 +933,12 @@ page_template(struct kore_buf *b, const u_int8_t *tpl, size_t len,
 static void
 render_login(struct kore_buf *b, const char *csrf, const char *error)
 {
-	const char	*s, *end, *mark;
+	struct dbuf	d;
 
-	s = (const char *)asset_login_html;
-	end = s + asset_len_login_html;
-	while (s < end && (mark = memmem(s, end - s, "{{", 2)) != NULL) {
-		kore_buf_append(b, s, mark - s);
-		if (!strncmp(mark, "{{csrf}}", 8)) {
-			html_escape(b, csrf);
-			s = mark + 8;
-		} else if (!strncmp(mark, "{{error}}", 9)) {
-			if (error != NULL) {
-				kore_buf_appendf(b, "<p class=\"alert\">");
-				html_escape(b, error);
-				kore_buf_appendf(b, "</p>");
-			}
-			s = mark + 9;
-		} else {
-			kore_buf_append(b, "{{", 2);
-			s = mark + 2;
-		}
-	}
-	if (s < end)
-		kore_buf_append(b, s, end - s);
-}
-
-static void
-html_escape(struct kore_buf *b, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		switch (*s) {
-		case '&':
-			kore_buf_appendf(b, "&amp;");
-			break;
-		case '<':
-			kore_buf_appendf(b, "&lt;");
-			break;
-		case '>':
-			kore_buf_appendf(b, "&gt;");
-			break;
-		case '"':
-			kore_buf_appendf(b, "&quot;");
-			break;
-		case '\'':
-			kore_buf_appendf(b, "&#39;");
-			break;
-		default:
-			kore_buf_append(b, s, 1);
-			break;
-		}
-	}
-}
-
-/*
- * Room for n more bytes, doubling. kore_buf grows by exactly what is
- * appended and kore_realloc always copies: a fragment of many rows built
- * from small appends would cost its size squared (seconds of a worker
- * for a few hundred sources).
- */
-static void
-dash_reserve(struct kore_buf *b, size_t n)
-{
-	size_t		len;
-
-	if (b->length - b->offset >= n)
-		return;
-	len = b->length * 2;
-	if (len < b->offset + n)
-		len = b->offset + n;
-	b->data = kore_realloc(b->data, len);
-	b->length = len;
+	dbuf_init(&d);
+	dr_login(&d, asset_login_html, asset_len_login_html, csrf, error);
+	kore_buf_append(b, d.data, d.len);
+	dbuf_free(&d);
 }
 
 /* Every HTML answer: no sniffing, no referrer, no inline script. */
@@ -1079,26 +950,6 @@ dash_html_headers(struct http_request *req)
 	http_response_header(req, "Content-Security-Policy", DASH_CSP);
 	http_response_header(req, "X-Content-Type-Options", "nosniff");
 	http_response_header(req, "Referrer-Policy", "no-referrer");
-}
-
-static void
-html_duration(struct kore_buf *b, int64_t ms)
-{
-	int64_t		s;
-
-	if (ms <= 0) {
-		kore_buf_appendf(b, "now");
-		return;
-	}
-	s = ms / 1000;
-	if (s >= 3600)
-		kore_buf_appendf(b, "%lldh %02lldm", (long long)(s / 3600),
-		    (long long)(s % 3600 / 60));
-	else if (s >= 60)
-		kore_buf_appendf(b, "%lldm %02llds", (long long)(s / 60),
-		    (long long)(s % 60));
-	else
-		kore_buf_appendf(b, "%llds", (long long)s);
 }
 
 /*

@@ -17,7 +17,7 @@
  *   layer engine:   cache refresh reseal
  *   layer services: store upstream shared log config drain sources
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
- *                   host addr
+ *                   host addr dash_render
  */
 
 #ifndef __H_KILN_H
@@ -231,6 +231,63 @@ int	host_list_parse(const char *, char *, size_t, char *, size_t);
 /* addr.c (pure): client addresses for the allow-list and rate buckets. */
 int	addr_unmap(int *, const u_int8_t **);
 u_int64_t	addr_rate_key(int, const u_int8_t *);
+/* dash_render.c (pure): dashboard HTML from plain rows, escaped. */
+#define DR_NULL		INT64_MIN	/* a number that is NULL */
+struct dbuf {			/* growable, NUL-terminated; free it */
+	char		*data;
+	size_t		len;
+	size_t		cap;
+};
+struct dr_token {
+	const char	*name;
+	const char	*kind;
+	const char	*state;
+	const char	*fpr;			/* NULL: no token */
+	const char	*last_error;		/* NULL: none */
+	int64_t		generation;
+	int64_t		expires_in_ms;
+	int64_t		next_in_ms;
+	int64_t		last_duration_ms;	/* < 0: none */
+	u_int32_t	failures;
+	int		paused;
+};
+struct dr_event {			/* strings NULL, numbers DR_NULL */
+	const char	*source;
+	const char	*trigger;
+	const char	*outcome;
+	const char	*error;
+	int64_t		finished_ms;
+	int64_t		duration_ms;
+	int64_t		http_status;
+	int64_t		generation;
+};
+struct dr_alert {
+	const char	*name;
+	int		enabled;
+	int		valid;
+	int		in_buffer;		/* now >= refresh time */
+	u_int32_t	failures;
+};
+struct dr_host {
+	const char	*host;
+	const char	*state;			/* circuit state */
+	u_int32_t	failures;
+};
+void	dbuf_init(struct dbuf *);
+void	dbuf_free(struct dbuf *);
+void	dbuf_append(struct dbuf *, const void *, size_t);
+void	dbuf_appendf(struct dbuf *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	dr_escape(struct dbuf *, const char *);
+void	dr_duration(struct dbuf *, int64_t);
+void	dr_login(struct dbuf *, const u_int8_t *, size_t, const char *,
+	    const char *);
+void	dr_tokens(struct dbuf *, const struct dr_token *, size_t, int,
+	    const char *);
+void	dr_history(struct dbuf *, const struct dr_event *, size_t);
+void	dr_alerts(struct dbuf *, int, const struct dr_alert *, size_t,
+	    const struct dr_host *, size_t);
+void	dr_upstream(struct dbuf *, const struct dr_host *, size_t);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
