@@ -8,7 +8,9 @@
  * or a request goes through dr_escape.
  */
 
-#define _GNU_SOURCE
+#if !defined(_GNU_SOURCE)
+#define _GNU_SOURCE		/* memmem */
+#endif
 #include <sys/types.h>
 
 #include <stdarg.h>
