@@ -343,3 +343,50 @@ dr_upstream(struct dbuf *b, const struct dr_host *h, size_t n)
 		dbuf_appendf(b, "<li>No upstream called yet.</li>");
 	dbuf_appendf(b, "</ul>");
 }
+
+/*
+ * Requests per second of the last window seconds as an SVG sparkline,
+ * oldest first (slot is the newest); p50 and p99 in microseconds.
+ */
+void
+dr_traffic(struct dbuf *b, const u_int64_t *reqs, const u_int64_t *errs,
+    int window, int slot, u_int64_t p50, u_int64_t p99)
+{
+	u_int64_t	max, total, nerr;
+	int		i, s;
+
+	max = 1;
+	total = nerr = 0;
+	for (i = 0; i < window; i++) {
+		if (reqs[i] > max)
+			max = reqs[i];
+		total += reqs[i];
+		nerr += errs[i];
+	}
+
+	dbuf_appendf(b, "<svg class=\"spark\" viewBox=\"0 0 %d 40\" "
+	    "preserveAspectRatio=\"none\" role=\"img\" aria-label=\"requests "
+	    "per second, last minute\"><polyline points=\"", window - 1);
+	for (i = 0; i < window; i++) {
+		s = (slot + 1 + i) % window;
+		dbuf_appendf(b, "%d,%.1f ", i, 40.0 - 38.0 * reqs[s] / max);
+	}
+	dbuf_appendf(b, "\"/></svg><dl class=\"figures\">"
+	    "<div><dt>Now</dt><dd>%llu req/s</dd></div>"
+	    "<div><dt>Last minute</dt><dd>%.1f req/s</dd></div>"
+	    "<div><dt>p50</dt><dd>≤ %.2f ms</dd></div>"
+	    "<div><dt>p99</dt><dd>≤ %.2f ms</dd></div>"
+	    "<div><dt>Errors</dt><dd>%.2f %%</dd></div></dl>",
+	    (unsigned long long)reqs[slot], total / 60.0,
+	    p50 / 1000.0, p99 / 1000.0,
+	    total ? 100.0 * nerr / total : 0.0);
+}
+
+void
+dr_clients(struct dbuf *b, int64_t sockets, u_int32_t here, u_int32_t conns)
+{
+	dbuf_appendf(b, "<dl class=\"figures\"><div><dt>Dashboard "
+	    "sockets</dt><dd>%lld</dd></div><div><dt>On this worker</dt>"
+	    "<dd>%u</dd></div><div><dt>Connections (this worker)</dt>"
+	    "<dd>%u</dd></div></dl>", (long long)sockets, here, conns);
+}

@@ -775,36 +775,13 @@ render_history(struct kore_buf *b, const struct store_rows *rows)
 static void
 render_traffic(struct kore_buf *b)
 {
-	u_int64_t	max, total, errs;
-	int		i, s;
+	struct dbuf	d;
 
-	max = 1;
-	total = errs = 0;
-	for (i = 0; i < DASH_WINDOW; i++) {
-		if (dash.reqs[i] > max)
-			max = dash.reqs[i];
-		total += dash.reqs[i];
-		errs += dash.errs[i];
-	}
-
-	kore_buf_appendf(b, "<svg class=\"spark\" viewBox=\"0 0 %d 40\" "
-	    "preserveAspectRatio=\"none\" role=\"img\" aria-label=\"requests "
-	    "per second, last minute\"><polyline points=\"",
-	    DASH_WINDOW - 1);
-	for (i = 0; i < DASH_WINDOW; i++) {
-		s = (dash.slot + 1 + i) % DASH_WINDOW;
-		kore_buf_appendf(b, "%d,%.1f ", i,
-		    40.0 - 38.0 * dash.reqs[s] / max);
-	}
-	kore_buf_appendf(b, "\"/></svg><dl class=\"figures\">"
-	    "<div><dt>Now</dt><dd>%llu req/s</dd></div>"
-	    "<div><dt>Last minute</dt><dd>%.1f req/s</dd></div>"
-	    "<div><dt>p50</dt><dd>≤ %.2f ms</dd></div>"
-	    "<div><dt>p99</dt><dd>≤ %.2f ms</dd></div>"
-	    "<div><dt>Errors</dt><dd>%.2f %%</dd></div></dl>",
-	    (unsigned long long)dash.reqs[dash.slot], total / 60.0,
-	    dash_quantile(0.5) / 1000.0, dash_quantile(0.99) / 1000.0,
-	    total ? 100.0 * errs / total : 0.0);
+	dbuf_init(&d);
+	dr_traffic(&d, dash.reqs, dash.errs, DASH_WINDOW, dash.slot,
+	    dash_quantile(0.5), dash_quantile(0.99));
+	kore_buf_append(b, d.data, d.len);
+	dbuf_free(&d);
 }
 
 /* The upstream hosts of the shared counters, with their circuits. */
@@ -873,12 +850,12 @@ static void
 render_clients(struct kore_buf *b)
 {
 	const struct shared	*sh = shared_get();
+	struct dbuf		d;
 
-	kore_buf_appendf(b, "<dl class=\"figures\"><div><dt>Dashboard "
-	    "sockets</dt><dd>%lld</dd></div><div><dt>On this worker</dt>"
-	    "<dd>%u</dd></div><div><dt>Connections (this worker)</dt>"
-	    "<dd>%u</dd></div></dl>", (long long)sh->websockets, dash.count,
-	    worker_active_connections);
+	dbuf_init(&d);
+	dr_clients(&d, sh->websockets, dash.count, worker_active_connections);
+	kore_buf_append(b, d.data, d.len);
+	dbuf_free(&d);
 }
 
 static void

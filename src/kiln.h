@@ -288,6 +288,9 @@ void	dr_history(struct dbuf *, const struct dr_event *, size_t);
 void	dr_alerts(struct dbuf *, int, const struct dr_alert *, size_t,
 	    const struct dr_host *, size_t);
 void	dr_upstream(struct dbuf *, const struct dr_host *, size_t);
+void	dr_traffic(struct dbuf *, const u_int64_t *, const u_int64_t *, int,
+	    int, u_int64_t, u_int64_t);
+void	dr_clients(struct dbuf *, int64_t, u_int32_t, u_int32_t);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included

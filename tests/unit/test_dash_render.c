@@ -298,6 +298,34 @@ alerts_and_hosts(void **state)
 	dbuf_free(&b);
 }
 
+static void
+traffic_and_clients(void **state)
+{
+	u_int64_t	reqs[4] = { 2, 4, 0, 1 }, errs[4] = { 0, 1, 0, 0 };
+	struct dbuf	b;
+
+	(void)state;
+	dbuf_init(&b);
+	/* Slot 1 is the newest: the line starts at slot 2. */
+	dr_traffic(&b, reqs, errs, 4, 1, 1500, 250000);
+	expect(&b, "<svg class=\"spark\" viewBox=\"0 0 3 40\" "
+	    "preserveAspectRatio=\"none\" role=\"img\" aria-label=\"requests "
+	    "per second, last minute\"><polyline points=\"0,40.0 1,30.5 "
+	    "2,21.0 3,2.0 \"/></svg><dl class=\"figures\"><div><dt>Now</dt>"
+	    "<dd>4 req/s</dd></div><div><dt>Last minute</dt><dd>0.1 req/s"
+	    "</dd></div><div><dt>p50</dt><dd>≤ 1.50 ms</dd></div>"
+	    "<div><dt>p99</dt><dd>≤ 250.00 ms</dd></div><div><dt>Errors"
+	    "</dt><dd>14.29 %</dd></div></dl>");
+	dbuf_free(&b);
+
+	dbuf_init(&b);
+	dr_clients(&b, 3, 2, 17);
+	expect(&b, "<dl class=\"figures\"><div><dt>Dashboard sockets</dt>"
+	    "<dd>3</dd></div><div><dt>On this worker</dt><dd>2</dd></div>"
+	    "<div><dt>Connections (this worker)</dt><dd>17</dd></div></dl>");
+	dbuf_free(&b);
+}
+
 int
 main(void)
 {
@@ -311,6 +339,7 @@ main(void)
 		cmocka_unit_test(tokens_empty),
 		cmocka_unit_test(history_rows),
 		cmocka_unit_test(alerts_and_hosts),
+		cmocka_unit_test(traffic_and_clients),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
