@@ -390,3 +390,34 @@ dr_clients(struct dbuf *b, int64_t sockets, u_int32_t here, u_int32_t conns)
 	    "<dd>%u</dd></div><div><dt>Connections (this worker)</dt>"
 	    "<dd>%u</dd></div></dl>", (long long)sockets, here, conns);
 }
+
+/* {{name}} in a template is replaced by the fragment of that name. */
+void
+dr_page(struct dbuf *b, const u_int8_t *tpl, size_t len,
+    void (*fragment)(struct dbuf *, const char *, const void *),
+    const void *arg)
+{
+	const char	*s, *end, *open, *close;
+	char		key[32];
+	size_t		klen;
+
+	s = (const char *)tpl;
+	end = s + len;
+	while (s < end) {
+		open = memmem(s, end - s, "{{", 2);
+		if (open == NULL) {
+			dbuf_append(b, s, end - s);
+			break;
+		}
+		dbuf_append(b, s, open - s);
+		if ((close = memmem(open, end - open, "}}", 2)) == NULL)
+			break;
+		klen = close - open - 2;
+		if (klen >= sizeof(key))
+			klen = sizeof(key) - 1;
+		memcpy(key, open + 2, klen);
+		key[klen] = '\0';
+		s = close + 2;
+		fragment(b, key, arg);
+	}
+}

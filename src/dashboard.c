@@ -98,8 +98,7 @@ static void	render_clients(struct kore_buf *);
 static size_t	dash_hosts(struct dr_host *, int64_t);
 static void	render_page(struct kore_buf *, const struct principal *);
 static void	render_login(struct kore_buf *, const char *, const char *);
-static void	page_template(struct kore_buf *, const u_int8_t *, size_t,
-		    const struct principal *);
+static void	page_fragment(struct dbuf *, const char *, const void *);
 static int	dash_session(struct http_request *, struct api_state *);
 static const char	*dash_login_check(struct http_request *,
 			    struct principal *);
@@ -861,50 +860,37 @@ render_clients(struct kore_buf *b)
 static void
 render_page(struct kore_buf *b, const struct principal *p)
 {
-	page_template(b, asset_dashboard_html, asset_len_dashboard_html, p);
+	struct dbuf	d;
+
+	dbuf_init(&d);
+	dr_page(&d, asset_dashboard_html, asset_len_dashboard_html,
+	    page_fragment, p);
+	kore_buf_append(b, d.data, d.len);
+	dbuf_free(&d);
 }
 
-/* {{name}} in a template is replaced by the fragment of that name. */
+/* The fragment of one {{name}} of the page, for dr_page. */
 static void
-page_template(struct kore_buf *b, const u_int8_t *tpl, size_t len,
-    const struct principal *p)
+page_fragment(struct dbuf *d, const char *key, const void *arg)
 {
-	const char	*s, *end, *open, *close;
-	char		key[32];
-	size_t		klen;
+	const struct principal	*p = arg;
+	struct kore_buf		b;
 
-	s = (const char *)tpl;
-	end = s + len;
-	while (s < end) {
-		open = memmem(s, end - s, "{{", 2);
-		if (open == NULL) {
-			kore_buf_append(b, s, end - s);
-			break;
-		}
-		kore_buf_append(b, s, open - s);
-		if ((close = memmem(open, end - open, "}}", 2)) == NULL)
-			break;
-		klen = close - open - 2;
-		if (klen >= sizeof(key))
-			klen = sizeof(key) - 1;
-		memcpy(key, open + 2, klen);
-		key[klen] = '\0';
-		s = close + 2;
-
-		if (!strcmp(key, "tokens"))
-			render_tokens(b, p->role, p->csrf);
-		else if (!strcmp(key, "history"))
-			kore_buf_append(b, dash.history.data,
-			    dash.history.offset);
-		else if (!strcmp(key, "csrf"))
-			kore_buf_appendf(b, "%s", p->csrf);
-		else if (!strcmp(key, "role"))
-			kore_buf_appendf(b, "%s", jwt_role_name(p->role));
-		else if (!strcmp(key, "worker"))
-			kore_buf_appendf(b, "%u", worker->id);
-		else
-			dash_render(key, b);
-	}
+	kore_buf_init(&b, 4096);
+	if (!strcmp(key, "tokens"))
+		render_tokens(&b, p->role, p->csrf);
+	else if (!strcmp(key, "history"))
+		kore_buf_append(&b, dash.history.data, dash.history.offset);
+	else if (!strcmp(key, "csrf"))
+		kore_buf_appendf(&b, "%s", p->csrf);
+	else if (!strcmp(key, "role"))
+		kore_buf_appendf(&b, "%s", jwt_role_name(p->role));
+	else if (!strcmp(key, "worker"))
+		kore_buf_appendf(&b, "%u", worker->id);
+	else
+		dash_render(key, &b);
+	dbuf_append(d, b.data, b.offset);
+	kore_buf_cleanup(&b);
 }
 
 static void

@@ -291,6 +291,8 @@ void	dr_upstream(struct dbuf *, const struct dr_host *, size_t);
 void	dr_traffic(struct dbuf *, const u_int64_t *, const u_int64_t *, int,
 	    int, u_int64_t, u_int64_t);
 void	dr_clients(struct dbuf *, int64_t, u_int32_t, u_int32_t);
+void	dr_page(struct dbuf *, const u_int8_t *, size_t,
+	    void (*)(struct dbuf *, const char *, const void *), const void *);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included

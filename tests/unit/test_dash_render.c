@@ -326,6 +326,34 @@ traffic_and_clients(void **state)
 	dbuf_free(&b);
 }
 
+static void
+page_fragment(struct dbuf *b, const char *key, const void *arg)
+{
+	dbuf_appendf(b, "[%s:%s]", (const char *)arg, key);
+}
+
+static void
+page_template(void **state)
+{
+	const char	*tpl = "<a>{{tokens}}<b>{{}}{{"
+			    "0123456789012345678901234567890123456789}}"
+			    "<c>{{open";
+	struct dbuf	b;
+
+	(void)state;
+	dbuf_init(&b);
+	dr_page(&b, (const u_int8_t *)tpl, strlen(tpl), page_fragment, "p");
+	/* Long names are cut to 31 bytes; an unclosed {{ ends the page. */
+	expect(&b, "<a>[p:tokens]<b>[p:][p:0123456789012345678901234567890]"
+	    "<c>");
+	dbuf_free(&b);
+
+	dbuf_init(&b);
+	dr_page(&b, (const u_int8_t *)"plain", 5, page_fragment, "p");
+	expect(&b, "plain");
+	dbuf_free(&b);
+}
+
 int
 main(void)
 {
@@ -340,6 +368,7 @@ main(void)
 		cmocka_unit_test(history_rows),
 		cmocka_unit_test(alerts_and_hosts),
 		cmocka_unit_test(traffic_and_clients),
+		cmocka_unit_test(page_template),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
