@@ -264,8 +264,8 @@ admin_token_refresh(struct http_request *req, struct api_state *st)
 	refresh_request(e, TRIGGER_ADMIN, 0, st->request_id, st->traceparent);
 
 	g = api_json_begin();
-	api_kv_bool(g, "success", 1);
-	api_kv_str(g, "message", "Token refresh initiated");
+	json_kv_bool(g, "success", 1);
+	json_kv_str(g, "message", "Token refresh initiated");
 	api_json_send(req, 202, g);
 
 	return (KORE_RESULT_OK);
@@ -318,20 +318,20 @@ admin_prewarming_status(struct http_request *req, struct api_state *st)
 	soonest = NULL;
 
 	g = api_json_begin();
-	api_kv_bool(g, "success", 1);
+	json_kv_bool(g, "success", 1);
 	yajl_gen_string(g, (const unsigned char *)"data", 4);
 	yajl_gen_map_open(g);
-	api_kv_bool(g, "prewarming_active",
+	json_kv_bool(g, "prewarming_active",
 	    kiln_config.prewarming_enabled && !cache_paused());
-	api_kv_decimal(g, "refresh_buffer_minutes",
+	json_kv_decimal(g, "refresh_buffer_minutes",
 	    kiln_config.refresh_buffer_ms / 60000.0);
 
 	yajl_gen_string(g, (const unsigned char *)"tokens", 6);
 	yajl_gen_array_open(g);
 	for (e = cache_first(); e != NULL; e = cache_next(e)) {
 		yajl_gen_map_open(g);
-		api_kv_str(g, "name", e->name);
-		api_kv_bool(g, "paused", e->paused);
+		json_kv_str(g, "name", e->name);
+		json_kv_bool(g, "paused", e->paused);
 		prewarming_entry(g, e, now);
 		yajl_gen_map_close(g);
 		if (!e->paused && e->enabled &&
@@ -375,8 +375,8 @@ admin_prewarming_refresh(struct http_request *req, struct api_state *st)
 	}
 
 	g = api_json_begin();
-	api_kv_bool(g, "success", 1);
-	api_kv_str(g, "message", "Token refresh initiated");
+	json_kv_bool(g, "success", 1);
+	json_kv_str(g, "message", "Token refresh initiated");
 	api_json_send(req, 200, g);
 
 	return (KORE_RESULT_OK);
@@ -700,7 +700,7 @@ render_deleted(struct api_pending *p, const struct store_rows *rows, int ok)
 	log_kv(LOG_LVL_INFO, "source deleted", "token", p->name, NULL);
 	cache_reload(p->name);
 	g = pending_gen(p, 200);
-	api_kv_str(g, "message", "Token source deleted");
+	json_kv_str(g, "message", "Token source deleted");
 	p->done = 1;
 }
 
@@ -724,7 +724,7 @@ render_events(struct api_pending *p, const struct store_rows *rows, int ok)
 	if (rows->n > 0)
 		view_num(g, "next_before", rows->events[rows->n - 1].id);
 	else
-		api_kv_null(g, "next_before");
+		json_kv_null(g, "next_before");
 	yajl_gen_map_close(g);
 	p->done = 1;
 }
@@ -772,7 +772,7 @@ render_paused(struct api_pending *p, const struct store_rows *rows, int ok)
 	    "pre-warming started", "token", p->name[0] ? p->name : NULL,
 	    NULL);
 	g = pending_gen(p, 200);
-	api_kv_str(g, "message", paused ? "Token pre-warming stopped" :
+	json_kv_str(g, "message", paused ? "Token pre-warming stopped" :
 	    "Token pre-warming started successfully");
 	p->done = 1;
 }
@@ -792,9 +792,9 @@ render_key_created(struct api_pending *p, const struct store_rows *rows,
 	yajl_gen_map_open(g);
 	if (rows->n > 0)
 		view_fields(g, &rows->keys[0], key_created_fields, 0);
-	api_kv_str(g, "key", p->secret);
+	json_kv_str(g, "key", p->secret);
 	yajl_gen_map_close(g);
-	api_kv_str(g, "message", "Store this key now: it is not shown again");
+	json_kv_str(g, "message", "Store this key now: it is not shown again");
 	p->done = 1;
 }
 
@@ -838,7 +838,7 @@ render_key_revoked(struct api_pending *p, const struct store_rows *rows,
 	log_kv(LOG_LVL_INFO, "API key revoked", "key_id", p->name,
 	    "sessions", sessions, NULL);
 	g = pending_gen(p, 200);
-	api_kv_str(g, "message", "API key revoked");
+	json_kv_str(g, "message", "API key revoked");
 	p->done = 1;
 }
 
@@ -891,7 +891,7 @@ pending_gen(struct api_pending *p, int status)
 {
 	if (p->g == NULL) {
 		p->g = api_json_begin();
-		api_kv_bool(p->g, "success", 1);
+		json_kv_bool(p->g, "success", 1);
 	}
 	p->status = status;
 
@@ -914,11 +914,11 @@ view_source(void *g, const struct source_view *v, int64_t now, int role)
 
 	yajl_gen_string(g, (const unsigned char *)"state", 5);
 	yajl_gen_map_open(g);
-	api_kv_str(g, "status", policy_state(paused, v->leased,
+	json_kv_str(g, "status", policy_state(paused, v->leased,
 	    (u_int32_t)(v->failures == STORE_NULL ? 0 : v->failures),
 	    has_token, expires, now));
-	api_kv_bool(g, "has_token", has_token);
-	api_kv_bool(g, "valid", has_token &&
+	json_kv_bool(g, "has_token", has_token);
+	json_kv_bool(g, "valid", has_token &&
 	    expires > now + CACHE_VALID_MARGIN_MS);
 	view_fields(g, v, state_fields, 0);
 	yajl_gen_map_close(g);
@@ -961,7 +961,7 @@ view_fields(void *g, const void *row, const struct view_field *f,
 			view_time(g, f->key, *(const int64_t *)at);
 			break;
 		case VIEW_BOOL:
-			api_kv_bool(g, f->key, *(const int *)at);
+			json_kv_bool(g, f->key, *(const int *)at);
 			break;
 		}
 	}
@@ -978,10 +978,10 @@ view_url(void *g, const char *key, const char *v, int redact_query)
 
 	if (v == NULL || *v == '\0' ||
 	    (url = source_url_redact(v, redact_query)) == NULL) {
-		api_kv_null(g, key);
+		json_kv_null(g, key);
 		return;
 	}
-	api_kv_str(g, key, url);
+	json_kv_str(g, key, url);
 	free(url);
 }
 
@@ -992,7 +992,7 @@ view_list(void *g, const char *key, const char *v)
 	char		*copy, *p, *item;
 
 	if (v == NULL) {
-		api_kv_null(g, key);
+		json_kv_null(g, key);
 		return;
 	}
 
@@ -1014,29 +1014,29 @@ view_time(void *g, const char *key, int64_t v)
 	char		buf[ISOTIME_LEN];
 
 	if (v == STORE_NULL) {
-		api_kv_null(g, key);
+		json_kv_null(g, key);
 		return;
 	}
 	isotime_format(v, buf, sizeof(buf));
-	api_kv_str(g, key, buf);
+	json_kv_str(g, key, buf);
 }
 
 static void
 view_str(void *g, const char *key, const char *v)
 {
 	if (v == NULL)
-		api_kv_null(g, key);
+		json_kv_null(g, key);
 	else
-		api_kv_str(g, key, v);
+		json_kv_str(g, key, v);
 }
 
 static void
 view_num(void *g, const char *key, int64_t v)
 {
 	if (v == STORE_NULL)
-		api_kv_null(g, key);
+		json_kv_null(g, key);
 	else
-		api_kv_int(g, key, v);
+		json_kv_int(g, key, v);
 }
 
 static void
@@ -1049,23 +1049,23 @@ prewarming_entry(void *g, struct cache_entry *e, int64_t now)
 
 	yajl_gen_string(g, (const unsigned char *)"token", 5);
 	yajl_gen_map_open(g);
-	api_kv_bool(g, "has_token", e->token != NULL);
-	api_kv_bool(g, "is_expired", e->token == NULL ||
+	json_kv_bool(g, "has_token", e->token != NULL);
+	json_kv_bool(g, "is_expired", e->token == NULL ||
 	    e->expires_ms <= now);
 	if (e->token != NULL)
-		api_kv_str(g, "expires_at", expires);
+		json_kv_str(g, "expires_at", expires);
 	else
-		api_kv_null(g, "expires_at");
+		json_kv_null(g, "expires_at");
 	yajl_gen_map_close(g);
 
 	yajl_gen_string(g, (const unsigned char *)"schedule", 8);
 	yajl_gen_map_open(g);
 	if (e->token != NULL)
-		api_kv_str(g, "expires_at", expires);
+		json_kv_str(g, "expires_at", expires);
 	else
-		api_kv_null(g, "expires_at");
-	api_kv_str(g, "refresh_at", refresh);
-	api_kv_decimal(g, "next_refresh_in_minutes",
+		json_kv_null(g, "expires_at");
+	json_kv_str(g, "refresh_at", refresh);
+	json_kv_decimal(g, "next_refresh_in_minutes",
 	    e->next_ms > now ? (e->next_ms - now) / 60000.0 : 0.0);
 	yajl_gen_map_close(g);
 }

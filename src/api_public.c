@@ -327,18 +327,18 @@ public_invalid(struct http_request *req, struct cache_entry *e,
 	http_response_header(req, "Retry-After", retry);
 
 	g = api_json_begin();
-	api_kv_str(g, "agent_name", e->name);
-	api_kv_null(g, "token");
-	api_kv_str(g, "token_type", e->token_type);
+	json_kv_str(g, "agent_name", e->name);
+	json_kv_null(g, "token");
+	json_kv_str(g, "token_type", e->token_type);
 	if (e->token != NULL) {
 		isotime_format(e->expires_ms, expires, sizeof(expires));
-		api_kv_str(g, "expires_at", expires);
+		json_kv_str(g, "expires_at", expires);
 	} else {
-		api_kv_null(g, "expires_at");
+		json_kv_null(g, "expires_at");
 	}
-	api_kv_int(g, "expires_in", 0);
-	api_kv_bool(g, "valid", 0);
-	api_kv_str(g, "message", message);
+	json_kv_int(g, "expires_in", 0);
+	json_kv_bool(g, "valid", 0);
+	json_kv_str(g, "message", message);
 	api_json_send(req, 503, g);
 }
 

@@ -135,11 +135,11 @@ api_error(struct http_request *req, int status, const char *code,
 	yajl_gen	g;
 
 	g = api_json_begin();
-	api_kv_bool(g, "success", 0);
+	json_kv_bool(g, "success", 0);
 	yajl_gen_string(g, (const unsigned char *)"error", 5);
 	yajl_gen_map_open(g);
-	api_kv_str(g, "code", code);
-	api_kv_str(g, "message", message);
+	json_kv_str(g, "code", code);
+	json_kv_str(g, "message", message);
 	yajl_gen_map_close(g);
 	api_json_send(req, status, g);
 }

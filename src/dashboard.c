@@ -170,9 +170,9 @@ dash_shutdown(void)
 	size_t			len;
 
 	g = api_json_begin();
-	api_kv_str(g, "type", "shutdown_pending");
-	api_kv_int(g, "reconnect_after", DASH_RECONNECT_S);
-	api_kv_str(g, "message", "This kiln instance is shutting down; "
+	json_kv_str(g, "type", "shutdown_pending");
+	json_kv_int(g, "reconnect_after", DASH_RECONNECT_S);
+	json_kv_str(g, "message", "This kiln instance is shutting down; "
 	    "reconnecting to another one.");
 	yajl_gen_map_close(g);
 	(void)yajl_gen_get_buf(g, &buf, &len);
@@ -581,8 +581,8 @@ dash_send(struct dash_client *dc, const char *target, struct kore_buf *html)
 	int			ok;
 
 	g = api_json_begin();
-	api_kv_str(g, "type", "patch");
-	api_kv_str(g, "target", target);
+	json_kv_str(g, "type", "patch");
+	json_kv_str(g, "target", target);
 	yajl_gen_string(g, (const unsigned char *)"html", 4);
 	yajl_gen_string(g, html->data, html->offset);
 	yajl_gen_map_close(g);

@@ -924,12 +924,6 @@ int	api_body_json(struct http_request *, yajl_val *);
 void	*api_json_begin(void);
 void	api_json_send(struct http_request *, int, void *);
 void	api_error(struct http_request *, int, const char *, const char *);
-/* TODO(issue 11): the old names of json_kv_*, renamed after the merge. */
-#define api_kv_str	json_kv_str
-#define api_kv_int	json_kv_int
-#define api_kv_bool	json_kv_bool
-#define api_kv_decimal	json_kv_decimal
-#define api_kv_null	json_kv_null
 
 /* api_public.c: current-token and rejected. */
 int	api_current_token(struct http_request *, struct api_state *);

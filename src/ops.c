@@ -82,16 +82,16 @@ ops_health(struct http_request *req, struct api_state *st)
 	}
 
 	g = api_json_begin();
-	api_kv_str(g, "status", "healthy");
-	api_kv_str(g, "service", "kiln");
-	api_kv_bool(g, "authenticated", authenticated);
+	json_kv_str(g, "status", "healthy");
+	json_kv_str(g, "service", "kiln");
+	json_kv_bool(g, "authenticated", authenticated);
 	yajl_gen_string(g, (const unsigned char *)"prewarming", 10);
 	yajl_gen_map_open(g);
-	api_kv_bool(g, "active", active);
+	json_kv_bool(g, "active", active);
 	if (next == -1 || !active) {
-		api_kv_null(g, "next_refresh_in_minutes");
+		json_kv_null(g, "next_refresh_in_minutes");
 	} else {
-		api_kv_decimal(g, "next_refresh_in_minutes",
+		json_kv_decimal(g, "next_refresh_in_minutes",
 		    (next > now ? next - now : 0) / 60000.0);
 	}
 	yajl_gen_map_close(g);
@@ -196,20 +196,20 @@ render_detailed(struct api_pending *p, const struct store_rows *rows, int ok)
 
 	p->g = g = api_json_begin();
 	isotime_format(now, ts, sizeof(ts));
-	api_kv_str(g, "timestamp", ts);
-	api_kv_str(g, "service", "kiln");
+	json_kv_str(g, "timestamp", ts);
+	json_kv_str(g, "service", "kiln");
 
 	yajl_gen_string(g, (const unsigned char *)"checks", 6);
 	yajl_gen_map_open(g);
 
 	yajl_gen_string(g, (const unsigned char *)"database", 8);
 	yajl_gen_map_open(g);
-	api_kv_str(g, "status", ok ? "healthy" : "unhealthy");
+	json_kv_str(g, "status", ok ? "healthy" : "unhealthy");
 	if (ok)
-		api_kv_int(g, "response_time_ms", ops_db.response_ms);
+		json_kv_int(g, "response_time_ms", ops_db.response_ms);
 	else
-		api_kv_str(g, "error", "no answer from PostgreSQL");
-	api_kv_int(g, "checked_ms_ago", now - ops_db.checked_ms);
+		json_kv_str(g, "error", "no answer from PostgreSQL");
+	json_kv_int(g, "checked_ms_ago", now - ops_db.checked_ms);
 	yajl_gen_map_close(g);
 
 	yajl_gen_string(g, (const unsigned char *)"token_acquisition", 17);
@@ -229,34 +229,34 @@ render_detailed(struct api_pending *p, const struct store_rows *rows, int ok)
 		    strlen(e->name));
 	}
 	yajl_gen_array_close(g);
-	api_kv_int(g, "sources", total);
-	api_kv_int(g, "valid", valid);
-	api_kv_str(g, "status", valid == total ? "healthy" : "unhealthy");
+	json_kv_int(g, "sources", total);
+	json_kv_int(g, "valid", valid);
+	json_kv_str(g, "status", valid == total ? "healthy" : "unhealthy");
 	yajl_gen_map_close(g);
 	if (valid != total)
 		healthy = 0;
 
 	yajl_gen_string(g, (const unsigned char *)"configuration", 13);
 	yajl_gen_map_open(g);
-	api_kv_str(g, "status", "healthy");
-	api_kv_bool(g, "prewarming_enabled", kiln_config.prewarming_enabled);
-	api_kv_bool(g, "prewarming_paused", cache_paused());
-	api_kv_bool(g, "jwt_auth", kiln_config.jwt_secret != NULL);
-	api_kv_int(g, "workers", worker_count - KORE_WORKER_BASE);
-	api_kv_bool(g, "draining", drain_active());
+	json_kv_str(g, "status", "healthy");
+	json_kv_bool(g, "prewarming_enabled", kiln_config.prewarming_enabled);
+	json_kv_bool(g, "prewarming_paused", cache_paused());
+	json_kv_bool(g, "jwt_auth", kiln_config.jwt_secret != NULL);
+	json_kv_int(g, "workers", worker_count - KORE_WORKER_BASE);
+	json_kv_bool(g, "draining", drain_active());
 	yajl_gen_map_close(g);
 
 	yajl_gen_string(g, (const unsigned char *)"upstream", 8);
 	yajl_gen_map_open(g);
-	api_kv_str(g, "status", "healthy");
+	json_kv_str(g, "status", "healthy");
 	yajl_gen_string(g, (const unsigned char *)"hosts", 5);
 	yajl_gen_array_open(g);
 	for (i = 0; i < SHARED_HOSTS && sh->hosts[i].host[0] != '\0'; i++) {
 		yajl_gen_map_open(g);
-		api_kv_str(g, "host", sh->hosts[i].host);
-		api_kv_str(g, "circuit",
+		json_kv_str(g, "host", sh->hosts[i].host);
+		json_kv_str(g, "circuit",
 		    shared_circuit_state(&sh->hosts[i], now));
-		api_kv_int(g, "consecutive_failures", sh->hosts[i].failures);
+		json_kv_int(g, "consecutive_failures", sh->hosts[i].failures);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
@@ -265,7 +265,7 @@ render_detailed(struct api_pending *p, const struct store_rows *rows, int ok)
 	reseal_health(g);
 
 	yajl_gen_map_close(g);
-	api_kv_str(g, "status", healthy ? "healthy" : "unhealthy");
+	json_kv_str(g, "status", healthy ? "healthy" : "unhealthy");
 
 	p->status = healthy ? 200 : 503;
 	p->done = 1;
@@ -472,7 +472,7 @@ metrics_json(struct http_request *req)
 
 	g = api_json_begin();
 	isotime_format(isotime_now(), ts, sizeof(ts));
-	api_kv_str(g, "timestamp", ts);
+	json_kv_str(g, "timestamp", ts);
 
 	total = ok = errors = limited = sum = 0;
 	for (r = 0; r < SHARED_ROUTES; r++) {
@@ -492,16 +492,16 @@ metrics_json(struct http_request *req)
 
 	yajl_gen_string(g, (const unsigned char *)"global", 6);
 	yajl_gen_map_open(g);
-	api_kv_int(g, "uptime_seconds", (isotime_now() - sh->started_ms) / 1000);
-	api_kv_int(g, "total_requests", total);
-	api_kv_int(g, "success_count", ok);
-	api_kv_int(g, "error_count", errors);
-	api_kv_int(g, "rate_limit_count", limited);
-	api_kv_decimal(g, "success_rate", total ? 100.0 * ok / total : 100.0);
-	api_kv_decimal(g, "avg_duration_ms", total ? sum / 1000.0 / total :
+	json_kv_int(g, "uptime_seconds", (isotime_now() - sh->started_ms) / 1000);
+	json_kv_int(g, "total_requests", total);
+	json_kv_int(g, "success_count", ok);
+	json_kv_int(g, "error_count", errors);
+	json_kv_int(g, "rate_limit_count", limited);
+	json_kv_decimal(g, "success_rate", total ? 100.0 * ok / total : 100.0);
+	json_kv_decimal(g, "avg_duration_ms", total ? sum / 1000.0 / total :
 	    0.0);
-	api_kv_int(g, "pgsql_errors", sh->pg_errors);
-	api_kv_int(g, "websockets_open", sh->websockets);
+	json_kv_int(g, "pgsql_errors", sh->pg_errors);
+	json_kv_int(g, "websockets_open", sh->websockets);
 	yajl_gen_map_close(g);
 
 	yajl_gen_string(g, (const unsigned char *)"endpoints", 9);
@@ -519,9 +519,9 @@ metrics_json(struct http_request *req)
 		yajl_gen_string(g, (const unsigned char *)ops_route_name(r),
 		    strlen(ops_route_name(r)));
 		yajl_gen_map_open(g);
-		api_kv_int(g, "total_requests", total);
-		api_kv_decimal(g, "success_rate", 100.0 * ok / total);
-		api_kv_decimal(g, "avg_duration_ms",
+		json_kv_int(g, "total_requests", total);
+		json_kv_decimal(g, "success_rate", 100.0 * ok / total);
+		json_kv_decimal(g, "avg_duration_ms",
 		    sh->latency_sum_us[r] / 1000.0 / total);
 		yajl_gen_map_close(g);
 	}
