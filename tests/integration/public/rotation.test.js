@@ -67,9 +67,10 @@ test('refresh_token_rotation_stores_the_rotated_token', { timeout: 120000 },
 	 * never in the middle of one. */
 	let st = await idp.stats();
 	const n = refreshRequests(st).length;
-	await h.waitFor(async () => refreshRequests(await idp.stats())
-	    .length > n, { timeout: 20000, interval: 50,
-	    what: 'the next refresh' });
+	await h.waitFor(async () => {
+		const q = refreshRequests(await idp.stats());
+		return q.length > n && q.at(-1).status !== null;
+	}, { timeout: 20000, interval: 50, what: 'the next refresh, answered' });
 	st = await idp.stats();
 	const newest = st.issued_access_tokens.at(-1);
 	await h.waitFor(async () => (await k.currentToken('rotating'))
@@ -88,9 +89,12 @@ test('refresh_token_rotation_stores_the_rotated_token', { timeout: 120000 },
 	    issuedNow.indexOf(newest) && issuedNow.includes(r.json.token),
 	    'after the restart kiln serves the stored token (or a newer one)');
 	/* ...and its next refresh spends the stored rotated token. */
-	await h.waitFor(async () => refreshRequests(await idp.stats())
-	    .length > before.length, { timeout: 20000, interval: 100,
-	    what: 'a refresh after the restart' });
+	/* The upstream records a request when it comes: wait for its answer. */
+	await h.waitFor(async () => {
+		const q = refreshRequests(await idp.stats());
+		return q.length > before.length && q.at(-1).status !== null;
+	}, { timeout: 20000, interval: 100,
+	    what: 'a refresh after the restart, answered' });
 	st = await idp.stats();
 	const after = refreshRequests(st);
 	assert.equal(after[before.length].refresh_token_in, latestRefresh,
