@@ -51,3 +51,22 @@ addr_rate_key(int family, const u_int8_t *addr)
 
 	return (hash_fnv1a(hash_fnv1a(HASH_FNV_BASIS, &fam, 1), addr, len));
 }
+
+/* Is addr (of family) inside the CIDR r? */
+int
+addr_cidr_match(const struct cidr *r, int family, const u_int8_t *addr)
+{
+	int		full, rest;
+
+	if (r->family != family)
+		return (0);
+
+	full = r->bits / 8;
+	rest = r->bits % 8;
+	if (memcmp(r->addr, addr, full))
+		return (0);
+	if (rest == 0)
+		return (1);
+
+	return (((r->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0);
+}

@@ -60,7 +60,6 @@ static void	auth_keys_loaded(const struct store_rows *, void *, int);
 static void	auth_keys_free(void);
 static struct auth_key	*auth_key_find(int64_t);
 static u_int64_t	auth_addr_key(struct http_request *);
-static int	auth_cidr_match(const struct cidr *, int, const u_int8_t *);
 static void	auth_keys_notified(const char *);
 
 /* The SHA-256 of an API key, as 64 hex characters. */
@@ -250,8 +249,8 @@ auth_public_allowed(struct http_request *req)
 	v4 = addr;
 	(void)addr_unmap(&family, &v4);
 	for (i = 0; i < kiln_config.allow_count; i++) {
-		if (auth_cidr_match(&kiln_config.allow[i], c->family, addr) ||
-		    auth_cidr_match(&kiln_config.allow[i], family, v4))
+		if (addr_cidr_match(&kiln_config.allow[i], c->family, addr) ||
+		    addr_cidr_match(&kiln_config.allow[i], family, v4))
 			return (1);
 	}
 
@@ -422,24 +421,6 @@ auth_addr_key(struct http_request *req)
 		    (const u_int8_t *)&c->addr.ipv6.sin6_addr));
 
 	return (1);
-}
-
-static int
-auth_cidr_match(const struct cidr *r, int family, const u_int8_t *addr)
-{
-	int		full, rest;
-
-	if (r->family != family)
-		return (0);
-
-	full = r->bits / 8;
-	rest = r->bits % 8;
-	if (memcmp(r->addr, addr, full))
-		return (0);
-	if (rest == 0)
-		return (1);
-
-	return (((r->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0);
 }
 
 /* Is key id loaded and not revoked (a session made from it lives)? */

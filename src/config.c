@@ -40,7 +40,6 @@ static int	master_keys(char *, size_t);
 static int	key_add_b64(const char *, const char *, char *, size_t);
 static char	*key_file_read(const char *, char *, size_t);
 static int	config_auth(char *, size_t);
-static int	config_allow(const char *, char *, size_t);
 static int	config_cidrs(const char *, struct cidr **, size_t *, char *,
 		    size_t);
 static int	config_hosts(char *, size_t);
@@ -223,7 +222,6 @@ static int
 config_auth(char *err, size_t errlen)
 {
 	struct kiln_config	*c = &kiln_config;
-	const char		*v;
 
 	c->jwt_secret = getenv("KILN_JWT_SECRET");
 	if (c->jwt_secret != NULL && *c->jwt_secret == '\0')
@@ -259,50 +257,8 @@ config_auth(char *err, size_t errlen)
 	    err, errlen))
 		return (KORE_RESULT_ERROR);
 
-	if ((v = getenv("KILN_PUBLIC_ALLOW")) != NULL && *v != '\0')
-		return (config_allow(v, err, errlen));
-
-	return (KORE_RESULT_OK);
-}
-
-/* KILN_PUBLIC_ALLOW: comma-separated CIDRs (v4 or v6). */
-static int
-config_allow(const char *list, char *err, size_t errlen)
-{
-	struct kiln_config	*c = &kiln_config;
-	struct cidr		*r;
-	char			*copy, *p, *item, *slash;
-	int			max, rc;
-
-	copy = kore_strdup(list);
-	for (p = copy; (item = strsep(&p, ",")) != NULL;) {
-		while (*item == ' ')
-			item++;
-		if (*item == '\0')
-			continue;
-		c->allow = kore_realloc(c->allow,
-		    (c->allow_count + 1) * sizeof(*c->allow));
-		r = &c->allow[c->allow_count];
-		memset(r, 0, sizeof(*r));
-
-		if ((slash = strchr(item, '/')) != NULL)
-			*slash++ = '\0';
-		r->family = strchr(item, ':') ? AF_INET6 : AF_INET;
-		max = r->family == AF_INET ? 32 : 128;
-		r->bits = slash ? (int)kore_strtonum(slash, 10, 0, max, &rc) :
-		    max;
-		if ((slash && rc != KORE_RESULT_OK) ||
-		    inet_pton(r->family, item, r->addr) != 1) {
-			(void)snprintf(err, errlen, "KILN_PUBLIC_ALLOW: "
-			    "'%.64s' is not a CIDR", item);
-			kore_free(copy);
-			return (KORE_RESULT_ERROR);
-		}
-		c->allow_count++;
-	}
-	kore_free(copy);
-
-	return (KORE_RESULT_OK);
+	return (config_cidrs("KILN_PUBLIC_ALLOW", &kiln_config.allow,
+	    &kiln_config.allow_count, err, errlen));
 }
 
 /*

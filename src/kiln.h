@@ -228,9 +228,16 @@ int	host_split(const char *, char *, size_t);
 int	host_loopback(const char *);
 int	host_listed(const char *, const char *);
 int	host_list_parse(const char *, char *, size_t, char *, size_t);
-/* addr.c (pure): client addresses for the allow-list and rate buckets. */
+/* addr.c (pure): client addresses for the allow-lists and rate buckets. */
+struct cidr {
+	int		family;
+	u_int8_t	addr[16];
+	int		bits;
+};
+
 int	addr_unmap(int *, const u_int8_t **);
 u_int64_t	addr_rate_key(int, const u_int8_t *);
+int	addr_cidr_match(const struct cidr *, int, const u_int8_t *);
 /* dash_render.c (pure): dashboard HTML from plain rows, escaped. */
 #define DR_NULL		INT64_MIN	/* a number that is NULL */
 struct dbuf {			/* growable, NUL-terminated; free it */
@@ -350,12 +357,6 @@ struct kiln_config {
 	size_t		upstream_allow_count;
 	char		*allowed_hosts;		/* NULL: loopback rule */
 	char		owner[96];
-};
-
-struct cidr {
-	int		family;
-	u_int8_t	addr[16];
-	int		bits;
 };
 
 extern struct kiln_config	kiln_config;

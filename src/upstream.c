@@ -284,20 +284,10 @@ static int
 upstream_listed(const struct cidr *list, size_t n, int family,
     const u_int8_t *addr)
 {
-	const struct cidr	*r;
-	size_t			i;
-	int			full, rest;
+	size_t		i;
 
 	for (i = 0; i < n; i++) {
-		r = &list[i];
-		if (r->family != family)
-			continue;
-		full = r->bits / 8;
-		rest = r->bits % 8;
-		if (memcmp(r->addr, addr, full))
-			continue;
-		if (rest == 0 ||
-		    ((r->addr[full] ^ addr[full]) & (0xff << (8 - rest))) == 0)
+		if (addr_cidr_match(&list[i], family, addr))
 			return (1);
 	}
 

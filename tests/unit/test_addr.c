@@ -108,6 +108,30 @@ unmap_only_mapped(void **state)
 	assert_int_equal(addr_unmap(&family, &p), 0);
 }
 
+/* One CIDR test for the public allow-list and the upstream rule. */
+static void
+cidr_match_by_prefix(void **state)
+{
+	struct cidr	r;
+	u_int8_t	in[16], out[16], v6[16];
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.family = AF_INET;
+	r.bits = 20;
+	assert_int_equal(inet_pton(AF_INET, "169.254.0.0", r.addr), 1);
+	assert_int_equal(inet_pton(AF_INET, "169.254.15.7", in), 1);
+	assert_int_equal(inet_pton(AF_INET, "169.254.16.1", out), 1);
+	assert_int_equal(inet_pton(AF_INET6, "fe80::1", v6), 1);
+	assert_true(addr_cidr_match(&r, AF_INET, in));
+	assert_false(addr_cidr_match(&r, AF_INET, out));
+	assert_false(addr_cidr_match(&r, AF_INET6, v6));
+	r.bits = 0;
+	assert_true(addr_cidr_match(&r, AF_INET, out));
+	r.bits = 32;
+	assert_false(addr_cidr_match(&r, AF_INET, in));
+}
+
 int
 main(void)
 {
@@ -117,6 +141,7 @@ main(void)
 		cmocka_unit_test(ipv4_per_address),
 		cmocka_unit_test(ipv4_mapped_is_ipv4),
 		cmocka_unit_test(unmap_only_mapped),
+		cmocka_unit_test(cidr_match_by_prefix),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
