@@ -126,6 +126,9 @@ drain_listeners(void)
 		kore_platform_disable_accept();
 
 	last = shared_drain_arrive() >= worker_count - KORE_WORKER_BASE;
+	/* The last one takes the whole queue, whatever the others hold. */
+	if (last)
+		worker_fair_accept = 0;
 
 	n = 0;
 	LIST_FOREACH(srv, &kore_servers, list) {
