@@ -259,14 +259,15 @@ struct source_params {
  * in its transaction: both or neither): a row for each row of the CTE
  * from, none when nothing changed. k is the first of the four
  * parameters of struct audit_who (audit_params): kind, principal,
- * address, request id; p, a and r are the next three.
+ * address, request id; p, a and r are the next three. A NULL kind (the
+ * sources file, applied at start) writes no row.
  */
 #define AUDIT_CTE(k, p, a, r, action, target, fields, from)		\
     "au AS (INSERT INTO audit_events (principal_kind, principal, "	\
     "action, target, fields, address, request_id) SELECT $" k ", "	\
     "kiln_audit_principal($" k ", $" p "), " action ", " target ", "	\
     "COALESCE(string_to_array(" fields ", ','), '{}'), $" a "::inet, "	\
-    "$" r " FROM " from " RETURNING id) "
+    "$" r " FROM " from " WHERE $" k " IS NOT NULL RETURNING id) "
 
 /*
  * The audit log (migration 009). A change writes its row in its own
@@ -988,7 +989,7 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
     size_t errlen)
 {
 	struct source_params	sp;
-	const char		*v[24];
+	const char		*v[29];
 	int			ret, n, row, exists, same, same_seed;
 
 	source_params(src, 1, &sp);
@@ -1017,11 +1018,15 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 		sp.v[21] = NULL;
 	}
 
-	/* An update is unconditional and asks for a refresh at once. */
+	/*
+	 * An update is unconditional and asks for a refresh at once. The
+	 * file is the operator's configuration, applied at start by no
+	 * principal: no audit row (its parameters are NULL).
+	 */
+	memset(v, 0, sizeof(v));
 	memcpy(v, sp.v, sizeof(sp.v));
-	v[22] = NULL;
-	v[23] = "true";
-	n = exists ? 24 : 22;
+	v[23] = exists ? "true" : NULL;
+	n = exists ? 29 : 27;
 	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
 	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
