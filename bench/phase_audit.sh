@@ -64,7 +64,8 @@ measure() {
 	const one = (path) => new Promise((ok, no) => {
 		const t = process.hrtime.bigint();
 		const r = http.request({ host: '127.0.0.1', port, path, method,
-		    agent, headers: { Authorization: `Bearer ${key}` } }, (res) => {
+		    agent, headers: { Authorization: `Bearer ${key}` } },
+		    (res) => {
 			res.resume();
 			res.on('end', () => res.statusCode < 300 ? ok(Number(
 			    process.hrtime.bigint() - t) / 1e6) :

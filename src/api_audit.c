@@ -42,18 +42,19 @@ api_audit_list(struct http_request *req, struct api_state *st)
 	}
 
 	p = api_pending_start(req, st, audit_listed);
-	p->version = q.limit;
 	store_audit_list(&q, api_pending_cb, p);
 
 	return (KORE_RESULT_RETRY);
 }
 
-/* p->version: the limit asked for; a full page may have a next one. */
+/* A full page (as many rows as the limit) may have a next one. */
 static void
 audit_listed(struct api_pending *p, const struct store_rows *rows, int ok)
 {
-	void		*g;
-	size_t		i;
+	struct audit_query	q;
+	void			*g;
+	size_t			i;
+	char			err[KILN_ERR_MAX];
 
 	if (!ok) {
 		api_pending_fail(p, 503, "database_unavailable",
@@ -71,7 +72,9 @@ audit_listed(struct api_pending *p, const struct store_rows *rows, int ok)
 	for (i = 0; i < rows->n; i++)
 		audit_json_row(g, &rows->audit[i]);
 	yajl_gen_array_close(g);
-	if (rows->n > 0 && (int64_t)rows->n == p->version)
+	/* The query was checked before the listing started. */
+	(void)audit_query_parse(p->req->query_string, &q, err, sizeof(err));
+	if (rows->n > 0 && (int64_t)rows->n == q.limit)
 		json_kv_int(g, "next_before", rows->audit[rows->n - 1].id);
 	else
 		json_kv_null(g, "next_before");

@@ -45,21 +45,16 @@ struct api_pending *
 dash_audit_start(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
-	struct audit_query	*q;
+	struct audit_query	q;
 	char			err[KILN_ERR_MAX];
 
-	q = kore_calloc(1, sizeof(*q));
-	if (!audit_query_parse(req->query_string, q, err, sizeof(err))) {
-		kore_free(q);
+	if (!audit_query_parse(req->query_string, &q, err, sizeof(err))) {
 		api_error(req, 400, "bad_request", err);
 		return (NULL);
 	}
 
 	p = api_pending_start(req, st, audit_page_loaded);
-	p->html = kore_buf_alloc(sizeof(*q));
-	kore_buf_append(p->html, q, sizeof(*q));
-	store_audit_list(q, api_pending_cb, p);
-	kore_free(q);
+	store_audit_list(&q, api_pending_cb, p);
 
 	return (p);
 }
@@ -102,19 +97,19 @@ audit_refused_written(struct api_pending *p, const struct store_rows *rows,
 	p->done = 1;
 }
 
-/* The query rode in p->html until the rows came; now the page does. */
+/* The rows came: the page, with the query (checked before) read again. */
 static void
 audit_page_loaded(struct api_pending *p, const struct store_rows *rows,
     int ok)
 {
 	struct audit_query	q;
 	struct dbuf		d;
+	char			err[KILN_ERR_MAX];
 
-	memcpy(&q, p->html->data, sizeof(q));
-	kore_buf_reset(p->html);
-
+	(void)audit_query_parse(p->req->query_string, &q, err, sizeof(err));
 	dbuf_init(&d);
 	audit_page(&d, &q, rows, ok);
+	p->html = kore_buf_alloc(d.len + 1);
 	kore_buf_append(p->html, d.data, d.len);
 	dbuf_free(&d);
 	p->status = ok ? 200 : 503;

@@ -123,7 +123,8 @@ bad_query_is_refused(void **state)
 		{ "since=yesterday", "since" }, { "until=2026-13-01", "until" },
 		{ "colour=red", "colour" }, { "noequals", "query" },
 		{ "action=%01", "action" }, { "target=%00", "target" },
-		{ "principal=%4", "principal" }, { "principal=%zz", "principal" },
+		{ "principal=%4", "principal" },
+		{ "principal=%zz", "principal" },
 		{ "averyveryverylongname=1", "query" },
 	};
 	struct audit_query	q;

@@ -36,7 +36,8 @@ function env()
 			    env: { KILN_RATE_ANONYMOUS: '100000' } });
 			await h.waitToken(e.k, 'alpha');
 			e.admin = await a.jwt('admin', { sub: 'ada' });
-			e.seen = [];		/* every credential and secret */
+			/* every credential and secret, to scan for */
+			e.seen = [];
 			e.seen.push(e.adminKey, e.admin,
 			    ...Object.values(e.secrets));
 			const rows = await q(e, 'SELECT id FROM api_keys ' +
@@ -117,7 +118,8 @@ async function login(e, credential, id)
 	const cookie = `kiln_session=${sc[1]}`;
 	let page = null;
 	for (let i = 0; i < 20; i++) {
-		page = await e.k.get('/dashboard', { headers: { Cookie: cookie } });
+		page = await e.k.get('/dashboard',
+		    { headers: { Cookie: cookie } });
 		if (page.status === 200)
 			break;
 		await h.sleep(100);
@@ -535,7 +537,8 @@ test('no_secret_in_the_audit_table_api_or_page', { timeout: 60000 },
 
 	const secrets = e.seen.filter((x) => typeof x === 'string' &&
 	    x.length >= 16);
-	assert.ok(secrets.length >= 12, `secrets to look for: ${secrets.length}`);
+	assert.ok(secrets.length >= 12,
+	    `secrets to look for: ${secrets.length}`);
 	for (const [what, text] of [['table', table], ['api', api.join('')],
 	    ['page', page]]) {
 		assert.ok(text.length > 500, `${what}: something to scan`);
