@@ -80,12 +80,14 @@ static const struct route routes[] = {
 	{ POST, "/api/keys", R_ADMIN, ROLE_ADMIN, admin_keys_create },
 	{ DELETE, "/api/keys/*", R_ADMIN | R_ID, ROLE_ADMIN,
 	    admin_key_revoke },
+	{ GET, "/api/audit", R_ADMIN, ROLE_ADMIN, api_audit_list },
 	{ GET, "/dashboard", 0, 0, dash_page },
 	{ GET, "/dashboard/login", 0, 0, dash_login_form },
 	{ POST, "/dashboard/login", 0, 0, dash_login },
 	{ POST, "/dashboard/logout", 0, 0, dash_logout },
 	{ GET, "/dashboard/ws", 0, 0, dash_ws },
 	{ GET, "/dashboard/static/*", 0, 0, dash_static },
+	{ GET, "/dashboard/audit", 0, 0, dash_audit },
 	{ 0, NULL, 0, 0, NULL }
 };
 

@@ -150,6 +150,11 @@ static void	render_keys(struct api_pending *, const struct store_rows *,
 		    int);
 static void	render_key_revoked(struct api_pending *,
 		    const struct store_rows *, int);
+static void	render_refresh(struct api_pending *,
+		    const struct store_rows *, int);
+static void	render_prewarming_refresh(struct api_pending *,
+		    const struct store_rows *, int);
+static int	refresh_audited(struct api_pending *, int);
 static int	pending_db_error(struct api_pending *, int);
 static char	*key_scope(yajl_val);
 static int	patch_secrets_held(const struct source *);
@@ -194,6 +199,7 @@ admin_tokens_create(struct http_request *req, struct api_state *st)
 	yajl_val		body;
 	struct source		src;
 	char			err[KILN_ERR_MAX];
+	char			fields[AUDIT_FIELDS_LEN];
 
 	if (!api_body_json(req, &body))
 		return (KORE_RESULT_OK);
@@ -205,11 +211,13 @@ admin_tokens_create(struct http_request *req, struct api_state *st)
 		api_error(req, 422, "invalid_field", err);
 		return (KORE_RESULT_OK);
 	}
+	/* The names of the fields given: known ones, checked above. */
+	(void)audit_body_fields(body, fields, sizeof(fields));
 	yajl_tree_free(body);
 
 	(void)kore_strlcpy(st->name, src.name, sizeof(st->name));
 	p = api_pending_start(req, st, source_created);
-	store_source_create(&src, api_pending_cb, p);
+	store_source_create(&src, &p->who, fields, api_pending_cb, p);
 	source_free(&src);
 
 	return (KORE_RESULT_RETRY);
@@ -245,30 +253,29 @@ admin_token_patch(struct http_request *req, struct api_state *st)
 int
 admin_token_delete(struct http_request *req, struct api_state *st)
 {
-	store_source_delete(st->name, api_pending_cb,
-	    api_pending_start(req, st, render_deleted));
+	struct api_pending	*p;
+
+	p = api_pending_start(req, st, render_deleted);
+	store_source_delete(st->name, &p->who, api_pending_cb, p);
 	return (KORE_RESULT_RETRY);
 }
 
+/* The forced refresh starts once its audit row is written. */
 int
 admin_token_refresh(struct http_request *req, struct api_state *st)
 {
-	struct cache_entry	*e;
-	void			*g;
+	struct api_pending	*p;
 
-	if ((e = cache_lookup(st->name)) == NULL) {
+	if (cache_lookup(st->name) == NULL) {
 		api_error(req, 404, "not_found", "unknown token source");
 		return (KORE_RESULT_OK);
 	}
 
-	refresh_request(e, TRIGGER_ADMIN, 0, st->request_id, st->traceparent);
+	p = api_pending_start(req, st, render_refresh);
+	store_audit_write(&p->who, "source.refresh", st->name, NULL, "ok",
+	    api_pending_cb, p);
 
-	g = api_json_begin();
-	json_kv_bool(g, "success", 1);
-	json_kv_str(g, "message", "Token refresh initiated");
-	api_json_send(req, 202, g);
-
-	return (KORE_RESULT_OK);
+	return (KORE_RESULT_RETRY);
 }
 
 int
@@ -353,33 +360,25 @@ admin_prewarming_status(struct http_request *req, struct api_state *st)
 int
 admin_prewarming_refresh(struct http_request *req, struct api_state *st)
 {
-	struct cache_entry	*e;
-	void			*g;
+	struct api_pending	*p;
 	char			name[KILN_NAME_MAX + 2];
 
+	st->name[0] = '\0';
 	if (query_arg(req, "token", name, sizeof(name)) != 0) {
-		if (!source_name_valid(name) ||
-		    (e = cache_lookup(name)) == NULL) {
+		if (!source_name_valid(name) || cache_lookup(name) == NULL) {
 			api_error(req, 404, "not_found",
 			    "unknown token source");
 			return (KORE_RESULT_OK);
 		}
-		refresh_request(e, TRIGGER_ADMIN, 0, st->request_id,
-		    st->traceparent);
-	} else {
-		for (e = cache_first(); e != NULL; e = cache_next(e)) {
-			if (e->enabled)
-				refresh_request(e, TRIGGER_ADMIN, 0,
-				    st->request_id, st->traceparent);
-		}
+		(void)kore_strlcpy(st->name, name, sizeof(st->name));
 	}
 
-	g = api_json_begin();
-	json_kv_bool(g, "success", 1);
-	json_kv_str(g, "message", "Token refresh initiated");
-	api_json_send(req, 200, g);
+	p = api_pending_start(req, st, render_prewarming_refresh);
+	store_audit_write(&p->who, st->name[0] ? "source.refresh" :
+	    "prewarming.refresh", st->name[0] ? st->name : NULL, NULL, "ok",
+	    api_pending_cb, p);
 
-	return (KORE_RESULT_OK);
+	return (KORE_RESULT_RETRY);
 }
 
 int
@@ -413,6 +412,7 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 	char			*scope;
 	size_t			i;
 	char			hash[AUTH_HASH_LEN + 1];
+	char			fields[AUDIT_FIELDS_LEN];
 
 	if (!api_body_json(req, &body))
 		return (KORE_RESULT_OK);
@@ -458,7 +458,9 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 	p->body = body;
 	p->secret = auth_key_generate();
 	auth_key_hash(p->secret, hash);
-	store_key_create(n, r, hash, scope, api_pending_cb, p);
+	(void)audit_body_fields(body, fields, sizeof(fields));
+	store_key_create(n, r, hash, scope, &p->who, fields, api_pending_cb,
+	    p);
 	kore_free(scope);
 
 	return (KORE_RESULT_RETRY);
@@ -467,8 +469,10 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 int
 admin_key_revoke(struct http_request *req, struct api_state *st)
 {
-	store_key_revoke(st->name, api_pending_cb,
-	    api_pending_start(req, st, render_key_revoked));
+	struct api_pending	*p;
+
+	p = api_pending_start(req, st, render_key_revoked);
+	store_key_revoke(st->name, &p->who, api_pending_cb, p);
 	return (KORE_RESULT_RETRY);
 }
 
@@ -536,8 +540,10 @@ source_created(struct api_pending *p, const struct store_rows *rows, int ok)
 static void
 patch_loaded(struct api_pending *p, const struct store_rows *rows, int ok)
 {
-	const char	*code;
-	char		*before, err[KILN_ERR_MAX];
+	struct audit_snap	snap;
+	const char		*code;
+	char			*before, err[KILN_ERR_MAX];
+	char			fields[AUDIT_FIELDS_LEN];
 
 	if (pending_db_error(p, ok))
 		return;
@@ -550,18 +556,23 @@ patch_loaded(struct api_pending *p, const struct store_rows *rows, int ok)
 		return;
 	}
 
+	/* The audit row names the fields that change, never values. */
+	audit_source_snap(&p->src, &snap);
 	before = store_upstream_digest(&p->src);
 	if (!patch_merge(p, &code, err, sizeof(err))) {
 		kore_free(before);
+		OPENSSL_cleanse(&snap, sizeof(snap));
 		api_pending_fail(p, 422, code, err);
 		return;
 	}
 	patch_decide(p, before);
 	kore_free(before);
+	(void)audit_source_changed(&snap, &p->src, fields, sizeof(fields));
+	OPENSSL_cleanse(&snap, sizeof(snap));
 
 	p->render = patch_written;
 	store_source_patch(&p->src, p->version, p->with_refresh, p->upstream,
-	    api_pending_cb, p);
+	    &p->who, fields, api_pending_cb, p);
 }
 
 /* Take the stored source (secrets opened) and its version. */
@@ -729,6 +740,61 @@ render_events(struct api_pending *p, const struct store_rows *rows, int ok)
 	p->done = 1;
 }
 
+/* POST /api/tokens/{name}/refresh, step 1: audited; start it. */
+static void
+render_refresh(struct api_pending *p, const struct store_rows *rows, int ok)
+{
+	void		*g;
+
+	if (!refresh_audited(p, ok))
+		return;
+	g = pending_gen(p, 202);
+	json_kv_str(g, "message", "Token refresh initiated");
+	p->done = 1;
+}
+
+static void
+render_prewarming_refresh(struct api_pending *p, const struct store_rows *rows,
+    int ok)
+{
+	void		*g;
+
+	if (!refresh_audited(p, ok))
+		return;
+	g = pending_gen(p, 200);
+	json_kv_str(g, "message", "Token refresh initiated");
+	p->done = 1;
+}
+
+/* The refresh of p->name (or of every enabled source), its row written. */
+static int
+refresh_audited(struct api_pending *p, int ok)
+{
+	struct api_state	*st;
+	struct cache_entry	*e;
+
+	if (pending_db_error(p, ok))
+		return (0);
+	st = http_state_get(p->req);
+	if (p->name[0] != '\0') {
+		if ((e = cache_lookup(p->name)) == NULL) {
+			api_pending_fail(p, 404, "not_found",
+			    "unknown token source");
+			return (0);
+		}
+		refresh_request(e, TRIGGER_ADMIN, 0, st->request_id,
+		    st->traceparent);
+		return (1);
+	}
+	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		if (e->enabled)
+			refresh_request(e, TRIGGER_ADMIN, 0, st->request_id,
+			    st->traceparent);
+	}
+
+	return (1);
+}
+
 static int
 prewarming_pause(struct http_request *req, struct api_state *st, int paused)
 {
@@ -744,12 +810,12 @@ prewarming_pause(struct http_request *req, struct api_state *st, int paused)
 		(void)kore_strlcpy(st->name, name, sizeof(st->name));
 		p = api_pending_start(req, st, render_paused);
 		p->upstream = paused;
-		store_source_pause(name, paused, api_pending_cb, p);
+		store_source_pause(name, paused, &p->who, api_pending_cb, p);
 	} else {
 		st->name[0] = '\0';
 		p = api_pending_start(req, st, render_paused);
 		p->upstream = paused;
-		store_prewarming_pause(paused, api_pending_cb, p);
+		store_prewarming_pause(paused, &p->who, api_pending_cb, p);
 	}
 
 	return (KORE_RESULT_RETRY);

@@ -6,6 +6,10 @@
  */
 
 #include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +42,7 @@ api_pending_start(struct http_request *req, struct api_state *st,
 	p->status = 200;
 	p->principal = st->principal;
 	(void)kore_strlcpy(p->name, st->name, sizeof(p->name));
+	api_audit_who(req, &st->principal, st->request_id, &p->who);
 	st->pending = p;
 
 	return (p);
@@ -205,4 +210,55 @@ api_body_json(struct http_request *req, yajl_val *root)
 	}
 
 	return (KORE_RESULT_OK);
+}
+
+/*
+ * Who a request of principal p is, for the audit row of what it does:
+ * the principal's id (a session by its hash, which the store resolves),
+ * the peer address and the request id. Never a credential.
+ */
+void
+api_audit_who(struct http_request *req, const struct principal *p,
+    const char *request_id, struct audit_who *who)
+{
+	struct connection	*c = req->owner;
+	const u_int8_t		*addr;
+	int			family;
+
+	memset(who, 0, sizeof(*who));
+	switch (p->kind) {
+	case PRINCIPAL_KEY:
+		who->kind = "key";
+		(void)kore_strlcpy(who->principal, p->id,
+		    sizeof(who->principal));
+		break;
+	case PRINCIPAL_JWT:
+		who->kind = "jwt";
+		(void)kore_strlcpy(who->principal, p->id,
+		    sizeof(who->principal));
+		break;
+	case PRINCIPAL_SESSION:
+		who->kind = "session";
+		(void)kore_strlcpy(who->principal, p->session,
+		    sizeof(who->principal));
+		break;
+	default:
+		who->kind = "anonymous";
+		break;
+	}
+	if (request_id != NULL)
+		(void)kore_strlcpy(who->request_id, request_id,
+		    sizeof(who->request_id));
+
+	family = c->family;
+	if (family == AF_INET)
+		addr = (const u_int8_t *)&c->addr.ipv4.sin_addr;
+	else if (family == AF_INET6)
+		addr = (const u_int8_t *)&c->addr.ipv6.sin6_addr;
+	else
+		return;
+	(void)addr_unmap(&family, &addr);
+	if (inet_ntop(family, addr, who->address,
+	    sizeof(who->address)) == NULL)
+		who->address[0] = '\0';
 }

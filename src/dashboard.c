@@ -4,6 +4,7 @@
  *	GET  /dashboard			the whole page (works without JavaScript)
  *	GET  /dashboard/login		login form; POST to sign in
  *	POST /dashboard/logout		end the session
+ *	GET  /dashboard/audit		the audit log (admins; dash_audit.c)
  *	GET  /dashboard/ws		WebSocket of server-rendered fragments
  *	GET  /dashboard/static/...	the stylesheet and the small script
  *
@@ -232,7 +233,6 @@ dash_login(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
 	struct principal	pr;
-	struct kore_buf		buf;
 	const char		*refused;
 	char			*cookie, field[64];
 	char			id[65], hash[AUTH_HASH_LEN + 1], csrf[33];
@@ -252,13 +252,9 @@ dash_login(struct http_request *req, struct api_state *st)
 	if ((refused = dash_login_check(req, &pr)) != NULL) {
 		log_kv(LOG_LVL_INFO, "dashboard login refused", "reason",
 		    refused, NULL);
-		kore_buf_init(&buf, 4096);
-		render_login(&buf, field, "That key or token is not valid "
-		    "for the dashboard.");
-		dash_html_headers(req);
-		http_response(req, 401, buf.data, buf.offset);
-		kore_buf_cleanup(&buf);
-		return (KORE_RESULT_OK);
+		p = dash_audit_refused(req, st, &pr, field);
+		p->finish = dash_finish;
+		return (KORE_RESULT_RETRY);
 	}
 
 	session_random_hex(id, sizeof(id));
@@ -271,8 +267,9 @@ dash_login(struct http_request *req, struct api_state *st)
 	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
 	p->principal = pr;
 	(void)kore_strlcpy(p->principal.csrf, csrf, sizeof(p->principal.csrf));
-	store_session_create(hash, csrf, &pr, SESSION_LIFETIME, api_pending_cb,
-	    p);
+	api_audit_who(req, &pr, st->request_id, &p->who);
+	store_session_create(hash, csrf, &pr, SESSION_LIFETIME, &p->who,
+	    api_pending_cb, p);
 	OPENSSL_cleanse(id, sizeof(id));
 
 	return (KORE_RESULT_RETRY);
@@ -322,7 +319,32 @@ dash_logout(struct http_request *req, struct api_state *st)
 	p = api_pending_start(req, st, dash_logged_out);
 	p->finish = dash_finish;
 	(void)kore_strlcpy(p->name, st->principal.session, sizeof(p->name));
-	store_session_delete(st->principal.session, api_pending_cb, p);
+	store_session_delete(st->principal.session, &p->who, api_pending_cb,
+	    p);
+
+	return (KORE_RESULT_RETRY);
+}
+
+/* The audit log page: a session of an admin. */
+int
+dash_audit(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+	int			ret;
+
+	if ((ret = dash_session(req, st)) != KORE_RESULT_OK)
+		return (ret);
+	if (st->principal.role < ROLE_VIEWER) {
+		dash_redirect(req, "/dashboard/login");
+		return (KORE_RESULT_OK);
+	}
+	if (st->principal.role < ROLE_ADMIN) {
+		api_error(req, 403, "forbidden", "this role may not do that");
+		return (KORE_RESULT_OK);
+	}
+	if ((p = dash_audit_start(req, st)) == NULL)
+		return (KORE_RESULT_OK);
+	p->finish = dash_finish;
 
 	return (KORE_RESULT_RETRY);
 }
@@ -1072,7 +1094,7 @@ dash_finish(struct http_request *req, struct api_pending *p)
 	}
 	if (b != NULL) {
 		dash_html_headers(req);
-		http_response(req, 200, b->data, b->offset);
+		http_response(req, p->status, b->data, b->offset);
 		return (1);
 	}
 

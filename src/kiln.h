@@ -13,11 +13,11 @@
  *
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
- *                   bench api_reply
+ *                   bench api_reply api_audit dash_audit
  *   layer engine:   cache refresh reseal
  *   layer services: store upstream shared log config drain sources
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
- *                   host addr dash_render
+ *                   host addr dash_render audit
  */
 
 #ifndef __H_KILN_H
@@ -300,6 +300,49 @@ void	dr_traffic(struct dbuf *, const u_int64_t *, const u_int64_t *, int,
 void	dr_clients(struct dbuf *, int64_t, u_int32_t, u_int32_t);
 void	dr_page(struct dbuf *, const u_int8_t *, size_t,
 	    void (*)(struct dbuf *, const char *, const void *), const void *);
+
+/*
+ * audit.c (pure): what an audit row names. Who acted (struct audit_who:
+ * a principal id such as "key:7" or "jwt:<sub>", never a credential; a
+ * dashboard session by the hash of its cookie, which the store records
+ * as the key or subject the session was made from), the names of the
+ * fields a change set (never their values), the listing's query.
+ */
+#define AUDIT_SOURCE_FIELDS	19
+#define AUDIT_DIGEST_LEN	32
+#define AUDIT_VALUE_MAX		128
+#define AUDIT_FIELDS_LEN	512
+#define AUDIT_LIMIT_DEFAULT	50
+#define AUDIT_LIMIT_MAX		500
+#define AUDIT_NONE		INT64_MIN
+
+struct audit_who {
+	const char	*kind;		/* key, jwt, session, anonymous */
+	char		principal[80];	/* "": none */
+	char		address[48];	/* "": unknown */
+	char		request_id[64];
+};
+
+struct audit_snap {
+	u_int8_t	d[AUDIT_SOURCE_FIELDS][AUDIT_DIGEST_LEN];
+};
+
+struct audit_query {
+	int64_t		limit;
+	int64_t		before;		/* 0: newest first */
+	int64_t		since_ms;	/* AUDIT_NONE: no bound */
+	int64_t		until_ms;
+	char		action[AUDIT_VALUE_MAX + 1];	/* "": any */
+	char		principal[AUDIT_VALUE_MAX + 1];
+	char		target[AUDIT_VALUE_MAX + 1];
+};
+
+void	audit_source_snap(const struct source *, struct audit_snap *);
+int	audit_source_changed(const struct audit_snap *,
+	    const struct source *, char *, size_t);
+int	audit_body_fields(yajl_val, char *, size_t);
+int	audit_query_parse(const char *, struct audit_query *, char *,
+	    size_t);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
@@ -599,6 +642,19 @@ struct session_row {			/* store_sessions_load */
 	int64_t		key_id;		/* 0: none */
 };
 
+struct audit_row {			/* store_audit_list */
+	int64_t		id;
+	int64_t		at_ms;
+	const char	*principal_kind;
+	const char	*principal;
+	const char	*action;
+	const char	*target;
+	const char	*fields;	/* "a,b" */
+	const char	*address;
+	const char	*request_id;
+	const char	*outcome;
+};
+
 struct sealed_row {			/* store_reseal_scan */
 	int64_t		id;
 	const char	*name;
@@ -624,6 +680,7 @@ struct store_rows {
 	struct key_row		*keys;
 	struct session_row	*sessions;
 	struct sealed_row	*sealed;
+	struct audit_row	*audit;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -643,24 +700,32 @@ char	*store_upstream_digest(const struct source *);
 int	store_key_bootstrap(const char *, char *, size_t);
 void	store_keys_load(store_rows_cb, void *);
 void	store_key_create(const char *, const char *, const char *,
-	    const char *, store_rows_cb, void *);
+	    const char *, const struct audit_who *, const char *,
+	    store_rows_cb, void *);
 void	store_keys_list(store_rows_cb, void *);
-void	store_key_revoke(const char *, store_rows_cb, void *);
+void	store_key_revoke(const char *, const struct audit_who *,
+	    store_rows_cb, void *);
 void	store_sources_view(const char *, store_rows_cb, void *);
 void	store_source_full(const char *, store_rows_cb, void *);
-void	store_source_create(const struct source *, store_rows_cb, void *);
+void	store_source_create(const struct source *, const struct audit_who *,
+	    const char *, store_rows_cb, void *);
 void	store_source_patch(const struct source *, int64_t, int, int,
+	    const struct audit_who *, const char *, store_rows_cb, void *);
+void	store_source_delete(const char *, const struct audit_who *,
 	    store_rows_cb, void *);
-void	store_source_delete(const char *, store_rows_cb, void *);
-void	store_source_pause(const char *, int, store_rows_cb, void *);
-void	store_prewarming_pause(int, store_rows_cb, void *);
+void	store_source_pause(const char *, int, const struct audit_who *,
+	    store_rows_cb, void *);
+void	store_prewarming_pause(int, const struct audit_who *, store_rows_cb,
+	    void *);
 void	store_events(const char *, int64_t, int64_t, store_rows_cb, void *);
 void	store_ping(store_rows_cb, void *);
 void	store_sessions_load(store_rows_cb, void *);
 struct principal;
 void	store_session_create(const char *, const char *,
-	    const struct principal *, int64_t, store_rows_cb, void *);
-void	store_session_delete(const char *, store_rows_cb, void *);
+	    const struct principal *, int64_t, const struct audit_who *,
+	    store_rows_cb, void *);
+void	store_session_delete(const char *, const struct audit_who *,
+	    store_rows_cb, void *);
 void	store_recent_events(store_rows_cb, void *);
 void	store_reseal_scan(int64_t, store_rows_cb, void *);
 void	store_reseal_write(int64_t, const char *, char *const *,
@@ -885,6 +950,7 @@ struct api_pending {
 	/* Answers a finished step itself (1), or leaves it to JSON (0). */
 	int			(*finish)(struct http_request *,
 				    struct api_pending *);
+	struct audit_who	who;		/* of the request */
 };
 
 struct api_state {
@@ -988,6 +1054,20 @@ void	ops_route_names(const char *(*)(int));
 int	ops_health(struct http_request *, struct api_state *);
 int	ops_health_detailed(struct http_request *, struct api_state *);
 int	ops_metrics(struct http_request *, struct api_state *);
+
+/* The audit log: store.c writes and lists it, api_audit.c serves it. */
+void	store_audit_write(const struct audit_who *, const char *,
+	    const char *, const char *, const char *, store_rows_cb, void *);
+void	store_audit_list(const struct audit_query *, store_rows_cb, void *);
+void	api_audit_who(struct http_request *, const struct principal *,
+	    const char *, struct audit_who *);
+int	api_audit_list(struct http_request *, struct api_state *);
+struct api_pending	*dash_audit_start(struct http_request *,
+			    struct api_state *);
+struct api_pending	*dash_audit_refused(struct http_request *,
+			    struct api_state *, const struct principal *,
+			    const char *);
+int	dash_audit(struct http_request *, struct api_state *);
 
 #endif /* Kore */
 

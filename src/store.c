@@ -32,7 +32,7 @@
 #include "kiln.h"
 
 #define STORE_DB		"db"
-#define STORE_PARAMS_MAX	24
+#define STORE_PARAMS_MAX	32
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
 #define STORE_BATCH_MAX		7900
@@ -254,6 +254,43 @@ struct source_params {
 	char		fl[24];
 };
 
+/*
+ * The audit row of an admin change, in the change's own statement (so
+ * in its transaction: both or neither): a row for each row of the CTE
+ * from, none when nothing changed. k is the first of the four
+ * parameters of struct audit_who (audit_params): kind, principal,
+ * address, request id; p, a and r are the next three. A NULL kind (the
+ * sources file, applied at start) writes no row.
+ */
+#define AUDIT_CTE(k, p, a, r, action, target, fields, from)		\
+    "au AS (INSERT INTO audit_events (principal_kind, principal, "	\
+    "action, target, fields, address, request_id) SELECT $" k ", "	\
+    "kiln_audit_principal($" k ", $" p "), " action ", " target ", "	\
+    "COALESCE(string_to_array(" fields ", ','), '{}'), $" a "::inet, "	\
+    "$" r " FROM " from " WHERE $" k " IS NOT NULL RETURNING id) "
+
+/*
+ * The audit log (migration 009). A change writes its row in its own
+ * statement (AUDIT_CTE); what changes nothing (a forced refresh, a
+ * refused login) writes one row here.
+ */
+static const char q_audit_write[] =
+    "INSERT INTO audit_events (principal_kind, principal, address, "
+    "request_id, action, target, fields, outcome) VALUES ($1, "
+    "kiln_audit_principal($1, $2), $3::inet, $4, $5, $6, "
+    "COALESCE(string_to_array($7, ','), '{}'), $8) RETURNING id";
+
+static const char q_audit_list[] =
+    "SELECT id, kiln_ms(at), principal_kind, principal, action, target, "
+    "array_to_string(fields, ','), host(address), request_id, outcome "
+    "FROM audit_events WHERE ($1::bigint IS NULL OR id < $1::bigint) "
+    "AND ($2::text IS NULL OR action = $2) "
+    "AND ($3::text IS NULL OR principal = $3) "
+    "AND ($4::text IS NULL OR target = $4) "
+    "AND ($5::bigint IS NULL OR at >= kiln_ts($5::bigint)) "
+    "AND ($6::bigint IS NULL OR at < kiln_ts($6::bigint)) "
+    "ORDER BY id DESC LIMIT $7::integer";
+
 static const char q_keys_load[] =
     "SELECT id, role, key_hash, array_to_string(sources, ',') "
     "FROM api_keys WHERE revoked_at IS NULL";
@@ -265,7 +302,8 @@ static const char q_key_bootstrap[] =
 static const char q_key_create[] =
     "WITH k AS (INSERT INTO api_keys (name, role, key_hash, sources) "
     "VALUES ($1, $2, $3, string_to_array($4, ',')) "
-    "RETURNING id, name, role, created_at, sources) "
+    "RETURNING id, name, role, created_at, sources), "
+    AUDIT_CTE("5", "6", "7", "8", "'key.create'", "k.id::text", "$9", "k")
     "SELECT k.id, k.name, k.role, kiln_ms(k.created_at), "
     "pg_notify('kiln_keys', ''), array_to_string(k.sources, ',') FROM k";
 
@@ -279,7 +317,9 @@ static const char q_key_revoke[] =
     "WHERE id = $1 AND revoked_at IS NULL RETURNING id), "
     "s AS (DELETE FROM dashboard_sessions WHERE key_id IN "
     "(SELECT id FROM k) OR principal IN (SELECT 'key:' || id FROM k) "
-    "RETURNING id_hash) "
+    "RETURNING id_hash), "
+    AUDIT_CTE("2", "3", "4", "5", "'key.revoke'", "k.id::text", "NULL",
+    "k")
     "SELECT k.id, pg_notify('kiln_keys', k.id::text), "
     "(SELECT count(*) FROM s) FROM k";
 
@@ -316,7 +356,8 @@ static const char q_source_create[] =
     "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) "
     "ON CONFLICT (name) DO NOTHING RETURNING id), "
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
-    "RETURNING source_id) "
+    "RETURNING source_id), "
+    AUDIT_CTE("23", "24", "25", "26", "'source.create'", "$1", "$27", "t")
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
 
 static const char q_source_patch[] =
@@ -335,22 +376,28 @@ static const char q_source_patch[] =
     "t AS (UPDATE tokens SET "
     "next_attempt_at = CASE WHEN $24 THEN now() ELSE next_attempt_at END, "
     "failures = CASE WHEN $24 THEN 0 ELSE failures END "
-    "FROM s WHERE tokens.source_id = s.id RETURNING source_id) "
+    "FROM s WHERE tokens.source_id = s.id RETURNING source_id), "
+    AUDIT_CTE("25", "26", "27", "28", "'source.update'", "$1", "$29", "t")
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
 
 static const char q_source_delete[] =
-    "WITH s AS (DELETE FROM token_sources WHERE name = $1 RETURNING id) "
+    "WITH s AS (DELETE FROM token_sources WHERE name = $1 RETURNING id), "
+    AUDIT_CTE("2", "3", "4", "5", "'source.delete'", "$1", "NULL", "s")
     "SELECT s.id, pg_notify('kiln_tokens', $1) FROM s";
 
 static const char q_source_pause[] =
     "WITH s AS (UPDATE token_sources SET paused = $2, updated_at = now() "
-    "WHERE name = $1 RETURNING id) "
+    "WHERE name = $1 RETURNING id), "
+    AUDIT_CTE("3", "4", "5", "6", "CASE WHEN $2 THEN 'source.pause' "
+    "ELSE 'source.resume' END", "$1", "NULL", "s")
     "SELECT s.id, pg_notify('kiln_tokens', $1) FROM s";
 
 static const char q_prewarming_pause[] =
     "WITH u AS (INSERT INTO settings (key, value) "
     "VALUES ('prewarming_paused', $1) ON CONFLICT (key) DO UPDATE "
-    "SET value = $1, updated_at = now() RETURNING key) "
+    "SET value = $1, updated_at = now() RETURNING key), "
+    AUDIT_CTE("2", "3", "4", "5", "CASE WHEN $1 = 'true' THEN "
+    "'prewarming.pause' ELSE 'prewarming.resume' END", "NULL", "NULL", "u")
     "SELECT pg_notify('kiln_tokens', '*') FROM u";
 
 static const char q_events[] =
@@ -404,6 +451,9 @@ static int64_t	col_num(PGresult *, int, int);
 static int64_t	col_numn(PGresult *, int, int);
 static int	col_bool(PGresult *, int, int);
 static struct source_row	*dec_source(PGresult *, const char *);
+static void	audit_params(const struct audit_who *, const char **);
+static void	dec_audit(PGresult *, struct store_job *,
+		    struct store_rows *);
 static void	store_decode_rows(struct store_job *, struct store_rows *);
 static void	store_rows_free(struct store_rows *);
 
@@ -939,7 +989,7 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
     size_t errlen)
 {
 	struct source_params	sp;
-	const char		*v[24];
+	const char		*v[29];
 	int			ret, n, row, exists, same, same_seed;
 
 	source_params(src, 1, &sp);
@@ -968,11 +1018,15 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 		sp.v[21] = NULL;
 	}
 
-	/* An update is unconditional and asks for a refresh at once. */
+	/*
+	 * An update is unconditional and asks for a refresh at once. The
+	 * file is the operator's configuration, applied at start by no
+	 * principal: no audit row (its parameters are NULL).
+	 */
+	memset(v, 0, sizeof(v));
 	memcpy(v, sp.v, sizeof(sp.v));
-	v[22] = NULL;
-	v[23] = "true";
-	n = exists ? 24 : 22;
+	v[23] = exists ? "true" : NULL;
+	n = exists ? 29 : 27;
 	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
 	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
@@ -1434,9 +1488,18 @@ store_keys_load(store_rows_cb cb, void *arg)
 
 void
 store_key_create(const char *name, const char *role, const char *hash,
-    const char *sources, store_rows_cb cb, void *arg)
+    const char *sources, const struct audit_who *who, const char *fields,
+    store_rows_cb cb, void *arg)
 {
-	store_job(q_key_create, cb, arg, 4, name, role, hash, sources);
+	const char	*v[9];
+
+	v[0] = name;
+	v[1] = role;
+	v[2] = hash;
+	v[3] = sources;
+	audit_params(who, v + 4);
+	v[8] = fields;
+	store_job_a(q_key_create, cb, arg, 9, v);
 }
 
 void
@@ -1446,9 +1509,14 @@ store_keys_list(store_rows_cb cb, void *arg)
 }
 
 void
-store_key_revoke(const char *id, store_rows_cb cb, void *arg)
+store_key_revoke(const char *id, const struct audit_who *who,
+    store_rows_cb cb, void *arg)
 {
-	store_job(q_key_revoke, cb, arg, 1, id);
+	const char	*v[5];
+
+	v[0] = id;
+	audit_params(who, v + 1);
+	store_job_a(q_key_revoke, cb, arg, 5, v);
 }
 
 void
@@ -1464,12 +1532,17 @@ store_source_full(const char *name, store_rows_cb cb, void *arg)
 }
 
 void
-store_source_create(const struct source *src, store_rows_cb cb, void *arg)
+store_source_create(const struct source *src, const struct audit_who *who,
+    const char *fields, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
+	const char		*v[27];
 
 	source_params(src, 1, &sp);
-	store_job_a(q_source_create, cb, arg, 22, sp.v);
+	memcpy(v, sp.v, sizeof(sp.v));
+	audit_params(who, v + 22);
+	v[26] = fields;
+	store_job_a(q_source_create, cb, arg, 27, v);
 	source_params_free(&sp);
 }
 
@@ -1480,10 +1553,11 @@ store_source_create(const struct source *src, store_rows_cb cb, void *arg)
  */
 void
 store_source_patch(const struct source *src, int64_t version,
-    int with_refresh, int upstream, store_rows_cb cb, void *arg)
+    int with_refresh, int upstream, const struct audit_who *who,
+    const char *fields, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
-	const char		*v[24];
+	const char		*v[29];
 	char			*ver;
 
 	source_params(src, with_refresh, &sp);
@@ -1491,7 +1565,9 @@ store_source_patch(const struct source *src, int64_t version,
 	ver = i64(version);
 	v[22] = ver;
 	v[23] = upstream ? "true" : "false";
-	store_job_a(q_source_patch, cb, arg, 24, v);
+	audit_params(who, v + 24);
+	v[28] = fields;
+	store_job_a(q_source_patch, cb, arg, 29, v);
 	kore_free(ver);
 	source_params_free(&sp);
 }
@@ -1504,22 +1580,37 @@ store_upstream_digest(const struct source *src)
 }
 
 void
-store_source_delete(const char *name, store_rows_cb cb, void *arg)
+store_source_delete(const char *name, const struct audit_who *who,
+    store_rows_cb cb, void *arg)
 {
-	store_job(q_source_delete, cb, arg, 1, name);
+	const char	*v[5];
+
+	v[0] = name;
+	audit_params(who, v + 1);
+	store_job_a(q_source_delete, cb, arg, 5, v);
 }
 
 void
-store_source_pause(const char *name, int paused, store_rows_cb cb,
-    void *arg)
+store_source_pause(const char *name, int paused, const struct audit_who *who,
+    store_rows_cb cb, void *arg)
 {
-	store_job(q_source_pause, cb, arg, 2, name, paused ? "true" : "false");
+	const char	*v[6];
+
+	v[0] = name;
+	v[1] = paused ? "true" : "false";
+	audit_params(who, v + 2);
+	store_job_a(q_source_pause, cb, arg, 6, v);
 }
 
 void
-store_prewarming_pause(int paused, store_rows_cb cb, void *arg)
+store_prewarming_pause(int paused, const struct audit_who *who,
+    store_rows_cb cb, void *arg)
 {
-	store_job(q_prewarming_pause, cb, arg, 1, paused ? "true" : "false");
+	const char	*v[5];
+
+	v[0] = paused ? "true" : "false";
+	audit_params(who, v + 1);
+	store_job_a(q_prewarming_pause, cb, arg, 5, v);
 }
 
 void
@@ -1568,13 +1659,16 @@ static const char q_session_create[] =
     "expires_at, key_id, jwt_id, jwt_subject, credential_expires_at) "
     "VALUES ($1, $2, $3, $4, least(now() + $5::bigint * interval "
     "'1 second', kiln_ts($9::bigint)), $6, $7, $8, kiln_ts($9::bigint)) "
-    "RETURNING id_hash, expires_at) "
+    "RETURNING id_hash, expires_at), "
+    AUDIT_CTE("10", "11", "12", "13", "'login'", "NULL", "NULL", "s")
     "SELECT kiln_ms(s.expires_at), pg_notify('kiln_sessions', '') FROM s";
 
 /* The payload names the session, so that others drop it at once. */
 static const char q_session_delete[] =
     "WITH s AS (DELETE FROM dashboard_sessions WHERE id_hash = $1 "
-    "RETURNING id_hash) SELECT pg_notify('kiln_sessions', s.id_hash) "
+    "RETURNING id_hash), "
+    AUDIT_CTE("2", "3", "4", "5", "'logout'", "NULL", "NULL", "s")
+    "SELECT pg_notify('kiln_sessions', s.id_hash) "
     "FROM s";
 
 static const char q_recent_events[] =
@@ -1592,9 +1686,10 @@ store_sessions_load(store_rows_cb cb, void *arg)
 /* A session of p (a key or a JWT) that lives at most lifetime s. */
 void
 store_session_create(const char *hash, const char *csrf,
-    const struct principal *p, int64_t lifetime, store_rows_cb cb,
-    void *arg)
+    const struct principal *p, int64_t lifetime, const struct audit_who *who,
+    store_rows_cb cb, void *arg)
 {
+	const char	*v[13];
 	char		*life, *key, *exp;
 	int		jwt;
 
@@ -1602,18 +1697,31 @@ store_session_create(const char *hash, const char *csrf,
 	life = i64(lifetime);
 	key = p->kind == PRINCIPAL_KEY ? i64(p->key_id) : NULL;
 	exp = jwt ? i64(p->expires_ms) : NULL;
-	store_job(q_session_create, cb, arg, 9, hash, jwt_role_name(p->role),
-	    p->id, csrf, life, key, jwt && p->jti[0] ? p->jti : NULL,
-	    jwt ? p->subject : NULL, exp);
+	v[0] = hash;
+	v[1] = jwt_role_name(p->role);
+	v[2] = p->id;
+	v[3] = csrf;
+	v[4] = life;
+	v[5] = key;
+	v[6] = jwt && p->jti[0] ? p->jti : NULL;
+	v[7] = jwt ? p->subject : NULL;
+	v[8] = exp;
+	audit_params(who, v + 9);
+	store_job_a(q_session_create, cb, arg, 13, v);
 	kore_free(life);
 	kore_free(key);
 	kore_free(exp);
 }
 
 void
-store_session_delete(const char *hash, store_rows_cb cb, void *arg)
+store_session_delete(const char *hash, const struct audit_who *who,
+    store_rows_cb cb, void *arg)
 {
-	store_job(q_session_delete, cb, arg, 1, hash);
+	const char	*v[5];
+
+	v[0] = hash;
+	audit_params(who, v + 1);
+	store_job_a(q_session_delete, cb, arg, 5, v);
 }
 
 void
@@ -2151,6 +2259,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		{ q_keys_list, dec_keys_list },
 		{ q_sessions_load, dec_sessions },
 		{ q_reseal_scan, dec_sealed },
+		{ q_audit_list, dec_audit },
 	};
 	PGresult	*res = job->sql.result;
 	size_t		i;
@@ -2182,6 +2291,7 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->keys);
 	kore_free(rows->sessions);
 	kore_free(rows->sealed);
+	kore_free(rows->audit);
 }
 
 /* Told of the outcome (1: answered, 0: failed) of every async query. */
@@ -2189,4 +2299,69 @@ void
 store_db_watch(void (*cb)(int))
 {
 	db_watch = cb;
+}
+
+void
+store_audit_write(const struct audit_who *who, const char *action,
+    const char *target, const char *fields, const char *outcome,
+    store_rows_cb cb, void *arg)
+{
+	const char	*v[8];
+
+	audit_params(who, v);
+	v[4] = action;
+	v[5] = target;
+	v[6] = fields;
+	v[7] = outcome;
+	store_job_a(q_audit_write, cb, arg, 8, v);
+}
+
+void
+store_audit_list(const struct audit_query *q, store_rows_cb cb, void *arg)
+{
+	char		*before, *since, *until, *limit;
+
+	before = q->before > 0 ? i64(q->before) : NULL;
+	since = q->since_ms != AUDIT_NONE ? i64(q->since_ms) : NULL;
+	until = q->until_ms != AUDIT_NONE ? i64(q->until_ms) : NULL;
+	limit = i64(q->limit);
+	store_job(q_audit_list, cb, arg, 7, before,
+	    q->action[0] ? q->action : NULL,
+	    q->principal[0] ? q->principal : NULL,
+	    q->target[0] ? q->target : NULL, since, until, limit);
+	kore_free(before);
+	kore_free(since);
+	kore_free(until);
+	kore_free(limit);
+}
+
+/* Kind, principal, address, request id: $k..$k+3 of AUDIT_CTE. */
+static void
+audit_params(const struct audit_who *who, const char **v)
+{
+	v[0] = who->kind != NULL ? who->kind : "anonymous";
+	v[1] = who->principal[0] ? who->principal : NULL;
+	v[2] = who->address[0] ? who->address : NULL;
+	v[3] = who->request_id[0] ? who->request_id : NULL;
+}
+
+static void
+dec_audit(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct audit_row	*a;
+	size_t			i;
+
+	rows->audit = a = kore_calloc(rows->n + 1, sizeof(*a));
+	for (i = 0; i < rows->n; i++, a++) {
+		a->id = col_num(res, i, 0);
+		a->at_ms = col_num(res, i, 1);
+		a->principal_kind = col_str(res, i, 2);
+		a->principal = col_str(res, i, 3);
+		a->action = col_str(res, i, 4);
+		a->target = col_str(res, i, 5);
+		a->fields = col_str(res, i, 6);
+		a->address = col_str(res, i, 7);
+		a->request_id = col_str(res, i, 8);
+		a->outcome = col_str(res, i, 9);
+	}
 }
