@@ -211,6 +211,13 @@ public_entry(struct http_request *req, struct api_state *st, int *ret)
 		return (NULL);
 	}
 
+	/* A connection: its source's entry said who may read it. */
+	if (st->subject[0] != '\0' &&
+	    (e = cache_lookup_conn(st->name, st->subject)) == NULL) {
+		api_error(req, 404, "not_found", "unknown connection");
+		return (NULL);
+	}
+
 	return (e);
 }
 
@@ -328,6 +335,8 @@ public_invalid(struct http_request *req, struct cache_entry *e,
 
 	g = api_json_begin();
 	json_kv_str(g, "agent_name", e->name);
+	if (e->subject != NULL)
+		json_kv_str(g, "subject", e->subject);
 	json_kv_null(g, "token");
 	json_kv_str(g, "token_type", e->token_type);
 	if (e->token != NULL) {

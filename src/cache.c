@@ -41,11 +41,13 @@ LIST_HEAD(cache_bucket, cache_entry);
 static struct {
 	struct cache_bucket			buckets[CACHE_BUCKETS];
 	TAILQ_HEAD(, cache_entry)		entries;
+	TAILQ_HEAD(, cache_entry)		conns;	/* not default */
 	TAILQ_HEAD(, cache_waiter)		waiters;
 	int					loaded;
 	int					loading;
 	int					paused;
 	u_int32_t				count;
+	u_int32_t				nconns;
 } cache;
 
 /*
@@ -77,7 +79,8 @@ static int		nchannels;
 static void		(*changed_cb)(void);
 static void		(*removed_cb)(const struct cache_entry *);
 
-static struct cache_entry	*cache_insert(const char *);
+static struct cache_entry	*cache_insert(const char *, const char *);
+static struct cache_entry	*cache_lookup_key(const char *);
 static void	cache_remove(struct cache_entry *);
 static void	cache_apply(const struct token_row *);
 static void	cache_loaded_all(const struct store_rows *, void *, int);
@@ -113,6 +116,7 @@ cache_init(void)
 	for (i = 0; i < CACHE_BUCKETS; i++)
 		LIST_INIT(&cache.buckets[i]);
 	TAILQ_INIT(&cache.entries);
+	TAILQ_INIT(&cache.conns);
 	TAILQ_INIT(&cache.waiters);
 
 	listener.evt.type = KILN_TYPE_LISTEN;
@@ -145,11 +149,73 @@ cache_lookup(const char *name)
 
 	LIST_FOREACH(e, &cache.buckets[hash_fnv1a_str(name) % CACHE_BUCKETS],
 	    hlink) {
-		if (!strcmp(e->name, name))
+		if (e->subject == NULL && !strcmp(e->name, name))
 			return (e);
 	}
 
 	return (NULL);
+}
+
+/*
+ * A connection's entry: hashed by its key "name/subject", in the same
+ * table; the default one is the source's entry (cache_lookup).
+ */
+struct cache_entry *
+cache_lookup_conn(const char *name, const char *subject)
+{
+	struct cache_entry	*e;
+	char			key[CONN_KEY_MAX];
+
+	if (conn_is_default(subject))
+		return (cache_lookup(name));
+
+	conn_key(name, subject, key, sizeof(key));
+	LIST_FOREACH(e, &cache.buckets[hash_fnv1a_str(key) % CACHE_BUCKETS],
+	    hlink) {
+		if (e->subject != NULL && !strcmp(e->subject, subject) &&
+		    !strcmp(e->name, name))
+			return (e);
+	}
+
+	return (NULL);
+}
+
+/* "name" or "name/subject", unchecked text from a NOTIFY or a batch. */
+static struct cache_entry *
+cache_lookup_key(const char *key)
+{
+	char		name[KILN_NAME_MAX + 1];
+	char		subject[KILN_SUBJECT_MAX + 1];
+
+	if (!conn_key_split(key, name, sizeof(name), subject,
+	    sizeof(subject)))
+		return (NULL);
+
+	return (subject[0] == '\0' ? cache_lookup(name) :
+	    cache_lookup_conn(name, subject));
+}
+
+/* Every entry, sources then connections (the scheduler's round). */
+struct cache_entry *
+cache_any_first(void)
+{
+	if (TAILQ_FIRST(&cache.entries) != NULL)
+		return (TAILQ_FIRST(&cache.entries));
+	return (TAILQ_FIRST(&cache.conns));
+}
+
+struct cache_entry *
+cache_any_next(struct cache_entry *e)
+{
+	if (TAILQ_NEXT(e, list) != NULL || e->subject != NULL)
+		return (TAILQ_NEXT(e, list));
+	return (TAILQ_FIRST(&cache.conns));
+}
+
+u_int32_t
+cache_any_count(void)
+{
+	return (cache.count + cache.nconns);
 }
 
 u_int32_t
@@ -287,14 +353,14 @@ cache_loaded_all(const struct store_rows *rows, void *arg, int ok)
 	if (!ok)
 		return;
 
-	TAILQ_FOREACH(e, &cache.entries, list)
+	for (e = cache_any_first(); e != NULL; e = cache_any_next(e))
 		e->seen = 0;
 
 	for (i = 0; i < rows->n; i++)
 		cache_apply(&rows->tokens[i]);
 
-	for (e = TAILQ_FIRST(&cache.entries); e != NULL; e = next) {
-		next = TAILQ_NEXT(e, list);
+	for (e = cache_any_first(); e != NULL; e = next) {
+		next = cache_any_next(e);
 		if (!e->seen)
 			cache_remove(e);
 	}
@@ -302,7 +368,8 @@ cache_loaded_all(const struct store_rows *rows, void *arg, int ok)
 	if (!cache.loaded) {
 		cache.loaded = 1;
 		log_kv(LOG_LVL_INFO, "token cache loaded",
-		    "#sources", (int64_t)cache.count, NULL);
+		    "#sources", (int64_t)cache.count,
+		    "#connections", (int64_t)cache.nconns, NULL);
 		cache_tick(NULL, 0);
 	}
 }
@@ -334,7 +401,7 @@ static struct cache_entry *
 cache_mark_names(const char *names, int find)
 {
 	struct cache_entry	*e;
-	char			name[KILN_NAME_MAX + 1];
+	char			name[CONN_KEY_MAX];
 	size_t			len;
 
 	while (*names != '\0') {
@@ -342,7 +409,7 @@ cache_mark_names(const char *names, int find)
 		if (len < sizeof(name)) {
 			memcpy(name, names, len);
 			name[len] = '\0';
-			if ((e = cache_lookup(name)) != NULL) {
+			if ((e = cache_lookup_key(name)) != NULL) {
 				if (find && !e->seen)
 					return (e);
 				if (!find)
@@ -367,10 +434,15 @@ cache_apply(const struct token_row *t)
 	size_t			len;
 	u_int64_t		epoch;
 	int			render;
+	const char		*subject;
+	char			field[16 + KILN_SUBJECT_MAX];
 
-	if ((e = cache_lookup(t->name)) == NULL)
-		e = cache_insert(t->name);
+	subject = conn_is_default(t->subject) ? NULL : t->subject;
+	if ((e = cache_lookup_conn(t->name, subject)) == NULL)
+		e = cache_insert(t->name, subject);
 	e->seen = 1;
+	e->reauth = !strcmp(t->state, "needs_reauth") ||
+	    !strcmp(t->state, "revoked");
 
 	/*
 	 * Reloads run on several connections and may answer out of order:
@@ -394,7 +466,8 @@ cache_apply(const struct token_row *t)
 		e->token = NULL;
 		e->fpr[0] = '\0';
 		if (t->token_sealed != NULL && *t->token_sealed != '\0' &&
-		    seal_open(t->name, "token", t->token_sealed, &token,
+		    conn_field("token", subject, field, sizeof(field)) &&
+		    seal_open(t->name, field, t->token_sealed, &token,
 		    &len)) {
 			e->token = token;
 			(void)kore_strlcpy(e->fpr, t->fingerprint ?
@@ -445,20 +518,28 @@ cache_apply(const struct token_row *t)
 }
 
 static struct cache_entry *
-cache_insert(const char *name)
+cache_insert(const char *name, const char *subject)
 {
 	struct cache_entry	*e;
+	char			key[CONN_KEY_MAX];
 
 	e = kore_calloc(1, sizeof(*e));
 	(void)kore_strlcpy(e->name, name, sizeof(e->name));
 	(void)kore_strlcpy(e->token_type, "Bearer", sizeof(e->token_type));
 	e->generation = -1;
-	e->hash = (u_int32_t)hash_fnv1a_str(name);
+	conn_key(name, subject, key, sizeof(key));
+	e->hash = (u_int32_t)hash_fnv1a_str(key);
 	TAILQ_INIT(&e->waiters);
 
 	LIST_INSERT_HEAD(&cache.buckets[e->hash % CACHE_BUCKETS], e, hlink);
-	TAILQ_INSERT_TAIL(&cache.entries, e, list);
-	cache.count++;
+	if (subject != NULL) {
+		e->subject = kore_strdup(subject);
+		TAILQ_INSERT_TAIL(&cache.conns, e, list);
+		cache.nconns++;
+	} else {
+		TAILQ_INSERT_TAIL(&cache.entries, e, list);
+		cache.count++;
+	}
 
 	return (e);
 }
@@ -472,12 +553,18 @@ cache_remove(struct cache_entry *e)
 		removed_cb(e);
 
 	LIST_REMOVE(e, hlink);
-	TAILQ_REMOVE(&cache.entries, e, list);
-	cache.count--;
+	if (e->subject != NULL) {
+		TAILQ_REMOVE(&cache.conns, e, list);
+		cache.nconns--;
+	} else {
+		TAILQ_REMOVE(&cache.entries, e, list);
+		cache.count--;
+	}
 
 	seal_wipe(e->token);
 	answer_free(e);
 	kore_free(e->last_error);
+	kore_free(e->subject);
 	kore_free(e);
 }
 
@@ -503,6 +590,8 @@ cache_answer(struct cache_entry *e)
 	g = answer_gen(buf);
 	yajl_gen_map_open(g);
 	json_kv_str(g, "agent_name", e->name);
+	if (e->subject != NULL)
+		json_kv_str(g, "subject", e->subject);
 	json_kv_str(g, "token", e->token);
 	json_kv_str(g, "token_type", e->token_type);
 	json_kv_str(g, "expires_at", expires);
@@ -807,9 +896,10 @@ static void
 listen_names(char *names)
 {
 	char		*name;
+	char		n[KILN_NAME_MAX + 1], s[KILN_SUBJECT_MAX + 1];
 
 	while ((name = strsep(&names, ",")) != NULL) {
-		if (source_name_valid(name))
+		if (conn_key_split(name, n, sizeof(n), s, sizeof(s)))
 			cache_reload(name);
 	}
 }

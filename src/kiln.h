@@ -13,11 +13,11 @@
  *
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
- *                   bench api_reply api_audit dash_audit
+ *                   bench api_reply api_audit dash_audit api_conn
  *   layer engine:   cache refresh reseal
  *   layer services: store upstream shared log config drain sources
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
- *                   host addr dash_render audit
+ *                   host addr dash_render audit conn
  */
 
 #ifndef __H_KILN_H
@@ -345,6 +345,19 @@ int	audit_query_parse(const char *, struct audit_query *, char *,
 	    size_t);
 
 /*
+ * conn.c (pure): connections, one token per (source, subject); the
+ * default one is the source's own token, named by the source alone.
+ */
+#define KILN_SUBJECT_MAX	128
+#define CONN_DEFAULT		"default"
+#define CONN_KEY_MAX		(KILN_NAME_MAX + 1 + KILN_SUBJECT_MAX + 1)
+int	conn_subject_valid(const char *);
+int	conn_is_default(const char *);
+int	conn_field(const char *, const char *, char *, size_t);
+int	conn_key_split(const char *, char *, size_t, char *, size_t);
+void	conn_key(const char *, const char *, char *, size_t);
+
+/*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
  * before this header).
  */
@@ -548,6 +561,8 @@ struct token_row {			/* store_load, store_reload */
 	int64_t		last_duration_ms;	/* STORE_NULL: none */
 	int		leased;
 	int64_t		lifetime_ms;
+	const char	*subject;	/* "default": the source's token */
+	const char	*state;
 };
 
 struct source_view {			/* store_sources_view */
@@ -681,6 +696,7 @@ struct store_rows {
 	struct session_row	*sessions;
 	struct sealed_row	*sealed;
 	struct audit_row	*audit;
+	struct conn_row		*conns;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -690,12 +706,12 @@ typedef void	(*store_names_cb)(const struct store_rows *, const char *,
 void	store_load(store_rows_cb, void *);
 void	store_reload(const char *, store_names_cb);
 void	store_announce(const char *);
-void	store_lease(const char *, const char *, int64_t, store_rows_cb,
-	    void *);
+void	store_lease(const char *, const char *, const char *, int64_t,
+	    store_rows_cb, void *);
 void	store_commit_success(struct attempt *, store_rows_cb, void *);
 void	store_commit_failure(struct attempt *, store_rows_cb, void *);
 void	store_release_leases(void);
-void	store_lease_renew(int64_t, store_rows_cb, void *);
+void	store_lease_renew(int64_t, const char *, store_rows_cb, void *);
 char	*store_upstream_digest(const struct source *);
 int	store_key_bootstrap(const char *, char *, size_t);
 void	store_keys_load(store_rows_cb, void *);
@@ -784,6 +800,8 @@ struct cache_entry {
 	int64_t			lifetime_ms;	/* last token's, or 0 */
 	const char		*refused;	/* on-demand: why not */
 	int64_t			refused_until;
+	char			*subject;	/* NULL: the default one */
+	int			reauth;		/* needs_reauth */
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;
@@ -913,6 +931,8 @@ struct attempt {
 	int64_t			why_until;
 	struct kore_timer	*renew;
 	struct kore_curl	curl;
+	char			subject[KILN_SUBJECT_MAX + 1];
+	int			reauth;		/* the grant is gone */
 };
 
 void	refresh_init(void);
@@ -971,6 +991,7 @@ struct api_state {
 	int			starting;	/* waits for the tables */
 	struct http_request	*req;
 	TAILQ_ENTRY(api_state)	starting_list;
+	char			subject[KILN_SUBJECT_MAX + 1];	/* "": none */
 };
 
 #define API_BODY_MAX		65536
@@ -1068,6 +1089,39 @@ struct api_pending	*dash_audit_refused(struct http_request *,
 			    struct api_state *, const struct principal *,
 			    const char *);
 int	dash_audit(struct http_request *, struct api_state *);
+
+/* Connections: store.c keeps them, api_conn.c serves them. */
+struct conn_row {		/* store_conn_* */
+	const char	*subject;
+	const char	*state;
+	int64_t		generation;	/* numbers: STORE_NULL when NULL */
+	int64_t		expires_ms;
+	const char	*fingerprint;
+	int64_t		failures;
+	const char	*last_error;
+	int64_t		created_ms;
+	int64_t		updated_ms;
+};
+
+void	store_conn_import(const char *, const char *, const char *,
+	    const struct audit_who *, store_rows_cb, void *);
+void	store_conn_list(const char *, const char *, const char *, int64_t,
+	    store_rows_cb, void *);
+void	store_conn_get(const char *, const char *, store_rows_cb, void *);
+void	store_conn_events(const char *, const char *, int64_t,
+	    store_rows_cb, void *);
+void	store_conn_delete(const char *, const char *,
+	    const struct audit_who *, store_rows_cb, void *);
+struct cache_entry	*cache_lookup_conn(const char *, const char *);
+struct cache_entry	*cache_any_first(void);
+struct cache_entry	*cache_any_next(struct cache_entry *);
+u_int32_t		cache_any_count(void);
+int	api_conn_create(struct http_request *, struct api_state *);
+int	api_conn_list(struct http_request *, struct api_state *);
+int	api_conn_get(struct http_request *, struct api_state *);
+int	api_conn_delete(struct http_request *, struct api_state *);
+int	api_conn_current_token(struct http_request *, struct api_state *);
+int	api_conn_rejected(struct http_request *, struct api_state *);
 
 #endif /* Kore */
 

@@ -83,6 +83,11 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 		e->refused_until = 0;
 		return (KORE_RESULT_ERROR);
 	}
+	if (refresh_ondemand(trigger) && e->reauth) {
+		e->refused = "connection needs re-authorization";
+		e->refused_until = 0;
+		return (KORE_RESULT_ERROR);
+	}
 	if (e->inflight || drain_active())
 		return (KORE_RESULT_OK);
 	e->inflight = 1;
@@ -91,6 +96,8 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 
 	at = kore_calloc(1, sizeof(*at));
 	(void)kore_strlcpy(at->name, e->name, sizeof(at->name));
+	(void)kore_strlcpy(at->subject, e->subject != NULL ? e->subject :
+	    CONN_DEFAULT, sizeof(at->subject));
 	at->trigger = trigger;
 	at->arg = arg;
 	at->started_ms = isotime_now();
@@ -101,7 +108,7 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 		(void)kore_strlcpy(at->traceparent, traceparent,
 		    sizeof(at->traceparent));
 
-	store_lease(at->name, trigger, arg, refresh_leased, at);
+	store_lease(at->name, at->subject, trigger, arg, refresh_leased, at);
 	return (KORE_RESULT_OK);
 }
 
@@ -132,16 +139,16 @@ refresh_scan(void)
 		return;
 
 	now = isotime_now();
-	e = refresh_cursor != NULL ? refresh_cursor : cache_first();
-	for (left = cache_count(); left > 0 && e != NULL; left--) {
+	e = refresh_cursor != NULL ? refresh_cursor : cache_any_first();
+	for (left = cache_any_count(); left > 0 && e != NULL; left--) {
 		if (refresh_running >= REFRESH_MAX_RUNNING) {
 			refresh_behind = 1;
 			break;
 		}
 		if (refresh_due(e, now))
 			refresh_request(e, TRIGGER_SCHEDULE, 0, NULL, NULL);
-		if ((e = cache_next(e)) == NULL)
-			e = cache_first();
+		if ((e = cache_any_next(e)) == NULL)
+			e = cache_any_first();
 	}
 	refresh_cursor = e;
 }
@@ -149,7 +156,7 @@ refresh_scan(void)
 static int
 refresh_due(const struct cache_entry *e, int64_t now)
 {
-	if (!e->enabled || e->paused || e->inflight)
+	if (!e->enabled || e->paused || e->inflight || e->reauth)
 		return (0);
 	if (now < e->next_ms || now < e->retry_ms)
 		return (0);
@@ -162,7 +169,7 @@ void
 refresh_forget(const struct cache_entry *e)
 {
 	if (refresh_cursor == e)
-		refresh_cursor = cache_next(refresh_cursor);
+		refresh_cursor = cache_any_next(refresh_cursor);
 }
 
 /*
@@ -185,7 +192,7 @@ static void
 refresh_leased(const struct store_rows *rows, void *arg, int ok)
 {
 	struct attempt	*at = arg;
-	char		err[KILN_ERR_MAX];
+	char		err[KILN_ERR_MAX], key[CONN_KEY_MAX];
 
 	if (!ok || rows->lease == NULL || rows->lease->source == NULL) {
 		/* Someone else holds it, it is no longer due, or refused. */
@@ -214,7 +221,8 @@ refresh_leased(const struct store_rows *rows, void *arg, int ok)
 	log_kv(LOG_LVL_DEBUG, "refreshing token", "token", at->name,
 	    "trigger", at->trigger, NULL);
 	log_context(NULL, NULL);
-	store_announce(at->name);		/* leased: "refreshing" */
+	conn_key(at->name, at->subject, key, sizeof(key));
+	store_announce(key);			/* leased: "refreshing" */
 	at->renew = kore_timer_add(refresh_renew, kiln_config.lease_ms / 3,
 	    at, 0);
 	upstream_send(at, refresh_answered);
@@ -265,6 +273,7 @@ refresh_succeeded(struct attempt *at)
 	const char	*token = at->ans.token;
 	int64_t		buffer;
 	char		origin[SOURCE_ORIGIN_MAX];
+	char		field[32 + KILN_SUBJECT_MAX];
 
 	buffer = at->src.refresh_buffer >= 0 ?
 	    at->src.refresh_buffer * 1000 : kiln_config.refresh_buffer_ms;
@@ -272,7 +281,9 @@ refresh_succeeded(struct attempt *at)
 	    buffer, policy_random());
 
 	seal_fingerprint(token, strlen(token), at->fpr);
-	if (!seal_seal(at->name, "token", token, strlen(token),
+	/* A connection's values are bound to its subject (conn.c). */
+	if (!conn_field("token", at->subject, field, sizeof(field)) ||
+	    !seal_seal(at->name, field, token, strlen(token),
 	    &at->sealed_token))
 		fatal("seal_seal failed");
 
@@ -280,9 +291,11 @@ refresh_succeeded(struct attempt *at)
 	source_origin(at->src.token_url, origin, sizeof(origin));
 	if (at->src.kind == KIND_REFRESH_TOKEN &&
 	    at->ans.refresh_token != NULL &&
-	    !seal_seal_for(at->name, "refresh_token", origin,
+	    (!conn_field("refresh_token", at->subject, field,
+	    sizeof(field)) ||
+	    !seal_seal_for(at->name, field, origin,
 	    at->ans.refresh_token, strlen(at->ans.refresh_token),
-	    &at->sealed_refresh))
+	    &at->sealed_refresh)))
 		fatal("seal_seal failed");
 
 	refresh_commit(at, 0);
@@ -310,7 +323,7 @@ refresh_renew(void *arg, u_int64_t unused)
 {
 	struct attempt	*at = arg;
 
-	store_lease_renew(at->source_id, NULL, NULL);
+	store_lease_renew(at->source_id, at->subject, NULL, NULL);
 }
 
 static void
@@ -326,9 +339,19 @@ refresh_failed(struct attempt *at)
 	at->next_ms = now + delay;
 	at->verdict = refresh_verdict(at);
 
+	/*
+	 * A connection whose grant the upstream no longer knows is not
+	 * retried: only the person can bring it back (a new import).
+	 */
+	if (!conn_is_default(at->subject) && at->src.kind ==
+	    KIND_REFRESH_TOKEN && (at->http_status == 400 ||
+	    at->http_status == 401) && strstr(at->error, "(invalid_grant)"))
+		at->reauth = 1;
+
 	log_context(at->request_id, NULL);
-	log_kv(LOG_LVL_WARN, "token refresh failed", "token", at->name,
-	    "trigger", at->trigger, "error", at->error,
+	log_kv(LOG_LVL_WARN, at->reauth ? "connection needs "
+	    "re-authorization" : "token refresh failed", "token", at->name,
+	    "subject", at->subject, "trigger", at->trigger, "error", at->error,
 	    "#http_status", (int64_t)at->http_status,
 	    "#failures", (int64_t)at->failures + 1,
 	    "#retry_in_ms", delay, "#duration_ms", at->duration_ms, NULL);
@@ -342,6 +365,7 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 {
 	struct attempt	*at = arg;
 	char		expires[ISOTIME_LEN], refresh[ISOTIME_LEN];
+	char		key[CONN_KEY_MAX];
 
 	log_context(at->request_id, NULL);
 	if (!ok) {
@@ -363,7 +387,7 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 		isotime_format(at->ans.expires_ms, expires, sizeof(expires));
 		isotime_format(at->refresh_ms, refresh, sizeof(refresh));
 		log_kv(LOG_LVL_INFO, "token refreshed", "token", at->name,
-		    "trigger", at->trigger, "fingerprint", at->fpr,
+		    "subject", at->subject, "trigger", at->trigger, "fingerprint", at->fpr,
 		    "#generation", rows->num[0], "expires_at", expires,
 		    "refresh_at", refresh,
 		    "expiry_from", at->ans.expiry_from,
@@ -371,8 +395,9 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 	}
 	log_context(NULL, NULL);
 
-	cache_reload(at->name);
-	store_announce(at->name);
+	conn_key(at->name, at->subject, key, sizeof(key));
+	cache_reload(key);
+	store_announce(key);
 	refresh_end(at);
 }
 
@@ -391,7 +416,7 @@ refresh_end(struct attempt *at)
 	refresh_running--;
 	if (at->renew != NULL)
 		kore_timer_remove(at->renew);
-	if ((e = cache_lookup(at->name)) != NULL) {
+	if ((e = cache_lookup_conn(at->name, at->subject)) != NULL) {
 		e->inflight = 0;
 		if (at->ok == -1)
 			refresh_refused(at, e);
@@ -444,6 +469,8 @@ refresh_refused(struct attempt *at, struct cache_entry *e)
 		why = "upstream circuit is open";
 	else if (!strcmp(at->why, "paused"))
 		why = "pre-warming is paused for this token";
+	else if (!strcmp(at->why, "reauth"))
+		why = "connection needs re-authorization";
 	else
 		return;
 

@@ -73,7 +73,7 @@ static const char q_load[] =
     "COALESCE((SELECT value = 'true' FROM settings "
     "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
     "COALESCE(t.lease_until > now(), false), "
-    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at) "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), t.subject, t.state "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
@@ -95,6 +95,7 @@ static const char q_lease[] =
     "WHERE key = 'prewarming_paused'), false) AS paused), "
     "c AS (SELECT t.source_id, u.host, CASE "
     "WHEN NOT s.enabled THEN 'disabled' "
+    "WHEN t.state IN ('needs_reauth', 'revoked') THEN 'reauth' "
     "WHEN $4 = 'schedule' AND (t.next_attempt_at > now() OR s.paused "
     "OR p.paused) THEN 'not_due' "
     "WHEN $4 = 'min_ttl' AND t.expires_at >= now() + "
@@ -116,7 +117,8 @@ static const char q_lease[] =
     "ELSE kiln_ms(now()) + 1000 END AS circuit_ms "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "CROSS JOIN p LEFT JOIN upstream_hosts u "
-    "ON u.host = kiln_host(s.token_url) WHERE s.name = $1), "
+    "ON u.host = kiln_host(s.token_url) WHERE s.name = $1 "
+    "AND t.subject = $7), "
     "h AS (UPDATE upstream_hosts u SET probe_until = now() + "
     "$3::bigint * interval '1 millisecond' FROM c "
     "WHERE c.why = 'probe' AND u.host = c.host "
@@ -130,7 +132,7 @@ static const char q_lease[] =
     "last_ondemand_at = CASE WHEN $4 IN ('min_ttl', 'rejected') "
     "THEN now() ELSE t.last_ondemand_at END "
     "FROM token_sources s, c "
-    "WHERE t.source_id = s.id AND s.id = c.source_id "
+    "WHERE t.source_id = s.id AND s.id = c.source_id AND t.subject = $7 "
     "AND (c.why = 'ok' OR (c.why = 'probe' AND EXISTS (SELECT 1 FROM h))) "
     "AND (t.lease_until IS NULL OR t.lease_until < now()) "
     "AND CASE $4 "
@@ -144,7 +146,9 @@ static const char q_lease[] =
     "OR t.last_ondemand_at <= now() - $6::bigint * interval '1 second') "
     "RETURNING s.id, s.kind, s.token_url, s.client_id, "
     "s.client_secret_sealed, s.auth_method, s.scope, s.audience, "
-    "s.resource, s.refresh_token_sealed, s.username, s.password_sealed, "
+    "s.resource, CASE WHEN t.subject = 'default' THEN "
+    "s.refresh_token_sealed ELSE t.refresh_token_sealed END, "
+    "s.username, s.password_sealed, "
     "s.token_path, s.expires_at_path, s.expires_in_path, "
     "s.refresh_buffer, s.fallback_lifetime, t.generation, "
     "kiln_ms(t.expires_at), t.failures, "
@@ -164,17 +168,20 @@ static const char q_success[] =
     "obtained_at = kiln_ts($6), expires_at = kiln_ts($7), "
     "refresh_at = kiln_ts($8), next_attempt_at = kiln_ts($8), "
     "lease_owner = NULL, lease_until = NULL, failures = 0, "
-    "last_error = NULL, last_duration_ms = $9, updated_at = now() "
-    "WHERE source_id = $1 AND lease_owner = $2 RETURNING generation), "
+    "last_error = NULL, last_duration_ms = $9, updated_at = now(), "
+    "state = 'active', refresh_token_sealed = CASE WHEN $15 <> 'default' "
+    "AND $10::text IS NOT NULL THEN $10 ELSE refresh_token_sealed END "
+    "WHERE source_id = $1 AND lease_owner = $2 AND subject = $15 "
+    "RETURNING generation), "
     "r AS (UPDATE token_sources SET refresh_token_sealed = $10 "
-    "WHERE id = $1 AND $10::text IS NOT NULL "
+    "WHERE id = $1 AND $10::text IS NOT NULL AND $15 = 'default' "
     "AND refresh_seed_digest IS NOT DISTINCT FROM $14 RETURNING id), "
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
     "outcome, duration_ms, http_status, error, generation, fingerprint, "
-    "owner) SELECT $1, $11, kiln_ts($12), "
+    "owner, subject) SELECT $1, $11, kiln_ts($12), "
     "CASE WHEN g.gen IS NULL THEN 'failure' ELSE 'success' END, $9, $13, "
     "CASE WHEN g.gen IS NULL THEN 'lease lost before commit' END, "
-    "g.gen, $5, $2 FROM (SELECT (SELECT generation FROM t) AS gen) g "
+    "g.gen, $5, $2, NULLIF($15, 'default') FROM (SELECT (SELECT generation FROM t) AS gen) g "
     "RETURNING id), "
     "u AS (UPDATE upstream_hosts SET failures = 0, open_until = NULL, "
     "probe_until = NULL, updated_at = now() "
@@ -192,11 +199,15 @@ static const char q_success[] =
 static const char q_failure[] =
     "WITH t AS (UPDATE tokens SET lease_owner = NULL, lease_until = NULL, "
     "failures = failures + 1, last_error = $3, last_duration_ms = $4, "
-    "next_attempt_at = kiln_ts($5), updated_at = now() "
-    "WHERE source_id = $1 AND lease_owner = $2 RETURNING generation), "
+    "next_attempt_at = CASE WHEN $13 THEN now() + interval '100 years' "
+    "ELSE kiln_ts($5) END, updated_at = now(), "
+    "state = CASE WHEN $13 THEN 'needs_reauth' ELSE state END "
+    "WHERE source_id = $1 AND lease_owner = $2 AND subject = $12 "
+    "RETURNING generation), "
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
-    "outcome, duration_ms, http_status, error, owner) "
-    "VALUES ($1, $6, kiln_ts($7), 'failure', $4, $8, $3, $2) "
+    "outcome, duration_ms, http_status, error, owner, subject) "
+    "VALUES ($1, $6, kiln_ts($7), 'failure', $4, $8, $3, $2, "
+    "NULLIF($12, 'default')) "
     "RETURNING id), "
     "d AS (INSERT INTO upstream_hosts AS u (host, failures, open_until) "
     "SELECT kiln_host(token_url), 1, CASE WHEN $10::int <= 1 THEN now() + "
@@ -225,7 +236,8 @@ static const char q_announce[] =
 
 static const char q_renew[] =
     "UPDATE tokens SET lease_until = now() + $3::bigint * "
-    "interval '1 millisecond' WHERE source_id = $1 AND lease_owner = $2";
+    "interval '1 millisecond' WHERE source_id = $1 AND lease_owner = $2 "
+    "AND subject = $4";
 
 static const char q_release[] =
     "UPDATE tokens SET lease_owner = NULL, lease_until = NULL "
@@ -336,6 +348,7 @@ static const char q_sources_view[] =
     "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
     "t.last_duration_ms, COALESCE(t.lease_until > now(), false) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+    "AND t.subject = 'default' "
     "WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name";
 
 static const char q_source_full[] =
@@ -376,7 +389,8 @@ static const char q_source_patch[] =
     "t AS (UPDATE tokens SET "
     "next_attempt_at = CASE WHEN $24 THEN now() ELSE next_attempt_at END, "
     "failures = CASE WHEN $24 THEN 0 ELSE failures END "
-    "FROM s WHERE tokens.source_id = s.id RETURNING source_id), "
+    "FROM s WHERE tokens.source_id = s.id AND tokens.subject = 'default' "
+    "RETURNING source_id), "
     AUDIT_CTE("25", "26", "27", "28", "'source.update'", "$1", "$29", "t")
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
 
@@ -405,10 +419,90 @@ static const char q_events[] =
     "kiln_ms(e.finished_at), e.outcome, e.duration_ms, e.http_status, "
     "e.error, e.generation, e.fingerprint FROM refresh_events e "
     "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
+    "AND e.subject IS NULL "
     "AND ($3::bigint IS NULL OR e.id < $3::bigint) "
     "ORDER BY e.id DESC LIMIT $2::integer";
 
 static const char q_ping[] = "SELECT 1";
+
+/*
+ * Connections (migration 012). A reload names tokens: "source" is the
+ * default one, "source/subject" a connection (see conn.c).
+ */
+static const char q_reload[] =
+    "WITH k AS (SELECT split_part(x, '/', 1) AS name, CASE WHEN "
+    "strpos(x, '/') > 0 THEN substr(x, strpos(x, '/') + 1) "
+    "ELSE 'default' END AS subject "
+    "FROM unnest(string_to_array($1, ',')) x) "
+    "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
+    "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
+    "COALESCE((SELECT value = 'true' FROM settings "
+    "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
+    "COALESCE(t.lease_until > now(), false), "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), t.subject, t.state "
+    "FROM k JOIN token_sources s ON s.name = k.name "
+    "JOIN tokens t ON t.source_id = s.id AND t.subject = k.subject";
+
+/* What a connection shows; its state as the API names it. */
+#define CONN_STATE							\
+    "CASE WHEN t.state IN ('needs_reauth', 'revoked') THEN t.state "	\
+    "WHEN t.failures > 0 THEN 'failing' "				\
+    "WHEN t.token_sealed IS NULL THEN 'pending' ELSE 'active' END"
+#define CONN_COLS							\
+    "t.subject, " CONN_STATE ", t.generation, kiln_ms(t.expires_at), "	\
+    "t.fingerprint, t.failures, t.last_error, kiln_ms(t.created_at), "	\
+    "kiln_ms(t.updated_at) "
+
+/*
+ * An import (re)starts a connection: its refresh token replaces any
+ * other, the lease of an attempt under way is taken from it (so that
+ * attempt cannot store the refresh token it rotated from the old one),
+ * and the token it holds is served until the new one comes.
+ */
+static const char q_conn_import[] =
+    "WITH s AS (SELECT id FROM token_sources WHERE name = $1), "
+    "t AS (INSERT INTO tokens AS t (source_id, subject, "
+    "refresh_token_sealed, next_attempt_at) SELECT id, $2, $3, now() "
+    "FROM s ON CONFLICT (source_id, subject) DO UPDATE SET "
+    "refresh_token_sealed = $3, state = 'active', failures = 0, "
+    "last_error = NULL, next_attempt_at = now(), lease_owner = NULL, "
+    "lease_until = NULL, updated_at = now() RETURNING t.*), "
+    AUDIT_CTE("4", "5", "6", "7", "'connection.import'",
+    "$1 || '/' || $2", "'subject,refresh_token'", "t")
+    "SELECT " CONN_COLS ", pg_notify('kiln_tokens', $1 || '/' || $2) "
+    "FROM t";
+
+static const char q_conn_list[] =
+    "SELECT " CONN_COLS "FROM token_sources s JOIN tokens t "
+    "ON t.source_id = s.id WHERE s.name = $1 "
+    "AND ($2::text IS NULL OR t.subject > $2) "
+    "AND ($3::text IS NULL OR " CONN_STATE " = $3) "
+    "ORDER BY t.subject LIMIT $4::integer";
+
+static const char q_conn_get[] =
+    "SELECT " CONN_COLS "FROM token_sources s JOIN tokens t "
+    "ON t.source_id = s.id WHERE s.name = $1 AND t.subject = $2";
+
+static const char q_conn_events[] =
+    "SELECT e.id, e.trigger, kiln_ms(e.started_at), "
+    "kiln_ms(e.finished_at), e.outcome, e.duration_ms, e.http_status, "
+    "e.error, e.generation, e.fingerprint FROM refresh_events e "
+    "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
+    "AND e.subject IS NOT DISTINCT FROM NULLIF($2, 'default') "
+    "ORDER BY e.id DESC LIMIT $3::integer";
+
+static const char q_conn_delete[] =
+    "WITH s AS (SELECT id FROM token_sources WHERE name = $1), "
+    "t AS (DELETE FROM tokens t USING s WHERE t.source_id = s.id "
+    "AND t.subject = $2 AND $2 <> 'default' RETURNING t.subject), "
+    AUDIT_CTE("3", "4", "5", "6", "'connection.delete'",
+    "$1 || '/' || $2", "NULL", "t")
+    "SELECT t.subject, pg_notify('kiln_tokens', $1 || '/' || $2) FROM t";
+
+static void	dec_conns(PGresult *, struct store_job *,
+		    struct store_rows *);
 
 static int	sync_tries = STORE_CONNECT_TRIES;
 
@@ -450,7 +544,8 @@ static const char	*col_str(PGresult *, int, int);
 static int64_t	col_num(PGresult *, int, int);
 static int64_t	col_numn(PGresult *, int, int);
 static int	col_bool(PGresult *, int, int);
-static struct source_row	*dec_source(PGresult *, const char *);
+static struct source_row	*dec_source(PGresult *, const char *,
+				    const char *);
 static void	audit_params(const struct audit_who *, const char **);
 static void	dec_audit(PGresult *, struct store_job *,
 		    struct store_rows *);
@@ -568,7 +663,7 @@ store_upsert_sources(struct source *src, size_t n, char *err, size_t errlen)
 
 static int			sync_timed_out;
 static void			(*db_watch)(int);
-static struct store_batch	reloads = { q_load, NULL, NULL, NULL };
+static struct store_batch	reloads = { q_reload, NULL, NULL, NULL };
 static struct store_batch	announces = { q_announce, NULL, NULL, NULL };
 
 /* Worker: a whole snapshot for the cache. */
@@ -671,16 +766,16 @@ batch_done(const struct store_rows *rows, void *arg, int ok)
 }
 
 void
-store_lease(const char *name, const char *trigger, int64_t arg,
-    store_rows_cb cb, void *cbarg)
+store_lease(const char *name, const char *subject, const char *trigger,
+    int64_t arg, store_rows_cb cb, void *cbarg)
 {
 	char		*lease, *a, *budget;
 
 	lease = i64(kiln_config.lease_ms);
 	a = i64(arg);
 	budget = i64(kiln_config.ondemand_ms / 1000);
-	store_job(q_lease, cb, cbarg, 6, name, kiln_config.owner, lease,
-	    trigger, a, budget);
+	store_job(q_lease, cb, cbarg, 7, name, kiln_config.owner, lease,
+	    trigger, a, budget, subject);
 	kore_free(lease);
 	kore_free(a);
 	kore_free(budget);
@@ -699,10 +794,10 @@ store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 	started = i64(at->started_ms);
 	status = i64(at->http_status);
 
-	store_job(q_success, cb, arg, 14, id, kiln_config.owner,
+	store_job(q_success, cb, arg, 15, id, kiln_config.owner,
 	    at->sealed_token, at->ans.token_type, at->fpr, obtained, expires,
 	    refresh, dur, at->sealed_refresh, at->trigger, started, status,
-	    at->seed_digest);
+	    at->seed_digest, at->subject);
 
 	kore_free(id);
 	kore_free(obtained);
@@ -726,8 +821,9 @@ store_commit_failure(struct attempt *at, store_rows_cb cb, void *arg)
 	n = i64(kiln_config.circuit_failures);
 	open = i64(kiln_config.circuit_open_ms);
 
-	store_job(q_failure, cb, arg, 11, id, kiln_config.owner, at->error,
-	    dur, next, at->trigger, started, status, at->verdict, n, open);
+	store_job(q_failure, cb, arg, 13, id, kiln_config.owner, at->error,
+	    dur, next, at->trigger, started, status, at->verdict, n, open,
+	    at->subject, at->reauth ? "true" : "false");
 	kore_free(n);
 	kore_free(open);
 
@@ -739,13 +835,14 @@ store_commit_failure(struct attempt *at, store_rows_cb cb, void *arg)
 }
 
 void
-store_lease_renew(int64_t source_id, store_rows_cb cb, void *arg)
+store_lease_renew(int64_t source_id, const char *subject, store_rows_cb cb,
+    void *arg)
 {
 	char		*id, *lease;
 
 	id = i64(source_id);
 	lease = i64(kiln_config.lease_ms);
-	store_job(q_renew, cb, arg, 3, id, kiln_config.owner, lease);
+	store_job(q_renew, cb, arg, 4, id, kiln_config.owner, lease, subject);
 	kore_free(id);
 	kore_free(lease);
 }
@@ -1407,7 +1504,7 @@ i64(int64_t v)
  * share that layout), secrets opened. Strings are malloc'd (source_free).
  */
 static struct source_row *
-dec_source(PGresult *res, const char *name)
+dec_source(PGresult *res, const char *name, const char *subject)
 {
 	static const struct {
 		int		col;
@@ -1422,6 +1519,7 @@ dec_source(PGresult *res, const char *name)
 	struct source		*s;
 	size_t			i, len;
 	char			**out, origin[SOURCE_ORIGIN_MAX];
+	char			field[64 + KILN_SUBJECT_MAX];
 
 	row = kore_calloc(1, sizeof(*row));
 	s = &row->src;
@@ -1451,7 +1549,10 @@ dec_source(PGresult *res, const char *name)
 		out = (char **)((u_int8_t *)s + secrets[i].off);
 		if (PQgetlength(res, 0, secrets[i].col) == 0)
 			continue;
-		if (!seal_open_for(name, secrets[i].field, origin,
+		/* A connection's refresh token is bound to its subject. */
+		if (!conn_field(secrets[i].field, secrets[i].col == 9 ?
+		    subject : NULL, field, sizeof(field)) ||
+		    !seal_open_for(name, field, origin,
 		    PQgetvalue(res, 0, secrets[i].col), out, &len)) {
 			(void)snprintf(row->error, sizeof(row->error),
 			    "stored %s cannot be opened (wrong master key, "
@@ -1740,7 +1841,7 @@ static const char q_reseal_scan[] =
     "SELECT s.id, s.name, s.token_url, s.client_secret_sealed, "
     "s.refresh_token_sealed, s.password_sealed, t.token_sealed "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
-    "WHERE s.id > $1::bigint AND (left(s.client_secret_sealed, 12) <> $2 "
+    "AND t.subject = 'default' WHERE s.id > $1::bigint AND (left(s.client_secret_sealed, 12) <> $2 "
     "OR left(s.refresh_token_sealed, 12) <> $2 "
     "OR left(s.password_sealed, 12) <> $2 "
     "OR left(t.token_sealed, 12) <> $3) ORDER BY s.id LIMIT 64";
@@ -1754,7 +1855,7 @@ static const char q_reseal_write[] =
     "WHERE id = $1 AND token_url = $2 AND (client_secret_sealed = $3 OR "
     "refresh_token_sealed = $5 OR password_sealed = $7) RETURNING id), "
     "t AS (UPDATE tokens SET token_sealed = $10 WHERE source_id = $1 "
-    "AND token_sealed = $9 RETURNING source_id) "
+    "AND subject = 'default' AND token_sealed = $9 RETURNING source_id) "
     "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM t)";
 
 static const char q_reseal_count[] =
@@ -1765,7 +1866,8 @@ static const char q_reseal_count[] =
     "count(*) FILTER (WHERE left(s.client_secret_sealed, 3) = 'v1.' OR "
     "left(s.refresh_token_sealed, 3) = 'v1.' OR "
     "left(s.password_sealed, 3) = 'v1.') "
-    "FROM token_sources s JOIN tokens t ON t.source_id = s.id";
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+    "AND t.subject = 'default'";
 
 void
 store_reseal_scan(int64_t after, store_rows_cb cb, void *arg)
@@ -2029,6 +2131,8 @@ dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
 		t->last_duration_ms = col_numn(res, i, 17);
 		t->leased = col_bool(res, i, 18);
 		t->lifetime_ms = col_num(res, i, 19);
+		t->subject = PQgetvalue(res, i, 20);
+		t->state = PQgetvalue(res, i, 21);
 	}
 }
 
@@ -2085,7 +2189,7 @@ dec_source_full(PGresult *res, struct store_job *job,
 
 	if (rows->n == 0)
 		return;
-	rows->source = row = dec_source(res, job->values[0]);
+	rows->source = row = dec_source(res, job->values[0], NULL);
 	row->src.access = strcmp(PQgetvalue(res, 0, 17), "key") ?
 	    ACCESS_OPEN : ACCESS_KEY;
 	row->src.require_header = col_bool(res, 0, 18);
@@ -2108,7 +2212,8 @@ dec_lease(PGresult *res, struct store_job *job, struct store_rows *rows)
 	if (PQgetlength(res, 0, 0) == 0)
 		return;
 
-	l->source = rows->source = row = dec_source(res, job->values[0]);
+	l->source = rows->source = row = dec_source(res, job->values[0],
+	    job->values[6]);
 	row->id = col_num(res, 0, 0);
 	row->generation = col_num(res, 0, 17);
 	row->expires_ms = col_num(res, 0, 18);
@@ -2260,6 +2365,11 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		{ q_sessions_load, dec_sessions },
 		{ q_reseal_scan, dec_sealed },
 		{ q_audit_list, dec_audit },
+		{ q_reload, dec_tokens },
+		{ q_conn_import, dec_conns },
+		{ q_conn_list, dec_conns },
+		{ q_conn_get, dec_conns },
+		{ q_conn_events, dec_events },
 	};
 	PGresult	*res = job->sql.result;
 	size_t		i;
@@ -2292,6 +2402,7 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->sessions);
 	kore_free(rows->sealed);
 	kore_free(rows->audit);
+	kore_free(rows->conns);
 }
 
 /* Told of the outcome (1: answered, 0: failed) of every async query. */
@@ -2363,5 +2474,83 @@ dec_audit(PGresult *res, struct store_job *job, struct store_rows *rows)
 		a->address = col_str(res, i, 7);
 		a->request_id = col_str(res, i, 8);
 		a->outcome = col_str(res, i, 9);
+	}
+}
+
+/*
+ * Connections (migration 012): import, list, detail, events, delete.
+ * A change announces "source/subject" in its own statement.
+ */
+void
+store_conn_import(const char *name, const char *subject, const char *sealed,
+    const struct audit_who *who, store_rows_cb cb, void *arg)
+{
+	const char	*v[7];
+
+	v[0] = name;
+	v[1] = subject;
+	v[2] = sealed;
+	audit_params(who, v + 3);
+	store_job_a(q_conn_import, cb, arg, 7, v);
+}
+
+void
+store_conn_list(const char *name, const char *after, const char *state,
+    int64_t limit, store_rows_cb cb, void *arg)
+{
+	char		*l;
+
+	l = i64(limit);
+	store_job(q_conn_list, cb, arg, 4, name, after, state, l);
+	kore_free(l);
+}
+
+void
+store_conn_get(const char *name, const char *subject, store_rows_cb cb,
+    void *arg)
+{
+	store_job(q_conn_get, cb, arg, 2, name, subject);
+}
+
+void
+store_conn_events(const char *name, const char *subject, int64_t limit,
+    store_rows_cb cb, void *arg)
+{
+	char		*l;
+
+	l = i64(limit);
+	store_job(q_conn_events, cb, arg, 3, name, subject, l);
+	kore_free(l);
+}
+
+void
+store_conn_delete(const char *name, const char *subject,
+    const struct audit_who *who, store_rows_cb cb, void *arg)
+{
+	const char	*v[6];
+
+	v[0] = name;
+	v[1] = subject;
+	audit_params(who, v + 2);
+	store_job_a(q_conn_delete, cb, arg, 6, v);
+}
+
+static void
+dec_conns(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct conn_row		*c;
+	size_t			i;
+
+	rows->conns = c = kore_calloc(rows->n + 1, sizeof(*c));
+	for (i = 0; i < rows->n; i++, c++) {
+		c->subject = col_str(res, i, 0);
+		c->state = col_str(res, i, 1);
+		c->generation = col_numn(res, i, 2);
+		c->expires_ms = col_numn(res, i, 3);
+		c->fingerprint = col_str(res, i, 4);
+		c->failures = col_numn(res, i, 5);
+		c->last_error = col_str(res, i, 6);
+		c->created_ms = col_numn(res, i, 7);
+		c->updated_ms = col_numn(res, i, 8);
 	}
 }
