@@ -29,7 +29,7 @@
  * POST /_control (JSON: lifetime, rotate, latency_ms, refresh_lifetime,
  * clients [{id,secret,grants}], users [{username,password}],
  * seed_refresh [{client_id,refresh_token}], fail_next {status,count},
- * revoke_access_tokens true).
+ * revoke_access_tokens true, revoke_refresh [token]).
  */
 
 const crypto = require('node:crypto');
@@ -560,6 +560,11 @@ function applyControl(b)
 	}
 	if (b.revoke_access_tokens)
 		accessTokens.clear();
+	/* The grant of these refresh tokens is gone (a user revoked it). */
+	for (const t of b.revoke_refresh || []) {
+		refreshTokens.delete(t);
+		revokedRefresh.add(t);
+	}
 }
 
 async function handle(req, res)
