@@ -311,6 +311,15 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 			    "and failing (%u failures).</li>", a[i].failures);
 			count++;
 		}
+		if (a[i].reauth > 0) {
+			dbuf_appendf(b, "<li class=\"alert\"><b>");
+			dr_escape(b, a[i].name);
+			dbuf_appendf(b, "</b>: %u connection%s need%s "
+			    "re-authorization.</li>", a[i].reauth,
+			    a[i].reauth == 1 ? "" : "s",
+			    a[i].reauth == 1 ? "s" : "");
+			count++;
+		}
 	}
 	for (i = 0; i < nh; i++) {
 		if (strcmp(h[i].state, "open"))

@@ -858,6 +858,17 @@ render_alerts(struct kore_buf *b)
 		a[i].in_buffer = now >= e->refresh_ms;
 		a[i].failures = e->failures;
 	}
+	/* Connections whose grant is gone, counted on their source. */
+	for (e = cache_any_first(); e != NULL; e = cache_any_next(e)) {
+		if (e->subject == NULL || !e->reauth)
+			continue;
+		for (n = 0; n < i; n++) {
+			if (!strcmp(a[n].name, e->name)) {
+				a[n].reauth++;
+				break;
+			}
+		}
+	}
 	nh = dash_hosts(h, now);
 
 	dbuf_init(&d);

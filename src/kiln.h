@@ -274,6 +274,7 @@ struct dr_alert {
 	int		valid;
 	int		in_buffer;		/* now >= refresh time */
 	u_int32_t	failures;
+	u_int32_t	reauth;			/* connections: needs_reauth */
 };
 struct dr_host {
 	const char	*host;

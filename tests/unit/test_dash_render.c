@@ -258,10 +258,10 @@ alerts_and_hosts(void **state)
 
 	(void)state;
 	memset(a, 0, sizeof(a));
-	a[0] = (struct dr_alert){ "off", 0, 0, 1, 9 };
-	a[1] = (struct dr_alert){ "gone<", 1, 0, 0, 0 };
-	a[2] = (struct dr_alert){ "late", 1, 1, 1, 2 };
-	a[3] = (struct dr_alert){ "early", 1, 1, 0, 2 };
+	a[0] = (struct dr_alert){ "off", 0, 0, 1, 9, 0 };
+	a[1] = (struct dr_alert){ "gone<", 1, 0, 0, 0, 0 };
+	a[2] = (struct dr_alert){ "late", 1, 1, 1, 2, 0 };
+	a[3] = (struct dr_alert){ "early", 1, 1, 0, 2, 0 };
 	h[0] = (struct dr_host){ "idp.example", "closed", 1 };
 	h[1] = (struct dr_host){ "bad\"host", "open", 5 };
 
@@ -280,6 +280,20 @@ alerts_and_hosts(void **state)
 	dr_alerts(&b, 1, a + 3, 1, h, 1);
 	expect(&b, "<ul class=\"alerts\"><li class=\"ok\">All clear.</li>"
 	    "</ul>");
+	dbuf_free(&b);
+
+	/* Connections whose grant is gone: one alert per source. */
+	a[3].reauth = 2;
+	dbuf_init(&b);
+	dr_alerts(&b, 1, a + 3, 1, h, 1);
+	expect(&b, "<ul class=\"alerts\"><li class=\"alert\"><b>early</b>: "
+	    "2 connections need re-authorization.</li></ul>");
+	dbuf_free(&b);
+	a[3].reauth = 1;
+	dbuf_init(&b);
+	dr_alerts(&b, 1, a + 3, 1, h, 1);
+	expect(&b, "<ul class=\"alerts\"><li class=\"alert\"><b>early</b>: "
+	    "1 connection needs re-authorization.</li></ul>");
 	dbuf_free(&b);
 
 	dbuf_init(&b);
