@@ -42,6 +42,7 @@ static void	refresh_tick(void *, u_int64_t);
 static void	refresh_scan(void);
 static int	refresh_due(const struct cache_entry *, int64_t);
 static int	refresh_mine(const struct cache_entry *);
+static int	refresh_source_live(const struct cache_entry *);
 static void	refresh_leased(const struct store_rows *, void *, int);
 static int	refresh_source(struct attempt *, struct source_row *);
 static void	refresh_answered(struct attempt *);
@@ -160,8 +161,26 @@ refresh_due(const struct cache_entry *e, int64_t now)
 		return (0);
 	if (now < e->next_ms || now < e->retry_ms)
 		return (0);
+	if (e->subject != NULL && !refresh_source_live(e))
+		return (0);
 
 	return (refresh_mine(e) || now >= e->next_ms + REFRESH_OTHERS_MS);
+}
+
+/*
+ * A connection follows its source's entry, which a pause or a delete
+ * reaches first (the connection's own row is reloaded only when it
+ * changes, or by the reconcile).
+ */
+static int
+refresh_source_live(const struct cache_entry *e)
+{
+	const struct cache_entry	*s;
+
+	if ((s = cache_lookup(e->name)) == NULL)
+		return (0);
+
+	return (s->enabled && !s->paused && s->id == e->id);
 }
 
 /* e leaves the cache: the cursor must not point at it. */
