@@ -13,8 +13,8 @@
  *
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
- *                   bench api_reply
- *   layer engine:   cache refresh reseal
+ *                   bench api_reply api_webhook
+ *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render
@@ -357,6 +357,7 @@ struct kiln_config {
 	size_t		upstream_allow_count;
 	char		*allowed_hosts;		/* NULL: loopback rule */
 	char		owner[96];
+	int64_t		webhook_backoff_ms;	/* first retry's wait */
 };
 
 extern struct kiln_config	kiln_config;
@@ -599,6 +600,50 @@ struct session_row {			/* store_sessions_load */
 	int64_t		key_id;		/* 0: none */
 };
 
+struct webhook_row {			/* store_webhooks_list */
+	int64_t		id;
+	const char	*url;
+	const char	*events;	/* "a,b" */
+	int64_t		created_ms;
+	int64_t		pending;
+	int64_t		delivered;
+	int64_t		failed;
+};
+
+/*
+ * A webhook delivery (the outbox row), with one of its attempts when the
+ * statement joins them (attempt STORE_NULL otherwise). secret is the
+ * webhook's secret, opened, in store_webhook_claim only (NULL when it
+ * cannot be opened); the store wipes it.
+ */
+struct delivery_row {
+	int64_t		webhook_id;
+	const char	*url;
+	int64_t		id;		/* STORE_NULL: no delivery */
+	const char	*event_id;
+	const char	*type;
+	int64_t		created_ms;
+	const char	*source;
+	const char	*subject;
+	const char	*state;
+	int64_t		generation;	/* numbers: STORE_NULL when NULL */
+	const char	*fingerprint;
+	int64_t		failures;
+	const char	*error;
+	const char	*status;
+	int64_t		attempts;
+	int64_t		next_ms;
+	int64_t		last_status;
+	const char	*last_error;
+	int64_t		finished_ms;
+	int64_t		attempt;
+	int64_t		a_started_ms;
+	int64_t		a_duration_ms;
+	int64_t		a_status;
+	const char	*a_error;
+	char		*secret;
+};
+
 struct sealed_row {			/* store_reseal_scan */
 	int64_t		id;
 	const char	*name;
@@ -624,6 +669,8 @@ struct store_rows {
 	struct key_row		*keys;
 	struct session_row	*sessions;
 	struct sealed_row	*sealed;
+	struct webhook_row	*webhooks;
+	struct delivery_row	*deliveries;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -672,6 +719,17 @@ void	store_sync_once(void);
 int	store_migrations_pending(int *, int *, char *, size_t);
 int	store_reseal_sync(int, store_reseal_fn, void *, int64_t *, char *,
 	    size_t);
+void	store_webhook_create(const char *, const char *, const char *,
+	    store_rows_cb, void *);
+void	store_webhooks_list(store_rows_cb, void *);
+void	store_webhook_delete(const char *, store_rows_cb, void *);
+void	store_webhook_deliveries(const char *, int64_t, int64_t,
+	    store_rows_cb, void *);
+void	store_webhook_claim(int64_t, int64_t, store_rows_cb, void *);
+void	store_webhook_done(int64_t, int64_t, int, int64_t, const char *,
+	    int64_t, int64_t, int64_t, int64_t, store_rows_cb, void *);
+void	store_webhook_expired(store_rows_cb, void *);
+void	store_webhooks_recent(store_rows_cb, void *);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
 #define CACHE_VALID_MARGIN_MS	1000
@@ -859,6 +917,7 @@ int	refresh_request(struct cache_entry *, const char *, int64_t,
 /* upstream.c: the HTTP call to the identity provider. */
 void	upstream_send(struct attempt *, void (*)(struct attempt *));
 void	upstream_guard(CURL *, char *);
+int	upstream_addr_refused(int, const u_int8_t *);
 
 /* api.c: routing, request identity, JSON answers; the public endpoints. */
 struct api_pending {
@@ -988,6 +1047,15 @@ void	ops_route_names(const char *(*)(int));
 int	ops_health(struct http_request *, struct api_state *);
 int	ops_health_detailed(struct http_request *, struct api_state *);
 int	ops_metrics(struct http_request *, struct api_state *);
+
+/* webhook.c: delivery of the webhooks' outbox, signed, retried. */
+void	webhook_init(void);
+
+/* api_webhook.c: POST|GET /api/webhooks, DELETE, deliveries. */
+int	admin_webhooks_list(struct http_request *, struct api_state *);
+int	admin_webhooks_create(struct http_request *, struct api_state *);
+int	admin_webhook_delete(struct http_request *, struct api_state *);
+int	admin_webhook_deliveries(struct http_request *, struct api_state *);
 
 #endif /* Kore */
 
