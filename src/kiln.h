@@ -300,6 +300,18 @@ void	dr_traffic(struct dbuf *, const u_int64_t *, const u_int64_t *, int,
 void	dr_clients(struct dbuf *, int64_t, u_int32_t, u_int32_t);
 void	dr_page(struct dbuf *, const u_int8_t *, size_t,
 	    void (*)(struct dbuf *, const char *, const void *), const void *);
+struct dr_webhook {			/* strings NULL, numbers DR_NULL */
+	int64_t		id;
+	const char	*url;		/* without userinfo */
+	const char	*type;		/* NULL: no delivery yet */
+	const char	*source;
+	const char	*status;
+	int64_t		attempts;
+	int64_t		last_status;
+	int64_t		created_ms;
+	const char	*last_error;
+};
+void	dr_webhooks(struct dbuf *, const struct dr_webhook *, size_t);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included

@@ -18,6 +18,7 @@ const { test } = require('node:test');
 
 const h = require('../lib');
 const a = require('../lib/admin');
+const dash = require('../../browser/lib/dash');
 
 const pg = h.filePg();
 
@@ -358,6 +359,22 @@ test('receiver_failing_three_times_gets_four_growing_attempts',
 	assert.match(d.attempt_log[0].error, /HTTP 500/);
 	assert.ok(d.attempt_log.every((x) => Number.isInteger(x.duration_ms)));
 	assertClean(dl.text + k.logs(), [secret], 'answer and log');
+
+	/* The dashboard: an admin sees the webhook and its last delivery. */
+	const s = await dash.httpLogin(k, a.ADMIN_KEY);
+	const page = await k.get('/dashboard', { headers: { Cookie: s.cookie } });
+	assert.equal(page.status, 200);
+	const m = /<div id="webhooks"[^>]*>([\s\S]*?)<\/div>/.exec(page.text);
+	assert.ok(m, 'a webhooks section');
+	assert.ok(m[1].includes(`http://0.0.0.0:${rx.port}/hook`), m[1]);
+	assert.match(m[1], /token\.refreshed[\s\S]*steady[\s\S]*delivered/);
+	assert.match(m[1], /<td>4<\/td><td>200<\/td>/, 'attempts, status');
+	assertClean(page.text, [secret], 'the page');
+	const v = await dash.httpLogin(k, await a.jwt('viewer'));
+	const vp = await k.get('/dashboard', { headers: { Cookie: v.cookie } });
+	assert.equal(vp.status, 200);
+	assert.ok(!vp.text.includes(`${rx.port}/hook`),
+	    'a viewer does not see webhooks');
 });
 
 test('two_instances_deliver_each_event_once', { timeout: 90000 },
