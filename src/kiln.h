@@ -737,7 +737,8 @@ void	store_webhooks_list(store_rows_cb, void *);
 void	store_webhook_delete(const char *, store_rows_cb, void *);
 void	store_webhook_deliveries(const char *, int64_t, int64_t,
 	    store_rows_cb, void *);
-void	store_webhook_claim(int64_t, int64_t, store_rows_cb, void *);
+void	store_webhook_claim(int64_t, int64_t, int64_t, store_rows_cb,
+	    void *);
 void	store_webhook_done(int64_t, int64_t, int, int64_t, const char *,
 	    int64_t, int64_t, int64_t, int64_t, store_rows_cb, void *);
 void	store_webhook_expired(store_rows_cb, void *);

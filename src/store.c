@@ -2263,10 +2263,25 @@ static const char q_webhook_deliveries[] =
     "LEFT JOIN webhook_attempts a ON a.delivery_id = d.id "
     "ORDER BY d.id DESC, a.id";
 
+/*
+ * Due rows, oldest first, at most $4 out at once per webhook (counted
+ * over every worker and instance: rows under a live lease), so that a
+ * receiver that never answers holds $4 attempts, not every worker's.
+ */
 static const char q_webhook_claim[] =
-    "WITH c AS (SELECT id FROM webhook_deliveries "
-    "WHERE status = 'pending' AND next_attempt_at <= now() "
-    "ORDER BY next_attempt_at LIMIT $2::integer FOR UPDATE SKIP LOCKED), "
+    "WITH c AS (SELECT s.id FROM (SELECT x.id, x.next_attempt_at, "
+    "row_number() OVER (PARTITION BY w.id ORDER BY x.next_attempt_at) "
+    "AS rn, b.busy FROM webhooks w "
+    "CROSS JOIN LATERAL (SELECT count(*) AS busy FROM webhook_deliveries o "
+    "WHERE o.webhook_id = w.id AND o.status = 'pending' "
+    "AND o.lease_owner IS NOT NULL AND o.next_attempt_at > now()) b "
+    "CROSS JOIN LATERAL (SELECT id, next_attempt_at "
+    "FROM webhook_deliveries d WHERE d.webhook_id = w.id "
+    "AND d.status = 'pending' AND d.next_attempt_at <= now() "
+    "ORDER BY d.next_attempt_at LIMIT $4::integer "
+    "FOR UPDATE SKIP LOCKED) x WHERE b.busy < $4::integer) s "
+    "WHERE s.rn <= $4::integer - s.busy "
+    "ORDER BY s.next_attempt_at LIMIT $2::integer), "
     "d AS (UPDATE webhook_deliveries x SET attempts = x.attempts + 1, "
     "lease_owner = $1, next_attempt_at = now() + "
     "$3::bigint * interval '1 millisecond' FROM c WHERE x.id = c.id "
@@ -2377,16 +2392,19 @@ store_webhook_deliveries(const char *id, int64_t limit, int64_t before,
 }
 
 void
-store_webhook_claim(int64_t max, int64_t lease_ms, store_rows_cb cb,
-    void *arg)
+store_webhook_claim(int64_t max, int64_t lease_ms, int64_t per_hook,
+    store_rows_cb cb, void *arg)
 {
-	char		*n, *lease;
+	char		*n, *lease, *per;
 
 	n = i64(max);
 	lease = i64(lease_ms);
-	store_job(q_webhook_claim, cb, arg, 3, kiln_config.owner, n, lease);
+	per = i64(per_hook);
+	store_job(q_webhook_claim, cb, arg, 4, kiln_config.owner, n, lease,
+	    per);
 	kore_free(n);
 	kore_free(lease);
+	kore_free(per);
 }
 
 void

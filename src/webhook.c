@@ -34,10 +34,12 @@
 #define WEBHOOK_TIMEOUT_MS	5000
 #define WEBHOOK_LEASE_MS	(WEBHOOK_TIMEOUT_MS + 5000)
 #define WEBHOOK_INFLIGHT_MAX	16	/* per worker */
+#define WEBHOOK_PER_HOOK	8	/* out at once, over all workers */
 #define WEBHOOK_BACKOFF_MAX_MS	3600000
 #define WEBHOOK_GIVE_UP_MS	(24LL * 3600 * 1000)
 #define WEBHOOK_EXPIRY_MS	5000	/* how often expiries are swept */
 #define WEBHOOK_SIG_MAX		192
+#define WEBHOOK_PAUSE_MS	5000	/* after a claim the database failed */
 
 struct webhook_send {
 	int64_t			id;
@@ -54,9 +56,12 @@ static struct {
 	int		inflight;
 	int64_t		tick_ms;
 	int64_t		swept_ms;
+	int64_t		paused_until;
+	int		backlog;	/* the last claim got rows */
 } wh;
 
 static void	webhook_tick(void *, u_int64_t);
+static void	webhook_claim(void);
 static void	webhook_claimed(const struct store_rows *, void *, int);
 static void	webhook_post(const struct delivery_row *);
 static void	webhook_cb(struct kore_curl *, void *);
@@ -92,16 +97,24 @@ webhook_tick(void *unused, u_int64_t unused2)
 		return;
 
 	now = isotime_now();
+	if (now < wh.paused_until)
+		return;
 	if (now - wh.swept_ms >= WEBHOOK_EXPIRY_MS) {
 		wh.swept_ms = now;
 		store_webhook_expired(NULL, NULL);
 	}
 
+	webhook_claim();
+}
+
+static void
+webhook_claim(void)
+{
 	if (wh.claiming || wh.inflight >= WEBHOOK_INFLIGHT_MAX)
 		return;
 	wh.claiming = 1;
 	store_webhook_claim(WEBHOOK_INFLIGHT_MAX - wh.inflight,
-	    WEBHOOK_LEASE_MS, webhook_claimed, NULL);
+	    WEBHOOK_LEASE_MS, WEBHOOK_PER_HOOK, webhook_claimed, NULL);
 }
 
 static void
@@ -110,9 +123,13 @@ webhook_claimed(const struct store_rows *rows, void *arg, int ok)
 	size_t		i;
 
 	wh.claiming = 0;
-	if (!ok)
+	if (!ok) {
+		/* A database that does not answer is not asked 4 times/s. */
+		wh.paused_until = isotime_now() + WEBHOOK_PAUSE_MS;
 		return;
+	}
 
+	wh.backlog = rows->n > 0;
 	for (i = 0; i < rows->n; i++)
 		webhook_post(&rows->deliveries[i]);
 }
@@ -223,6 +240,10 @@ webhook_finish(struct webhook_send *s, int ok, long status)
 
 	wh.inflight--;
 	kore_free(s);
+
+	/* More may be due: claim now rather than at the next tick. */
+	if (wh.backlog && !drain_active())
+		webhook_claim();
 }
 
 /*
