@@ -87,8 +87,8 @@ variant() {
 		unhook "$id"
 	done
 	echo "$line" | awk -v e="$((e1 - e0))" -v d="$((d1 - d0))" \
-	    -v s="$t0" -v t="$t1" '{ printf "%s %s %.1f %d\n", $1, $3,
-	    e / (t - s), d }' >>"$W/wh-$name"
+	    -v s="$t0" -v t="$t1" '{ printf "%s %s %.1f %d %s\n", $1, $3,
+	    e / (t - s), d, $6 }' >>"$W/wh-$name"
 }
 
 start_pg
@@ -114,7 +114,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		variant "$v"
 	done
 	say "  round $r: without $(tail -n 1 "$W/wh-without")," \
-	    "with $(tail -n 1 "$W/wh-with") (rps p99_ms refreshes/s attempts)"
+	    "with $(tail -n 1 "$W/wh-with")" \
+	    "(rps p99_ms refreshes/s attempts kiln_cpu_us/req)"
 done
 
 med() { awk -v c="$2" '{ print $c }' "$W/wh-$1" | median; }
@@ -125,11 +126,13 @@ rat() {
 echo "| figure | without webhooks | with 2 webhooks | ratio |"
 echo "| --- | --- | --- | --- |"
 echo "| current-token req/s (median) | $(med without 1) | $(med with 1) |" \
-    "$(rat with without 1 4) |"
+    "$(rat with without 1 5) |"
 echo "| current-token p99 ms | $(med without 2) | $(med with 2) |" \
-    "$(rat with without 2 4) |"
+    "$(rat with without 2 5) |"
 echo "| refreshes/s committed | $(med without 3) | $(med with 3) |" \
-    "$(rat with without 3 4) |"
+    "$(rat with without 3 5) |"
+echo "| kiln workers' CPU µs per request | $(med without 5) |" \
+    "$(med with 5) | $(rat with without 5 5) |"
 echo "| webhook attempts in the window | $(med without 4) | $(med with 4) | |"
 echo "| worker deaths | $(worker_deaths 0) | | |"
 exit 0
