@@ -227,7 +227,7 @@ test('webhook_api_requires_admin_and_checks_its_input',
 	assertClean(k.logs(), [secret, given], 'the log');
 });
 
-test('outage_gives_one_failing_and_one_recovered_signed',
+test('outage_gives_one_failing_one_expired_one_recovered_signed',
     { timeout: 90000 }, async () => {
 	const rx = await receiver();
 	const f = await h.startFault(['--lifetime', '6']);
@@ -244,11 +244,19 @@ test('outage_gives_one_failing_and_one_recovered_signed',
 	    x.json && x.json.type === 'token.refreshed'),
 	    { timeout: 15000, what: 'a token.refreshed' });
 
+	/* Failing until the token expires, then healthy again (the
+	 * operator's refresh goes at once, whatever the backoff). */
 	await f.mode({ mode: '5xx' });
 	await h.waitFor(async () => (await h.events(db, 'flaky')).filter(
 	    (e) => e.outcome === 'failure').length >= 3,
 	    { timeout: 30000, what: 'three failed attempts' });
+	await h.waitFor(() => rx.hits.some((x) =>
+	    x.json && x.json.type === 'token.expired'),
+	    { timeout: 30000, what: 'token.expired' });
 	await f.mode({ mode: 'ok' });
+	const rr = await a.call(k, 'POST', '/api/tokens/flaky/refresh',
+	    { auth: a.ADMIN_KEY });
+	assert.equal(rr.status, 202, rr.text);
 	await h.waitFor(() => rx.hits.some((x) =>
 	    x.json && x.json.type === 'token.recovered'),
 	    { timeout: 30000, what: 'token.recovered' });
@@ -273,6 +281,19 @@ test('outage_gives_one_failing_and_one_recovered_signed',
 	assert.match(failing.json.data.error, /HTTP 503/);
 	assert.equal(failing.headers['kiln-event-id'], failing.json.id);
 	assert.match(failing.json.created_at, h.ISO_Z);
+
+	/* The expiry of the last good token, once, between the two. */
+	const expired = rx.hits.filter((x) => x.json.type === 'token.expired');
+	assert.equal(expired.length, 1, `one token.expired (${types})`);
+	assert.equal(expired[0].json.data.state, 'expired');
+	assert.equal(expired[0].json.data.generation,
+	    failing.json.data.generation);
+	assert.equal(expired[0].json.data.fingerprint,
+	    failing.json.data.fingerprint);
+	assert.ok(expired[0].json.data.failures >= 1);
+	assert.ok(types.indexOf('token.failing') <
+	    types.indexOf('token.expired') && types.indexOf('token.expired') <
+	    types.indexOf('token.recovered'), `the order (${types})`);
 
 	/* recovered names the token being served now. */
 	const cur = await h.waitToken(k, 'flaky');
@@ -467,4 +488,14 @@ test('kill9_between_commit_and_delivery_loses_nothing',
 	    'the lost attempt counted');
 	await h.sleep(500);
 	assert.equal(rx.hits.length, 2, 'delivered, not sent again');
+});
+
+test('webhook_backoff_bad_value_stops_the_start', { timeout: 30000 },
+    async () => {
+	const db = await h.freshDb(pg, 'wh_bad_backoff');
+	for (const v of ['abc', '0', '3600001']) {
+		await assert.rejects(h.startKiln({ name: 'wh_bad_backoff',
+		    databaseUrl: db.url, env: { KILN_WEBHOOK_BACKOFF_MS: v },
+		    healthTimeout: 8000 }), /KILN_WEBHOOK_BACKOFF_MS/, v);
+	}
 });
