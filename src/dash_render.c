@@ -421,3 +421,49 @@ dr_page(struct dbuf *b, const u_int8_t *tpl, size_t len,
 		fragment(b, key, arg);
 	}
 }
+
+/*
+ * The webhooks with their last deliveries: one row per delivery, a
+ * webhook without any in a row of its own (type NULL).
+ */
+void
+dr_webhooks(struct dbuf *b, const struct dr_webhook *w, size_t n)
+{
+	size_t		i;
+	char		ts[ISOTIME_LEN], n1[24], n2[24], n3[24];
+
+	dbuf_appendf(b, "<table class=\"webhooks\"><thead><tr><th>Webhook"
+	    "</th><th>Event</th><th>Source</th><th>Status</th>"
+	    "<th>Attempts</th><th>HTTP</th><th>When</th><th>Error</th>"
+	    "</tr></thead><tbody>");
+	for (i = 0; i < n; i++, w++) {
+		dbuf_appendf(b, "<tr><td>%s ", dr_num(w->id, n1, sizeof(n1)));
+		dr_escape(b, w->url ? w->url : "");
+		dbuf_appendf(b, "</td>");
+		if (w->type == NULL) {
+			dbuf_appendf(b, "<td colspan=\"7\">No delivery yet."
+			    "</td></tr>");
+			continue;
+		}
+		dbuf_appendf(b, "<td>");
+		dr_escape(b, w->type);
+		dbuf_appendf(b, "</td><td>");
+		dr_escape(b, w->source ? w->source : "");
+		dbuf_appendf(b, "</td><td><span class=\"badge %s\">",
+		    w->status && !strcmp(w->status, "delivered") ? "valid" :
+		    w->status && !strcmp(w->status, "failed") ? "expired" :
+		    "failing");
+		dr_escape(b, w->status ? w->status : "");
+		isotime_format(w->created_ms == DR_NULL ? 0 : w->created_ms,
+		    ts, sizeof(ts));
+		dbuf_appendf(b, "</span></td><td>%s</td><td>%s</td>"
+		    "<td><time>%.19s</time></td><td class=\"error\">",
+		    dr_num(w->attempts, n2, sizeof(n2)),
+		    dr_num(w->last_status, n3, sizeof(n3)), ts);
+		dr_escape(b, w->last_error ? w->last_error : "");
+		dbuf_appendf(b, "</td></tr>");
+	}
+	if (n == 0)
+		dbuf_appendf(b, "<tr><td colspan=\"8\">No webhook.</td></tr>");
+	dbuf_appendf(b, "</tbody></table>");
+}

@@ -75,6 +75,7 @@ static struct {
 	int				slot;
 	int				sampled;
 	u_int64_t			ticks;
+	struct kore_buf			webhooks;	/* admins' page */
 } dash;
 
 static void	dash_tick(void *, u_int64_t);
@@ -114,6 +115,9 @@ static void	dash_logged_out(struct api_pending *, const struct store_rows *,
 static void	dash_page_history(struct api_pending *,
 		    const struct store_rows *, int);
 static u_int64_t	dash_quantile(double);
+static void	dash_page_webhooks(struct api_pending *,
+		    const struct store_rows *, int);
+static void	render_webhooks(struct kore_buf *, const struct store_rows *);
 static void	dash_html_headers(struct http_request *);
 
 void
@@ -903,6 +907,10 @@ page_fragment(struct dbuf *d, const char *key, const void *arg)
 		render_tokens(&b, p->role, p->csrf);
 	else if (!strcmp(key, "history"))
 		kore_buf_append(&b, dash.history.data, dash.history.offset);
+	else if (!strcmp(key, "webhooks") && p->role >= ROLE_ADMIN)
+		kore_buf_append(&b, dash.webhooks.data, dash.webhooks.offset);
+	else if (!strcmp(key, "webhooks"))
+		kore_buf_appendf(&b, "<p>Shown to admins.</p>");
 	else if (!strcmp(key, "csrf"))
 		kore_buf_appendf(&b, "%s", p->csrf);
 	else if (!strcmp(key, "role"))
@@ -1070,6 +1078,13 @@ dash_page_history(struct api_pending *p, const struct store_rows *rows, int ok)
 		render_history(&dash.history, rows);
 	}
 
+	/* An admin's page shows the webhooks too: one more query. */
+	if (p->principal.role >= ROLE_ADMIN) {
+		p->render = dash_page_webhooks;
+		store_webhooks_recent(api_pending_cb, p);
+		return;
+	}
+
 	b = kore_buf_alloc(32768);
 	render_page(b, &p->principal);
 	p->html = b;
@@ -1099,4 +1114,62 @@ dash_finish(struct http_request *req, struct api_pending *p)
 	}
 
 	return (0);
+}
+
+/* The admin's page, once the webhooks and their deliveries are in. */
+static void
+dash_page_webhooks(struct api_pending *p, const struct store_rows *rows,
+    int ok)
+{
+	struct kore_buf		*b;
+
+	dash_db_state(ok);
+	if (dash.webhooks.data == NULL)
+		kore_buf_init(&dash.webhooks, 4096);
+	if (ok) {
+		kore_buf_reset(&dash.webhooks);
+		render_webhooks(&dash.webhooks, rows);
+	}
+
+	b = kore_buf_alloc(32768);
+	render_page(b, &p->principal);
+	p->html = b;
+	p->done = 1;
+}
+
+/* The rows of store_webhooks_recent, rendered by dr_webhooks. */
+static void
+render_webhooks(struct kore_buf *b, const struct store_rows *rows)
+{
+	const struct delivery_row	*d;
+	struct dr_webhook		*w;
+	struct dbuf			out;
+	size_t				i;
+	char				**urls;
+
+	w = kore_calloc(rows->n + 1, sizeof(*w));
+	urls = kore_calloc(rows->n + 1, sizeof(*urls));
+	for (i = 0; i < rows->n; i++) {
+		d = &rows->deliveries[i];
+		w[i].id = d->webhook_id;
+		urls[i] = d->url != NULL ? source_url_redact(d->url, 1) :
+		    NULL;
+		w[i].url = urls[i];
+		w[i].type = d->id == STORE_NULL ? NULL : d->type;
+		w[i].source = d->source;
+		w[i].status = d->status;
+		w[i].attempts = d->attempts;
+		w[i].last_status = d->last_status;
+		w[i].created_ms = d->created_ms;
+		w[i].last_error = d->last_error;
+	}
+
+	dbuf_init(&out);
+	dr_webhooks(&out, w, rows->n);
+	kore_buf_append(b, out.data, out.len);
+	dbuf_free(&out);
+	for (i = 0; i < rows->n; i++)
+		free(urls[i]);
+	kore_free(urls);
+	kore_free(w);
 }

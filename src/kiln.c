@@ -135,6 +135,7 @@ kore_worker_configure(void)
 	session_reload();
 	refresh_init();
 	reseal_init();
+	webhook_init();
 	dash_init();
 	drain_init(refresh_busy, dash_shutdown);
 	ops_route_names(api_route_name);

@@ -13,8 +13,8 @@
  *
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
- *                   bench api_reply api_audit dash_audit
- *   layer engine:   cache refresh reseal
+ *                   bench api_reply api_audit dash_audit api_webhook
+ *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit
@@ -300,6 +300,18 @@ void	dr_traffic(struct dbuf *, const u_int64_t *, const u_int64_t *, int,
 void	dr_clients(struct dbuf *, int64_t, u_int32_t, u_int32_t);
 void	dr_page(struct dbuf *, const u_int8_t *, size_t,
 	    void (*)(struct dbuf *, const char *, const void *), const void *);
+struct dr_webhook {			/* strings NULL, numbers DR_NULL */
+	int64_t		id;
+	const char	*url;		/* without userinfo */
+	const char	*type;		/* NULL: no delivery yet */
+	const char	*source;
+	const char	*status;
+	int64_t		attempts;
+	int64_t		last_status;
+	int64_t		created_ms;
+	const char	*last_error;
+};
+void	dr_webhooks(struct dbuf *, const struct dr_webhook *, size_t);
 
 /*
  * audit.c (pure): what an audit row names. Who acted (struct audit_who:
@@ -400,6 +412,7 @@ struct kiln_config {
 	size_t		upstream_allow_count;
 	char		*allowed_hosts;		/* NULL: loopback rule */
 	char		owner[96];
+	int64_t		webhook_backoff_ms;	/* first retry's wait */
 };
 
 extern struct kiln_config	kiln_config;
@@ -655,6 +668,50 @@ struct audit_row {			/* store_audit_list */
 	const char	*outcome;
 };
 
+struct webhook_row {			/* store_webhooks_list */
+	int64_t		id;
+	const char	*url;
+	const char	*events;	/* "a,b" */
+	int64_t		created_ms;
+	int64_t		pending;
+	int64_t		delivered;
+	int64_t		failed;
+};
+
+/*
+ * A webhook delivery (the outbox row), with one of its attempts when the
+ * statement joins them (attempt STORE_NULL otherwise). secret is the
+ * webhook's secret, opened, in store_webhook_claim only (NULL when it
+ * cannot be opened); the store wipes it.
+ */
+struct delivery_row {
+	int64_t		webhook_id;
+	const char	*url;
+	int64_t		id;		/* STORE_NULL: no delivery */
+	const char	*event_id;
+	const char	*type;
+	int64_t		created_ms;
+	const char	*source;
+	const char	*subject;
+	const char	*state;
+	int64_t		generation;	/* numbers: STORE_NULL when NULL */
+	const char	*fingerprint;
+	int64_t		failures;
+	const char	*error;
+	const char	*status;
+	int64_t		attempts;
+	int64_t		next_ms;
+	int64_t		last_status;
+	const char	*last_error;
+	int64_t		finished_ms;
+	int64_t		attempt;
+	int64_t		a_started_ms;
+	int64_t		a_duration_ms;
+	int64_t		a_status;
+	const char	*a_error;
+	char		*secret;
+};
+
 struct sealed_row {			/* store_reseal_scan */
 	int64_t		id;
 	const char	*name;
@@ -681,6 +738,8 @@ struct store_rows {
 	struct session_row	*sessions;
 	struct sealed_row	*sealed;
 	struct audit_row	*audit;
+	struct webhook_row	*webhooks;
+	struct delivery_row	*deliveries;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -737,6 +796,18 @@ void	store_sync_once(void);
 int	store_migrations_pending(int *, int *, char *, size_t);
 int	store_reseal_sync(int, store_reseal_fn, void *, int64_t *, char *,
 	    size_t);
+void	store_webhook_create(const char *, const char *, const char *,
+	    store_rows_cb, void *);
+void	store_webhooks_list(store_rows_cb, void *);
+void	store_webhook_delete(const char *, store_rows_cb, void *);
+void	store_webhook_deliveries(const char *, int64_t, int64_t,
+	    store_rows_cb, void *);
+void	store_webhook_claim(int64_t, int64_t, int64_t, store_rows_cb,
+	    void *);
+void	store_webhook_done(int64_t, int64_t, int, int64_t, const char *,
+	    int64_t, int64_t, int64_t, int64_t, store_rows_cb, void *);
+void	store_webhook_expired(store_rows_cb, void *);
+void	store_webhooks_recent(store_rows_cb, void *);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
 #define CACHE_VALID_MARGIN_MS	1000
@@ -924,6 +995,7 @@ int	refresh_request(struct cache_entry *, const char *, int64_t,
 /* upstream.c: the HTTP call to the identity provider. */
 void	upstream_send(struct attempt *, void (*)(struct attempt *));
 void	upstream_guard(CURL *, char *);
+int	upstream_addr_refused(int, const u_int8_t *);
 
 /* api.c: routing, request identity, JSON answers; the public endpoints. */
 struct api_pending {
@@ -1068,6 +1140,14 @@ struct api_pending	*dash_audit_refused(struct http_request *,
 			    struct api_state *, const struct principal *,
 			    const char *);
 int	dash_audit(struct http_request *, struct api_state *);
+/* webhook.c: delivery of the webhooks' outbox, signed, retried. */
+void	webhook_init(void);
+
+/* api_webhook.c: POST|GET /api/webhooks, DELETE, deliveries. */
+int	admin_webhooks_list(struct http_request *, struct api_state *);
+int	admin_webhooks_create(struct http_request *, struct api_state *);
+int	admin_webhook_delete(struct http_request *, struct api_state *);
+int	admin_webhook_deliveries(struct http_request *, struct api_state *);
 
 #endif /* Kore */
 

@@ -180,7 +180,17 @@ static const char q_success[] =
     "probe_until = NULL, updated_at = now() "
     "WHERE host = (SELECT kiln_host(token_url) FROM token_sources "
     "WHERE id = $1) AND (failures > 0 OR open_until IS NOT NULL) "
-    "RETURNING host) "
+    "RETURNING host), "
+    /* The webhooks' outbox, in this commit: o is the row before it. */
+    "o AS (SELECT failures FROM tokens WHERE source_id = $1), "
+    "v AS MATERIALIZED (SELECT x.type, gen_random_uuid() AS eid "
+    "FROM t, o, (VALUES ('token.recovered'), ('token.refreshed')) "
+    "x(type) WHERE x.type = 'token.refreshed' OR o.failures > 0), "
+    "w AS (INSERT INTO webhook_deliveries (webhook_id, event_id, type, "
+    "source, state, generation, fingerprint, failures) "
+    "SELECT h.id, v.eid, v.type, s.name, 'valid', t.generation, $5, 0 "
+    "FROM v, t, webhooks h, token_sources s WHERE s.id = $1 "
+    "AND v.type = ANY (h.events) RETURNING id) "
     "SELECT (SELECT generation FROM t), (SELECT count(*) FROM r), "
     "(SELECT count(*) FROM e)";
 
@@ -193,7 +203,8 @@ static const char q_failure[] =
     "WITH t AS (UPDATE tokens SET lease_owner = NULL, lease_until = NULL, "
     "failures = failures + 1, last_error = $3, last_duration_ms = $4, "
     "next_attempt_at = kiln_ts($5), updated_at = now() "
-    "WHERE source_id = $1 AND lease_owner = $2 RETURNING generation), "
+    "WHERE source_id = $1 AND lease_owner = $2 "
+    "RETURNING generation, failures, fingerprint), "
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
     "outcome, duration_ms, http_status, error, owner) "
     "VALUES ($1, $6, kiln_ts($7), 'failure', $4, $8, $3, $2) "
@@ -210,7 +221,15 @@ static const char q_failure[] =
     "probe_until = NULL, updated_at = now() WHERE $9 = 'up' "
     "AND host = (SELECT kiln_host(token_url) FROM token_sources "
     "WHERE id = $1) AND (failures > 0 OR open_until IS NOT NULL) "
-    "RETURNING host) "
+    "RETURNING host), "
+    /* token.failing on the first failure only, in this commit. */
+    "g AS MATERIALIZED (SELECT gen_random_uuid() AS eid), "
+    "f AS (INSERT INTO webhook_deliveries (webhook_id, event_id, type, "
+    "source, state, generation, fingerprint, failures, error) "
+    "SELECT h.id, g.eid, 'token.failing', s.name, 'failing', "
+    "t.generation, t.fingerprint, t.failures, $3 "
+    "FROM t, g, webhooks h, token_sources s WHERE t.failures = 1 "
+    "AND s.id = $1 AND 'token.failing' = ANY (h.events) RETURNING id) "
     "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e)";
 
 /*
@@ -456,6 +475,8 @@ static void	dec_audit(PGresult *, struct store_job *,
 		    struct store_rows *);
 static void	store_decode_rows(struct store_job *, struct store_rows *);
 static void	store_rows_free(struct store_rows *);
+static int	dec_webhook_rows(struct store_job *, struct store_rows *);
+static void	webhook_rows_free(struct store_rows *);
 
 /* Parent: make the database known to kore_pgsql before the fork. */
 void
@@ -2270,6 +2291,8 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		rows->num[c] = rows->n > 0 && c < PQnfields(res) ?
 		    col_numn(res, 0, c) : STORE_NULL;
 	}
+	if (dec_webhook_rows(job, rows))
+		return;
 	for (i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++) {
 		if (decoders[i].query == job->query) {
 			decoders[i].decode(res, job, rows);
@@ -2292,6 +2315,7 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->sessions);
 	kore_free(rows->sealed);
 	kore_free(rows->audit);
+	webhook_rows_free(rows);
 }
 
 /* Told of the outcome (1: answered, 0: failed) of every async query. */
@@ -2364,4 +2388,324 @@ dec_audit(PGresult *res, struct store_job *job, struct store_rows *rows)
 		a->request_id = col_str(res, i, 8);
 		a->outcome = col_str(res, i, 9);
 	}
+}
+/*
+ * Webhooks (migration 008). A delivery row is the outbox: written by the
+ * refresh commits above (q_success, q_failure) and by q_webhook_expired,
+ * claimed by one worker of one instance at a time (q_webhook_claim: FOR
+ * UPDATE SKIP LOCKED, and next_attempt_at pushed past the attempt as its
+ * lease, so a worker that dies leaves the row due again), and finished
+ * by q_webhook_done. The secret is sealed for the origin of the URL.
+ */
+#define WH_SEAL_NAME	"webhook"
+#define WH_SEAL_FIELD	"secret"
+#define WH_DCOLS							\
+    "d.id, d.event_id, d.type, kiln_ms(d.created_at), d.source, "	\
+    "d.subject, d.state, d.generation, d.fingerprint, d.failures, "	\
+    "d.error, d.status, d.attempts, kiln_ms(d.next_attempt_at), "	\
+    "d.last_status, d.last_error, kiln_ms(d.finished_at), "
+#define WH_NO_ATTEMPT							\
+    "NULL::integer, NULL::bigint, NULL::integer, NULL::integer, "	\
+    "NULL::text, "
+
+static const char q_webhook_create[] =
+    "INSERT INTO webhooks (url, events, secret_sealed) "
+    "VALUES ($1, string_to_array($2, ','), $3) "
+    "RETURNING id, kiln_ms(created_at)";
+
+static const char q_webhooks_list[] =
+    "SELECT w.id, w.url, array_to_string(w.events, ','), "
+    "kiln_ms(w.created_at), "
+    "count(d.id) FILTER (WHERE d.status = 'pending'), "
+    "count(d.id) FILTER (WHERE d.status = 'delivered'), "
+    "count(d.id) FILTER (WHERE d.status = 'failed') "
+    "FROM webhooks w LEFT JOIN webhook_deliveries d "
+    "ON d.webhook_id = w.id GROUP BY w.id ORDER BY w.id";
+
+static const char q_webhook_delete[] =
+    "DELETE FROM webhooks WHERE id = $1 RETURNING id";
+
+/* One row per attempt, newest delivery first; none: no such webhook. */
+static const char q_webhook_deliveries[] =
+    "WITH h AS (SELECT id, url FROM webhooks WHERE id = $1), "
+    "d AS (SELECT x.* FROM webhook_deliveries x, h "
+    "WHERE x.webhook_id = h.id AND ($3::bigint IS NULL "
+    "OR x.id < $3::bigint) ORDER BY x.id DESC LIMIT $2::integer) "
+    "SELECT h.id, h.url, " WH_DCOLS
+    "a.attempt, kiln_ms(a.started_at), a.duration_ms, a.http_status, "
+    "a.error, NULL FROM h LEFT JOIN d ON true "
+    "LEFT JOIN webhook_attempts a ON a.delivery_id = d.id "
+    "ORDER BY d.id DESC, a.id";
+
+/*
+ * Due rows, oldest first, at most $4 out at once per webhook (counted
+ * over every worker and instance: rows under a live lease), so that a
+ * receiver that never answers holds $4 attempts, not every worker's.
+ */
+static const char q_webhook_claim[] =
+    "WITH c AS (SELECT s.id FROM (SELECT x.id, x.next_attempt_at, "
+    "row_number() OVER (PARTITION BY w.id ORDER BY x.next_attempt_at) "
+    "AS rn, b.busy FROM webhooks w "
+    "CROSS JOIN LATERAL (SELECT count(*) AS busy FROM webhook_deliveries o "
+    "WHERE o.webhook_id = w.id AND o.status = 'pending' "
+    "AND o.lease_owner IS NOT NULL AND o.next_attempt_at > now()) b "
+    "CROSS JOIN LATERAL (SELECT id, next_attempt_at "
+    "FROM webhook_deliveries d WHERE d.webhook_id = w.id "
+    "AND d.status = 'pending' AND d.next_attempt_at <= now() "
+    "ORDER BY d.next_attempt_at LIMIT $4::integer "
+    "FOR UPDATE SKIP LOCKED) x WHERE b.busy < $4::integer) s "
+    "WHERE s.rn <= $4::integer - s.busy "
+    "ORDER BY s.next_attempt_at LIMIT $2::integer), "
+    "d AS (UPDATE webhook_deliveries x SET attempts = x.attempts + 1, "
+    "lease_owner = $1, next_attempt_at = now() + "
+    "$3::bigint * interval '1 millisecond' FROM c WHERE x.id = c.id "
+    "RETURNING x.*) "
+    "SELECT w.id, w.url, " WH_DCOLS WH_NO_ATTEMPT "w.secret_sealed "
+    "FROM d JOIN webhooks w ON w.id = d.webhook_id ORDER BY d.id";
+
+/*
+ * An attempt's outcome, if the lease is still ours ($3: the attempt it
+ * was claimed for); the attempt is recorded either way. A failure is
+ * retried at $9 ms from now unless that is past $10 ms of the event's
+ * age: then the delivery has failed.
+ */
+static const char q_webhook_done[] =
+    "WITH d AS (UPDATE webhook_deliveries SET "
+    "status = CASE WHEN $4::boolean THEN 'delivered' "
+    "WHEN now() + $9::bigint * interval '1 millisecond' > "
+    "created_at + $10::bigint * interval '1 millisecond' THEN 'failed' "
+    "ELSE 'pending' END, "
+    "finished_at = CASE WHEN $4::boolean OR now() + $9::bigint * "
+    "interval '1 millisecond' > created_at + $10::bigint * "
+    "interval '1 millisecond' THEN now() END, "
+    "next_attempt_at = now() + CASE WHEN $4::boolean THEN interval '0' "
+    "ELSE $9::bigint * interval '1 millisecond' END, "
+    "lease_owner = NULL, last_status = $5::integer, last_error = $6 "
+    "WHERE id = $1 AND lease_owner = $2 AND attempts = $3::integer "
+    "RETURNING status), "
+    "a AS (INSERT INTO webhook_attempts (delivery_id, attempt, "
+    "started_at, duration_ms, http_status, error, owner) "
+    "SELECT id, $3::integer, kiln_ts($8::bigint), $7::integer, "
+    "$5::integer, $6, $2 FROM webhook_deliveries WHERE id = $1 "
+    "RETURNING id) "
+    "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM a), "
+    "(SELECT (status = 'failed')::integer FROM d)";
+
+/*
+ * token.expired, once per generation: the expiry is recorded on the
+ * token (expired_generation) in the statement that writes the outbox.
+ */
+static const char q_webhook_expired[] =
+    "WITH x AS (UPDATE tokens t SET expired_generation = t.generation "
+    "FROM token_sources s WHERE s.id = t.source_id AND t.generation > 0 "
+    "AND t.expires_at <= now() "
+    "AND t.expired_generation IS DISTINCT FROM t.generation "
+    "AND EXISTS (SELECT 1 FROM webhooks "
+    "WHERE 'token.expired' = ANY (events)) "
+    "RETURNING s.name, t.generation, t.fingerprint, t.failures, "
+    "t.last_error), "
+    "y AS MATERIALIZED (SELECT x.*, gen_random_uuid() AS eid FROM x), "
+    "w AS (INSERT INTO webhook_deliveries (webhook_id, event_id, type, "
+    "source, state, generation, fingerprint, failures, error) "
+    "SELECT h.id, y.eid, 'token.expired', y.name, 'expired', "
+    "y.generation, y.fingerprint, y.failures, y.last_error "
+    "FROM y, webhooks h WHERE 'token.expired' = ANY (h.events) "
+    "RETURNING id) "
+    "SELECT count(*) FROM w";
+
+/* The dashboard: every webhook with its last three deliveries. */
+static const char q_webhooks_recent[] =
+    "SELECT w.id, w.url, " WH_DCOLS WH_NO_ATTEMPT "NULL "
+    "FROM webhooks w LEFT JOIN LATERAL (SELECT * FROM webhook_deliveries "
+    "x WHERE x.webhook_id = w.id ORDER BY x.id DESC LIMIT 3) d ON true "
+    "ORDER BY w.id, d.id DESC LIMIT 300";
+
+/* The secret is sealed here, for the origin of url; never stored bare. */
+void
+store_webhook_create(const char *url, const char *events,
+    const char *secret, store_rows_cb cb, void *arg)
+{
+	struct store_rows	none;
+	char			*sealed, origin[SOURCE_ORIGIN_MAX];
+
+	source_origin(url, origin, sizeof(origin));
+	if (!seal_seal_for(WH_SEAL_NAME, WH_SEAL_FIELD, origin, secret,
+	    strlen(secret), &sealed)) {
+		memset(&none, 0, sizeof(none));
+		none.num[0] = none.num[1] = none.num[2] = STORE_NULL;
+		cb(&none, arg, 0);
+		return;
+	}
+	store_job(q_webhook_create, cb, arg, 3, url, events, sealed);
+	free(sealed);
+}
+
+void
+store_webhooks_list(store_rows_cb cb, void *arg)
+{
+	store_job(q_webhooks_list, cb, arg, 0);
+}
+
+void
+store_webhook_delete(const char *id, store_rows_cb cb, void *arg)
+{
+	store_job(q_webhook_delete, cb, arg, 1, id);
+}
+
+void
+store_webhook_deliveries(const char *id, int64_t limit, int64_t before,
+    store_rows_cb cb, void *arg)
+{
+	char		*l, *b;
+
+	l = i64(limit);
+	b = before > 0 ? i64(before) : NULL;
+	store_job(q_webhook_deliveries, cb, arg, 3, id, l, b);
+	kore_free(l);
+	kore_free(b);
+}
+
+void
+store_webhook_claim(int64_t max, int64_t lease_ms, int64_t per_hook,
+    store_rows_cb cb, void *arg)
+{
+	char		*n, *lease, *per;
+
+	n = i64(max);
+	lease = i64(lease_ms);
+	per = i64(per_hook);
+	store_job(q_webhook_claim, cb, arg, 4, kiln_config.owner, n, lease,
+	    per);
+	kore_free(n);
+	kore_free(lease);
+	kore_free(per);
+}
+
+void
+store_webhook_done(int64_t id, int64_t attempt, int ok, int64_t status,
+    const char *error, int64_t duration_ms, int64_t started_ms,
+    int64_t retry_ms, int64_t give_up_ms, store_rows_cb cb, void *arg)
+{
+	const char	*cv[10];
+	char		*v[10];
+	int		i;
+
+	v[0] = i64(id);
+	v[1] = kore_strdup(kiln_config.owner);
+	v[2] = i64(attempt);
+	v[3] = kore_strdup(ok ? "true" : "false");
+	v[4] = status > 0 ? i64(status) : NULL;
+	v[5] = error != NULL ? kore_strdup(error) : NULL;
+	v[6] = i64(duration_ms);
+	v[7] = i64(started_ms);
+	v[8] = i64(retry_ms);
+	v[9] = i64(give_up_ms);
+	for (i = 0; i < 10; i++)
+		cv[i] = v[i];
+	store_job_a(q_webhook_done, cb, arg, 10, cv);
+	for (i = 0; i < 10; i++)
+		kore_free(v[i]);
+}
+
+void
+store_webhook_expired(store_rows_cb cb, void *arg)
+{
+	store_job(q_webhook_expired, cb, arg, 0);
+}
+
+void
+store_webhooks_recent(store_rows_cb cb, void *arg)
+{
+	store_job(q_webhooks_recent, cb, arg, 0);
+}
+
+static void
+dec_webhooks(PGresult *res, struct store_rows *rows)
+{
+	struct webhook_row	*w;
+	size_t			i;
+
+	rows->webhooks = w = kore_calloc(rows->n + 1, sizeof(*w));
+	for (i = 0; i < rows->n; i++, w++) {
+		w->id = col_num(res, i, 0);
+		w->url = col_str(res, i, 1);
+		w->events = col_str(res, i, 2);
+		w->created_ms = col_numn(res, i, 3);
+		w->pending = col_num(res, i, 4);
+		w->delivered = col_num(res, i, 5);
+		w->failed = col_num(res, i, 6);
+	}
+}
+
+/* Columns 0-23 of the delivery statements; 24: the sealed secret. */
+static void
+dec_deliveries(PGresult *res, struct store_rows *rows, int open)
+{
+	struct delivery_row	*d;
+	size_t			i, len;
+	char			origin[SOURCE_ORIGIN_MAX];
+
+	rows->deliveries = d = kore_calloc(rows->n + 1, sizeof(*d));
+	for (i = 0; i < rows->n; i++, d++) {
+		d->webhook_id = col_num(res, i, 0);
+		d->url = col_str(res, i, 1);
+		d->id = col_numn(res, i, 2);
+		d->event_id = col_str(res, i, 3);
+		d->type = col_str(res, i, 4);
+		d->created_ms = col_numn(res, i, 5);
+		d->source = col_str(res, i, 6);
+		d->subject = col_str(res, i, 7);
+		d->state = col_str(res, i, 8);
+		d->generation = col_numn(res, i, 9);
+		d->fingerprint = col_str(res, i, 10);
+		d->failures = col_numn(res, i, 11);
+		d->error = col_str(res, i, 12);
+		d->status = col_str(res, i, 13);
+		d->attempts = col_numn(res, i, 14);
+		d->next_ms = col_numn(res, i, 15);
+		d->last_status = col_numn(res, i, 16);
+		d->last_error = col_str(res, i, 17);
+		d->finished_ms = col_numn(res, i, 18);
+		d->attempt = col_numn(res, i, 19);
+		d->a_started_ms = col_numn(res, i, 20);
+		d->a_duration_ms = col_numn(res, i, 21);
+		d->a_status = col_numn(res, i, 22);
+		d->a_error = col_str(res, i, 23);
+		if (!open || d->url == NULL || PQgetisnull(res, i, 24))
+			continue;
+		source_origin(d->url, origin, sizeof(origin));
+		if (!seal_open_for(WH_SEAL_NAME, WH_SEAL_FIELD, origin,
+		    PQgetvalue(res, i, 24), &d->secret, &len))
+			d->secret = NULL;
+	}
+}
+
+/* The decoders of the webhook statements; 0 when query is none. */
+static int
+dec_webhook_rows(struct store_job *job, struct store_rows *rows)
+{
+	PGresult	*res = job->sql.result;
+
+	if (job->query == q_webhooks_list)
+		dec_webhooks(res, rows);
+	else if (job->query == q_webhook_claim)
+		dec_deliveries(res, rows, 1);
+	else if (job->query == q_webhook_deliveries ||
+	    job->query == q_webhooks_recent)
+		dec_deliveries(res, rows, 0);
+	else
+		return (0);
+
+	return (1);
+}
+
+static void
+webhook_rows_free(struct store_rows *rows)
+{
+	size_t		i;
+
+	for (i = 0; rows->deliveries != NULL && i < rows->n; i++)
+		seal_wipe(rows->deliveries[i].secret);
+	kore_free(rows->deliveries);
+	kore_free(rows->webhooks);
 }

@@ -293,3 +293,25 @@ upstream_listed(const struct cidr *list, size_t n, int family,
 
 	return (0);
 }
+
+/* Is a literal address refused (a webhook URL's, checked at creation)? */
+int
+upstream_addr_refused(int family, const u_int8_t *ip)
+{
+	struct curl_sockaddr	a;
+	char			text[UPSTREAM_ADDR_LEN];
+
+	memset(&a, 0, sizeof(a));
+	a.family = family;
+	if (family == AF_INET) {
+		a.addrlen = sizeof(struct sockaddr_in);
+		((struct sockaddr_in *)&a.addr)->sin_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)&a.addr)->sin_addr, ip, 4);
+	} else {
+		a.addrlen = sizeof(struct sockaddr_in6);
+		((struct sockaddr_in6 *)&a.addr)->sin6_family = AF_INET6;
+		memcpy(&((struct sockaddr_in6 *)&a.addr)->sin6_addr, ip, 16);
+	}
+
+	return (!upstream_addr_allowed(&a, text, sizeof(text)));
+}

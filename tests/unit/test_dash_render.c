@@ -250,6 +250,45 @@ history_rows(void **state)
 }
 
 static void
+webhooks_escaped_with_their_deliveries(void **state)
+{
+	struct dr_webhook	w[2];
+	struct dbuf		b;
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	w[0].id = 3;
+	w[0].url = "https://hooks.example/in?a=1&b=<2>";
+	w[0].type = "token.failing";
+	w[0].source = "crm";
+	w[0].status = "delivered";
+	w[0].attempts = 4;
+	w[0].last_status = 200;
+	w[0].created_ms = 1700000000123LL;
+	w[1].id = 5;
+	w[1].url = "http://x.example/\"><script>";
+	w[1].attempts = DR_NULL;
+	w[1].last_status = DR_NULL;
+
+	dbuf_init(&b);
+	dr_webhooks(&b, w, 2);
+	has(&b, "<tr><td>3 https://hooks.example/in?a=1&amp;b=&lt;2&gt;</td>"
+	    "<td>token.failing</td><td>crm</td><td><span class=\"badge "
+	    "valid\">delivered</span></td><td>4</td><td>200</td>"
+	    "<td><time>2023-11-14T22:13:20</time></td>"
+	    "<td class=\"error\"></td></tr>");
+	has(&b, "<td colspan=\"7\">No delivery yet.</td>");
+	hasnt(&b, "<script>");
+	hasnt(&b, "No webhook.");
+	dbuf_free(&b);
+
+	dbuf_init(&b);
+	dr_webhooks(&b, NULL, 0);
+	has(&b, "<tr><td colspan=\"8\">No webhook.</td></tr>");
+	dbuf_free(&b);
+}
+
+static void
 alerts_and_hosts(void **state)
 {
 	struct dr_alert	a[4];
@@ -366,6 +405,7 @@ main(void)
 		cmocka_unit_test(tokens_viewer_and_operator),
 		cmocka_unit_test(tokens_empty),
 		cmocka_unit_test(history_rows),
+		cmocka_unit_test(webhooks_escaped_with_their_deliveries),
 		cmocka_unit_test(alerts_and_hosts),
 		cmocka_unit_test(traffic_and_clients),
 		cmocka_unit_test(page_template),
