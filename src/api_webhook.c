@@ -91,7 +91,7 @@ admin_webhooks_create(struct http_request *req, struct api_state *st)
 		p->secret = wh_secret_generate();
 	store_webhook_create(YAJL_GET_STRING(yajl_tree_get(body, up,
 	    yajl_t_string)), events, p->secret != NULL ? p->secret :
-	    YAJL_GET_STRING(secret), api_pending_cb, p);
+	    YAJL_GET_STRING(secret), &p->who, api_pending_cb, p);
 	kore_free(events);
 
 	return (KORE_RESULT_RETRY);
@@ -108,8 +108,10 @@ admin_webhooks_list(struct http_request *req, struct api_state *st)
 int
 admin_webhook_delete(struct http_request *req, struct api_state *st)
 {
-	store_webhook_delete(st->name, api_pending_cb,
-	    api_pending_start(req, st, wh_deleted));
+	struct api_pending	*p;
+
+	p = api_pending_start(req, st, wh_deleted);
+	store_webhook_delete(st->name, &p->who, api_pending_cb, p);
 	return (KORE_RESULT_RETRY);
 }
 

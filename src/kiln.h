@@ -797,9 +797,10 @@ int	store_migrations_pending(int *, int *, char *, size_t);
 int	store_reseal_sync(int, store_reseal_fn, void *, int64_t *, char *,
 	    size_t);
 void	store_webhook_create(const char *, const char *, const char *,
-	    store_rows_cb, void *);
+	    const struct audit_who *, store_rows_cb, void *);
 void	store_webhooks_list(store_rows_cb, void *);
-void	store_webhook_delete(const char *, store_rows_cb, void *);
+void	store_webhook_delete(const char *, const struct audit_who *,
+	    store_rows_cb, void *);
 void	store_webhook_deliveries(const char *, int64_t, int64_t,
 	    store_rows_cb, void *);
 void	store_webhook_claim(int64_t, int64_t, int64_t, store_rows_cb,

@@ -2409,9 +2409,12 @@ dec_audit(PGresult *res, struct store_job *job, struct store_rows *rows)
     "NULL::text, "
 
 static const char q_webhook_create[] =
-    "INSERT INTO webhooks (url, events, secret_sealed) "
+    "WITH w AS (INSERT INTO webhooks (url, events, secret_sealed) "
     "VALUES ($1, string_to_array($2, ','), $3) "
-    "RETURNING id, kiln_ms(created_at)";
+    "RETURNING id, created_at), "
+    AUDIT_CTE("4", "5", "6", "7", "'webhook.create'", "w.id::text",
+    "'url,events,secret'", "w")
+    "SELECT w.id, kiln_ms(w.created_at) FROM w";
 
 static const char q_webhooks_list[] =
     "SELECT w.id, w.url, array_to_string(w.events, ','), "
@@ -2423,7 +2426,10 @@ static const char q_webhooks_list[] =
     "ON d.webhook_id = w.id GROUP BY w.id ORDER BY w.id";
 
 static const char q_webhook_delete[] =
-    "DELETE FROM webhooks WHERE id = $1 RETURNING id";
+    "WITH w AS (DELETE FROM webhooks WHERE id = $1 RETURNING id), "
+    AUDIT_CTE("2", "3", "4", "5", "'webhook.delete'", "w.id::text",
+    "NULL", "w")
+    "SELECT w.id FROM w";
 
 /* One row per attempt, newest delivery first; none: no such webhook. */
 static const char q_webhook_deliveries[] =
@@ -2523,9 +2529,11 @@ static const char q_webhooks_recent[] =
 /* The secret is sealed here, for the origin of url; never stored bare. */
 void
 store_webhook_create(const char *url, const char *events,
-    const char *secret, store_rows_cb cb, void *arg)
+    const char *secret, const struct audit_who *who, store_rows_cb cb,
+    void *arg)
 {
 	struct store_rows	none;
+	const char		*v[7];
 	char			*sealed, origin[SOURCE_ORIGIN_MAX];
 
 	source_origin(url, origin, sizeof(origin));
@@ -2536,7 +2544,11 @@ store_webhook_create(const char *url, const char *events,
 		cb(&none, arg, 0);
 		return;
 	}
-	store_job(q_webhook_create, cb, arg, 3, url, events, sealed);
+	v[0] = url;
+	v[1] = events;
+	v[2] = sealed;
+	audit_params(who, v + 3);
+	store_job_a(q_webhook_create, cb, arg, 7, v);
 	free(sealed);
 }
 
@@ -2547,9 +2559,14 @@ store_webhooks_list(store_rows_cb cb, void *arg)
 }
 
 void
-store_webhook_delete(const char *id, store_rows_cb cb, void *arg)
+store_webhook_delete(const char *id, const struct audit_who *who,
+    store_rows_cb cb, void *arg)
 {
-	store_job(q_webhook_delete, cb, arg, 1, id);
+	const char	*v[5];
+
+	v[0] = id;
+	audit_params(who, v + 1);
+	store_job_a(q_webhook_delete, cb, arg, 5, v);
 }
 
 void
