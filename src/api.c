@@ -53,6 +53,7 @@ static const struct route routes[] = {
 	    api_current_token },
 	{ POST, "/api/tokens/*/current-token/rejected", R_PUBLIC | R_NAME, 0,
 	    api_rejected },
+	{ GET, "/api/tokens/*/stream", R_PUBLIC | R_NAME, 0, api_stream },
 	{ GET, "/health", 0, 0, ops_health },
 	{ GET, "/health/detailed", 0, 0, ops_health_detailed },
 	{ GET, "/metrics", 0, 0, ops_metrics },
@@ -606,6 +607,7 @@ api_state_free(struct http_request *req)
 		return;
 
 	cache_unwait(&st->waiter);
+	push_unpark(st);
 	if (st->starting)
 		TAILQ_REMOVE(&api_starting, st, starting_list);
 	if (st->pending != NULL) {
