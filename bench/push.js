@@ -168,6 +168,7 @@ async function main()
 		if (!go)
 			early++;
 	    });
+	console.error(`opened ${NW} long-polls`);
 	await waitMetric('kiln_waiters', NW, 60000);
 	await sleep(500);
 	const rss1 = workersRssKb(parent);
@@ -179,6 +180,7 @@ async function main()
 		    c.buf.includes(`id: ${cur.generation + 1}\n`))
 			c.at = now();
 	    });
+	console.error(`opened ${NS} streams`);
 	await waitMetric('kiln_streams', NS, 60000);
 	await sleep(500);
 	const rss2 = workersRssKb(parent);

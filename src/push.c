@@ -39,6 +39,7 @@
 #define PUSH_TICK_MS		1000
 #define PUSH_QUEUE_MAX		(256 * 1024)
 #define PUSH_RECONNECT_S	2
+#define PUSH_REQUEST_ROOM	256	/* requests left for other work */
 
 struct push_entry;
 
@@ -208,7 +209,12 @@ push_wait(struct http_request *req, struct api_state *st,
 	    now >= st->poll_until || strcmp(e->fpr, st->last_fpr))
 		return (KORE_RESULT_OK);
 
-	if (push.waiters >= kiln_config.waiters_max) {
+	/*
+	 * Kore stops accepting on a worker at http_request_limit requests
+	 * in flight: waiters leave room for the work that answers them.
+	 */
+	if (push.waiters >= kiln_config.waiters_max ||
+	    http_request_count + PUSH_REQUEST_ROOM >= http_request_limit) {
 		http_response_header(req, "Retry-After", "1");
 		api_error(req, 503, "too_many_waiters",
 		    "too many waiting requests on this worker");
