@@ -223,3 +223,45 @@ test('sse_shutdown_pending_on_sigterm', { timeout: 60000 }, async () => {
 	assert.equal(sd.json.reconnect_after, 2);
 	await h.waitFor(() => s.ended, { timeout: 10000 });
 });
+
+test('dashboard_and_metrics_count_waiters_and_streams', { timeout: 60000 },
+    async () => {
+	const d = require('../../browser/lib/dash');
+	const env = await a.adminKiln(pg, 'sse_dash', { sources:
+	    [{ name: 'db' }], workers: 2 });
+	const { k } = env;
+	await h.waitToken(k, 'db');
+	const cur = (await k.currentToken('db')).json;
+	const s = await d.httpLogin(k, env.adminKey);
+
+	const streams = [];
+	for (let i = 0; i < 3; i++)
+		streams.push(await openStream(k, 'db'));
+	const polls = [];
+	for (let i = 0; i < 2; i++) {
+		polls.push(k.currentToken('db', { query: '?wait_for_change=' +
+		    `true&last_fingerprint=${cur.fingerprint}&timeout_sec=20`,
+		    timeout: 30000 }));
+	}
+	/* Summed over both workers, whichever holds them. */
+	await h.waitFor(async () => await metric(k, 'kiln_waiters') === 2 &&
+	    await metric(k, 'kiln_streams') === 3, { timeout: 5000 });
+	const page = await k.get('/dashboard', { headers:
+	    { Cookie: s.cookie } });
+	assert.match(page.text, /<dd id="push-waiters">2<\/dd>/);
+	assert.match(page.text, /<dd id="push-streams">3<\/dd>/);
+	const j = await k.get('/metrics', { headers:
+	    { Accept: 'application/json' } });
+	assert.equal(j.json.global.waiters, 2);
+	assert.equal(j.json.global.streams, 3);
+
+	const f = await a.call(k, 'POST', '/api/tokens/db/refresh',
+	    { auth: env.adminKey });
+	assert.ok(f.status < 300, f.text);
+	for (const r of await Promise.all(polls))
+		assert.notEqual(r.json.fingerprint, cur.fingerprint);
+	for (const x of streams)
+		x.close();
+	await h.waitFor(async () => await metric(k, 'kiln_waiters') === 0 &&
+	    await metric(k, 'kiln_streams') === 0, { timeout: 5000 });
+});
