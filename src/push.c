@@ -352,7 +352,6 @@ push_stream_entry(struct http_request *req, struct api_state *st,
 	c->disconnect = push_stream_gone;
 	push.streams++;
 	push_count();
-	(void)st;
 
 	return (KORE_RESULT_OK);
 }
@@ -373,12 +372,12 @@ push_entry_cb(struct cache_entry *e, int what)
 	if ((pe = e->push) == NULL)
 		return;
 
-	if (what == CACHE_ENTRY_CHANGED) {
+	if (what == CACHE_ENTRY_CHANGED && e->enabled) {
 		push_check(pe, isotime_now());
 		return;
 	}
 
-	/* The source went: its streams end. */
+	/* The source went or was disabled: its streams end. */
 	while ((s = TAILQ_FIRST(&pe->streams)) != NULL) {
 		TAILQ_REMOVE(&pe->streams, s, list);
 		s->pe = NULL;

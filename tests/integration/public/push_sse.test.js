@@ -265,3 +265,27 @@ test('dashboard_and_metrics_count_waiters_and_streams', { timeout: 60000 },
 	await h.waitFor(async () => await metric(k, 'kiln_waiters') === 0 &&
 	    await metric(k, 'kiln_streams') === 0, { timeout: 5000 });
 });
+
+test('sse_ends_when_source_disabled_or_deleted', { timeout: 60000 },
+    async () => {
+	const env = await a.adminKiln(pg, 'sse_gone', { sources:
+	    [{ name: 'off' }, { name: 'del' }] });
+	const { k } = env;
+	await h.waitToken(k, 'off');
+	await h.waitToken(k, 'del');
+	const off = await openStream(k, 'off');
+	const del = await openStream(k, 'del');
+	await off.next((e) => e.event === 'state');
+	await del.next((e) => e.event === 'state');
+
+	let r = await a.call(k, 'PATCH', '/api/tokens/off', { auth:
+	    env.adminKey, body: { enabled: false } });
+	assert.ok(r.status < 300, `disable: ${r.status} ${r.text}`);
+	await h.waitFor(() => off.ended, { timeout: 10000 });
+	r = await a.call(k, 'DELETE', '/api/tokens/del', { auth:
+	    env.adminKey });
+	assert.ok(r.status < 300, `delete: ${r.status} ${r.text}`);
+	await h.waitFor(() => del.ended, { timeout: 10000 });
+	await h.waitFor(async () => await metric(k, 'kiln_streams') === 0,
+	    { timeout: 5000 });
+});
