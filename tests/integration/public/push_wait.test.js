@@ -197,3 +197,23 @@ test('drain_answers_waiting_longpolls', { timeout: 60000 }, async () => {
 	assert.equal(r.json.fingerprint, cur.fingerprint);
 	assert.ok(took < 2000, `answered ${took} ms after SIGTERM`);
 });
+
+test('longpoll_answers_503_when_the_token_expires', { timeout: 60000 },
+    async () => {
+	/* Tokens live 6 s; every refresh fails, so the token expires. */
+	const env = await a.adminKiln(pg, 'lp_expire', { sources:
+	    [{ name: 'ex' }], lifetime: 6 });
+	const { k, idp } = env;
+	const first = await h.waitToken(k, 'ex');
+	await idp.control({ fail_next: { status: 500, count: 1000 } });
+	const exp = h.parseIso(first.json.expires_at);
+
+	const r = await poll(k, 'ex', first.json.fingerprint, 60);
+	const at = Date.now();
+	assert.equal(r.status, 503, r.text);
+	assert.equal(r.json.valid, false);
+	assert.equal(r.json.token, null);
+	assert.ok(Number(r.headers['retry-after']) >= 1);
+	assert.ok(at >= exp - 1500 && at < exp + 1500,
+	    `answered ${at - exp} ms from the expiry`);
+});
