@@ -53,6 +53,7 @@ static const struct route routes[] = {
 	    api_current_token },
 	{ POST, "/api/tokens/*/current-token/rejected", R_PUBLIC | R_NAME, 0,
 	    api_rejected },
+	{ GET, "/api/tokens/*/stream", R_PUBLIC | R_NAME, 0, api_stream },
 	{ GET, "/health", 0, 0, ops_health },
 	{ GET, "/health/detailed", 0, 0, ops_health_detailed },
 	{ GET, "/metrics", 0, 0, ops_metrics },
@@ -96,6 +97,10 @@ static const struct route routes[] = {
 	{ GET, "/dashboard/audit", 0, 0, dash_audit },
 	{ 0, NULL, 0, 0, NULL }
 };
+
+/* Each route has its row of counters in shared memory, the last spare. */
+_Static_assert(sizeof(routes) / sizeof(routes[0]) <= SHARED_ROUTES,
+    "more routes than SHARED_ROUTES");
 
 static struct {
 	char		prefix[9];
@@ -614,6 +619,7 @@ api_state_free(struct http_request *req)
 		return;
 
 	cache_unwait(&st->waiter);
+	push_unpark(st);
 	if (st->starting)
 		TAILQ_REMOVE(&api_starting, st, starting_list);
 	if (st->pending != NULL) {

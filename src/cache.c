@@ -76,6 +76,7 @@ static struct {
 static int		nchannels;
 static void		(*changed_cb)(void);
 static void		(*removed_cb)(const struct cache_entry *);
+static void		(*entry_cb)(struct cache_entry *, int);
 
 static struct cache_entry	*cache_insert(const char *);
 static void	cache_remove(struct cache_entry *);
@@ -442,6 +443,9 @@ cache_apply(const struct token_row *t)
 	e->last_error = NULL;
 	if (t->last_error != NULL && *t->last_error != '\0')
 		e->last_error = kore_strdup(t->last_error);
+
+	if (entry_cb != NULL)
+		entry_cb(e, CACHE_ENTRY_CHANGED);
 }
 
 static struct cache_entry *
@@ -470,6 +474,8 @@ cache_remove(struct cache_entry *e)
 	cache_changed();
 	if (removed_cb != NULL)
 		removed_cb(e);
+	if (entry_cb != NULL)
+		entry_cb(e, CACHE_ENTRY_REMOVED);
 
 	LIST_REMOVE(e, hlink);
 	TAILQ_REMOVE(&cache.entries, e, list);
@@ -863,6 +869,17 @@ void
 cache_watch_remove(void (*cb)(const struct cache_entry *))
 {
 	removed_cb = cb;
+}
+
+/*
+ * cb is told of an entry that was (re)loaded, whether or not anything
+ * changed, and of one about to be freed; it may keep its own state in
+ * e->push, which it frees when told of the removal.
+ */
+void
+cache_watch_entry(void (*cb)(struct cache_entry *, int))
+{
+	entry_cb = cb;
 }
 
 static void

@@ -126,6 +126,15 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	if (!env_num("KILN_WEBHOOK_BACKOFF_MS", 1000, 10, 3600000,
 	    &c->webhook_backoff_ms, err, errlen))
 		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_WAITERS_MAX", 10000, 0, 1000000, &c->waiters_max,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_STREAMS_MAX", 10000, 0, 1000000, &c->streams_max,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_SSE_HEARTBEAT", 15, 1, 300, &v, err, errlen))
+		return (KORE_RESULT_ERROR);
+	c->sse_heartbeat_ms = v * 1000;
 
 	if (!config_auth(err, errlen) || !config_hosts(err, errlen))
 		return (KORE_RESULT_ERROR);

@@ -876,11 +876,18 @@ render_clients(struct kore_buf *b)
 {
 	const struct shared	*sh = shared_get();
 	struct dbuf		d;
+	int64_t			waiters, streams;
 
 	dbuf_init(&d);
 	dr_clients(&d, sh->websockets, dash.count, worker_active_connections);
 	kore_buf_append(b, d.data, d.len);
 	dbuf_free(&d);
+
+	shared_push_totals(&waiters, &streams);
+	kore_buf_appendf(b, "<dl class=\"figures\"><div><dt>Waiting "
+	    "long-polls</dt><dd id=\"push-waiters\">%lld</dd></div><div>"
+	    "<dt>Token streams</dt><dd id=\"push-streams\">%lld</dd></div>"
+	    "</dl>", (long long)waiters, (long long)streams);
 }
 
 static void

@@ -14,6 +14,7 @@
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
  *                   bench api_reply api_audit dash_audit api_webhook
+ *                   push
  *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
@@ -413,6 +414,9 @@ struct kiln_config {
 	char		*allowed_hosts;		/* NULL: loopback rule */
 	char		owner[96];
 	int64_t		webhook_backoff_ms;	/* first retry's wait */
+	int64_t		waiters_max;		/* KILN_WAITERS_MAX */
+	int64_t		streams_max;		/* KILN_STREAMS_MAX */
+	int64_t		sse_heartbeat_ms;	/* KILN_SSE_HEARTBEAT */
 };
 
 extern struct kiln_config	kiln_config;
@@ -428,7 +432,7 @@ void	ship_worker_init(void);
 void	ship_notify(const char *);
 
 /* shared.c: counters, rate buckets and circuits shared by the workers. */
-#define SHARED_ROUTES		40
+#define SHARED_ROUTES		64
 #define SHARED_STATUSES		17
 #define SHARED_BUCKETS		14
 #define SHARED_SOURCES		1024
@@ -488,6 +492,8 @@ struct shared {
 	u_int32_t		nrevoked;	/* revoked: key ids */
 	int			log_level;	/* set by a reload */
 	u_int64_t		log_gen;
+	int64_t			push_waiters[SHARED_WS_WORKERS];
+	int64_t			push_streams[SHARED_WS_WORKERS];
 };
 
 void	shared_init(void);
@@ -510,6 +516,8 @@ void	shared_ws_reset(u_int32_t);
 void	shared_key_revoke(int64_t);
 int	shared_key_revoked(int64_t);
 void	shared_log_level(int);
+void	shared_push(u_int32_t, int64_t, int64_t);
+void	shared_push_totals(int64_t *, int64_t *);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0
@@ -856,6 +864,7 @@ struct cache_entry {
 	int64_t			lifetime_ms;	/* last token's, or 0 */
 	const char		*refused;	/* on-demand: why not */
 	int64_t			refused_until;
+	void			*push;		/* push.c's, or NULL */
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;
@@ -881,6 +890,10 @@ void			cache_listen(const char *,
 void			cache_watch(void (*)(void));
 void			cache_watch_remove(
 			    void (*)(const struct cache_entry *));
+void			cache_watch_entry(
+			    void (*)(struct cache_entry *, int));
+#define CACHE_ENTRY_CHANGED	1
+#define CACHE_ENTRY_REMOVED	2
 
 /* auth.c: principals, API keys, rate limits, the public allow-list. */
 #define AUTH_HASH_LEN		64
@@ -1044,6 +1057,9 @@ struct api_state {
 	int			starting;	/* waits for the tables */
 	struct http_request	*req;
 	TAILQ_ENTRY(api_state)	starting_list;
+	int			longpoll;	/* push.c: parked */
+	int64_t			poll_until;
+	char			last_fpr[KILN_FPR_LEN + 1];
 };
 
 #define API_BODY_MAX		65536
@@ -1068,6 +1084,7 @@ void	api_error(struct http_request *, int, const char *, const char *);
 /* api_public.c: current-token and rejected. */
 int	api_current_token(struct http_request *, struct api_state *);
 int	api_rejected(struct http_request *, struct api_state *);
+int	api_stream(struct http_request *, struct api_state *);
 
 /* api_admin.c: token sources, pre-warming, API keys. */
 int	admin_tokens_list(struct http_request *, struct api_state *);
@@ -1141,6 +1158,7 @@ struct api_pending	*dash_audit_refused(struct http_request *,
 			    struct api_state *, const struct principal *,
 			    const char *);
 int	dash_audit(struct http_request *, struct api_state *);
+
 /* webhook.c: delivery of the webhooks' outbox, signed, retried. */
 void	webhook_init(void);
 
@@ -1149,6 +1167,21 @@ int	admin_webhooks_list(struct http_request *, struct api_state *);
 int	admin_webhooks_create(struct http_request *, struct api_state *);
 int	admin_webhook_delete(struct http_request *, struct api_state *);
 int	admin_webhook_deliveries(struct http_request *, struct api_state *);
+
+/*
+ * push.c: clients told of a new token as it comes: long-polls parked on
+ * their cache entry (current-token?wait_for_change=true) and event
+ * streams (GET /api/tokens/{name}/stream).
+ */
+void	push_init(void);
+void	push_shutdown(void);
+int	push_wait_parse(struct http_request *, struct api_state *);
+int	push_wait(struct http_request *, struct api_state *,
+	    struct cache_entry *, int64_t);
+void	push_unpark(struct api_state *);
+int	push_not_modified(struct http_request *, struct cache_entry *);
+int	push_stream_entry(struct http_request *, struct api_state *,
+	    struct cache_entry *);
 
 #endif /* Kore */
 

@@ -429,7 +429,7 @@ static void
 metrics_misc(struct kore_buf *b)
 {
 	const struct shared	*sh = shared_get();
-	int64_t			now;
+	int64_t			now, waiters, streams;
 	int			i;
 
 	kore_buf_appendf(b, "# HELP kiln_upstream_request_duration_seconds "
@@ -450,6 +450,12 @@ metrics_misc(struct kore_buf *b)
 	kore_buf_appendf(b, "# HELP kiln_websockets_open Open dashboard "
 	    "WebSockets.\n# TYPE kiln_websockets_open gauge\n"
 	    "kiln_websockets_open %lld\n", (long long)sh->websockets);
+	shared_push_totals(&waiters, &streams);
+	kore_buf_appendf(b, "# HELP kiln_waiters Long-polls waiting for a "
+	    "new token.\n# TYPE kiln_waiters gauge\nkiln_waiters %lld\n"
+	    "# HELP kiln_streams Open token event streams.\n"
+	    "# TYPE kiln_streams gauge\nkiln_streams %lld\n",
+	    (long long)waiters, (long long)streams);
 	kore_buf_appendf(b, "# HELP kiln_pgsql_errors_total Failed "
 	    "PostgreSQL queries.\n# TYPE kiln_pgsql_errors_total counter\n"
 	    "kiln_pgsql_errors_total %llu\n",
@@ -467,6 +473,7 @@ metrics_json(struct http_request *req)
 	const struct shared	*sh = shared_get();
 	void			*g;
 	u_int64_t		total, ok, errors, limited, sum, n;
+	int64_t			waiters, streams;
 	int			r, i, code;
 	char			ts[ISOTIME_LEN];
 
@@ -502,6 +509,9 @@ metrics_json(struct http_request *req)
 	    0.0);
 	json_kv_int(g, "pgsql_errors", sh->pg_errors);
 	json_kv_int(g, "websockets_open", sh->websockets);
+	shared_push_totals(&waiters, &streams);
+	json_kv_int(g, "waiters", waiters);
+	json_kv_int(g, "streams", streams);
 	yajl_gen_map_close(g);
 
 	yajl_gen_string(g, (const unsigned char *)"endpoints", 9);

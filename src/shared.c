@@ -419,3 +419,30 @@ shared_log_level(int level)
 	shm->log_level = level;
 	shm->log_gen++;
 }
+
+/*
+ * The long-polls and event streams a worker holds, set (not added) by
+ * that worker: a worker that was restarted starts again from its own 0.
+ */
+void
+shared_push(u_int32_t wid, int64_t waiters, int64_t streams)
+{
+	if (wid >= SHARED_WS_WORKERS)
+		return;
+	__atomic_store_n(&shm->push_waiters[wid], waiters, __ATOMIC_RELAXED);
+	__atomic_store_n(&shm->push_streams[wid], streams, __ATOMIC_RELAXED);
+}
+
+void
+shared_push_totals(int64_t *waiters, int64_t *streams)
+{
+	u_int32_t	i;
+
+	*waiters = *streams = 0;
+	for (i = 0; i < SHARED_WS_WORKERS; i++) {
+		*waiters += __atomic_load_n(&shm->push_waiters[i],
+		    __ATOMIC_RELAXED);
+		*streams += __atomic_load_n(&shm->push_streams[i],
+		    __ATOMIC_RELAXED);
+	}
+}
