@@ -75,6 +75,7 @@ function startBlackHole()
 		socks.push(s);
 		s.on('error', () => {});
 		s.on('close', () => open--);
+		s.resume();		/* reads, so a close is seen at once */
 	});
 	return new Promise((resolve) => {
 		server.listen(0, '127.0.0.1', () => {
