@@ -111,7 +111,8 @@ echo "collector up: $(curl -fsS "http://127.0.0.1:$COL_up/_stats")"
 echo "collector black hole: $(curl -fsS "http://127.0.0.1:$COL_hole/_stats")"
 up=$(ratio up off)
 hole=$(ratio hole off)
-awk -v u="$up" -v h="$hole" 'BEGIN { printf "on/off: collector up %.3f, ' \
-    'black-holed %.3f (target >= 0.90): %s\n", u, h,
-    (u >= 0.9 && h >= 0.9) ? "met" : "NOT met" }'
+awk -v u="$up" -v h="$hole" 'BEGIN {
+	printf "on/off: collector up %.3f, black-holed %.3f ", u, h
+	printf "(target >= 0.90): %s\n", (u >= 0.9 && h >= 0.9) ? "met" : "NOT met"
+}'
 exit 0

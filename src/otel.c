@@ -93,6 +93,7 @@ static void	otel_json_attr(yajl_gen, const char *, const char *, int,
 		    int64_t);
 static void	otel_id(char *, int);
 static void	otel_count(volatile u_int64_t *, u_int64_t);
+static void	otel_dec(u_int64_t, int, char *);
 static u_int64_t	mix64(u_int64_t);
 static void	hex64(u_int64_t, char *);
 
@@ -551,12 +552,10 @@ otel_json_span(yajl_gen g, const struct otel_span *s)
 		json_kv_str(g, "parentSpanId", s->ctx.parent_id);
 	json_kv_str(g, "name", s->name);
 	json_kv_int(g, "kind", s->kind);
-	(void)snprintf(num, sizeof(num), "%llu",
-	    (unsigned long long)s->ctx.start_ns);
+	otel_dec(s->ctx.start_ns, 0, num);
 	json_kv_str(g, "startTimeUnixNano", num);
-	(void)snprintf(num, sizeof(num), "%llu",
-	    (unsigned long long)(s->end_ns < s->ctx.start_ns ?
-	    s->ctx.start_ns : s->end_ns));
+	otel_dec(s->end_ns < s->ctx.start_ns ? s->ctx.start_ns : s->end_ns,
+	    0, num);
 	json_kv_str(g, "endTimeUnixNano", num);
 
 	yajl_gen_string(g, (const unsigned char *)"attributes", 10);
@@ -589,7 +588,8 @@ otel_json_attr(yajl_gen g, const char *key, const char *str, int is_int,
 	yajl_gen_string(g, (const unsigned char *)"value", 5);
 	yajl_gen_map_open(g);
 	if (is_int) {
-		(void)snprintf(buf, sizeof(buf), "%lld", (long long)num);
+		otel_dec(num < 0 ? -(u_int64_t)num : (u_int64_t)num, num < 0,
+		    buf);
 		json_kv_str(g, "intValue", buf);
 	} else {
 		json_kv_str(g, "stringValue", str);
@@ -613,6 +613,26 @@ static void
 otel_count(volatile u_int64_t *c, u_int64_t n)
 {
 	(void)__sync_fetch_and_add(c, n);
+}
+
+/* v in decimal, '-' first when neg, into out (24 bytes): no printf. */
+static void
+otel_dec(u_int64_t v, int neg, char *out)
+{
+	char		tmp[24];
+	int		i, n;
+
+	i = sizeof(tmp);
+	do {
+		tmp[--i] = '0' + (v % 10);
+		v /= 10;
+	} while (v != 0);
+	n = 0;
+	if (neg)
+		out[n++] = '-';
+	while (i < (int)sizeof(tmp))
+		out[n++] = tmp[i++];
+	out[n] = '\0';
 }
 
 static u_int64_t
