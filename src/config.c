@@ -788,6 +788,18 @@ config_otel(char *err, size_t errlen)
 	}
 	if (!otel_sampler(err, errlen))
 		return (KORE_RESULT_ERROR);
+	var = getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") != NULL ?
+	    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" :
+	    "OTEL_EXPORTER_OTLP_PROTOCOL";
+	if ((v = getenv(var)) != NULL && *v != '\0' &&
+	    strcmp(v, "http/protobuf")) {
+		if (strcmp(v, "http/json")) {
+			(void)snprintf(err, errlen, "%s: expected "
+			    "http/protobuf or http/json", var);
+			return (KORE_RESULT_ERROR);
+		}
+		c->otel_json = 1;
+	}
 
 	if (!otel_pairs("OTEL_RESOURCE_ATTRIBUTES", 0, &c->otel_resource,
 	    err, errlen))

@@ -368,6 +368,7 @@ struct kiln_config {
 	int64_t		otel_delay_ms;
 	int64_t		otel_queue;
 	int64_t		otel_batch;
+	int		otel_json;		/* http/json, not protobuf */
 };
 
 extern struct kiln_config	kiln_config;

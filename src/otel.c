@@ -40,7 +40,7 @@
 #define OTEL_STR		96
 #define OTEL_KICK_MS		1
 
-#define STATUS_ERROR		2	/* Status.StatusCode STATUS_CODE_ERROR */
+#define STATUS_ERROR		2	/* STATUS_CODE_ERROR */
 
 struct otel_attr {
 	const char	*key;			/* a literal */
@@ -91,6 +91,16 @@ static void	otel_json(yajl_gen, size_t);
 static void	otel_json_span(yajl_gen, const struct otel_span *);
 static void	otel_json_attr(yajl_gen, const char *, const char *, int,
 		    int64_t);
+static void	otel_pb(struct kore_buf *, size_t);
+static void	otel_pb_span(struct kore_buf *, const struct otel_span *);
+static void	otel_pb_attr(struct kore_buf *, int, const char *,
+		    const char *, int, int64_t);
+static void	pb_varint(struct kore_buf *, u_int64_t);
+static size_t	pb_varint_len(u_int64_t);
+static void	pb_head(struct kore_buf *, int, size_t);
+static void	pb_str(struct kore_buf *, int, const char *);
+static void	pb_hex(struct kore_buf *, int, const char *);
+static void	pb_fixed64(struct kore_buf *, int, u_int64_t);
 static void	otel_id(char *, int);
 static void	otel_count(volatile u_int64_t *, u_int64_t);
 static void	otel_dec(u_int64_t, int, char *);
@@ -155,7 +165,9 @@ otel_sample(const char *trace_id, int has_parent, int parent_sampled)
 		x = (x << 4) | (u_int64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
 	}
 
-	return ((double)(x >> 11) < kiln_config.otel_ratio * 9007199254740992.0);
+	/* The top 53 bits against the ratio of 2^53. */
+	return ((double)(x >> 11) <
+	    kiln_config.otel_ratio * 9007199254740992.0);
 }
 
 /*
@@ -396,6 +408,7 @@ otel_kicked(void *unused, u_int64_t unused2)
 static void
 otel_export(void)
 {
+	struct kore_buf		pb;
 	yajl_gen		g;
 	const unsigned char	*body;
 	size_t			n, len;
@@ -407,24 +420,37 @@ otel_export(void)
 	n = ot.count < (size_t)kiln_config.otel_batch ? ot.count :
 	    (size_t)kiln_config.otel_batch;
 
-	if ((g = yajl_gen_alloc(NULL)) == NULL)
-		fatal("yajl_gen_alloc");
-	otel_json(g, n);
+	g = NULL;
+	if (kiln_config.otel_json) {
+		if ((g = yajl_gen_alloc(NULL)) == NULL)
+			fatal("yajl_gen_alloc");
+		otel_json(g, n);
+		(void)yajl_gen_get_buf(g, &body, &len);
+	} else {
+		kore_buf_init(&pb, n * 256 + 256);
+		otel_pb(&pb, n);
+		body = pb.data;
+		len = pb.offset;
+	}
 	ot.head = (ot.head + n) % ot.size;
 	ot.count -= n;
 
 	if (!kore_curl_init(&ot.curl, kiln_config.otel_url, KORE_CURL_ASYNC)) {
 		otel_count(&otel_shm->dropped, n);
 		otel_count(&otel_shm->failed, 1);
-		yajl_gen_free(g);
-		return;
+	} else {
+		kore_curl_http_setup(&ot.curl, HTTP_METHOD_POST, body, len);
 	}
-	(void)yajl_gen_get_buf(g, &body, &len);
-	kore_curl_http_setup(&ot.curl, HTTP_METHOD_POST, body, len);
-	yajl_gen_free(g);
+	if (g != NULL)
+		yajl_gen_free(g);
+	else
+		kore_buf_cleanup(&pb);
+	if (ot.curl.handle == NULL)
+		return;
 
 	kore_curl_http_set_header(&ot.curl, "Content-Type",
-	    "application/json");
+	    kiln_config.otel_json ? "application/json" :
+	    "application/x-protobuf");
 	for (h = kiln_config.otel_headers; h != NULL && *h != NULL; h++) {
 		/* "name: value", split where config.c joined them. */
 		colon = strchr(*h, ':');
@@ -596,6 +622,190 @@ otel_json_attr(yajl_gen g, const char *key, const char *str, int is_int,
 	}
 	yajl_gen_map_close(g);
 	yajl_gen_map_close(g);
+}
+
+/*
+ * OTLP protobuf (opentelemetry/proto/collector/trace/v1), encoded by
+ * hand: ExportTraceServiceRequest { resource_spans = 1 { resource = 1
+ * { attributes = 1 }, scope_spans = 2 { scope = 1 { name = 1,
+ * version = 2 }, spans = 2 } } }. No escaping, no number formatting:
+ * several times cheaper than the JSON, which is why it is the default.
+ */
+static void
+otel_pb(struct kore_buf *out, size_t n)
+{
+	struct kore_buf		res, spans, one;
+	char			**r;
+	size_t			i, scope_len, ss_len, rs_len;
+
+	kore_buf_init(&res, 256);
+	otel_pb_attr(&res, 1, "service.name", kiln_config.otel_service, 0, 0);
+	otel_pb_attr(&res, 1, "service.version", KILN_VERSION, 0, 0);
+	otel_pb_attr(&res, 1, "telemetry.sdk.name", "kiln", 0, 0);
+	for (r = kiln_config.otel_resource; r != NULL && *r != NULL; r += 2) {
+		if (strcmp(r[0], "service.name"))
+			otel_pb_attr(&res, 1, r[0], r[1], 0, 0);
+	}
+
+	kore_buf_init(&spans, n * 256 + 64);
+	kore_buf_init(&one, 1024);
+	for (i = 0; i < n; i++) {
+		kore_buf_reset(&one);
+		otel_pb_span(&one, &ot.ring[(ot.head + i) % ot.size]);
+		pb_head(&spans, 2, one.offset);
+		kore_buf_append(&spans, one.data, one.offset);
+	}
+
+	scope_len = 2 + strlen("kiln") + 2 + strlen(KILN_VERSION);
+	ss_len = 1 + pb_varint_len(scope_len) + scope_len + spans.offset;
+	rs_len = 1 + pb_varint_len(res.offset) + res.offset +
+	    1 + pb_varint_len(ss_len) + ss_len;
+
+	pb_head(out, 1, rs_len);
+	pb_head(out, 1, res.offset);
+	kore_buf_append(out, res.data, res.offset);
+	pb_head(out, 2, ss_len);
+	pb_head(out, 1, scope_len);
+	pb_str(out, 1, "kiln");
+	pb_str(out, 2, KILN_VERSION);
+	kore_buf_append(out, spans.data, spans.offset);
+
+	kore_buf_cleanup(&res);
+	kore_buf_cleanup(&spans);
+	kore_buf_cleanup(&one);
+}
+
+static void
+otel_pb_span(struct kore_buf *b, const struct otel_span *s)
+{
+	size_t		mlen;
+	int		i;
+
+	pb_hex(b, 1, s->ctx.trace_id);
+	pb_hex(b, 2, s->ctx.span_id);
+	if (s->ctx.parent_id[0] != '\0')
+		pb_hex(b, 4, s->ctx.parent_id);
+	pb_str(b, 5, s->name);
+	pb_varint(b, 6 << 3);
+	pb_varint(b, (u_int64_t)s->kind);
+	pb_fixed64(b, 7, s->ctx.start_ns);
+	pb_fixed64(b, 8, s->end_ns < s->ctx.start_ns ? s->ctx.start_ns :
+	    s->end_ns);
+	for (i = 0; i < s->nattrs; i++) {
+		otel_pb_attr(b, 9, s->attrs[i].key, s->attrs[i].str,
+		    s->attrs[i].is_int, s->attrs[i].num);
+	}
+	if (s->error) {
+		/* Status { message = 2, code = 3 } */
+		mlen = strlen(s->message);
+		pb_head(b, 15, (mlen > 0 ? 1 + pb_varint_len(mlen) + mlen :
+		    0) + 2);
+		if (mlen > 0)
+			pb_str(b, 2, s->message);
+		pb_varint(b, 3 << 3);
+		pb_varint(b, STATUS_ERROR);
+	}
+}
+
+/* KeyValue { key = 1, value = 2: AnyValue { string 1 | int 3 } }. */
+static void
+otel_pb_attr(struct kore_buf *b, int field, const char *key,
+    const char *str, int is_int, int64_t num)
+{
+	size_t		klen, vlen, any;
+
+	klen = strlen(key);
+	if (is_int) {
+		any = 1 + pb_varint_len((u_int64_t)num);
+	} else {
+		vlen = strlen(str);
+		any = 1 + pb_varint_len(vlen) + vlen;
+	}
+	pb_head(b, field, 1 + pb_varint_len(klen) + klen +
+	    1 + pb_varint_len(any) + any);
+	pb_str(b, 1, key);
+	pb_head(b, 2, any);
+	if (is_int) {
+		pb_varint(b, 3 << 3);
+		pb_varint(b, (u_int64_t)num);
+	} else {
+		pb_str(b, 1, str);
+	}
+}
+
+static void
+pb_varint(struct kore_buf *b, u_int64_t v)
+{
+	u_int8_t	out[10];
+	size_t		n;
+
+	for (n = 0; v >= 0x80; v >>= 7)
+		out[n++] = (u_int8_t)(v | 0x80);
+	out[n++] = (u_int8_t)v;
+	kore_buf_append(b, out, n);
+}
+
+static size_t
+pb_varint_len(u_int64_t v)
+{
+	size_t		n;
+
+	for (n = 1; v >= 0x80; v >>= 7)
+		n++;
+
+	return (n);
+}
+
+/* The tag of a length-delimited field and its length. */
+static void
+pb_head(struct kore_buf *b, int field, size_t len)
+{
+	pb_varint(b, ((u_int64_t)field << 3) | 2);
+	pb_varint(b, len);
+}
+
+static void
+pb_str(struct kore_buf *b, int field, const char *s)
+{
+	size_t		len;
+
+	len = strlen(s);
+	pb_head(b, field, len);
+	kore_buf_append(b, s, len);
+}
+
+/* A hex id as its bytes. */
+static void
+pb_hex(struct kore_buf *b, int field, const char *hex)
+{
+	u_int8_t	out[16];
+	size_t		i, n;
+	int		hi, lo;
+	const char	*p;
+
+	n = strlen(hex) / 2;
+	for (i = 0; i < n && i < sizeof(out); i++) {
+		p = hex + 2 * i;
+		hi = p[0] <= '9' ? p[0] - '0' : p[0] - 'a' + 10;
+		lo = p[1] <= '9' ? p[1] - '0' : p[1] - 'a' + 10;
+		out[i] = (u_int8_t)((hi << 4) | lo);
+	}
+	pb_head(b, field, i);
+	kore_buf_append(b, out, i);
+}
+
+static void
+pb_fixed64(struct kore_buf *b, int field, u_int64_t v)
+{
+	u_int8_t	out[8];
+	int		i;
+
+	pb_varint(b, ((u_int64_t)field << 3) | 1);
+	for (i = 0; i < 8; i++) {
+		out[i] = (u_int8_t)(v & 0xff);
+		v >>= 8;
+	}
+	kore_buf_append(b, out, sizeof(out));
 }
 
 /* words x 16 hex digits, never all zero (the low bit is set). */

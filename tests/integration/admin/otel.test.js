@@ -2,9 +2,11 @@
 
 /*
  * OTLP trace export (issue 15, part 1). A collector of our own receives
- * OTLP/HTTP JSON on /v1/traces and every span is checked against the
- * JSON mapping's rules (hex ids, decimal-string nanoseconds, kind enum,
- * attribute value shapes); parent links follow the caller's sampled
+ * OTLP/HTTP on /v1/traces, JSON or protobuf (decoded here, strictly, by
+ * the field numbers of opentelemetry-proto into the JSON mapping), and
+ * every span is checked against the JSON mapping's rules (hex ids,
+ * decimal-string nanoseconds, kind enum, attribute value shapes); parent
+ * links follow the caller's sampled
  * traceparent down to the upstream call, whose span id the upstream
  * received; nothing secret is exported; always_off exports nothing; a
  * collector that is down or never answers costs the serving path
@@ -30,7 +32,93 @@ const HEX16 = /^[0-9a-f]{16}$/;
 const NANOS = /^[0-9]{1,20}$/;
 const W3C = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-/* A collector: every POST /v1/traces body kept raw and parsed. */
+/* Protobuf wire format: [{ f, wt, v }] of one message, strictly. */
+function pbFields(buf)
+{
+	const out = [];
+	let i = 0;
+	const varint = () => {
+		let v = 0n;
+		for (let shift = 0n; ; shift += 7n) {
+			assert.ok(i < buf.length && shift < 70n, 'varint');
+			const b = buf[i++];
+			v |= BigInt(b & 0x7f) << shift;
+			if (!(b & 0x80))
+				return v;
+		}
+	};
+	while (i < buf.length) {
+		const tag = varint();
+		const f = Number(tag >> 3n);
+		const wt = Number(tag & 7n);
+		if (wt === 0) {
+			out.push({ f, wt, v: varint() });
+		} else if (wt === 1) {
+			assert.ok(i + 8 <= buf.length, 'fixed64');
+			out.push({ f, wt, v: buf.readBigUInt64LE(i) });
+			i += 8;
+		} else if (wt === 2) {
+			const len = Number(varint());
+			assert.ok(i + len <= buf.length, 'length');
+			out.push({ f, wt, v: buf.subarray(i, i + len) });
+			i += len;
+		} else {
+			assert.fail(`wire type ${wt}`);
+		}
+	}
+	return out;
+}
+
+/* Decode by the field numbers of opentelemetry-proto; unknown: fail. */
+function pbMessage(buf, fields)
+{
+	const m = {};
+	for (const { f, wt, v } of pbFields(buf)) {
+		const spec = fields[f];
+		assert.ok(spec, `unexpected field ${f}`);
+		const [name, want, conv, repeated] = spec;
+		assert.equal(wt, want, `wire type of ${name}`);
+		if (repeated)
+			(m[name] = m[name] || []).push(conv(v));
+		else
+			m[name] = conv(v);
+	}
+	return m;
+}
+
+const utf8 = (b) => b.toString('utf8');
+const hex = (b) => b.toString('hex');
+const anyValue = (b) => pbMessage(b, {
+	1: ['stringValue', 2, utf8],
+	3: ['intValue', 0, (v) => BigInt.asIntN(64, v).toString()],
+});
+const keyValue = (b) => pbMessage(b, {
+	1: ['key', 2, utf8], 2: ['value', 2, anyValue] });
+const span = (b) => Object.assign({ attributes: [] }, pbMessage(b, {
+	1: ['traceId', 2, hex], 2: ['spanId', 2, hex],
+	4: ['parentSpanId', 2, hex], 5: ['name', 2, utf8],
+	6: ['kind', 0, Number], 7: ['startTimeUnixNano', 1, String],
+	8: ['endTimeUnixNano', 1, String],
+	9: ['attributes', 2, keyValue, true],
+	15: ['status', 2, (x) => pbMessage(x, { 2: ['message', 2, utf8],
+	    3: ['code', 0, Number] })],
+}));
+const exportRequest = (b) => pbMessage(b, {
+	1: ['resourceSpans', 2, (rs) => pbMessage(rs, {
+		1: ['resource', 2, (r) => pbMessage(r,
+		    { 1: ['attributes', 2, keyValue, true] })],
+		2: ['scopeSpans', 2, (ss) => pbMessage(ss, {
+			1: ['scope', 2, (sc) => pbMessage(sc,
+			    { 1: ['name', 2, utf8], 2: ['version', 2, utf8] })],
+			2: ['spans', 2, span, true],
+		}), true],
+	}), true],
+});
+
+/*
+ * A collector: every POST /v1/traces body kept raw and decoded (JSON, or
+ * protobuf into the JSON mapping's shape).
+ */
 function startCollector()
 {
 	const posts = [];
@@ -38,9 +126,13 @@ function startCollector()
 		const chunks = [];
 		req.on('data', (d) => chunks.push(d));
 		req.on('end', () => {
-			const raw = Buffer.concat(chunks).toString('utf8');
+			const body = Buffer.concat(chunks);
+			const pb = /^application\/x-protobuf/.test(
+			    String(req.headers['content-type']));
+			const raw = body.toString(pb ? 'latin1' : 'utf8');
 			posts.push({ path: req.url, method: req.method,
-			    headers: req.headers, raw, json: JSON.parse(raw) });
+			    headers: req.headers, raw, pb, json: pb ?
+			    exportRequest(body) : JSON.parse(raw) });
 			res.writeHead(200, { 'Content-Type':
 			    'application/json' });
 			res.end('{}');
@@ -137,7 +229,8 @@ async function tracedKiln(label, env, o = {})
 	const r = await a.adminKiln(pg, label, {
 		idp,
 		sources: [{ name: 'alpha', client_id: 'alpha',
-		    client_secret: secret }],
+		    client_secret: secret }, { name: 'beta', client_id: 'beta',
+		    client_secret: 'wrong-secret-for-beta' }],
 		workers: o.workers || 1,
 		env: Object.assign({ OTEL_BSP_SCHEDULE_DELAY: '100' }, env),
 	});
@@ -198,12 +291,13 @@ function checkSpan(s)
 	}
 }
 
-function checkExport(post)
+function checkExport(post, protocol)
 {
 	assert.equal(post.method, 'POST');
 	assert.equal(post.path, '/v1/traces');
 	assert.match(String(post.headers['content-type']),
-	    /^application\/json/);
+	    protocol === 'http/json' ? /^application\/json/ :
+	    /^application\/x-protobuf/);
 	const rs = post.json.resourceSpans;
 	assert.ok(Array.isArray(rs) && rs.length === 1);
 	const res = {};
@@ -221,10 +315,11 @@ async function waitSpan(col, pred, what)
 	    { timeout: 10000, what });
 }
 
-test('spans_follow_the_otlp_mapping_and_the_callers_trace',
-    { timeout: 60000 }, async () => {
+async function spansFollowTheCallersTrace(protocol)
+{
 	const col = await startCollector();
 	const env = await tracedKiln('otel_spans', {
+		OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
 		OTEL_EXPORTER_OTLP_ENDPOINT: col.url,
 		OTEL_EXPORTER_OTLP_HEADERS:
 		    'x-collector-key=col%20key-4711 , x-tenant=kiln',
@@ -316,10 +411,26 @@ test('spans_follow_the_otlp_mapping_and_the_callers_trace',
 	    attrs(s)['http.response.status_code'].intValue === '401',
 	    'the refused request\'s span');
 
+	/* A failing source: its scheduled attempts are roots, in error. */
+	const bad = await waitSpan(col, (s) => s.kind === 3 &&
+	    attrs(s)['kiln.source']?.stringValue === 'beta' &&
+	    attrs(s)['http.request.method'] !== undefined,
+	    'the failing upstream call span');
+	assert.deepEqual(attrs(bad)['http.response.status_code'],
+	    { intValue: '401' });
+	assert.equal(bad.status?.code, 2, 'status error');
+	assert.match(bad.status.message, /HTTP 401/);
+	const badAttempt = await waitSpan(col, (s) =>
+	    s.spanId === bad.parentSpanId, 'the failing attempt span');
+	assert.equal(badAttempt.parentSpanId, undefined, 'a scheduled root');
+	assert.deepEqual(attrs(badAttempt)['kiln.trigger'],
+	    { stringValue: 'schedule' });
+	assert.equal(badAttempt.status?.code, 2);
+
 	/* Every export: the mapping, the resource, the headers sent. */
 	assert.ok(col.posts.length > 0);
 	for (const p of col.posts) {
-		const res = checkExport(p);
+		const res = checkExport(p, protocol);
 		assert.equal(res['service.name'], 'kiln-under-test');
 		assert.equal(res['deployment.environment'], 'it');
 		assert.equal(p.headers['x-collector-key'], 'col key-4711');
@@ -327,11 +438,14 @@ test('spans_follow_the_otlp_mapping_and_the_callers_trace',
 	}
 	/* Ids are unique per span. */
 	const ids = col.spans().map((s) => s.spanId);
+	assert.ok(col.spans().some((s) => s.kind === 2 &&
+	    s.parentSpanId === undefined), 'a request without traceparent ' +
+	    'is a root');
 	assert.equal(new Set(ids).size, ids.length, 'span ids unique');
 
 	/* No secret, token, credential or query string value anywhere. */
 	const raw = col.posts.map((p) => p.raw).join('\n');
-	const secrets = [env.clientSecret, adminKey, jwt, k.masterKey,
+	const secrets = [env.clientSecret, 'wrong-secret-for-beta', adminKey, jwt, k.masterKey,
 	    first.json.token, ...idp.tokens, 'col key-4711',
 	    'col%20key-4711', 'tenant', 'min_ttl'];
 	assert.ok(idp.tokens.length >= 2 && first.json.token.startsWith('tok-'));
@@ -342,7 +456,13 @@ test('spans_follow_the_otlp_mapping_and_the_callers_trace',
 	assert.ok(m.value('kiln_spans_exported_total') >= ids.length - 1,
 	    'exported spans counted');
 	assert.equal(m.value('kiln_spans_dropped_total'), 0);
-});
+}
+
+test('json_spans_follow_the_otlp_mapping_and_the_callers_trace',
+    { timeout: 60000 }, () => spansFollowTheCallersTrace('http/json'));
+
+test('protobuf_spans_follow_the_otlp_schema_and_the_callers_trace',
+    { timeout: 60000 }, () => spansFollowTheCallersTrace(''));
 
 test('sampler_always_off_exports_no_span', { timeout: 60000 },
     async () => {
@@ -475,6 +595,8 @@ test('a_bad_otel_variable_stops_the_start_naming_it', { timeout: 60000 },
 		    { OTEL_RESOURCE_ATTRIBUTES: 'a=1,novalue' }],
 		['OTEL_EXPORTER_OTLP_TIMEOUT',
 		    { OTEL_EXPORTER_OTLP_TIMEOUT: 'soon' }],
+		['OTEL_EXPORTER_OTLP_PROTOCOL',
+		    { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }],
 	];
 	for (const [name, env] of bad) {
 		const r = await check(env);
