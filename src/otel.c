@@ -39,6 +39,7 @@
 #define OTEL_ATTRS		8
 #define OTEL_STR		96
 #define OTEL_KICK_MS		1
+#define OTEL_PB_SPAN		1024	/* room for one encoded span */
 
 #define STATUS_ERROR		2	/* STATUS_CODE_ERROR */
 
@@ -79,6 +80,9 @@ static struct {
 	int			failing;
 	struct kore_timer	*kick;
 	struct kore_curl	curl;
+	struct kore_buf		*pb_out;	/* kept between exports */
+	struct kore_buf		*pb_spans;
+	struct kore_buf		*pb_one;
 	u_int64_t		seed;
 	u_int64_t		n;
 } ot;
@@ -128,6 +132,16 @@ otel_worker_init(void)
 		fatal("RAND_bytes");
 	ot.size = (size_t)kiln_config.otel_queue;
 	ot.ring = kore_calloc(ot.size, sizeof(*ot.ring));
+
+	/*
+	 * kore_buf grows by the bytes appended only, which would copy the
+	 * whole batch at every append past its size: room for a batch of
+	 * large spans from the start, kept.
+	 */
+	ot.pb_spans = kore_buf_alloc(kiln_config.otel_batch * OTEL_PB_SPAN);
+	ot.pb_out = kore_buf_alloc(kiln_config.otel_batch * OTEL_PB_SPAN +
+	    4096);
+	ot.pb_one = kore_buf_alloc(OTEL_PB_SPAN * 2);
 	(void)kore_timer_add(otel_tick, kiln_config.otel_delay_ms, NULL, 0);
 }
 
@@ -408,7 +422,6 @@ otel_kicked(void *unused, u_int64_t unused2)
 static void
 otel_export(void)
 {
-	struct kore_buf		pb;
 	yajl_gen		g;
 	const unsigned char	*body;
 	size_t			n, len;
@@ -427,10 +440,9 @@ otel_export(void)
 		otel_json(g, n);
 		(void)yajl_gen_get_buf(g, &body, &len);
 	} else {
-		kore_buf_init(&pb, n * 256 + 256);
-		otel_pb(&pb, n);
-		body = pb.data;
-		len = pb.offset;
+		otel_pb(ot.pb_out, n);
+		body = ot.pb_out->data;
+		len = ot.pb_out->offset;
 	}
 	ot.head = (ot.head + n) % ot.size;
 	ot.count -= n;
@@ -443,8 +455,6 @@ otel_export(void)
 	}
 	if (g != NULL)
 		yajl_gen_free(g);
-	else
-		kore_buf_cleanup(&pb);
 	if (ot.curl.handle == NULL)
 		return;
 
@@ -634,11 +644,11 @@ otel_json_attr(yajl_gen g, const char *key, const char *str, int is_int,
 static void
 otel_pb(struct kore_buf *out, size_t n)
 {
-	struct kore_buf		res, spans, one;
+	struct kore_buf		res, *spans, *one;
 	char			**r;
 	size_t			i, scope_len, ss_len, rs_len;
 
-	kore_buf_init(&res, 256);
+	kore_buf_init(&res, 1024);
 	otel_pb_attr(&res, 1, "service.name", kiln_config.otel_service, 0, 0);
 	otel_pb_attr(&res, 1, "service.version", KILN_VERSION, 0, 0);
 	otel_pb_attr(&res, 1, "telemetry.sdk.name", "kiln", 0, 0);
@@ -647,17 +657,19 @@ otel_pb(struct kore_buf *out, size_t n)
 			otel_pb_attr(&res, 1, r[0], r[1], 0, 0);
 	}
 
-	kore_buf_init(&spans, n * 256 + 64);
-	kore_buf_init(&one, 1024);
+	spans = ot.pb_spans;
+	one = ot.pb_one;
+	kore_buf_reset(spans);
+	kore_buf_reset(out);
 	for (i = 0; i < n; i++) {
-		kore_buf_reset(&one);
-		otel_pb_span(&one, &ot.ring[(ot.head + i) % ot.size]);
-		pb_head(&spans, 2, one.offset);
-		kore_buf_append(&spans, one.data, one.offset);
+		kore_buf_reset(one);
+		otel_pb_span(one, &ot.ring[(ot.head + i) % ot.size]);
+		pb_head(spans, 2, one->offset);
+		kore_buf_append(spans, one->data, one->offset);
 	}
 
 	scope_len = 2 + strlen("kiln") + 2 + strlen(KILN_VERSION);
-	ss_len = 1 + pb_varint_len(scope_len) + scope_len + spans.offset;
+	ss_len = 1 + pb_varint_len(scope_len) + scope_len + spans->offset;
 	rs_len = 1 + pb_varint_len(res.offset) + res.offset +
 	    1 + pb_varint_len(ss_len) + ss_len;
 
@@ -668,11 +680,9 @@ otel_pb(struct kore_buf *out, size_t n)
 	pb_head(out, 1, scope_len);
 	pb_str(out, 1, "kiln");
 	pb_str(out, 2, KILN_VERSION);
-	kore_buf_append(out, spans.data, spans.offset);
+	kore_buf_append(out, spans->data, spans->offset);
 
 	kore_buf_cleanup(&res);
-	kore_buf_cleanup(&spans);
-	kore_buf_cleanup(&one);
 }
 
 static void
