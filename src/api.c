@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -133,6 +134,7 @@ static int	listener_loopback(struct listener *);
 static int	id_valid(const char *);
 static void	api_allow(struct http_request *, int);
 static void	api_state_free(struct http_request *);
+static void	api_span(struct http_request *, struct api_state *);
 
 int
 kiln_dispatch(struct http_request *req)
@@ -172,6 +174,8 @@ kiln_dispatch(struct http_request *req)
 	if (ret != KORE_RESULT_RETRY)
 		shared_request(st->route, req->status,
 		    api_now_us() - st->start_us);
+	if (ret != KORE_RESULT_RETRY && st->otel.sampled)
+		api_span(req, st);
 	log_context(NULL, NULL);
 
 	return (ret);
@@ -412,17 +416,23 @@ api_trace(struct http_request *req, struct api_state *st)
 	struct trace_parent	tp;
 	const char		*v;
 	u_int64_t		n;
+	int			parent, sampled;
 
 	if (api_ids.seed[0] == 0 && RAND_bytes((u_int8_t *)api_ids.seed,
 	    sizeof(api_ids.seed)) != 1)
 		fatal("RAND_bytes");
 	n = api_ids.counter;
-	if (!http_request_header(req, "traceparent", &v) ||
-	    !trace_parent_parse(v, &tp)) {
+	parent = http_request_header(req, "traceparent", &v) &&
+	    trace_parent_parse(v, &tp);
+	if (!parent) {
 		hex64(api_ids.seed[0] | 1, tp.trace_id);
 		hex64(mix64(api_ids.seed[1] + n), tp.trace_id + 16);
 		tp.flags = 0;
 	}
+	/* With spans exported, the sampler decides the flag sent on. */
+	sampled = tp.flags & TRACE_FLAG_SAMPLED;
+	if (otel_on())
+		sampled = otel_sample(tp.trace_id, parent, sampled);
 	memcpy(st->traceparent, "00-", 3);
 	memcpy(st->traceparent + 3, tp.trace_id, 32);
 	st->traceparent[35] = '-';
@@ -430,8 +440,11 @@ api_trace(struct http_request *req, struct api_state *st)
 	hex64(mix64(api_ids.seed[2] ^ n) | 1, st->traceparent + 36);
 	st->traceparent[52] = '-';
 	st->traceparent[53] = '0';
-	st->traceparent[54] = (tp.flags & TRACE_FLAG_SAMPLED) ? '1' : '0';
+	st->traceparent[54] = sampled ? '1' : '0';
 	st->traceparent[55] = '\0';
+	if (otel_on())
+		otel_root(&st->otel, st->traceparent,
+		    parent ? tp.parent_id : NULL);
 }
 
 /*
@@ -629,5 +642,51 @@ api_state_free(struct http_request *req)
 		else
 			st->pending->req = NULL;
 		st->pending = NULL;
+	}
+}
+
+/*
+ * The SERVER span of a request, after the HTTP semantic conventions:
+ * named by its route (low cardinality), the path without its query
+ * string, an error only for a 5xx (a 4xx is the client's).
+ */
+static void
+api_span(struct http_request *req, struct api_state *st)
+{
+	struct otel_span	*s;
+	const char		*port;
+	char			host[HOST_NAME_MAX_LEN + 1], code[8];
+	int			tls;
+
+	s = otel_end(&st->otel, OTEL_KIND_SERVER, st->route >= 0 ?
+	    api_route_name(st->route) : http_method_text(req->method));
+	if (s == NULL)
+		return;
+
+	tls = req->owner->owner != NULL && req->owner->owner->server != NULL &&
+	    req->owner->owner->server->tls;
+	otel_attr_str(s, "http.request.method", http_method_text(req->method));
+	otel_attr_int(s, "http.response.status_code", req->status);
+	otel_attr_str(s, "url.path", req->path);
+	otel_attr_str(s, "url.scheme", tls ? "https" : "http");
+	if (st->route >= 0)
+		otel_attr_str(s, "http.route", strchr(api_route_name(st->route),
+		    ' ') + 1);
+	if (req->host != NULL && host_split(req->host, host, sizeof(host))) {
+		otel_attr_str(s, "server.address", host);
+		port = strrchr(req->host, ':');
+		if (port != NULL && strchr(port, ']') == NULL)
+			otel_attr_int(s, "server.port", strtoll(port + 1,
+			    NULL, 10));
+		else
+			otel_attr_int(s, "server.port", tls ? 443 : 80);
+	}
+	if (st->route >= 0 && (routes[st->route].flags & R_NAME) &&
+	    st->name[0] != '\0')
+		otel_attr_str(s, "kiln.source", st->name);
+	if (req->status >= 500) {
+		(void)snprintf(code, sizeof(code), "%d", req->status);
+		otel_attr_str(s, "error.type", code);
+		otel_error(s, NULL);
 	}
 }

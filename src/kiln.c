@@ -101,6 +101,7 @@ kore_parent_configure(int argc, char **argv)
 
 	store_register();
 	shared_init();
+	otel_init();
 	if (!store_migrate(err, sizeof(err)))
 		die(err);
 	if (kiln_config.admin_key != NULL) {
@@ -142,6 +143,7 @@ kore_worker_configure(void)
 	drain_init(refresh_busy, kiln_drain_start);
 	ops_route_names(api_route_name);
 	ship_worker_init();
+	otel_worker_init();
 }
 
 /* The drain began: the dashboard's sockets and the push clients hear. */

@@ -17,6 +17,7 @@
  *                   push
  *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
+ *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit
  */
@@ -417,6 +418,17 @@ struct kiln_config {
 	int64_t		waiters_max;		/* KILN_WAITERS_MAX */
 	int64_t		streams_max;		/* KILN_STREAMS_MAX */
 	int64_t		sse_heartbeat_ms;	/* KILN_SSE_HEARTBEAT */
+	char		*otel_url;		/* NULL: no span export */
+	char		**otel_headers;		/* "name: value", NULL-ended */
+	char		*otel_service;
+	char		**otel_resource;	/* key, value, ..., NULL */
+	int		otel_sampler;		/* OTEL_SAMPLER_* */
+	double		otel_ratio;
+	int64_t		otel_timeout_ms;
+	int64_t		otel_delay_ms;
+	int64_t		otel_queue;
+	int64_t		otel_batch;
+	int		otel_json;		/* http/json, not protobuf */
 };
 
 extern struct kiln_config	kiln_config;
@@ -957,6 +969,45 @@ void	session_wait(struct api_pending *);
 void	session_add(const char *, int, const char *, int64_t, int64_t);
 void	session_watch(void (*)(void));
 
+/*
+ * otel.c: OpenTelemetry spans, recorded into a per-worker ring and
+ * exported as OTLP/HTTP JSON in batches. Ids are lowercase hex.
+ */
+#define OTEL_SAMPLER_ALWAYS_ON		0
+#define OTEL_SAMPLER_ALWAYS_OFF		1
+#define OTEL_SAMPLER_RATIO		2
+#define OTEL_SAMPLER_PARENT		0x10	/* parentbased_ */
+
+#define OTEL_KIND_INTERNAL	1
+#define OTEL_KIND_SERVER	2
+#define OTEL_KIND_CLIENT	3
+
+struct otel_ctx {			/* a span being timed */
+	char		trace_id[33];
+	char		span_id[17];
+	char		parent_id[17];	/* "": a root span */
+	int		sampled;
+	u_int64_t	start_ns;
+};
+
+struct otel_span;
+
+void	otel_init(void);
+void	otel_worker_init(void);
+int	otel_on(void);
+int	otel_sample(const char *, int, int);
+void	otel_root(struct otel_ctx *, const char *, const char *);
+void	otel_from(struct otel_ctx *, const char *);
+void	otel_child(struct otel_ctx *, const struct otel_ctx *);
+void	otel_traceparent(const struct otel_ctx *, char *);
+u_int64_t	otel_now_ns(void);
+struct otel_span	*otel_end(const struct otel_ctx *, int, const char *);
+void	otel_attr_str(struct otel_span *, const char *, const char *);
+void	otel_attr_int(struct otel_span *, const char *, int64_t);
+void	otel_error(struct otel_span *, const char *);
+void	otel_url_attrs(struct otel_span *, const char *);
+void	otel_metrics(struct kore_buf *);
+
 /* refresh.c: scheduler, leases, attempts. */
 #define TRIGGER_SCHEDULE	"schedule"
 #define TRIGGER_MIN_TTL		"min_ttl"
@@ -998,6 +1049,8 @@ struct attempt {
 	int64_t			why_until;
 	struct kore_timer	*renew;
 	struct kore_curl	curl;
+	struct otel_ctx		otel;		/* the attempt's span */
+	struct otel_ctx		otel_call;	/* upstream call, commit */
 };
 
 void	refresh_init(void);
@@ -1060,6 +1113,7 @@ struct api_state {
 	int			longpoll;	/* push.c: parked */
 	int64_t			poll_until;
 	char			last_fpr[KILN_FPR_LEN + 1];
+	struct otel_ctx		otel;		/* the server span */
 };
 
 #define API_BODY_MAX		65536

@@ -292,6 +292,7 @@ ops_metrics(struct http_request *req, struct api_state *st)
 	metrics_tokens(&buf);
 	metrics_misc(&buf);
 	reseal_metrics(&buf);
+	otel_metrics(&buf);
 
 	http_response_header(req, "Content-Type",
 	    "text/plain; version=0.0.4; charset=utf-8");

@@ -54,6 +54,7 @@ static void	refresh_end(struct attempt *);
 static int	refresh_ondemand(const char *);
 static void	refresh_refused(struct attempt *, struct cache_entry *);
 static const char	*refresh_verdict(const struct attempt *);
+static void	refresh_span(struct attempt *);
 
 void
 refresh_init(void)
@@ -100,6 +101,8 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 	if (traceparent != NULL)
 		(void)kore_strlcpy(at->traceparent, traceparent,
 		    sizeof(at->traceparent));
+	if (otel_on())
+		otel_from(&at->otel, traceparent);
 
 	store_lease(at->name, trigger, arg, refresh_leased, at);
 	return (KORE_RESULT_OK);
@@ -298,6 +301,8 @@ refresh_commit(void *arg, u_int64_t unused)
 		kore_timer_remove(at->renew);
 		at->renew = NULL;
 	}
+	if (at->otel.sampled)
+		otel_child(&at->otel_call, &at->otel);
 	if (at->ok)
 		store_commit_success(at, refresh_committed, at);
 	else
@@ -340,8 +345,23 @@ refresh_failed(struct attempt *at)
 static void
 refresh_committed(const struct store_rows *rows, void *arg, int ok)
 {
-	struct attempt	*at = arg;
-	char		expires[ISOTIME_LEN], refresh[ISOTIME_LEN];
+	struct attempt		*at = arg;
+	struct otel_span	*s;
+	char			expires[ISOTIME_LEN], refresh[ISOTIME_LEN];
+
+	/*
+	 * The commit's span: one statement, a CTE over tokens and events
+	 * (its name is not its SQL: SQL text lives only in store.c).
+	 */
+	if ((s = otel_end(&at->otel_call, OTEL_KIND_CLIENT,
+	    "kiln.commit")) != NULL) {
+		otel_attr_str(s, "db.system", "postgresql");
+		otel_attr_str(s, "db.operation.name", "UPDATE");
+		otel_attr_str(s, "db.collection.name", "tokens");
+		otel_attr_str(s, "kiln.source", at->name);
+		if (!ok)
+			otel_error(s, "outcome not stored, will retry");
+	}
 
 	log_context(at->request_id, NULL);
 	if (!ok) {
@@ -391,6 +411,8 @@ refresh_end(struct attempt *at)
 	refresh_running--;
 	if (at->renew != NULL)
 		kore_timer_remove(at->renew);
+	if (at->otel.sampled)
+		refresh_span(at);
 	if ((e = cache_lookup(at->name)) != NULL) {
 		e->inflight = 0;
 		if (at->ok == -1)
@@ -460,4 +482,23 @@ refresh_verdict(const struct attempt *at)
 		return ("down");
 
 	return ("up");
+}
+
+/* The attempt's span, from the request (or the scheduler) to its end. */
+static void
+refresh_span(struct attempt *at)
+{
+	struct otel_span	*s;
+
+	if ((s = otel_end(&at->otel, OTEL_KIND_INTERNAL,
+	    "kiln.refresh")) == NULL)
+		return;
+	otel_attr_str(s, "kiln.source", at->name);
+	otel_attr_str(s, "kiln.trigger", at->trigger);
+	otel_attr_str(s, "kiln.outcome", at->ok == 1 ? "success" :
+	    at->ok == -1 ? "not_leased" : "failure");
+	if (at->ok == -1 && at->why[0] != '\0')
+		otel_attr_str(s, "kiln.lease_refused", at->why);
+	if (at->ok == 0)
+		otel_error(s, at->error);
 }

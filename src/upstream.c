@@ -60,6 +60,7 @@ static void	upstream_cb(struct kore_curl *, void *);
 static int	upstream_no_resend(void *, curl_off_t, int);
 static void	upstream_answer(struct attempt *);
 static void	upstream_wipe(struct kore_buf *);
+static void	upstream_span(struct attempt *);
 static curl_socket_t	upstream_open_socket(void *, curlsocktype,
 			    struct curl_sockaddr *);
 static int	upstream_addr_allowed(const struct curl_sockaddr *, char *,
@@ -90,6 +91,11 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 	if (at->oreq.authorization != NULL) {
 		kore_curl_http_set_header(&at->curl, "Authorization",
 		    at->oreq.authorization);
+	}
+	/* A traced call names its own CLIENT span as the parent. */
+	if (at->otel.sampled) {
+		otel_child(&at->otel_call, &at->otel);
+		otel_traceparent(&at->otel_call, at->traceparent);
 	}
 	if (at->traceparent[0] != '\0') {
 		kore_curl_http_set_header(&at->curl, "traceparent",
@@ -158,6 +164,8 @@ upstream_cb(struct kore_curl *c, void *arg)
 
 	shared_upstream(at->src.token_url, at->ok,
 	    (isotime_now() - at->sent_ms) * 1000);
+	if (at->otel.sampled)
+		upstream_span(at);
 	upstream_wipe(c->response);
 	upstream_wipe(c->http.tosend);
 	kore_curl_cleanup(c);
@@ -200,6 +208,31 @@ upstream_answer(struct attempt *at)
 		    "upstream answered HTTP %ld", at->http_status);
 	}
 	oauth_answer_free(&probe);
+}
+
+/* The CLIENT span of the call: the token URL's parts, no query. */
+static void
+upstream_span(struct attempt *at)
+{
+	struct otel_span	*s;
+	char			code[24];
+
+	if ((s = otel_end(&at->otel_call, OTEL_KIND_CLIENT, "POST")) == NULL)
+		return;
+	otel_attr_str(s, "http.request.method", "POST");
+	otel_url_attrs(s, at->src.token_url);
+	if (at->http_status > 0)
+		otel_attr_int(s, "http.response.status_code", at->http_status);
+	otel_attr_str(s, "kiln.source", at->name);
+	if (!at->ok) {
+		if (at->http_status > 0)
+			(void)snprintf(code, sizeof(code), "%ld",
+			    at->http_status);
+		else
+			(void)kore_strlcpy(code, "transport", sizeof(code));
+		otel_attr_str(s, "error.type", code);
+		otel_error(s, at->error);
+	}
 }
 
 static void
