@@ -74,6 +74,10 @@ static const struct view_field source_fields[] = {
 	SV("paused", paused, VIEW_BOOL),
 	SV("created_at", created_ms, VIEW_TIME),
 	SV("updated_at", updated_ms, VIEW_TIME),
+	SV("tls_client_cert_subject", tls_cert_subject, VIEW_STR),
+	SV("tls_client_cert_not_after", tls_cert_not_after_ms, VIEW_TIME),
+	SV("tls_client_key_set", tls_client_key_set, VIEW_BOOL),
+	SV("tls_ca_set", tls_ca_set, VIEW_BOOL),
 	{ NULL, 0, 0 }
 };
 
@@ -615,7 +619,7 @@ patch_decide(struct api_pending *p, const char *before)
 }
 
 static const char *patch_secrets[] = {
-	"client_secret", "refresh_token", "password"
+	"client_secret", "refresh_token", "password", "tls_client_key"
 };
 
 /* Which secrets src holds, one bit per patch_secrets entry. */
@@ -623,7 +627,8 @@ static int
 patch_secrets_held(const struct source *src)
 {
 	return ((src->client_secret != NULL) |
-	    (src->refresh_token != NULL) << 1 | (src->password != NULL) << 2);
+	    (src->refresh_token != NULL) << 1 | (src->password != NULL) << 2 |
+	    (src->tls_client_key != NULL) << 3);
 }
 
 /*

@@ -421,6 +421,8 @@ cache_apply(const struct token_row *t)
 	e->expires_ms = t->expires_ms;
 	e->refresh_ms = t->refresh_ms;
 	e->lifetime_ms = t->lifetime_ms;
+	e->cert_not_after_ms = t->cert_not_after_ms == STORE_NULL ? 0 :
+	    t->cert_not_after_ms;
 
 	if (t->generation != e->generation ||
 	    (u_int32_t)t->failures != e->failures ||

@@ -311,6 +311,22 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 			    "and failing (%u failures).</li>", a[i].failures);
 			count++;
 		}
+		if (a[i].has_cert && a[i].cert_left_ms < DR_CERT_WARN_MS) {
+			dbuf_appendf(b, "<li class=\"alert\"><b>");
+			dr_escape(b, a[i].name);
+			if (a[i].cert_left_ms <= 0) {
+				dbuf_appendf(b, "</b>: its TLS client "
+				    "certificate has expired.</li>");
+			} else {
+				dbuf_appendf(b, "</b>: its TLS client "
+				    "certificate expires in %lld days "
+				    "(", (long long)(a[i].cert_left_ms /
+				    86400000));
+				dr_duration(b, a[i].cert_left_ms);
+				dbuf_appendf(b, ").</li>");
+			}
+			count++;
+		}
 	}
 	for (i = 0; i < nh; i++) {
 		if (strcmp(h[i].state, "open"))

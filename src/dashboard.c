@@ -835,6 +835,8 @@ render_alerts(struct kore_buf *b)
 		a[i].valid = cache_valid(e, now);
 		a[i].in_buffer = now >= e->refresh_ms;
 		a[i].failures = e->failures;
+		a[i].has_cert = e->cert_not_after_ms != 0;
+		a[i].cert_left_ms = e->cert_not_after_ms - now;
 	}
 	nh = dash_hosts(h, now);
 

@@ -17,7 +17,7 @@
  *   layer engine:   cache refresh reseal
  *   layer services: store upstream shared log config drain sources
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
- *                   host addr dash_render
+ *                   host addr dash_render mtls
  */
 
 #ifndef __H_KILN_H
@@ -49,6 +49,8 @@
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
+#define AUTH_TLS_CLIENT		11	/* RFC 8705, PKI */
+#define AUTH_TLS_SELF_SIGNED	12	/* RFC 8705, self-signed */
 
 #define ACCESS_OPEN		1
 #define ACCESS_KEY		2
@@ -79,6 +81,9 @@ struct source {
 	int		access;
 	int		require_header;
 	int		enabled;
+	char		*tls_client_cert;	/* PEM chain, leaf first */
+	char		*tls_client_key;	/* PEM, secret */
+	char		*tls_ca;		/* PEM, or NULL */
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
@@ -153,6 +158,8 @@ int	source_from_json(yajl_val, int, struct source *, char *, size_t);
 int	source_name_valid(const char *);
 int	source_kind_parse(const char *);
 const char	*source_kind_name(int);
+const char	*source_auth_name(int);
+int	source_auth_parse(const char *);
 void	source_free(struct source *);
 char	*source_url_redact(const char *, int);
 void	source_origin(const char *, char *, size_t);
@@ -238,6 +245,13 @@ struct cidr {
 int	addr_unmap(int *, const u_int8_t **);
 u_int64_t	addr_rate_key(int, const u_int8_t *);
 int	addr_cidr_match(const struct cidr *, int, const u_int8_t *);
+/* mtls.c (pure): PEM material of mutual TLS client authentication. */
+#define MTLS_SUBJECT_MAX	256
+int	mtls_method(int);
+int	mtls_check(const struct source *, char *, size_t);
+int	mtls_cert_info(const char *, char *, size_t, int64_t *);
+size_t	mtls_count(const char *);
+
 /* dash_render.c (pure): dashboard HTML from plain rows, escaped. */
 #define DR_NULL		INT64_MIN	/* a number that is NULL */
 struct dbuf {			/* growable, NUL-terminated; free it */
@@ -274,7 +288,10 @@ struct dr_alert {
 	int		valid;
 	int		in_buffer;		/* now >= refresh time */
 	u_int32_t	failures;
+	int		has_cert;		/* mTLS client certificate */
+	int64_t		cert_left_ms;		/* until its notAfter */
 };
+#define DR_CERT_WARN_MS		(14LL * 86400 * 1000)
 struct dr_host {
 	const char	*host;
 	const char	*state;			/* circuit state */
@@ -505,6 +522,7 @@ struct token_row {			/* store_load, store_reload */
 	int64_t		last_duration_ms;	/* STORE_NULL: none */
 	int		leased;
 	int64_t		lifetime_ms;
+	int64_t		cert_not_after_ms;	/* STORE_NULL: no mTLS */
 };
 
 struct source_view {			/* store_sources_view */
@@ -541,6 +559,10 @@ struct source_view {			/* store_sources_view */
 	const char	*last_error;
 	int64_t		last_duration_ms;
 	int		leased;
+	const char	*tls_cert_subject;
+	int64_t		tls_cert_not_after_ms;
+	int		tls_client_key_set;
+	int		tls_ca_set;
 };
 
 /*
@@ -719,6 +741,7 @@ struct cache_entry {
 	int64_t			lifetime_ms;	/* last token's, or 0 */
 	const char		*refused;	/* on-demand: why not */
 	int64_t			refused_until;
+	int64_t			cert_not_after_ms;	/* 0: no mTLS */
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;

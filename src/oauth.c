@@ -174,7 +174,8 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	case KIND_CLIENT_CREDENTIALS:
 		if (src->client_id == NULL)
 			missing = "client_id";
-		else if (src->client_secret == NULL)
+		else if (src->client_secret == NULL &&
+		    !mtls_method(src->auth_method))
 			missing = "client_secret";
 		break;
 	case KIND_REFRESH_TOKEN:
@@ -218,6 +219,9 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 		if (src->auth_method == AUTH_SECRET_BASIC) {
 			ok = build_basic(src->client_id, src->client_secret,
 			    &req->authorization);
+		} else if (mtls_method(src->auth_method)) {
+			/* RFC 8705 §2: the certificate proves, the id names. */
+			ok = form_add(&b, "client_id", src->client_id);
 		} else {
 			ok = form_add(&b, "client_id", src->client_id) &&
 			    form_add(&b, "client_secret", src->client_secret);

@@ -32,7 +32,7 @@
 #include "kiln.h"
 
 #define STORE_DB		"db"
-#define STORE_PARAMS_MAX	24
+#define STORE_PARAMS_MAX	32
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
 #define STORE_BATCH_MAX		7900
@@ -73,7 +73,8 @@ static const char q_load[] =
     "COALESCE((SELECT value = 'true' FROM settings "
     "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
     "COALESCE(t.lease_until > now(), false), "
-    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at) "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
+    "kiln_ms(s.tls_cert_not_after) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
@@ -152,7 +153,10 @@ static const char q_lease[] =
     "s.refresh_seed_digest) "
     "SELECT l.*, w.why, CASE w.why WHEN 'backoff' THEN c.backoff_ms "
     "WHEN 'budget' THEN c.budget_ms WHEN 'circuit' THEN c.circuit_ms "
-    "END FROM c LEFT JOIN l ON true CROSS JOIN LATERAL (SELECT CASE "
+    "END, x.tls_client_cert, x.tls_client_key_sealed, x.tls_ca "
+    "FROM c LEFT JOIN l ON true "
+    "LEFT JOIN token_sources x ON x.id = l.id "
+    "CROSS JOIN LATERAL (SELECT CASE "
     "WHEN l.id IS NOT NULL THEN 'leased' "
     "WHEN c.why = 'probe' AND NOT EXISTS (SELECT 1 FROM h) "
     "THEN 'circuit' WHEN c.why IN ('ok', 'probe') THEN 'busy' "
@@ -242,9 +246,17 @@ static const char q_source_digests[] =
     "refresh_token_sealed IS NOT NULL FROM token_sources "
     "ORDER BY name COLLATE \"C\"";
 
-/* The 22 parameters of a source row, $1..$22 of insert and update. */
+/*
+ * The 22 parameters of a source row, $1..$22 of insert and update, and
+ * the 5 of mutual TLS ($23..$27 of insert, $25..$29 of update).
+ */
+#define SOURCE_TLS_PARAMS	5
 struct source_params {
 	const char	*v[22];
+	const char	*tls[SOURCE_TLS_PARAMS];
+	char		*tls_key;
+	char		not_after[24];
+	char		subject[MTLS_SUBJECT_MAX];
 	char		*secret;
 	char		*refresh;
 	char		*password;
@@ -294,7 +306,9 @@ static const char q_sources_view[] =
     "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
     "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
     "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "t.last_duration_ms, COALESCE(t.lease_until > now(), false) "
+    "t.last_duration_ms, COALESCE(t.lease_until > now(), false), "
+    "s.tls_cert_subject, kiln_ms(s.tls_cert_not_after), "
+    "s.tls_client_key_sealed IS NOT NULL, s.tls_ca IS NOT NULL "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name";
 
@@ -303,7 +317,8 @@ static const char q_source_full[] =
     "auth_method, scope, audience, resource, refresh_token_sealed, "
     "username, password_sealed, token_path, expires_at_path, "
     "expires_in_path, refresh_buffer, fallback_lifetime, access, "
-    "require_header, enabled, config_version "
+    "require_header, enabled, config_version, tls_client_cert, "
+    "tls_client_key_sealed, tls_ca "
     "FROM token_sources WHERE name = $1";
 
 static const char q_source_create[] =
@@ -312,8 +327,10 @@ static const char q_source_create[] =
     "resource, refresh_token_sealed, username, password_sealed, "
     "token_path, expires_at_path, expires_in_path, refresh_buffer, "
     "fallback_lifetime, access, require_header, enabled, config_digest, "
-    "refresh_seed_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) "
+    "refresh_seed_digest, tls_client_cert, tls_client_key_sealed, tls_ca, "
+    "tls_cert_not_after, tls_cert_subject) VALUES ($1, $2, $3, $4, $5, "
+    "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
+    "$20, $21, $22, $23, $24, $25, kiln_ts($26), $27) "
     "ON CONFLICT (name) DO NOTHING RETURNING id), "
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
     "RETURNING source_id) "
@@ -329,7 +346,9 @@ static const char q_source_patch[] =
     "fallback_lifetime = $17, access = $18, require_header = $19, "
     "enabled = $20, config_digest = $21, "
     "refresh_seed_digest = COALESCE($22, refresh_seed_digest), "
-    "config_version = config_version + 1, updated_at = now() "
+    "config_version = config_version + 1, updated_at = now(), "
+    "tls_client_cert = $25, tls_client_key_sealed = $26, tls_ca = $27, "
+    "tls_cert_not_after = kiln_ts($28), tls_cert_subject = $29 "
     "WHERE name = $1 AND ($23::bigint IS NULL OR "
     "config_version = $23::bigint) RETURNING id), "
     "t AS (UPDATE tokens SET "
@@ -382,6 +401,9 @@ static int	file_origin_kept(PGresult *, int, const struct source *,
 static void	source_params(const struct source *, int,
 		    struct source_params *);
 static void	source_params_free(struct source_params *);
+static void	source_params_tls(const struct source *,
+		    struct source_params *);
+static void	dec_tls(PGresult *, int, struct source_row *);
 static char	*source_digest(const struct source *, int);
 static void	digest_append(void *, const char *, size_t);
 static char	*seal_opt(const struct source *, const char *,
@@ -939,7 +961,7 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
     size_t errlen)
 {
 	struct source_params	sp;
-	const char		*v[24];
+	const char		*v[24 + SOURCE_TLS_PARAMS];
 	int			ret, n, row, exists, same, same_seed;
 
 	source_params(src, 1, &sp);
@@ -973,6 +995,8 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 	v[22] = NULL;
 	v[23] = "true";
 	n = exists ? 24 : 22;
+	memcpy(v + n, sp.tls, sizeof(sp.tls));
+	n += SOURCE_TLS_PARAMS;
 	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
 	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
@@ -1069,8 +1093,7 @@ source_params(const struct source *src, int with_refresh,
 	p->v[2] = src->token_url;
 	p->v[3] = src->client_id;
 	p->v[4] = p->secret;
-	p->v[5] = src->auth_method == AUTH_SECRET_BASIC ?
-	    "client_secret_basic" : "client_secret_post";
+	p->v[5] = source_auth_name(src->auth_method);
 	p->v[6] = src->scope;
 	p->v[7] = src->audience;
 	p->v[8] = src->resource;
@@ -1087,6 +1110,29 @@ source_params(const struct source *src, int with_refresh,
 	p->v[19] = src->enabled ? "true" : "false";
 	p->v[20] = p->digest;
 	p->v[21] = p->seed;
+	source_params_tls(src, p);
+}
+
+/* The client certificate's subject and notAfter are kept for views. */
+static void
+source_params_tls(const struct source *src, struct source_params *p)
+{
+	int64_t		not_after;
+
+	if (!mtls_method(src->auth_method))
+		return;
+
+	p->tls_key = seal_opt(src, "tls_client_key", src->tls_client_key);
+	p->tls[0] = src->tls_client_cert;
+	p->tls[1] = p->tls_key;
+	p->tls[2] = src->tls_ca;
+	if (mtls_cert_info(src->tls_client_cert, p->subject,
+	    sizeof(p->subject), &not_after)) {
+		(void)snprintf(p->not_after, sizeof(p->not_after), "%lld",
+		    (long long)not_after);
+		p->tls[3] = p->not_after;
+		p->tls[4] = p->subject;
+	}
 }
 
 static void
@@ -1095,6 +1141,7 @@ source_params_free(struct source_params *p)
 	free(p->secret);
 	free(p->refresh);
 	free(p->password);
+	free(p->tls_key);
 	kore_free(p->digest);
 	kore_free(p->seed);
 }
@@ -1123,7 +1170,7 @@ source_digest(const struct source *src, int upstream)
 {
 	struct kore_buf		text;
 	yajl_gen		g;
-	const char		*s[13];
+	const char		*s[13], *t;
 	size_t			i;
 	char			*out;
 
@@ -1159,6 +1206,19 @@ source_digest(const struct source *src, int upstream)
 	else
 		yajl_gen_string(g, (const unsigned char *)src->expires_in_path,
 		    strlen(src->expires_in_path));
+	/* Only when set: the digests of other sources stay as they were. */
+	if (mtls_method(src->auth_method)) {
+		yajl_gen_integer(g, src->auth_method);
+		for (i = 0; i < 3; i++) {
+			t = i == 0 ? src->tls_client_cert : i == 1 ?
+			    src->tls_client_key : src->tls_ca;
+			if (t == NULL)
+				yajl_gen_null(g);
+			else
+				yajl_gen_string(g, (const unsigned char *)t,
+				    strlen(t));
+		}
+	}
 	if (!upstream) {
 		yajl_gen_integer(g, src->refresh_buffer);
 		yajl_gen_integer(g, src->fallback_lifetime);
@@ -1375,8 +1435,7 @@ dec_source(PGresult *res, const char *name)
 	s->kind = source_kind_parse(PQgetvalue(res, 0, 1));
 	s->token_url = col_dup(res, 2);
 	s->client_id = col_dup(res, 3);
-	s->auth_method = strcmp(PQgetvalue(res, 0, 5),
-	    "client_secret_basic") ? AUTH_SECRET_POST : AUTH_SECRET_BASIC;
+	s->auth_method = source_auth_parse(PQgetvalue(res, 0, 5));
 	s->scope = col_dup(res, 6);
 	s->audience = col_dup(res, 7);
 	s->resource = col_dup(res, 8);
@@ -1468,8 +1527,12 @@ store_source_create(const struct source *src, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
 
+	const char		*v[22 + SOURCE_TLS_PARAMS];
+
 	source_params(src, 1, &sp);
-	store_job_a(q_source_create, cb, arg, 22, sp.v);
+	memcpy(v, sp.v, sizeof(sp.v));
+	memcpy(v + 22, sp.tls, sizeof(sp.tls));
+	store_job_a(q_source_create, cb, arg, 22 + SOURCE_TLS_PARAMS, v);
 	source_params_free(&sp);
 }
 
@@ -1483,7 +1546,7 @@ store_source_patch(const struct source *src, int64_t version,
     int with_refresh, int upstream, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
-	const char		*v[24];
+	const char		*v[24 + SOURCE_TLS_PARAMS];
 	char			*ver;
 
 	source_params(src, with_refresh, &sp);
@@ -1491,7 +1554,8 @@ store_source_patch(const struct source *src, int64_t version,
 	ver = i64(version);
 	v[22] = ver;
 	v[23] = upstream ? "true" : "false";
-	store_job_a(q_source_patch, cb, arg, 24, v);
+	memcpy(v + 24, sp.tls, sizeof(sp.tls));
+	store_job_a(q_source_patch, cb, arg, 24 + SOURCE_TLS_PARAMS, v);
 	kore_free(ver);
 	source_params_free(&sp);
 }
@@ -1921,6 +1985,7 @@ dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
 		t->last_duration_ms = col_numn(res, i, 17);
 		t->leased = col_bool(res, i, 18);
 		t->lifetime_ms = col_num(res, i, 19);
+		t->cert_not_after_ms = col_numn(res, i, 20);
 	}
 }
 
@@ -1965,6 +2030,10 @@ dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
 		v->last_error = col_str(res, i, 30);
 		v->last_duration_ms = col_numn(res, i, 31);
 		v->leased = col_bool(res, i, 32);
+		v->tls_cert_subject = col_str(res, i, 33);
+		v->tls_cert_not_after_ms = col_numn(res, i, 34);
+		v->tls_client_key_set = col_bool(res, i, 35);
+		v->tls_ca_set = col_bool(res, i, 36);
 	}
 }
 
@@ -1983,6 +2052,37 @@ dec_source_full(PGresult *res, struct store_job *job,
 	row->src.require_header = col_bool(res, 0, 18);
 	row->src.enabled = col_bool(res, 0, 19);
 	row->version = col_num(res, 0, 20);
+	dec_tls(res, 21, row);
+}
+
+/*
+ * Mutual TLS columns from col: certificate, sealed key, CA. The key
+ * opens like every secret, for the origin it was sealed for.
+ */
+static void
+dec_tls(PGresult *res, int col, struct source_row *row)
+{
+	struct source	*s;
+	size_t		len;
+	char		origin[SOURCE_ORIGIN_MAX];
+
+	s = &row->src;
+	if (PQnfields(res) < col + 3 || PQgetlength(res, 0, col) == 0)
+		return;
+
+	s->tls_client_cert = col_dup(res, col);
+	s->tls_ca = col_dup(res, col + 2);
+	if (PQgetlength(res, 0, col + 1) == 0 || !row->opened)
+		return;
+
+	source_origin(s->token_url, origin, sizeof(origin));
+	if (!seal_open_for(s->name, "tls_client_key", origin,
+	    PQgetvalue(res, 0, col + 1), &s->tls_client_key, &len)) {
+		(void)snprintf(row->error, sizeof(row->error),
+		    "stored tls_client_key cannot be opened (wrong master "
+		    "key, or sealed for another origin)");
+		row->opened = 0;
+	}
 }
 
 /* q_lease: the lease (columns 0-21, NULL when refused), why, until. */
@@ -2007,6 +2107,7 @@ dec_lease(PGresult *res, struct store_job *job, struct store_rows *rows)
 	row->failures = col_num(res, 0, 19);
 	row->seed_digest = PQgetlength(res, 0, 21) > 0 ?
 	    PQgetvalue(res, 0, 21) : NULL;
+	dec_tls(res, 24, row);
 }
 
 static void
