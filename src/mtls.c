@@ -29,8 +29,9 @@ static X509	*mtls_chain_read(const char *, size_t *);
 static int	mtls_not_after(const X509 *, int64_t *);
 
 /*
- * Check the PEMs of src that its auth method needs. Returns
- * KORE_RESULT_ERROR with err naming the field on bad input.
+ * Check the PEMs of src: the CA bundle whatever the auth method, the
+ * certificate and key with mutual TLS. Returns KORE_RESULT_ERROR with
+ * err naming the field on bad input.
  */
 int
 mtls_check(const struct source *src, char *err, size_t errlen)
@@ -40,9 +41,6 @@ mtls_check(const struct source *src, char *err, size_t errlen)
 	BIO		*bio;
 	size_t		n;
 	int		ret;
-
-	if (!mtls_method(src->auth_method))
-		return (KORE_RESULT_OK);
 
 	leaf = NULL;
 	key = NULL;
@@ -56,6 +54,12 @@ mtls_check(const struct source *src, char *err, size_t errlen)
 			goto cleanup;
 		}
 		X509_free(leaf);
+		leaf = NULL;
+	}
+
+	if (!mtls_method(src->auth_method)) {
+		ret = KORE_RESULT_OK;
+		goto cleanup;
 	}
 
 	if ((leaf = mtls_chain_read(src->tls_client_cert, &n)) == NULL) {

@@ -612,10 +612,9 @@ source_check_tls(const struct source *src, char *err, size_t errlen)
 
 	if (!mtls_method(src->auth_method)) {
 		missing = src->tls_client_cert != NULL ? "tls_client_cert" :
-		    src->tls_client_key != NULL ? "tls_client_key" :
-		    src->tls_ca != NULL ? "tls_ca" : NULL;
+		    src->tls_client_key != NULL ? "tls_client_key" : NULL;
 		if (missing == NULL)
-			return (KORE_RESULT_OK);
+			return (mtls_check(src, err, errlen));
 		json_seterr(err, errlen, "%s: only with auth_method "
 		    "tls_client_auth or self_signed_tls_client_auth", missing);
 		return (KORE_RESULT_ERROR);

@@ -1119,13 +1119,13 @@ source_params_tls(const struct source *src, struct source_params *p)
 {
 	int64_t		not_after;
 
+	p->tls[2] = src->tls_ca;
 	if (!mtls_method(src->auth_method))
 		return;
 
 	p->tls_key = seal_opt(src, "tls_client_key", src->tls_client_key);
 	p->tls[0] = src->tls_client_cert;
 	p->tls[1] = p->tls_key;
-	p->tls[2] = src->tls_ca;
 	if (mtls_cert_info(src->tls_client_cert, p->subject,
 	    sizeof(p->subject), &not_after)) {
 		(void)snprintf(p->not_after, sizeof(p->not_after), "%lld",
@@ -1207,7 +1207,7 @@ source_digest(const struct source *src, int upstream)
 		yajl_gen_string(g, (const unsigned char *)src->expires_in_path,
 		    strlen(src->expires_in_path));
 	/* Only when set: the digests of other sources stay as they were. */
-	if (mtls_method(src->auth_method)) {
+	if (mtls_method(src->auth_method) || src->tls_ca != NULL) {
 		yajl_gen_integer(g, src->auth_method);
 		for (i = 0; i < 3; i++) {
 			t = i == 0 ? src->tls_client_cert : i == 1 ?
@@ -2067,11 +2067,14 @@ dec_tls(PGresult *res, int col, struct source_row *row)
 	char		origin[SOURCE_ORIGIN_MAX];
 
 	s = &row->src;
-	if (PQnfields(res) < col + 3 || PQgetlength(res, 0, col) == 0)
+	if (PQnfields(res) < col + 3)
 		return;
 
+	if (PQgetlength(res, 0, col + 2) > 0)
+		s->tls_ca = col_dup(res, col + 2);
+	if (PQgetlength(res, 0, col) == 0)
+		return;
 	s->tls_client_cert = col_dup(res, col);
-	s->tls_ca = col_dup(res, col + 2);
 	if (PQgetlength(res, 0, col + 1) == 0 || !row->opened)
 		return;
 

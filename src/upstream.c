@@ -128,7 +128,8 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 }
 
 /*
- * Mutual TLS (RFC 8705): certificate, key and CA go to curl as blobs
+ * A private CA for this upstream, and mutual TLS (RFC 8705):
+ * certificate, key and CA go to curl as blobs
  * that point into the attempt's source, which outlives the handle; the
  * key is never written to a file. Curl matches reused connections on
  * these blobs, so no other source's connection carries this identity.
@@ -136,6 +137,8 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 static void
 upstream_tls(CURL *h, const struct source *src)
 {
+	if (src->tls_ca != NULL)
+		upstream_blob(h, CURLOPT_CAINFO_BLOB, src->tls_ca);
 	if (!mtls_method(src->auth_method))
 		return;
 
@@ -143,8 +146,6 @@ upstream_tls(CURL *h, const struct source *src)
 	upstream_blob(h, CURLOPT_SSLCERT_BLOB, src->tls_client_cert);
 	curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
 	upstream_blob(h, CURLOPT_SSLKEY_BLOB, src->tls_client_key);
-	if (src->tls_ca != NULL)
-		upstream_blob(h, CURLOPT_CAINFO_BLOB, src->tls_ca);
 }
 
 static void
