@@ -76,6 +76,7 @@ static struct {
 static int		nchannels;
 static void		(*changed_cb)(void);
 static void		(*removed_cb)(const struct cache_entry *);
+static void		(*generation_cb)(struct cache_entry *);
 
 static struct cache_entry	*cache_insert(const char *);
 static void	cache_remove(struct cache_entry *);
@@ -366,7 +367,7 @@ cache_apply(const struct token_row *t)
 	char			*token;
 	size_t			len;
 	u_int64_t		epoch;
-	int			render;
+	int			render, fresh;
 
 	if ((e = cache_lookup(t->name)) == NULL)
 		e = cache_insert(t->name);
@@ -423,6 +424,12 @@ cache_apply(const struct token_row *t)
 	e->lifetime_ms = t->lifetime_ms;
 	e->cert_not_after_ms = t->cert_not_after_ms == STORE_NULL ? 0 :
 	    t->cert_not_after_ms;
+	(void)kore_strlcpy(e->subject, t->subject_source != NULL ?
+	    t->subject_source : "", sizeof(e->subject));
+	(void)kore_strlcpy(e->actor, t->actor_source != NULL ?
+	    t->actor_source : "", sizeof(e->actor));
+	e->subject_generation = t->subject_generation;
+	fresh = t->generation != e->generation && e->token != NULL;
 
 	if (t->generation != e->generation ||
 	    (u_int32_t)t->failures != e->failures ||
@@ -444,6 +451,9 @@ cache_apply(const struct token_row *t)
 	e->last_error = NULL;
 	if (t->last_error != NULL && *t->last_error != '\0')
 		e->last_error = kore_strdup(t->last_error);
+
+	if (fresh && generation_cb != NULL)
+		generation_cb(e);
 }
 
 static struct cache_entry *
@@ -858,6 +868,13 @@ void
 cache_watch(void (*cb)(void))
 {
 	changed_cb = cb;
+}
+
+/* cb is told of an entry that holds a new generation of its token. */
+void
+cache_watch_generation(void (*cb)(struct cache_entry *))
+{
+	generation_cb = cb;
 }
 
 /* cb is told of an entry about to leave the cache (and be freed). */

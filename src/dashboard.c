@@ -724,6 +724,8 @@ render_tokens(struct kore_buf *b, int role, const char *csrf)
 		t[i].state = policy_state(e->paused || cache_paused(),
 		    e->leased, e->failures, e->token != NULL, e->expires_ms,
 		    now);
+		if (e->waiting && !cache_valid(e, now))
+			t[i].state = "waiting";	/* for its subject */
 		t[i].fpr = e->token != NULL ? e->fpr : NULL;
 		t[i].last_error = e->last_error;
 		t[i].generation = e->generation;

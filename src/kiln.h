@@ -46,6 +46,8 @@
 #define KIND_REFRESH_TOKEN	2
 #define KIND_PASSWORD		3
 #define KIND_JSON_LOGIN		4
+#define KIND_TOKEN_EXCHANGE	12	/* RFC 8693 */
+#define TX_ACCESS_TOKEN		"urn:ietf:params:oauth:token-type:access_token"
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
@@ -84,6 +86,13 @@ struct source {
 	char		*tls_client_cert;	/* PEM chain, leaf first */
 	char		*tls_client_key;	/* PEM, secret */
 	char		*tls_ca;		/* PEM, or NULL */
+	char		*subject_source;	/* token_exchange: names */
+	char		*subject_token_type;
+	char		*requested_token_type;
+	char		*actor_source;
+	char		*actor_token_type;
+	char		*subject_token;		/* in an attempt only */
+	char		*actor_token;
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
@@ -523,6 +532,9 @@ struct token_row {			/* store_load, store_reload */
 	int		leased;
 	int64_t		lifetime_ms;
 	int64_t		cert_not_after_ms;	/* STORE_NULL: no mTLS */
+	const char	*subject_source;	/* token_exchange */
+	const char	*actor_source;
+	int64_t		subject_generation;	/* 0 when NULL */
 };
 
 struct source_view {			/* store_sources_view */
@@ -563,6 +575,12 @@ struct source_view {			/* store_sources_view */
 	int64_t		tls_cert_not_after_ms;
 	int		tls_client_key_set;
 	int		tls_ca_set;
+	const char	*subject_source;
+	const char	*subject_token_type;
+	const char	*requested_token_type;
+	const char	*actor_source;
+	const char	*actor_token_type;
+	int		waiting;	/* subject not valid */
 };
 
 /*
@@ -621,6 +639,12 @@ struct session_row {			/* store_sessions_load */
 	int64_t		key_id;		/* 0: none */
 };
 
+struct edge_row {			/* store_exchange_edges */
+	const char	*name;
+	const char	*subject;
+	const char	*actor;		/* NULL: none */
+};
+
 struct sealed_row {			/* store_reseal_scan */
 	int64_t		id;
 	const char	*name;
@@ -646,6 +670,7 @@ struct store_rows {
 	struct key_row		*keys;
 	struct session_row	*sessions;
 	struct sealed_row	*sealed;
+	struct edge_row		*edges;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -691,6 +716,7 @@ void	store_reseal_count(store_rows_cb, void *);
 typedef void	(*store_reseal_fn)(void *, const char *, const char *,
 		    const char *const *, char **);
 void	store_sync_once(void);
+void	store_exchange_edges(store_rows_cb, void *);
 int	store_migrations_pending(int *, int *, char *, size_t);
 int	store_reseal_sync(int, store_reseal_fn, void *, int64_t *, char *,
 	    size_t);
@@ -742,6 +768,10 @@ struct cache_entry {
 	const char		*refused;	/* on-demand: why not */
 	int64_t			refused_until;
 	int64_t			cert_not_after_ms;	/* 0: no mTLS */
+	char			subject[KILN_NAME_MAX + 1];	/* exchange */
+	char			actor[KILN_NAME_MAX + 1];
+	int64_t			subject_generation;	/* exchanged from */
+	int			waiting;	/* for a valid subject */
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;
@@ -767,6 +797,8 @@ void			cache_listen(const char *,
 void			cache_watch(void (*)(void));
 void			cache_watch_remove(
 			    void (*)(const struct cache_entry *));
+void			cache_watch_generation(
+			    void (*)(struct cache_entry *));
 
 /* auth.c: principals, API keys, rate limits, the public allow-list. */
 #define AUTH_HASH_LEN		64
@@ -835,6 +867,7 @@ void	session_watch(void (*)(void));
 #define TRIGGER_MIN_TTL		"min_ttl"
 #define TRIGGER_REJECTED	"rejected"
 #define TRIGGER_ADMIN		"admin"
+#define TRIGGER_SUBJECT		"subject"	/* new subject token */
 
 #define UPSTREAM_ADDR_LEN	48	/* an IPv6 address as text */
 
@@ -871,6 +904,7 @@ struct attempt {
 	int64_t			why_until;
 	struct kore_timer	*renew;
 	struct kore_curl	curl;
+	int64_t			subject_generation;	/* exchange: used */
 };
 
 void	refresh_init(void);

@@ -33,6 +33,7 @@
 #define F_AUTH			9
 #define F_ACCESS		10
 #define F_PEM			11	/* public PEM text, or env */
+#define F_SOURCE		12	/* another source: name[/default] */
 
 /*
  * One row per JSON key. JSON null puts a field back to its default
@@ -77,6 +78,14 @@ static const struct source_field fields[] = {
 	{ "tls_client_cert", F_PEM, OFF(tls_client_cert), 0, 0, 0, NULL },
 	{ "tls_client_key", F_SECRET, OFF(tls_client_key), 0, 0, 0, NULL },
 	{ "tls_ca", F_PEM, OFF(tls_ca), 0, 0, 0, NULL },
+	{ "subject_source", F_SOURCE, OFF(subject_source), 0, 0, 0, NULL },
+	{ "subject_token_type", F_STRING, OFF(subject_token_type), 0, 0, 0,
+	    NULL },
+	{ "requested_token_type", F_STRING, OFF(requested_token_type), 0, 0,
+	    0, NULL },
+	{ "actor_source", F_SOURCE, OFF(actor_source), 0, 0, 0, NULL },
+	{ "actor_token_type", F_STRING, OFF(actor_token_type), 0, 0, 0,
+	    NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -100,6 +109,8 @@ static int	source_check(const struct source *, int, u_int64_t,
 static int	source_secret(const struct source_field *, yajl_val, int,
 		    const char **, char *, size_t);
 static int	source_check_tls(const struct source *, char *, size_t);
+static int	source_check_exchange(const struct source *, char *,
+		    size_t);
 static int	source_set(char **, const char *, int);
 static int	field_index(const char *);
 static int	text_clean(const char *);
@@ -179,6 +190,8 @@ source_kind_parse(const char *name)
 
 	if (name == NULL)
 		return (0);
+	if (!strcmp(name, "token_exchange"))
+		return (KIND_TOKEN_EXCHANGE);
 
 	for (i = KIND_CLIENT_CREDENTIALS; i <= KIND_JSON_LOGIN; i++) {
 		if (!strcmp(kinds[i], name))
@@ -191,6 +204,8 @@ source_kind_parse(const char *name)
 const char *
 source_kind_name(int kind)
 {
+	if (kind == KIND_TOKEN_EXCHANGE)
+		return ("token_exchange");
 	if (kind < KIND_CLIENT_CREDENTIALS || kind > KIND_JSON_LOGIN)
 		return ("unknown");
 
@@ -238,11 +253,13 @@ source_free(struct source *src)
 	for (f = fields; f->name != NULL; f++) {
 		if (f->type != F_URL && f->type != F_STRING &&
 		    f->type != F_SECRET && f->type != F_PATH &&
-		    f->type != F_PEM)
+		    f->type != F_PEM && f->type != F_SOURCE)
 			continue;
 		sp = (char **)((u_int8_t *)src + f->offset);
 		(void)source_set(sp, NULL, f->type == F_SECRET);
 	}
+	(void)source_set(&src->subject_token, NULL, 1);
+	(void)source_set(&src->actor_token, NULL, 1);
 
 	OPENSSL_cleanse(src, sizeof(*src));
 }
@@ -324,7 +341,7 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 		if (kind == 0) {
 			json_seterr(err, errlen, "kind: must be one of "
 			    "client_credentials, refresh_token, password, "
-			    "json_login");
+			    "json_login, token_exchange");
 			return (KORE_RESULT_ERROR);
 		}
 		if ((flags & SOURCE_PATCH) && kind != src->kind) {
@@ -338,6 +355,7 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 	case F_SECRET:
 	case F_PATH:
 	case F_PEM:
+	case F_SOURCE:
 		return (source_apply_string(f, v, flags, src, err, errlen));
 	case F_INT:
 	case F_BOOL:
@@ -382,7 +400,7 @@ source_apply_string(const struct source_field *f, yajl_val v, int flags,
 {
 	const char	*s;
 	size_t		len, max;
-	char		**sp;
+	char		**sp, name[KILN_NAME_MAX + 1];
 
 	sp = (char **)((u_int8_t *)src + f->offset);
 	max = (f->type == F_SECRET) ? SOURCE_SECRET_MAX : SOURCE_STRING_MAX;
@@ -422,6 +440,24 @@ source_apply_string(const struct source_field *f, yajl_val v, int flags,
 		json_seterr(err, errlen,
 		    "%s: must be an http:// or https:// URL", f->name);
 		return (KORE_RESULT_ERROR);
+	}
+
+	/* Connections do not exist yet: only the default one. */
+	if (f->type == F_SOURCE) {
+		len = strcspn(s, "/");
+		if (len > KILN_NAME_MAX || (s[len] != '\0' &&
+		    strcmp(s + len, "/default"))) {
+			json_seterr(err, errlen, "%s: must be a source name, or "
+			    "name/default", f->name);
+			return (KORE_RESULT_ERROR);
+		}
+		(void)snprintf(name, sizeof(name), "%.*s", (int)len, s);
+		if (!source_name_valid(name)) {
+			json_seterr(err, errlen, "%s: must be a source name, or "
+			    "name/default", f->name);
+			return (KORE_RESULT_ERROR);
+		}
+		s = name;
 	}
 
 	if (f->type == F_PATH && !path_valid(s)) {
@@ -567,6 +603,10 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 		if (missing == NULL && src->refresh_token == NULL)
 			missing = "refresh_token";
 		break;
+	case KIND_TOKEN_EXCHANGE:
+		if (missing == NULL && src->subject_source == NULL)
+			missing = "subject_source";
+		break;
 	case KIND_PASSWORD:
 	case KIND_JSON_LOGIN:
 		if (missing == NULL && src->username == NULL)
@@ -587,11 +627,13 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 		return (KORE_RESULT_ERROR);
 	}
 
-	if (!source_check_tls(src, err, errlen))
+	if (!source_check_tls(src, err, errlen) ||
+	    !source_check_exchange(src, err, errlen))
 		return (KORE_RESULT_ERROR);
 
 	/* A client secret is only sent along with its client id. */
-	if ((src->kind == KIND_REFRESH_TOKEN || src->kind == KIND_PASSWORD) &&
+	if ((src->kind == KIND_REFRESH_TOKEN || src->kind == KIND_PASSWORD ||
+	    src->kind == KIND_TOKEN_EXCHANGE) &&
 	    src->client_secret != NULL && src->client_id == NULL) {
 		json_seterr(err, errlen,
 		    "client_id: required with client_secret");
@@ -643,6 +685,48 @@ source_check_tls(const struct source *src, char *err, size_t errlen)
 	}
 
 	return (mtls_check(src, err, errlen));
+}
+
+/*
+ * Token exchange (RFC 8693): the subject (and actor) token is another
+ * source's; a source is not its own subject. Cycles through other
+ * sources are refused by the admin API, which sees them all.
+ */
+static int
+source_check_exchange(const struct source *src, char *err, size_t errlen)
+{
+	const char	*field;
+
+	if (src->kind != KIND_TOKEN_EXCHANGE) {
+		field = src->subject_source != NULL ? "subject_source" :
+		    src->subject_token_type != NULL ? "subject_token_type" :
+		    src->requested_token_type != NULL ?
+		    "requested_token_type" : src->actor_source != NULL ?
+		    "actor_source" : src->actor_token_type != NULL ?
+		    "actor_token_type" : NULL;
+		if (field == NULL)
+			return (KORE_RESULT_OK);
+		json_seterr(err, errlen, "%s: only with kind token_exchange",
+		    field);
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (!strcmp(src->subject_source, src->name) ||
+	    (src->actor_source != NULL &&
+	    !strcmp(src->actor_source, src->name))) {
+		json_seterr(err, errlen, "%s: a source cannot exchange its "
+		    "own token (cycle)", strcmp(src->subject_source,
+		    src->name) ? "actor_source" : "subject_source");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (src->actor_token_type != NULL && src->actor_source == NULL) {
+		json_seterr(err, errlen, "actor_token_type: only with "
+		    "actor_source");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
 }
 
 /* Replace *sp by a copy of s (NULL clears), wiping a secret first. */

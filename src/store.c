@@ -74,7 +74,8 @@ static const char q_load[] =
     "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
     "COALESCE(t.lease_until > now(), false), "
     "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
-    "kiln_ms(s.tls_cert_not_after) "
+    "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
+    "t.subject_generation "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
@@ -102,6 +103,8 @@ static const char q_lease[] =
     "$5::bigint * interval '1 second' THEN 'fresh' "
     "WHEN $4 = 'rejected' AND (t.generation <> $5::bigint OR "
     "t.rejected_generation IS NOT DISTINCT FROM $5::bigint) THEN 'fresh' "
+    "WHEN $4 = 'subject' AND (s.paused OR p.paused OR "
+    "t.subject_generation >= $5::bigint) THEN 'fresh' "
     "WHEN $4 NOT IN ('schedule', 'min_ttl', 'rejected') THEN 'ok' "
     "WHEN s.paused OR p.paused THEN 'paused' "
     "WHEN $4 <> 'schedule' AND t.failures > 0 AND "
@@ -140,6 +143,8 @@ static const char q_lease[] =
     "t.expires_at < now() + $5::bigint * interval '1 second' "
     "WHEN 'rejected' THEN t.generation = $5::bigint AND "
     "t.rejected_generation IS DISTINCT FROM $5::bigint "
+    "WHEN 'subject' THEN t.subject_generation IS NULL OR "
+    "t.subject_generation < $5::bigint "
     "ELSE true END "
     "AND ($4 NOT IN ('min_ttl', 'rejected') OR t.last_ondemand_at IS NULL "
     "OR t.last_ondemand_at <= now() - $6::bigint * interval '1 second') "
@@ -153,7 +158,9 @@ static const char q_lease[] =
     "s.refresh_seed_digest) "
     "SELECT l.*, w.why, CASE w.why WHEN 'backoff' THEN c.backoff_ms "
     "WHEN 'budget' THEN c.budget_ms WHEN 'circuit' THEN c.circuit_ms "
-    "END, x.tls_client_cert, x.tls_client_key_sealed, x.tls_ca "
+    "END, x.tls_client_cert, x.tls_client_key_sealed, x.tls_ca, "
+    "x.subject_source, x.subject_token_type, x.requested_token_type, "
+    "x.actor_source, x.actor_token_type "
     "FROM c LEFT JOIN l ON true "
     "LEFT JOIN token_sources x ON x.id = l.id "
     "CROSS JOIN LATERAL (SELECT CASE "
@@ -168,7 +175,8 @@ static const char q_success[] =
     "obtained_at = kiln_ts($6), expires_at = kiln_ts($7), "
     "refresh_at = kiln_ts($8), next_attempt_at = kiln_ts($8), "
     "lease_owner = NULL, lease_until = NULL, failures = 0, "
-    "last_error = NULL, last_duration_ms = $9, updated_at = now() "
+    "last_error = NULL, last_duration_ms = $9, updated_at = now(), "
+    "subject_generation = COALESCE($15::bigint, subject_generation) "
     "WHERE source_id = $1 AND lease_owner = $2 RETURNING generation), "
     "r AS (UPDATE token_sources SET refresh_token_sealed = $10 "
     "WHERE id = $1 AND $10::text IS NOT NULL "
@@ -246,11 +254,17 @@ static const char q_source_digests[] =
     "refresh_token_sealed IS NOT NULL FROM token_sources "
     "ORDER BY name COLLATE \"C\"";
 
+/* Who takes a token from whom: the admin API refuses cycles. */
+static const char q_exchange_edges[] =
+    "SELECT name, subject_source, actor_source FROM token_sources "
+    "WHERE kind = 'token_exchange'";
+
 /*
  * The 22 parameters of a source row, $1..$22 of insert and update, and
- * the 5 of mutual TLS ($23..$27 of insert, $25..$29 of update).
+ * the 5 of mutual TLS and 5 of token exchange ($23..$32 of insert,
+ * $25..$34 of update).
  */
-#define SOURCE_TLS_PARAMS	5
+#define SOURCE_TLS_PARAMS	10	/* and the 5 of token exchange */
 struct source_params {
 	const char	*v[22];
 	const char	*tls[SOURCE_TLS_PARAMS];
@@ -308,7 +322,12 @@ static const char q_sources_view[] =
     "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
     "t.last_duration_ms, COALESCE(t.lease_until > now(), false), "
     "s.tls_cert_subject, kiln_ms(s.tls_cert_not_after), "
-    "s.tls_client_key_sealed IS NOT NULL, s.tls_ca IS NOT NULL "
+    "s.tls_client_key_sealed IS NOT NULL, s.tls_ca IS NOT NULL, "
+    "s.subject_source, s.subject_token_type, s.requested_token_type, "
+    "s.actor_source, s.actor_token_type, s.kind = 'token_exchange' AND "
+    "NOT EXISTS (SELECT 1 FROM token_sources s2 JOIN tokens t2 "
+    "ON t2.source_id = s2.id WHERE s2.name = s.subject_source "
+    "AND s2.enabled AND t2.expires_at > now()) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name";
 
@@ -318,7 +337,8 @@ static const char q_source_full[] =
     "username, password_sealed, token_path, expires_at_path, "
     "expires_in_path, refresh_buffer, fallback_lifetime, access, "
     "require_header, enabled, config_version, tls_client_cert, "
-    "tls_client_key_sealed, tls_ca "
+    "tls_client_key_sealed, tls_ca, subject_source, subject_token_type, "
+    "requested_token_type, actor_source, actor_token_type "
     "FROM token_sources WHERE name = $1";
 
 static const char q_source_create[] =
@@ -328,9 +348,12 @@ static const char q_source_create[] =
     "token_path, expires_at_path, expires_in_path, refresh_buffer, "
     "fallback_lifetime, access, require_header, enabled, config_digest, "
     "refresh_seed_digest, tls_client_cert, tls_client_key_sealed, tls_ca, "
-    "tls_cert_not_after, tls_cert_subject) VALUES ($1, $2, $3, $4, $5, "
+    "tls_cert_not_after, tls_cert_subject, subject_source, "
+    "subject_token_type, requested_token_type, actor_source, "
+    "actor_token_type) VALUES ($1, $2, $3, $4, $5, "
     "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
-    "$20, $21, $22, $23, $24, $25, kiln_ts($26), $27) "
+    "$20, $21, $22, $23, $24, $25, kiln_ts($26), $27, $28, $29, $30, "
+    "$31, $32) "
     "ON CONFLICT (name) DO NOTHING RETURNING id), "
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
     "RETURNING source_id) "
@@ -348,7 +371,10 @@ static const char q_source_patch[] =
     "refresh_seed_digest = COALESCE($22, refresh_seed_digest), "
     "config_version = config_version + 1, updated_at = now(), "
     "tls_client_cert = $25, tls_client_key_sealed = $26, tls_ca = $27, "
-    "tls_cert_not_after = kiln_ts($28), tls_cert_subject = $29 "
+    "tls_cert_not_after = kiln_ts($28), tls_cert_subject = $29, "
+    "subject_source = $30, subject_token_type = $31, "
+    "requested_token_type = $32, actor_source = $33, "
+    "actor_token_type = $34 "
     "WHERE name = $1 AND ($23::bigint IS NULL OR "
     "config_version = $23::bigint) RETURNING id), "
     "t AS (UPDATE tokens SET "
@@ -404,6 +430,8 @@ static void	source_params_free(struct source_params *);
 static void	source_params_tls(const struct source *,
 		    struct source_params *);
 static void	dec_tls(PGresult *, int, struct source_row *);
+static void	dec_edges(PGresult *, struct store_job *,
+		    struct store_rows *);
 static char	*source_digest(const struct source *, int);
 static void	digest_append(void *, const char *, size_t);
 static char	*seal_opt(const struct source *, const char *,
@@ -662,6 +690,7 @@ void
 store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 {
 	char	*id, *obtained, *expires, *refresh, *dur, *started, *status;
+	char	*subject;
 
 	id = i64(at->source_id);
 	obtained = i64(at->sent_ms);
@@ -670,11 +699,14 @@ store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 	dur = i64(at->duration_ms);
 	started = i64(at->started_ms);
 	status = i64(at->http_status);
+	subject = at->subject_generation > 0 ?
+	    i64(at->subject_generation) : NULL;
 
-	store_job(q_success, cb, arg, 14, id, kiln_config.owner,
+	store_job(q_success, cb, arg, 15, id, kiln_config.owner,
 	    at->sealed_token, at->ans.token_type, at->fpr, obtained, expires,
 	    refresh, dur, at->sealed_refresh, at->trigger, started, status,
-	    at->seed_digest);
+	    at->seed_digest, subject);
+	kore_free(subject);
 
 	kore_free(id);
 	kore_free(obtained);
@@ -1119,6 +1151,17 @@ source_params_tls(const struct source *src, struct source_params *p)
 {
 	int64_t		not_after;
 
+	if (src->kind == KIND_TOKEN_EXCHANGE) {
+		p->tls[5] = src->subject_source;
+		p->tls[6] = src->subject_token_type != NULL ?
+		    src->subject_token_type : TX_ACCESS_TOKEN;
+		p->tls[7] = src->requested_token_type;
+		p->tls[8] = src->actor_source;
+		p->tls[9] = src->actor_source == NULL ? NULL :
+		    src->actor_token_type != NULL ? src->actor_token_type :
+		    TX_ACCESS_TOKEN;
+	}
+
 	p->tls[2] = src->tls_ca;
 	if (!mtls_method(src->auth_method))
 		return;
@@ -1207,11 +1250,16 @@ source_digest(const struct source *src, int upstream)
 		yajl_gen_string(g, (const unsigned char *)src->expires_in_path,
 		    strlen(src->expires_in_path));
 	/* Only when set: the digests of other sources stay as they were. */
-	if (mtls_method(src->auth_method) || src->tls_ca != NULL) {
+	if (mtls_method(src->auth_method) || src->tls_ca != NULL ||
+	    src->kind == KIND_TOKEN_EXCHANGE) {
 		yajl_gen_integer(g, src->auth_method);
-		for (i = 0; i < 3; i++) {
+		for (i = 0; i < 8; i++) {
 			t = i == 0 ? src->tls_client_cert : i == 1 ?
-			    src->tls_client_key : src->tls_ca;
+			    src->tls_client_key : i == 2 ? src->tls_ca :
+			    i == 3 ? src->subject_source : i == 4 ?
+			    src->subject_token_type : i == 5 ?
+			    src->requested_token_type : i == 6 ?
+			    src->actor_source : src->actor_token_type;
 			if (t == NULL)
 				yajl_gen_null(g);
 			else
@@ -1986,6 +2034,9 @@ dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
 		t->leased = col_bool(res, i, 18);
 		t->lifetime_ms = col_num(res, i, 19);
 		t->cert_not_after_ms = col_numn(res, i, 20);
+		t->subject_source = col_str(res, i, 21);
+		t->actor_source = col_str(res, i, 22);
+		t->subject_generation = col_num(res, i, 23);
 	}
 }
 
@@ -2034,6 +2085,12 @@ dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
 		v->tls_cert_not_after_ms = col_numn(res, i, 34);
 		v->tls_client_key_set = col_bool(res, i, 35);
 		v->tls_ca_set = col_bool(res, i, 36);
+		v->subject_source = col_str(res, i, 37);
+		v->subject_token_type = col_str(res, i, 38);
+		v->requested_token_type = col_str(res, i, 39);
+		v->actor_source = col_str(res, i, 40);
+		v->actor_token_type = col_str(res, i, 41);
+		v->waiting = col_bool(res, i, 42);
 	}
 }
 
@@ -2056,7 +2113,8 @@ dec_source_full(PGresult *res, struct store_job *job,
 }
 
 /*
- * Mutual TLS columns from col: certificate, sealed key, CA. The key
+ * Mutual TLS columns from col: certificate, sealed key, CA, then the
+ * five of token exchange (subject_source ... actor_token_type). The key
  * opens like every secret, for the origin it was sealed for.
  */
 static void
@@ -2067,8 +2125,14 @@ dec_tls(PGresult *res, int col, struct source_row *row)
 	char		origin[SOURCE_ORIGIN_MAX];
 
 	s = &row->src;
-	if (PQnfields(res) < col + 3)
+	if (PQnfields(res) < col + 8)
 		return;
+
+	s->subject_source = col_dup(res, col + 3);
+	s->subject_token_type = col_dup(res, col + 4);
+	s->requested_token_type = col_dup(res, col + 5);
+	s->actor_source = col_dup(res, col + 6);
+	s->actor_token_type = col_dup(res, col + 7);
 
 	if (PQgetlength(res, 0, col + 2) > 0)
 		s->tls_ca = col_dup(res, col + 2);
@@ -2255,6 +2319,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		{ q_keys_list, dec_keys_list },
 		{ q_sessions_load, dec_sessions },
 		{ q_reseal_scan, dec_sealed },
+		{ q_exchange_edges, dec_edges },
 	};
 	PGresult	*res = job->sql.result;
 	size_t		i;
@@ -2286,6 +2351,7 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->keys);
 	kore_free(rows->sessions);
 	kore_free(rows->sealed);
+	kore_free(rows->edges);
 }
 
 /* Told of the outcome (1: answered, 0: failed) of every async query. */
@@ -2293,4 +2359,25 @@ void
 store_db_watch(void (*cb)(int))
 {
 	db_watch = cb;
+}
+
+/* Worker: the token exchange sources and the sources they take from. */
+void
+store_exchange_edges(store_rows_cb cb, void *arg)
+{
+	store_job(q_exchange_edges, cb, arg, 0);
+}
+
+static void
+dec_edges(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct edge_row		*e;
+	size_t			i;
+
+	rows->edges = e = kore_calloc(rows->n + 1, sizeof(*e));
+	for (i = 0; i < rows->n; i++, e++) {
+		e->name = col_str(res, i, 0);
+		e->subject = col_str(res, i, 1);
+		e->actor = col_str(res, i, 2);
+	}
 }
