@@ -32,7 +32,7 @@
 #include "kiln.h"
 
 #define STORE_DB		"db"
-#define STORE_PARAMS_MAX	32
+#define STORE_PARAMS_MAX	40
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
 #define STORE_BATCH_MAX		7900
