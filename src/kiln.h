@@ -645,11 +645,13 @@ struct edge_row {			/* store_exchange_edges */
 	const char	*actor;		/* NULL: none */
 };
 
+/* secret, refresh, password, token, TLS client key */
+#define STORE_SEALED		5
 struct sealed_row {			/* store_reseal_scan */
 	int64_t		id;
 	const char	*name;
 	const char	*url;
-	const char	*blob[4];	/* secret, refresh, password, token */
+	const char	*blob[STORE_SEALED];	/* STORE_SEALED_COLS */
 };
 
 /*

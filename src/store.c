@@ -1742,11 +1742,13 @@ store_recent_events(store_rows_cb cb, void *arg)
  */
 static const char q_reseal_scan[] =
     "SELECT s.id, s.name, s.token_url, s.client_secret_sealed, "
-    "s.refresh_token_sealed, s.password_sealed, t.token_sealed "
+    "s.refresh_token_sealed, s.password_sealed, t.token_sealed, "
+    "s.tls_client_key_sealed "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE s.id > $1::bigint AND (left(s.client_secret_sealed, 12) <> $2 "
     "OR left(s.refresh_token_sealed, 12) <> $2 "
     "OR left(s.password_sealed, 12) <> $2 "
+    "OR left(s.tls_client_key_sealed, 12) <> $2 "
     "OR left(t.token_sealed, 12) <> $3) ORDER BY s.id LIMIT 64";
 
 static const char q_reseal_write[] =
@@ -1754,9 +1756,12 @@ static const char q_reseal_write[] =
     "WHEN client_secret_sealed = $3 THEN $4 ELSE client_secret_sealed END, "
     "refresh_token_sealed = CASE WHEN refresh_token_sealed = $5 THEN $6 "
     "ELSE refresh_token_sealed END, password_sealed = CASE "
-    "WHEN password_sealed = $7 THEN $8 ELSE password_sealed END "
+    "WHEN password_sealed = $7 THEN $8 ELSE password_sealed END, "
+    "tls_client_key_sealed = CASE WHEN tls_client_key_sealed = $11 "
+    "THEN $12 ELSE tls_client_key_sealed END "
     "WHERE id = $1 AND token_url = $2 AND (client_secret_sealed = $3 OR "
-    "refresh_token_sealed = $5 OR password_sealed = $7) RETURNING id), "
+    "refresh_token_sealed = $5 OR password_sealed = $7 OR "
+    "tls_client_key_sealed = $11) RETURNING id), "
     "t AS (UPDATE tokens SET token_sealed = $10 WHERE source_id = $1 "
     "AND token_sealed = $9 RETURNING source_id) "
     "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM t)";
@@ -1765,6 +1770,7 @@ static const char q_reseal_count[] =
     "SELECT count(*) FILTER (WHERE substr(s.client_secret_sealed, 4, 8) "
     "<> $1 OR substr(s.refresh_token_sealed, 4, 8) <> $1 OR "
     "substr(s.password_sealed, 4, 8) <> $1 OR "
+    "substr(s.tls_client_key_sealed, 4, 8) <> $1 OR "
     "substr(t.token_sealed, 4, 8) <> $1), "
     "count(*) FILTER (WHERE left(s.client_secret_sealed, 3) = 'v1.' OR "
     "left(s.refresh_token_sealed, 3) = 'v1.' OR "
@@ -1783,7 +1789,10 @@ store_reseal_scan(int64_t after, store_rows_cb cb, void *arg)
 	kore_free(a);
 }
 
-/* old and new: client secret, refresh token, password, token (or NULL). */
+/*
+ * old and new: client secret, refresh token, password, token, TLS
+ * client key (or NULL).
+ */
 void
 store_reseal_write(int64_t id, const char *url, char *const *old,
     char *const *new, store_rows_cb cb, void *arg)
@@ -1791,8 +1800,8 @@ store_reseal_write(int64_t id, const char *url, char *const *old,
 	char		*i;
 
 	i = i64(id);
-	store_job(q_reseal_write, cb, arg, 10, i, url, old[0], new[0],
-	    old[1], new[1], old[2], new[2], old[3], new[3]);
+	store_job(q_reseal_write, cb, arg, 12, i, url, old[0], new[0],
+	    old[1], new[1], old[2], new[2], old[3], new[3], old[4], new[4]);
 	kore_free(i);
 }
 
@@ -1887,8 +1896,9 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 {
 	PGresult	*res, *w;
 	PGconn		*db;
-	const char	*v[10], *blobs[4];
-	char		*after, *fresh[4], bound[16], plain[16], id[24];
+	const char	*v[2 + 2 * STORE_SEALED], *blobs[STORE_SEALED];
+	char		*after, *fresh[STORE_SEALED], bound[16], plain[16];
+	char		id[24];
 	int		i, n, c, any, ret;
 
 	*written = 0;
@@ -1923,14 +1933,14 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 		}
 
 		for (i = 0; ret && i < n; i++) {
-			for (c = 0; c < 4; c++) {
+			for (c = 0; c < STORE_SEALED; c++) {
 				blobs[c] = PQgetisnull(res, i, 3 + c) ? NULL :
 				    PQgetvalue(res, i, 3 + c);
 				fresh[c] = NULL;
 			}
 			fn(arg, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
 			    blobs, fresh);
-			for (any = 0, c = 0; c < 4; c++)
+			for (any = 0, c = 0; c < STORE_SEALED; c++)
 				any |= fresh[c] != NULL;
 			if (!any)
 				continue;
@@ -1939,12 +1949,12 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 			    sizeof(id));
 			v[0] = id;
 			v[1] = PQgetvalue(res, i, 2);
-			for (c = 0; c < 4; c++) {
+			for (c = 0; c < STORE_SEALED; c++) {
 				v[2 + 2 * c] = fresh[c] ? blobs[c] : NULL;
 				v[3 + 2 * c] = fresh[c];
 			}
-			w = PQexecParams(db, q_reseal_write, 10, NULL, v, NULL,
-			    NULL, 0);
+			w = PQexecParams(db, q_reseal_write, 2 + 2 * STORE_SEALED,
+			    NULL, v, NULL, NULL, 0);
 			if (PQresultStatus(w) != PGRES_TUPLES_OK) {
 				(void)snprintf(err, errlen, "database: %s",
 				    PQerrorMessage(db));
@@ -1955,7 +1965,7 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 				    NULL, 10);
 			}
 			PQclear(w);
-			for (c = 0; c < 4; c++)
+			for (c = 0; c < STORE_SEALED; c++)
 				seal_wipe(fresh[c]);
 		}
 
@@ -2295,7 +2305,7 @@ dec_sealed(PGresult *res, struct store_job *job, struct store_rows *rows)
 		r->id = col_num(res, i, 0);
 		r->name = PQgetvalue(res, i, 1);
 		r->url = PQgetvalue(res, i, 2);
-		for (c = 0; c < 4; c++)
+		for (c = 0; c < STORE_SEALED; c++)
 			r->blob[c] = PQgetlength(res, i, 3 + c) > 0 ?
 			    PQgetvalue(res, i, 3 + c) : NULL;
 	}

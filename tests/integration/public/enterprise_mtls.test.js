@@ -300,3 +300,62 @@ test('mtls_client_auth_against_oidc_provider', { timeout: 90000 },
 	}
 	assert.match(texts[3][1], /BEGIN CERTIFICATE/, 'the dump has the sources');
 });
+
+function keyId(b64)
+{
+	return crypto.createHash('sha256').update(Buffer.concat([
+	    Buffer.from('kiln-key-id:'), Buffer.from(b64, 'base64')]))
+	    .digest('hex').slice(0, 8);
+}
+
+/* A master key rotation re-seals the client key; the old key can go. */
+test('tls_client_key_follows_a_master_key_rotation', { timeout: 90000 },
+    async () => {
+	const pki = makePki();
+	const idp = await startOidcMtls(['--dir', pki.dir, '--lifetime', '600',
+	    '--client', 'pki:tls_client_auth:CN=kiln-mtls-client']);
+	const tokenUrl = `https://127.0.0.1:${idp.ready.https_port}/token`;
+	const keyA = crypto.randomBytes(32).toString('base64');
+	const keyB = crypto.randomBytes(32).toString('base64');
+	const db = await h.freshDb(pg, 'mtls_keys');
+	const env = { KILN_ADMIN_KEY: a.ADMIN_KEY };
+	const k = await h.startKiln({ name: 'mtls_keys', databaseUrl: db.url,
+	    masterKey: keyA, sources: [], env });
+	let r = await api(k, 'POST', '/api/tokens', {
+		name: 'pki', kind: 'client_credentials', token_url: tokenUrl,
+		client_id: 'pki', auth_method: 'tls_client_auth',
+		tls_client_cert: pki.read('client.pem'),
+		tls_client_key: pki.read('client.key'), tls_ca: pki.read('ca.pem'),
+	});
+	assert.equal(r.status, 201, r.text);
+	await h.waitToken(k, 'pki');
+	const sealed = async () => (await db.pg.queryJson('SELECT ' +
+	    'tls_client_key_sealed AS b FROM token_sources', { db: db.name }))
+	    [0].b;
+	assert.ok((await sealed()).includes(`.${keyId(keyA)}.`));
+	await k.stop();
+
+	env.KILN_MASTER_KEY = keyB;
+	env.KILN_MASTER_KEY_OLD = keyA;
+	await k.start();
+	await h.waitFor(async () => {
+		const x = await k.get('/health/detailed');
+		const sec = x.json && x.json.checks && x.json.checks.secrets;
+		return sec && sec.pass === 'done' &&
+		    sec.rows_under_retired_keys === 0;
+	}, { timeout: 20000, what: 'the re-seal pass to finish' });
+	assert.ok((await sealed()).includes(`.${keyId(keyB)}.`),
+	    'the client key is sealed under key B');
+	await k.stop();
+
+	/* Key A gone: the certificate's key still opens, tokens come. */
+	delete env.KILN_MASTER_KEY_OLD;
+	await k.start();
+	const cur = await h.waitToken(k, 'pki');
+	r = await api(k, 'POST', '/api/tokens/pki/refresh');
+	assert.equal(r.status, 202, r.text);
+	await h.waitFor(async () => {
+		const t = await k.currentToken('pki');
+		return t.status === 200 && t.json.token !== cur.json.token;
+	}, { timeout: 15000, what: 'pki refreshed under key B' });
+});
