@@ -359,3 +359,34 @@ test('tls_client_key_follows_a_master_key_rotation', { timeout: 90000 },
 		return t.status === 200 && t.json.token !== cur.json.token;
 	}, { timeout: 15000, what: 'pki refreshed under key B' });
 });
+
+/* Configuration as code: the PEMs come from the environment. */
+test('mtls_source_from_the_sources_file', { timeout: 60000 }, async () => {
+	const pki = makePki();
+	const idp = await startOidcMtls(['--dir', pki.dir, '--lifetime', '600',
+	    '--client', 'self:self_signed_tls_client_auth:' +
+	    path.join(pki.dir, 'self.pem')]);
+	const db = await h.freshDb(pg, 'mtls_file');
+	const k = await h.startKiln({ name: 'mtls_file', databaseUrl: db.url,
+	    sources: [{ name: 'self', kind: 'client_credentials',
+	    token_url: `https://127.0.0.1:${idp.ready.https_port}/token`,
+	    client_id: 'self', auth_method: 'self_signed_tls_client_auth',
+	    tls_client_cert: { env: 'T_CERT' }, tls_client_key: { env: 'T_KEY' },
+	    tls_ca: { env: 'T_CA' } }],
+	    env: { KILN_ADMIN_KEY: a.ADMIN_KEY, T_CERT: pki.read('self.pem'),
+	    T_KEY: pki.read('self.key'), T_CA: pki.read('ca.pem') } });
+	await h.waitToken(k, 'self');
+	const d = (await h.request(`${idp.url}/_stats`)).json.decisions;
+	assert.ok(d.some((x) => x.client === 'self' &&
+	    x.outcome === 'success' &&
+	    x.method === 'self_signed_tls_client_auth'), JSON.stringify(d));
+	const r = await api(k, 'GET', '/api/tokens/self');
+	assert.equal(r.json.data.tls_client_cert_subject, 'CN=kiln-self-signed');
+	/* 30 days left: no alert. */
+	const x = await k.get('/health/detailed');
+	assert.equal(x.json.checks.client_certificates.status, 'healthy');
+	assert.deepEqual(x.json.checks.client_certificates.expiring, []);
+	/* The file names variables only: no PEM in it. */
+	const file = fs.readFileSync(path.join(k.dir, 'sources.json'), 'utf8');
+	assert.ok(!file.includes('BEGIN'));
+});
