@@ -27,7 +27,7 @@
 #define OAUTH_EPOCH_MAX		253402300799LL	/* 9999-12-31T23:59:59Z */
 #define OAUTH_FORM		"application/x-www-form-urlencoded"
 #define OAUTH_JSON		"application/json"
-#define OAUTH_TX_GRANT		"urn:ietf:params:oauth:grant-type:token-exchange"
+#define OAUTH_TX_GRANT	"urn:ietf:params:oauth:grant-type:token-exchange"
 
 struct obuf {
 	char		*data;

@@ -447,14 +447,14 @@ source_apply_string(const struct source_field *f, yajl_val v, int flags,
 		len = strcspn(s, "/");
 		if (len > KILN_NAME_MAX || (s[len] != '\0' &&
 		    strcmp(s + len, "/default"))) {
-			json_seterr(err, errlen, "%s: must be a source name, or "
-			    "name/default", f->name);
+			json_seterr(err, errlen, "%s: must be a source name, "
+			    "or name/default", f->name);
 			return (KORE_RESULT_ERROR);
 		}
 		(void)snprintf(name, sizeof(name), "%.*s", (int)len, s);
 		if (!source_name_valid(name)) {
-			json_seterr(err, errlen, "%s: must be a source name, or "
-			    "name/default", f->name);
+			json_seterr(err, errlen, "%s: must be a source name, "
+			    "or name/default", f->name);
 			return (KORE_RESULT_ERROR);
 		}
 		s = name;

@@ -1953,8 +1953,8 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 				v[2 + 2 * c] = fresh[c] ? blobs[c] : NULL;
 				v[3 + 2 * c] = fresh[c];
 			}
-			w = PQexecParams(db, q_reseal_write, 2 + 2 * STORE_SEALED,
-			    NULL, v, NULL, NULL, 0);
+			w = PQexecParams(db, q_reseal_write,
+			    2 + 2 * STORE_SEALED, NULL, v, NULL, NULL, 0);
 			if (PQresultStatus(w) != PGRES_TUPLES_OK) {
 				(void)snprintf(err, errlen, "database: %s",
 				    PQerrorMessage(db));
