@@ -429,6 +429,9 @@ cache_apply(const struct token_row *t)
 	(void)kore_strlcpy(e->actor, t->actor_source != NULL ?
 	    t->actor_source : "", sizeof(e->actor));
 	e->subject_generation = t->subject_generation;
+	e->auth_method = source_auth_parse(t->auth_method);
+	(void)kore_strlcpy(e->cert_subject, t->cert_subject != NULL ?
+	    t->cert_subject : "", sizeof(e->cert_subject));
 	fresh = t->generation != e->generation && e->token != NULL;
 
 	if (t->generation != e->generation ||

@@ -21,6 +21,7 @@
 #include "kiln.h"
 
 static const char	*dr_num(int64_t, char *, size_t);
+static void	dr_token_auth(struct dbuf *, const struct dr_token *);
 
 void
 dbuf_init(struct dbuf *b)
@@ -182,9 +183,10 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 		dr_escape(b, e->name);
 		dbuf_appendf(b, "\"><td class=\"name\">");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "</td><td>%s</td><td><span class=\"badge "
-		    "%s\">%s</span></td><td><code>", e->kind, e->state,
-		    e->state);
+		dbuf_appendf(b, "</td><td>%s", e->kind);
+		dr_token_auth(b, e);
+		dbuf_appendf(b, "</td><td><span class=\"badge "
+		    "%s\">%s</span></td><td><code>", e->state, e->state);
 		dr_escape(b, e->fpr != NULL ? e->fpr : "—");
 		dbuf_appendf(b, "</code></td><td class=\"gen\">%lld</td>"
 		    "<td class=\"expires\">",
@@ -436,4 +438,27 @@ dr_page(struct dbuf *b, const u_int8_t *tpl, size_t len,
 		s = close + 2;
 		fragment(b, key, arg);
 	}
+}
+
+/* Mutual TLS: the method, and the client certificate's subject and end. */
+static void
+dr_token_auth(struct dbuf *b, const struct dr_token *e)
+{
+	char		day[ISOTIME_LEN];
+
+	if (e->auth == NULL)
+		return;
+
+	dbuf_appendf(b, "<br><small class=\"auth\">");
+	dr_escape(b, e->auth);
+	if (e->cert_subject != NULL && *e->cert_subject != '\0') {
+		dbuf_appendf(b, " ");
+		dr_escape(b, e->cert_subject);
+	}
+	if (e->cert_not_after_ms != 0) {
+		isotime_format(e->cert_not_after_ms, day, sizeof(day));
+		day[10] = '\0';
+		dbuf_appendf(b, " until %s", day);
+	}
+	dbuf_appendf(b, "</small>");
 }

@@ -726,6 +726,11 @@ render_tokens(struct kore_buf *b, int role, const char *csrf)
 		    now);
 		if (e->waiting && !cache_valid(e, now))
 			t[i].state = "waiting";	/* for its subject */
+		if (mtls_method(e->auth_method)) {
+			t[i].auth = source_auth_name(e->auth_method);
+			t[i].cert_subject = e->cert_subject;
+			t[i].cert_not_after_ms = e->cert_not_after_ms;
+		}
 		t[i].fpr = e->token != NULL ? e->fpr : NULL;
 		t[i].last_error = e->last_error;
 		t[i].generation = e->generation;

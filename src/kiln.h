@@ -280,6 +280,9 @@ struct dr_token {
 	int64_t		last_duration_ms;	/* < 0: none */
 	u_int32_t	failures;
 	int		paused;
+	const char	*auth;			/* mTLS method, or NULL */
+	const char	*cert_subject;		/* or NULL */
+	int64_t		cert_not_after_ms;	/* 0: none */
 };
 struct dr_event {			/* strings NULL, numbers DR_NULL */
 	const char	*source;
@@ -535,6 +538,8 @@ struct token_row {			/* store_load, store_reload */
 	const char	*subject_source;	/* token_exchange */
 	const char	*actor_source;
 	int64_t		subject_generation;	/* 0 when NULL */
+	const char	*auth_method;
+	const char	*cert_subject;		/* NULL: no mTLS */
 };
 
 struct source_view {			/* store_sources_view */
@@ -774,6 +779,8 @@ struct cache_entry {
 	char			actor[KILN_NAME_MAX + 1];
 	int64_t			subject_generation;	/* exchanged from */
 	int			waiting;	/* for a valid subject */
+	int			auth_method;
+	char			cert_subject[MTLS_SUBJECT_MAX];
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;

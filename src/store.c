@@ -75,7 +75,7 @@ static const char q_load[] =
     "COALESCE(t.lease_until > now(), false), "
     "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
     "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
-    "t.subject_generation "
+    "t.subject_generation, s.auth_method, s.tls_cert_subject "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
@@ -2047,6 +2047,8 @@ dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
 		t->subject_source = col_str(res, i, 21);
 		t->actor_source = col_str(res, i, 22);
 		t->subject_generation = col_num(res, i, 23);
+		t->auth_method = PQgetvalue(res, i, 24);
+		t->cert_subject = col_str(res, i, 25);
 	}
 }
 

@@ -174,7 +174,19 @@ tokens_viewer_and_operator(void **state)
 	hasnt(&b, "Actions");
 	hasnt(&b, "<form");
 	hasnt(&b, "crm<x>");
+	hasnt(&b, "class=\"auth\"");
 	dbuf_free(&b);
+
+	/* Mutual TLS: method, certificate subject and end, escaped. */
+	t[0].auth = "tls_client_auth";
+	t[0].cert_subject = "CN=svc,O=A&B";
+	t[0].cert_not_after_ms = 1796601600000LL;	/* 2026-12-07 */
+	dbuf_init(&b);
+	dr_tokens(&b, t, 1, ROLE_VIEWER, NULL);
+	has(&b, "<td>client_credentials<br><small class=\"auth\">"
+	    "tls_client_auth CN=svc,O=A&amp;B until 2026-12-07</small></td>");
+	dbuf_free(&b);
+	t[0].auth = NULL;
 
 	dbuf_init(&b);
 	dr_tokens(&b, t, 2, ROLE_OPERATOR, "c5rf");

@@ -28,6 +28,7 @@ const h = require('../lib');
 const a = require('../lib/admin');
 const procs = require('../lib/procs');
 const { startOidcMtls } = require('../lib/upstream');
+const dash = require('../../browser/lib/dash');
 
 const pg = h.filePg();
 
@@ -187,6 +188,17 @@ test('mtls_client_auth_against_oidc_provider', { timeout: 90000 },
 	assert.equal(certs.status, 'warning', JSON.stringify(certs));
 	assert.deepEqual(certs.expiring.map((x) => x.source).sort(),
 	    ['pki']);
+	/* The dashboard: method, subject and end; the alert. */
+	const s = await dash.httpLogin(k, a.ADMIN_KEY);
+	const page = (await k.get('/dashboard', { headers:
+	    { Cookie: s.cookie } })).text;
+	const day = new Date(Date.parse(notAfter)).toISOString().slice(0, 10);
+	assert.ok(page.includes('<small class="auth">tls_client_auth ' +
+	    `CN=kiln-mtls-client until ${day}</small>`), page);
+	assert.match(page, new RegExp('<b>pki</b>: its TLS client ' +
+	    'certificate expires in (9|10) days'));
+	assert.ok(!page.includes('<b>self</b>: its TLS'), 'self: 30 days');
+	assert.ok(!page.includes(pemBody(clientKey)[1]));
 	r = await k.get('/metrics');
 	assert.match(r.text, new RegExp('kiln_tls_client_cert_not_after_' +
 	    `seconds\\{source="pki"\\} ${Date.parse(notAfter) / 1000}\\n`));
