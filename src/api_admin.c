@@ -74,6 +74,15 @@ static const struct view_field source_fields[] = {
 	SV("paused", paused, VIEW_BOOL),
 	SV("created_at", created_ms, VIEW_TIME),
 	SV("updated_at", updated_ms, VIEW_TIME),
+	SV("tls_client_cert_subject", tls_cert_subject, VIEW_STR),
+	SV("tls_client_cert_not_after", tls_cert_not_after_ms, VIEW_TIME),
+	SV("tls_client_key_set", tls_client_key_set, VIEW_BOOL),
+	SV("tls_ca_set", tls_ca_set, VIEW_BOOL),
+	SV("subject_source", subject_source, VIEW_STR),
+	SV("subject_token_type", subject_token_type, VIEW_STR),
+	SV("requested_token_type", requested_token_type, VIEW_STR),
+	SV("actor_source", actor_source, VIEW_STR),
+	SV("actor_token_type", actor_token_type, VIEW_STR),
 	{ NULL, 0, 0 }
 };
 
@@ -138,6 +147,10 @@ static int	patch_merge(struct api_pending *, const char **, char *,
 static void	patch_decide(struct api_pending *, const char *);
 static void	patch_written(struct api_pending *,
 		    const struct store_rows *, int);
+static void	exchange_checked(struct api_pending *,
+		    const struct store_rows *, int);
+static int	exchange_reaches(const struct store_rows *, const char *,
+		    const char *, u_int8_t *);
 static void	render_deleted(struct api_pending *,
 		    const struct store_rows *, int);
 static void	render_events(struct api_pending *, const struct store_rows *,
@@ -217,6 +230,14 @@ admin_tokens_create(struct http_request *req, struct api_state *st)
 
 	(void)kore_strlcpy(st->name, src.name, sizeof(st->name));
 	p = api_pending_start(req, st, source_created);
+	if (src.kind == KIND_TOKEN_EXCHANGE) {
+		/* Cycles are looked for among all sources first. */
+		p->src = src;
+		(void)kore_strlcpy(p->fields, fields, sizeof(p->fields));
+		p->render = exchange_checked;
+		store_exchange_edges(api_pending_cb, p);
+		return (KORE_RESULT_RETRY);
+	}
 	store_source_create(&src, &p->who, fields, api_pending_cb, p);
 	source_free(&src);
 
@@ -570,9 +591,93 @@ patch_loaded(struct api_pending *p, const struct store_rows *rows, int ok)
 	(void)audit_source_changed(&snap, &p->src, fields, sizeof(fields));
 	OPENSSL_cleanse(&snap, sizeof(snap));
 
+	if (p->src.kind == KIND_TOKEN_EXCHANGE) {
+		(void)kore_strlcpy(p->fields, fields, sizeof(p->fields));
+		p->render = exchange_checked;
+		store_exchange_edges(api_pending_cb, p);
+		return;
+	}
+
 	p->render = patch_written;
 	store_source_patch(&p->src, p->version, p->with_refresh, p->upstream,
 	    &p->who, fields, api_pending_cb, p);
+}
+
+/*
+ * A token exchange takes its subject (and actor) token from other
+ * sources: one that would end up taking, through others, from itself
+ * is refused. Then the create (p->version 0) or patch goes on.
+ */
+static void
+exchange_checked(struct api_pending *p, const struct store_rows *rows,
+    int ok)
+{
+	u_int8_t	*seen;
+	int		cycle;
+	const char	*field;
+
+	if (pending_db_error(p, ok))
+		return;
+
+	seen = kore_calloc(rows->n + 1, 1);
+	field = "subject_source";
+	cycle = exchange_reaches(rows, p->src.name, p->src.subject_source,
+	    seen);
+	if (!cycle && p->src.actor_source != NULL) {
+		memset(seen, 0, rows->n + 1);
+		field = "actor_source";
+		cycle = exchange_reaches(rows, p->src.name,
+		    p->src.actor_source, seen);
+	}
+	kore_free(seen);
+
+	if (cycle) {
+		(void)snprintf(p->message, sizeof(p->message), "%s: would "
+		    "make a cycle: %s would take its token, through others, "
+		    "from itself", field, p->src.name);
+		api_pending_fail(p, 422, "invalid_field", p->message);
+		return;
+	}
+
+	if (p->version == 0) {
+		p->render = source_created;
+		store_source_create(&p->src, &p->who, p->fields,
+		    api_pending_cb, p);
+		return;
+	}
+	p->render = patch_written;
+	store_source_patch(&p->src, p->version, p->with_refresh, p->upstream,
+	    &p->who, p->fields, api_pending_cb, p);
+}
+
+/*
+ * Does the source at take its token, directly or through others, from
+ * name? The stored edges of name itself are its old ones: skipped.
+ */
+static int
+exchange_reaches(const struct store_rows *rows, const char *name,
+    const char *at, u_int8_t *seen)
+{
+	const struct edge_row	*e;
+	size_t			i;
+
+	if (!strcmp(at, name))
+		return (1);
+
+	for (i = 0; i < rows->n; i++) {
+		e = &rows->edges[i];
+		if (seen[i] || strcmp(e->name, at) || !strcmp(e->name, name))
+			continue;
+		seen[i] = 1;
+		if (e->subject != NULL &&
+		    exchange_reaches(rows, name, e->subject, seen))
+			return (1);
+		if (e->actor != NULL &&
+		    exchange_reaches(rows, name, e->actor, seen))
+			return (1);
+	}
+
+	return (0);
 }
 
 /* Take the stored source (secrets opened) and its version. */
@@ -626,7 +731,7 @@ patch_decide(struct api_pending *p, const char *before)
 }
 
 static const char *patch_secrets[] = {
-	"client_secret", "refresh_token", "password"
+	"client_secret", "refresh_token", "password", "tls_client_key"
 };
 
 /* Which secrets src holds, one bit per patch_secrets entry. */
@@ -634,7 +739,8 @@ static int
 patch_secrets_held(const struct source *src)
 {
 	return ((src->client_secret != NULL) |
-	    (src->refresh_token != NULL) << 1 | (src->password != NULL) << 2);
+	    (src->refresh_token != NULL) << 1 | (src->password != NULL) << 2 |
+	    (src->tls_client_key != NULL) << 3);
 }
 
 /*
@@ -980,7 +1086,9 @@ view_source(void *g, const struct source_view *v, int64_t now, int role)
 
 	yajl_gen_string(g, (const unsigned char *)"state", 5);
 	yajl_gen_map_open(g);
-	json_kv_str(g, "status", policy_state(paused, v->leased,
+	json_kv_str(g, "status", v->waiting && !v->leased && !paused &&
+	    !(has_token && expires > now) ? "waiting" :
+	    policy_state(paused, v->leased,
 	    (u_int32_t)(v->failures == STORE_NULL ? 0 : v->failures),
 	    has_token, expires, now));
 	json_kv_bool(g, "has_token", has_token);

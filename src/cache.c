@@ -77,6 +77,7 @@ static int		nchannels;
 static void		(*changed_cb)(void);
 static void		(*removed_cb)(const struct cache_entry *);
 static void		(*entry_cb)(struct cache_entry *, int);
+static void		(*generation_cb)(struct cache_entry *);
 
 static struct cache_entry	*cache_insert(const char *);
 static void	cache_remove(struct cache_entry *);
@@ -367,7 +368,7 @@ cache_apply(const struct token_row *t)
 	char			*token;
 	size_t			len;
 	u_int64_t		epoch;
-	int			render;
+	int			render, fresh;
 
 	if ((e = cache_lookup(t->name)) == NULL)
 		e = cache_insert(t->name);
@@ -422,6 +423,17 @@ cache_apply(const struct token_row *t)
 	e->expires_ms = t->expires_ms;
 	e->refresh_ms = t->refresh_ms;
 	e->lifetime_ms = t->lifetime_ms;
+	e->cert_not_after_ms = t->cert_not_after_ms == STORE_NULL ? 0 :
+	    t->cert_not_after_ms;
+	(void)kore_strlcpy(e->subject, t->subject_source != NULL ?
+	    t->subject_source : "", sizeof(e->subject));
+	(void)kore_strlcpy(e->actor, t->actor_source != NULL ?
+	    t->actor_source : "", sizeof(e->actor));
+	e->subject_generation = t->subject_generation;
+	e->auth_method = source_auth_parse(t->auth_method);
+	(void)kore_strlcpy(e->cert_subject, t->cert_subject != NULL ?
+	    t->cert_subject : "", sizeof(e->cert_subject));
+	fresh = t->generation != e->generation && e->token != NULL;
 
 	if (t->generation != e->generation ||
 	    (u_int32_t)t->failures != e->failures ||
@@ -446,6 +458,8 @@ cache_apply(const struct token_row *t)
 
 	if (entry_cb != NULL)
 		entry_cb(e, CACHE_ENTRY_CHANGED);
+	if (fresh && generation_cb != NULL)
+		generation_cb(e);
 }
 
 static struct cache_entry *
@@ -862,6 +876,13 @@ void
 cache_watch(void (*cb)(void))
 {
 	changed_cb = cb;
+}
+
+/* cb is told of an entry that holds a new generation of its token. */
+void
+cache_watch_generation(void (*cb)(struct cache_entry *))
+{
+	generation_cb = cb;
 }
 
 /* cb is told of an entry about to leave the cache (and be freed). */

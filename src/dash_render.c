@@ -21,6 +21,7 @@
 #include "kiln.h"
 
 static const char	*dr_num(int64_t, char *, size_t);
+static void	dr_token_auth(struct dbuf *, const struct dr_token *);
 
 void
 dbuf_init(struct dbuf *b)
@@ -182,9 +183,10 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 		dr_escape(b, e->name);
 		dbuf_appendf(b, "\"><td class=\"name\">");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "</td><td>%s</td><td><span class=\"badge "
-		    "%s\">%s</span></td><td><code>", e->kind, e->state,
-		    e->state);
+		dbuf_appendf(b, "</td><td>%s", e->kind);
+		dr_token_auth(b, e);
+		dbuf_appendf(b, "</td><td><span class=\"badge "
+		    "%s\">%s</span></td><td><code>", e->state, e->state);
 		dr_escape(b, e->fpr != NULL ? e->fpr : "—");
 		dbuf_appendf(b, "</code></td><td class=\"gen\">%lld</td>"
 		    "<td class=\"expires\">",
@@ -309,6 +311,22 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 			dr_escape(b, a[i].name);
 			dbuf_appendf(b, "</b> is within its refresh buffer "
 			    "and failing (%u failures).</li>", a[i].failures);
+			count++;
+		}
+		if (a[i].has_cert && a[i].cert_left_ms < DR_CERT_WARN_MS) {
+			dbuf_appendf(b, "<li class=\"alert\"><b>");
+			dr_escape(b, a[i].name);
+			if (a[i].cert_left_ms <= 0) {
+				dbuf_appendf(b, "</b>: its TLS client "
+				    "certificate has expired.</li>");
+			} else {
+				dbuf_appendf(b, "</b>: its TLS client "
+				    "certificate expires in %lld days "
+				    "(", (long long)(a[i].cert_left_ms /
+				    86400000));
+				dr_duration(b, a[i].cert_left_ms);
+				dbuf_appendf(b, ").</li>");
+			}
 			count++;
 		}
 	}
@@ -466,4 +484,27 @@ dr_webhooks(struct dbuf *b, const struct dr_webhook *w, size_t n)
 	if (n == 0)
 		dbuf_appendf(b, "<tr><td colspan=\"8\">No webhook.</td></tr>");
 	dbuf_appendf(b, "</tbody></table>");
+}
+
+/* Mutual TLS: the method, and the client certificate's subject and end. */
+static void
+dr_token_auth(struct dbuf *b, const struct dr_token *e)
+{
+	char		day[ISOTIME_LEN];
+
+	if (e->auth == NULL)
+		return;
+
+	dbuf_appendf(b, "<br><small class=\"auth\">");
+	dr_escape(b, e->auth);
+	if (e->cert_subject != NULL && *e->cert_subject != '\0') {
+		dbuf_appendf(b, " ");
+		dr_escape(b, e->cert_subject);
+	}
+	if (e->cert_not_after_ms != 0) {
+		isotime_format(e->cert_not_after_ms, day, sizeof(day));
+		day[10] = '\0';
+		dbuf_appendf(b, " until %s", day);
+	}
+	dbuf_appendf(b, "</small>");
 }

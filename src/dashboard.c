@@ -750,6 +750,13 @@ render_tokens(struct kore_buf *b, int role, const char *csrf)
 		t[i].state = policy_state(e->paused || cache_paused(),
 		    e->leased, e->failures, e->token != NULL, e->expires_ms,
 		    now);
+		if (e->waiting && !cache_valid(e, now))
+			t[i].state = "waiting";	/* for its subject */
+		if (mtls_method(e->auth_method)) {
+			t[i].auth = source_auth_name(e->auth_method);
+			t[i].cert_subject = e->cert_subject;
+			t[i].cert_not_after_ms = e->cert_not_after_ms;
+		}
 		t[i].fpr = e->token != NULL ? e->fpr : NULL;
 		t[i].last_error = e->last_error;
 		t[i].generation = e->generation;
@@ -861,6 +868,8 @@ render_alerts(struct kore_buf *b)
 		a[i].valid = cache_valid(e, now);
 		a[i].in_buffer = now >= e->refresh_ms;
 		a[i].failures = e->failures;
+		a[i].has_cert = e->cert_not_after_ms != 0;
+		a[i].cert_left_ms = e->cert_not_after_ms - now;
 	}
 	nh = dash_hosts(h, now);
 

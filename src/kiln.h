@@ -19,7 +19,7 @@
  *   layer services: store upstream shared log config drain sources
  *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
- *                   host addr dash_render audit
+ *                   host addr dash_render audit mtls
  */
 
 #ifndef __H_KILN_H
@@ -48,9 +48,13 @@
 #define KIND_REFRESH_TOKEN	2
 #define KIND_PASSWORD		3
 #define KIND_JSON_LOGIN		4
+#define KIND_TOKEN_EXCHANGE	12	/* RFC 8693 */
+#define TX_ACCESS_TOKEN		"urn:ietf:params:oauth:token-type:access_token"
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
+#define AUTH_TLS_CLIENT		11	/* RFC 8705, PKI */
+#define AUTH_TLS_SELF_SIGNED	12	/* RFC 8705, self-signed */
 
 #define ACCESS_OPEN		1
 #define ACCESS_KEY		2
@@ -81,6 +85,16 @@ struct source {
 	int		access;
 	int		require_header;
 	int		enabled;
+	char		*tls_client_cert;	/* PEM chain, leaf first */
+	char		*tls_client_key;	/* PEM, secret */
+	char		*tls_ca;		/* PEM, or NULL */
+	char		*subject_source;	/* token_exchange: names */
+	char		*subject_token_type;
+	char		*requested_token_type;
+	char		*actor_source;
+	char		*actor_token_type;
+	char		*subject_token;		/* in an attempt only */
+	char		*actor_token;
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
@@ -155,6 +169,8 @@ int	source_from_json(yajl_val, int, struct source *, char *, size_t);
 int	source_name_valid(const char *);
 int	source_kind_parse(const char *);
 const char	*source_kind_name(int);
+const char	*source_auth_name(int);
+int	source_auth_parse(const char *);
 void	source_free(struct source *);
 char	*source_url_redact(const char *, int);
 void	source_origin(const char *, char *, size_t);
@@ -240,6 +256,13 @@ struct cidr {
 int	addr_unmap(int *, const u_int8_t **);
 u_int64_t	addr_rate_key(int, const u_int8_t *);
 int	addr_cidr_match(const struct cidr *, int, const u_int8_t *);
+/* mtls.c (pure): PEM material of mutual TLS client authentication. */
+#define MTLS_SUBJECT_MAX	256
+int	mtls_method(int);
+int	mtls_check(const struct source *, char *, size_t);
+int	mtls_cert_info(const char *, char *, size_t, int64_t *);
+size_t	mtls_count(const char *);
+
 /* dash_render.c (pure): dashboard HTML from plain rows, escaped. */
 #define DR_NULL		INT64_MIN	/* a number that is NULL */
 struct dbuf {			/* growable, NUL-terminated; free it */
@@ -259,6 +282,9 @@ struct dr_token {
 	int64_t		last_duration_ms;	/* < 0: none */
 	u_int32_t	failures;
 	int		paused;
+	const char	*auth;			/* mTLS method, or NULL */
+	const char	*cert_subject;		/* or NULL */
+	int64_t		cert_not_after_ms;	/* 0: none */
 };
 struct dr_event {			/* strings NULL, numbers DR_NULL */
 	const char	*source;
@@ -276,7 +302,10 @@ struct dr_alert {
 	int		valid;
 	int		in_buffer;		/* now >= refresh time */
 	u_int32_t	failures;
+	int		has_cert;		/* mTLS client certificate */
+	int64_t		cert_left_ms;		/* until its notAfter */
 };
+#define DR_CERT_WARN_MS		(14LL * 86400 * 1000)
 struct dr_host {
 	const char	*host;
 	const char	*state;			/* circuit state */
@@ -581,6 +610,12 @@ struct token_row {			/* store_load, store_reload */
 	int64_t		last_duration_ms;	/* STORE_NULL: none */
 	int		leased;
 	int64_t		lifetime_ms;
+	int64_t		cert_not_after_ms;	/* STORE_NULL: no mTLS */
+	const char	*subject_source;	/* token_exchange */
+	const char	*actor_source;
+	int64_t		subject_generation;	/* 0 when NULL */
+	const char	*auth_method;
+	const char	*cert_subject;		/* NULL: no mTLS */
 };
 
 struct source_view {			/* store_sources_view */
@@ -617,6 +652,16 @@ struct source_view {			/* store_sources_view */
 	const char	*last_error;
 	int64_t		last_duration_ms;
 	int		leased;
+	const char	*tls_cert_subject;
+	int64_t		tls_cert_not_after_ms;
+	int		tls_client_key_set;
+	int		tls_ca_set;
+	const char	*subject_source;
+	const char	*subject_token_type;
+	const char	*requested_token_type;
+	const char	*actor_source;
+	const char	*actor_token_type;
+	int		waiting;	/* subject not valid */
 };
 
 /*
@@ -732,11 +777,19 @@ struct delivery_row {
 	char		*secret;
 };
 
+struct edge_row {			/* store_exchange_edges */
+	const char	*name;
+	const char	*subject;
+	const char	*actor;		/* NULL: none */
+};
+
+/* secret, refresh, password, token, TLS client key */
+#define STORE_SEALED		5
 struct sealed_row {			/* store_reseal_scan */
 	int64_t		id;
 	const char	*name;
 	const char	*url;
-	const char	*blob[4];	/* secret, refresh, password, token */
+	const char	*blob[STORE_SEALED];	/* STORE_SEALED_COLS */
 };
 
 /*
@@ -760,6 +813,7 @@ struct store_rows {
 	struct audit_row	*audit;
 	struct webhook_row	*webhooks;
 	struct delivery_row	*deliveries;
+	struct edge_row		*edges;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -813,6 +867,7 @@ void	store_reseal_count(store_rows_cb, void *);
 typedef void	(*store_reseal_fn)(void *, const char *, const char *,
 		    const char *const *, char **);
 void	store_sync_once(void);
+void	store_exchange_edges(store_rows_cb, void *);
 int	store_migrations_pending(int *, int *, char *, size_t);
 int	store_reseal_sync(int, store_reseal_fn, void *, int64_t *, char *,
 	    size_t);
@@ -877,6 +932,13 @@ struct cache_entry {
 	const char		*refused;	/* on-demand: why not */
 	int64_t			refused_until;
 	void			*push;		/* push.c's, or NULL */
+	int64_t			cert_not_after_ms;	/* 0: no mTLS */
+	char			subject[KILN_NAME_MAX + 1];	/* exchange */
+	char			actor[KILN_NAME_MAX + 1];
+	int64_t			subject_generation;	/* exchanged from */
+	int			waiting;	/* for a valid subject */
+	int			auth_method;
+	char			cert_subject[MTLS_SUBJECT_MAX];
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;
@@ -906,6 +968,8 @@ void			cache_watch_entry(
 			    void (*)(struct cache_entry *, int));
 #define CACHE_ENTRY_CHANGED	1
 #define CACHE_ENTRY_REMOVED	2
+void			cache_watch_generation(
+			    void (*)(struct cache_entry *));
 
 /* auth.c: principals, API keys, rate limits, the public allow-list. */
 #define AUTH_HASH_LEN		64
@@ -1013,6 +1077,7 @@ void	otel_metrics(struct kore_buf *);
 #define TRIGGER_MIN_TTL		"min_ttl"
 #define TRIGGER_REJECTED	"rejected"
 #define TRIGGER_ADMIN		"admin"
+#define TRIGGER_SUBJECT		"subject"	/* new subject token */
 
 #define UPSTREAM_ADDR_LEN	48	/* an IPv6 address as text */
 
@@ -1051,6 +1116,7 @@ struct attempt {
 	struct kore_curl	curl;
 	struct otel_ctx		otel;		/* the attempt's span */
 	struct otel_ctx		otel_call;	/* upstream call, commit */
+	int64_t			subject_generation;	/* exchange: used */
 };
 
 void	refresh_init(void);
@@ -1090,6 +1156,7 @@ struct api_pending {
 	int			(*finish)(struct http_request *,
 				    struct api_pending *);
 	struct audit_who	who;		/* of the request */
+	char			fields[AUDIT_FIELDS_LEN];	/* audited */
 };
 
 struct api_state {

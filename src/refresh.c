@@ -55,11 +55,16 @@ static int	refresh_ondemand(const char *);
 static void	refresh_refused(struct attempt *, struct cache_entry *);
 static const char	*refresh_verdict(const struct attempt *);
 static void	refresh_span(struct attempt *);
+static int	refresh_exchange(struct cache_entry *, int64_t);
+static int	refresh_waiting(struct cache_entry *, int64_t);
+static void	refresh_subject_changed(struct cache_entry *);
+static int	refresh_subject_token(struct attempt *);
 
 void
 refresh_init(void)
 {
 	cache_watch_remove(refresh_forget);
+	cache_watch_generation(refresh_subject_changed);
 	(void)kore_timer_add(refresh_tick, REFRESH_TICK_MS, NULL, 0);
 }
 
@@ -85,6 +90,9 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 		return (KORE_RESULT_ERROR);
 	}
 	if (e->inflight || drain_active())
+		return (KORE_RESULT_OK);
+	/* An exchange without a valid subject waits: no upstream call. */
+	if (refresh_waiting(e, isotime_now()))
 		return (KORE_RESULT_OK);
 	e->inflight = 1;
 	e->refused = NULL;
@@ -141,7 +149,7 @@ refresh_scan(void)
 			refresh_behind = 1;
 			break;
 		}
-		if (refresh_due(e, now))
+		if (!refresh_exchange(e, now) && refresh_due(e, now))
 			refresh_request(e, TRIGGER_SCHEDULE, 0, NULL, NULL);
 		if ((e = cache_next(e)) == NULL)
 			e = cache_first();
@@ -203,7 +211,8 @@ refresh_leased(const struct store_rows *rows, void *arg, int ok)
 	}
 
 	log_context(at->request_id, NULL);
-	if (!refresh_source(at, rows->lease->source)) {
+	if (!refresh_source(at, rows->lease->source) ||
+	    !refresh_subject_token(at)) {
 		refresh_failed(at);
 		return;
 	}
@@ -501,4 +510,106 @@ refresh_span(struct attempt *at)
 		otel_attr_str(s, "kiln.lease_refused", at->why);
 	if (at->ok == 0)
 		otel_error(s, at->error);
+}
+
+/*
+ * Token exchange (RFC 8693). An exchange is made anew whenever its
+ * subject holds a newer generation than the one it was made from (the
+ * lease makes that one upstream call per generation, whichever worker
+ * asks), and waits, with no upstream call, while its subject (or
+ * actor) has no valid token. Returns 1 when e is dealt with here.
+ */
+static int
+refresh_exchange(struct cache_entry *e, int64_t now)
+{
+	struct cache_entry	*s;
+
+	if (e->kind != KIND_TOKEN_EXCHANGE)
+		return (0);
+	if (refresh_waiting(e, now))
+		return (1);
+	if (!e->enabled || e->paused || e->inflight || now < e->retry_ms)
+		return (0);
+	if ((s = cache_lookup(e->subject)) == NULL ||
+	    s->generation <= e->subject_generation)
+		return (0);
+	/* A failed exchange keeps its backoff, new subject or not. */
+	if (e->failures > 0 && now < e->next_ms)
+		return (0);
+
+	refresh_request(e, TRIGGER_SUBJECT, s->generation, NULL, NULL);
+
+	return (1);
+}
+
+/* Does e wait for its subject or actor to get a valid token? */
+static int
+refresh_waiting(struct cache_entry *e, int64_t now)
+{
+	struct cache_entry	*s, *a;
+
+	if (e->kind != KIND_TOKEN_EXCHANGE)
+		return (0);
+
+	s = cache_lookup(e->subject);
+	a = e->actor[0] != '\0' ? cache_lookup(e->actor) : NULL;
+	e->waiting = s == NULL || !s->enabled || !cache_valid(s, now) ||
+	    (e->actor[0] != '\0' && (a == NULL || !cache_valid(a, now)));
+
+	return (e->waiting);
+}
+
+/* The cache holds a new token of s: exchanges of it follow at once. */
+static void
+refresh_subject_changed(struct cache_entry *s)
+{
+	struct cache_entry	*e;
+	int64_t			now;
+
+	if (!cache_loaded() || !kiln_config.prewarming_enabled ||
+	    cache_paused() || drain_active())
+		return;
+
+	now = isotime_now();
+	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		if (e->kind == KIND_TOKEN_EXCHANGE &&
+		    (!strcmp(e->subject, s->name) ||
+		    !strcmp(e->actor, s->name)))
+			(void)refresh_exchange(e, now);
+	}
+}
+
+/* The subject (and actor) token, clear, from this worker's cache. */
+static int
+refresh_subject_token(struct attempt *at)
+{
+	struct cache_entry	*s, *a;
+	int64_t			now;
+
+	if (at->src.kind != KIND_TOKEN_EXCHANGE)
+		return (KORE_RESULT_OK);
+
+	now = isotime_now();
+	s = cache_lookup(at->src.subject_source);
+	if (s == NULL || !cache_valid(s, now) || s->token == NULL) {
+		(void)snprintf(at->error, sizeof(at->error), "subject_source "
+		    "%s has no valid token", at->src.subject_source);
+		return (KORE_RESULT_ERROR);
+	}
+	if ((at->src.subject_token = strdup(s->token)) == NULL)
+		fatal("strdup");
+	at->subject_generation = s->generation;
+
+	if (at->src.actor_source == NULL)
+		return (KORE_RESULT_OK);
+	a = cache_lookup(at->src.actor_source);
+	if (a == NULL || !cache_valid(a, now) || a->token == NULL) {
+		(void)snprintf(at->error, sizeof(at->error), "actor_source "
+		    "%s has no valid token", at->src.actor_source);
+		return (KORE_RESULT_ERROR);
+	}
+	if ((at->src.actor_token = strdup(a->token)) == NULL)
+		fatal("strdup");
+
+	return (KORE_RESULT_OK);
 }

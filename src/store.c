@@ -32,7 +32,7 @@
 #include "kiln.h"
 
 #define STORE_DB		"db"
-#define STORE_PARAMS_MAX	32
+#define STORE_PARAMS_MAX	40
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
 #define STORE_BATCH_MAX		7900
@@ -73,7 +73,9 @@ static const char q_load[] =
     "COALESCE((SELECT value = 'true' FROM settings "
     "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
     "COALESCE(t.lease_until > now(), false), "
-    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at) "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
+    "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
+    "t.subject_generation, s.auth_method, s.tls_cert_subject "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
@@ -101,6 +103,8 @@ static const char q_lease[] =
     "$5::bigint * interval '1 second' THEN 'fresh' "
     "WHEN $4 = 'rejected' AND (t.generation <> $5::bigint OR "
     "t.rejected_generation IS NOT DISTINCT FROM $5::bigint) THEN 'fresh' "
+    "WHEN $4 = 'subject' AND (s.paused OR p.paused OR "
+    "t.subject_generation >= $5::bigint) THEN 'fresh' "
     "WHEN $4 NOT IN ('schedule', 'min_ttl', 'rejected') THEN 'ok' "
     "WHEN s.paused OR p.paused THEN 'paused' "
     "WHEN $4 <> 'schedule' AND t.failures > 0 AND "
@@ -139,6 +143,8 @@ static const char q_lease[] =
     "t.expires_at < now() + $5::bigint * interval '1 second' "
     "WHEN 'rejected' THEN t.generation = $5::bigint AND "
     "t.rejected_generation IS DISTINCT FROM $5::bigint "
+    "WHEN 'subject' THEN t.subject_generation IS NULL OR "
+    "t.subject_generation < $5::bigint "
     "ELSE true END "
     "AND ($4 NOT IN ('min_ttl', 'rejected') OR t.last_ondemand_at IS NULL "
     "OR t.last_ondemand_at <= now() - $6::bigint * interval '1 second') "
@@ -152,7 +158,12 @@ static const char q_lease[] =
     "s.refresh_seed_digest) "
     "SELECT l.*, w.why, CASE w.why WHEN 'backoff' THEN c.backoff_ms "
     "WHEN 'budget' THEN c.budget_ms WHEN 'circuit' THEN c.circuit_ms "
-    "END FROM c LEFT JOIN l ON true CROSS JOIN LATERAL (SELECT CASE "
+    "END, x.tls_client_cert, x.tls_client_key_sealed, x.tls_ca, "
+    "x.subject_source, x.subject_token_type, x.requested_token_type, "
+    "x.actor_source, x.actor_token_type "
+    "FROM c LEFT JOIN l ON true "
+    "LEFT JOIN token_sources x ON x.id = l.id "
+    "CROSS JOIN LATERAL (SELECT CASE "
     "WHEN l.id IS NOT NULL THEN 'leased' "
     "WHEN c.why = 'probe' AND NOT EXISTS (SELECT 1 FROM h) "
     "THEN 'circuit' WHEN c.why IN ('ok', 'probe') THEN 'busy' "
@@ -164,7 +175,8 @@ static const char q_success[] =
     "obtained_at = kiln_ts($6), expires_at = kiln_ts($7), "
     "refresh_at = kiln_ts($8), next_attempt_at = kiln_ts($8), "
     "lease_owner = NULL, lease_until = NULL, failures = 0, "
-    "last_error = NULL, last_duration_ms = $9, updated_at = now() "
+    "last_error = NULL, last_duration_ms = $9, updated_at = now(), "
+    "subject_generation = COALESCE($15::bigint, subject_generation) "
     "WHERE source_id = $1 AND lease_owner = $2 RETURNING generation), "
     "r AS (UPDATE token_sources SET refresh_token_sealed = $10 "
     "WHERE id = $1 AND $10::text IS NOT NULL "
@@ -261,9 +273,23 @@ static const char q_source_digests[] =
     "refresh_token_sealed IS NOT NULL FROM token_sources "
     "ORDER BY name COLLATE \"C\"";
 
-/* The 22 parameters of a source row, $1..$22 of insert and update. */
+/* Who takes a token from whom: the admin API refuses cycles. */
+static const char q_exchange_edges[] =
+    "SELECT name, subject_source, actor_source FROM token_sources "
+    "WHERE kind = 'token_exchange'";
+
+/*
+ * The 22 parameters of a source row, $1..$22 of insert and update, and
+ * the 5 of mutual TLS and 5 of token exchange ($23..$32 of insert,
+ * $25..$34 of update).
+ */
+#define SOURCE_TLS_PARAMS	10	/* and the 5 of token exchange */
 struct source_params {
 	const char	*v[22];
+	const char	*tls[SOURCE_TLS_PARAMS];
+	char		*tls_key;
+	char		not_after[24];
+	char		subject[MTLS_SUBJECT_MAX];
 	char		*secret;
 	char		*refresh;
 	char		*password;
@@ -353,7 +379,14 @@ static const char q_sources_view[] =
     "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
     "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
     "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "t.last_duration_ms, COALESCE(t.lease_until > now(), false) "
+    "t.last_duration_ms, COALESCE(t.lease_until > now(), false), "
+    "s.tls_cert_subject, kiln_ms(s.tls_cert_not_after), "
+    "s.tls_client_key_sealed IS NOT NULL, s.tls_ca IS NOT NULL, "
+    "s.subject_source, s.subject_token_type, s.requested_token_type, "
+    "s.actor_source, s.actor_token_type, s.kind = 'token_exchange' AND "
+    "NOT EXISTS (SELECT 1 FROM token_sources s2 JOIN tokens t2 "
+    "ON t2.source_id = s2.id WHERE s2.name = s.subject_source "
+    "AND s2.enabled AND t2.expires_at > now()) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name";
 
@@ -362,7 +395,9 @@ static const char q_source_full[] =
     "auth_method, scope, audience, resource, refresh_token_sealed, "
     "username, password_sealed, token_path, expires_at_path, "
     "expires_in_path, refresh_buffer, fallback_lifetime, access, "
-    "require_header, enabled, config_version "
+    "require_header, enabled, config_version, tls_client_cert, "
+    "tls_client_key_sealed, tls_ca, subject_source, subject_token_type, "
+    "requested_token_type, actor_source, actor_token_type "
     "FROM token_sources WHERE name = $1";
 
 static const char q_source_create[] =
@@ -371,12 +406,17 @@ static const char q_source_create[] =
     "resource, refresh_token_sealed, username, password_sealed, "
     "token_path, expires_at_path, expires_in_path, refresh_buffer, "
     "fallback_lifetime, access, require_header, enabled, config_digest, "
-    "refresh_seed_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) "
+    "refresh_seed_digest, tls_client_cert, tls_client_key_sealed, tls_ca, "
+    "tls_cert_not_after, tls_cert_subject, subject_source, "
+    "subject_token_type, requested_token_type, actor_source, "
+    "actor_token_type) VALUES ($1, $2, $3, $4, $5, "
+    "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
+    "$20, $21, $22, $23, $24, $25, kiln_ts($26), $27, $28, $29, $30, "
+    "$31, $32) "
     "ON CONFLICT (name) DO NOTHING RETURNING id), "
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
     "RETURNING source_id), "
-    AUDIT_CTE("23", "24", "25", "26", "'source.create'", "$1", "$27", "t")
+    AUDIT_CTE("33", "34", "35", "36", "'source.create'", "$1", "$37", "t")
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
 
 static const char q_source_patch[] =
@@ -389,14 +429,19 @@ static const char q_source_patch[] =
     "fallback_lifetime = $17, access = $18, require_header = $19, "
     "enabled = $20, config_digest = $21, "
     "refresh_seed_digest = COALESCE($22, refresh_seed_digest), "
-    "config_version = config_version + 1, updated_at = now() "
+    "config_version = config_version + 1, updated_at = now(), "
+    "tls_client_cert = $25, tls_client_key_sealed = $26, tls_ca = $27, "
+    "tls_cert_not_after = kiln_ts($28), tls_cert_subject = $29, "
+    "subject_source = $30, subject_token_type = $31, "
+    "requested_token_type = $32, actor_source = $33, "
+    "actor_token_type = $34 "
     "WHERE name = $1 AND ($23::bigint IS NULL OR "
     "config_version = $23::bigint) RETURNING id), "
     "t AS (UPDATE tokens SET "
     "next_attempt_at = CASE WHEN $24 THEN now() ELSE next_attempt_at END, "
     "failures = CASE WHEN $24 THEN 0 ELSE failures END "
     "FROM s WHERE tokens.source_id = s.id RETURNING source_id), "
-    AUDIT_CTE("25", "26", "27", "28", "'source.update'", "$1", "$29", "t")
+    AUDIT_CTE("35", "36", "37", "38", "'source.update'", "$1", "$39", "t")
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
 
 static const char q_source_delete[] =
@@ -448,6 +493,11 @@ static int	file_origin_kept(PGresult *, int, const struct source *,
 static void	source_params(const struct source *, int,
 		    struct source_params *);
 static void	source_params_free(struct source_params *);
+static void	source_params_tls(const struct source *,
+		    struct source_params *);
+static void	dec_tls(PGresult *, int, struct source_row *);
+static void	dec_edges(PGresult *, struct store_job *,
+		    struct store_rows *);
 static char	*source_digest(const struct source *, int);
 static void	digest_append(void *, const char *, size_t);
 static char	*seal_opt(const struct source *, const char *,
@@ -711,6 +761,7 @@ void
 store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 {
 	char	*id, *obtained, *expires, *refresh, *dur, *started, *status;
+	char	*subject;
 
 	id = i64(at->source_id);
 	obtained = i64(at->sent_ms);
@@ -719,11 +770,14 @@ store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 	dur = i64(at->duration_ms);
 	started = i64(at->started_ms);
 	status = i64(at->http_status);
+	subject = at->subject_generation > 0 ?
+	    i64(at->subject_generation) : NULL;
 
-	store_job(q_success, cb, arg, 14, id, kiln_config.owner,
+	store_job(q_success, cb, arg, 15, id, kiln_config.owner,
 	    at->sealed_token, at->ans.token_type, at->fpr, obtained, expires,
 	    refresh, dur, at->sealed_refresh, at->trigger, started, status,
-	    at->seed_digest);
+	    at->seed_digest, subject);
+	kore_free(subject);
 
 	kore_free(id);
 	kore_free(obtained);
@@ -1010,7 +1064,7 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
     size_t errlen)
 {
 	struct source_params	sp;
-	const char		*v[29];
+	const char		*v[24 + SOURCE_TLS_PARAMS + 5];
 	int			ret, n, row, exists, same, same_seed;
 
 	source_params(src, 1, &sp);
@@ -1046,8 +1100,11 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 	 */
 	memset(v, 0, sizeof(v));
 	memcpy(v, sp.v, sizeof(sp.v));
-	v[23] = exists ? "true" : NULL;
-	n = exists ? 29 : 27;
+	if (exists)
+		v[23] = "true";
+	n = exists ? 24 : 22;
+	memcpy(v + n, sp.tls, sizeof(sp.tls));
+	n += SOURCE_TLS_PARAMS + 5;	/* the audit's, NULL: no row */
 	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
 	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
@@ -1144,8 +1201,7 @@ source_params(const struct source *src, int with_refresh,
 	p->v[2] = src->token_url;
 	p->v[3] = src->client_id;
 	p->v[4] = p->secret;
-	p->v[5] = src->auth_method == AUTH_SECRET_BASIC ?
-	    "client_secret_basic" : "client_secret_post";
+	p->v[5] = source_auth_name(src->auth_method);
 	p->v[6] = src->scope;
 	p->v[7] = src->audience;
 	p->v[8] = src->resource;
@@ -1162,6 +1218,40 @@ source_params(const struct source *src, int with_refresh,
 	p->v[19] = src->enabled ? "true" : "false";
 	p->v[20] = p->digest;
 	p->v[21] = p->seed;
+	source_params_tls(src, p);
+}
+
+/* The client certificate's subject and notAfter are kept for views. */
+static void
+source_params_tls(const struct source *src, struct source_params *p)
+{
+	int64_t		not_after;
+
+	if (src->kind == KIND_TOKEN_EXCHANGE) {
+		p->tls[5] = src->subject_source;
+		p->tls[6] = src->subject_token_type != NULL ?
+		    src->subject_token_type : TX_ACCESS_TOKEN;
+		p->tls[7] = src->requested_token_type;
+		p->tls[8] = src->actor_source;
+		p->tls[9] = src->actor_source == NULL ? NULL :
+		    src->actor_token_type != NULL ? src->actor_token_type :
+		    TX_ACCESS_TOKEN;
+	}
+
+	p->tls[2] = src->tls_ca;
+	if (!mtls_method(src->auth_method))
+		return;
+
+	p->tls_key = seal_opt(src, "tls_client_key", src->tls_client_key);
+	p->tls[0] = src->tls_client_cert;
+	p->tls[1] = p->tls_key;
+	if (mtls_cert_info(src->tls_client_cert, p->subject,
+	    sizeof(p->subject), &not_after)) {
+		(void)snprintf(p->not_after, sizeof(p->not_after), "%lld",
+		    (long long)not_after);
+		p->tls[3] = p->not_after;
+		p->tls[4] = p->subject;
+	}
 }
 
 static void
@@ -1170,6 +1260,7 @@ source_params_free(struct source_params *p)
 	free(p->secret);
 	free(p->refresh);
 	free(p->password);
+	free(p->tls_key);
 	kore_free(p->digest);
 	kore_free(p->seed);
 }
@@ -1198,7 +1289,7 @@ source_digest(const struct source *src, int upstream)
 {
 	struct kore_buf		text;
 	yajl_gen		g;
-	const char		*s[13];
+	const char		*s[13], *t;
 	size_t			i;
 	char			*out;
 
@@ -1234,6 +1325,24 @@ source_digest(const struct source *src, int upstream)
 	else
 		yajl_gen_string(g, (const unsigned char *)src->expires_in_path,
 		    strlen(src->expires_in_path));
+	/* Only when set: the digests of other sources stay as they were. */
+	if (mtls_method(src->auth_method) || src->tls_ca != NULL ||
+	    src->kind == KIND_TOKEN_EXCHANGE) {
+		yajl_gen_integer(g, src->auth_method);
+		for (i = 0; i < 8; i++) {
+			t = i == 0 ? src->tls_client_cert : i == 1 ?
+			    src->tls_client_key : i == 2 ? src->tls_ca :
+			    i == 3 ? src->subject_source : i == 4 ?
+			    src->subject_token_type : i == 5 ?
+			    src->requested_token_type : i == 6 ?
+			    src->actor_source : src->actor_token_type;
+			if (t == NULL)
+				yajl_gen_null(g);
+			else
+				yajl_gen_string(g, (const unsigned char *)t,
+				    strlen(t));
+		}
+	}
 	if (!upstream) {
 		yajl_gen_integer(g, src->refresh_buffer);
 		yajl_gen_integer(g, src->fallback_lifetime);
@@ -1450,8 +1559,7 @@ dec_source(PGresult *res, const char *name)
 	s->kind = source_kind_parse(PQgetvalue(res, 0, 1));
 	s->token_url = col_dup(res, 2);
 	s->client_id = col_dup(res, 3);
-	s->auth_method = strcmp(PQgetvalue(res, 0, 5),
-	    "client_secret_basic") ? AUTH_SECRET_POST : AUTH_SECRET_BASIC;
+	s->auth_method = source_auth_parse(PQgetvalue(res, 0, 5));
 	s->scope = col_dup(res, 6);
 	s->audience = col_dup(res, 7);
 	s->resource = col_dup(res, 8);
@@ -1557,13 +1665,14 @@ store_source_create(const struct source *src, const struct audit_who *who,
     const char *fields, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
-	const char		*v[27];
+	const char		*v[22 + SOURCE_TLS_PARAMS + 5];
 
 	source_params(src, 1, &sp);
 	memcpy(v, sp.v, sizeof(sp.v));
-	audit_params(who, v + 22);
-	v[26] = fields;
-	store_job_a(q_source_create, cb, arg, 27, v);
+	memcpy(v + 22, sp.tls, sizeof(sp.tls));
+	audit_params(who, v + 22 + SOURCE_TLS_PARAMS);
+	v[22 + SOURCE_TLS_PARAMS + 4] = fields;
+	store_job_a(q_source_create, cb, arg, 22 + SOURCE_TLS_PARAMS + 5, v);
 	source_params_free(&sp);
 }
 
@@ -1578,7 +1687,7 @@ store_source_patch(const struct source *src, int64_t version,
     const char *fields, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
-	const char		*v[29];
+	const char		*v[24 + SOURCE_TLS_PARAMS + 5];
 	char			*ver;
 
 	source_params(src, with_refresh, &sp);
@@ -1586,9 +1695,10 @@ store_source_patch(const struct source *src, int64_t version,
 	ver = i64(version);
 	v[22] = ver;
 	v[23] = upstream ? "true" : "false";
-	audit_params(who, v + 24);
-	v[28] = fields;
-	store_job_a(q_source_patch, cb, arg, 29, v);
+	memcpy(v + 24, sp.tls, sizeof(sp.tls));
+	audit_params(who, v + 24 + SOURCE_TLS_PARAMS);
+	v[24 + SOURCE_TLS_PARAMS + 4] = fields;
+	store_job_a(q_source_patch, cb, arg, 24 + SOURCE_TLS_PARAMS + 5, v);
 	kore_free(ver);
 	source_params_free(&sp);
 }
@@ -1759,11 +1869,13 @@ store_recent_events(store_rows_cb cb, void *arg)
  */
 static const char q_reseal_scan[] =
     "SELECT s.id, s.name, s.token_url, s.client_secret_sealed, "
-    "s.refresh_token_sealed, s.password_sealed, t.token_sealed "
+    "s.refresh_token_sealed, s.password_sealed, t.token_sealed, "
+    "s.tls_client_key_sealed "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE s.id > $1::bigint AND (left(s.client_secret_sealed, 12) <> $2 "
     "OR left(s.refresh_token_sealed, 12) <> $2 "
     "OR left(s.password_sealed, 12) <> $2 "
+    "OR left(s.tls_client_key_sealed, 12) <> $2 "
     "OR left(t.token_sealed, 12) <> $3) ORDER BY s.id LIMIT 64";
 
 static const char q_reseal_write[] =
@@ -1771,9 +1883,12 @@ static const char q_reseal_write[] =
     "WHEN client_secret_sealed = $3 THEN $4 ELSE client_secret_sealed END, "
     "refresh_token_sealed = CASE WHEN refresh_token_sealed = $5 THEN $6 "
     "ELSE refresh_token_sealed END, password_sealed = CASE "
-    "WHEN password_sealed = $7 THEN $8 ELSE password_sealed END "
+    "WHEN password_sealed = $7 THEN $8 ELSE password_sealed END, "
+    "tls_client_key_sealed = CASE WHEN tls_client_key_sealed = $11 "
+    "THEN $12 ELSE tls_client_key_sealed END "
     "WHERE id = $1 AND token_url = $2 AND (client_secret_sealed = $3 OR "
-    "refresh_token_sealed = $5 OR password_sealed = $7) RETURNING id), "
+    "refresh_token_sealed = $5 OR password_sealed = $7 OR "
+    "tls_client_key_sealed = $11) RETURNING id), "
     "t AS (UPDATE tokens SET token_sealed = $10 WHERE source_id = $1 "
     "AND token_sealed = $9 RETURNING source_id) "
     "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM t)";
@@ -1782,6 +1897,7 @@ static const char q_reseal_count[] =
     "SELECT count(*) FILTER (WHERE substr(s.client_secret_sealed, 4, 8) "
     "<> $1 OR substr(s.refresh_token_sealed, 4, 8) <> $1 OR "
     "substr(s.password_sealed, 4, 8) <> $1 OR "
+    "substr(s.tls_client_key_sealed, 4, 8) <> $1 OR "
     "substr(t.token_sealed, 4, 8) <> $1), "
     "count(*) FILTER (WHERE left(s.client_secret_sealed, 3) = 'v1.' OR "
     "left(s.refresh_token_sealed, 3) = 'v1.' OR "
@@ -1800,7 +1916,10 @@ store_reseal_scan(int64_t after, store_rows_cb cb, void *arg)
 	kore_free(a);
 }
 
-/* old and new: client secret, refresh token, password, token (or NULL). */
+/*
+ * old and new: client secret, refresh token, password, token, TLS
+ * client key (or NULL).
+ */
 void
 store_reseal_write(int64_t id, const char *url, char *const *old,
     char *const *new, store_rows_cb cb, void *arg)
@@ -1808,8 +1927,8 @@ store_reseal_write(int64_t id, const char *url, char *const *old,
 	char		*i;
 
 	i = i64(id);
-	store_job(q_reseal_write, cb, arg, 10, i, url, old[0], new[0],
-	    old[1], new[1], old[2], new[2], old[3], new[3]);
+	store_job(q_reseal_write, cb, arg, 12, i, url, old[0], new[0],
+	    old[1], new[1], old[2], new[2], old[3], new[3], old[4], new[4]);
 	kore_free(i);
 }
 
@@ -1904,8 +2023,9 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 {
 	PGresult	*res, *w;
 	PGconn		*db;
-	const char	*v[10], *blobs[4];
-	char		*after, *fresh[4], bound[16], plain[16], id[24];
+	const char	*v[2 + 2 * STORE_SEALED], *blobs[STORE_SEALED];
+	char		*after, *fresh[STORE_SEALED], bound[16], plain[16];
+	char		id[24];
 	int		i, n, c, any, ret;
 
 	*written = 0;
@@ -1940,14 +2060,14 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 		}
 
 		for (i = 0; ret && i < n; i++) {
-			for (c = 0; c < 4; c++) {
+			for (c = 0; c < STORE_SEALED; c++) {
 				blobs[c] = PQgetisnull(res, i, 3 + c) ? NULL :
 				    PQgetvalue(res, i, 3 + c);
 				fresh[c] = NULL;
 			}
 			fn(arg, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
 			    blobs, fresh);
-			for (any = 0, c = 0; c < 4; c++)
+			for (any = 0, c = 0; c < STORE_SEALED; c++)
 				any |= fresh[c] != NULL;
 			if (!any)
 				continue;
@@ -1956,12 +2076,12 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 			    sizeof(id));
 			v[0] = id;
 			v[1] = PQgetvalue(res, i, 2);
-			for (c = 0; c < 4; c++) {
+			for (c = 0; c < STORE_SEALED; c++) {
 				v[2 + 2 * c] = fresh[c] ? blobs[c] : NULL;
 				v[3 + 2 * c] = fresh[c];
 			}
-			w = PQexecParams(db, q_reseal_write, 10, NULL, v, NULL,
-			    NULL, 0);
+			w = PQexecParams(db, q_reseal_write,
+			    2 + 2 * STORE_SEALED, NULL, v, NULL, NULL, 0);
 			if (PQresultStatus(w) != PGRES_TUPLES_OK) {
 				(void)snprintf(err, errlen, "database: %s",
 				    PQerrorMessage(db));
@@ -1972,7 +2092,7 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 				    NULL, 10);
 			}
 			PQclear(w);
-			for (c = 0; c < 4; c++)
+			for (c = 0; c < STORE_SEALED; c++)
 				seal_wipe(fresh[c]);
 		}
 
@@ -2050,6 +2170,12 @@ dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
 		t->last_duration_ms = col_numn(res, i, 17);
 		t->leased = col_bool(res, i, 18);
 		t->lifetime_ms = col_num(res, i, 19);
+		t->cert_not_after_ms = col_numn(res, i, 20);
+		t->subject_source = col_str(res, i, 21);
+		t->actor_source = col_str(res, i, 22);
+		t->subject_generation = col_num(res, i, 23);
+		t->auth_method = PQgetvalue(res, i, 24);
+		t->cert_subject = col_str(res, i, 25);
 	}
 }
 
@@ -2094,6 +2220,16 @@ dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
 		v->last_error = col_str(res, i, 30);
 		v->last_duration_ms = col_numn(res, i, 31);
 		v->leased = col_bool(res, i, 32);
+		v->tls_cert_subject = col_str(res, i, 33);
+		v->tls_cert_not_after_ms = col_numn(res, i, 34);
+		v->tls_client_key_set = col_bool(res, i, 35);
+		v->tls_ca_set = col_bool(res, i, 36);
+		v->subject_source = col_str(res, i, 37);
+		v->subject_token_type = col_str(res, i, 38);
+		v->requested_token_type = col_str(res, i, 39);
+		v->actor_source = col_str(res, i, 40);
+		v->actor_token_type = col_str(res, i, 41);
+		v->waiting = col_bool(res, i, 42);
 	}
 }
 
@@ -2112,6 +2248,47 @@ dec_source_full(PGresult *res, struct store_job *job,
 	row->src.require_header = col_bool(res, 0, 18);
 	row->src.enabled = col_bool(res, 0, 19);
 	row->version = col_num(res, 0, 20);
+	dec_tls(res, 21, row);
+}
+
+/*
+ * Mutual TLS columns from col: certificate, sealed key, CA, then the
+ * five of token exchange (subject_source ... actor_token_type). The key
+ * opens like every secret, for the origin it was sealed for.
+ */
+static void
+dec_tls(PGresult *res, int col, struct source_row *row)
+{
+	struct source	*s;
+	size_t		len;
+	char		origin[SOURCE_ORIGIN_MAX];
+
+	s = &row->src;
+	if (PQnfields(res) < col + 8)
+		return;
+
+	s->subject_source = col_dup(res, col + 3);
+	s->subject_token_type = col_dup(res, col + 4);
+	s->requested_token_type = col_dup(res, col + 5);
+	s->actor_source = col_dup(res, col + 6);
+	s->actor_token_type = col_dup(res, col + 7);
+
+	if (PQgetlength(res, 0, col + 2) > 0)
+		s->tls_ca = col_dup(res, col + 2);
+	if (PQgetlength(res, 0, col) == 0)
+		return;
+	s->tls_client_cert = col_dup(res, col);
+	if (PQgetlength(res, 0, col + 1) == 0 || !row->opened)
+		return;
+
+	source_origin(s->token_url, origin, sizeof(origin));
+	if (!seal_open_for(s->name, "tls_client_key", origin,
+	    PQgetvalue(res, 0, col + 1), &s->tls_client_key, &len)) {
+		(void)snprintf(row->error, sizeof(row->error),
+		    "stored tls_client_key cannot be opened (wrong master "
+		    "key, or sealed for another origin)");
+		row->opened = 0;
+	}
 }
 
 /* q_lease: the lease (columns 0-21, NULL when refused), why, until. */
@@ -2136,6 +2313,7 @@ dec_lease(PGresult *res, struct store_job *job, struct store_rows *rows)
 	row->failures = col_num(res, 0, 19);
 	row->seed_digest = PQgetlength(res, 0, 21) > 0 ?
 	    PQgetvalue(res, 0, 21) : NULL;
+	dec_tls(res, 24, row);
 }
 
 static void
@@ -2256,7 +2434,7 @@ dec_sealed(PGresult *res, struct store_job *job, struct store_rows *rows)
 		r->id = col_num(res, i, 0);
 		r->name = PQgetvalue(res, i, 1);
 		r->url = PQgetvalue(res, i, 2);
-		for (c = 0; c < 4; c++)
+		for (c = 0; c < STORE_SEALED; c++)
 			r->blob[c] = PQgetlength(res, i, 3 + c) > 0 ?
 			    PQgetvalue(res, i, 3 + c) : NULL;
 	}
@@ -2281,6 +2459,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		{ q_sessions_load, dec_sessions },
 		{ q_reseal_scan, dec_sealed },
 		{ q_audit_list, dec_audit },
+		{ q_exchange_edges, dec_edges },
 	};
 	PGresult	*res = job->sql.result;
 	size_t		i;
@@ -2316,6 +2495,7 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->sealed);
 	kore_free(rows->audit);
 	webhook_rows_free(rows);
+	kore_free(rows->edges);
 }
 
 /* Told of the outcome (1: answered, 0: failed) of every async query. */
@@ -2725,4 +2905,24 @@ webhook_rows_free(struct store_rows *rows)
 		seal_wipe(rows->deliveries[i].secret);
 	kore_free(rows->deliveries);
 	kore_free(rows->webhooks);
+}
+/* Worker: the token exchange sources and the sources they take from. */
+void
+store_exchange_edges(store_rows_cb cb, void *arg)
+{
+	store_job(q_exchange_edges, cb, arg, 0);
+}
+
+static void
+dec_edges(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct edge_row		*e;
+	size_t			i;
+
+	rows->edges = e = kore_calloc(rows->n + 1, sizeof(*e));
+	for (i = 0; i < rows->n; i++, e++) {
+		e->name = col_str(res, i, 0);
+		e->subject = col_str(res, i, 1);
+		e->actor = col_str(res, i, 2);
+	}
 }

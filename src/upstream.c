@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,6 +59,8 @@ static const u_int8_t	upstream_v4_in_v6[][12] = {
 
 static void	upstream_cb(struct kore_curl *, void *);
 static int	upstream_no_resend(void *, curl_off_t, int);
+static void	upstream_tls(CURL *, const struct source *);
+static void	upstream_blob(CURL *, CURLoption, const char *);
 static void	upstream_answer(struct attempt *);
 static void	upstream_wipe(struct kore_buf *);
 static void	upstream_span(struct attempt *);
@@ -110,6 +113,7 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	upstream_guard(h, at->addr_refused);
+	upstream_tls(h, &at->src);
 
 	/*
 	 * A token request is never sent twice by curl: when a kept-alive
@@ -127,6 +131,41 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 
 	kore_curl_bind_callback(&at->curl, upstream_cb, at);
 	kore_curl_run(&at->curl);
+}
+
+/*
+ * A private CA for this upstream, and mutual TLS (RFC 8705):
+ * certificate, key and CA go to curl as blobs
+ * that point into the attempt's source, which outlives the handle; the
+ * key is never written to a file. Curl matches reused connections on
+ * these blobs, so no other source's connection carries this identity.
+ */
+static void
+upstream_tls(CURL *h, const struct source *src)
+{
+	if (src->tls_ca != NULL)
+		upstream_blob(h, CURLOPT_CAINFO_BLOB, src->tls_ca);
+	if (!mtls_method(src->auth_method))
+		return;
+
+	curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+	upstream_blob(h, CURLOPT_SSLCERT_BLOB, src->tls_client_cert);
+	curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+	upstream_blob(h, CURLOPT_SSLKEY_BLOB, src->tls_client_key);
+}
+
+static void
+upstream_blob(CURL *h, CURLoption opt, const char *pem)
+{
+	struct curl_blob	blob;
+
+	if (pem == NULL)
+		return;
+
+	blob.data = (void *)(uintptr_t)pem;
+	blob.len = strlen(pem);
+	blob.flags = CURL_BLOB_NOCOPY;
+	curl_easy_setopt(h, opt, &blob);
 }
 
 static int

@@ -174,7 +174,19 @@ tokens_viewer_and_operator(void **state)
 	hasnt(&b, "Actions");
 	hasnt(&b, "<form");
 	hasnt(&b, "crm<x>");
+	hasnt(&b, "class=\"auth\"");
 	dbuf_free(&b);
+
+	/* Mutual TLS: method, certificate subject and end, escaped. */
+	t[0].auth = "tls_client_auth";
+	t[0].cert_subject = "CN=svc,O=A&B";
+	t[0].cert_not_after_ms = 1796601600000LL;	/* 2026-12-07 */
+	dbuf_init(&b);
+	dr_tokens(&b, t, 1, ROLE_VIEWER, NULL);
+	has(&b, "<td>client_credentials<br><small class=\"auth\">"
+	    "tls_client_auth CN=svc,O=A&amp;B until 2026-12-07</small></td>");
+	dbuf_free(&b);
+	t[0].auth = NULL;
 
 	dbuf_init(&b);
 	dr_tokens(&b, t, 2, ROLE_OPERATOR, "c5rf");
@@ -297,10 +309,10 @@ alerts_and_hosts(void **state)
 
 	(void)state;
 	memset(a, 0, sizeof(a));
-	a[0] = (struct dr_alert){ "off", 0, 0, 1, 9 };
-	a[1] = (struct dr_alert){ "gone<", 1, 0, 0, 0 };
-	a[2] = (struct dr_alert){ "late", 1, 1, 1, 2 };
-	a[3] = (struct dr_alert){ "early", 1, 1, 0, 2 };
+	a[0] = (struct dr_alert){ "off", 0, 0, 1, 9, 0, 0 };
+	a[1] = (struct dr_alert){ "gone<", 1, 0, 0, 0, 0, 0 };
+	a[2] = (struct dr_alert){ "late", 1, 1, 1, 2, 0, 0 };
+	a[3] = (struct dr_alert){ "early", 1, 1, 0, 2, 0, 0 };
 	h[0] = (struct dr_host){ "idp.example", "closed", 1 };
 	h[1] = (struct dr_host){ "bad\"host", "open", 5 };
 
@@ -328,6 +340,19 @@ alerts_and_hosts(void **state)
 	    "</small></li><li><span class=\"badge failing\">open</span> "
 	    "bad&quot;host <small>5 consecutive failures</small></li>"
 	    "</ul>");
+	dbuf_free(&b);
+
+	/* A TLS client certificate within 14 days of its end, or past it. */
+	a[0] = (struct dr_alert){ "mtls", 1, 1, 0, 0, 1,
+	    3 * 86400000LL + 3600000 };
+	a[1] = (struct dr_alert){ "fresh", 1, 1, 0, 0, 1, DR_CERT_WARN_MS };
+	a[2] = (struct dr_alert){ "old", 1, 1, 0, 0, 1, -5 };
+	dbuf_init(&b);
+	dr_alerts(&b, 1, a, 3, h, 1);
+	expect(&b, "<ul class=\"alerts\"><li class=\"alert\"><b>mtls</b>: "
+	    "its TLS client certificate expires in 3 days (73h 00m).</li>"
+	    "<li class=\"alert\"><b>old</b>: its TLS client certificate has "
+	    "expired.</li></ul>");
 	dbuf_free(&b);
 
 	dbuf_init(&b);
