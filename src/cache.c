@@ -421,6 +421,8 @@ cache_apply(const struct token_row *t)
 	e->expires_ms = t->expires_ms;
 	e->refresh_ms = t->refresh_ms;
 	e->lifetime_ms = t->lifetime_ms;
+	(void)kore_strlcpy(e->host, t->host != NULL ? t->host : "",
+	    sizeof(e->host));
 
 	if (t->generation != e->generation ||
 	    (u_int32_t)t->failures != e->failures ||

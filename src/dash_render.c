@@ -180,9 +180,12 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 		e = &t[i];
 		dbuf_appendf(b, "<tr data-token=\"");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "\"><td class=\"name\">");
+		dbuf_appendf(b, "\"><td class=\"name\"><a href=\""
+		    "/dashboard/tokens/");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "</td><td>%s</td><td><span class=\"badge "
+		dbuf_appendf(b, "\">");
+		dr_escape(b, e->name);
+		dbuf_appendf(b, "</a></td><td>%s</td><td><span class=\"badge "
 		    "%s\">%s</span></td><td><code>", e->kind, e->state,
 		    e->state);
 		dr_escape(b, e->fpr != NULL ? e->fpr : "—");
@@ -193,7 +196,7 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 			dr_duration(b, e->expires_in_ms);
 		else
 			dbuf_appendf(b, "—");
-		dbuf_appendf(b, "</td><td>");
+		dbuf_appendf(b, "</td><td class=\"next\">");
 		dr_duration(b, e->next_in_ms);
 		dbuf_appendf(b, "</td><td>");
 		if (e->last_duration_ms >= 0)

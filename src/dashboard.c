@@ -5,6 +5,7 @@
  *	GET  /dashboard/login		login form; POST to sign in
  *	POST /dashboard/logout		end the session
  *	GET  /dashboard/ws		WebSocket of server-rendered fragments
+ *	GET  /dashboard/tokens/{name}	one token: state, 24 h, history
  *	GET  /dashboard/static/...	the stylesheet and the small script
  *
  * Every worker renders the fragments from its own cache and shared
@@ -40,6 +41,9 @@
 #define DASH_PING_TICKS		30
 #define DASH_QUEUE_MAX		(1024 * 1024)	/* bytes queued per socket */
 #define DASH_SESSION_SOCKETS	8		/* per session, all workers */
+#define DASH_TOKENS_RESYNC	30		/* ticks: the table unchanged */
+#define DASH_CHART_TICKS	5		/* ticks between chart pushes */
+#define DASH_CHART_HOSTS	8
 
 /* No inline script or style; nothing may frame the pages. */
 #define DASH_CSP	"default-src 'self'; script-src 'self'; " \
@@ -52,6 +56,9 @@ struct dash_client {
 	struct connection		*c;
 	char				session[AUTH_HASH_LEN + 1];
 	u_int64_t			key;
+	struct dp_view			view;		/* of its table */
+	u_int64_t			sent;		/* digest of it */
+	u_int64_t			sent_tick;
 	TAILQ_ENTRY(dash_client)	list;
 };
 
@@ -63,6 +70,12 @@ static struct {
 	struct kore_buf			history;
 	int				db_ok;
 	char				handshake[AUTH_HASH_LEN + 1];
+	struct dp_view			handshake_view;
+
+	/* the cache's entries by name, for the table's pages */
+	struct cache_entry		**sorted;
+	size_t				nsorted;
+	int				stale;
 
 	/* public-endpoint traffic, one slot per second */
 	u_int64_t			reqs[DASH_WINDOW];
@@ -89,14 +102,27 @@ static int	dash_write(struct dash_client *, u_int8_t, const void *,
 		    size_t);
 static size_t	dash_queued(struct connection *);
 static void	dash_render(const char *, struct kore_buf *);
-static void	render_tokens(struct kore_buf *, int, const char *);
+static u_int64_t	render_tokens(struct kore_buf *, int, const char *,
+			    const struct dp_view *);
+static void	render_charts(struct kore_buf *);
+static void	render_filter(struct kore_buf *, const struct dp_view *);
+static void	dash_sort(void);
+static int	dash_push_tokens(struct dash_client *, int);
+static void	dash_token_timeline(struct api_pending *,
+		    const struct store_rows *, int);
+static void	dash_token_history(struct api_pending *,
+		    const struct store_rows *, int);
+static void	dash_token_row(struct dp_token *, const struct cache_entry *,
+		    int64_t);
+static void	dash_events(struct dp_event *, const struct store_rows *);
 static void	render_history(struct kore_buf *, const struct store_rows *);
 static void	render_traffic(struct kore_buf *);
 static void	render_upstream(struct kore_buf *);
 static void	render_alerts(struct kore_buf *);
 static void	render_clients(struct kore_buf *);
 static size_t	dash_hosts(struct dr_host *, int64_t);
-static void	render_page(struct kore_buf *, const struct principal *);
+static void	render_page(struct kore_buf *, const struct principal *,
+		    const char *);
 static void	render_login(struct kore_buf *, const char *, const char *);
 static void	page_fragment(struct dbuf *, const char *, const void *);
 static int	dash_session(struct http_request *, struct api_state *);
@@ -136,6 +162,7 @@ void
 dash_changed(void)
 {
 	dash.dirty = 1;
+	dash.stale = 1;
 }
 
 void
@@ -200,7 +227,40 @@ dash_page(struct http_request *req, struct api_state *st)
 	p = api_pending_start(req, st, dash_page_history);
 	p->finish = dash_finish;
 	p->principal = st->principal;
+	/* The table's view (search, filters, page) rides in p->secret. */
+	if (req->query_string != NULL)
+		p->secret = kore_strdup(req->query_string);
 	store_recent_events(api_pending_cb, p);
+
+	return (KORE_RESULT_RETRY);
+}
+
+/*
+ * The page of one token: its state from the cache, then its last 24 h
+ * and a page of its history (?before=id) from the store.
+ */
+int
+dash_token_page(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+	int			ret;
+
+	if ((ret = dash_session(req, st)) != KORE_RESULT_OK)
+		return (ret);
+	if (st->principal.role < ROLE_VIEWER) {
+		dash_redirect(req, "/dashboard/login");
+		return (KORE_RESULT_OK);
+	}
+	if (cache_lookup(st->name) == NULL) {
+		api_error(req, 404, "not_found", "unknown token source");
+		return (KORE_RESULT_OK);
+	}
+
+	p = api_pending_start(req, st, dash_token_timeline);
+	p->finish = dash_finish;
+	p->principal = st->principal;
+	p->version = dp_query_int(req->query_string, "before");
+	store_timeline(st->name, api_pending_cb, p);
 
 	return (KORE_RESULT_RETRY);
 }
@@ -365,6 +425,7 @@ dash_ws(struct http_request *req, struct api_state *st)
 
 	(void)kore_strlcpy(dash.handshake, st->principal.session,
 	    sizeof(dash.handshake));
+	dp_view_parse(req->query_string, &dash.handshake_view);
 	kore_websocket_handshake(req, "dash_ws_connect", "dash_ws_message",
 	    "dash_ws_disconnect");
 	dash.handshake[0] = '\0';
@@ -413,6 +474,7 @@ dash_ws_connect(struct connection *c)
 	dc->c = c;
 	(void)kore_strlcpy(dc->session, dash.handshake, sizeof(dc->session));
 	dc->key = hash_fnv1a_str(dc->session);
+	dc->view = dash.handshake_view;
 	c->hdlr_extra = dc;
 	TAILQ_INSERT_TAIL(&dash.clients, dc, list);
 	dash.count++;
@@ -422,13 +484,38 @@ dash_ws_connect(struct connection *c)
 	if (dash.history.offset > 0 &&
 	    !dash_send(dc, "history", &dash.history))
 		return;
-	(void)dash_push_to(dc);
+	if (!dash_push_to(dc))
+		return;
+	(void)dash_push_tokens(dc, 1);
 }
 
+/*
+ * The page tells which part of the table it shows:
+ * {"type":"view","query":"q=...&state=...&page=2"}; it gets that part
+ * at once, and from then on only that part.
+ */
 void
 dash_ws_message(struct connection *c, u_int8_t op, void *data, size_t len)
 {
-	/* The page only listens. */
+	struct dash_client	*dc = c->hdlr_extra;
+	yajl_val		v, type, query;
+	const char		*t, *q;
+
+	if (dc == NULL || op != WEBSOCKET_OP_TEXT || len > 1024)
+		return;
+	if ((v = json_parse(data, len)) == NULL)
+		return;
+	type = json_path_get(v, "type");
+	query = json_path_get(v, "query");
+	t = YAJL_IS_STRING(type) ? YAJL_GET_STRING(type) : NULL;
+	q = YAJL_IS_STRING(query) ? YAJL_GET_STRING(query) : NULL;
+	if (t != NULL && q != NULL && !strcmp(t, "view")) {
+		dp_view_parse(q, &dc->view);
+		yajl_tree_free(v);
+		(void)dash_push_tokens(dc, 1);
+		return;
+	}
+	yajl_tree_free(v);
 }
 
 void
@@ -451,11 +538,18 @@ dash_tick(void *unused, u_int64_t unused2)
 {
 	static const u_int8_t	nothing[1];
 	struct dash_client	*dc, *next;
+	struct kore_buf		charts;
 
 	dash_sample();
 	if (dash.count == 0)
 		return;
 	dash_push_all(1);
+	if (dash.ticks % DASH_CHART_TICKS == 0) {
+		kore_buf_init(&charts, 16384);
+		render_charts(&charts);
+		dash_push("charts", &charts);
+		kore_buf_cleanup(&charts);
+	}
 
 	/*
 	 * Kore's idle timer counts only what the peer sends: ping, so the
@@ -499,14 +593,12 @@ static int
 dash_push_to(struct dash_client *dc)
 {
 	static const char	*targets[] = { "traffic", "upstream", "alerts",
-				    "clients", NULL };
+				    "clients", "charts", NULL };
 	struct kore_buf		buf;
 	int			i, ok;
 
 	kore_buf_init(&buf, 8192);
-	render_tokens(&buf, session_role(dc->session),
-	    session_csrf(dc->session));
-	ok = dash_send(dc, "tokens", &buf);
+	ok = 1;
 	for (i = 0; ok && targets[i] != NULL; i++) {
 		kore_buf_reset(&buf);
 		dash_render(targets[i], &buf);
@@ -517,14 +609,23 @@ dash_push_to(struct dash_client *dc)
 	return (ok);
 }
 
-/* Every live fragment to every socket. */
+/*
+ * Every live fragment to every socket; the table to each socket only
+ * when its part of the table changed (its countdowns run in the page).
+ */
 static void
 dash_push_all(int unused)
 {
-	static const char	*targets[] = { "tokens", "traffic", "upstream",
+	static const char	*targets[] = { "traffic", "upstream",
 				    "alerts", "clients", NULL };
+	struct dash_client	*dc, *next;
 	struct kore_buf		buf;
 	int			i;
+
+	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
+		next = TAILQ_NEXT(dc, list);
+		(void)dash_push_tokens(dc, 0);
+	}
 
 	kore_buf_init(&buf, 8192);
 	for (i = 0; targets[i] != NULL; i++) {
@@ -539,7 +640,9 @@ static void
 dash_render(const char *target, struct kore_buf *buf)
 {
 	if (!strcmp(target, "tokens"))
-		render_tokens(buf, ROLE_VIEWER, NULL);
+		(void)render_tokens(buf, ROLE_VIEWER, NULL, NULL);
+	else if (!strcmp(target, "charts"))
+		render_charts(buf);
 	else if (!strcmp(target, "traffic"))
 		render_traffic(buf);
 	else if (!strcmp(target, "upstream"))
@@ -554,22 +657,40 @@ static void
 dash_push(const char *target, struct kore_buf *html)
 {
 	struct dash_client	*dc, *next;
-	struct kore_buf		own;
 
 	/* A send may close its socket (and free dc): keep the next one. */
 	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
 		next = TAILQ_NEXT(dc, list);
-		/* Actions depend on the role: render per session role. */
-		if (!strcmp(target, "tokens")) {
-			kore_buf_init(&own, 8192);
-			render_tokens(&own, session_role(dc->session),
-			    session_csrf(dc->session));
-			(void)dash_send(dc, target, &own);
-			kore_buf_cleanup(&own);
-			continue;
-		}
 		(void)dash_send(dc, target, html);
 	}
+}
+
+/*
+ * The part of the table one socket shows, rendered for its session's
+ * role (the actions depend on it), sent when it differs from what the
+ * socket last got, or when forced, or every DASH_TOKENS_RESYNC ticks
+ * (the page's countdowns drift). 0 once the socket is gone.
+ */
+static int
+dash_push_tokens(struct dash_client *dc, int force)
+{
+	struct kore_buf		buf;
+	u_int64_t		digest;
+	int			ok;
+
+	kore_buf_init(&buf, 16384);
+	digest = render_tokens(&buf, session_role(dc->session),
+	    session_csrf(dc->session), &dc->view);
+	ok = KORE_RESULT_OK;
+	if (force || digest != dc->sent ||
+	    dash.ticks - dc->sent_tick >= DASH_TOKENS_RESYNC) {
+		dc->sent = digest;
+		dc->sent_tick = dash.ticks;
+		ok = dash_send(dc, "tokens", &buf);
+	}
+	kore_buf_cleanup(&buf);
+
+	return (ok);
 }
 
 static int
@@ -702,43 +823,221 @@ dash_quantile(double q)
 	return ((u_int64_t)(shared_bucket_le(SHARED_BUCKETS - 1) * 1e6));
 }
 
-/* The rows of the cache, rendered by dr_tokens. */
+/* The cache's entries sorted by name, again after any change. */
+static int
+dash_by_name(const void *a, const void *b)
+{
+	const struct cache_entry	*x = *(struct cache_entry *const *)a;
+	const struct cache_entry	*y = *(struct cache_entry *const *)b;
+
+	return (strcmp(x->name, y->name));
+}
+
 static void
-render_tokens(struct kore_buf *b, int role, const char *csrf)
+dash_sort(void)
 {
 	struct cache_entry	*e;
-	struct dr_token		*t;
-	struct dbuf		d;
-	size_t			i, n;
-	int64_t			now;
+	size_t			n;
 
-	now = isotime_now();
+	if (!dash.stale && dash.nsorted == cache_count())
+		return;
 	n = 0;
 	for (e = cache_first(); e != NULL; e = cache_next(e))
 		n++;
-	t = kore_calloc(n + 1, sizeof(*t));
-	i = 0;
-	for (e = cache_first(); e != NULL && i < n; e = cache_next(e), i++) {
-		t[i].name = e->name;
-		t[i].kind = source_kind_name(e->kind);
-		t[i].state = policy_state(e->paused || cache_paused(),
-		    e->leased, e->failures, e->token != NULL, e->expires_ms,
-		    now);
-		t[i].fpr = e->token != NULL ? e->fpr : NULL;
-		t[i].last_error = e->last_error;
-		t[i].generation = e->generation;
-		t[i].expires_in_ms = e->expires_ms - now;
-		t[i].next_in_ms = e->next_ms - now;
-		t[i].last_duration_ms = e->last_duration_ms;
-		t[i].failures = e->failures;
-		t[i].paused = e->paused;
+	dash.sorted = kore_realloc(dash.sorted, (n + 1) * sizeof(e));
+	n = 0;
+	for (e = cache_first(); e != NULL; e = cache_next(e))
+		dash.sorted[n++] = e;
+	qsort(dash.sorted, n, sizeof(e), dash_by_name);
+	dash.nsorted = n;
+	dash.stale = 0;
+}
+
+/*
+ * The page of the table that view asks for (all of page 1 when NULL),
+ * rendered by dr_tokens, with the pager. Returns a digest of what the
+ * rows show but the countdowns, so that a push can be skipped when
+ * nothing but time changed.
+ */
+static u_int64_t
+render_tokens(struct kore_buf *b, int role, const char *csrf,
+    const struct dp_view *view)
+{
+	struct cache_entry	*e;
+	struct dp_view		all;
+	struct dr_token		t[DP_PAGE_SIZE];
+	struct dbuf		d;
+	size_t			i, n, matched, skip;
+	u_int64_t		digest;
+	const char		*state;
+	int64_t			now;
+
+	if (view == NULL) {
+		memset(&all, 0, sizeof(all));
+		all.page = 1;
+		view = &all;
+	}
+	dash_sort();
+	now = isotime_now();
+	skip = (size_t)(view->page - 1) * DP_PAGE_SIZE;
+	n = matched = 0;
+	digest = hash_fnv1a(HASH_FNV_BASIS, &role, sizeof(role));
+	for (i = 0; i < dash.nsorted; i++) {
+		e = dash.sorted[i];
+		state = policy_state(e->paused || cache_paused(), e->leased,
+		    e->failures, e->token != NULL, e->expires_ms, now);
+		if (!dp_view_match(view, e->name, source_kind_name(e->kind),
+		    state, e->host))
+			continue;
+		if (matched++ < skip || n == DP_PAGE_SIZE)
+			continue;
+		t[n].name = e->name;
+		t[n].kind = source_kind_name(e->kind);
+		t[n].state = state;
+		t[n].fpr = e->token != NULL ? e->fpr : NULL;
+		t[n].last_error = e->last_error;
+		t[n].generation = e->generation;
+		t[n].expires_in_ms = e->expires_ms - now;
+		t[n].next_in_ms = e->next_ms - now;
+		t[n].last_duration_ms = e->last_duration_ms;
+		t[n].failures = e->failures;
+		t[n].paused = e->paused;
+		digest = hash_fnv1a(digest, e->name, strlen(e->name));
+		digest = hash_fnv1a(digest, state, strlen(state));
+		digest = hash_fnv1a(digest, &e->generation,
+		    sizeof(e->generation));
+		digest = hash_fnv1a(digest, &e->failures, sizeof(e->failures));
+		digest = hash_fnv1a(digest, &e->next_ms, sizeof(e->next_ms));
+		digest = hash_fnv1a(digest, &e->expires_ms,
+		    sizeof(e->expires_ms));
+		digest = hash_fnv1a(digest, &e->last_duration_ms,
+		    sizeof(e->last_duration_ms));
+		digest = hash_fnv1a(digest, &e->paused, sizeof(e->paused));
+		if (e->last_error != NULL)
+			digest = hash_fnv1a(digest, e->last_error,
+			    strlen(e->last_error));
+	}
+	digest = hash_fnv1a(digest, &matched, sizeof(matched));
+	digest = hash_fnv1a(digest, &dash.nsorted, sizeof(dash.nsorted));
+
+	dbuf_init(&d);
+	dp_pager(&d, view, matched, dash.nsorted);
+	dr_tokens(&d, t, n, role, csrf);
+	kore_buf_append(b, d.data, d.len);
+	dbuf_free(&d);
+
+	return (digest);
+}
+
+/* The filter form of the table, with the hosts known as suggestions. */
+static void
+render_filter(struct kore_buf *b, const struct dp_view *view)
+{
+	const char		*hosts[SHARED_HOSTS];
+	struct cache_entry	*e;
+	struct dbuf		d;
+	size_t			i, n;
+
+	n = 0;
+	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		if (e->host[0] == '\0')
+			continue;
+		for (i = 0; i < n && strcmp(hosts[i], e->host); i++)
+			;
+		if (i == n && n < SHARED_HOSTS)
+			hosts[n++] = e->host;
+	}
+	dbuf_init(&d);
+	dp_filter(&d, view, hosts, n);
+	kore_buf_append(b, d.data, d.len);
+	dbuf_free(&d);
+}
+
+/*
+ * The last hour, a point a minute (the current one live, its rate over
+ * the seconds gone by): requests/s, refresh latency p50/p99, refresh
+ * failures and upstream errors by host, summed over the workers.
+ */
+static void
+render_charts(struct kore_buf *b)
+{
+	struct shared_minute	*m;
+	const struct shared	*sh = shared_get();
+	struct dc_series	s[DASH_CHART_HOSTS];
+	double			reqs[SHARED_MINUTES], p50[SHARED_MINUTES];
+	double			p99[SHARED_MINUTES], fails[SHARED_MINUTES];
+	double			hosts[DASH_CHART_HOSTS][SHARED_MINUTES];
+	double			le[SHARED_BUCKETS], secs;
+	int			i, h, nh, top[DASH_CHART_HOSTS];
+	u_int64_t		sum, best;
+	struct dbuf		d;
+	int64_t			now;
+
+	m = kore_calloc(SHARED_MINUTES, sizeof(*m));
+	now = isotime_now();
+	shared_minutes(now / 60000, m);
+	for (i = 0; i < SHARED_BUCKETS; i++)
+		le[i] = shared_bucket_le(i) * 1000.0;
+	for (i = 0; i < SHARED_MINUTES; i++) {
+		secs = i == SHARED_MINUTES - 1 ?
+		    (now % 60000) / 1000.0 + 1 : 60.0;
+		reqs[i] = m[i].requests / secs;
+		p50[i] = dc_quantile(m[i].refresh_ms, le, SHARED_BUCKETS, 0.5);
+		p99[i] = dc_quantile(m[i].refresh_ms, le, SHARED_BUCKETS,
+		    0.99);
+		fails[i] = (double)m[i].refresh_failures;
+	}
+
+	/* The hosts with the most errors of the hour, most first. */
+	nh = 0;
+	while (nh < DASH_CHART_HOSTS) {
+		best = 0;
+		top[nh] = -1;
+		for (h = 0; h < SHARED_HOSTS; h++) {
+			for (i = 0; i < nh && top[i] != h; i++)
+				;
+			if (i < nh || sh->hosts[h].host[0] == '\0')
+				continue;
+			for (sum = 0, i = 0; i < SHARED_MINUTES; i++)
+				sum += m[i].host_errors[h];
+			if (sum > best) {
+				best = sum;
+				top[nh] = h;
+			}
+		}
+		if (top[nh] < 0)
+			break;
+		for (i = 0; i < SHARED_MINUTES; i++)
+			hosts[nh][i] = m[i].host_errors[top[nh]];
+		s[nh].label = sh->hosts[top[nh]].host;
+		s[nh].v = hosts[nh];
+		nh++;
 	}
 
 	dbuf_init(&d);
-	dr_tokens(&d, t, i, role, csrf);
+	s[0].label = "requests/s";
+	s[0].v = reqs;
+	dc_chart(&d, "requests", "Requests per second", "all routes", s, 1,
+	    SHARED_MINUTES, 60);
+	s[0].label = "p50";
+	s[0].v = p50;
+	s[1].label = "p99";
+	s[1].v = p99;
+	dc_chart(&d, "latency", "Refresh latency", "ms, bucket bound", s, 2,
+	    SHARED_MINUTES, 60);
+	s[0].label = "failures";
+	s[0].v = fails;
+	dc_chart(&d, "failures", "Refresh failures", "per minute", s, 1,
+	    SHARED_MINUTES, 60);
+	for (h = 0; h < nh; h++) {
+		s[h].label = sh->hosts[top[h]].host;
+		s[h].v = hosts[h];
+	}
+	dc_chart(&d, "upstream", "Upstream errors by host", "per minute", s,
+	    nh, SHARED_MINUTES, 60);
 	kore_buf_append(b, d.data, d.len);
 	dbuf_free(&d);
-	kore_free(t);
+	kore_free(m);
 }
 
 /* The rows of store_recent_events, rendered by dr_history. */
@@ -857,14 +1156,23 @@ render_clients(struct kore_buf *b)
 	dbuf_free(&d);
 }
 
+struct dash_page_args {
+	const struct principal	*principal;
+	struct dp_view		view;
+};
+
 static void
-render_page(struct kore_buf *b, const struct principal *p)
+render_page(struct kore_buf *b, const struct principal *p,
+    const char *query)
 {
+	struct dash_page_args	args;
 	struct dbuf	d;
 
 	dbuf_init(&d);
+	args.principal = p;
+	dp_view_parse(query, &args.view);
 	dr_page(&d, asset_dashboard_html, asset_len_dashboard_html,
-	    page_fragment, p);
+	    page_fragment, &args);
 	kore_buf_append(b, d.data, d.len);
 	dbuf_free(&d);
 }
@@ -873,12 +1181,15 @@ render_page(struct kore_buf *b, const struct principal *p)
 static void
 page_fragment(struct dbuf *d, const char *key, const void *arg)
 {
-	const struct principal	*p = arg;
-	struct kore_buf		b;
+	const struct dash_page_args	*a = arg;
+	const struct principal		*p = a->principal;
+	struct kore_buf			b;
 
 	kore_buf_init(&b, 4096);
 	if (!strcmp(key, "tokens"))
-		render_tokens(&b, p->role, p->csrf);
+		(void)render_tokens(&b, p->role, p->csrf, &a->view);
+	else if (!strcmp(key, "filter"))
+		render_filter(&b, &a->view);
 	else if (!strcmp(key, "history"))
 		kore_buf_append(&b, dash.history.data, dash.history.offset);
 	else if (!strcmp(key, "csrf"))
@@ -1049,9 +1360,139 @@ dash_page_history(struct api_pending *p, const struct store_rows *rows, int ok)
 	}
 
 	b = kore_buf_alloc(32768);
-	render_page(b, &p->principal);
+	render_page(b, &p->principal, p->secret);
 	p->html = b;
 	p->done = 1;
+}
+
+/* A token's last 24 h: rendered now, kept while its history loads. */
+static void
+dash_token_timeline(struct api_pending *p, const struct store_rows *rows,
+    int ok)
+{
+	struct cache_entry	*e;
+	struct dp_event		*ev;
+	struct dp_token		t;
+	struct dbuf		d;
+
+	dash_db_state(ok);
+	if (!ok) {
+		api_pending_fail(p, 503, "database_unavailable",
+		    "cannot read the token's history; try again");
+		return;
+	}
+	if ((e = cache_lookup(p->name)) == NULL) {
+		api_pending_fail(p, 404, "not_found", "unknown token source");
+		return;
+	}
+
+	ev = kore_calloc(rows->n + 1, sizeof(*ev));
+	dash_events(ev, rows);
+	dash_token_row(&t, e, isotime_now());
+
+	/* The timeline, a NUL, the errors: the page's parts of this query. */
+	p->html = kore_buf_alloc(16384);
+	dbuf_init(&d);
+	dp_timeline(&d, ev, rows->n, &t, isotime_now());
+	kore_buf_append(p->html, d.data, d.len + 1);
+	dbuf_free(&d);
+	dbuf_init(&d);
+	dp_errors(&d, ev, rows->n);
+	kore_buf_append(p->html, d.data, d.len + 1);
+	dbuf_free(&d);
+	kore_free(ev);
+
+	p->render = dash_token_history;
+	store_events(p->name, DP_HISTORY_PAGE + 1, p->version, api_pending_cb,
+	    p);
+}
+
+/* The page of the token's history asked for: the page is complete. */
+static void
+dash_token_history(struct api_pending *p, const struct store_rows *rows,
+    int ok)
+{
+	struct cache_entry	*e;
+	struct dp_event		*ev;
+	struct dp_token		t;
+	struct dbuf		d, hist;
+	const char		*timeline, *errors;
+	size_t			n;
+	int64_t			now;
+
+	dash_db_state(ok);
+	if (!ok) {
+		api_pending_fail(p, 503, "database_unavailable",
+		    "cannot read the token's history; try again");
+		return;
+	}
+	if ((e = cache_lookup(p->name)) == NULL) {
+		api_pending_fail(p, 404, "not_found", "unknown token source");
+		return;
+	}
+
+	now = isotime_now();
+	n = rows->n > DP_HISTORY_PAGE ? DP_HISTORY_PAGE : rows->n;
+	ev = kore_calloc(rows->n + 1, sizeof(*ev));
+	dash_events(ev, rows);
+	dash_token_row(&t, e, now);
+
+	dbuf_init(&hist);
+	dp_history(&hist, t.name, ev, n, rows->n > DP_HISTORY_PAGE,
+	    p->version);
+	timeline = (const char *)p->html->data;
+	errors = timeline + strlen(timeline) + 1;
+	dbuf_init(&d);
+	dp_token_page(&d, &t, timeline, errors, hist.data,
+	    jwt_role_name(p->principal.role), now);
+	kore_buf_reset(p->html);
+	kore_buf_append(p->html, d.data, d.len);
+	dbuf_free(&d);
+	dbuf_free(&hist);
+	kore_free(ev);
+	p->done = 1;
+}
+
+/* One token of the cache as the token page shows it. */
+static void
+dash_token_row(struct dp_token *t, const struct cache_entry *e, int64_t now)
+{
+	memset(t, 0, sizeof(*t));
+	t->name = e->name;
+	t->kind = source_kind_name(e->kind);
+	t->state = policy_state(e->paused || cache_paused(), e->leased,
+	    e->failures, e->token != NULL, e->expires_ms, now);
+	t->host = e->host[0] != '\0' ? e->host : NULL;
+	t->fpr = e->token != NULL ? e->fpr : NULL;
+	t->last_error = e->last_error;
+	t->generation = e->generation;
+	t->expires_ms = e->expires_ms;
+	t->next_ms = e->next_ms;
+	t->lifetime_ms = e->lifetime_ms;
+	t->failures = e->failures;
+	t->paused = e->paused;
+	t->enabled = e->enabled;
+}
+
+/* The event rows of the store as the token page's rows. */
+static void
+dash_events(struct dp_event *ev, const struct store_rows *rows)
+{
+	const struct event_row	*r;
+	size_t			i;
+
+	for (i = 0; i < rows->n; i++) {
+		r = &rows->events[i];
+		ev[i].id = r->id;
+		ev[i].finished_ms = r->finished_ms;
+		ev[i].duration_ms = r->duration_ms;
+		ev[i].http_status = r->http_status;
+		ev[i].generation = r->generation;
+		ev[i].trigger = r->trigger;
+		ev[i].outcome = r->outcome;
+		ev[i].error = r->error;
+		ev[i].fpr = r->fingerprint;
+	}
 }
 
 /* Called by the dispatcher for a finished dashboard step. */

@@ -73,7 +73,8 @@ static const char q_load[] =
     "COALESCE((SELECT value = 'true' FROM settings "
     "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
     "COALESCE(t.lease_until > now(), false), "
-    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at) "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
+    "kiln_host(s.token_url) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
@@ -360,6 +361,26 @@ static const char q_events[] =
     "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
     "AND ($3::bigint IS NULL OR e.id < $3::bigint) "
     "ORDER BY e.id DESC LIMIT $2::integer";
+
+/*
+ * The attempts of one source over the last 24 h (at most 2000, newest
+ * first) and the last success before them, which obtained the token
+ * held when the day began: the rows of its timeline, as store_events.
+ */
+static const char q_timeline[] =
+    "(SELECT e.id, e.trigger, kiln_ms(e.started_at), "
+    "kiln_ms(e.finished_at), e.outcome, e.duration_ms, e.http_status, "
+    "e.error, e.generation, e.fingerprint FROM refresh_events e "
+    "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
+    "AND e.finished_at > now() - interval '24 hours' "
+    "ORDER BY e.id DESC LIMIT 2000) UNION ALL "
+    "(SELECT e.id, e.trigger, kiln_ms(e.started_at), "
+    "kiln_ms(e.finished_at), e.outcome, e.duration_ms, e.http_status, "
+    "e.error, e.generation, e.fingerprint FROM refresh_events e "
+    "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
+    "AND e.outcome = 'success' "
+    "AND e.finished_at <= now() - interval '24 hours' "
+    "ORDER BY e.id DESC LIMIT 1)";
 
 static const char q_ping[] = "SELECT 1";
 
@@ -1921,6 +1942,7 @@ dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
 		t->last_duration_ms = col_numn(res, i, 17);
 		t->leased = col_bool(res, i, 18);
 		t->lifetime_ms = col_num(res, i, 19);
+		t->host = col_str(res, i, 20);
 	}
 }
 
@@ -2151,6 +2173,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		{ q_keys_list, dec_keys_list },
 		{ q_sessions_load, dec_sessions },
 		{ q_reseal_scan, dec_sealed },
+		{ q_timeline, dec_events },
 	};
 	PGresult	*res = job->sql.result;
 	size_t		i;
@@ -2189,4 +2212,10 @@ void
 store_db_watch(void (*cb)(int))
 {
 	db_watch = cb;
+}
+
+void
+store_timeline(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_timeline, cb, arg, 1, name);
 }

@@ -163,10 +163,11 @@ tokens_viewer_and_operator(void **state)
 	dbuf_init(&b);
 	dr_tokens(&b, t, 2, ROLE_VIEWER, NULL);
 	has(&b, "<tr data-token=\"crm&lt;x&gt;\"><td class=\"name\">"
-	    "crm&lt;x&gt;</td><td>client_credentials</td><td><span "
+	    "<a href=\"/dashboard/tokens/crm&lt;x&gt;\">"
+	    "crm&lt;x&gt;</a></td><td>client_credentials</td><td><span "
 	    "class=\"badge valid\">valid</span></td><td><code>abcdef012345"
 	    "</code></td><td class=\"gen\">7</td><td class=\"expires\">"
-	    "1h 02m</td><td>1m 30s</td><td>42 ms</td><td>0</td></tr>");
+	    "1h 02m</td><td class=\"next\">1m 30s</td><td>42 ms</td><td>0</td></tr>");
 	has(&b, "<td><code>—</code></td><td class=\"gen\">0</td>"
 	    "<td class=\"expires\">—</td><td>now</td><td>—</td><td>3 "
 	    "<small class=\"error\">upstream said &quot;no&quot;</small>"
