@@ -169,7 +169,7 @@ tokens_viewer_and_operator(void **state)
 	    "</code></td><td class=\"gen\">7</td><td class=\"expires\">"
 	    "1h 02m</td><td class=\"next\">1m 30s</td><td>42 ms</td><td>0</td></tr>");
 	has(&b, "<td><code>—</code></td><td class=\"gen\">0</td>"
-	    "<td class=\"expires\">—</td><td>now</td><td>—</td><td>3 "
+	    "<td class=\"expires\">—</td><td class=\"next\">now</td><td>—</td><td>3 "
 	    "<small class=\"error\">upstream said &quot;no&quot;</small>"
 	    "</td></tr>");
 	hasnt(&b, "Actions");
