@@ -289,10 +289,11 @@ void
 dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
     const struct dr_host *h, size_t nh)
 {
-	size_t		i;
+	size_t		i, more;
 	int		count;
 
 	count = 0;
+	more = 0;
 	dbuf_appendf(b, "<ul class=\"alerts\">");
 	if (!db_ok) {
 		dbuf_appendf(b, "<li class=\"alert\">PostgreSQL is not "
@@ -302,6 +303,12 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 	for (i = 0; i < n; i++) {
 		if (!a[i].enabled)
 			continue;
+		/* Thousands of sources: the first few, then a count. */
+		if (count >= DR_ALERTS_MAX && (!a[i].valid ||
+		    (a[i].failures > 0 && a[i].in_buffer))) {
+			more++;
+			continue;
+		}
 		if (!a[i].valid) {
 			dbuf_appendf(b, "<li class=\"alert\"><b>");
 			dr_escape(b, a[i].name);
@@ -315,6 +322,9 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 			count++;
 		}
 	}
+	if (more > 0)
+		dbuf_appendf(b, "<li class=\"alert\">… and %zu more tokens "
+		    "(filter the table by state).</li>", more);
 	for (i = 0; i < nh; i++) {
 		if (strcmp(h[i].state, "open"))
 			continue;

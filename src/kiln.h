@@ -240,6 +240,7 @@ u_int64_t	addr_rate_key(int, const u_int8_t *);
 int	addr_cidr_match(const struct cidr *, int, const u_int8_t *);
 /* dash_render.c (pure): dashboard HTML from plain rows, escaped. */
 #define DR_NULL		INT64_MIN	/* a number that is NULL */
+#define DR_ALERTS_MAX	20		/* token alerts listed */
 struct dbuf {			/* growable, NUL-terminated; free it */
 	char		*data;
 	size_t		len;
