@@ -902,6 +902,7 @@ render_tokens(struct kore_buf *b, int role, const char *csrf,
 		t[n].last_duration_ms = e->last_duration_ms;
 		t[n].failures = e->failures;
 		t[n].paused = e->paused;
+		n++;
 		digest = hash_fnv1a(digest, e->name, strlen(e->name));
 		digest = hash_fnv1a(digest, state, strlen(state));
 		digest = hash_fnv1a(digest, &e->generation,
