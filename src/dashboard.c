@@ -103,7 +103,7 @@ static int	dash_write(struct dash_client *, u_int8_t, const void *,
 static size_t	dash_queued(struct connection *);
 static void	dash_render(const char *, struct kore_buf *);
 static u_int64_t	render_tokens(struct kore_buf *, int, const char *,
-			    const struct dp_view *);
+			    const struct dp_view *, u_int64_t);
 static void	render_charts(struct kore_buf *);
 static void	render_filter(struct kore_buf *, const struct dp_view *);
 static void	dash_sort(void);
@@ -640,7 +640,7 @@ static void
 dash_render(const char *target, struct kore_buf *buf)
 {
 	if (!strcmp(target, "tokens"))
-		(void)render_tokens(buf, ROLE_VIEWER, NULL, NULL);
+		(void)render_tokens(buf, ROLE_VIEWER, NULL, NULL, 0);
 	else if (!strcmp(target, "charts"))
 		render_charts(buf);
 	else if (!strcmp(target, "traffic"))
@@ -675,15 +675,17 @@ static int
 dash_push_tokens(struct dash_client *dc, int force)
 {
 	struct kore_buf		buf;
-	u_int64_t		digest;
+	u_int64_t		digest, unless;
 	int			ok;
 
+	/* Unchanged and not due: the rows are chosen, not rendered. */
+	unless = force || dash.ticks - dc->sent_tick >= DASH_TOKENS_RESYNC ?
+	    0 : dc->sent;
 	kore_buf_init(&buf, 16384);
 	digest = render_tokens(&buf, session_role(dc->session),
-	    session_csrf(dc->session), &dc->view);
+	    session_csrf(dc->session), &dc->view, unless);
 	ok = KORE_RESULT_OK;
-	if (force || digest != dc->sent ||
-	    dash.ticks - dc->sent_tick >= DASH_TOKENS_RESYNC) {
+	if (unless == 0 || digest != unless) {
 		dc->sent = digest;
 		dc->sent_tick = dash.ticks;
 		ok = dash_send(dc, "tokens", &buf);
@@ -857,11 +859,12 @@ dash_sort(void)
  * The page of the table that view asks for (all of page 1 when NULL),
  * rendered by dr_tokens, with the pager. Returns a digest of what the
  * rows show but the countdowns, so that a push can be skipped when
- * nothing but time changed.
+ * nothing but time changed; when it is unless (not 0), nothing is
+ * rendered.
  */
 static u_int64_t
 render_tokens(struct kore_buf *b, int role, const char *csrf,
-    const struct dp_view *view)
+    const struct dp_view *view, u_int64_t unless)
 {
 	struct cache_entry	*e;
 	struct dp_view		all;
@@ -920,6 +923,10 @@ render_tokens(struct kore_buf *b, int role, const char *csrf,
 	}
 	digest = hash_fnv1a(digest, &matched, sizeof(matched));
 	digest = hash_fnv1a(digest, &dash.nsorted, sizeof(dash.nsorted));
+	if (digest == 0)
+		digest = 1;
+	if (unless != 0 && digest == unless)
+		return (digest);
 
 	dbuf_init(&d);
 	dp_pager(&d, view, matched, dash.nsorted);
@@ -1188,7 +1195,7 @@ page_fragment(struct dbuf *d, const char *key, const void *arg)
 
 	kore_buf_init(&b, 4096);
 	if (!strcmp(key, "tokens"))
-		(void)render_tokens(&b, p->role, p->csrf, &a->view);
+		(void)render_tokens(&b, p->role, p->csrf, &a->view, 0);
 	else if (!strcmp(key, "filter"))
 		render_filter(&b, &a->view);
 	else if (!strcmp(key, "history"))
