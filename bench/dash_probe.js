@@ -18,6 +18,13 @@
  *	open N dashboard sockets (round robin over the sessions: a session
  *	may hold 8), keep them S seconds, count the bytes of the frames
  *	they get; prints bytes per second per socket and frames.
+ *
+ *   dash_probe.js churn --port P --key K --prefix d --count N --rate R \
+ *       --seconds S
+ *	force a refresh of a random source (prefix + 4 digits) R times a
+ *	second for S seconds through the admin API: the steady state of N
+ *	sources whose tokens live N / R seconds; prints the answers by
+ *	status.
  */
 
 const http = require('node:http');
@@ -121,6 +128,7 @@ async function sockets(o)
 	let frames = 0;
 	let refused = 0;
 	let counting = false;
+	const by = {};
 	for (let i = 0; i < n; i++) {
 		const ws = new WebSocket(`ws://127.0.0.1:${o.port}/dashboard/ws` +
 		    (o.query ? `?${o.query}` : ''), { headers: {
@@ -132,6 +140,9 @@ async function sockets(o)
 				return;
 			bytes += d.length;
 			frames++;
+			const t = /"target":"([a-z]+)"/.exec(d.toString()) ||
+			    [null, 'other'];
+			by[t[1]] = (by[t[1]] || 0) + d.length;
 		});
 		await new Promise((resolve) => {
 			ws.on('open', resolve);
@@ -151,13 +162,41 @@ async function sockets(o)
 	for (const ws of list)
 		ws.terminate();
 	const open = n - refused;
+	for (const t of Object.keys(by))
+		by[t] = open ? Math.round(by[t] / secs / open) : 0;
 	console.log(JSON.stringify({ sockets: open, refused, seconds: secs,
 	    bytes, frames, bytes_per_s_per_socket: open ?
-	    Math.round(bytes / secs / open) : 0 }));
+	    Math.round(bytes / secs / open) : 0, by_target: by }));
+}
+
+async function churn(o)
+{
+	const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+	const rate = Number(o.rate);
+	const end = performance.now() + Number(o.seconds) * 1000;
+	const status = {};
+	let next = performance.now();
+	const pending = [];
+	while (performance.now() < end) {
+		const i = Math.floor(Math.random() * Number(o.count));
+		const path = `/api/tokens/${o.prefix}${String(i).padStart(4, '0')}` +
+		    '/refresh';
+		pending.push(req(agent, o.port, 'POST', path, { headers: {
+		    Authorization: `Bearer ${o.key}`, 'Content-Length': 0 } })
+		    .then((r) => { status[r.status] = (status[r.status] || 0) + 1; })
+		    .catch(() => { status.error = (status.error || 0) + 1; }));
+		next += 1000 / rate;
+		const wait = next - performance.now();
+		if (wait > 0)
+			await new Promise((r) => setTimeout(r, wait));
+	}
+	await Promise.all(pending);
+	agent.destroy();
+	console.log(JSON.stringify({ status }));
 }
 
 const o = parseArgs(process.argv.slice(2));
-const cmds = { login, render, sockets };
+const cmds = { login, render, sockets, churn };
 const cmd = cmds[o._[0]];
 if (!cmd) {
 	console.error('usage: dash_probe.js login|render|sockets ...');

@@ -7,7 +7,9 @@
 #
 # Starts its own PostgreSQL, upstream and kiln (bench/lib.sh), sources
 # named d0000.. with BENCH_DASH_LIFETIME s tokens (default 3600), waits
-# for every token, then measures:
+# for every token, then, while refreshes are forced at the rate of the
+# steady state (BENCH_DASH_CHURN a second, default sources / 3600: every
+# token refreshed once an hour) on random sources, measures:
 #
 #   render	server time to the first dashboard page, GET /dashboard on
 #		one keep-alive connection (median of 30; target <= 50 ms),
@@ -19,7 +21,7 @@
 #		against the same window with none open (the baseline)
 #
 # Knobs: BENCH_SOURCES, BENCH_DASH_SECONDS (60), BENCH_DASH_SOCKETS (50),
-# BENCH_DASH_LIFETIME (3600), BENCH_WORKERS, BENCH_KEEP. Every process it
+# BENCH_DASH_LIFETIME (3600), BENCH_DASH_CHURN, BENCH_WORKERS, BENCH_KEEP. Every process it
 # starts is stopped on exit, by pid.
 
 set -uo pipefail
@@ -37,6 +39,8 @@ bench_ports
 SECS=${BENCH_DASH_SECONDS:-60}
 NSOCK=${BENCH_DASH_SOCKETS:-50}
 LIFE=${BENCH_DASH_LIFETIME:-3600}
+CHURN=${BENCH_DASH_CHURN:-$(awk -v n="$MANY" 'BEGIN { r = n / 3600;
+    printf "%.2f", r < 0.5 ? 0.5 : r }')}
 
 say "dash: work dir $W, $WORKERS workers, $MANY sources (${LIFE} s tokens)," \
     "${SECS} s windows, $NSOCK dashboards"
@@ -80,6 +84,13 @@ cpu_window() {
 	    'BEGIN { printf "%.2f\n", 100 * (b - a) / hz / (e - s) }'
 }
 
+say "dash: $CHURN forced refreshes a second from now on"
+node bench/dash_probe.js churn --port "$K_PORT" --key "$ADMIN_KEY" \
+    --prefix d --count "$MANY" --rate "$CHURN" \
+    --seconds $((3 * SECS + 30)) >"$W/churn.json" &
+CHURN_PID=$!
+PIDS+=($CHURN_PID)
+
 say "dash: baseline, no dashboard, ${SECS} s"
 cpu0=$(cpu_window /dev/null sleep "$SECS")
 say "dash: one dashboard, ${SECS} s"
@@ -91,6 +102,7 @@ cpuN=$(cpu_window "$W/pushN.json" node bench/dash_probe.js sockets \
     --port "$K_PORT" --cookies "$COOKIES" --count "$NSOCK" \
     --seconds "$SECS") || die "$NSOCK sockets"
 
+wait "$CHURN_PID" 2>/dev/null
 deaths=$(worker_deaths 0)
 f() { json_field "$1" <"$2"; }
 r50=$(f median_ms "$W/render.json")
@@ -104,7 +116,7 @@ verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t ? "ok" : "MISSED") }'
 
 cat <<EOF | tee "$W/table.txt"
 
-| figure ($MANY sources, $WORKERS workers) | value | target | |
+| figure ($MANY sources, $WORKERS workers, $CHURN refreshes/s) | value | target | |
 | --- | --- | --- | --- |
 | first page, server time, median (p90) | $r50 ms ($r90 ms), $rb bytes | <= 50 ms | $(verdict "$r50" 50) |
 | filtered page (state=valid, page 7), median | $rf50 ms | | |
@@ -115,6 +127,10 @@ cat <<EOF | tee "$W/table.txt"
 | kiln CPU, $openN dashboards | $cpuN % of a core | <= 10 % | $(verdict "$cpuN" 10) |
 | kiln CPU, $openN dashboards minus baseline | $(awk -v a="$cpuN" -v b="$cpu0" 'BEGIN { printf "%.2f", a - b }') % of a core | | |
 | workers restarted | $deaths | 0 | |
+
+Forced refreshes meanwhile ($CHURN/s), answers by status: $(cat "$W/churn.json")
+Bytes per second per dashboard by fragment, one open: $(sed -n 's/.*"by_target":\({[^}]*}\).*/\1/p' "$W/push1.json")
+Bytes per second per dashboard by fragment, $openN open: $(sed -n 's/.*"by_target":\({[^}]*}\).*/\1/p' "$W/pushN.json")
 EOF
 [ -n "${BENCH_OUT:-}" ] && cp "$W/table.txt" "$BENCH_OUT"
 exit 0

@@ -41,9 +41,10 @@
 #define DASH_PING_TICKS		30
 #define DASH_QUEUE_MAX		(1024 * 1024)	/* bytes queued per socket */
 #define DASH_SESSION_SOCKETS	8		/* per session, all workers */
-#define DASH_TOKENS_RESYNC	30		/* ticks: the table unchanged */
+#define DASH_TOKENS_RESYNC	60		/* ticks: the table unchanged */
 #define DASH_CHART_TICKS	5		/* ticks between chart pushes */
 #define DASH_CHART_HOSTS	8
+#define DASH_HISTORY_MS		1000		/* at most a load a second */
 
 /* No inline script or style; nothing may frame the pages. */
 #define DASH_CSP	"default-src 'self'; script-src 'self'; " \
@@ -68,6 +69,8 @@ static struct {
 	int				dirty;
 	int				history_loading;
 	struct kore_buf			history;
+	int64_t				history_ms;	/* last loaded */
+	u_int64_t			history_sent;	/* its digest */
 	int				db_ok;
 	char				handshake[AUTH_HASH_LEN + 1];
 	struct dp_view			handshake_view;
@@ -563,11 +566,20 @@ dash_tick(void *unused, u_int64_t unused2)
 	}
 }
 
+/*
+ * Something changed: the history again, and the tables. With thousands
+ * of sources something changes all the time: once a second at most.
+ */
 static void
 dash_dirty_tick(void *unused, u_int64_t unused2)
 {
-	if (!dash.dirty || dash.history_loading)
+	int64_t		now;
+
+	now = isotime_now();
+	if (!dash.dirty || dash.history_loading ||
+	    now - dash.history_ms < DASH_HISTORY_MS)
 		return;
+	dash.history_ms = now;
 	dash.dirty = 0;
 	dash.history_loading = 1;
 	store_recent_events(dash_history_loaded, NULL);
@@ -576,6 +588,8 @@ dash_dirty_tick(void *unused, u_int64_t unused2)
 static void
 dash_history_loaded(const struct store_rows *rows, void *arg, int ok)
 {
+	u_int64_t	digest;
+
 	dash.history_loading = 0;
 	dash_db_state(ok);
 	if (ok) {
@@ -583,7 +597,12 @@ dash_history_loaded(const struct store_rows *rows, void *arg, int ok)
 		render_history(&dash.history, rows);
 	}
 	if (dash.count > 0) {
-		dash_push("history", &dash.history);
+		/* The same rows again (another worker's news): not resent. */
+		digest = hash_fnv1a(HASH_FNV_BASIS, dash.history.data,
+		    dash.history.offset);
+		if (digest != dash.history_sent)
+			dash_push("history", &dash.history);
+		dash.history_sent = digest;
 		dash_push_all(1);
 	}
 }
