@@ -74,8 +74,8 @@ view_from_query_string(void **state)
 	assert_int_equal(v.page, 1);
 
 	/* Too long: cut to the field. */
-	dp_view_parse("q=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	    "aaaaaaaaaaaaaaaaaaaaaa", &v);
+	dp_view_parse("q=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &v);
 	assert_int_equal(strlen(v.q), KILN_NAME_MAX);
 
 	assert_int_equal(dp_query_int("a=1&before=1234", "before"), 1234);
