@@ -13,7 +13,7 @@
  *
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
- *                   bench api_reply
+ *                   bench api_reply dash_views
  *   layer engine:   cache refresh reseal
  *   layer services: store upstream shared log config drain sources
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
@@ -1049,6 +1049,17 @@ int	dash_token_page(struct http_request *, struct api_state *);
 void	dash_ws_connect(struct connection *);
 void	dash_ws_message(struct connection *, u_int8_t, void *, size_t);
 void	dash_ws_disconnect(struct connection *);
+
+/* dash_views.c: the table's pages, the charts, the page of a token. */
+void		dv_changed(void);
+u_int64_t	dv_tokens(struct kore_buf *, int, const char *,
+		    const struct dp_view *, u_int64_t);
+void		dv_filter(struct kore_buf *, const struct dp_view *);
+void		dv_charts(struct kore_buf *);
+void		dv_token_timeline(struct api_pending *,
+		    const struct store_rows *, int);
+void		dv_token_history(struct api_pending *,
+		    const struct store_rows *, int);
 
 /* reseal.c: secrets and tokens sealed again under the current key. */
 #define RESEAL_PENDING		0
