@@ -230,7 +230,7 @@ dp_timeline(struct dbuf *b, const struct dp_event *ev, size_t n,
 	int64_t			from, start, end;
 	size_t			i, j, bars, ticks;
 	double			x0, x1;
-	char			ts[ISOTIME_LEN];
+	char			ts[ISOTIME_LEN], gen[24];
 
 	from = now - DP_DAY_MS;
 	bars = ticks = 0;
@@ -281,12 +281,17 @@ dp_timeline(struct dbuf *b, const struct dp_event *ev, size_t n,
 		x0 = dp_x(start, from, now);
 		x1 = dp_x(end, from, now);
 		isotime_format(start, ts, sizeof(ts));
+		if (e->generation != DR_NULL)
+			(void)snprintf(gen, sizeof(gen), "%lld",
+			    (long long)e->generation);
+		else
+			gen[0] = '\0';
 		dbuf_appendf(b, "<rect class=\"life%s\" data-generation="
-		    "\"%lld\" x=\"%.1f\" y=\"14\" width=\"%.1f\" height=\"24\">"
-		    "<title>generation %lld from %.19s", e->generation ==
-		    t->generation ? " current" : "", (long long)e->generation,
-		    x0, x1 - x0 < 1 ? 1 : x1 - x0, (long long)e->generation,
-		    ts);
+		    "\"%s\" x=\"%.1f\" y=\"14\" width=\"%.1f\" height=\"24\">"
+		    "<title>token%s%s from %.19s", e->generation ==
+		    t->generation ? " current" : "", gen, x0,
+		    x1 - x0 < 1 ? 1 : x1 - x0, gen[0] ? " generation " : "",
+		    gen, ts);
 		if (e->fpr != NULL) {
 			dbuf_appendf(b, " (");
 			dr_escape(b, e->fpr);

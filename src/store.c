@@ -363,24 +363,25 @@ static const char q_events[] =
     "ORDER BY e.id DESC LIMIT $2::integer";
 
 /*
- * The attempts of one source over the last 24 h (at most 2000, newest
- * first) and the last success before them, which obtained the token
- * held when the day began: the rows of its timeline, as store_events.
+ * The attempts of one source over the last 24 h, newest first, and the
+ * last success before them, which obtained the token held when the day
+ * began: the rows of its timeline, as store_events. Read from its 2000
+ * newest attempts (refresh_events_source_idx), so that a long history
+ * costs no more than that; a day of more attempts shows their newest.
  */
 static const char q_timeline[] =
-    "(SELECT e.id, e.trigger, kiln_ms(e.started_at), "
-    "kiln_ms(e.finished_at), e.outcome, e.duration_ms, e.http_status, "
-    "e.error, e.generation, e.fingerprint FROM refresh_events e "
+    "WITH e AS (SELECT e.id, e.trigger, kiln_ms(e.started_at) AS s, "
+    "kiln_ms(e.finished_at) AS f, e.outcome, e.duration_ms, "
+    "e.http_status, e.error, e.generation, e.fingerprint, "
+    "e.finished_at AS at FROM refresh_events e "
     "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
-    "AND e.finished_at > now() - interval '24 hours' "
-    "ORDER BY e.id DESC LIMIT 2000) UNION ALL "
-    "(SELECT e.id, e.trigger, kiln_ms(e.started_at), "
-    "kiln_ms(e.finished_at), e.outcome, e.duration_ms, e.http_status, "
-    "e.error, e.generation, e.fingerprint FROM refresh_events e "
-    "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
-    "AND e.outcome = 'success' "
-    "AND e.finished_at <= now() - interval '24 hours' "
-    "ORDER BY e.id DESC LIMIT 1)";
+    "ORDER BY e.id DESC LIMIT 2000), "
+    "o AS (SELECT id FROM e WHERE outcome = 'success' "
+    "AND at <= now() - interval '24 hours' ORDER BY id DESC LIMIT 1) "
+    "SELECT id, trigger, s, f, outcome, duration_ms, http_status, error, "
+    "generation, fingerprint FROM e "
+    "WHERE at > now() - interval '24 hours' OR id IN (SELECT id FROM o) "
+    "ORDER BY id DESC";
 
 static const char q_ping[] = "SELECT 1";
 

@@ -238,14 +238,20 @@ timeline_bars_and_ticks(void **state)
 	 * only): 4/24 of 712 wide, at 4 + 18/24 of it. */
 	has(&b, "data-generation=\"2\" x=\"538.0\" y=\"14\" "
 	    "width=\"118.7\"");
-	has(&b, "generation 2 from 2025-12-31T18:00:00 (abcdef012345)");
+	has(&b, "token generation 2 from 2025-12-31T18:00:00 "
+	    "(abcdef012345)");
 	dbuf_free(&b);
 
-	/* With a longer lifetime gen 1 lasts into the day. */
+	/* With a longer lifetime gen 1 lasts into the day, from its left
+	 * edge; a generation not recorded is not made up. */
 	t.lifetime_ms = 25 * HOUR;
+	e[3].generation = DR_NULL;
 	dbuf_init(&b);
 	dp_timeline(&b, e, 5, &t, NOW);
 	has(&b, "data-bars=\"3\"");
+	has(&b, "<rect class=\"life\" data-generation=\"\" x=\"4.0\"");
+	has(&b, "<title>token from 2025-12-30T18:00:00");
+	hasnt(&b, "-9223");
 	dbuf_free(&b);
 
 	dbuf_init(&b);

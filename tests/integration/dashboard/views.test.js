@@ -160,9 +160,22 @@ test('token_page_shows_history_timeline_and_errors', async () => {
 	    END, NULL, NULL
 	    FROM token_sources s, generate_series(1, 60) g
 	    WHERE s.name = '${src}'`, { db: S.db.name });
+	/* Before the day: a failure (not drawn) and the success that got
+	 * the token held when the day began (drawn from its start). */
+	await S.db.pg.query(`INSERT INTO refresh_events (source_id, trigger,
+	    started_at, finished_at, outcome, duration_ms, http_status, error)
+	    SELECT s.id, 'schedule', now() - interval '25 hours',
+	    now() - interval '25 hours', 'failure', 10, 502, 'old failure'
+	    FROM token_sources s WHERE s.name = '${src}';
+	    INSERT INTO refresh_events (source_id, trigger, started_at,
+	    finished_at, outcome, duration_ms, http_status)
+	    SELECT s.id, 'schedule', now() - interval '1450 minutes',
+	    now() - interval '1450 minutes', 'success', 10, 200
+	    FROM token_sources s WHERE s.name = '${src}'`, { db: S.db.name });
 	const total = Number((await S.db.pg.queryJson(`SELECT count(*) AS n
 	    FROM refresh_events e JOIN token_sources s ON s.id = e.source_id
 	    WHERE s.name = '${src}'`, { db: S.db.name }))[0].n);
+	const inDay = total - 2;
 
 	const hd = { headers: { Cookie: S.s.cookie } };
 	const r = await k.get(`/dashboard/tokens/${src}`, hd);
@@ -182,13 +195,18 @@ test('token_page_shows_history_timeline_and_errors', async () => {
 	assert.ok(svg, 'an SVG timeline');
 	assert.match(svg[0], /<rect class="life current"/);
 	const ticks = (svg[0].match(/class="tick /g) || []).length;
-	/* g = 1..60 at 20 min: 20 h, all within the day, and kiln's own. */
-	assert.equal(ticks, total, `a tick per attempt (${ticks}/${total})`);
+	/* g = 1..60 at 20 min: 20 h, all within the day, and kiln's own;
+	 * not the two before the day. */
+	assert.equal(ticks, inDay, `a tick per attempt of the day ` +
+	    `(${ticks}/${inDay})`);
 	assert.equal((svg[0].match(/class="tick fail"/g) || []).length, 15);
+	/* The token held when the day began: a bar from the left edge. */
+	assert.match(svg[0], /<rect class="life" data-generation="[^"]*" x="4\.0"/);
 
 	/* Recent errors: failures only, at most 10. */
 	const errs = /<div id="errors">([\s\S]*?)<\/div>/.exec(r.text)[1];
 	assert.equal((errs.match(/<li>/g) || []).length, 10);
+	assert.ok(!errs.includes('old failure'), 'only the day\'s errors');
 
 	/* The history, 25 a page, older by ?before=, every row once. */
 	const seen = [];
