@@ -96,6 +96,7 @@ static const struct route routes[] = {
 	{ GET, "/dashboard/ws", 0, 0, dash_ws },
 	{ GET, "/dashboard/static/*", 0, 0, dash_static },
 	{ GET, "/dashboard/audit", 0, 0, dash_audit },
+	{ GET, "/dashboard/tokens/*", R_NAME, 0, dash_token_page },
 	{ 0, NULL, 0, 0, NULL }
 };
 

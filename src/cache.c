@@ -434,6 +434,8 @@ cache_apply(const struct token_row *t)
 	(void)kore_strlcpy(e->cert_subject, t->cert_subject != NULL ?
 	    t->cert_subject : "", sizeof(e->cert_subject));
 	fresh = t->generation != e->generation && e->token != NULL;
+	(void)kore_strlcpy(e->host, t->host != NULL ? t->host : "",
+	    sizeof(e->host));
 
 	if (t->generation != e->generation ||
 	    (u_int32_t)t->failures != e->failures ||

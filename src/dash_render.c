@@ -181,9 +181,12 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 		e = &t[i];
 		dbuf_appendf(b, "<tr data-token=\"");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "\"><td class=\"name\">");
+		dbuf_appendf(b, "\"><td class=\"name\"><a href=\""
+		    "/dashboard/tokens/");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "</td><td>%s", e->kind);
+		dbuf_appendf(b, "\">");
+		dr_escape(b, e->name);
+		dbuf_appendf(b, "</a></td><td>%s", e->kind);
 		dr_token_auth(b, e);
 		dbuf_appendf(b, "</td><td><span class=\"badge "
 		    "%s\">%s</span></td><td><code>", e->state, e->state);
@@ -195,7 +198,7 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 			dr_duration(b, e->expires_in_ms);
 		else
 			dbuf_appendf(b, "—");
-		dbuf_appendf(b, "</td><td>");
+		dbuf_appendf(b, "</td><td class=\"next\">");
 		dr_duration(b, e->next_in_ms);
 		dbuf_appendf(b, "</td><td>");
 		if (e->last_duration_ms >= 0)
@@ -288,10 +291,11 @@ void
 dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
     const struct dr_host *h, size_t nh)
 {
-	size_t		i;
+	size_t		i, more;
 	int		count;
 
 	count = 0;
+	more = 0;
 	dbuf_appendf(b, "<ul class=\"alerts\">");
 	if (!db_ok) {
 		dbuf_appendf(b, "<li class=\"alert\">PostgreSQL is not "
@@ -301,6 +305,12 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 	for (i = 0; i < n; i++) {
 		if (!a[i].enabled)
 			continue;
+		/* Thousands of sources: the first few, then a count. */
+		if (count >= DR_ALERTS_MAX && (!a[i].valid ||
+		    (a[i].failures > 0 && a[i].in_buffer))) {
+			more++;
+			continue;
+		}
 		if (!a[i].valid) {
 			dbuf_appendf(b, "<li class=\"alert\"><b>");
 			dr_escape(b, a[i].name);
@@ -330,6 +340,9 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 			count++;
 		}
 	}
+	if (more > 0)
+		dbuf_appendf(b, "<li class=\"alert\">… and %zu more tokens "
+		    "(filter the table by state).</li>", more);
 	for (i = 0; i < nh; i++) {
 		if (strcmp(h[i].state, "open"))
 			continue;

@@ -14,12 +14,13 @@
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
  *                   bench api_reply api_audit dash_audit api_webhook
- *                   push
+ *                   push dash_views
  *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
  *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
- *                   host addr dash_render audit mtls
+ *                   host addr dash_render audit mtls dash_chart
+ *                   dash_pages
  */
 
 #ifndef __H_KILN_H
@@ -265,6 +266,7 @@ size_t	mtls_count(const char *);
 
 /* dash_render.c (pure): dashboard HTML from plain rows, escaped. */
 #define DR_NULL		INT64_MIN	/* a number that is NULL */
+#define DR_ALERTS_MAX	20		/* token alerts listed */
 struct dbuf {			/* growable, NUL-terminated; free it */
 	char		*data;
 	size_t		len;
@@ -386,6 +388,69 @@ int	audit_source_changed(const struct audit_snap *,
 int	audit_body_fields(yajl_val, char *, size_t);
 int	audit_query_parse(const char *, struct audit_query *, char *,
 	    size_t);
+
+/* dash_chart.c (pure): the dashboard's line charts as SVG. */
+struct dc_series {
+	const char	*label;
+	const double	*v;		/* n values, oldest first; < 0: none */
+};
+double	dc_quantile(const u_int64_t *, const double *, size_t, double);
+void	dc_chart(struct dbuf *, const char *, const char *, const char *,
+	    const struct dc_series *, size_t, size_t, int);
+
+/* dash_pages.c (pure): the page of one token, the token table's view. */
+#define DP_PAGE_SIZE	50
+#define DP_DAY_MS	(24 * 3600 * 1000LL)
+#define DP_HISTORY_PAGE	25
+struct dp_view {
+	char		q[KILN_NAME_MAX + 1];
+	char		kind[24];
+	char		state[16];
+	char		host[128];
+	int		page;			/* from 1 */
+};
+struct dp_event {			/* strings NULL, numbers DR_NULL */
+	int64_t		id;
+	int64_t		finished_ms;
+	int64_t		duration_ms;
+	int64_t		http_status;
+	int64_t		generation;
+	const char	*trigger;
+	const char	*outcome;
+	const char	*error;
+	const char	*fpr;
+};
+struct dp_token {
+	const char	*name;
+	const char	*kind;
+	const char	*state;
+	const char	*host;			/* NULL: unknown */
+	const char	*fpr;			/* NULL: no token */
+	const char	*last_error;
+	int64_t		generation;
+	int64_t		expires_ms;
+	int64_t		next_ms;
+	int64_t		lifetime_ms;		/* 0: unknown */
+	u_int32_t	failures;
+	int		paused;
+	int		enabled;
+};
+void	dp_view_parse(const char *, struct dp_view *);
+int64_t	dp_query_int(const char *, const char *);
+int	dp_view_match(const struct dp_view *, const char *, const char *,
+	    const char *, const char *);
+void	dp_view_query(struct dbuf *, const struct dp_view *, int);
+void	dp_filter(struct dbuf *, const struct dp_view *, const char *const *,
+	    size_t);
+void	dp_pager(struct dbuf *, const struct dp_view *, size_t, size_t);
+void	dp_timeline(struct dbuf *, const struct dp_event *, size_t,
+	    const struct dp_token *, int64_t);
+void	dp_history(struct dbuf *, const char *, const struct dp_event *,
+	    size_t, int, int64_t);
+void	dp_errors(struct dbuf *, const struct dp_event *, size_t);
+void	dp_state(struct dbuf *, const struct dp_token *, int64_t);
+void	dp_token_page(struct dbuf *, const struct dp_token *, const char *,
+	    const char *, const char *, const char *, int64_t);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
@@ -511,6 +576,22 @@ struct shared_ws {
 	u_int8_t	count[SHARED_WS_WORKERS];
 };
 
+/*
+ * The charts' history: one ring of per-minute buckets per worker, each
+ * written only by its worker (no lock), summed over the workers by the
+ * reader. minute is the bucket's minute since the epoch (0: unused).
+ */
+#define SHARED_MINUTES		60
+
+struct shared_minute {
+	int64_t		minute;
+	u_int64_t	requests;
+	u_int64_t	refreshes;
+	u_int64_t	refresh_failures;
+	u_int64_t	refresh_ms[SHARED_BUCKETS + 1];
+	u_int32_t	host_errors[SHARED_HOSTS];	/* by hosts[] slot */
+};
+
 struct shared {
 	volatile char		lock;
 	int64_t			started_ms;
@@ -535,6 +616,7 @@ struct shared {
 	u_int64_t		log_gen;
 	int64_t			push_waiters[SHARED_WS_WORKERS];
 	int64_t			push_streams[SHARED_WS_WORKERS];
+	struct shared_minute	minutes[SHARED_WS_WORKERS][SHARED_MINUTES];
 };
 
 void	shared_init(void);
@@ -559,6 +641,8 @@ int	shared_key_revoked(int64_t);
 void	shared_log_level(int);
 void	shared_push(u_int32_t, int64_t, int64_t);
 void	shared_push_totals(int64_t *, int64_t *);
+void	shared_minute_refresh(int, int64_t);
+void	shared_minutes(int64_t, struct shared_minute *);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0
@@ -616,6 +700,7 @@ struct token_row {			/* store_load, store_reload */
 	int64_t		subject_generation;	/* 0 when NULL */
 	const char	*auth_method;
 	const char	*cert_subject;		/* NULL: no mTLS */
+	const char	*host;		/* of token_url, lower case */
 };
 
 struct source_view {			/* store_sources_view */
@@ -688,7 +773,7 @@ struct lease_row {			/* store_lease: one row */
 	int64_t			why_until;	/* 0 when NULL */
 };
 
-struct event_row {			/* store_events, store_recent_events */
+struct event_row {	/* store_events, _recent_events, _timeline */
 	int64_t		id;		/* numbers: STORE_NULL when NULL */
 	const char	*source;	/* store_recent_events only */
 	const char	*trigger;
@@ -884,6 +969,7 @@ void	store_webhook_done(int64_t, int64_t, int, int64_t, const char *,
 	    int64_t, int64_t, int64_t, int64_t, store_rows_cb, void *);
 void	store_webhook_expired(store_rows_cb, void *);
 void	store_webhooks_recent(store_rows_cb, void *);
+void	store_timeline(const char *, store_rows_cb, void *);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
 #define CACHE_VALID_MARGIN_MS	1000
@@ -942,6 +1028,7 @@ struct cache_entry {
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;
+	char			host[SHARED_HOST_LEN];	/* of its URL */
 };
 
 void			cache_init(void);
@@ -1236,9 +1323,21 @@ int	dash_login(struct http_request *, struct api_state *);
 int	dash_logout(struct http_request *, struct api_state *);
 int	dash_ws(struct http_request *, struct api_state *);
 int	dash_static(struct http_request *, struct api_state *);
+int	dash_token_page(struct http_request *, struct api_state *);
 void	dash_ws_connect(struct connection *);
 void	dash_ws_message(struct connection *, u_int8_t, void *, size_t);
 void	dash_ws_disconnect(struct connection *);
+
+/* dash_views.c: the table's pages, the charts, the page of a token. */
+void		dv_changed(void);
+u_int64_t	dv_tokens(struct kore_buf *, int, const char *,
+		    const struct dp_view *, u_int64_t);
+void		dv_filter(struct kore_buf *, const struct dp_view *);
+void		dv_charts(struct kore_buf *);
+void		dv_token_timeline(struct api_pending *,
+		    const struct store_rows *, int);
+void		dv_token_history(struct api_pending *,
+		    const struct store_rows *, int);
 
 /* reseal.c: secrets and tokens sealed again under the current key. */
 #define RESEAL_PENDING		0

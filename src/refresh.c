@@ -264,6 +264,7 @@ refresh_answered(struct attempt *at)
 		    "upstream answer: token already expired");
 	}
 	shared_refresh(at->name, at->ok);
+	shared_minute_refresh(at->ok, at->duration_ms);
 
 	if (at->ok)
 		refresh_succeeded(at);

@@ -75,7 +75,8 @@ static const char q_load[] =
     "COALESCE(t.lease_until > now(), false), "
     "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
     "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
-    "t.subject_generation, s.auth_method, s.tls_cert_subject "
+    "t.subject_generation, s.auth_method, s.tls_cert_subject, "
+    "kiln_host(s.token_url) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
@@ -471,6 +472,27 @@ static const char q_events[] =
     "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
     "AND ($3::bigint IS NULL OR e.id < $3::bigint) "
     "ORDER BY e.id DESC LIMIT $2::integer";
+
+/*
+ * The attempts of one source over the last 24 h, newest first, and the
+ * last success before them, which obtained the token held when the day
+ * began: the rows of its timeline, as store_events. Read from its 2000
+ * newest attempts (refresh_events_source_idx), so that a long history
+ * costs no more than that; a day of more attempts shows their newest.
+ */
+static const char q_timeline[] =
+    "WITH e AS (SELECT e.id, e.trigger, kiln_ms(e.started_at) AS s, "
+    "kiln_ms(e.finished_at) AS f, e.outcome, e.duration_ms, "
+    "e.http_status, e.error, e.generation, e.fingerprint, "
+    "e.finished_at AS at FROM refresh_events e "
+    "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
+    "ORDER BY e.id DESC LIMIT 2000), "
+    "o AS (SELECT id FROM e WHERE outcome = 'success' "
+    "AND at <= now() - interval '24 hours' ORDER BY id DESC LIMIT 1) "
+    "SELECT id, trigger, s, f, outcome, duration_ms, http_status, error, "
+    "generation, fingerprint FROM e "
+    "WHERE at > now() - interval '24 hours' OR id IN (SELECT id FROM o) "
+    "ORDER BY id DESC";
 
 static const char q_ping[] = "SELECT 1";
 
@@ -2176,6 +2198,7 @@ dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
 		t->subject_generation = col_num(res, i, 23);
 		t->auth_method = PQgetvalue(res, i, 24);
 		t->cert_subject = col_str(res, i, 25);
+		t->host = col_str(res, i, 26);
 	}
 }
 
@@ -2460,6 +2483,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		{ q_reseal_scan, dec_sealed },
 		{ q_audit_list, dec_audit },
 		{ q_exchange_edges, dec_edges },
+		{ q_timeline, dec_events },
 	};
 	PGresult	*res = job->sql.result;
 	size_t		i;
@@ -2925,4 +2949,10 @@ dec_edges(PGresult *res, struct store_job *job, struct store_rows *rows)
 		e->subject = col_str(res, i, 1);
 		e->actor = col_str(res, i, 2);
 	}
+}
+
+void
+store_timeline(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_timeline, cb, arg, 1, name);
 }

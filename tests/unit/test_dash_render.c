@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -41,6 +42,19 @@ hasnt(const struct dbuf *b, const char *needle)
 {
 	if (b->data != NULL && strstr(b->data, needle) != NULL)
 		fail_msg("unexpected %s in %s", needle, b->data);
+}
+
+static size_t
+count_of(const struct dbuf *b, const char *needle)
+{
+	const char	*p;
+	size_t		n;
+
+	n = 0;
+	for (p = b->data; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+		n++;
+
+	return (n);
 }
 
 static void
@@ -163,12 +177,13 @@ tokens_viewer_and_operator(void **state)
 	dbuf_init(&b);
 	dr_tokens(&b, t, 2, ROLE_VIEWER, NULL);
 	has(&b, "<tr data-token=\"crm&lt;x&gt;\"><td class=\"name\">"
-	    "crm&lt;x&gt;</td><td>client_credentials</td><td><span "
+	    "<a href=\"/dashboard/tokens/crm&lt;x&gt;\">"
+	    "crm&lt;x&gt;</a></td><td>client_credentials</td><td><span "
 	    "class=\"badge valid\">valid</span></td><td><code>abcdef012345"
 	    "</code></td><td class=\"gen\">7</td><td class=\"expires\">"
-	    "1h 02m</td><td>1m 30s</td><td>42 ms</td><td>0</td></tr>");
+	    "1h 02m</td><td class=\"next\">1m 30s</td><td>42 ms</td><td>0</td></tr>");
 	has(&b, "<td><code>—</code></td><td class=\"gen\">0</td>"
-	    "<td class=\"expires\">—</td><td>now</td><td>—</td><td>3 "
+	    "<td class=\"expires\">—</td><td class=\"next\">now</td><td>—</td><td>3 "
 	    "<small class=\"error\">upstream said &quot;no&quot;</small>"
 	    "</td></tr>");
 	hasnt(&b, "Actions");
@@ -303,9 +318,10 @@ webhooks_escaped_with_their_deliveries(void **state)
 static void
 alerts_and_hosts(void **state)
 {
-	struct dr_alert	a[4];
+	struct dr_alert	a[4], *many;
 	struct dr_host	h[2];
 	struct dbuf	b;
+	size_t		i;
 
 	(void)state;
 	memset(a, 0, sizeof(a));
@@ -332,6 +348,17 @@ alerts_and_hosts(void **state)
 	expect(&b, "<ul class=\"alerts\"><li class=\"ok\">All clear.</li>"
 	    "</ul>");
 	dbuf_free(&b);
+
+	/* Thousands of failing tokens: the first DR_ALERTS_MAX, a count. */
+	many = calloc(1000, sizeof(*many));
+	for (i = 0; i < 1000; i++)
+		many[i] = (struct dr_alert){ "t", 1, 0, 0, 1, 0, 0 };
+	dbuf_init(&b);
+	dr_alerts(&b, 1, many, 1000, h, 0);
+	assert_int_equal(count_of(&b, "has no valid token"), DR_ALERTS_MAX);
+	has(&b, "… and 980 more tokens");
+	dbuf_free(&b);
+	free(many);
 
 	dbuf_init(&b);
 	dr_upstream(&b, h, 2);
