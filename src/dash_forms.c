@@ -28,6 +28,9 @@
 #define DF_ACCESS	6
 #define DF_BOOL		7
 
+static const char	df_not_here[] = "";	/* another field's error */
+#define DF_NOT_HERE	df_not_here
+
 struct df_field {
 	const char	*name;
 	int		type;
@@ -339,7 +342,7 @@ df_source_form(struct dbuf *b, const struct df_form *f)
 		dbuf_appendf(b, "\"><small>lowercase letters, digits, - and _"
 		    "</small>");
 		df_error(b, f->error, f->field != NULL &&
-		    !strcmp(f->field, "name") ? "name" : NULL);
+		    !strcmp(f->field, "name") ? "name" : DF_NOT_HERE);
 		dbuf_appendf(b, "</div>");
 	} else {
 		dbuf_appendf(b, "<p class=\"source-name\">Source <b>");
@@ -433,13 +436,13 @@ df_key_form(struct dbuf *b, const struct df_pair *v, size_t n,
 	dr_escape(b, s != NULL ? s : "");
 	dbuf_appendf(b, "\"><small>who or what uses it</small>");
 	df_error(b, error, field != NULL && !strcmp(field, "name") ?
-	    "name" : NULL);
+	    "name" : DF_NOT_HERE);
 	dbuf_appendf(b, "</div><div class=\"field\" data-field=\"role\">"
 	    "<label for=\"k-role\">Role</label>");
 	s = df_value(v, n, "role");
 	df_select(b, "role", s != NULL ? s : "viewer", roles);
 	df_error(b, error, field != NULL && !strcmp(field, "role") ?
-	    "role" : NULL);
+	    "role" : DF_NOT_HERE);
 	dbuf_appendf(b, "</div><div class=\"field\" data-field=\"sources\">"
 	    "<label for=\"k-sources\">Sources</label><input id=\"k-sources\" "
 	    "name=\"sources\" data-type=\"list\" autocomplete=\"off\" "
@@ -449,7 +452,7 @@ df_key_form(struct dbuf *b, const struct df_pair *v, size_t n,
 	dbuf_appendf(b, "\"><small>client keys only, optional: the sources "
 	    "it may read, separated by commas</small>");
 	df_error(b, error, field != NULL && !strcmp(field, "sources") ?
-	    "sources" : NULL);
+	    "sources" : DF_NOT_HERE);
 	dbuf_appendf(b, "</div><div class=\"buttons\"><button class=\""
 	    "primary\">Create key</button></div></fieldset></form>");
 }
@@ -584,7 +587,7 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 
 	v = df_value(f->values, f->nvalues, fd->name);
 	err = f->field != NULL && !strcmp(f->field, fd->name) ?
-	    fd->name : NULL;
+	    fd->name : DF_NOT_HERE;
 
 	if (fd->type == DF_BOOL) {
 		if (v == NULL && f->source == NULL)
@@ -653,12 +656,12 @@ df_select(struct dbuf *b, const char *name, const char *value,
 
 /*
  * An error: next to its field (field set), or atop the form (field
- * NULL and error set). Nothing when there is none to show here.
+ * NULL). Nothing for DF_NOT_HERE (the error is another field's).
  */
 static void
 df_error(struct dbuf *b, const char *error, const char *field)
 {
-	if (error == NULL)
+	if (error == NULL || field == DF_NOT_HERE)
 		return;
 	if (field != NULL)
 		dbuf_appendf(b, "<p class=\"field-error\" id=\"err-%s\" "

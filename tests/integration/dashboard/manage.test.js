@@ -315,6 +315,8 @@ test('forms_work_without_javascript', { timeout: 60000 }, async () => {
 	    Object.assign({}, create, { refresh_buffer: 'soon' }));
 	assert.equal(r1.status, 422, r1.text.slice(0, 300));
 	assert.match(r1.text, /<div class="field" data-field="refresh_buffer">(?:(?!<\/div>).)*<p class="field-error" id="err-refresh_buffer" role="alert">refresh_buffer: must be an integer/s);
+	assert.equal(r1.text.match(/role="alert"/g).length, 1,
+	    'the error is shown once, at its field');
 	assert.match(r1.text, /name="client_id"[^>]*value="nojs1"/,
 	    'what was typed is kept');
 	assert.ok(!r1.text.includes(S.nojs), 'the secret is not sent back');
@@ -361,6 +363,7 @@ test('forms_work_without_javascript', { timeout: 60000 }, async () => {
 	    client_secret: '' });
 	assert.equal(r4.status, 422);
 	assert.match(r4.text, /id="err-token_url" role="alert">token_url: required/);
+	assert.equal(r4.text.match(/role="alert"/g).length, 1);
 	assert.match(r4.text, /placeholder="a value is set — leave blank to keep it"/);
 
 	/* the admin API names the field */
