@@ -72,7 +72,11 @@ static void	dm_message(struct api_pending *, int, const char *,
 		    const char *);
 static int	dm_finish(struct http_request *, struct api_pending *);
 static void	dm_sources_body(struct dbuf *, const struct principal *,
-		    const char *, size_t, const struct df_form *);
+		    const char *, const struct df_row *, size_t, size_t,
+		    size_t, const struct df_form *);
+static size_t	dm_cache_rows(struct df_row *, size_t *, size_t *);
+static void	dm_sources_loaded(struct api_pending *,
+		    const struct store_rows *, int);
 static void	dm_source_loaded(struct api_pending *,
 		    const struct store_rows *, int);
 static void	dm_keys_loaded(struct api_pending *,
@@ -88,43 +92,15 @@ int
 dm_sources_page(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
-	struct df_form		f;
-	struct dbuf		d;
-	int			ret, err;
-	int64_t			page;
-	char			kind[32], num[16], name[KILN_NAME_MAX + 2];
+	int			ret;
 
 	if (!dm_viewer(req, st, &ret))
 		return (ret);
 
-	if (!dm_query(req, "kind", kind, sizeof(kind)) ||
-	    source_kind_parse(kind) == 0)
-		(void)kore_strlcpy(kind, "client_credentials", sizeof(kind));
-	page = 0;
-	if (dm_query(req, "page", num, sizeof(num)))
-		page = kore_strtonum(num, 10, 0, 1000000, &err);
-
-	memset(&f, 0, sizeof(f));
-	f.kind = kind;
-	f.csrf = st->principal.csrf;
-	f.admin = st->principal.role >= ROLE_ADMIN;
-
-	dbuf_init(&d);
-	if (dm_query(req, "created", name, sizeof(name)) &&
-	    source_name_valid(name))
-		df_notice(&d, "Created the source", name);
-	else if (dm_query(req, "saved", name, sizeof(name)) &&
-	    source_name_valid(name))
-		df_notice(&d, "Saved the source", name);
-	else if (dm_query(req, "deleted", name, sizeof(name)) &&
-	    source_name_valid(name))
-		df_notice(&d, "Deleted the source", name);
-	dm_sources_body(&d, &st->principal, kind, (size_t)page, &f);
-
-	p = api_pending_start(req, st, NULL);
-	dm_page(p, 200, "sources", "Sources", &d);
-	dbuf_free(&d);
-	p->done = 1;
+	/* From the database, as GET /api/tokens: no worker lags behind. */
+	p = api_pending_start(req, st, dm_sources_loaded);
+	p->finish = dm_finish;
+	store_sources_view(NULL, api_pending_cb, p);
 
 	return (KORE_RESULT_RETRY);
 }
@@ -524,36 +500,12 @@ dm_finish(struct http_request *req, struct api_pending *p)
 	return (1);
 }
 
-/* The sources page: this worker's sources (a page of them), a form. */
+/* The sources page: a page of the list (n rows of total), a form. */
 static void
 dm_sources_body(struct dbuf *d, const struct principal *pr,
-    const char *kind, size_t page, const struct df_form *f)
+    const char *kind, const struct df_row *rows, size_t n, size_t off,
+    size_t total, const struct df_form *f)
 {
-	struct cache_entry	*e;
-	struct df_row		rows[DF_PAGE_ROWS];
-	size_t			i, n, total, off;
-	int64_t			now;
-
-	now = isotime_now();
-	total = cache_count();
-	off = page * DF_PAGE_ROWS;
-	if (off >= total)
-		off = total > 0 ? (total - 1) / DF_PAGE_ROWS * DF_PAGE_ROWS : 0;
-
-	n = 0;
-	for (i = 0, e = cache_first(); e != NULL && n < DF_PAGE_ROWS;
-	    e = cache_next(e), i++) {
-		if (i < off)
-			continue;
-		rows[n].name = e->name;
-		rows[n].kind = source_kind_name(e->kind);
-		rows[n].state = policy_state(e->paused || cache_paused(),
-		    e->leased, e->failures, e->token != NULL, e->expires_ms,
-		    now);
-		rows[n].enabled = e->enabled;
-		n++;
-	}
-
 	dbuf_appendf(d, "<section class=\"panel wide\" aria-labelledby="
 	    "\"h-sources\"><h2 id=\"h-sources\">Token sources</h2>"
 	    "<div id=\"sources-list\" class=\"scroll\">");
@@ -567,6 +519,97 @@ dm_sources_body(struct dbuf *d, const struct principal *pr,
 	df_kinds(d, kind);
 	df_source_form(d, f);
 	dbuf_appendf(d, "</section>");
+}
+
+/* The first page of this worker's sources (a refused form's page). */
+static size_t
+dm_cache_rows(struct df_row *rows, size_t *off, size_t *total)
+{
+	struct cache_entry	*e;
+	size_t			n;
+	int64_t			now;
+
+	now = isotime_now();
+	*off = 0;
+	*total = cache_count();
+	n = 0;
+	for (e = cache_first(); e != NULL && n < DF_PAGE_ROWS;
+	    e = cache_next(e)) {
+		rows[n].name = e->name;
+		rows[n].kind = source_kind_name(e->kind);
+		rows[n].state = policy_state(e->paused || cache_paused(),
+		    e->leased, e->failures, e->token != NULL, e->expires_ms,
+		    now);
+		rows[n].enabled = e->enabled;
+		n++;
+	}
+
+	return (n);
+}
+
+/* GET /dashboard/sources: the rows of store_sources_view, a page. */
+static void
+dm_sources_loaded(struct api_pending *p, const struct store_rows *rows,
+    int ok)
+{
+	const struct source_view	*v;
+	struct df_row			r[DF_PAGE_ROWS];
+	struct df_form			f;
+	struct dbuf			d;
+	size_t				i, n, off;
+	int64_t				page, now;
+	int				err;
+	char				kind[32], num[16], name[KILN_NAME_MAX + 2];
+
+	if (!ok) {
+		dm_message(p, 503, "Sources", "The database did not answer; "
+		    "try again.");
+		return;
+	}
+
+	if (!dm_query(p->req, "kind", kind, sizeof(kind)) ||
+	    source_kind_parse(kind) == 0)
+		(void)kore_strlcpy(kind, "client_credentials", sizeof(kind));
+	page = 0;
+	if (dm_query(p->req, "page", num, sizeof(num)))
+		page = kore_strtonum(num, 10, 0, 1000000, &err);
+	off = (size_t)page * DF_PAGE_ROWS;
+	if (off >= rows->n)
+		off = rows->n > 0 ?
+		    (rows->n - 1) / DF_PAGE_ROWS * DF_PAGE_ROWS : 0;
+
+	now = isotime_now();
+	for (n = 0, i = off; i < rows->n && n < DF_PAGE_ROWS; i++, n++) {
+		v = &rows->views[i];
+		r[n].name = v->name;
+		r[n].kind = v->kind;
+		r[n].state = policy_state(v->paused || cache_paused(),
+		    v->leased, (u_int32_t)(v->failures == STORE_NULL ? 0 :
+		    v->failures), v->fingerprint != NULL &&
+		    *v->fingerprint != '\0', v->expires_ms == STORE_NULL ? 0 :
+		    v->expires_ms, now);
+		r[n].enabled = v->enabled;
+	}
+
+	memset(&f, 0, sizeof(f));
+	f.kind = kind;
+	f.csrf = p->principal.csrf;
+	f.admin = p->principal.role >= ROLE_ADMIN;
+
+	dbuf_init(&d);
+	if (dm_query(p->req, "created", name, sizeof(name)) &&
+	    source_name_valid(name))
+		df_notice(&d, "Created the source", name);
+	else if (dm_query(p->req, "saved", name, sizeof(name)) &&
+	    source_name_valid(name))
+		df_notice(&d, "Saved the source", name);
+	else if (dm_query(p->req, "deleted", name, sizeof(name)) &&
+	    source_name_valid(name))
+		df_notice(&d, "Deleted the source", name);
+	dm_sources_body(&d, &p->principal, kind, r, n, off, rows->n, &f);
+	dm_page(p, 200, "sources", "Sources", &d);
+	dbuf_free(&d);
+	p->done = 1;
 }
 
 /* GET of one source: its form, filled with what is stored. */
@@ -592,8 +635,9 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
 	}
 
 	v = &rows->views[0];
-	url = v->token_url != NULL ? source_url_redact(v->token_url, 0) :
-	    NULL;
+	/* As the API shows it: query values only to those who may edit. */
+	url = v->token_url != NULL ? source_url_redact(v->token_url,
+	    p->principal.role < ROLE_ADMIN) : NULL;
 	n = 0;
 #define DM_PAIR(k, x)	do { if ((x) != NULL) { pairs[n].name = (k); \
 			    pairs[n++].value = (x); } } while (0)
@@ -721,7 +765,9 @@ dm_field(struct api_pending *p, int create, char *buf, size_t len)
 static int
 dm_created(struct http_request *req, struct api_pending *p)
 {
+	struct df_row		rows[DF_PAGE_ROWS];
 	struct dm_values	v;
+	size_t			n, off, total;
 	struct df_form		f;
 	struct dbuf		d;
 	const char		*kind;
@@ -751,8 +797,9 @@ dm_created(struct http_request *req, struct api_pending *p)
 	f.csrf = p->principal.csrf;
 	f.admin = 1;
 
+	n = dm_cache_rows(rows, &off, &total);
 	dbuf_init(&d);
-	dm_sources_body(&d, &p->principal, kind, 0, &f);
+	dm_sources_body(&d, &p->principal, kind, rows, n, off, total, &f);
 	dm_page(p, p->status, "sources", "Sources", &d);
 	dbuf_free(&d);
 	dm_values_free(&v);

@@ -272,8 +272,9 @@ test('keys_created_once_and_revoked_in_the_browser', { timeout: 60000 },
 	await shoot(page, 'keys');
 
 	/* it works, and is not shown again */
-	const ok = await a.call(k, 'GET', '/api/tokens', { auth: key });
-	assert.equal(ok.status, 200, `the new key works: ${ok.text}`);
+	await h.waitFor(async () => (await a.call(k, 'GET', '/api/tokens',
+	    { auth: key })).status === 200, { timeout: 5000,
+	    what: 'the new key works' });
 	await page.reload();
 	assert.ok(!(await page.content()).includes(key), 'shown once only');
 
@@ -336,6 +337,10 @@ test('forms_work_without_javascript', { timeout: 60000 }, async () => {
 	    { headers: { Cookie: s.cookie } });
 	assert.equal(ed.status, 200);
 	assert.ok(!ed.text.includes(S.nojs), 'no secret in the edit form');
+	assert.match(String(ed.headers['content-security-policy']),
+	    /script-src 'self';/, 'the page has the CSP');
+	assert.ok(!/<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+\s*=|style="/
+	    .test(ed.text), 'no inline script, handler or style');
 	assert.match(ed.text, /name="client_secret" data-type="secret"[^>]*placeholder="a value is set — leave blank to keep it"/);
 	const gen = (await source(k, adminKey, 'nojs1')).json.data.state
 	    .generation;
@@ -391,8 +396,10 @@ test('forms_work_without_javascript', { timeout: 60000 }, async () => {
 	    { csrf: s.csrf, name: 'nojs-key', role: 'admin', sources: '' });
 	assert.equal(kb.status, 201, kb.text.slice(0, 300));
 	const key = /<code id="new-key">([^<]+)<\/code>/.exec(kb.text)[1];
-	assert.equal((await a.call(k, 'GET', '/api/keys', { auth: key }))
-	    .status, 200, 'the key works');
+	/* known to the workers once their key table reloads (async) */
+	await h.waitFor(async () => (await a.call(k, 'GET', '/api/keys',
+	    { auth: key })).status === 200, { timeout: 5000,
+	    what: 'the new key works' });
 	const list = await k.get('/dashboard/keys',
 	    { headers: { Cookie: s.cookie } });
 	assert.ok(list.text.includes('nojs-key') && !list.text.includes(key),
@@ -434,4 +441,17 @@ test('viewer_session_cannot_manage', { timeout: 30000 }, async () => {
 	    { headers: { Cookie: s.cookie } });
 	assert.equal(keys.status, 403);
 	assert.equal((await source(k, adminKey, 'viewer1')).status, 404);
+
+	/* a viewer sees a source as the API shows it: query values hidden */
+	const mq = await a.call(k, 'POST', '/api/tokens', { auth: adminKey,
+	    body: { name: 'vq1', kind: 'client_credentials',
+	    token_url: `${idp.tokenUrl}?tenant=t0psecret-tenant`,
+	    client_id: 'nojs1', client_secret: S.nojs, enabled: false } });
+	assert.equal(mq.status, 201, mq.text);
+	const one = await k.get('/dashboard/sources/vq1',
+	    { headers: { Cookie: s.cookie } });
+	assert.equal(one.status, 200);
+	assert.ok(one.text.includes('tenant=***') &&
+	    !one.text.includes('t0psecret'), 'query value redacted');
+	assert.match(one.text, /<fieldset disabled>/, 'read only');
 });
