@@ -213,10 +213,13 @@ df_notice(struct dbuf *b, const char *what, const char *name)
 	dbuf_appendf(b, "</p>");
 }
 
-/* Rows off .. off + n of total sources, with the pager. */
+/*
+ * n rows of the sources list, after the name after (NULL: the first
+ * page), more when a next page exists; total sources, for the pager.
+ */
 void
-df_sources(struct dbuf *b, const struct df_row *r, size_t n, size_t off,
-    size_t total, int admin, const char *csrf)
+df_sources(struct dbuf *b, const struct df_row *r, size_t n,
+    const char *after, int more, size_t total, int admin, const char *csrf)
 {
 	size_t		i;
 
@@ -261,21 +264,23 @@ df_sources(struct dbuf *b, const struct df_row *r, size_t n, size_t off,
 		}
 		dbuf_appendf(b, "</td></tr>");
 	}
-	if (total == 0)
+	if (n == 0)
 		dbuf_appendf(b, "<tr><td colspan=\"5\">No token sources yet."
 		    "</td></tr>");
 	dbuf_appendf(b, "</tbody></table>");
 
-	if (total <= DF_PAGE_ROWS)
+	if (after == NULL && !more)
 		return;
 	dbuf_appendf(b, "<nav class=\"pager\" aria-label=\"pages\">"
-	    "<span>%zu–%zu of %zu</span>", off + 1, off + n, total);
-	if (off > 0)
-		dbuf_appendf(b, " <a href=\"/dashboard/sources?page=%zu\">"
-		    "Previous</a>", off / DF_PAGE_ROWS - 1);
-	if (off + n < total)
-		dbuf_appendf(b, " <a href=\"/dashboard/sources?page=%zu\">"
-		    "Next</a>", off / DF_PAGE_ROWS + 1);
+	    "<span>%zu sources</span>", total);
+	if (after != NULL)
+		dbuf_appendf(b, " <a href=\"/dashboard/sources\">First page"
+		    "</a>");
+	if (more && n > 0) {
+		dbuf_appendf(b, " <a href=\"/dashboard/sources?after=");
+		dr_escape(b, r[n - 1].name);
+		dbuf_appendf(b, "\">Next</a>");
+	}
 	dbuf_appendf(b, "</nav>");
 }
 

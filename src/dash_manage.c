@@ -72,9 +72,10 @@ static void	dm_message(struct api_pending *, int, const char *,
 		    const char *);
 static int	dm_finish(struct http_request *, struct api_pending *);
 static void	dm_sources_body(struct dbuf *, const struct principal *,
-		    const char *, const struct df_row *, size_t, size_t,
-		    size_t, const struct df_form *);
-static size_t	dm_cache_rows(struct df_row *, size_t *, size_t *);
+		    const char *, const struct df_row *, size_t,
+		    const char *, int, const struct df_form *);
+static size_t	dm_cache_rows(struct df_row *, int *);
+static const char	*dm_after(struct http_request *, char *, size_t);
 static void	dm_sources_loaded(struct api_pending *,
 		    const struct store_rows *, int);
 static void	dm_source_loaded(struct api_pending *,
@@ -100,7 +101,8 @@ dm_sources_page(struct http_request *req, struct api_state *st)
 	/* From the database, as GET /api/tokens: no worker lags behind. */
 	p = api_pending_start(req, st, dm_sources_loaded);
 	p->finish = dm_finish;
-	store_sources_view(NULL, api_pending_cb, p);
+	store_sources_page(DF_PAGE_ROWS + 1, dm_after(req, p->name,
+	    sizeof(p->name)), api_pending_cb, p);
 
 	return (KORE_RESULT_RETRY);
 }
@@ -503,13 +505,14 @@ dm_finish(struct http_request *req, struct api_pending *p)
 /* The sources page: a page of the list (n rows of total), a form. */
 static void
 dm_sources_body(struct dbuf *d, const struct principal *pr,
-    const char *kind, const struct df_row *rows, size_t n, size_t off,
-    size_t total, const struct df_form *f)
+    const char *kind, const struct df_row *rows, size_t n,
+    const char *after, int more, const struct df_form *f)
 {
 	dbuf_appendf(d, "<section class=\"panel wide\" aria-labelledby="
 	    "\"h-sources\"><h2 id=\"h-sources\">Token sources</h2>"
 	    "<div id=\"sources-list\" class=\"scroll\">");
-	df_sources(d, rows, n, off, total, pr->role >= ROLE_ADMIN, pr->csrf);
+	df_sources(d, rows, n, after, more, cache_count(),
+	    pr->role >= ROLE_ADMIN, pr->csrf);
 	dbuf_appendf(d, "</div></section>");
 	if (pr->role < ROLE_ADMIN)
 		return;
@@ -521,17 +524,25 @@ dm_sources_body(struct dbuf *d, const struct principal *pr,
 	dbuf_appendf(d, "</section>");
 }
 
+/* ?after=NAME of the sources list into buf; "" for the first page. */
+static const char *
+dm_after(struct http_request *req, char *buf, size_t len)
+{
+	if (!dm_query(req, "after", buf, len) || !source_name_valid(buf))
+		buf[0] = '\0';
+
+	return (buf);
+}
+
 /* The first page of this worker's sources (a refused form's page). */
 static size_t
-dm_cache_rows(struct df_row *rows, size_t *off, size_t *total)
+dm_cache_rows(struct df_row *rows, int *more)
 {
 	struct cache_entry	*e;
 	size_t			n;
 	int64_t			now;
 
 	now = isotime_now();
-	*off = 0;
-	*total = cache_count();
 	n = 0;
 	for (e = cache_first(); e != NULL && n < DF_PAGE_ROWS;
 	    e = cache_next(e)) {
@@ -543,6 +554,7 @@ dm_cache_rows(struct df_row *rows, size_t *off, size_t *total)
 		rows[n].enabled = e->enabled;
 		n++;
 	}
+	*more = e != NULL;
 
 	return (n);
 }
@@ -556,10 +568,9 @@ dm_sources_loaded(struct api_pending *p, const struct store_rows *rows,
 	struct df_row			r[DF_PAGE_ROWS];
 	struct df_form			f;
 	struct dbuf			d;
-	size_t				i, n, off;
-	int64_t				page, now;
-	int				err;
-	char				kind[32], num[16], name[KILN_NAME_MAX + 2];
+	size_t				i, n;
+	int64_t				now;
+	char				kind[32], name[KILN_NAME_MAX + 2];
 
 	if (!ok) {
 		dm_message(p, 503, "Sources", "The database did not answer; "
@@ -570,16 +581,8 @@ dm_sources_loaded(struct api_pending *p, const struct store_rows *rows,
 	if (!dm_query(p->req, "kind", kind, sizeof(kind)) ||
 	    source_kind_parse(kind) == 0)
 		(void)kore_strlcpy(kind, "client_credentials", sizeof(kind));
-	page = 0;
-	if (dm_query(p->req, "page", num, sizeof(num)))
-		page = kore_strtonum(num, 10, 0, 1000000, &err);
-	off = (size_t)page * DF_PAGE_ROWS;
-	if (off >= rows->n)
-		off = rows->n > 0 ?
-		    (rows->n - 1) / DF_PAGE_ROWS * DF_PAGE_ROWS : 0;
-
 	now = isotime_now();
-	for (n = 0, i = off; i < rows->n && n < DF_PAGE_ROWS; i++, n++) {
+	for (n = 0, i = 0; i < rows->n && n < DF_PAGE_ROWS; i++, n++) {
 		v = &rows->views[i];
 		r[n].name = v->name;
 		r[n].kind = v->kind;
@@ -606,7 +609,9 @@ dm_sources_loaded(struct api_pending *p, const struct store_rows *rows,
 	else if (dm_query(p->req, "deleted", name, sizeof(name)) &&
 	    source_name_valid(name))
 		df_notice(&d, "Deleted the source", name);
-	dm_sources_body(&d, &p->principal, kind, r, n, off, rows->n, &f);
+	/* p->name: the ?after= the rows were asked for */
+	dm_sources_body(&d, &p->principal, kind, r, n, p->name[0] != '\0' ?
+	    p->name : NULL, rows->n > DF_PAGE_ROWS, &f);
 	dm_page(p, 200, "sources", "Sources", &d);
 	dbuf_free(&d);
 	p->done = 1;
@@ -767,7 +772,8 @@ dm_created(struct http_request *req, struct api_pending *p)
 {
 	struct df_row		rows[DF_PAGE_ROWS];
 	struct dm_values	v;
-	size_t			n, off, total;
+	size_t			n;
+	int			more;
 	struct df_form		f;
 	struct dbuf		d;
 	const char		*kind;
@@ -797,9 +803,9 @@ dm_created(struct http_request *req, struct api_pending *p)
 	f.csrf = p->principal.csrf;
 	f.admin = 1;
 
-	n = dm_cache_rows(rows, &off, &total);
+	n = dm_cache_rows(rows, &more);
 	dbuf_init(&d);
-	dm_sources_body(&d, &p->principal, kind, rows, n, off, total, &f);
+	dm_sources_body(&d, &p->principal, kind, rows, n, NULL, more, &f);
 	dm_page(p, p->status, "sources", "Sources", &d);
 	dbuf_free(&d);
 	dm_values_free(&v);

@@ -341,8 +341,8 @@ const char	*df_value(const struct df_pair *, size_t, const char *);
 int	df_form_json(const struct df_pair *, size_t, int, void *);
 int	df_key_json(const struct df_pair *, size_t, void *);
 void	df_notice(struct dbuf *, const char *, const char *);
-void	df_sources(struct dbuf *, const struct df_row *, size_t, size_t,
-	    size_t, int, const char *);
+void	df_sources(struct dbuf *, const struct df_row *, size_t,
+	    const char *, int, size_t, int, const char *);
 void	df_kinds(struct dbuf *, const char *);
 void	df_source_form(struct dbuf *, const struct df_form *);
 void	df_keys(struct dbuf *, const struct df_key *, size_t, const char *);
@@ -696,6 +696,7 @@ void	store_key_create(const char *, const char *, const char *,
 void	store_keys_list(store_rows_cb, void *);
 void	store_key_revoke(const char *, store_rows_cb, void *);
 void	store_sources_view(const char *, store_rows_cb, void *);
+void	store_sources_page(int64_t, const char *, store_rows_cb, void *);
 void	store_source_full(const char *, store_rows_cb, void *);
 void	store_source_create(const struct source *, store_rows_cb, void *);
 void	store_source_patch(const struct source *, int64_t, int, int,

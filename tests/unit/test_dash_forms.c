@@ -196,9 +196,23 @@ lists_escape(void **state)
 
 	(void)state;
 	dbuf_init(&b);
-	df_sources(&b, &r, 1, 0, 1, 0, NULL);
+	df_sources(&b, &r, 1, NULL, 0, 1, 0, NULL);
 	has(&b, "<tr data-source=\"a-b\">");
 	hasnt(&b, "Delete");
+	dbuf_free(&b);
+
+	/* keyset pages: Next after the last row shown, First from later */
+	dbuf_init(&b);
+	df_sources(&b, &r, 1, NULL, 1, 250, 1, "c");
+	has(&b, "<span>250 sources</span> <a href=\"/dashboard/sources?"
+	    "after=a-b\">Next</a>");
+	has(&b, "Delete");
+	hasnt(&b, "First page");
+	dbuf_free(&b);
+	dbuf_init(&b);
+	df_sources(&b, &r, 1, "a-a", 0, 250, 0, NULL);
+	has(&b, "First page");
+	hasnt(&b, "Next");
 	dbuf_free(&b);
 
 	dbuf_init(&b);
