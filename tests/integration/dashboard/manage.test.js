@@ -20,6 +20,9 @@
  *   403; the admin API's errors name their field.
  * viewer_session_cannot_manage: a viewer's session sees the list, gets
  *   no forms, and its posts are refused (403).
+ *
+ * Screenshots go to tests/browser/artifacts; KILN_SCREENSHOTS=1 writes
+ * the committed ones in docs/screenshots instead.
  */
 
 const assert = require('node:assert/strict');
@@ -32,7 +35,9 @@ const a = require('../lib/admin');
 const d = require('../../browser/lib/dash');
 
 const pg = h.filePg();
-const SHOTS = path.join(h.procs.REPO, 'docs', 'screenshots');
+/* The committed screenshots are written with KILN_SCREENSHOTS=1 only. */
+const SHOTS = process.env.KILN_SCREENSHOTS === '1' ?
+    path.join(h.procs.REPO, 'docs', 'screenshots') : d.ARTIFACTS;
 
 const S = {
 	cc: h.secret('cc'),
