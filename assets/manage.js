@@ -130,6 +130,9 @@
 		send(form, method, api, data).then(function (j) {
 			if (button) button.disabled = false;
 			if (!j.success) {
+				/* as the server's page: a taken name at the name */
+				if (mode === "create" && j.error.code === "conflict")
+					j.error.field = "name";
 				showError(form, j.error);
 				return;
 			}
