@@ -97,6 +97,17 @@ static const struct route routes[] = {
 	{ GET, "/dashboard/static/*", 0, 0, dash_static },
 	{ GET, "/dashboard/audit", 0, 0, dash_audit },
 	{ GET, "/dashboard/tokens/*", R_NAME, 0, dash_token_page },
+	{ GET, "/dashboard/sources", 0, 0, dm_sources_page },
+	{ POST, "/dashboard/sources", R_ADMIN, ROLE_ADMIN, dm_source_create },
+	{ GET, "/dashboard/sources/*", R_NAME, 0, dm_source_page },
+	{ POST, "/dashboard/sources/*", R_ADMIN | R_NAME, ROLE_ADMIN,
+	    dm_source_save },
+	{ POST, "/dashboard/sources/*/delete", R_ADMIN | R_NAME, ROLE_ADMIN,
+	    dm_source_delete },
+	{ GET, "/dashboard/keys", 0, 0, dm_keys_page },
+	{ POST, "/dashboard/keys", R_ADMIN, ROLE_ADMIN, dm_key_create },
+	{ POST, "/dashboard/keys/*/revoke", R_ADMIN | R_ID, ROLE_ADMIN,
+	    dm_key_revoke },
 	{ 0, NULL, 0, 0, NULL }
 };
 

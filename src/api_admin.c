@@ -208,40 +208,48 @@ admin_token_get(struct http_request *req, struct api_state *st)
 int
 admin_tokens_create(struct http_request *req, struct api_state *st)
 {
-	struct api_pending	*p;
 	yajl_val		body;
-	struct source		src;
-	char			err[KILN_ERR_MAX];
-	char			fields[AUDIT_FIELDS_LEN];
 
 	if (!api_body_json(req, &body))
 		return (KORE_RESULT_OK);
 
-	memset(&src, 0, sizeof(src));
-	if (!source_from_json(body, 0, &src, err, sizeof(err))) {
-		yajl_tree_free(body);
-		source_free(&src);
-		api_error(req, 422, "invalid_field", err);
-		return (KORE_RESULT_OK);
+	(void)admin_source_create(req, st, body);
+	return (KORE_RESULT_RETRY);
+}
+
+/*
+ * The core of POST /api/tokens, shared with the dashboard's form: takes
+ * body (kept in the step, for a form to be shown again) and gives the
+ * pending step, already done when body is refused.
+ */
+struct api_pending *
+admin_source_create(struct http_request *req, struct api_state *st,
+    yajl_val body)
+{
+	struct api_pending	*p;
+	char			err[KILN_ERR_MAX];
+
+	p = api_pending_start(req, st, source_created);
+	p->body = body;
+	if (!source_from_json(body, 0, &p->src, err, sizeof(err))) {
+		api_pending_fail(p, 422, "invalid_field", err);
+		return (p);
 	}
 	/* The names of the fields given: known ones, checked above. */
-	(void)audit_body_fields(body, fields, sizeof(fields));
-	yajl_tree_free(body);
+	(void)audit_body_fields(body, p->fields, sizeof(p->fields));
 
-	(void)kore_strlcpy(st->name, src.name, sizeof(st->name));
-	p = api_pending_start(req, st, source_created);
-	if (src.kind == KIND_TOKEN_EXCHANGE) {
+	(void)kore_strlcpy(st->name, p->src.name, sizeof(st->name));
+	(void)kore_strlcpy(p->name, p->src.name, sizeof(p->name));
+	if (p->src.kind == KIND_TOKEN_EXCHANGE) {
 		/* Cycles are looked for among all sources first. */
-		p->src = src;
-		(void)kore_strlcpy(p->fields, fields, sizeof(p->fields));
 		p->render = exchange_checked;
 		store_exchange_edges(api_pending_cb, p);
-		return (KORE_RESULT_RETRY);
+		return (p);
 	}
-	store_source_create(&src, &p->who, fields, api_pending_cb, p);
-	source_free(&src);
+	store_source_create(&p->src, &p->who, p->fields, api_pending_cb, p);
+	source_free(&p->src);
 
-	return (KORE_RESULT_RETRY);
+	return (p);
 }
 
 /*
@@ -252,23 +260,32 @@ admin_tokens_create(struct http_request *req, struct api_state *st)
 int
 admin_token_patch(struct http_request *req, struct api_state *st)
 {
-	struct api_pending	*p;
 	yajl_val		body;
 
 	if (!api_body_json(req, &body))
 		return (KORE_RESULT_OK);
-	if (!YAJL_IS_OBJECT(body)) {
-		yajl_tree_free(body);
-		api_error(req, 422, "invalid_field",
-		    "source: must be a JSON object");
-		return (KORE_RESULT_OK);
-	}
+
+	(void)admin_source_patch(req, st, body);
+	return (KORE_RESULT_RETRY);
+}
+
+/* The core of PATCH /api/tokens/{name}, as admin_source_create. */
+struct api_pending *
+admin_source_patch(struct http_request *req, struct api_state *st,
+    yajl_val body)
+{
+	struct api_pending	*p;
 
 	p = api_pending_start(req, st, patch_loaded);
 	p->body = body;
+	if (!YAJL_IS_OBJECT(body)) {
+		api_pending_fail(p, 422, "invalid_field",
+		    "source: must be a JSON object");
+		return (p);
+	}
 	store_source_full(st->name, api_pending_cb, p);
 
-	return (KORE_RESULT_RETRY);
+	return (p);
 }
 
 int
@@ -425,8 +442,22 @@ admin_keys_list(struct http_request *req, struct api_state *st)
 int
 admin_keys_create(struct http_request *req, struct api_state *st)
 {
+	yajl_val		body;
+
+	if (!api_body_json(req, &body))
+		return (KORE_RESULT_OK);
+
+	(void)admin_key_create(req, st, body);
+	return (KORE_RESULT_RETRY);
+}
+
+/* The core of POST /api/keys, as admin_source_create. */
+struct api_pending *
+admin_key_create(struct http_request *req, struct api_state *st,
+    yajl_val body)
+{
 	struct api_pending	*p;
-	yajl_val		body, name, role, srcs;
+	yajl_val		name, role, srcs;
 	const char		*np[] = { "name", NULL }, *rp[] = { "role", NULL };
 	const char		*sp[] = { "sources", NULL };
 	const char		*n, *r;
@@ -435,8 +466,8 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 	char			hash[AUTH_HASH_LEN + 1];
 	char			fields[AUDIT_FIELDS_LEN];
 
-	if (!api_body_json(req, &body))
-		return (KORE_RESULT_OK);
+	p = api_pending_start(req, st, render_key_created);
+	p->body = body;
 
 	name = yajl_tree_get(body, np, yajl_t_string);
 	role = yajl_tree_get(body, rp, yajl_t_string);
@@ -451,32 +482,27 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 	if (!YAJL_IS_OBJECT(body) ||
 	    body->u.object.len != 2 + (srcs != NULL) || n == NULL ||
 	    *n == '\0' || strlen(n) > 64) {
-		yajl_tree_free(body);
-		api_error(req, 422, "invalid_field",
+		api_pending_fail(p, 422, "invalid_field",
 		    "name: expected 1 to 64 printable characters (and only "
 		    "name, role and sources)");
-		return (KORE_RESULT_OK);
+		return (p);
 	}
 	if (r == NULL || jwt_role_parse(r) == ROLE_NONE) {
-		yajl_tree_free(body);
-		api_error(req, 422, "invalid_field",
+		api_pending_fail(p, 422, "invalid_field",
 		    "role: expected admin, operator, viewer or client");
-		return (KORE_RESULT_OK);
+		return (p);
 	}
 	scope = NULL;
 	if (srcs != NULL && !YAJL_IS_NULL(srcs) &&
 	    (jwt_role_parse(r) != ROLE_CLIENT ||
 	    (scope = key_scope(srcs)) == NULL)) {
-		yajl_tree_free(body);
-		api_error(req, 422, "invalid_field",
+		api_pending_fail(p, 422, "invalid_field",
 		    "sources: expected 1 to 256 token source names, and only "
 		    "for a client key");
-		return (KORE_RESULT_OK);
+		return (p);
 	}
 
 	/* The key is only in this request's answer; the table has a hash. */
-	p = api_pending_start(req, st, render_key_created);
-	p->body = body;
 	p->secret = auth_key_generate();
 	auth_key_hash(p->secret, hash);
 	(void)audit_body_fields(body, fields, sizeof(fields));
@@ -484,7 +510,7 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 	    p);
 	kore_free(scope);
 
-	return (KORE_RESULT_RETRY);
+	return (p);
 }
 
 int

@@ -112,13 +112,11 @@ static void	render_page(struct kore_buf *, const struct principal *,
 		    const char *);
 static void	render_login(struct kore_buf *, const char *, const char *);
 static void	page_fragment(struct dbuf *, const char *, const void *);
-static int	dash_session(struct http_request *, struct api_state *);
 static const char	*dash_login_check(struct http_request *,
 			    struct principal *);
 static int	dash_origin_ok(struct http_request *);
 static void	dash_cookie(struct http_request *, const char *, const char *,
 		    int);
-static void	dash_redirect(struct http_request *, const char *);
 static void	dash_logged_in(struct api_pending *, const struct store_rows *,
 		    int);
 static void	dash_logged_out(struct api_pending *, const struct store_rows *,
@@ -129,7 +127,6 @@ static u_int64_t	dash_quantile(double);
 static void	dash_page_webhooks(struct api_pending *,
 		    const struct store_rows *, int);
 static void	render_webhooks(struct kore_buf *, const struct store_rows *);
-static void	dash_html_headers(struct http_request *);
 
 void
 dash_init(void)
@@ -462,6 +459,10 @@ dash_static(struct http_request *req, struct api_state *st)
 	} else if (!strcmp(st->name, "dashboard.js")) {
 		data = asset_dashboard_js;
 		len = asset_len_dashboard_js;
+		type = "application/javascript; charset=utf-8";
+	} else if (!strcmp(st->name, "manage.js")) {
+		data = asset_manage_js;
+		len = asset_len_manage_js;
 		type = "application/javascript; charset=utf-8";
 	} else {
 		api_error(req, 404, "not_found", "no such resource");
@@ -1041,7 +1042,7 @@ render_login(struct kore_buf *b, const char *csrf, const char *error)
 }
 
 /* Every HTML answer: no sniffing, no referrer, no inline script. */
-static void
+void
 dash_html_headers(struct http_request *req)
 {
 	http_response_header(req, "Content-Type", "text/html; charset=utf-8");
@@ -1057,7 +1058,7 @@ dash_html_headers(struct http_request *req)
  * loaded after the request came. A cookie no such table knows is
  * remembered as no session, so it costs no database query again.
  */
-static int
+int
 dash_session(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
@@ -1122,7 +1123,7 @@ dash_cookie(struct http_request *req, const char *name, const char *value,
 	http_response_header(req, "Set-Cookie", buf);
 }
 
-static void
+void
 dash_redirect(struct http_request *req, const char *location)
 {
 	http_response_header(req, "Location", location);

@@ -14,13 +14,13 @@
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
  *                   bench api_reply api_audit dash_audit api_webhook
- *                   push dash_views
+ *                   push dash_views dash_manage
  *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
  *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit mtls dash_chart
- *                   dash_pages
+ *                   dash_pages dash_forms
  */
 
 #ifndef __H_KILN_H
@@ -157,6 +157,7 @@ void	json_kv_int(void *, const char *, int64_t);
 void	json_kv_bool(void *, const char *, int);
 void	json_kv_decimal(void *, const char *, double);
 void	json_kv_null(void *, const char *);
+int	json_err_field(const char *, char *, size_t);
 
 /* hash.c (pure): FNV-1a, for table slots and rate buckets (not secrets). */
 #define HASH_FNV_BASIS		14695981039346656037ULL
@@ -451,6 +452,54 @@ void	dp_errors(struct dbuf *, const struct dp_event *, size_t);
 void	dp_state(struct dbuf *, const struct dp_token *, int64_t);
 void	dp_token_page(struct dbuf *, const struct dp_token *, const char *,
 	    const char *, const char *, const char *, int64_t);
+
+/* dash_forms.c (pure): the dashboard's forms for sources and API keys. */
+#define DF_CLIENT_SECRET	0x01	/* secrets, as bits */
+#define DF_REFRESH_TOKEN	0x02
+#define DF_PASSWORD		0x04
+struct df_pair {			/* a form field, or a value shown */
+	const char	*name;
+	const char	*value;
+};
+struct df_form {
+	const char		*kind;
+	const char		*source;	/* NULL: a new source */
+	const struct df_pair	*values;
+	size_t			nvalues;
+	int			set;		/* DF_*: a value is stored */
+	int			typed;		/* DF_*: sent, not kept */
+	const char		*error;		/* NULL: none */
+	const char		*field;		/* where error goes, or NULL */
+	const char		*csrf;
+	int			admin;
+};
+struct df_row {				/* the sources list */
+	const char	*name;
+	const char	*kind;
+	const char	*state;
+	int		enabled;
+};
+struct df_key {				/* the keys list; DR_NULL: none */
+	int64_t		id;
+	const char	*name;
+	const char	*role;
+	const char	*sources;
+	int64_t		created_ms;
+	int64_t		revoked_ms;
+};
+#define DF_PAGE_ROWS		100
+const char	*df_value(const struct df_pair *, size_t, const char *);
+int	df_form_json(const struct df_pair *, size_t, int, void *);
+int	df_key_json(const struct df_pair *, size_t, void *);
+void	df_notice(struct dbuf *, const char *, const char *);
+void	df_sources(struct dbuf *, const struct df_row *, size_t,
+	    const char *, int, size_t, int, const char *);
+void	df_kinds(struct dbuf *, const char *);
+void	df_source_form(struct dbuf *, const struct df_form *);
+void	df_keys(struct dbuf *, const struct df_key *, size_t, const char *);
+void	df_key_form(struct dbuf *, const struct df_pair *, size_t,
+	    const char *, const char *, const char *);
+void	df_key_created(struct dbuf *, const char *, const char *);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
@@ -924,6 +973,7 @@ void	store_keys_list(store_rows_cb, void *);
 void	store_key_revoke(const char *, const struct audit_who *,
 	    store_rows_cb, void *);
 void	store_sources_view(const char *, store_rows_cb, void *);
+void	store_sources_page(int64_t, const char *, store_rows_cb, void *);
 void	store_source_full(const char *, store_rows_cb, void *);
 void	store_source_create(const struct source *, const struct audit_who *,
 	    const char *, store_rows_cb, void *);
@@ -1309,6 +1359,12 @@ int	admin_prewarming_stop(struct http_request *, struct api_state *);
 int	admin_keys_list(struct http_request *, struct api_state *);
 int	admin_keys_create(struct http_request *, struct api_state *);
 int	admin_key_revoke(struct http_request *, struct api_state *);
+struct api_pending	*admin_source_create(struct http_request *,
+			    struct api_state *, yajl_val);
+struct api_pending	*admin_source_patch(struct http_request *,
+			    struct api_state *, yajl_val);
+struct api_pending	*admin_key_create(struct http_request *,
+			    struct api_state *, yajl_val);
 
 /* dashboard.c: the live page, its WebSocket and its sessions. */
 void	dash_init(void);
@@ -1327,6 +1383,9 @@ int	dash_token_page(struct http_request *, struct api_state *);
 void	dash_ws_connect(struct connection *);
 void	dash_ws_message(struct connection *, u_int8_t, void *, size_t);
 void	dash_ws_disconnect(struct connection *);
+int	dash_session(struct http_request *, struct api_state *);
+void	dash_html_headers(struct http_request *);
+void	dash_redirect(struct http_request *, const char *);
 
 /* dash_views.c: the table's pages, the charts, the page of a token. */
 void		dv_changed(void);
@@ -1402,6 +1461,16 @@ void	push_unpark(struct api_state *);
 int	push_not_modified(struct http_request *, struct cache_entry *);
 int	push_stream_entry(struct http_request *, struct api_state *,
 	    struct cache_entry *);
+
+/* dash_manage.c: the dashboard's pages to manage sources and API keys. */
+int	dm_sources_page(struct http_request *, struct api_state *);
+int	dm_source_page(struct http_request *, struct api_state *);
+int	dm_source_create(struct http_request *, struct api_state *);
+int	dm_source_save(struct http_request *, struct api_state *);
+int	dm_source_delete(struct http_request *, struct api_state *);
+int	dm_keys_page(struct http_request *, struct api_state *);
+int	dm_key_create(struct http_request *, struct api_state *);
+int	dm_key_revoke(struct http_request *, struct api_state *);
 
 #endif /* Kore */
 

@@ -391,6 +391,22 @@ static const char q_sources_view[] =
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name";
 
+/* A page of q_sources_view's rows after a name (the dashboard's list). */
+static const char q_sources_page[] =
+    "SELECT s.name, s.kind, s.token_url, s.client_id, "
+    "s.client_secret_sealed IS NOT NULL, s.auth_method, s.scope, "
+    "s.audience, s.resource, s.refresh_token_sealed IS NOT NULL, "
+    "s.username, s.password_sealed IS NOT NULL, s.token_path, "
+    "s.expires_at_path, s.expires_in_path, s.refresh_buffer, "
+    "s.fallback_lifetime, s.access, s.require_header, s.enabled, "
+    "s.paused, kiln_ms(s.created_at), kiln_ms(s.updated_at), "
+    "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
+    "t.last_duration_ms, COALESCE(t.lease_until > now(), false) "
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+    "WHERE s.name > $2 ORDER BY s.name LIMIT $1::integer";
+
 static const char q_source_full[] =
     "SELECT id, kind, token_url, client_id, client_secret_sealed, "
     "auth_method, scope, audience, resource, refresh_token_sealed, "
@@ -2472,6 +2488,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 	} decoders[] = {
 		{ q_load, dec_tokens },
 		{ q_sources_view, dec_views },
+		{ q_sources_page, dec_views },
 		{ q_source_full, dec_source_full },
 		{ q_lease, dec_lease },
 		{ q_events, dec_events },
@@ -2955,4 +2972,15 @@ void
 store_timeline(const char *name, store_rows_cb cb, void *arg)
 {
 	store_job(q_timeline, cb, arg, 1, name);
+}
+
+/* limit sources named after after ("": from the first), by name. */
+void
+store_sources_page(int64_t limit, const char *after, store_rows_cb cb,
+    void *arg)
+{
+	char		l[24];
+
+	(void)snprintf(l, sizeof(l), "%lld", (long long)limit);
+	store_job(q_sources_page, cb, arg, 2, l, after);
 }
