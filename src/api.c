@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -57,6 +58,7 @@ static const struct route routes[] = {
 	    api_conn_current_token },
 	{ POST, "/api/tokens/*/connections/*/current-token/rejected",
 	    R_PUBLIC, 0, api_conn_rejected },
+	{ GET, "/api/tokens/*/stream", R_PUBLIC | R_NAME, 0, api_stream },
 	{ GET, "/health", 0, 0, ops_health },
 	{ GET, "/health/detailed", 0, 0, ops_health_detailed },
 	{ GET, "/metrics", 0, 0, ops_metrics },
@@ -93,6 +95,12 @@ static const struct route routes[] = {
 	    api_conn_get },
 	{ DELETE, "/api/tokens/*/connections/*", R_ADMIN, ROLE_OPERATOR,
 	    api_conn_delete },
+	{ GET, "/api/webhooks", R_ADMIN, ROLE_ADMIN, admin_webhooks_list },
+	{ POST, "/api/webhooks", R_ADMIN, ROLE_ADMIN, admin_webhooks_create },
+	{ DELETE, "/api/webhooks/*", R_ADMIN | R_ID, ROLE_ADMIN,
+	    admin_webhook_delete },
+	{ GET, "/api/webhooks/*/deliveries", R_ADMIN | R_ID, ROLE_ADMIN,
+	    admin_webhook_deliveries },
 	{ GET, "/dashboard", 0, 0, dash_page },
 	{ GET, "/dashboard/login", 0, 0, dash_login_form },
 	{ POST, "/dashboard/login", 0, 0, dash_login },
@@ -100,8 +108,24 @@ static const struct route routes[] = {
 	{ GET, "/dashboard/ws", 0, 0, dash_ws },
 	{ GET, "/dashboard/static/*", 0, 0, dash_static },
 	{ GET, "/dashboard/audit", 0, 0, dash_audit },
+	{ GET, "/dashboard/tokens/*", R_NAME, 0, dash_token_page },
+	{ GET, "/dashboard/sources", 0, 0, dm_sources_page },
+	{ POST, "/dashboard/sources", R_ADMIN, ROLE_ADMIN, dm_source_create },
+	{ GET, "/dashboard/sources/*", R_NAME, 0, dm_source_page },
+	{ POST, "/dashboard/sources/*", R_ADMIN | R_NAME, ROLE_ADMIN,
+	    dm_source_save },
+	{ POST, "/dashboard/sources/*/delete", R_ADMIN | R_NAME, ROLE_ADMIN,
+	    dm_source_delete },
+	{ GET, "/dashboard/keys", 0, 0, dm_keys_page },
+	{ POST, "/dashboard/keys", R_ADMIN, ROLE_ADMIN, dm_key_create },
+	{ POST, "/dashboard/keys/*/revoke", R_ADMIN | R_ID, ROLE_ADMIN,
+	    dm_key_revoke },
 	{ 0, NULL, 0, 0, NULL }
 };
+
+/* Each route has its row of counters in shared memory, the last spare. */
+_Static_assert(sizeof(routes) / sizeof(routes[0]) <= SHARED_ROUTES,
+    "more routes than SHARED_ROUTES");
 
 static struct {
 	char		prefix[9];
@@ -134,6 +158,7 @@ static int	listener_loopback(struct listener *);
 static int	id_valid(const char *);
 static void	api_allow(struct http_request *, int);
 static void	api_state_free(struct http_request *);
+static void	api_span(struct http_request *, struct api_state *);
 
 int
 kiln_dispatch(struct http_request *req)
@@ -173,6 +198,8 @@ kiln_dispatch(struct http_request *req)
 	if (ret != KORE_RESULT_RETRY)
 		shared_request(st->route, req->status,
 		    api_now_us() - st->start_us);
+	if (ret != KORE_RESULT_RETRY && st->otel.sampled)
+		api_span(req, st);
 	log_context(NULL, NULL);
 
 	return (ret);
@@ -413,17 +440,23 @@ api_trace(struct http_request *req, struct api_state *st)
 	struct trace_parent	tp;
 	const char		*v;
 	u_int64_t		n;
+	int			parent, sampled;
 
 	if (api_ids.seed[0] == 0 && RAND_bytes((u_int8_t *)api_ids.seed,
 	    sizeof(api_ids.seed)) != 1)
 		fatal("RAND_bytes");
 	n = api_ids.counter;
-	if (!http_request_header(req, "traceparent", &v) ||
-	    !trace_parent_parse(v, &tp)) {
+	parent = http_request_header(req, "traceparent", &v) &&
+	    trace_parent_parse(v, &tp);
+	if (!parent) {
 		hex64(api_ids.seed[0] | 1, tp.trace_id);
 		hex64(mix64(api_ids.seed[1] + n), tp.trace_id + 16);
 		tp.flags = 0;
 	}
+	/* With spans exported, the sampler decides the flag sent on. */
+	sampled = tp.flags & TRACE_FLAG_SAMPLED;
+	if (otel_on())
+		sampled = otel_sample(tp.trace_id, parent, sampled);
 	memcpy(st->traceparent, "00-", 3);
 	memcpy(st->traceparent + 3, tp.trace_id, 32);
 	st->traceparent[35] = '-';
@@ -431,8 +464,11 @@ api_trace(struct http_request *req, struct api_state *st)
 	hex64(mix64(api_ids.seed[2] ^ n) | 1, st->traceparent + 36);
 	st->traceparent[52] = '-';
 	st->traceparent[53] = '0';
-	st->traceparent[54] = (tp.flags & TRACE_FLAG_SAMPLED) ? '1' : '0';
+	st->traceparent[54] = sampled ? '1' : '0';
 	st->traceparent[55] = '\0';
+	if (otel_on())
+		otel_root(&st->otel, st->traceparent,
+		    parent ? tp.parent_id : NULL);
 }
 
 /*
@@ -620,6 +656,7 @@ api_state_free(struct http_request *req)
 		return;
 
 	cache_unwait(&st->waiter);
+	push_unpark(st);
 	if (st->starting)
 		TAILQ_REMOVE(&api_starting, st, starting_list);
 	if (st->pending != NULL) {
@@ -629,5 +666,51 @@ api_state_free(struct http_request *req)
 		else
 			st->pending->req = NULL;
 		st->pending = NULL;
+	}
+}
+
+/*
+ * The SERVER span of a request, after the HTTP semantic conventions:
+ * named by its route (low cardinality), the path without its query
+ * string, an error only for a 5xx (a 4xx is the client's).
+ */
+static void
+api_span(struct http_request *req, struct api_state *st)
+{
+	struct otel_span	*s;
+	const char		*port;
+	char			host[HOST_NAME_MAX_LEN + 1], code[8];
+	int			tls;
+
+	s = otel_end(&st->otel, OTEL_KIND_SERVER, st->route >= 0 ?
+	    api_route_name(st->route) : http_method_text(req->method));
+	if (s == NULL)
+		return;
+
+	tls = req->owner->owner != NULL && req->owner->owner->server != NULL &&
+	    req->owner->owner->server->tls;
+	otel_attr_str(s, "http.request.method", http_method_text(req->method));
+	otel_attr_int(s, "http.response.status_code", req->status);
+	otel_attr_str(s, "url.path", req->path);
+	otel_attr_str(s, "url.scheme", tls ? "https" : "http");
+	if (st->route >= 0)
+		otel_attr_str(s, "http.route", strchr(api_route_name(st->route),
+		    ' ') + 1);
+	if (req->host != NULL && host_split(req->host, host, sizeof(host))) {
+		otel_attr_str(s, "server.address", host);
+		port = strrchr(req->host, ':');
+		if (port != NULL && strchr(port, ']') == NULL)
+			otel_attr_int(s, "server.port", strtoll(port + 1,
+			    NULL, 10));
+		else
+			otel_attr_int(s, "server.port", tls ? 443 : 80);
+	}
+	if (st->route >= 0 && (routes[st->route].flags & R_NAME) &&
+	    st->name[0] != '\0')
+		otel_attr_str(s, "kiln.source", st->name);
+	if (req->status >= 500) {
+		(void)snprintf(code, sizeof(code), "%d", req->status);
+		otel_attr_str(s, "error.type", code);
+		otel_error(s, NULL);
 	}
 }

@@ -74,6 +74,15 @@ static const struct view_field source_fields[] = {
 	SV("paused", paused, VIEW_BOOL),
 	SV("created_at", created_ms, VIEW_TIME),
 	SV("updated_at", updated_ms, VIEW_TIME),
+	SV("tls_client_cert_subject", tls_cert_subject, VIEW_STR),
+	SV("tls_client_cert_not_after", tls_cert_not_after_ms, VIEW_TIME),
+	SV("tls_client_key_set", tls_client_key_set, VIEW_BOOL),
+	SV("tls_ca_set", tls_ca_set, VIEW_BOOL),
+	SV("subject_source", subject_source, VIEW_STR),
+	SV("subject_token_type", subject_token_type, VIEW_STR),
+	SV("requested_token_type", requested_token_type, VIEW_STR),
+	SV("actor_source", actor_source, VIEW_STR),
+	SV("actor_token_type", actor_token_type, VIEW_STR),
 	{ NULL, 0, 0 }
 };
 
@@ -138,6 +147,10 @@ static int	patch_merge(struct api_pending *, const char **, char *,
 static void	patch_decide(struct api_pending *, const char *);
 static void	patch_written(struct api_pending *,
 		    const struct store_rows *, int);
+static void	exchange_checked(struct api_pending *,
+		    const struct store_rows *, int);
+static int	exchange_reaches(const struct store_rows *, const char *,
+		    const char *, u_int8_t *);
 static void	render_deleted(struct api_pending *,
 		    const struct store_rows *, int);
 static void	render_events(struct api_pending *, const struct store_rows *,
@@ -195,32 +208,48 @@ admin_token_get(struct http_request *req, struct api_state *st)
 int
 admin_tokens_create(struct http_request *req, struct api_state *st)
 {
-	struct api_pending	*p;
 	yajl_val		body;
-	struct source		src;
-	char			err[KILN_ERR_MAX];
-	char			fields[AUDIT_FIELDS_LEN];
 
 	if (!api_body_json(req, &body))
 		return (KORE_RESULT_OK);
 
-	memset(&src, 0, sizeof(src));
-	if (!source_from_json(body, 0, &src, err, sizeof(err))) {
-		yajl_tree_free(body);
-		source_free(&src);
-		api_error(req, 422, "invalid_field", err);
-		return (KORE_RESULT_OK);
+	(void)admin_source_create(req, st, body);
+	return (KORE_RESULT_RETRY);
+}
+
+/*
+ * The core of POST /api/tokens, shared with the dashboard's form: takes
+ * body (kept in the step, for a form to be shown again) and gives the
+ * pending step, already done when body is refused.
+ */
+struct api_pending *
+admin_source_create(struct http_request *req, struct api_state *st,
+    yajl_val body)
+{
+	struct api_pending	*p;
+	char			err[KILN_ERR_MAX];
+
+	p = api_pending_start(req, st, source_created);
+	p->body = body;
+	if (!source_from_json(body, 0, &p->src, err, sizeof(err))) {
+		api_pending_fail(p, 422, "invalid_field", err);
+		return (p);
 	}
 	/* The names of the fields given: known ones, checked above. */
-	(void)audit_body_fields(body, fields, sizeof(fields));
-	yajl_tree_free(body);
+	(void)audit_body_fields(body, p->fields, sizeof(p->fields));
 
-	(void)kore_strlcpy(st->name, src.name, sizeof(st->name));
-	p = api_pending_start(req, st, source_created);
-	store_source_create(&src, &p->who, fields, api_pending_cb, p);
-	source_free(&src);
+	(void)kore_strlcpy(st->name, p->src.name, sizeof(st->name));
+	(void)kore_strlcpy(p->name, p->src.name, sizeof(p->name));
+	if (p->src.kind == KIND_TOKEN_EXCHANGE) {
+		/* Cycles are looked for among all sources first. */
+		p->render = exchange_checked;
+		store_exchange_edges(api_pending_cb, p);
+		return (p);
+	}
+	store_source_create(&p->src, &p->who, p->fields, api_pending_cb, p);
+	source_free(&p->src);
 
-	return (KORE_RESULT_RETRY);
+	return (p);
 }
 
 /*
@@ -231,23 +260,32 @@ admin_tokens_create(struct http_request *req, struct api_state *st)
 int
 admin_token_patch(struct http_request *req, struct api_state *st)
 {
-	struct api_pending	*p;
 	yajl_val		body;
 
 	if (!api_body_json(req, &body))
 		return (KORE_RESULT_OK);
-	if (!YAJL_IS_OBJECT(body)) {
-		yajl_tree_free(body);
-		api_error(req, 422, "invalid_field",
-		    "source: must be a JSON object");
-		return (KORE_RESULT_OK);
-	}
+
+	(void)admin_source_patch(req, st, body);
+	return (KORE_RESULT_RETRY);
+}
+
+/* The core of PATCH /api/tokens/{name}, as admin_source_create. */
+struct api_pending *
+admin_source_patch(struct http_request *req, struct api_state *st,
+    yajl_val body)
+{
+	struct api_pending	*p;
 
 	p = api_pending_start(req, st, patch_loaded);
 	p->body = body;
+	if (!YAJL_IS_OBJECT(body)) {
+		api_pending_fail(p, 422, "invalid_field",
+		    "source: must be a JSON object");
+		return (p);
+	}
 	store_source_full(st->name, api_pending_cb, p);
 
-	return (KORE_RESULT_RETRY);
+	return (p);
 }
 
 int
@@ -404,8 +442,22 @@ admin_keys_list(struct http_request *req, struct api_state *st)
 int
 admin_keys_create(struct http_request *req, struct api_state *st)
 {
+	yajl_val		body;
+
+	if (!api_body_json(req, &body))
+		return (KORE_RESULT_OK);
+
+	(void)admin_key_create(req, st, body);
+	return (KORE_RESULT_RETRY);
+}
+
+/* The core of POST /api/keys, as admin_source_create. */
+struct api_pending *
+admin_key_create(struct http_request *req, struct api_state *st,
+    yajl_val body)
+{
 	struct api_pending	*p;
-	yajl_val		body, name, role, srcs;
+	yajl_val		name, role, srcs;
 	const char		*np[] = { "name", NULL }, *rp[] = { "role", NULL };
 	const char		*sp[] = { "sources", NULL };
 	const char		*n, *r;
@@ -414,8 +466,8 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 	char			hash[AUTH_HASH_LEN + 1];
 	char			fields[AUDIT_FIELDS_LEN];
 
-	if (!api_body_json(req, &body))
-		return (KORE_RESULT_OK);
+	p = api_pending_start(req, st, render_key_created);
+	p->body = body;
 
 	name = yajl_tree_get(body, np, yajl_t_string);
 	role = yajl_tree_get(body, rp, yajl_t_string);
@@ -430,32 +482,27 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 	if (!YAJL_IS_OBJECT(body) ||
 	    body->u.object.len != 2 + (srcs != NULL) || n == NULL ||
 	    *n == '\0' || strlen(n) > 64) {
-		yajl_tree_free(body);
-		api_error(req, 422, "invalid_field",
+		api_pending_fail(p, 422, "invalid_field",
 		    "name: expected 1 to 64 printable characters (and only "
 		    "name, role and sources)");
-		return (KORE_RESULT_OK);
+		return (p);
 	}
 	if (r == NULL || jwt_role_parse(r) == ROLE_NONE) {
-		yajl_tree_free(body);
-		api_error(req, 422, "invalid_field",
+		api_pending_fail(p, 422, "invalid_field",
 		    "role: expected admin, operator, viewer or client");
-		return (KORE_RESULT_OK);
+		return (p);
 	}
 	scope = NULL;
 	if (srcs != NULL && !YAJL_IS_NULL(srcs) &&
 	    (jwt_role_parse(r) != ROLE_CLIENT ||
 	    (scope = key_scope(srcs)) == NULL)) {
-		yajl_tree_free(body);
-		api_error(req, 422, "invalid_field",
+		api_pending_fail(p, 422, "invalid_field",
 		    "sources: expected 1 to 256 token source names, and only "
 		    "for a client key");
-		return (KORE_RESULT_OK);
+		return (p);
 	}
 
 	/* The key is only in this request's answer; the table has a hash. */
-	p = api_pending_start(req, st, render_key_created);
-	p->body = body;
 	p->secret = auth_key_generate();
 	auth_key_hash(p->secret, hash);
 	(void)audit_body_fields(body, fields, sizeof(fields));
@@ -463,7 +510,7 @@ admin_keys_create(struct http_request *req, struct api_state *st)
 	    p);
 	kore_free(scope);
 
-	return (KORE_RESULT_RETRY);
+	return (p);
 }
 
 int
@@ -570,9 +617,93 @@ patch_loaded(struct api_pending *p, const struct store_rows *rows, int ok)
 	(void)audit_source_changed(&snap, &p->src, fields, sizeof(fields));
 	OPENSSL_cleanse(&snap, sizeof(snap));
 
+	if (p->src.kind == KIND_TOKEN_EXCHANGE) {
+		(void)kore_strlcpy(p->fields, fields, sizeof(p->fields));
+		p->render = exchange_checked;
+		store_exchange_edges(api_pending_cb, p);
+		return;
+	}
+
 	p->render = patch_written;
 	store_source_patch(&p->src, p->version, p->with_refresh, p->upstream,
 	    &p->who, fields, api_pending_cb, p);
+}
+
+/*
+ * A token exchange takes its subject (and actor) token from other
+ * sources: one that would end up taking, through others, from itself
+ * is refused. Then the create (p->version 0) or patch goes on.
+ */
+static void
+exchange_checked(struct api_pending *p, const struct store_rows *rows,
+    int ok)
+{
+	u_int8_t	*seen;
+	int		cycle;
+	const char	*field;
+
+	if (pending_db_error(p, ok))
+		return;
+
+	seen = kore_calloc(rows->n + 1, 1);
+	field = "subject_source";
+	cycle = exchange_reaches(rows, p->src.name, p->src.subject_source,
+	    seen);
+	if (!cycle && p->src.actor_source != NULL) {
+		memset(seen, 0, rows->n + 1);
+		field = "actor_source";
+		cycle = exchange_reaches(rows, p->src.name,
+		    p->src.actor_source, seen);
+	}
+	kore_free(seen);
+
+	if (cycle) {
+		(void)snprintf(p->message, sizeof(p->message), "%s: would "
+		    "make a cycle: %s would take its token, through others, "
+		    "from itself", field, p->src.name);
+		api_pending_fail(p, 422, "invalid_field", p->message);
+		return;
+	}
+
+	if (p->version == 0) {
+		p->render = source_created;
+		store_source_create(&p->src, &p->who, p->fields,
+		    api_pending_cb, p);
+		return;
+	}
+	p->render = patch_written;
+	store_source_patch(&p->src, p->version, p->with_refresh, p->upstream,
+	    &p->who, p->fields, api_pending_cb, p);
+}
+
+/*
+ * Does the source at take its token, directly or through others, from
+ * name? The stored edges of name itself are its old ones: skipped.
+ */
+static int
+exchange_reaches(const struct store_rows *rows, const char *name,
+    const char *at, u_int8_t *seen)
+{
+	const struct edge_row	*e;
+	size_t			i;
+
+	if (!strcmp(at, name))
+		return (1);
+
+	for (i = 0; i < rows->n; i++) {
+		e = &rows->edges[i];
+		if (seen[i] || strcmp(e->name, at) || !strcmp(e->name, name))
+			continue;
+		seen[i] = 1;
+		if (e->subject != NULL &&
+		    exchange_reaches(rows, name, e->subject, seen))
+			return (1);
+		if (e->actor != NULL &&
+		    exchange_reaches(rows, name, e->actor, seen))
+			return (1);
+	}
+
+	return (0);
 }
 
 /* Take the stored source (secrets opened) and its version. */
@@ -626,7 +757,7 @@ patch_decide(struct api_pending *p, const char *before)
 }
 
 static const char *patch_secrets[] = {
-	"client_secret", "refresh_token", "password"
+	"client_secret", "refresh_token", "password", "tls_client_key"
 };
 
 /* Which secrets src holds, one bit per patch_secrets entry. */
@@ -634,7 +765,8 @@ static int
 patch_secrets_held(const struct source *src)
 {
 	return ((src->client_secret != NULL) |
-	    (src->refresh_token != NULL) << 1 | (src->password != NULL) << 2);
+	    (src->refresh_token != NULL) << 1 | (src->password != NULL) << 2 |
+	    (src->tls_client_key != NULL) << 3);
 }
 
 /*
@@ -980,7 +1112,9 @@ view_source(void *g, const struct source_view *v, int64_t now, int role)
 
 	yajl_gen_string(g, (const unsigned char *)"state", 5);
 	yajl_gen_map_open(g);
-	json_kv_str(g, "status", policy_state(paused, v->leased,
+	json_kv_str(g, "status", v->waiting && !v->leased && !paused &&
+	    !(has_token && expires > now) ? "waiting" :
+	    policy_state(paused, v->leased,
 	    (u_int32_t)(v->failures == STORE_NULL ? 0 : v->failures),
 	    has_token, expires, now));
 	json_kv_bool(g, "has_token", has_token);

@@ -3,10 +3,13 @@
  * cache without touching PostgreSQL:
  *
  *	GET  /api/tokens/{name}/current-token[?min_ttl=S]
+ *	GET  /api/tokens/{name}/current-token?wait_for_change=true&...
+ *	GET  /api/tokens/{name}/stream
  *	POST /api/tokens/{name}/current-token/rejected {"fingerprint":...}
  *
  * A request that needs a new token asks for a single-flight refresh and
  * sleeps on its cache entry until the entry changes or KILN_WAIT_MS pass.
+ * Long-polls and event streams are push.c's, after the checks here.
  */
 
 #include <sys/types.h>
@@ -59,11 +62,28 @@ api_current_token(struct http_request *req, struct api_state *st)
 			    "an integer number of seconds (0-86400)");
 			return (KORE_RESULT_OK);
 		}
+		if (!push_wait_parse(req, st))
+			return (KORE_RESULT_OK);
+		if (st->poll_until != 0 && st->min_ttl >= 0) {
+			api_error(req, 400, "bad_request", "min_ttl and "
+			    "wait_for_change cannot be combined");
+			return (KORE_RESULT_OK);
+		}
+	}
+
+	if (st->poll_until != 0) {
+		switch (push_wait(req, st, e, now)) {
+		case KORE_RESULT_RETRY:
+			return (KORE_RESULT_RETRY);
+		case KORE_RESULT_ERROR:
+			return (KORE_RESULT_OK);
+		}
 	}
 
 	if (cache_valid(e, now) &&
 	    e->expires_ms - now >= st->min_ttl * 1000) {
-		public_token(req, e, now);
+		if (!push_not_modified(req, e))
+			public_token(req, e, now);
 		return (KORE_RESULT_OK);
 	}
 
@@ -104,6 +124,19 @@ api_current_token(struct http_request *req, struct api_state *st)
 		public_invalid(req, e, now, "no token with the requested "
 		    "min_ttl");
 	return (KORE_RESULT_OK);
+}
+
+/* The event stream of a source: the access rules of current-token. */
+int
+api_stream(struct http_request *req, struct api_state *st)
+{
+	struct cache_entry	*e;
+	int			ret;
+
+	if ((e = public_entry(req, st, &ret)) == NULL)
+		return (ret);
+
+	return (push_stream_entry(req, st, e));
 }
 
 int
@@ -290,7 +323,7 @@ public_token(struct http_request *req, struct cache_entry *e, int64_t now)
 	u_int8_t		buf[4096], *out;
 	size_t			len, split;
 	int			n;
-	char			num[24];
+	char			num[24], etag[KILN_FPR_LEN + 3];
 
 	if (e->answer == NULL)
 		cache_answer(e);
@@ -308,6 +341,10 @@ public_token(struct http_request *req, struct cache_entry *e, int64_t now)
 	http_response_header(req, "Content-Type",
 	    "application/json; charset=utf-8");
 	http_response_header(req, "Cache-Control", "no-store");
+	if (e->fpr[0] != '\0') {
+		(void)snprintf(etag, sizeof(etag), "\"%s\"", e->fpr);
+		http_response_header(req, "ETag", etag);
+	}
 	http_response(req, 200, out, len);
 
 	OPENSSL_cleanse(out, split);
@@ -335,8 +372,8 @@ public_invalid(struct http_request *req, struct cache_entry *e,
 
 	g = api_json_begin();
 	json_kv_str(g, "agent_name", e->name);
-	if (e->subject != NULL)
-		json_kv_str(g, "subject", e->subject);
+	if (e->conn != NULL)
+		json_kv_str(g, "subject", e->conn);
 	json_kv_null(g, "token");
 	json_kv_str(g, "token_type", e->token_type);
 	if (e->token != NULL) {

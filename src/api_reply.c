@@ -138,6 +138,7 @@ api_error(struct http_request *req, int status, const char *code,
     const char *message)
 {
 	yajl_gen	g;
+	char		field[64];
 
 	g = api_json_begin();
 	json_kv_bool(g, "success", 0);
@@ -145,6 +146,11 @@ api_error(struct http_request *req, int status, const char *code,
 	yajl_gen_map_open(g);
 	json_kv_str(g, "code", code);
 	json_kv_str(g, "message", message);
+	/* Which field to show the error next to (the dashboard's forms). */
+	if ((!strcmp(code, "invalid_field") ||
+	    !strcmp(code, "secret_required")) &&
+	    json_err_field(message, field, sizeof(field)))
+		json_kv_str(g, "field", field);
 	yajl_gen_map_close(g);
 	api_json_send(req, status, g);
 }

@@ -78,6 +78,8 @@ static struct {
 static int		nchannels;
 static void		(*changed_cb)(void);
 static void		(*removed_cb)(const struct cache_entry *);
+static void		(*entry_cb)(struct cache_entry *, int);
+static void		(*generation_cb)(struct cache_entry *);
 
 static struct cache_entry	*cache_insert(const char *, const char *);
 static struct cache_entry	*cache_lookup_key(const char *);
@@ -149,7 +151,7 @@ cache_lookup(const char *name)
 
 	LIST_FOREACH(e, &cache.buckets[hash_fnv1a_str(name) % CACHE_BUCKETS],
 	    hlink) {
-		if (e->subject == NULL && !strcmp(e->name, name))
+		if (e->conn == NULL && !strcmp(e->name, name))
 			return (e);
 	}
 
@@ -172,7 +174,7 @@ cache_lookup_conn(const char *name, const char *subject)
 	conn_key(name, subject, key, sizeof(key));
 	LIST_FOREACH(e, &cache.buckets[hash_fnv1a_str(key) % CACHE_BUCKETS],
 	    hlink) {
-		if (e->subject != NULL && !strcmp(e->subject, subject) &&
+		if (e->conn != NULL && !strcmp(e->conn, subject) &&
 		    !strcmp(e->name, name))
 			return (e);
 	}
@@ -207,7 +209,7 @@ cache_any_first(void)
 struct cache_entry *
 cache_any_next(struct cache_entry *e)
 {
-	if (TAILQ_NEXT(e, list) != NULL || e->subject != NULL)
+	if (TAILQ_NEXT(e, list) != NULL || e->conn != NULL)
 		return (TAILQ_NEXT(e, list));
 	return (TAILQ_FIRST(&cache.conns));
 }
@@ -433,7 +435,7 @@ cache_apply(const struct token_row *t)
 	char			*token;
 	size_t			len;
 	u_int64_t		epoch;
-	int			render;
+	int			render, fresh;
 	const char		*subject;
 	char			field[16 + KILN_SUBJECT_MAX];
 
@@ -494,6 +496,19 @@ cache_apply(const struct token_row *t)
 	e->expires_ms = t->expires_ms;
 	e->refresh_ms = t->refresh_ms;
 	e->lifetime_ms = t->lifetime_ms;
+	e->cert_not_after_ms = t->cert_not_after_ms == STORE_NULL ? 0 :
+	    t->cert_not_after_ms;
+	(void)kore_strlcpy(e->subject, t->subject_source != NULL ?
+	    t->subject_source : "", sizeof(e->subject));
+	(void)kore_strlcpy(e->actor, t->actor_source != NULL ?
+	    t->actor_source : "", sizeof(e->actor));
+	e->subject_generation = t->subject_generation;
+	e->auth_method = source_auth_parse(t->auth_method);
+	(void)kore_strlcpy(e->cert_subject, t->cert_subject != NULL ?
+	    t->cert_subject : "", sizeof(e->cert_subject));
+	fresh = t->generation != e->generation && e->token != NULL;
+	(void)kore_strlcpy(e->host, t->host != NULL ? t->host : "",
+	    sizeof(e->host));
 
 	if (t->generation != e->generation ||
 	    (u_int32_t)t->failures != e->failures ||
@@ -515,6 +530,11 @@ cache_apply(const struct token_row *t)
 	e->last_error = NULL;
 	if (t->last_error != NULL && *t->last_error != '\0')
 		e->last_error = kore_strdup(t->last_error);
+
+	if (entry_cb != NULL)
+		entry_cb(e, CACHE_ENTRY_CHANGED);
+	if (fresh && generation_cb != NULL)
+		generation_cb(e);
 }
 
 static struct cache_entry *
@@ -533,7 +553,7 @@ cache_insert(const char *name, const char *subject)
 
 	LIST_INSERT_HEAD(&cache.buckets[e->hash % CACHE_BUCKETS], e, hlink);
 	if (subject != NULL) {
-		e->subject = kore_strdup(subject);
+		e->conn = kore_strdup(subject);
 		TAILQ_INSERT_TAIL(&cache.conns, e, list);
 		cache.nconns++;
 	} else {
@@ -551,9 +571,11 @@ cache_remove(struct cache_entry *e)
 	cache_changed();
 	if (removed_cb != NULL)
 		removed_cb(e);
+	if (entry_cb != NULL)
+		entry_cb(e, CACHE_ENTRY_REMOVED);
 
 	LIST_REMOVE(e, hlink);
-	if (e->subject != NULL) {
+	if (e->conn != NULL) {
 		TAILQ_REMOVE(&cache.conns, e, list);
 		cache.nconns--;
 	} else {
@@ -564,7 +586,7 @@ cache_remove(struct cache_entry *e)
 	seal_wipe(e->token);
 	answer_free(e);
 	kore_free(e->last_error);
-	kore_free(e->subject);
+	kore_free(e->conn);
 	kore_free(e);
 }
 
@@ -590,8 +612,8 @@ cache_answer(struct cache_entry *e)
 	g = answer_gen(buf);
 	yajl_gen_map_open(g);
 	json_kv_str(g, "agent_name", e->name);
-	if (e->subject != NULL)
-		json_kv_str(g, "subject", e->subject);
+	if (e->conn != NULL)
+		json_kv_str(g, "subject", e->conn);
 	json_kv_str(g, "token", e->token);
 	json_kv_str(g, "token_type", e->token_type);
 	json_kv_str(g, "expires_at", expires);
@@ -948,11 +970,29 @@ cache_watch(void (*cb)(void))
 	changed_cb = cb;
 }
 
+/* cb is told of an entry that holds a new generation of its token. */
+void
+cache_watch_generation(void (*cb)(struct cache_entry *))
+{
+	generation_cb = cb;
+}
+
 /* cb is told of an entry about to leave the cache (and be freed). */
 void
 cache_watch_remove(void (*cb)(const struct cache_entry *))
 {
 	removed_cb = cb;
+}
+
+/*
+ * cb is told of an entry that was (re)loaded, whether or not anything
+ * changed, and of one about to be freed; it may keep its own state in
+ * e->push, which it frees when told of the removal.
+ */
+void
+cache_watch_entry(void (*cb)(struct cache_entry *, int))
+{
+	entry_cb = cb;
 }
 
 static void

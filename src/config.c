@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -50,6 +51,11 @@ static const char	*db_default(const PQconninfoOption *, char *,
 static void	db_append(struct kore_buf *, const char *, const char *);
 static int64_t	db_ms(const char *, const char *, int64_t);
 static char	*migrations_default(const char *);
+static int	config_otel(char *, size_t);
+static int	otel_endpoint(char *, size_t);
+static int	otel_sampler(char *, size_t);
+static int	otel_pairs(const char *, int, char ***, char *, size_t);
+static int	otel_decode(char *);
 
 int
 config_load(const char *conf_path, char *err, size_t errlen)
@@ -123,11 +129,25 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	if (!env_num("KILN_CIRCUIT_OPEN", 30, 1, 3600, &v, err, errlen))
 		return (KORE_RESULT_ERROR);
 	c->circuit_open_ms = v * 1000;
+	if (!env_num("KILN_WEBHOOK_BACKOFF_MS", 1000, 10, 3600000,
+	    &c->webhook_backoff_ms, err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_WAITERS_MAX", 10000, 0, 1000000, &c->waiters_max,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_STREAMS_MAX", 10000, 0, 1000000, &c->streams_max,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_SSE_HEARTBEAT", 15, 1, 300, &v, err, errlen))
+		return (KORE_RESULT_ERROR);
+	c->sse_heartbeat_ms = v * 1000;
 
 	if (!config_auth(err, errlen) || !config_hosts(err, errlen))
 		return (KORE_RESULT_ERROR);
 	if (!config_cidrs("KILN_UPSTREAM_ALLOW", &c->upstream_allow,
 	    &c->upstream_allow_count, err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!config_otel(err, errlen))
 		return (KORE_RESULT_ERROR);
 
 	if (gethostname(host, sizeof(host)) == -1)
@@ -747,4 +767,258 @@ config_check_kore(const char *path, char *err, size_t errlen)
 	}
 
 	return (KORE_RESULT_OK);
+}
+
+/*
+ * The OpenTelemetry SDK's variables for the trace exporter (see
+ * docs/operations.md). No endpoint: no export. Values of headers are
+ * never echoed in an error (they often hold the collector's API key).
+ */
+static int
+config_otel(char *err, size_t errlen)
+{
+	struct kiln_config	*c = &kiln_config;
+	const char		*v, *var;
+	char			**h, **r, *line;
+	size_t			n, len;
+
+	var = getenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") != NULL ?
+	    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" : "OTEL_EXPORTER_OTLP_TIMEOUT";
+	if (!env_num(var, 10000, 1, 600000, &c->otel_timeout_ms,
+	    err, errlen) ||
+	    !env_num("OTEL_BSP_SCHEDULE_DELAY", 5000, 1, 3600000,
+	    &c->otel_delay_ms, err, errlen) ||
+	    !env_num("OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1, 65536,
+	    &c->otel_queue, err, errlen) ||
+	    !env_num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, 1, 65536,
+	    &c->otel_batch, err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (c->otel_batch > c->otel_queue) {
+		(void)snprintf(err, errlen, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "
+		    "must not exceed OTEL_BSP_MAX_QUEUE_SIZE");
+		return (KORE_RESULT_ERROR);
+	}
+	if (!otel_sampler(err, errlen))
+		return (KORE_RESULT_ERROR);
+	var = getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") != NULL ?
+	    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" :
+	    "OTEL_EXPORTER_OTLP_PROTOCOL";
+	if ((v = getenv(var)) != NULL && *v != '\0' &&
+	    strcmp(v, "http/protobuf")) {
+		if (strcmp(v, "http/json")) {
+			(void)snprintf(err, errlen, "%s: expected "
+			    "http/protobuf or http/json", var);
+			return (KORE_RESULT_ERROR);
+		}
+		c->otel_json = 1;
+	}
+
+	if (!otel_pairs("OTEL_RESOURCE_ATTRIBUTES", 0, &c->otel_resource,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
+	c->otel_service = "kiln";
+	for (r = c->otel_resource; r != NULL && *r != NULL; r += 2) {
+		if (!strcmp(r[0], "service.name"))
+			c->otel_service = r[1];
+	}
+	if ((v = getenv("OTEL_SERVICE_NAME")) != NULL && *v != '\0')
+		c->otel_service = kore_strdup(v);
+
+	var = getenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS") != NULL ?
+	    "OTEL_EXPORTER_OTLP_TRACES_HEADERS" : "OTEL_EXPORTER_OTLP_HEADERS";
+	if (!otel_pairs(var, 1, &c->otel_headers, err, errlen))
+		return (KORE_RESULT_ERROR);
+	/* Pairs become "name: value" lines, as curl takes them. */
+	for (h = c->otel_headers, n = 0; h != NULL && h[n] != NULL; n += 2) {
+		len = strlen(h[n]) + strlen(h[n + 1]) + 3;
+		line = kore_malloc(len);
+		(void)snprintf(line, len, "%s: %s", h[n], h[n + 1]);
+		kore_free(h[n]);
+		kore_free(h[n + 1]);
+		h[n / 2] = line;
+		h[n / 2 + 1] = NULL;
+	}
+
+	return (otel_endpoint(err, errlen));
+}
+
+static int
+otel_endpoint(char *err, size_t errlen)
+{
+	const char	*v, *var, *p;
+	size_t		len;
+
+	if ((v = getenv("OTEL_SDK_DISABLED")) != NULL &&
+	    !strcasecmp(v, "true"))
+		return (KORE_RESULT_OK);
+	if ((v = getenv("OTEL_TRACES_EXPORTER")) != NULL && *v != '\0' &&
+	    strcmp(v, "otlp")) {
+		if (!strcmp(v, "none"))
+			return (KORE_RESULT_OK);
+		(void)snprintf(err, errlen, "OTEL_TRACES_EXPORTER: expected "
+		    "otlp or none");
+		return (KORE_RESULT_ERROR);
+	}
+
+	var = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+	if ((v = getenv(var)) == NULL || *v == '\0') {
+		var = "OTEL_EXPORTER_OTLP_ENDPOINT";
+		if ((v = getenv(var)) == NULL || *v == '\0')
+			return (KORE_RESULT_OK);
+	}
+	if (strncasecmp(v, "http://", 7) && strncasecmp(v, "https://", 8)) {
+		(void)snprintf(err, errlen, "%s: expected an http:// or "
+		    "https:// URL", var);
+		return (KORE_RESULT_ERROR);
+	}
+	for (p = v; *p != '\0'; p++) {
+		if (*p <= 0x20 || *p == 0x7f) {
+			(void)snprintf(err, errlen, "%s: blank or control "
+			    "character in the URL", var);
+			return (KORE_RESULT_ERROR);
+		}
+	}
+
+	/* The base endpoint gets the signal's path, the other is as is. */
+	len = strlen(v) + sizeof("/v1/traces");
+	kiln_config.otel_url = kore_malloc(len);
+	if (!strcmp(var, "OTEL_EXPORTER_OTLP_ENDPOINT"))
+		(void)snprintf(kiln_config.otel_url, len, "%s%sv1/traces", v,
+		    v[strlen(v) - 1] == '/' ? "" : "/");
+	else
+		(void)kore_strlcpy(kiln_config.otel_url, v, len);
+
+	return (KORE_RESULT_OK);
+}
+
+static int
+otel_sampler(char *err, size_t errlen)
+{
+	static const struct {
+		const char	*name;
+		int		sampler;
+	} samplers[] = {
+		{ "always_on", OTEL_SAMPLER_ALWAYS_ON },
+		{ "always_off", OTEL_SAMPLER_ALWAYS_OFF },
+		{ "traceidratio", OTEL_SAMPLER_RATIO },
+		{ "parentbased_always_on",
+		    OTEL_SAMPLER_PARENT | OTEL_SAMPLER_ALWAYS_ON },
+		{ "parentbased_always_off",
+		    OTEL_SAMPLER_PARENT | OTEL_SAMPLER_ALWAYS_OFF },
+		{ "parentbased_traceidratio",
+		    OTEL_SAMPLER_PARENT | OTEL_SAMPLER_RATIO },
+	};
+	const char	*v;
+	size_t		i;
+
+	kiln_config.otel_sampler = OTEL_SAMPLER_PARENT |
+	    OTEL_SAMPLER_ALWAYS_ON;
+	kiln_config.otel_ratio = 1.0;
+	if ((v = getenv("OTEL_TRACES_SAMPLER")) != NULL && *v != '\0') {
+		for (i = 0; i < sizeof(samplers) / sizeof(samplers[0]); i++) {
+			if (!strcmp(v, samplers[i].name))
+				break;
+		}
+		if (i == sizeof(samplers) / sizeof(samplers[0])) {
+			(void)snprintf(err, errlen, "OTEL_TRACES_SAMPLER: "
+			    "unknown sampler '%.32s'", v);
+			return (KORE_RESULT_ERROR);
+		}
+		kiln_config.otel_sampler = samplers[i].sampler;
+	}
+	if ((kiln_config.otel_sampler & ~OTEL_SAMPLER_PARENT) !=
+	    OTEL_SAMPLER_RATIO)
+		return (KORE_RESULT_OK);
+
+	return (env_double("OTEL_TRACES_SAMPLER_ARG", 1.0, 0.0, 1.0,
+	    &kiln_config.otel_ratio, err, errlen));
+}
+
+/*
+ * var as "key=value,key=value" (W3C Baggage style: values percent
+ * encoded) into *out: key, value, ..., NULL. Header names must be
+ * tokens (RFC 9110).
+ */
+static int
+otel_pairs(const char *var, int header, char ***out, char *err,
+    size_t errlen)
+{
+	const char	*v;
+	char		*copy, *p, *item, *eq, *key, *val, *end;
+	size_t		n, i;
+	int		ret;
+
+	if ((v = getenv(var)) == NULL || *v == '\0')
+		return (KORE_RESULT_OK);
+
+	ret = KORE_RESULT_OK;
+	n = 0;
+	copy = kore_strdup(v);
+	for (p = copy; ret == KORE_RESULT_OK &&
+	    (item = strsep(&p, ",")) != NULL;) {
+		key = item + strspn(item, " \t");
+		if (*key == '\0')
+			continue;
+		if ((eq = strchr(key, '=')) == NULL) {
+			(void)snprintf(err, errlen, "%s: item %zu is not "
+			    "key=value", var, n / 2 + 1);
+			ret = KORE_RESULT_ERROR;
+			break;
+		}
+		*eq = '\0';
+		val = eq + 1 + strspn(eq + 1, " \t");
+		for (end = eq; end > key && (end[-1] == ' ' ||
+		    end[-1] == '\t'); end--)
+			end[-1] = '\0';
+		for (end = val + strlen(val); end > val && (end[-1] == ' ' ||
+		    end[-1] == '\t'); end--)
+			end[-1] = '\0';
+		for (i = 0; key[i] != '\0'; i++) {
+			if (key[i] <= 0x20 || key[i] >= 0x7f || (header &&
+			    strchr("\"(),/:;<=>?@[\\]{}", key[i]) != NULL))
+				break;
+		}
+		if (*key == '\0' || key[i] != '\0' || !otel_decode(val)) {
+			(void)snprintf(err, errlen, "%s: item %zu: bad key "
+			    "or badly encoded value", var, n / 2 + 1);
+			ret = KORE_RESULT_ERROR;
+			break;
+		}
+		*out = kore_realloc(*out, (n + 3) * sizeof(**out));
+		(*out)[n++] = kore_strdup(key);
+		(*out)[n++] = kore_strdup(val);
+		(*out)[n] = NULL;
+	}
+	kore_free(copy);
+
+	return (ret);
+}
+
+/* Percent-decode s in place; no control character may come out. */
+static int
+otel_decode(char *s)
+{
+	char		*d, hex[3];
+	long		c;
+
+	for (d = s; *s != '\0'; d++) {
+		if (*s != '%') {
+			*d = *s++;
+		} else {
+			if (!isxdigit((unsigned char)s[1]) ||
+			    !isxdigit((unsigned char)s[2]))
+				return (0);
+			hex[0] = s[1];
+			hex[1] = s[2];
+			hex[2] = '\0';
+			c = strtol(hex, NULL, 16);
+			*d = (char)c;
+			s += 3;
+		}
+		if ((unsigned char)*d < 0x20 || *d == 0x7f)
+			return (0);
+	}
+	*d = '\0';
+
+	return (1);
 }

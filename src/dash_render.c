@@ -21,6 +21,7 @@
 #include "kiln.h"
 
 static const char	*dr_num(int64_t, char *, size_t);
+static void	dr_token_auth(struct dbuf *, const struct dr_token *);
 
 void
 dbuf_init(struct dbuf *b)
@@ -180,11 +181,15 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 		e = &t[i];
 		dbuf_appendf(b, "<tr data-token=\"");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "\"><td class=\"name\">");
+		dbuf_appendf(b, "\"><td class=\"name\"><a href=\""
+		    "/dashboard/tokens/");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "</td><td>%s</td><td><span class=\"badge "
-		    "%s\">%s</span></td><td><code>", e->kind, e->state,
-		    e->state);
+		dbuf_appendf(b, "\">");
+		dr_escape(b, e->name);
+		dbuf_appendf(b, "</a></td><td>%s", e->kind);
+		dr_token_auth(b, e);
+		dbuf_appendf(b, "</td><td><span class=\"badge "
+		    "%s\">%s</span></td><td><code>", e->state, e->state);
 		dr_escape(b, e->fpr != NULL ? e->fpr : "—");
 		dbuf_appendf(b, "</code></td><td class=\"gen\">%lld</td>"
 		    "<td class=\"expires\">",
@@ -193,7 +198,7 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 			dr_duration(b, e->expires_in_ms);
 		else
 			dbuf_appendf(b, "—");
-		dbuf_appendf(b, "</td><td>");
+		dbuf_appendf(b, "</td><td class=\"next\">");
 		dr_duration(b, e->next_in_ms);
 		dbuf_appendf(b, "</td><td>");
 		if (e->last_duration_ms >= 0)
@@ -286,10 +291,11 @@ void
 dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
     const struct dr_host *h, size_t nh)
 {
-	size_t		i;
+	size_t		i, more;
 	int		count;
 
 	count = 0;
+	more = 0;
 	dbuf_appendf(b, "<ul class=\"alerts\">");
 	if (!db_ok) {
 		dbuf_appendf(b, "<li class=\"alert\">PostgreSQL is not "
@@ -299,6 +305,12 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 	for (i = 0; i < n; i++) {
 		if (!a[i].enabled)
 			continue;
+		/* Thousands of sources: the first few, then a count. */
+		if (count >= DR_ALERTS_MAX && (!a[i].valid ||
+		    (a[i].failures > 0 && a[i].in_buffer))) {
+			more++;
+			continue;
+		}
 		if (!a[i].valid) {
 			dbuf_appendf(b, "<li class=\"alert\"><b>");
 			dr_escape(b, a[i].name);
@@ -320,7 +332,26 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 			    a[i].reauth == 1 ? "s" : "");
 			count++;
 		}
+		if (a[i].has_cert && a[i].cert_left_ms < DR_CERT_WARN_MS) {
+			dbuf_appendf(b, "<li class=\"alert\"><b>");
+			dr_escape(b, a[i].name);
+			if (a[i].cert_left_ms <= 0) {
+				dbuf_appendf(b, "</b>: its TLS client "
+				    "certificate has expired.</li>");
+			} else {
+				dbuf_appendf(b, "</b>: its TLS client "
+				    "certificate expires in %lld days "
+				    "(", (long long)(a[i].cert_left_ms /
+				    86400000));
+				dr_duration(b, a[i].cert_left_ms);
+				dbuf_appendf(b, ").</li>");
+			}
+			count++;
+		}
 	}
+	if (more > 0)
+		dbuf_appendf(b, "<li class=\"alert\">… and %zu more tokens "
+		    "(filter the table by state).</li>", more);
 	for (i = 0; i < nh; i++) {
 		if (strcmp(h[i].state, "open"))
 			continue;
@@ -429,4 +460,73 @@ dr_page(struct dbuf *b, const u_int8_t *tpl, size_t len,
 		s = close + 2;
 		fragment(b, key, arg);
 	}
+}
+
+/*
+ * The webhooks with their last deliveries: one row per delivery, a
+ * webhook without any in a row of its own (type NULL).
+ */
+void
+dr_webhooks(struct dbuf *b, const struct dr_webhook *w, size_t n)
+{
+	size_t		i;
+	char		ts[ISOTIME_LEN], n1[24], n2[24], n3[24];
+
+	dbuf_appendf(b, "<table class=\"webhooks\"><thead><tr><th>Webhook"
+	    "</th><th>Event</th><th>Source</th><th>Status</th>"
+	    "<th>Attempts</th><th>HTTP</th><th>When</th><th>Error</th>"
+	    "</tr></thead><tbody>");
+	for (i = 0; i < n; i++, w++) {
+		dbuf_appendf(b, "<tr><td>%s ", dr_num(w->id, n1, sizeof(n1)));
+		dr_escape(b, w->url ? w->url : "");
+		dbuf_appendf(b, "</td>");
+		if (w->type == NULL) {
+			dbuf_appendf(b, "<td colspan=\"7\">No delivery yet."
+			    "</td></tr>");
+			continue;
+		}
+		dbuf_appendf(b, "<td>");
+		dr_escape(b, w->type);
+		dbuf_appendf(b, "</td><td>");
+		dr_escape(b, w->source ? w->source : "");
+		dbuf_appendf(b, "</td><td><span class=\"badge %s\">",
+		    w->status && !strcmp(w->status, "delivered") ? "valid" :
+		    w->status && !strcmp(w->status, "failed") ? "expired" :
+		    "failing");
+		dr_escape(b, w->status ? w->status : "");
+		isotime_format(w->created_ms == DR_NULL ? 0 : w->created_ms,
+		    ts, sizeof(ts));
+		dbuf_appendf(b, "</span></td><td>%s</td><td>%s</td>"
+		    "<td><time>%.19s</time></td><td class=\"error\">",
+		    dr_num(w->attempts, n2, sizeof(n2)),
+		    dr_num(w->last_status, n3, sizeof(n3)), ts);
+		dr_escape(b, w->last_error ? w->last_error : "");
+		dbuf_appendf(b, "</td></tr>");
+	}
+	if (n == 0)
+		dbuf_appendf(b, "<tr><td colspan=\"8\">No webhook.</td></tr>");
+	dbuf_appendf(b, "</tbody></table>");
+}
+
+/* Mutual TLS: the method, and the client certificate's subject and end. */
+static void
+dr_token_auth(struct dbuf *b, const struct dr_token *e)
+{
+	char		day[ISOTIME_LEN];
+
+	if (e->auth == NULL)
+		return;
+
+	dbuf_appendf(b, "<br><small class=\"auth\">");
+	dr_escape(b, e->auth);
+	if (e->cert_subject != NULL && *e->cert_subject != '\0') {
+		dbuf_appendf(b, " ");
+		dr_escape(b, e->cert_subject);
+	}
+	if (e->cert_not_after_ms != 0) {
+		isotime_format(e->cert_not_after_ms, day, sizeof(day));
+		day[10] = '\0';
+		dbuf_appendf(b, " until %s", day);
+	}
+	dbuf_appendf(b, "</small>");
 }

@@ -6,6 +6,7 @@
  *	POST /dashboard/logout		end the session
  *	GET  /dashboard/audit		the audit log (admins; dash_audit.c)
  *	GET  /dashboard/ws		WebSocket of server-rendered fragments
+ *	GET  /dashboard/tokens/{name}	one token: state, 24 h, history
  *	GET  /dashboard/static/...	the stylesheet and the small script
  *
  * Every worker renders the fragments from its own cache and shared
@@ -41,6 +42,9 @@
 #define DASH_PING_TICKS		30
 #define DASH_QUEUE_MAX		(1024 * 1024)	/* bytes queued per socket */
 #define DASH_SESSION_SOCKETS	8		/* per session, all workers */
+#define DASH_TOKENS_RESYNC	60		/* ticks: the table unchanged */
+#define DASH_CHART_TICKS	5		/* ticks between chart pushes */
+#define DASH_HISTORY_MS		1000		/* at most a load a second */
 
 /* No inline script or style; nothing may frame the pages. */
 #define DASH_CSP	"default-src 'self'; script-src 'self'; " \
@@ -53,6 +57,9 @@ struct dash_client {
 	struct connection		*c;
 	char				session[AUTH_HASH_LEN + 1];
 	u_int64_t			key;
+	struct dp_view			view;		/* of its table */
+	u_int64_t			sent;		/* digest of it */
+	u_int64_t			sent_tick;
 	TAILQ_ENTRY(dash_client)	list;
 };
 
@@ -62,8 +69,11 @@ static struct {
 	int				dirty;
 	int				history_loading;
 	struct kore_buf			history;
+	int64_t				history_ms;	/* last loaded */
+	u_int64_t			history_sent;	/* its digest */
 	int				db_ok;
 	char				handshake[AUTH_HASH_LEN + 1];
+	struct dp_view			handshake_view;
 
 	/* public-endpoint traffic, one slot per second */
 	u_int64_t			reqs[DASH_WINDOW];
@@ -75,6 +85,7 @@ static struct {
 	int				slot;
 	int				sampled;
 	u_int64_t			ticks;
+	struct kore_buf			webhooks;	/* admins' page */
 } dash;
 
 static void	dash_tick(void *, u_int64_t);
@@ -90,23 +101,22 @@ static int	dash_write(struct dash_client *, u_int8_t, const void *,
 		    size_t);
 static size_t	dash_queued(struct connection *);
 static void	dash_render(const char *, struct kore_buf *);
-static void	render_tokens(struct kore_buf *, int, const char *);
+static int	dash_push_tokens(struct dash_client *, int);
 static void	render_history(struct kore_buf *, const struct store_rows *);
 static void	render_traffic(struct kore_buf *);
 static void	render_upstream(struct kore_buf *);
 static void	render_alerts(struct kore_buf *);
 static void	render_clients(struct kore_buf *);
 static size_t	dash_hosts(struct dr_host *, int64_t);
-static void	render_page(struct kore_buf *, const struct principal *);
+static void	render_page(struct kore_buf *, const struct principal *,
+		    const char *);
 static void	render_login(struct kore_buf *, const char *, const char *);
 static void	page_fragment(struct dbuf *, const char *, const void *);
-static int	dash_session(struct http_request *, struct api_state *);
 static const char	*dash_login_check(struct http_request *,
 			    struct principal *);
 static int	dash_origin_ok(struct http_request *);
 static void	dash_cookie(struct http_request *, const char *, const char *,
 		    int);
-static void	dash_redirect(struct http_request *, const char *);
 static void	dash_logged_in(struct api_pending *, const struct store_rows *,
 		    int);
 static void	dash_logged_out(struct api_pending *, const struct store_rows *,
@@ -114,7 +124,9 @@ static void	dash_logged_out(struct api_pending *, const struct store_rows *,
 static void	dash_page_history(struct api_pending *,
 		    const struct store_rows *, int);
 static u_int64_t	dash_quantile(double);
-static void	dash_html_headers(struct http_request *);
+static void	dash_page_webhooks(struct api_pending *,
+		    const struct store_rows *, int);
+static void	render_webhooks(struct kore_buf *, const struct store_rows *);
 
 void
 dash_init(void)
@@ -137,6 +149,7 @@ void
 dash_changed(void)
 {
 	dash.dirty = 1;
+	dv_changed();
 }
 
 void
@@ -201,7 +214,40 @@ dash_page(struct http_request *req, struct api_state *st)
 	p = api_pending_start(req, st, dash_page_history);
 	p->finish = dash_finish;
 	p->principal = st->principal;
+	/* The table's view (search, filters, page) rides in p->secret. */
+	if (req->query_string != NULL)
+		p->secret = kore_strdup(req->query_string);
 	store_recent_events(api_pending_cb, p);
+
+	return (KORE_RESULT_RETRY);
+}
+
+/*
+ * The page of one token: its state from the cache, then its last 24 h
+ * and a page of its history (?before=id) from the store.
+ */
+int
+dash_token_page(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+	int			ret;
+
+	if ((ret = dash_session(req, st)) != KORE_RESULT_OK)
+		return (ret);
+	if (st->principal.role < ROLE_VIEWER) {
+		dash_redirect(req, "/dashboard/login");
+		return (KORE_RESULT_OK);
+	}
+	if (cache_lookup(st->name) == NULL) {
+		api_error(req, 404, "not_found", "unknown token source");
+		return (KORE_RESULT_OK);
+	}
+
+	p = api_pending_start(req, st, dv_token_timeline);
+	p->finish = dash_finish;
+	p->principal = st->principal;
+	p->version = dp_query_int(req->query_string, "before");
+	store_timeline(st->name, api_pending_cb, p);
 
 	return (KORE_RESULT_RETRY);
 }
@@ -387,6 +433,7 @@ dash_ws(struct http_request *req, struct api_state *st)
 
 	(void)kore_strlcpy(dash.handshake, st->principal.session,
 	    sizeof(dash.handshake));
+	dp_view_parse(req->query_string, &dash.handshake_view);
 	kore_websocket_handshake(req, "dash_ws_connect", "dash_ws_message",
 	    "dash_ws_disconnect");
 	dash.handshake[0] = '\0';
@@ -413,6 +460,10 @@ dash_static(struct http_request *req, struct api_state *st)
 		data = asset_dashboard_js;
 		len = asset_len_dashboard_js;
 		type = "application/javascript; charset=utf-8";
+	} else if (!strcmp(st->name, "manage.js")) {
+		data = asset_manage_js;
+		len = asset_len_manage_js;
+		type = "application/javascript; charset=utf-8";
 	} else {
 		api_error(req, 404, "not_found", "no such resource");
 		return (KORE_RESULT_OK);
@@ -435,6 +486,7 @@ dash_ws_connect(struct connection *c)
 	dc->c = c;
 	(void)kore_strlcpy(dc->session, dash.handshake, sizeof(dc->session));
 	dc->key = hash_fnv1a_str(dc->session);
+	dc->view = dash.handshake_view;
 	c->hdlr_extra = dc;
 	TAILQ_INSERT_TAIL(&dash.clients, dc, list);
 	dash.count++;
@@ -444,13 +496,38 @@ dash_ws_connect(struct connection *c)
 	if (dash.history.offset > 0 &&
 	    !dash_send(dc, "history", &dash.history))
 		return;
-	(void)dash_push_to(dc);
+	if (!dash_push_to(dc))
+		return;
+	(void)dash_push_tokens(dc, 1);
 }
 
+/*
+ * The page tells which part of the table it shows:
+ * {"type":"view","query":"q=...&state=...&page=2"}; it gets that part
+ * at once, and from then on only that part.
+ */
 void
 dash_ws_message(struct connection *c, u_int8_t op, void *data, size_t len)
 {
-	/* The page only listens. */
+	struct dash_client	*dc = c->hdlr_extra;
+	yajl_val		v, type, query;
+	const char		*t, *q;
+
+	if (dc == NULL || op != WEBSOCKET_OP_TEXT || len > 1024)
+		return;
+	if ((v = json_parse(data, len)) == NULL)
+		return;
+	type = json_path_get(v, "type");
+	query = json_path_get(v, "query");
+	t = YAJL_IS_STRING(type) ? YAJL_GET_STRING(type) : NULL;
+	q = YAJL_IS_STRING(query) ? YAJL_GET_STRING(query) : NULL;
+	if (t != NULL && q != NULL && !strcmp(t, "view")) {
+		dp_view_parse(q, &dc->view);
+		yajl_tree_free(v);
+		(void)dash_push_tokens(dc, 1);
+		return;
+	}
+	yajl_tree_free(v);
 }
 
 void
@@ -473,11 +550,18 @@ dash_tick(void *unused, u_int64_t unused2)
 {
 	static const u_int8_t	nothing[1];
 	struct dash_client	*dc, *next;
+	struct kore_buf		charts;
 
 	dash_sample();
 	if (dash.count == 0)
 		return;
 	dash_push_all(1);
+	if (dash.ticks % DASH_CHART_TICKS == 0) {
+		kore_buf_init(&charts, 16384);
+		dv_charts(&charts);
+		dash_push("charts", &charts);
+		kore_buf_cleanup(&charts);
+	}
 
 	/*
 	 * Kore's idle timer counts only what the peer sends: ping, so the
@@ -491,11 +575,20 @@ dash_tick(void *unused, u_int64_t unused2)
 	}
 }
 
+/*
+ * Something changed: the history again, and the tables. With thousands
+ * of sources something changes all the time: once a second at most.
+ */
 static void
 dash_dirty_tick(void *unused, u_int64_t unused2)
 {
-	if (!dash.dirty || dash.history_loading)
+	int64_t		now;
+
+	now = isotime_now();
+	if (!dash.dirty || dash.history_loading ||
+	    now - dash.history_ms < DASH_HISTORY_MS)
 		return;
+	dash.history_ms = now;
 	dash.dirty = 0;
 	dash.history_loading = 1;
 	store_recent_events(dash_history_loaded, NULL);
@@ -504,6 +597,8 @@ dash_dirty_tick(void *unused, u_int64_t unused2)
 static void
 dash_history_loaded(const struct store_rows *rows, void *arg, int ok)
 {
+	u_int64_t	digest;
+
 	dash.history_loading = 0;
 	dash_db_state(ok);
 	if (ok) {
@@ -511,7 +606,12 @@ dash_history_loaded(const struct store_rows *rows, void *arg, int ok)
 		render_history(&dash.history, rows);
 	}
 	if (dash.count > 0) {
-		dash_push("history", &dash.history);
+		/* The same rows again (another worker's news): not resent. */
+		digest = hash_fnv1a(HASH_FNV_BASIS, dash.history.data,
+		    dash.history.offset);
+		if (digest != dash.history_sent)
+			dash_push("history", &dash.history);
+		dash.history_sent = digest;
 		dash_push_all(1);
 	}
 }
@@ -521,14 +621,12 @@ static int
 dash_push_to(struct dash_client *dc)
 {
 	static const char	*targets[] = { "traffic", "upstream", "alerts",
-				    "clients", NULL };
+				    "clients", "charts", NULL };
 	struct kore_buf		buf;
 	int			i, ok;
 
 	kore_buf_init(&buf, 8192);
-	render_tokens(&buf, session_role(dc->session),
-	    session_csrf(dc->session));
-	ok = dash_send(dc, "tokens", &buf);
+	ok = 1;
 	for (i = 0; ok && targets[i] != NULL; i++) {
 		kore_buf_reset(&buf);
 		dash_render(targets[i], &buf);
@@ -539,14 +637,23 @@ dash_push_to(struct dash_client *dc)
 	return (ok);
 }
 
-/* Every live fragment to every socket. */
+/*
+ * Every live fragment to every socket; the table to each socket only
+ * when its part of the table changed (its countdowns run in the page).
+ */
 static void
 dash_push_all(int unused)
 {
-	static const char	*targets[] = { "tokens", "traffic", "upstream",
+	static const char	*targets[] = { "traffic", "upstream",
 				    "alerts", "clients", NULL };
+	struct dash_client	*dc, *next;
 	struct kore_buf		buf;
 	int			i;
+
+	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
+		next = TAILQ_NEXT(dc, list);
+		(void)dash_push_tokens(dc, 0);
+	}
 
 	kore_buf_init(&buf, 8192);
 	for (i = 0; targets[i] != NULL; i++) {
@@ -561,7 +668,9 @@ static void
 dash_render(const char *target, struct kore_buf *buf)
 {
 	if (!strcmp(target, "tokens"))
-		render_tokens(buf, ROLE_VIEWER, NULL);
+		(void)dv_tokens(buf, ROLE_VIEWER, NULL, NULL, 0);
+	else if (!strcmp(target, "charts"))
+		dv_charts(buf);
 	else if (!strcmp(target, "traffic"))
 		render_traffic(buf);
 	else if (!strcmp(target, "upstream"))
@@ -576,22 +685,42 @@ static void
 dash_push(const char *target, struct kore_buf *html)
 {
 	struct dash_client	*dc, *next;
-	struct kore_buf		own;
 
 	/* A send may close its socket (and free dc): keep the next one. */
 	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
 		next = TAILQ_NEXT(dc, list);
-		/* Actions depend on the role: render per session role. */
-		if (!strcmp(target, "tokens")) {
-			kore_buf_init(&own, 8192);
-			render_tokens(&own, session_role(dc->session),
-			    session_csrf(dc->session));
-			(void)dash_send(dc, target, &own);
-			kore_buf_cleanup(&own);
-			continue;
-		}
 		(void)dash_send(dc, target, html);
 	}
+}
+
+/*
+ * The part of the table one socket shows, rendered for its session's
+ * role (the actions depend on it), sent when it differs from what the
+ * socket last got, or when forced, or every DASH_TOKENS_RESYNC ticks
+ * (the page's countdowns drift). 0 once the socket is gone.
+ */
+static int
+dash_push_tokens(struct dash_client *dc, int force)
+{
+	struct kore_buf		buf;
+	u_int64_t		digest, unless;
+	int			ok;
+
+	/* Unchanged and not due: the rows are chosen, not rendered. */
+	unless = force || dash.ticks - dc->sent_tick >= DASH_TOKENS_RESYNC ?
+	    0 : dc->sent;
+	kore_buf_init(&buf, 16384);
+	digest = dv_tokens(&buf, session_role(dc->session),
+	    session_csrf(dc->session), &dc->view, unless);
+	ok = KORE_RESULT_OK;
+	if (unless == 0 || digest != unless) {
+		dc->sent = digest;
+		dc->sent_tick = dash.ticks;
+		ok = dash_send(dc, "tokens", &buf);
+	}
+	kore_buf_cleanup(&buf);
+
+	return (ok);
 }
 
 static int
@@ -724,45 +853,6 @@ dash_quantile(double q)
 	return ((u_int64_t)(shared_bucket_le(SHARED_BUCKETS - 1) * 1e6));
 }
 
-/* The rows of the cache, rendered by dr_tokens. */
-static void
-render_tokens(struct kore_buf *b, int role, const char *csrf)
-{
-	struct cache_entry	*e;
-	struct dr_token		*t;
-	struct dbuf		d;
-	size_t			i, n;
-	int64_t			now;
-
-	now = isotime_now();
-	n = 0;
-	for (e = cache_first(); e != NULL; e = cache_next(e))
-		n++;
-	t = kore_calloc(n + 1, sizeof(*t));
-	i = 0;
-	for (e = cache_first(); e != NULL && i < n; e = cache_next(e), i++) {
-		t[i].name = e->name;
-		t[i].kind = source_kind_name(e->kind);
-		t[i].state = policy_state(e->paused || cache_paused(),
-		    e->leased, e->failures, e->token != NULL, e->expires_ms,
-		    now);
-		t[i].fpr = e->token != NULL ? e->fpr : NULL;
-		t[i].last_error = e->last_error;
-		t[i].generation = e->generation;
-		t[i].expires_in_ms = e->expires_ms - now;
-		t[i].next_in_ms = e->next_ms - now;
-		t[i].last_duration_ms = e->last_duration_ms;
-		t[i].failures = e->failures;
-		t[i].paused = e->paused;
-	}
-
-	dbuf_init(&d);
-	dr_tokens(&d, t, i, role, csrf);
-	kore_buf_append(b, d.data, d.len);
-	dbuf_free(&d);
-	kore_free(t);
-}
-
 /* The rows of store_recent_events, rendered by dr_history. */
 static void
 render_history(struct kore_buf *b, const struct store_rows *rows)
@@ -857,10 +947,12 @@ render_alerts(struct kore_buf *b)
 		a[i].valid = cache_valid(e, now);
 		a[i].in_buffer = now >= e->refresh_ms;
 		a[i].failures = e->failures;
+		a[i].has_cert = e->cert_not_after_ms != 0;
+		a[i].cert_left_ms = e->cert_not_after_ms - now;
 	}
 	/* Connections whose grant is gone, counted on their source. */
 	for (e = cache_any_first(); e != NULL; e = cache_any_next(e)) {
-		if (e->subject == NULL || !e->reauth)
+		if (e->conn == NULL || !e->reauth)
 			continue;
 		for (n = 0; n < i; n++) {
 			if (!strcmp(a[n].name, e->name)) {
@@ -883,21 +975,37 @@ render_clients(struct kore_buf *b)
 {
 	const struct shared	*sh = shared_get();
 	struct dbuf		d;
+	int64_t			waiters, streams;
 
 	dbuf_init(&d);
 	dr_clients(&d, sh->websockets, dash.count, worker_active_connections);
 	kore_buf_append(b, d.data, d.len);
 	dbuf_free(&d);
+
+	shared_push_totals(&waiters, &streams);
+	kore_buf_appendf(b, "<dl class=\"figures\"><div><dt>Waiting "
+	    "long-polls</dt><dd id=\"push-waiters\">%lld</dd></div><div>"
+	    "<dt>Token streams</dt><dd id=\"push-streams\">%lld</dd></div>"
+	    "</dl>", (long long)waiters, (long long)streams);
 }
 
+struct dash_page_args {
+	const struct principal	*principal;
+	struct dp_view		view;
+};
+
 static void
-render_page(struct kore_buf *b, const struct principal *p)
+render_page(struct kore_buf *b, const struct principal *p,
+    const char *query)
 {
+	struct dash_page_args	args;
 	struct dbuf	d;
 
 	dbuf_init(&d);
+	args.principal = p;
+	dp_view_parse(query, &args.view);
 	dr_page(&d, asset_dashboard_html, asset_len_dashboard_html,
-	    page_fragment, p);
+	    page_fragment, &args);
 	kore_buf_append(b, d.data, d.len);
 	dbuf_free(&d);
 }
@@ -906,14 +1014,21 @@ render_page(struct kore_buf *b, const struct principal *p)
 static void
 page_fragment(struct dbuf *d, const char *key, const void *arg)
 {
-	const struct principal	*p = arg;
-	struct kore_buf		b;
+	const struct dash_page_args	*a = arg;
+	const struct principal		*p = a->principal;
+	struct kore_buf			b;
 
 	kore_buf_init(&b, 4096);
 	if (!strcmp(key, "tokens"))
-		render_tokens(&b, p->role, p->csrf);
+		(void)dv_tokens(&b, p->role, p->csrf, &a->view, 0);
+	else if (!strcmp(key, "filter"))
+		dv_filter(&b, &a->view);
 	else if (!strcmp(key, "history"))
 		kore_buf_append(&b, dash.history.data, dash.history.offset);
+	else if (!strcmp(key, "webhooks") && p->role >= ROLE_ADMIN)
+		kore_buf_append(&b, dash.webhooks.data, dash.webhooks.offset);
+	else if (!strcmp(key, "webhooks"))
+		kore_buf_appendf(&b, "<p>Shown to admins.</p>");
 	else if (!strcmp(key, "csrf"))
 		kore_buf_appendf(&b, "%s", p->csrf);
 	else if (!strcmp(key, "role"))
@@ -938,7 +1053,7 @@ render_login(struct kore_buf *b, const char *csrf, const char *error)
 }
 
 /* Every HTML answer: no sniffing, no referrer, no inline script. */
-static void
+void
 dash_html_headers(struct http_request *req)
 {
 	http_response_header(req, "Content-Type", "text/html; charset=utf-8");
@@ -954,7 +1069,7 @@ dash_html_headers(struct http_request *req)
  * loaded after the request came. A cookie no such table knows is
  * remembered as no session, so it costs no database query again.
  */
-static int
+int
 dash_session(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
@@ -1019,7 +1134,7 @@ dash_cookie(struct http_request *req, const char *name, const char *value,
 	http_response_header(req, "Set-Cookie", buf);
 }
 
-static void
+void
 dash_redirect(struct http_request *req, const char *location)
 {
 	http_response_header(req, "Location", location);
@@ -1081,8 +1196,15 @@ dash_page_history(struct api_pending *p, const struct store_rows *rows, int ok)
 		render_history(&dash.history, rows);
 	}
 
+	/* An admin's page shows the webhooks too: one more query. */
+	if (p->principal.role >= ROLE_ADMIN) {
+		p->render = dash_page_webhooks;
+		store_webhooks_recent(api_pending_cb, p);
+		return;
+	}
+
 	b = kore_buf_alloc(32768);
-	render_page(b, &p->principal);
+	render_page(b, &p->principal, p->secret);
 	p->html = b;
 	p->done = 1;
 }
@@ -1110,4 +1232,62 @@ dash_finish(struct http_request *req, struct api_pending *p)
 	}
 
 	return (0);
+}
+
+/* The admin's page, once the webhooks and their deliveries are in. */
+static void
+dash_page_webhooks(struct api_pending *p, const struct store_rows *rows,
+    int ok)
+{
+	struct kore_buf		*b;
+
+	dash_db_state(ok);
+	if (dash.webhooks.data == NULL)
+		kore_buf_init(&dash.webhooks, 4096);
+	if (ok) {
+		kore_buf_reset(&dash.webhooks);
+		render_webhooks(&dash.webhooks, rows);
+	}
+
+	b = kore_buf_alloc(32768);
+	render_page(b, &p->principal, p->secret);
+	p->html = b;
+	p->done = 1;
+}
+
+/* The rows of store_webhooks_recent, rendered by dr_webhooks. */
+static void
+render_webhooks(struct kore_buf *b, const struct store_rows *rows)
+{
+	const struct delivery_row	*d;
+	struct dr_webhook		*w;
+	struct dbuf			out;
+	size_t				i;
+	char				**urls;
+
+	w = kore_calloc(rows->n + 1, sizeof(*w));
+	urls = kore_calloc(rows->n + 1, sizeof(*urls));
+	for (i = 0; i < rows->n; i++) {
+		d = &rows->deliveries[i];
+		w[i].id = d->webhook_id;
+		urls[i] = d->url != NULL ? source_url_redact(d->url, 1) :
+		    NULL;
+		w[i].url = urls[i];
+		w[i].type = d->id == STORE_NULL ? NULL : d->type;
+		w[i].source = d->source;
+		w[i].status = d->status;
+		w[i].attempts = d->attempts;
+		w[i].last_status = d->last_status;
+		w[i].created_ms = d->created_ms;
+		w[i].last_error = d->last_error;
+	}
+
+	dbuf_init(&out);
+	dr_webhooks(&out, w, rows->n);
+	kore_buf_append(b, out.data, out.len);
+	dbuf_free(&out);
+	for (i = 0; i < rows->n; i++)
+		free(urls[i]);
+	kore_free(urls);
+	kore_free(w);
 }

@@ -511,3 +511,22 @@ json_kv_null(void *g, const char *key)
 	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
 	yajl_gen_null(g);
 }
+
+/*
+ * The field an error message names first ("client_id: required ..."):
+ * the leading [a-z_] word when a ':' or ',' follows it. 0 when none.
+ */
+int
+json_err_field(const char *msg, char *out, size_t len)
+{
+	size_t		n;
+
+	for (n = 0; (msg[n] >= 'a' && msg[n] <= 'z') || msg[n] == '_'; n++)
+		;
+	if (n == 0 || n >= len || (msg[n] != ':' && msg[n] != ','))
+		return (0);
+	memcpy(out, msg, n);
+	out[n] = '\0';
+
+	return (1);
+}

@@ -32,6 +32,7 @@
 
 static void	usage(void) __attribute__((noreturn));
 static void	die(const char *) __attribute__((noreturn));
+static void	kiln_drain_start(void);
 
 extern int	kore_foreground;
 
@@ -100,6 +101,7 @@ kore_parent_configure(int argc, char **argv)
 
 	store_register();
 	shared_init();
+	otel_init();
 	if (!store_migrate(err, sizeof(err)))
 		die(err);
 	if (kiln_config.admin_key != NULL) {
@@ -135,10 +137,21 @@ kore_worker_configure(void)
 	session_reload();
 	refresh_init();
 	reseal_init();
+	webhook_init();
 	dash_init();
-	drain_init(refresh_busy, dash_shutdown);
+	push_init();
+	drain_init(refresh_busy, kiln_drain_start);
 	ops_route_names(api_route_name);
 	ship_worker_init();
+	otel_worker_init();
+}
+
+/* The drain began: the dashboard's sockets and the push clients hear. */
+static void
+kiln_drain_start(void)
+{
+	dash_shutdown();
+	push_shutdown();
 }
 
 void

@@ -13,11 +13,14 @@
  *
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
- *                   bench api_reply api_audit dash_audit api_conn
- *   layer engine:   cache refresh reseal
+ *                   bench api_reply api_audit dash_audit api_webhook
+ *                   push dash_views dash_manage api_conn
+ *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
+ *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
- *                   host addr dash_render audit conn
+ *                   host addr dash_render audit mtls dash_chart
+ *                   dash_pages dash_forms conn
  */
 
 #ifndef __H_KILN_H
@@ -46,9 +49,13 @@
 #define KIND_REFRESH_TOKEN	2
 #define KIND_PASSWORD		3
 #define KIND_JSON_LOGIN		4
+#define KIND_TOKEN_EXCHANGE	12	/* RFC 8693 */
+#define TX_ACCESS_TOKEN		"urn:ietf:params:oauth:token-type:access_token"
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
+#define AUTH_TLS_CLIENT		11	/* RFC 8705, PKI */
+#define AUTH_TLS_SELF_SIGNED	12	/* RFC 8705, self-signed */
 
 #define ACCESS_OPEN		1
 #define ACCESS_KEY		2
@@ -79,6 +86,16 @@ struct source {
 	int		access;
 	int		require_header;
 	int		enabled;
+	char		*tls_client_cert;	/* PEM chain, leaf first */
+	char		*tls_client_key;	/* PEM, secret */
+	char		*tls_ca;		/* PEM, or NULL */
+	char		*subject_source;	/* token_exchange: names */
+	char		*subject_token_type;
+	char		*requested_token_type;
+	char		*actor_source;
+	char		*actor_token_type;
+	char		*subject_token;		/* in an attempt only */
+	char		*actor_token;
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
@@ -140,6 +157,7 @@ void	json_kv_int(void *, const char *, int64_t);
 void	json_kv_bool(void *, const char *, int);
 void	json_kv_decimal(void *, const char *, double);
 void	json_kv_null(void *, const char *);
+int	json_err_field(const char *, char *, size_t);
 
 /* hash.c (pure): FNV-1a, for table slots and rate buckets (not secrets). */
 #define HASH_FNV_BASIS		14695981039346656037ULL
@@ -153,6 +171,8 @@ int	source_from_json(yajl_val, int, struct source *, char *, size_t);
 int	source_name_valid(const char *);
 int	source_kind_parse(const char *);
 const char	*source_kind_name(int);
+const char	*source_auth_name(int);
+int	source_auth_parse(const char *);
 void	source_free(struct source *);
 char	*source_url_redact(const char *, int);
 void	source_origin(const char *, char *, size_t);
@@ -238,8 +258,16 @@ struct cidr {
 int	addr_unmap(int *, const u_int8_t **);
 u_int64_t	addr_rate_key(int, const u_int8_t *);
 int	addr_cidr_match(const struct cidr *, int, const u_int8_t *);
+/* mtls.c (pure): PEM material of mutual TLS client authentication. */
+#define MTLS_SUBJECT_MAX	256
+int	mtls_method(int);
+int	mtls_check(const struct source *, char *, size_t);
+int	mtls_cert_info(const char *, char *, size_t, int64_t *);
+size_t	mtls_count(const char *);
+
 /* dash_render.c (pure): dashboard HTML from plain rows, escaped. */
 #define DR_NULL		INT64_MIN	/* a number that is NULL */
+#define DR_ALERTS_MAX	20		/* token alerts listed */
 struct dbuf {			/* growable, NUL-terminated; free it */
 	char		*data;
 	size_t		len;
@@ -257,6 +285,9 @@ struct dr_token {
 	int64_t		last_duration_ms;	/* < 0: none */
 	u_int32_t	failures;
 	int		paused;
+	const char	*auth;			/* mTLS method, or NULL */
+	const char	*cert_subject;		/* or NULL */
+	int64_t		cert_not_after_ms;	/* 0: none */
 };
 struct dr_event {			/* strings NULL, numbers DR_NULL */
 	const char	*source;
@@ -274,8 +305,11 @@ struct dr_alert {
 	int		valid;
 	int		in_buffer;		/* now >= refresh time */
 	u_int32_t	failures;
+	int		has_cert;		/* mTLS client certificate */
+	int64_t		cert_left_ms;		/* until its notAfter */
 	u_int32_t	reauth;			/* connections: needs_reauth */
 };
+#define DR_CERT_WARN_MS		(14LL * 86400 * 1000)
 struct dr_host {
 	const char	*host;
 	const char	*state;			/* circuit state */
@@ -301,6 +335,18 @@ void	dr_traffic(struct dbuf *, const u_int64_t *, const u_int64_t *, int,
 void	dr_clients(struct dbuf *, int64_t, u_int32_t, u_int32_t);
 void	dr_page(struct dbuf *, const u_int8_t *, size_t,
 	    void (*)(struct dbuf *, const char *, const void *), const void *);
+struct dr_webhook {			/* strings NULL, numbers DR_NULL */
+	int64_t		id;
+	const char	*url;		/* without userinfo */
+	const char	*type;		/* NULL: no delivery yet */
+	const char	*source;
+	const char	*status;
+	int64_t		attempts;
+	int64_t		last_status;
+	int64_t		created_ms;
+	const char	*last_error;
+};
+void	dr_webhooks(struct dbuf *, const struct dr_webhook *, size_t);
 
 /*
  * audit.c (pure): what an audit row names. Who acted (struct audit_who:
@@ -344,6 +390,117 @@ int	audit_source_changed(const struct audit_snap *,
 int	audit_body_fields(yajl_val, char *, size_t);
 int	audit_query_parse(const char *, struct audit_query *, char *,
 	    size_t);
+
+/* dash_chart.c (pure): the dashboard's line charts as SVG. */
+struct dc_series {
+	const char	*label;
+	const double	*v;		/* n values, oldest first; < 0: none */
+};
+double	dc_quantile(const u_int64_t *, const double *, size_t, double);
+void	dc_chart(struct dbuf *, const char *, const char *, const char *,
+	    const struct dc_series *, size_t, size_t, int);
+
+/* dash_pages.c (pure): the page of one token, the token table's view. */
+#define DP_PAGE_SIZE	50
+#define DP_DAY_MS	(24 * 3600 * 1000LL)
+#define DP_HISTORY_PAGE	25
+struct dp_view {
+	char		q[KILN_NAME_MAX + 1];
+	char		kind[24];
+	char		state[16];
+	char		host[128];
+	int		page;			/* from 1 */
+};
+struct dp_event {			/* strings NULL, numbers DR_NULL */
+	int64_t		id;
+	int64_t		finished_ms;
+	int64_t		duration_ms;
+	int64_t		http_status;
+	int64_t		generation;
+	const char	*trigger;
+	const char	*outcome;
+	const char	*error;
+	const char	*fpr;
+};
+struct dp_token {
+	const char	*name;
+	const char	*kind;
+	const char	*state;
+	const char	*host;			/* NULL: unknown */
+	const char	*fpr;			/* NULL: no token */
+	const char	*last_error;
+	int64_t		generation;
+	int64_t		expires_ms;
+	int64_t		next_ms;
+	int64_t		lifetime_ms;		/* 0: unknown */
+	u_int32_t	failures;
+	int		paused;
+	int		enabled;
+};
+void	dp_view_parse(const char *, struct dp_view *);
+int64_t	dp_query_int(const char *, const char *);
+int	dp_view_match(const struct dp_view *, const char *, const char *,
+	    const char *, const char *);
+void	dp_view_query(struct dbuf *, const struct dp_view *, int);
+void	dp_filter(struct dbuf *, const struct dp_view *, const char *const *,
+	    size_t);
+void	dp_pager(struct dbuf *, const struct dp_view *, size_t, size_t);
+void	dp_timeline(struct dbuf *, const struct dp_event *, size_t,
+	    const struct dp_token *, int64_t);
+void	dp_history(struct dbuf *, const char *, const struct dp_event *,
+	    size_t, int, int64_t);
+void	dp_errors(struct dbuf *, const struct dp_event *, size_t);
+void	dp_state(struct dbuf *, const struct dp_token *, int64_t);
+void	dp_token_page(struct dbuf *, const struct dp_token *, const char *,
+	    const char *, const char *, const char *, int64_t);
+
+/* dash_forms.c (pure): the dashboard's forms for sources and API keys. */
+#define DF_CLIENT_SECRET	0x01	/* secrets, as bits */
+#define DF_REFRESH_TOKEN	0x02
+#define DF_PASSWORD		0x04
+struct df_pair {			/* a form field, or a value shown */
+	const char	*name;
+	const char	*value;
+};
+struct df_form {
+	const char		*kind;
+	const char		*source;	/* NULL: a new source */
+	const struct df_pair	*values;
+	size_t			nvalues;
+	int			set;		/* DF_*: a value is stored */
+	int			typed;		/* DF_*: sent, not kept */
+	const char		*error;		/* NULL: none */
+	const char		*field;		/* where error goes, or NULL */
+	const char		*csrf;
+	int			admin;
+};
+struct df_row {				/* the sources list */
+	const char	*name;
+	const char	*kind;
+	const char	*state;
+	int		enabled;
+};
+struct df_key {				/* the keys list; DR_NULL: none */
+	int64_t		id;
+	const char	*name;
+	const char	*role;
+	const char	*sources;
+	int64_t		created_ms;
+	int64_t		revoked_ms;
+};
+#define DF_PAGE_ROWS		100
+const char	*df_value(const struct df_pair *, size_t, const char *);
+int	df_form_json(const struct df_pair *, size_t, int, void *);
+int	df_key_json(const struct df_pair *, size_t, void *);
+void	df_notice(struct dbuf *, const char *, const char *);
+void	df_sources(struct dbuf *, const struct df_row *, size_t,
+	    const char *, int, size_t, int, const char *);
+void	df_kinds(struct dbuf *, const char *);
+void	df_source_form(struct dbuf *, const struct df_form *);
+void	df_keys(struct dbuf *, const struct df_key *, size_t, const char *);
+void	df_key_form(struct dbuf *, const struct df_pair *, size_t,
+	    const char *, const char *, const char *);
+void	df_key_created(struct dbuf *, const char *, const char *);
 
 /*
  * conn.c (pure): connections, one token per (source, subject); the
@@ -414,6 +571,21 @@ struct kiln_config {
 	size_t		upstream_allow_count;
 	char		*allowed_hosts;		/* NULL: loopback rule */
 	char		owner[96];
+	int64_t		webhook_backoff_ms;	/* first retry's wait */
+	int64_t		waiters_max;		/* KILN_WAITERS_MAX */
+	int64_t		streams_max;		/* KILN_STREAMS_MAX */
+	int64_t		sse_heartbeat_ms;	/* KILN_SSE_HEARTBEAT */
+	char		*otel_url;		/* NULL: no span export */
+	char		**otel_headers;		/* "name: value", NULL-ended */
+	char		*otel_service;
+	char		**otel_resource;	/* key, value, ..., NULL */
+	int		otel_sampler;		/* OTEL_SAMPLER_* */
+	double		otel_ratio;
+	int64_t		otel_timeout_ms;
+	int64_t		otel_delay_ms;
+	int64_t		otel_queue;
+	int64_t		otel_batch;
+	int		otel_json;		/* http/json, not protobuf */
 };
 
 extern struct kiln_config	kiln_config;
@@ -429,7 +601,7 @@ void	ship_worker_init(void);
 void	ship_notify(const char *);
 
 /* shared.c: counters, rate buckets and circuits shared by the workers. */
-#define SHARED_ROUTES		40
+#define SHARED_ROUTES		64
 #define SHARED_STATUSES		17
 #define SHARED_BUCKETS		14
 #define SHARED_SOURCES		1024
@@ -467,6 +639,22 @@ struct shared_ws {
 	u_int8_t	count[SHARED_WS_WORKERS];
 };
 
+/*
+ * The charts' history: one ring of per-minute buckets per worker, each
+ * written only by its worker (no lock), summed over the workers by the
+ * reader. minute is the bucket's minute since the epoch (0: unused).
+ */
+#define SHARED_MINUTES		60
+
+struct shared_minute {
+	int64_t		minute;
+	u_int64_t	requests;
+	u_int64_t	refreshes;
+	u_int64_t	refresh_failures;
+	u_int64_t	refresh_ms[SHARED_BUCKETS + 1];
+	u_int32_t	host_errors[SHARED_HOSTS];	/* by hosts[] slot */
+};
+
 struct shared {
 	volatile char		lock;
 	int64_t			started_ms;
@@ -489,6 +677,9 @@ struct shared {
 	u_int32_t		nrevoked;	/* revoked: key ids */
 	int			log_level;	/* set by a reload */
 	u_int64_t		log_gen;
+	int64_t			push_waiters[SHARED_WS_WORKERS];
+	int64_t			push_streams[SHARED_WS_WORKERS];
+	struct shared_minute	minutes[SHARED_WS_WORKERS][SHARED_MINUTES];
 };
 
 void	shared_init(void);
@@ -511,6 +702,10 @@ void	shared_ws_reset(u_int32_t);
 void	shared_key_revoke(int64_t);
 int	shared_key_revoked(int64_t);
 void	shared_log_level(int);
+void	shared_push(u_int32_t, int64_t, int64_t);
+void	shared_push_totals(int64_t *, int64_t *);
+void	shared_minute_refresh(int, int64_t);
+void	shared_minutes(int64_t, struct shared_minute *);
 
 /* log.c: one structured line per event on stdout. */
 #define LOG_LVL_DEBUG		0
@@ -562,6 +757,13 @@ struct token_row {			/* store_load, store_reload */
 	int64_t		last_duration_ms;	/* STORE_NULL: none */
 	int		leased;
 	int64_t		lifetime_ms;
+	int64_t		cert_not_after_ms;	/* STORE_NULL: no mTLS */
+	const char	*subject_source;	/* token_exchange */
+	const char	*actor_source;
+	int64_t		subject_generation;	/* 0 when NULL */
+	const char	*auth_method;
+	const char	*cert_subject;		/* NULL: no mTLS */
+	const char	*host;		/* of token_url, lower case */
 	const char	*subject;	/* "default": the source's token */
 	const char	*state;
 };
@@ -600,6 +802,16 @@ struct source_view {			/* store_sources_view */
 	const char	*last_error;
 	int64_t		last_duration_ms;
 	int		leased;
+	const char	*tls_cert_subject;
+	int64_t		tls_cert_not_after_ms;
+	int		tls_client_key_set;
+	int		tls_ca_set;
+	const char	*subject_source;
+	const char	*subject_token_type;
+	const char	*requested_token_type;
+	const char	*actor_source;
+	const char	*actor_token_type;
+	int		waiting;	/* subject not valid */
 };
 
 /*
@@ -626,7 +838,7 @@ struct lease_row {			/* store_lease: one row */
 	int64_t			why_until;	/* 0 when NULL */
 };
 
-struct event_row {			/* store_events, store_recent_events */
+struct event_row {	/* store_events, _recent_events, _timeline */
 	int64_t		id;		/* numbers: STORE_NULL when NULL */
 	const char	*source;	/* store_recent_events only */
 	const char	*trigger;
@@ -671,11 +883,63 @@ struct audit_row {			/* store_audit_list */
 	const char	*outcome;
 };
 
+struct webhook_row {			/* store_webhooks_list */
+	int64_t		id;
+	const char	*url;
+	const char	*events;	/* "a,b" */
+	int64_t		created_ms;
+	int64_t		pending;
+	int64_t		delivered;
+	int64_t		failed;
+};
+
+/*
+ * A webhook delivery (the outbox row), with one of its attempts when the
+ * statement joins them (attempt STORE_NULL otherwise). secret is the
+ * webhook's secret, opened, in store_webhook_claim only (NULL when it
+ * cannot be opened); the store wipes it.
+ */
+struct delivery_row {
+	int64_t		webhook_id;
+	const char	*url;
+	int64_t		id;		/* STORE_NULL: no delivery */
+	const char	*event_id;
+	const char	*type;
+	int64_t		created_ms;
+	const char	*source;
+	const char	*subject;
+	const char	*state;
+	int64_t		generation;	/* numbers: STORE_NULL when NULL */
+	const char	*fingerprint;
+	int64_t		failures;
+	const char	*error;
+	const char	*status;
+	int64_t		attempts;
+	int64_t		next_ms;
+	int64_t		last_status;
+	const char	*last_error;
+	int64_t		finished_ms;
+	int64_t		attempt;
+	int64_t		a_started_ms;
+	int64_t		a_duration_ms;
+	int64_t		a_status;
+	const char	*a_error;
+	char		*secret;
+};
+
+struct edge_row {			/* store_exchange_edges */
+	const char	*name;
+	const char	*subject;
+	const char	*actor;		/* NULL: none */
+};
+
+/* secret, refresh, password, token, TLS client key */
+#define STORE_SEALED		5
 struct sealed_row {			/* store_reseal_scan */
 	int64_t		id;
 	const char	*name;
 	const char	*url;
-	const char	*blob[4];	/* secret, refresh, password, token */
+	const char	*blob[STORE_SEALED];	/* STORE_SEALED_COLS */
 };
 
 /*
@@ -698,6 +962,9 @@ struct store_rows {
 	struct sealed_row	*sealed;
 	struct audit_row	*audit;
 	struct conn_row		*conns;
+	struct webhook_row	*webhooks;
+	struct delivery_row	*deliveries;
+	struct edge_row		*edges;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -723,6 +990,7 @@ void	store_keys_list(store_rows_cb, void *);
 void	store_key_revoke(const char *, const struct audit_who *,
 	    store_rows_cb, void *);
 void	store_sources_view(const char *, store_rows_cb, void *);
+void	store_sources_page(int64_t, const char *, store_rows_cb, void *);
 void	store_source_full(const char *, store_rows_cb, void *);
 void	store_source_create(const struct source *, const struct audit_who *,
 	    const char *, store_rows_cb, void *);
@@ -751,9 +1019,24 @@ void	store_reseal_count(store_rows_cb, void *);
 typedef void	(*store_reseal_fn)(void *, const char *, const char *,
 		    const char *const *, char **);
 void	store_sync_once(void);
+void	store_exchange_edges(store_rows_cb, void *);
 int	store_migrations_pending(int *, int *, char *, size_t);
 int	store_reseal_sync(int, store_reseal_fn, void *, int64_t *, char *,
 	    size_t);
+void	store_webhook_create(const char *, const char *, const char *,
+	    const struct audit_who *, store_rows_cb, void *);
+void	store_webhooks_list(store_rows_cb, void *);
+void	store_webhook_delete(const char *, const struct audit_who *,
+	    store_rows_cb, void *);
+void	store_webhook_deliveries(const char *, int64_t, int64_t,
+	    store_rows_cb, void *);
+void	store_webhook_claim(int64_t, int64_t, int64_t, store_rows_cb,
+	    void *);
+void	store_webhook_done(int64_t, int64_t, int, int64_t, const char *,
+	    int64_t, int64_t, int64_t, int64_t, store_rows_cb, void *);
+void	store_webhook_expired(store_rows_cb, void *);
+void	store_webhooks_recent(store_rows_cb, void *);
+void	store_timeline(const char *, store_rows_cb, void *);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
 #define CACHE_VALID_MARGIN_MS	1000
@@ -801,11 +1084,20 @@ struct cache_entry {
 	int64_t			lifetime_ms;	/* last token's, or 0 */
 	const char		*refused;	/* on-demand: why not */
 	int64_t			refused_until;
-	char			*subject;	/* NULL: the default one */
+	void			*push;		/* push.c's, or NULL */
+	int64_t			cert_not_after_ms;	/* 0: no mTLS */
+	char			subject[KILN_NAME_MAX + 1];	/* exchange */
+	char			actor[KILN_NAME_MAX + 1];
+	int64_t			subject_generation;	/* exchanged from */
+	int			waiting;	/* for a valid subject */
+	int			auth_method;
+	char			cert_subject[MTLS_SUBJECT_MAX];
+	char			*conn;		/* subject, NULL: default */
 	int			reauth;		/* needs_reauth */
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;
+	char			host[SHARED_HOST_LEN];	/* of its URL */
 };
 
 void			cache_init(void);
@@ -828,6 +1120,12 @@ void			cache_listen(const char *,
 void			cache_watch(void (*)(void));
 void			cache_watch_remove(
 			    void (*)(const struct cache_entry *));
+void			cache_watch_entry(
+			    void (*)(struct cache_entry *, int));
+#define CACHE_ENTRY_CHANGED	1
+#define CACHE_ENTRY_REMOVED	2
+void			cache_watch_generation(
+			    void (*)(struct cache_entry *));
 
 /* auth.c: principals, API keys, rate limits, the public allow-list. */
 #define AUTH_HASH_LEN		64
@@ -891,11 +1189,51 @@ void	session_wait(struct api_pending *);
 void	session_add(const char *, int, const char *, int64_t, int64_t);
 void	session_watch(void (*)(void));
 
+/*
+ * otel.c: OpenTelemetry spans, recorded into a per-worker ring and
+ * exported as OTLP/HTTP JSON in batches. Ids are lowercase hex.
+ */
+#define OTEL_SAMPLER_ALWAYS_ON		0
+#define OTEL_SAMPLER_ALWAYS_OFF		1
+#define OTEL_SAMPLER_RATIO		2
+#define OTEL_SAMPLER_PARENT		0x10	/* parentbased_ */
+
+#define OTEL_KIND_INTERNAL	1
+#define OTEL_KIND_SERVER	2
+#define OTEL_KIND_CLIENT	3
+
+struct otel_ctx {			/* a span being timed */
+	char		trace_id[33];
+	char		span_id[17];
+	char		parent_id[17];	/* "": a root span */
+	int		sampled;
+	u_int64_t	start_ns;
+};
+
+struct otel_span;
+
+void	otel_init(void);
+void	otel_worker_init(void);
+int	otel_on(void);
+int	otel_sample(const char *, int, int);
+void	otel_root(struct otel_ctx *, const char *, const char *);
+void	otel_from(struct otel_ctx *, const char *);
+void	otel_child(struct otel_ctx *, const struct otel_ctx *);
+void	otel_traceparent(const struct otel_ctx *, char *);
+u_int64_t	otel_now_ns(void);
+struct otel_span	*otel_end(const struct otel_ctx *, int, const char *);
+void	otel_attr_str(struct otel_span *, const char *, const char *);
+void	otel_attr_int(struct otel_span *, const char *, int64_t);
+void	otel_error(struct otel_span *, const char *);
+void	otel_url_attrs(struct otel_span *, const char *);
+void	otel_metrics(struct kore_buf *);
+
 /* refresh.c: scheduler, leases, attempts. */
 #define TRIGGER_SCHEDULE	"schedule"
 #define TRIGGER_MIN_TTL		"min_ttl"
 #define TRIGGER_REJECTED	"rejected"
 #define TRIGGER_ADMIN		"admin"
+#define TRIGGER_SUBJECT		"subject"	/* new subject token */
 
 #define UPSTREAM_ADDR_LEN	48	/* an IPv6 address as text */
 
@@ -934,6 +1272,9 @@ struct attempt {
 	struct kore_curl	curl;
 	char			subject[KILN_SUBJECT_MAX + 1];
 	int			reauth;		/* the grant is gone */
+	struct otel_ctx		otel;		/* the attempt's span */
+	struct otel_ctx		otel_call;	/* upstream call, commit */
+	int64_t			subject_generation;	/* exchange: used */
 };
 
 void	refresh_init(void);
@@ -945,6 +1286,7 @@ int	refresh_request(struct cache_entry *, const char *, int64_t,
 /* upstream.c: the HTTP call to the identity provider. */
 void	upstream_send(struct attempt *, void (*)(struct attempt *));
 void	upstream_guard(CURL *, char *);
+int	upstream_addr_refused(int, const u_int8_t *);
 
 /* api.c: routing, request identity, JSON answers; the public endpoints. */
 struct api_pending {
@@ -972,6 +1314,7 @@ struct api_pending {
 	int			(*finish)(struct http_request *,
 				    struct api_pending *);
 	struct audit_who	who;		/* of the request */
+	char			fields[AUDIT_FIELDS_LEN];	/* audited */
 };
 
 struct api_state {
@@ -993,6 +1336,10 @@ struct api_state {
 	struct http_request	*req;
 	TAILQ_ENTRY(api_state)	starting_list;
 	char			subject[KILN_SUBJECT_MAX + 1];	/* "": none */
+	int			longpoll;	/* push.c: parked */
+	int64_t			poll_until;
+	char			last_fpr[KILN_FPR_LEN + 1];
+	struct otel_ctx		otel;		/* the server span */
 };
 
 #define API_BODY_MAX		65536
@@ -1017,6 +1364,7 @@ void	api_error(struct http_request *, int, const char *, const char *);
 /* api_public.c: current-token and rejected. */
 int	api_current_token(struct http_request *, struct api_state *);
 int	api_rejected(struct http_request *, struct api_state *);
+int	api_stream(struct http_request *, struct api_state *);
 
 /* api_admin.c: token sources, pre-warming, API keys. */
 int	admin_tokens_list(struct http_request *, struct api_state *);
@@ -1033,6 +1381,12 @@ int	admin_prewarming_stop(struct http_request *, struct api_state *);
 int	admin_keys_list(struct http_request *, struct api_state *);
 int	admin_keys_create(struct http_request *, struct api_state *);
 int	admin_key_revoke(struct http_request *, struct api_state *);
+struct api_pending	*admin_source_create(struct http_request *,
+			    struct api_state *, yajl_val);
+struct api_pending	*admin_source_patch(struct http_request *,
+			    struct api_state *, yajl_val);
+struct api_pending	*admin_key_create(struct http_request *,
+			    struct api_state *, yajl_val);
 
 /* dashboard.c: the live page, its WebSocket and its sessions. */
 void	dash_init(void);
@@ -1047,9 +1401,24 @@ int	dash_login(struct http_request *, struct api_state *);
 int	dash_logout(struct http_request *, struct api_state *);
 int	dash_ws(struct http_request *, struct api_state *);
 int	dash_static(struct http_request *, struct api_state *);
+int	dash_token_page(struct http_request *, struct api_state *);
 void	dash_ws_connect(struct connection *);
 void	dash_ws_message(struct connection *, u_int8_t, void *, size_t);
 void	dash_ws_disconnect(struct connection *);
+int	dash_session(struct http_request *, struct api_state *);
+void	dash_html_headers(struct http_request *);
+void	dash_redirect(struct http_request *, const char *);
+
+/* dash_views.c: the table's pages, the charts, the page of a token. */
+void		dv_changed(void);
+u_int64_t	dv_tokens(struct kore_buf *, int, const char *,
+		    const struct dp_view *, u_int64_t);
+void		dv_filter(struct kore_buf *, const struct dp_view *);
+void		dv_charts(struct kore_buf *);
+void		dv_token_timeline(struct api_pending *,
+		    const struct store_rows *, int);
+void		dv_token_history(struct api_pending *,
+		    const struct store_rows *, int);
 
 /* reseal.c: secrets and tokens sealed again under the current key. */
 #define RESEAL_PENDING		0
@@ -1123,6 +1492,39 @@ int	api_conn_get(struct http_request *, struct api_state *);
 int	api_conn_delete(struct http_request *, struct api_state *);
 int	api_conn_current_token(struct http_request *, struct api_state *);
 int	api_conn_rejected(struct http_request *, struct api_state *);
+/* webhook.c: delivery of the webhooks' outbox, signed, retried. */
+void	webhook_init(void);
+
+/* api_webhook.c: POST|GET /api/webhooks, DELETE, deliveries. */
+int	admin_webhooks_list(struct http_request *, struct api_state *);
+int	admin_webhooks_create(struct http_request *, struct api_state *);
+int	admin_webhook_delete(struct http_request *, struct api_state *);
+int	admin_webhook_deliveries(struct http_request *, struct api_state *);
+
+/*
+ * push.c: clients told of a new token as it comes: long-polls parked on
+ * their cache entry (current-token?wait_for_change=true) and event
+ * streams (GET /api/tokens/{name}/stream).
+ */
+void	push_init(void);
+void	push_shutdown(void);
+int	push_wait_parse(struct http_request *, struct api_state *);
+int	push_wait(struct http_request *, struct api_state *,
+	    struct cache_entry *, int64_t);
+void	push_unpark(struct api_state *);
+int	push_not_modified(struct http_request *, struct cache_entry *);
+int	push_stream_entry(struct http_request *, struct api_state *,
+	    struct cache_entry *);
+
+/* dash_manage.c: the dashboard's pages to manage sources and API keys. */
+int	dm_sources_page(struct http_request *, struct api_state *);
+int	dm_source_page(struct http_request *, struct api_state *);
+int	dm_source_create(struct http_request *, struct api_state *);
+int	dm_source_save(struct http_request *, struct api_state *);
+int	dm_source_delete(struct http_request *, struct api_state *);
+int	dm_keys_page(struct http_request *, struct api_state *);
+int	dm_key_create(struct http_request *, struct api_state *);
+int	dm_key_revoke(struct http_request *, struct api_state *);
 
 #endif /* Kore */
 

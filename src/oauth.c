@@ -27,6 +27,7 @@
 #define OAUTH_EPOCH_MAX		253402300799LL	/* 9999-12-31T23:59:59Z */
 #define OAUTH_FORM		"application/x-www-form-urlencoded"
 #define OAUTH_JSON		"application/json"
+#define OAUTH_TX_GRANT	"urn:ietf:params:oauth:grant-type:token-exchange"
 
 struct obuf {
 	char		*data;
@@ -39,6 +40,7 @@ static int	build_form(const struct source *, struct oauth_request *,
 static int	build_json(const struct source *, struct oauth_request *,
 		    char *, size_t);
 static int	build_basic(const char *, const char *, char **);
+static int	build_exchange(const struct source *, struct obuf *);
 static int	answer_token(const struct source *, yajl_val,
 		    struct oauth_answer *, char *, size_t);
 static void	answer_token_type(yajl_val, struct oauth_answer *);
@@ -67,6 +69,7 @@ oauth_build(const struct source *src, struct oauth_request *req, char *err,
 	case KIND_CLIENT_CREDENTIALS:
 	case KIND_REFRESH_TOKEN:
 	case KIND_PASSWORD:
+	case KIND_TOKEN_EXCHANGE:
 		return (build_form(src, req, err, errlen));
 	case KIND_JSON_LOGIN:
 		return (build_json(src, req, err, errlen));
@@ -174,12 +177,20 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	case KIND_CLIENT_CREDENTIALS:
 		if (src->client_id == NULL)
 			missing = "client_id";
-		else if (src->client_secret == NULL)
+		else if (src->client_secret == NULL &&
+		    !mtls_method(src->auth_method))
 			missing = "client_secret";
 		break;
 	case KIND_REFRESH_TOKEN:
 		if (src->refresh_token == NULL)
 			missing = "refresh_token";
+		break;
+	case KIND_TOKEN_EXCHANGE:
+		if (src->subject_token == NULL)
+			missing = "subject_token";
+		else if (src->actor_source != NULL &&
+		    src->actor_token == NULL)
+			missing = "actor_token";
 		break;
 	case KIND_PASSWORD:
 		if (src->username == NULL)
@@ -206,6 +217,9 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 		    form_add(&b, "refresh_token", src->refresh_token) &&
 		    form_add(&b, "scope", src->scope);
 		break;
+	case KIND_TOKEN_EXCHANGE:
+		ok = build_exchange(src, &b);
+		break;
 	default:
 		ok = form_add(&b, "grant_type", "password") &&
 		    form_add(&b, "username", src->username) &&
@@ -218,6 +232,9 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 		if (src->auth_method == AUTH_SECRET_BASIC) {
 			ok = build_basic(src->client_id, src->client_secret,
 			    &req->authorization);
+		} else if (mtls_method(src->auth_method)) {
+			/* RFC 8705 §2: the certificate proves, the id names. */
+			ok = form_add(&b, "client_id", src->client_id);
 		} else {
 			ok = form_add(&b, "client_id", src->client_id) &&
 			    form_add(&b, "client_secret", src->client_secret);
@@ -236,6 +253,29 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	req->content_type = OAUTH_FORM;
 
 	return (KORE_RESULT_OK);
+}
+
+/* RFC 8693 §2.1: the subject (and actor) token of other sources. */
+static int
+build_exchange(const struct source *src, struct obuf *b)
+{
+	const char	*stt, *att;
+
+	stt = src->subject_token_type != NULL ? src->subject_token_type :
+	    TX_ACCESS_TOKEN;
+	att = src->actor_token_type != NULL ? src->actor_token_type :
+	    TX_ACCESS_TOKEN;
+
+	return (form_add(b, "grant_type", OAUTH_TX_GRANT) &&
+	    form_add(b, "subject_token", src->subject_token) &&
+	    form_add(b, "subject_token_type", stt) &&
+	    form_add(b, "requested_token_type", src->requested_token_type) &&
+	    form_add(b, "audience", src->audience) &&
+	    form_add(b, "resource", src->resource) &&
+	    form_add(b, "scope", src->scope) &&
+	    form_add(b, "actor_token", src->actor_token) &&
+	    form_add(b, "actor_token_type", src->actor_token != NULL ?
+	    att : NULL));
 }
 
 /* yajl_gen escapes; its buffers are wiped since they hold the password. */

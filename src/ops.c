@@ -56,6 +56,8 @@ static const char	*ops_route_name(int);
 static void	metrics_histogram(struct kore_buf *, const char *,
 		    const char *, const char *, const u_int64_t *, u_int64_t);
 static void	metrics_tokens(struct kore_buf *);
+static void	metrics_certs(struct kore_buf *);
+static void	detailed_certs(void *, int64_t);
 static void	metrics_misc(struct kore_buf *);
 static void	metrics_json(struct http_request *);
 
@@ -263,6 +265,7 @@ render_detailed(struct api_pending *p, const struct store_rows *rows, int ok)
 	yajl_gen_map_close(g);
 
 	reseal_health(g);
+	detailed_certs(g, now);
 
 	yajl_gen_map_close(g);
 	json_kv_str(g, "status", healthy ? "healthy" : "unhealthy");
@@ -290,8 +293,10 @@ ops_metrics(struct http_request *req, struct api_state *st)
 	kore_buf_init(&buf, 16384);
 	metrics_http(&buf);
 	metrics_tokens(&buf);
+	metrics_certs(&buf);
 	metrics_misc(&buf);
 	reseal_metrics(&buf);
+	otel_metrics(&buf);
 
 	http_response_header(req, "Content-Type",
 	    "text/plain; version=0.0.4; charset=utf-8");
@@ -429,7 +434,7 @@ static void
 metrics_misc(struct kore_buf *b)
 {
 	const struct shared	*sh = shared_get();
-	int64_t			now;
+	int64_t			now, waiters, streams;
 	int			i;
 
 	kore_buf_appendf(b, "# HELP kiln_upstream_request_duration_seconds "
@@ -450,6 +455,12 @@ metrics_misc(struct kore_buf *b)
 	kore_buf_appendf(b, "# HELP kiln_websockets_open Open dashboard "
 	    "WebSockets.\n# TYPE kiln_websockets_open gauge\n"
 	    "kiln_websockets_open %lld\n", (long long)sh->websockets);
+	shared_push_totals(&waiters, &streams);
+	kore_buf_appendf(b, "# HELP kiln_waiters Long-polls waiting for a "
+	    "new token.\n# TYPE kiln_waiters gauge\nkiln_waiters %lld\n"
+	    "# HELP kiln_streams Open token event streams.\n"
+	    "# TYPE kiln_streams gauge\nkiln_streams %lld\n",
+	    (long long)waiters, (long long)streams);
 	kore_buf_appendf(b, "# HELP kiln_pgsql_errors_total Failed "
 	    "PostgreSQL queries.\n# TYPE kiln_pgsql_errors_total counter\n"
 	    "kiln_pgsql_errors_total %llu\n",
@@ -467,6 +478,7 @@ metrics_json(struct http_request *req)
 	const struct shared	*sh = shared_get();
 	void			*g;
 	u_int64_t		total, ok, errors, limited, sum, n;
+	int64_t			waiters, streams;
 	int			r, i, code;
 	char			ts[ISOTIME_LEN];
 
@@ -502,6 +514,9 @@ metrics_json(struct http_request *req)
 	    0.0);
 	json_kv_int(g, "pgsql_errors", sh->pg_errors);
 	json_kv_int(g, "websockets_open", sh->websockets);
+	shared_push_totals(&waiters, &streams);
+	json_kv_int(g, "waiters", waiters);
+	json_kv_int(g, "streams", streams);
 	yajl_gen_map_close(g);
 
 	yajl_gen_string(g, (const unsigned char *)"endpoints", 9);
@@ -540,4 +555,56 @@ static const char *
 ops_route_name(int r)
 {
 	return (route_label != NULL ? route_label(r) : "unmatched");
+}
+
+/*
+ * The TLS client certificates of mutual TLS sources: one expiring
+ * within DR_CERT_WARN_MS is a warning (the token still comes until it
+ * has expired, so health is not changed by it).
+ */
+static void
+detailed_certs(void *g, int64_t now)
+{
+	struct cache_entry	*e;
+	int			warn;
+	char			ts[ISOTIME_LEN];
+
+	warn = 0;
+	yajl_gen_string(g, (const unsigned char *)"client_certificates", 19);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"expiring", 8);
+	yajl_gen_array_open(g);
+	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		if (e->cert_not_after_ms == 0 ||
+		    e->cert_not_after_ms - now >= DR_CERT_WARN_MS)
+			continue;
+		warn = 1;
+		yajl_gen_map_open(g);
+		json_kv_str(g, "source", e->name);
+		isotime_format(e->cert_not_after_ms, ts, sizeof(ts));
+		json_kv_str(g, "not_after", ts);
+		json_kv_int(g, "expires_in_seconds",
+		    (e->cert_not_after_ms - now) / 1000);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	json_kv_int(g, "warn_days", DR_CERT_WARN_MS / 86400000);
+	json_kv_str(g, "status", warn ? "warning" : "healthy");
+	yajl_gen_map_close(g);
+}
+
+static void
+metrics_certs(struct kore_buf *b)
+{
+	struct cache_entry	*e;
+
+	kore_buf_appendf(b, "# HELP kiln_tls_client_cert_not_after_seconds "
+	    "notAfter of the TLS client certificate of a source, epoch "
+	    "seconds.\n# TYPE kiln_tls_client_cert_not_after_seconds gauge\n");
+	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		if (e->cert_not_after_ms != 0)
+			kore_buf_appendf(b, "kiln_tls_client_cert_not_after_"
+			    "seconds{source=\"%s\"} %lld\n", e->name,
+			    (long long)(e->cert_not_after_ms / 1000));
+	}
 }

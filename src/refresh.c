@@ -55,11 +55,17 @@ static void	refresh_end(struct attempt *);
 static int	refresh_ondemand(const char *);
 static void	refresh_refused(struct attempt *, struct cache_entry *);
 static const char	*refresh_verdict(const struct attempt *);
+static void	refresh_span(struct attempt *);
+static int	refresh_exchange(struct cache_entry *, int64_t);
+static int	refresh_waiting(struct cache_entry *, int64_t);
+static void	refresh_subject_changed(struct cache_entry *);
+static int	refresh_subject_token(struct attempt *);
 
 void
 refresh_init(void)
 {
 	cache_watch_remove(refresh_forget);
+	cache_watch_generation(refresh_subject_changed);
 	(void)kore_timer_add(refresh_tick, REFRESH_TICK_MS, NULL, 0);
 }
 
@@ -91,13 +97,16 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 	}
 	if (e->inflight || drain_active())
 		return (KORE_RESULT_OK);
+	/* An exchange without a valid subject waits: no upstream call. */
+	if (refresh_waiting(e, isotime_now()))
+		return (KORE_RESULT_OK);
 	e->inflight = 1;
 	e->refused = NULL;
 	refresh_running++;
 
 	at = kore_calloc(1, sizeof(*at));
 	(void)kore_strlcpy(at->name, e->name, sizeof(at->name));
-	(void)kore_strlcpy(at->subject, e->subject != NULL ? e->subject :
+	(void)kore_strlcpy(at->subject, e->conn != NULL ? e->conn :
 	    CONN_DEFAULT, sizeof(at->subject));
 	at->trigger = trigger;
 	at->arg = arg;
@@ -108,6 +117,8 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 	if (traceparent != NULL)
 		(void)kore_strlcpy(at->traceparent, traceparent,
 		    sizeof(at->traceparent));
+	if (otel_on())
+		otel_from(&at->otel, traceparent);
 
 	store_lease(at->name, at->subject, trigger, arg, refresh_leased, at);
 	return (KORE_RESULT_OK);
@@ -146,7 +157,7 @@ refresh_scan(void)
 			refresh_behind = 1;
 			break;
 		}
-		if (refresh_due(e, now))
+		if (!refresh_exchange(e, now) && refresh_due(e, now))
 			refresh_request(e, TRIGGER_SCHEDULE, 0, NULL, NULL);
 		if ((e = cache_any_next(e)) == NULL)
 			e = cache_any_first();
@@ -161,7 +172,7 @@ refresh_due(const struct cache_entry *e, int64_t now)
 		return (0);
 	if (now < e->next_ms || now < e->retry_ms)
 		return (0);
-	if (e->subject != NULL && !refresh_source_live(e))
+	if (e->conn != NULL && !refresh_source_live(e))
 		return (0);
 
 	return (refresh_mine(e) || now >= e->next_ms + REFRESH_OTHERS_MS);
@@ -226,7 +237,8 @@ refresh_leased(const struct store_rows *rows, void *arg, int ok)
 	}
 
 	log_context(at->request_id, NULL);
-	if (!refresh_source(at, rows->lease->source)) {
+	if (!refresh_source(at, rows->lease->source) ||
+	    !refresh_subject_token(at)) {
 		refresh_failed(at);
 		return;
 	}
@@ -279,6 +291,7 @@ refresh_answered(struct attempt *at)
 		    "upstream answer: token already expired");
 	}
 	shared_refresh(at->name, at->ok);
+	shared_minute_refresh(at->ok, at->duration_ms);
 
 	if (at->ok)
 		refresh_succeeded(at);
@@ -330,6 +343,8 @@ refresh_commit(void *arg, u_int64_t unused)
 		kore_timer_remove(at->renew);
 		at->renew = NULL;
 	}
+	if (at->otel.sampled)
+		otel_child(&at->otel_call, &at->otel);
 	if (at->ok)
 		store_commit_success(at, refresh_committed, at);
 	else
@@ -382,9 +397,24 @@ refresh_failed(struct attempt *at)
 static void
 refresh_committed(const struct store_rows *rows, void *arg, int ok)
 {
-	struct attempt	*at = arg;
-	char		expires[ISOTIME_LEN], refresh[ISOTIME_LEN];
-	char		key[CONN_KEY_MAX];
+	struct attempt		*at = arg;
+	struct otel_span	*s;
+	char			expires[ISOTIME_LEN], refresh[ISOTIME_LEN];
+	char			key[CONN_KEY_MAX];
+
+	/*
+	 * The commit's span: one statement, a CTE over tokens and events
+	 * (its name is not its SQL: SQL text lives only in store.c).
+	 */
+	if ((s = otel_end(&at->otel_call, OTEL_KIND_CLIENT,
+	    "kiln.commit")) != NULL) {
+		otel_attr_str(s, "db.system", "postgresql");
+		otel_attr_str(s, "db.operation.name", "UPDATE");
+		otel_attr_str(s, "db.collection.name", "tokens");
+		otel_attr_str(s, "kiln.source", at->name);
+		if (!ok)
+			otel_error(s, "outcome not stored, will retry");
+	}
 
 	log_context(at->request_id, NULL);
 	if (!ok) {
@@ -406,7 +436,8 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 		isotime_format(at->ans.expires_ms, expires, sizeof(expires));
 		isotime_format(at->refresh_ms, refresh, sizeof(refresh));
 		log_kv(LOG_LVL_INFO, "token refreshed", "token", at->name,
-		    "subject", at->subject, "trigger", at->trigger, "fingerprint", at->fpr,
+		    "subject", at->subject, "trigger", at->trigger,
+		    "fingerprint", at->fpr,
 		    "#generation", rows->num[0], "expires_at", expires,
 		    "refresh_at", refresh,
 		    "expiry_from", at->ans.expiry_from,
@@ -435,6 +466,8 @@ refresh_end(struct attempt *at)
 	refresh_running--;
 	if (at->renew != NULL)
 		kore_timer_remove(at->renew);
+	if (at->otel.sampled)
+		refresh_span(at);
 	if ((e = cache_lookup_conn(at->name, at->subject)) != NULL) {
 		e->inflight = 0;
 		if (at->ok == -1)
@@ -506,4 +539,127 @@ refresh_verdict(const struct attempt *at)
 		return ("down");
 
 	return ("up");
+}
+
+/* The attempt's span, from the request (or the scheduler) to its end. */
+static void
+refresh_span(struct attempt *at)
+{
+	struct otel_span	*s;
+
+	if ((s = otel_end(&at->otel, OTEL_KIND_INTERNAL,
+	    "kiln.refresh")) == NULL)
+		return;
+	otel_attr_str(s, "kiln.source", at->name);
+	otel_attr_str(s, "kiln.trigger", at->trigger);
+	otel_attr_str(s, "kiln.outcome", at->ok == 1 ? "success" :
+	    at->ok == -1 ? "not_leased" : "failure");
+	if (at->ok == -1 && at->why[0] != '\0')
+		otel_attr_str(s, "kiln.lease_refused", at->why);
+	if (at->ok == 0)
+		otel_error(s, at->error);
+}
+
+/*
+ * Token exchange (RFC 8693). An exchange is made anew whenever its
+ * subject holds a newer generation than the one it was made from (the
+ * lease makes that one upstream call per generation, whichever worker
+ * asks), and waits, with no upstream call, while its subject (or
+ * actor) has no valid token. Returns 1 when e is dealt with here.
+ */
+static int
+refresh_exchange(struct cache_entry *e, int64_t now)
+{
+	struct cache_entry	*s;
+
+	if (e->kind != KIND_TOKEN_EXCHANGE)
+		return (0);
+	if (refresh_waiting(e, now))
+		return (1);
+	if (!e->enabled || e->paused || e->inflight || now < e->retry_ms)
+		return (0);
+	if ((s = cache_lookup(e->subject)) == NULL ||
+	    s->generation <= e->subject_generation)
+		return (0);
+	/* A failed exchange keeps its backoff, new subject or not. */
+	if (e->failures > 0 && now < e->next_ms)
+		return (0);
+
+	refresh_request(e, TRIGGER_SUBJECT, s->generation, NULL, NULL);
+
+	return (1);
+}
+
+/* Does e wait for its subject or actor to get a valid token? */
+static int
+refresh_waiting(struct cache_entry *e, int64_t now)
+{
+	struct cache_entry	*s, *a;
+
+	if (e->kind != KIND_TOKEN_EXCHANGE)
+		return (0);
+
+	s = cache_lookup(e->subject);
+	a = e->actor[0] != '\0' ? cache_lookup(e->actor) : NULL;
+	e->waiting = s == NULL || !s->enabled || !cache_valid(s, now) ||
+	    (e->actor[0] != '\0' && (a == NULL || !cache_valid(a, now)));
+
+	return (e->waiting);
+}
+
+/* The cache holds a new token of s: exchanges of it follow at once. */
+static void
+refresh_subject_changed(struct cache_entry *s)
+{
+	struct cache_entry	*e;
+	int64_t			now;
+
+	/* A connection is no subject of an exchange: its source's is. */
+	if (s->conn != NULL || !cache_loaded() ||
+	    !kiln_config.prewarming_enabled || cache_paused() ||
+	    drain_active())
+		return;
+
+	now = isotime_now();
+	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+		if (e->kind == KIND_TOKEN_EXCHANGE &&
+		    (!strcmp(e->subject, s->name) ||
+		    !strcmp(e->actor, s->name)))
+			(void)refresh_exchange(e, now);
+	}
+}
+
+/* The subject (and actor) token, clear, from this worker's cache. */
+static int
+refresh_subject_token(struct attempt *at)
+{
+	struct cache_entry	*s, *a;
+	int64_t			now;
+
+	if (at->src.kind != KIND_TOKEN_EXCHANGE)
+		return (KORE_RESULT_OK);
+
+	now = isotime_now();
+	s = cache_lookup(at->src.subject_source);
+	if (s == NULL || !cache_valid(s, now) || s->token == NULL) {
+		(void)snprintf(at->error, sizeof(at->error), "subject_source "
+		    "%s has no valid token", at->src.subject_source);
+		return (KORE_RESULT_ERROR);
+	}
+	if ((at->src.subject_token = strdup(s->token)) == NULL)
+		fatal("strdup");
+	at->subject_generation = s->generation;
+
+	if (at->src.actor_source == NULL)
+		return (KORE_RESULT_OK);
+	a = cache_lookup(at->src.actor_source);
+	if (a == NULL || !cache_valid(a, now) || a->token == NULL) {
+		(void)snprintf(at->error, sizeof(at->error), "actor_source "
+		    "%s has no valid token", at->src.actor_source);
+		return (KORE_RESULT_ERROR);
+	}
+	if ((at->src.actor_token = strdup(a->token)) == NULL)
+		fatal("strdup");
+
+	return (KORE_RESULT_OK);
 }

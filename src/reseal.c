@@ -33,7 +33,7 @@
 #define RESEAL_WORKER		1
 #define RESEAL_DELAY_MS		500
 #define RESEAL_RETRY_MS		5000
-#define RESEAL_COLS		4
+#define RESEAL_COLS		STORE_SEALED
 #define RESEAL_TOKEN		3	/* not bound to an origin */
 
 struct reseal_row {
@@ -44,7 +44,8 @@ struct reseal_row {
 };
 
 static const char	*reseal_fields[RESEAL_COLS] = {
-	"client_secret", "refresh_token", "password", "token"
+	"client_secret", "refresh_token", "password", "token",
+	"tls_client_key"
 };
 
 static void	reseal_start(void *, u_int64_t);

@@ -45,6 +45,7 @@ static void	shared_unlock(void);
 static int	shared_bucket(u_int64_t);
 static void	shared_host(const char *, char *, size_t);
 static u_int32_t	shared_ws_total(const struct shared_ws *);
+static struct shared_minute	*shared_minute_now(void);
 
 void
 shared_init(void)
@@ -91,6 +92,7 @@ shared_request(int route, int status, u_int64_t us)
 	__atomic_add_fetch(&shm->latency[route][shared_bucket(us)], 1,
 	    __ATOMIC_RELAXED);
 	__atomic_add_fetch(&shm->latency_sum_us[route], us, __ATOMIC_RELAXED);
+	shared_minute_now()->requests++;
 }
 
 void
@@ -130,6 +132,8 @@ shared_upstream(const char *url, int ok, u_int64_t us)
 			slot->open_until = now + kiln_config.circuit_open_ms;
 		}
 		slot->last_ms = now;
+		if (!ok)
+			shared_minute_now()->host_errors[slot - shm->hosts]++;
 	}
 	shared_unlock();
 }
@@ -418,4 +422,96 @@ shared_log_level(int level)
 {
 	shm->log_level = level;
 	shm->log_gen++;
+}
+
+/*
+ * The long-polls and event streams a worker holds, set (not added) by
+ * that worker: a worker that was restarted starts again from its own 0.
+ */
+void
+shared_push(u_int32_t wid, int64_t waiters, int64_t streams)
+{
+	if (wid >= SHARED_WS_WORKERS)
+		return;
+	__atomic_store_n(&shm->push_waiters[wid], waiters, __ATOMIC_RELAXED);
+	__atomic_store_n(&shm->push_streams[wid], streams, __ATOMIC_RELAXED);
+}
+
+void
+shared_push_totals(int64_t *waiters, int64_t *streams)
+{
+	u_int32_t	i;
+
+	*waiters = *streams = 0;
+	for (i = 0; i < SHARED_WS_WORKERS; i++) {
+		*waiters += __atomic_load_n(&shm->push_waiters[i],
+		    __ATOMIC_RELAXED);
+		*streams += __atomic_load_n(&shm->push_streams[i],
+		    __ATOMIC_RELAXED);
+	}
+}
+
+/* A refresh attempt ended, after ms: the charts' minute counts it. */
+void
+shared_minute_refresh(int ok, int64_t ms)
+{
+	struct shared_minute	*m;
+
+	m = shared_minute_now();
+	m->refreshes++;
+	if (!ok)
+		m->refresh_failures++;
+	m->refresh_ms[shared_bucket(ms < 0 ? 0 : (u_int64_t)ms * 1000)]++;
+}
+
+/*
+ * The last SHARED_MINUTES minutes up to minute now (since the epoch),
+ * oldest first, summed over the workers. A worker may be writing its
+ * bucket meanwhile: a chart can be off by what it adds, no more.
+ */
+void
+shared_minutes(int64_t now, struct shared_minute *out)
+{
+	const struct shared_minute	*m;
+	struct shared_minute		*o;
+	int64_t				minute;
+	int				w, i, b;
+
+	memset(out, 0, sizeof(*out) * SHARED_MINUTES);
+	for (i = 0; i < SHARED_MINUTES; i++) {
+		o = &out[i];
+		minute = now - (SHARED_MINUTES - 1) + i;
+		o->minute = minute;
+		for (w = 0; w < SHARED_WS_WORKERS; w++) {
+			m = &shm->minutes[w][minute % SHARED_MINUTES];
+			if (m->minute != minute)
+				continue;
+			o->requests += m->requests;
+			o->refreshes += m->refreshes;
+			o->refresh_failures += m->refresh_failures;
+			for (b = 0; b <= SHARED_BUCKETS; b++)
+				o->refresh_ms[b] += m->refresh_ms[b];
+			for (b = 0; b < SHARED_HOSTS; b++)
+				o->host_errors[b] += m->host_errors[b];
+		}
+	}
+}
+
+/* This worker's bucket of the current minute, emptied when it is new. */
+static struct shared_minute *
+shared_minute_now(void)
+{
+	struct shared_minute	*m;
+	int64_t			minute;
+	u_int32_t		wid;
+
+	minute = isotime_now() / 60000;
+	wid = worker != NULL ? worker->id % SHARED_WS_WORKERS : 0;
+	m = &shm->minutes[wid][minute % SHARED_MINUTES];
+	if (m->minute != minute) {
+		memset(m, 0, sizeof(*m));
+		m->minute = minute;
+	}
+
+	return (m);
 }

@@ -20,6 +20,7 @@
 #define SOURCE_STRING_MAX	2048
 #define SOURCE_SECRET_MAX	8192
 #define SOURCE_ENV_MAX		128
+#define SOURCE_PEM_MAX		32768
 
 #define F_NAME			1
 #define F_KIND			2
@@ -31,6 +32,8 @@
 #define F_BOOL			8
 #define F_AUTH			9
 #define F_ACCESS		10
+#define F_PEM			11	/* public PEM text, or env */
+#define F_SOURCE		12	/* another source: name[/default] */
 
 /*
  * One row per JSON key. JSON null puts a field back to its default
@@ -72,6 +75,17 @@ static const struct source_field fields[] = {
 	{ "access", F_ACCESS, OFF(access), 0, 0, ACCESS_OPEN, NULL },
 	{ "require_header", F_BOOL, OFF(require_header), 0, 0, 0, NULL },
 	{ "enabled", F_BOOL, OFF(enabled), 0, 0, 1, NULL },
+	{ "tls_client_cert", F_PEM, OFF(tls_client_cert), 0, 0, 0, NULL },
+	{ "tls_client_key", F_SECRET, OFF(tls_client_key), 0, 0, 0, NULL },
+	{ "tls_ca", F_PEM, OFF(tls_ca), 0, 0, 0, NULL },
+	{ "subject_source", F_SOURCE, OFF(subject_source), 0, 0, 0, NULL },
+	{ "subject_token_type", F_STRING, OFF(subject_token_type), 0, 0, 0,
+	    NULL },
+	{ "requested_token_type", F_STRING, OFF(requested_token_type), 0, 0,
+	    0, NULL },
+	{ "actor_source", F_SOURCE, OFF(actor_source), 0, 0, 0, NULL },
+	{ "actor_token_type", F_STRING, OFF(actor_token_type), 0, 0, 0,
+	    NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -90,10 +104,13 @@ static int	source_apply_string(const struct source_field *, yajl_val,
 		    int, struct source *, char *, size_t);
 static int	source_apply_number(const struct source_field *, yajl_val,
 		    struct source *, char *, size_t);
-static int	source_check(const struct source *, int, u_int32_t,
+static int	source_check(const struct source *, int, u_int64_t,
 		    char *, size_t);
 static int	source_secret(const struct source_field *, yajl_val, int,
 		    const char **, char *, size_t);
+static int	source_check_tls(const struct source *, char *, size_t);
+static int	source_check_exchange(const struct source *, char *,
+		    size_t);
 static int	source_set(char **, const char *, int);
 static int	field_index(const char *);
 static int	text_clean(const char *);
@@ -107,7 +124,7 @@ source_from_json(yajl_val obj, int flags, struct source *src, char *err,
     size_t errlen)
 {
 	size_t		i;
-	u_int32_t	seen;
+	u_int64_t	seen;
 	int		idx;
 	char		key[65];
 
@@ -129,12 +146,12 @@ source_from_json(yajl_val obj, int flags, struct source *src, char *err,
 			json_seterr(err, errlen, "%s: unknown field", key);
 			return (KORE_RESULT_ERROR);
 		}
-		if (seen & (1U << idx)) {
+		if (seen & (1ULL << idx)) {
 			json_seterr(err, errlen, "%s: given twice",
 			    fields[idx].name);
 			return (KORE_RESULT_ERROR);
 		}
-		seen |= 1U << idx;
+		seen |= 1ULL << idx;
 
 		if (!source_apply(&fields[idx], obj->u.object.values[i],
 		    flags, src, err, errlen))
@@ -173,6 +190,8 @@ source_kind_parse(const char *name)
 
 	if (name == NULL)
 		return (0);
+	if (!strcmp(name, "token_exchange"))
+		return (KIND_TOKEN_EXCHANGE);
 
 	for (i = KIND_CLIENT_CREDENTIALS; i <= KIND_JSON_LOGIN; i++) {
 		if (!strcmp(kinds[i], name))
@@ -185,10 +204,41 @@ source_kind_parse(const char *name)
 const char *
 source_kind_name(int kind)
 {
+	if (kind == KIND_TOKEN_EXCHANGE)
+		return ("token_exchange");
 	if (kind < KIND_CLIENT_CREDENTIALS || kind > KIND_JSON_LOGIN)
 		return ("unknown");
 
 	return (kinds[kind]);
+}
+
+/* The stored and shown name of an auth method, and back. */
+const char *
+source_auth_name(int method)
+{
+	switch (method) {
+	case AUTH_SECRET_BASIC:
+		return ("client_secret_basic");
+	case AUTH_TLS_CLIENT:
+		return ("tls_client_auth");
+	case AUTH_TLS_SELF_SIGNED:
+		return ("self_signed_tls_client_auth");
+	}
+
+	return ("client_secret_post");
+}
+
+int
+source_auth_parse(const char *name)
+{
+	if (!strcmp(name, "client_secret_basic"))
+		return (AUTH_SECRET_BASIC);
+	if (!strcmp(name, "tls_client_auth"))
+		return (AUTH_TLS_CLIENT);
+	if (!strcmp(name, "self_signed_tls_client_auth"))
+		return (AUTH_TLS_SELF_SIGNED);
+
+	return (AUTH_SECRET_POST);
 }
 
 void
@@ -202,11 +252,14 @@ source_free(struct source *src)
 
 	for (f = fields; f->name != NULL; f++) {
 		if (f->type != F_URL && f->type != F_STRING &&
-		    f->type != F_SECRET && f->type != F_PATH)
+		    f->type != F_SECRET && f->type != F_PATH &&
+		    f->type != F_PEM && f->type != F_SOURCE)
 			continue;
 		sp = (char **)((u_int8_t *)src + f->offset);
 		(void)source_set(sp, NULL, f->type == F_SECRET);
 	}
+	(void)source_set(&src->subject_token, NULL, 1);
+	(void)source_set(&src->actor_token, NULL, 1);
 
 	OPENSSL_cleanse(src, sizeof(*src));
 }
@@ -288,7 +341,7 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 		if (kind == 0) {
 			json_seterr(err, errlen, "kind: must be one of "
 			    "client_credentials, refresh_token, password, "
-			    "json_login");
+			    "json_login, token_exchange");
 			return (KORE_RESULT_ERROR);
 		}
 		if ((flags & SOURCE_PATCH) && kind != src->kind) {
@@ -301,6 +354,8 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 	case F_STRING:
 	case F_SECRET:
 	case F_PATH:
+	case F_PEM:
+	case F_SOURCE:
 		return (source_apply_string(f, v, flags, src, err, errlen));
 	case F_INT:
 	case F_BOOL:
@@ -317,13 +372,19 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 		*ip = AUTH_SECRET_POST;
 	} else if (f->type == F_AUTH && !strcmp(s, "client_secret_basic")) {
 		*ip = AUTH_SECRET_BASIC;
+	} else if (f->type == F_AUTH && !strcmp(s, "tls_client_auth")) {
+		*ip = AUTH_TLS_CLIENT;
+	} else if (f->type == F_AUTH &&
+	    !strcmp(s, "self_signed_tls_client_auth")) {
+		*ip = AUTH_TLS_SELF_SIGNED;
 	} else if (f->type == F_ACCESS && !strcmp(s, "open")) {
 		*ip = ACCESS_OPEN;
 	} else if (f->type == F_ACCESS && !strcmp(s, "key")) {
 		*ip = ACCESS_KEY;
 	} else if (f->type == F_AUTH) {
 		json_seterr(err, errlen, "auth_method: must be "
-		    "client_secret_post or client_secret_basic");
+		    "client_secret_post, client_secret_basic, "
+		    "tls_client_auth or self_signed_tls_client_auth");
 		return (KORE_RESULT_ERROR);
 	} else {
 		json_seterr(err, errlen, "access: must be open or key");
@@ -339,10 +400,12 @@ source_apply_string(const struct source_field *f, yajl_val v, int flags,
 {
 	const char	*s;
 	size_t		len, max;
-	char		**sp;
+	char		**sp, name[KILN_NAME_MAX + 1];
 
 	sp = (char **)((u_int8_t *)src + f->offset);
 	max = (f->type == F_SECRET) ? SOURCE_SECRET_MAX : SOURCE_STRING_MAX;
+	if (f->type == F_PEM)
+		max = SOURCE_PEM_MAX;
 
 	if (YAJL_IS_NULL(v)) {
 		if (!source_set(sp, f->defstr, f->type == F_SECRET))
@@ -350,7 +413,7 @@ source_apply_string(const struct source_field *f, yajl_val v, int flags,
 		return (KORE_RESULT_OK);
 	}
 
-	if (f->type == F_SECRET) {
+	if (f->type == F_SECRET || f->type == F_PEM) {
 		if (!source_secret(f, v, flags, &s, err, errlen))
 			return (KORE_RESULT_ERROR);
 	} else if (YAJL_IS_STRING(v)) {
@@ -367,7 +430,7 @@ source_apply_string(const struct source_field *f, yajl_val v, int flags,
 		return (KORE_RESULT_ERROR);
 	}
 
-	if (f->type != F_SECRET && !text_clean(s)) {
+	if (f->type != F_SECRET && f->type != F_PEM && !text_clean(s)) {
 		json_seterr(err, errlen,
 		    "%s: must not contain control characters", f->name);
 		return (KORE_RESULT_ERROR);
@@ -377,6 +440,24 @@ source_apply_string(const struct source_field *f, yajl_val v, int flags,
 		json_seterr(err, errlen,
 		    "%s: must be an http:// or https:// URL", f->name);
 		return (KORE_RESULT_ERROR);
+	}
+
+	/* Connections do not exist yet: only the default one. */
+	if (f->type == F_SOURCE) {
+		len = strcspn(s, "/");
+		if (len > KILN_NAME_MAX || (s[len] != '\0' &&
+		    strcmp(s + len, "/default"))) {
+			json_seterr(err, errlen, "%s: must be a source name, "
+			    "or name/default", f->name);
+			return (KORE_RESULT_ERROR);
+		}
+		(void)snprintf(name, sizeof(name), "%.*s", (int)len, s);
+		if (!source_name_valid(name)) {
+			json_seterr(err, errlen, "%s: must be a source name, "
+			    "or name/default", f->name);
+			return (KORE_RESULT_ERROR);
+		}
+		s = name;
 	}
 
 	if (f->type == F_PATH && !path_valid(s)) {
@@ -490,7 +571,7 @@ source_secret(const struct source_field *f, yajl_val v, int flags,
 }
 
 static int
-source_check(const struct source *src, int flags, u_int32_t seen,
+source_check(const struct source *src, int flags, u_int64_t seen,
     char *err, size_t errlen)
 {
 	const char	*kind, *missing;
@@ -514,12 +595,17 @@ source_check(const struct source *src, int flags, u_int32_t seen,
 	case KIND_CLIENT_CREDENTIALS:
 		if (missing == NULL && src->client_id == NULL)
 			missing = "client_id";
-		if (missing == NULL && src->client_secret == NULL)
+		if (missing == NULL && src->client_secret == NULL &&
+		    !mtls_method(src->auth_method))
 			missing = "client_secret";
 		break;
 	case KIND_REFRESH_TOKEN:
 		if (missing == NULL && src->refresh_token == NULL)
 			missing = "refresh_token";
+		break;
+	case KIND_TOKEN_EXCHANGE:
+		if (missing == NULL && src->subject_source == NULL)
+			missing = "subject_source";
 		break;
 	case KIND_PASSWORD:
 	case KIND_JSON_LOGIN:
@@ -533,7 +619,7 @@ source_check(const struct source *src, int flags, u_int32_t seen,
 	/* The default token_path rarely fits a login API: ask for it. */
 	if (missing == NULL && src->kind == KIND_JSON_LOGIN &&
 	    (src->token_path == NULL || (!(flags & SOURCE_PATCH) &&
-	    !(seen & (1U << field_index("token_path"))))))
+	    !(seen & (1ULL << field_index("token_path"))))))
 		missing = "token_path";
 
 	if (missing != NULL) {
@@ -541,11 +627,102 @@ source_check(const struct source *src, int flags, u_int32_t seen,
 		return (KORE_RESULT_ERROR);
 	}
 
+	if (!source_check_tls(src, err, errlen) ||
+	    !source_check_exchange(src, err, errlen))
+		return (KORE_RESULT_ERROR);
+
 	/* A client secret is only sent along with its client id. */
-	if ((src->kind == KIND_REFRESH_TOKEN || src->kind == KIND_PASSWORD) &&
+	if ((src->kind == KIND_REFRESH_TOKEN || src->kind == KIND_PASSWORD ||
+	    src->kind == KIND_TOKEN_EXCHANGE) &&
 	    src->client_secret != NULL && src->client_id == NULL) {
 		json_seterr(err, errlen,
 		    "client_id: required with client_secret");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+/*
+ * Mutual TLS (RFC 8705): the client is named by client_id in the body
+ * and proven by its certificate; the PEMs are checked with OpenSSL.
+ */
+static int
+source_check_tls(const struct source *src, char *err, size_t errlen)
+{
+	const char	*missing;
+
+	if (!mtls_method(src->auth_method)) {
+		missing = src->tls_client_cert != NULL ? "tls_client_cert" :
+		    src->tls_client_key != NULL ? "tls_client_key" : NULL;
+		if (missing == NULL)
+			return (mtls_check(src, err, errlen));
+		json_seterr(err, errlen, "%s: only with auth_method "
+		    "tls_client_auth or self_signed_tls_client_auth", missing);
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (src->kind == KIND_JSON_LOGIN) {
+		json_seterr(err, errlen, "auth_method: json_login takes "
+		    "client_secret_post only");
+		return (KORE_RESULT_ERROR);
+	}
+
+	missing = src->client_id == NULL ? "client_id" :
+	    src->tls_client_cert == NULL ? "tls_client_cert" :
+	    src->tls_client_key == NULL ? "tls_client_key" : NULL;
+	if (missing != NULL) {
+		json_seterr(err, errlen, "%s: required for %s", missing,
+		    src->auth_method == AUTH_TLS_CLIENT ? "tls_client_auth" :
+		    "self_signed_tls_client_auth");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (strncasecmp(src->token_url, "https://", 8)) {
+		json_seterr(err, errlen, "token_url: must be https:// with "
+		    "tls client authentication");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (mtls_check(src, err, errlen));
+}
+
+/*
+ * Token exchange (RFC 8693): the subject (and actor) token is another
+ * source's; a source is not its own subject. Cycles through other
+ * sources are refused by the admin API, which sees them all.
+ */
+static int
+source_check_exchange(const struct source *src, char *err, size_t errlen)
+{
+	const char	*field;
+
+	if (src->kind != KIND_TOKEN_EXCHANGE) {
+		field = src->subject_source != NULL ? "subject_source" :
+		    src->subject_token_type != NULL ? "subject_token_type" :
+		    src->requested_token_type != NULL ?
+		    "requested_token_type" : src->actor_source != NULL ?
+		    "actor_source" : src->actor_token_type != NULL ?
+		    "actor_token_type" : NULL;
+		if (field == NULL)
+			return (KORE_RESULT_OK);
+		json_seterr(err, errlen, "%s: only with kind token_exchange",
+		    field);
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (!strcmp(src->subject_source, src->name) ||
+	    (src->actor_source != NULL &&
+	    !strcmp(src->actor_source, src->name))) {
+		json_seterr(err, errlen, "%s: a source cannot exchange its "
+		    "own token (cycle)", strcmp(src->subject_source,
+		    src->name) ? "actor_source" : "subject_source");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (src->actor_token_type != NULL && src->actor_source == NULL) {
+		json_seterr(err, errlen, "actor_token_type: only with "
+		    "actor_source");
 		return (KORE_RESULT_ERROR);
 	}
 

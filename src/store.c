@@ -32,7 +32,7 @@
 #include "kiln.h"
 
 #define STORE_DB		"db"
-#define STORE_PARAMS_MAX	32
+#define STORE_PARAMS_MAX	40
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
 #define STORE_BATCH_MAX		7900
@@ -73,7 +73,10 @@ static const char q_load[] =
     "COALESCE((SELECT value = 'true' FROM settings "
     "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
     "COALESCE(t.lease_until > now(), false), "
-    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), t.subject, t.state "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
+    "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
+    "t.subject_generation, s.auth_method, s.tls_cert_subject, "
+    "kiln_host(s.token_url), t.subject, t.state "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
@@ -102,6 +105,8 @@ static const char q_lease[] =
     "$5::bigint * interval '1 second' THEN 'fresh' "
     "WHEN $4 = 'rejected' AND (t.generation <> $5::bigint OR "
     "t.rejected_generation IS NOT DISTINCT FROM $5::bigint) THEN 'fresh' "
+    "WHEN $4 = 'subject' AND (s.paused OR p.paused OR "
+    "t.subject_generation >= $5::bigint) THEN 'fresh' "
     "WHEN $4 NOT IN ('schedule', 'min_ttl', 'rejected') THEN 'ok' "
     "WHEN s.paused OR p.paused THEN 'paused' "
     "WHEN $4 <> 'schedule' AND t.failures > 0 AND "
@@ -141,6 +146,8 @@ static const char q_lease[] =
     "t.expires_at < now() + $5::bigint * interval '1 second' "
     "WHEN 'rejected' THEN t.generation = $5::bigint AND "
     "t.rejected_generation IS DISTINCT FROM $5::bigint "
+    "WHEN 'subject' THEN t.subject_generation IS NULL OR "
+    "t.subject_generation < $5::bigint "
     "ELSE true END "
     "AND ($4 NOT IN ('min_ttl', 'rejected') OR t.last_ondemand_at IS NULL "
     "OR t.last_ondemand_at <= now() - $6::bigint * interval '1 second') "
@@ -156,7 +163,12 @@ static const char q_lease[] =
     "s.refresh_seed_digest) "
     "SELECT l.*, w.why, CASE w.why WHEN 'backoff' THEN c.backoff_ms "
     "WHEN 'budget' THEN c.budget_ms WHEN 'circuit' THEN c.circuit_ms "
-    "END FROM c LEFT JOIN l ON true CROSS JOIN LATERAL (SELECT CASE "
+    "END, x.tls_client_cert, x.tls_client_key_sealed, x.tls_ca, "
+    "x.subject_source, x.subject_token_type, x.requested_token_type, "
+    "x.actor_source, x.actor_token_type "
+    "FROM c LEFT JOIN l ON true "
+    "LEFT JOIN token_sources x ON x.id = l.id "
+    "CROSS JOIN LATERAL (SELECT CASE "
     "WHEN l.id IS NOT NULL THEN 'leased' "
     "WHEN c.why = 'probe' AND NOT EXISTS (SELECT 1 FROM h) "
     "THEN 'circuit' WHEN c.why IN ('ok', 'probe') THEN 'busy' "
@@ -169,25 +181,38 @@ static const char q_success[] =
     "refresh_at = kiln_ts($8), next_attempt_at = kiln_ts($8), "
     "lease_owner = NULL, lease_until = NULL, failures = 0, "
     "last_error = NULL, last_duration_ms = $9, updated_at = now(), "
-    "state = 'active', refresh_token_sealed = CASE WHEN $15 <> 'default' "
+    "subject_generation = COALESCE($15::bigint, subject_generation), "
+    "state = 'active', refresh_token_sealed = CASE WHEN $16 <> 'default' "
     "AND $10::text IS NOT NULL THEN $10 ELSE refresh_token_sealed END "
-    "WHERE source_id = $1 AND lease_owner = $2 AND subject = $15 "
+    "WHERE source_id = $1 AND lease_owner = $2 AND subject = $16 "
     "RETURNING generation), "
     "r AS (UPDATE token_sources SET refresh_token_sealed = $10 "
-    "WHERE id = $1 AND $10::text IS NOT NULL AND $15 = 'default' "
+    "WHERE id = $1 AND $10::text IS NOT NULL AND $16 = 'default' "
     "AND refresh_seed_digest IS NOT DISTINCT FROM $14 RETURNING id), "
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
     "outcome, duration_ms, http_status, error, generation, fingerprint, "
     "owner, subject) SELECT $1, $11, kiln_ts($12), "
     "CASE WHEN g.gen IS NULL THEN 'failure' ELSE 'success' END, $9, $13, "
     "CASE WHEN g.gen IS NULL THEN 'lease lost before commit' END, "
-    "g.gen, $5, $2, NULLIF($15, 'default') FROM (SELECT (SELECT generation FROM t) AS gen) g "
+    "g.gen, $5, $2, NULLIF($16, 'default') "
+    "FROM (SELECT (SELECT generation FROM t) AS gen) g "
     "RETURNING id), "
     "u AS (UPDATE upstream_hosts SET failures = 0, open_until = NULL, "
     "probe_until = NULL, updated_at = now() "
     "WHERE host = (SELECT kiln_host(token_url) FROM token_sources "
     "WHERE id = $1) AND (failures > 0 OR open_until IS NOT NULL) "
-    "RETURNING host) "
+    "RETURNING host), "
+    /* The webhooks' outbox, in this commit: o is the row before it. */
+    "o AS (SELECT failures FROM tokens WHERE source_id = $1 "
+    "AND subject = $16), "
+    "v AS MATERIALIZED (SELECT x.type, gen_random_uuid() AS eid "
+    "FROM t, o, (VALUES ('token.recovered'), ('token.refreshed')) "
+    "x(type) WHERE x.type = 'token.refreshed' OR o.failures > 0), "
+    "w AS (INSERT INTO webhook_deliveries (webhook_id, event_id, type, "
+    "source, state, generation, fingerprint, failures) "
+    "SELECT h.id, v.eid, v.type, s.name, 'valid', t.generation, $5, 0 "
+    "FROM v, t, webhooks h, token_sources s WHERE s.id = $1 "
+    "AND v.type = ANY (h.events) RETURNING id) "
     "SELECT (SELECT generation FROM t), (SELECT count(*) FROM r), "
     "(SELECT count(*) FROM e)";
 
@@ -203,7 +228,7 @@ static const char q_failure[] =
     "ELSE kiln_ts($5) END, updated_at = now(), "
     "state = CASE WHEN $13 THEN 'needs_reauth' ELSE state END "
     "WHERE source_id = $1 AND lease_owner = $2 AND subject = $12 "
-    "RETURNING generation), "
+    "RETURNING generation, failures, fingerprint), "
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
     "outcome, duration_ms, http_status, error, owner, subject) "
     "VALUES ($1, $6, kiln_ts($7), 'failure', $4, $8, $3, $2, "
@@ -221,7 +246,15 @@ static const char q_failure[] =
     "probe_until = NULL, updated_at = now() WHERE $9 = 'up' "
     "AND host = (SELECT kiln_host(token_url) FROM token_sources "
     "WHERE id = $1) AND (failures > 0 OR open_until IS NOT NULL) "
-    "RETURNING host) "
+    "RETURNING host), "
+    /* token.failing on the first failure only, in this commit. */
+    "g AS MATERIALIZED (SELECT gen_random_uuid() AS eid), "
+    "f AS (INSERT INTO webhook_deliveries (webhook_id, event_id, type, "
+    "source, state, generation, fingerprint, failures, error) "
+    "SELECT h.id, g.eid, 'token.failing', s.name, 'failing', "
+    "t.generation, t.fingerprint, t.failures, $3 "
+    "FROM t, g, webhooks h, token_sources s WHERE t.failures = 1 "
+    "AND s.id = $1 AND 'token.failing' = ANY (h.events) RETURNING id) "
     "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e)";
 
 /*
@@ -254,9 +287,23 @@ static const char q_source_digests[] =
     "refresh_token_sealed IS NOT NULL FROM token_sources "
     "ORDER BY name COLLATE \"C\"";
 
-/* The 22 parameters of a source row, $1..$22 of insert and update. */
+/* Who takes a token from whom: the admin API refuses cycles. */
+static const char q_exchange_edges[] =
+    "SELECT name, subject_source, actor_source FROM token_sources "
+    "WHERE kind = 'token_exchange'";
+
+/*
+ * The 22 parameters of a source row, $1..$22 of insert and update, and
+ * the 5 of mutual TLS and 5 of token exchange ($23..$32 of insert,
+ * $25..$34 of update).
+ */
+#define SOURCE_TLS_PARAMS	10	/* and the 5 of token exchange */
 struct source_params {
 	const char	*v[22];
+	const char	*tls[SOURCE_TLS_PARAMS];
+	char		*tls_key;
+	char		not_after[24];
+	char		subject[MTLS_SUBJECT_MAX];
 	char		*secret;
 	char		*refresh;
 	char		*password;
@@ -346,17 +393,44 @@ static const char q_sources_view[] =
     "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
     "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
     "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "t.last_duration_ms, COALESCE(t.lease_until > now(), false) "
+    "t.last_duration_ms, COALESCE(t.lease_until > now(), false), "
+    "s.tls_cert_subject, kiln_ms(s.tls_cert_not_after), "
+    "s.tls_client_key_sealed IS NOT NULL, s.tls_ca IS NOT NULL, "
+    "s.subject_source, s.subject_token_type, s.requested_token_type, "
+    "s.actor_source, s.actor_token_type, s.kind = 'token_exchange' AND "
+    "NOT EXISTS (SELECT 1 FROM token_sources s2 JOIN tokens t2 "
+    "ON t2.source_id = s2.id AND t2.subject = 'default' "
+    "WHERE s2.name = s.subject_source "
+    "AND s2.enabled AND t2.expires_at > now()) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "AND t.subject = 'default' "
     "WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name";
+
+/* A page of q_sources_view's rows after a name (the dashboard's list). */
+static const char q_sources_page[] =
+    "SELECT s.name, s.kind, s.token_url, s.client_id, "
+    "s.client_secret_sealed IS NOT NULL, s.auth_method, s.scope, "
+    "s.audience, s.resource, s.refresh_token_sealed IS NOT NULL, "
+    "s.username, s.password_sealed IS NOT NULL, s.token_path, "
+    "s.expires_at_path, s.expires_in_path, s.refresh_buffer, "
+    "s.fallback_lifetime, s.access, s.require_header, s.enabled, "
+    "s.paused, kiln_ms(s.created_at), kiln_ms(s.updated_at), "
+    "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
+    "t.last_duration_ms, COALESCE(t.lease_until > now(), false) "
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+    "AND t.subject = 'default' "
+    "WHERE s.name > $2 ORDER BY s.name LIMIT $1::integer";
 
 static const char q_source_full[] =
     "SELECT id, kind, token_url, client_id, client_secret_sealed, "
     "auth_method, scope, audience, resource, refresh_token_sealed, "
     "username, password_sealed, token_path, expires_at_path, "
     "expires_in_path, refresh_buffer, fallback_lifetime, access, "
-    "require_header, enabled, config_version "
+    "require_header, enabled, config_version, tls_client_cert, "
+    "tls_client_key_sealed, tls_ca, subject_source, subject_token_type, "
+    "requested_token_type, actor_source, actor_token_type "
     "FROM token_sources WHERE name = $1";
 
 static const char q_source_create[] =
@@ -365,12 +439,17 @@ static const char q_source_create[] =
     "resource, refresh_token_sealed, username, password_sealed, "
     "token_path, expires_at_path, expires_in_path, refresh_buffer, "
     "fallback_lifetime, access, require_header, enabled, config_digest, "
-    "refresh_seed_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) "
+    "refresh_seed_digest, tls_client_cert, tls_client_key_sealed, tls_ca, "
+    "tls_cert_not_after, tls_cert_subject, subject_source, "
+    "subject_token_type, requested_token_type, actor_source, "
+    "actor_token_type) VALUES ($1, $2, $3, $4, $5, "
+    "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
+    "$20, $21, $22, $23, $24, $25, kiln_ts($26), $27, $28, $29, $30, "
+    "$31, $32) "
     "ON CONFLICT (name) DO NOTHING RETURNING id), "
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
     "RETURNING source_id), "
-    AUDIT_CTE("23", "24", "25", "26", "'source.create'", "$1", "$27", "t")
+    AUDIT_CTE("33", "34", "35", "36", "'source.create'", "$1", "$37", "t")
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
 
 static const char q_source_patch[] =
@@ -383,7 +462,12 @@ static const char q_source_patch[] =
     "fallback_lifetime = $17, access = $18, require_header = $19, "
     "enabled = $20, config_digest = $21, "
     "refresh_seed_digest = COALESCE($22, refresh_seed_digest), "
-    "config_version = config_version + 1, updated_at = now() "
+    "config_version = config_version + 1, updated_at = now(), "
+    "tls_client_cert = $25, tls_client_key_sealed = $26, tls_ca = $27, "
+    "tls_cert_not_after = kiln_ts($28), tls_cert_subject = $29, "
+    "subject_source = $30, subject_token_type = $31, "
+    "requested_token_type = $32, actor_source = $33, "
+    "actor_token_type = $34 "
     "WHERE name = $1 AND ($23::bigint IS NULL OR "
     "config_version = $23::bigint) RETURNING id), "
     "t AS (UPDATE tokens SET "
@@ -391,7 +475,7 @@ static const char q_source_patch[] =
     "failures = CASE WHEN $24 THEN 0 ELSE failures END "
     "FROM s WHERE tokens.source_id = s.id AND tokens.subject = 'default' "
     "RETURNING source_id), "
-    AUDIT_CTE("25", "26", "27", "28", "'source.update'", "$1", "$29", "t")
+    AUDIT_CTE("35", "36", "37", "38", "'source.update'", "$1", "$39", "t")
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
 
 static const char q_source_delete[] =
@@ -423,6 +507,27 @@ static const char q_events[] =
     "AND ($3::bigint IS NULL OR e.id < $3::bigint) "
     "ORDER BY e.id DESC LIMIT $2::integer";
 
+/*
+ * The attempts of one source over the last 24 h, newest first, and the
+ * last success before them, which obtained the token held when the day
+ * began: the rows of its timeline, as store_events. Read from its 2000
+ * newest attempts (refresh_events_source_idx), so that a long history
+ * costs no more than that; a day of more attempts shows their newest.
+ */
+static const char q_timeline[] =
+    "WITH e AS (SELECT e.id, e.trigger, kiln_ms(e.started_at) AS s, "
+    "kiln_ms(e.finished_at) AS f, e.outcome, e.duration_ms, "
+    "e.http_status, e.error, e.generation, e.fingerprint, "
+    "e.finished_at AS at FROM refresh_events e "
+    "JOIN token_sources s ON s.id = e.source_id WHERE s.name = $1 "
+    "ORDER BY e.id DESC LIMIT 2000), "
+    "o AS (SELECT id FROM e WHERE outcome = 'success' "
+    "AND at <= now() - interval '24 hours' ORDER BY id DESC LIMIT 1) "
+    "SELECT id, trigger, s, f, outcome, duration_ms, http_status, error, "
+    "generation, fingerprint FROM e "
+    "WHERE at > now() - interval '24 hours' OR id IN (SELECT id FROM o) "
+    "ORDER BY id DESC";
+
 static const char q_ping[] = "SELECT 1";
 
 /*
@@ -441,7 +546,10 @@ static const char q_reload[] =
     "COALESCE((SELECT value = 'true' FROM settings "
     "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
     "COALESCE(t.lease_until > now(), false), "
-    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), t.subject, t.state "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
+    "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
+    "t.subject_generation, s.auth_method, s.tls_cert_subject, "
+    "kiln_host(s.token_url), t.subject, t.state "
     "FROM k JOIN token_sources s ON s.name = k.name "
     "JOIN tokens t ON t.source_id = s.id AND t.subject = k.subject";
 
@@ -523,6 +631,11 @@ static int	file_origin_kept(PGresult *, int, const struct source *,
 static void	source_params(const struct source *, int,
 		    struct source_params *);
 static void	source_params_free(struct source_params *);
+static void	source_params_tls(const struct source *,
+		    struct source_params *);
+static void	dec_tls(PGresult *, int, struct source_row *);
+static void	dec_edges(PGresult *, struct store_job *,
+		    struct store_rows *);
 static char	*source_digest(const struct source *, int);
 static void	digest_append(void *, const char *, size_t);
 static char	*seal_opt(const struct source *, const char *,
@@ -551,6 +664,8 @@ static void	dec_audit(PGresult *, struct store_job *,
 		    struct store_rows *);
 static void	store_decode_rows(struct store_job *, struct store_rows *);
 static void	store_rows_free(struct store_rows *);
+static int	dec_webhook_rows(struct store_job *, struct store_rows *);
+static void	webhook_rows_free(struct store_rows *);
 
 /* Parent: make the database known to kore_pgsql before the fork. */
 void
@@ -785,6 +900,7 @@ void
 store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 {
 	char	*id, *obtained, *expires, *refresh, *dur, *started, *status;
+	char	*subject;
 
 	id = i64(at->source_id);
 	obtained = i64(at->sent_ms);
@@ -793,11 +909,14 @@ store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 	dur = i64(at->duration_ms);
 	started = i64(at->started_ms);
 	status = i64(at->http_status);
+	subject = at->subject_generation > 0 ?
+	    i64(at->subject_generation) : NULL;
 
-	store_job(q_success, cb, arg, 15, id, kiln_config.owner,
+	store_job(q_success, cb, arg, 16, id, kiln_config.owner,
 	    at->sealed_token, at->ans.token_type, at->fpr, obtained, expires,
 	    refresh, dur, at->sealed_refresh, at->trigger, started, status,
-	    at->seed_digest, at->subject);
+	    at->seed_digest, subject, at->subject);
+	kore_free(subject);
 
 	kore_free(id);
 	kore_free(obtained);
@@ -1086,7 +1205,7 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
     size_t errlen)
 {
 	struct source_params	sp;
-	const char		*v[29];
+	const char		*v[24 + SOURCE_TLS_PARAMS + 5];
 	int			ret, n, row, exists, same, same_seed;
 
 	source_params(src, 1, &sp);
@@ -1122,8 +1241,11 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 	 */
 	memset(v, 0, sizeof(v));
 	memcpy(v, sp.v, sizeof(sp.v));
-	v[23] = exists ? "true" : NULL;
-	n = exists ? 29 : 27;
+	if (exists)
+		v[23] = "true";
+	n = exists ? 24 : 22;
+	memcpy(v + n, sp.tls, sizeof(sp.tls));
+	n += SOURCE_TLS_PARAMS + 5;	/* the audit's, NULL: no row */
 	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
 	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
@@ -1220,8 +1342,7 @@ source_params(const struct source *src, int with_refresh,
 	p->v[2] = src->token_url;
 	p->v[3] = src->client_id;
 	p->v[4] = p->secret;
-	p->v[5] = src->auth_method == AUTH_SECRET_BASIC ?
-	    "client_secret_basic" : "client_secret_post";
+	p->v[5] = source_auth_name(src->auth_method);
 	p->v[6] = src->scope;
 	p->v[7] = src->audience;
 	p->v[8] = src->resource;
@@ -1238,6 +1359,40 @@ source_params(const struct source *src, int with_refresh,
 	p->v[19] = src->enabled ? "true" : "false";
 	p->v[20] = p->digest;
 	p->v[21] = p->seed;
+	source_params_tls(src, p);
+}
+
+/* The client certificate's subject and notAfter are kept for views. */
+static void
+source_params_tls(const struct source *src, struct source_params *p)
+{
+	int64_t		not_after;
+
+	if (src->kind == KIND_TOKEN_EXCHANGE) {
+		p->tls[5] = src->subject_source;
+		p->tls[6] = src->subject_token_type != NULL ?
+		    src->subject_token_type : TX_ACCESS_TOKEN;
+		p->tls[7] = src->requested_token_type;
+		p->tls[8] = src->actor_source;
+		p->tls[9] = src->actor_source == NULL ? NULL :
+		    src->actor_token_type != NULL ? src->actor_token_type :
+		    TX_ACCESS_TOKEN;
+	}
+
+	p->tls[2] = src->tls_ca;
+	if (!mtls_method(src->auth_method))
+		return;
+
+	p->tls_key = seal_opt(src, "tls_client_key", src->tls_client_key);
+	p->tls[0] = src->tls_client_cert;
+	p->tls[1] = p->tls_key;
+	if (mtls_cert_info(src->tls_client_cert, p->subject,
+	    sizeof(p->subject), &not_after)) {
+		(void)snprintf(p->not_after, sizeof(p->not_after), "%lld",
+		    (long long)not_after);
+		p->tls[3] = p->not_after;
+		p->tls[4] = p->subject;
+	}
 }
 
 static void
@@ -1246,6 +1401,7 @@ source_params_free(struct source_params *p)
 	free(p->secret);
 	free(p->refresh);
 	free(p->password);
+	free(p->tls_key);
 	kore_free(p->digest);
 	kore_free(p->seed);
 }
@@ -1274,7 +1430,7 @@ source_digest(const struct source *src, int upstream)
 {
 	struct kore_buf		text;
 	yajl_gen		g;
-	const char		*s[13];
+	const char		*s[13], *t;
 	size_t			i;
 	char			*out;
 
@@ -1310,6 +1466,24 @@ source_digest(const struct source *src, int upstream)
 	else
 		yajl_gen_string(g, (const unsigned char *)src->expires_in_path,
 		    strlen(src->expires_in_path));
+	/* Only when set: the digests of other sources stay as they were. */
+	if (mtls_method(src->auth_method) || src->tls_ca != NULL ||
+	    src->kind == KIND_TOKEN_EXCHANGE) {
+		yajl_gen_integer(g, src->auth_method);
+		for (i = 0; i < 8; i++) {
+			t = i == 0 ? src->tls_client_cert : i == 1 ?
+			    src->tls_client_key : i == 2 ? src->tls_ca :
+			    i == 3 ? src->subject_source : i == 4 ?
+			    src->subject_token_type : i == 5 ?
+			    src->requested_token_type : i == 6 ?
+			    src->actor_source : src->actor_token_type;
+			if (t == NULL)
+				yajl_gen_null(g);
+			else
+				yajl_gen_string(g, (const unsigned char *)t,
+				    strlen(t));
+		}
+	}
 	if (!upstream) {
 		yajl_gen_integer(g, src->refresh_buffer);
 		yajl_gen_integer(g, src->fallback_lifetime);
@@ -1527,8 +1701,7 @@ dec_source(PGresult *res, const char *name, const char *subject)
 	s->kind = source_kind_parse(PQgetvalue(res, 0, 1));
 	s->token_url = col_dup(res, 2);
 	s->client_id = col_dup(res, 3);
-	s->auth_method = strcmp(PQgetvalue(res, 0, 5),
-	    "client_secret_basic") ? AUTH_SECRET_POST : AUTH_SECRET_BASIC;
+	s->auth_method = source_auth_parse(PQgetvalue(res, 0, 5));
 	s->scope = col_dup(res, 6);
 	s->audience = col_dup(res, 7);
 	s->resource = col_dup(res, 8);
@@ -1637,13 +1810,14 @@ store_source_create(const struct source *src, const struct audit_who *who,
     const char *fields, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
-	const char		*v[27];
+	const char		*v[22 + SOURCE_TLS_PARAMS + 5];
 
 	source_params(src, 1, &sp);
 	memcpy(v, sp.v, sizeof(sp.v));
-	audit_params(who, v + 22);
-	v[26] = fields;
-	store_job_a(q_source_create, cb, arg, 27, v);
+	memcpy(v + 22, sp.tls, sizeof(sp.tls));
+	audit_params(who, v + 22 + SOURCE_TLS_PARAMS);
+	v[22 + SOURCE_TLS_PARAMS + 4] = fields;
+	store_job_a(q_source_create, cb, arg, 22 + SOURCE_TLS_PARAMS + 5, v);
 	source_params_free(&sp);
 }
 
@@ -1658,7 +1832,7 @@ store_source_patch(const struct source *src, int64_t version,
     const char *fields, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
-	const char		*v[29];
+	const char		*v[24 + SOURCE_TLS_PARAMS + 5];
 	char			*ver;
 
 	source_params(src, with_refresh, &sp);
@@ -1666,9 +1840,10 @@ store_source_patch(const struct source *src, int64_t version,
 	ver = i64(version);
 	v[22] = ver;
 	v[23] = upstream ? "true" : "false";
-	audit_params(who, v + 24);
-	v[28] = fields;
-	store_job_a(q_source_patch, cb, arg, 29, v);
+	memcpy(v + 24, sp.tls, sizeof(sp.tls));
+	audit_params(who, v + 24 + SOURCE_TLS_PARAMS);
+	v[24 + SOURCE_TLS_PARAMS + 4] = fields;
+	store_job_a(q_source_patch, cb, arg, 24 + SOURCE_TLS_PARAMS + 5, v);
 	kore_free(ver);
 	source_params_free(&sp);
 }
@@ -1839,11 +2014,14 @@ store_recent_events(store_rows_cb cb, void *arg)
  */
 static const char q_reseal_scan[] =
     "SELECT s.id, s.name, s.token_url, s.client_secret_sealed, "
-    "s.refresh_token_sealed, s.password_sealed, t.token_sealed "
+    "s.refresh_token_sealed, s.password_sealed, t.token_sealed, "
+    "s.tls_client_key_sealed "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
-    "AND t.subject = 'default' WHERE s.id > $1::bigint AND (left(s.client_secret_sealed, 12) <> $2 "
+    "AND t.subject = 'default' "
+    "WHERE s.id > $1::bigint AND (left(s.client_secret_sealed, 12) <> $2 "
     "OR left(s.refresh_token_sealed, 12) <> $2 "
     "OR left(s.password_sealed, 12) <> $2 "
+    "OR left(s.tls_client_key_sealed, 12) <> $2 "
     "OR left(t.token_sealed, 12) <> $3) ORDER BY s.id LIMIT 64";
 
 static const char q_reseal_write[] =
@@ -1851,9 +2029,12 @@ static const char q_reseal_write[] =
     "WHEN client_secret_sealed = $3 THEN $4 ELSE client_secret_sealed END, "
     "refresh_token_sealed = CASE WHEN refresh_token_sealed = $5 THEN $6 "
     "ELSE refresh_token_sealed END, password_sealed = CASE "
-    "WHEN password_sealed = $7 THEN $8 ELSE password_sealed END "
+    "WHEN password_sealed = $7 THEN $8 ELSE password_sealed END, "
+    "tls_client_key_sealed = CASE WHEN tls_client_key_sealed = $11 "
+    "THEN $12 ELSE tls_client_key_sealed END "
     "WHERE id = $1 AND token_url = $2 AND (client_secret_sealed = $3 OR "
-    "refresh_token_sealed = $5 OR password_sealed = $7) RETURNING id), "
+    "refresh_token_sealed = $5 OR password_sealed = $7 OR "
+    "tls_client_key_sealed = $11) RETURNING id), "
     "t AS (UPDATE tokens SET token_sealed = $10 WHERE source_id = $1 "
     "AND subject = 'default' AND token_sealed = $9 RETURNING source_id) "
     "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM t)";
@@ -1862,6 +2043,7 @@ static const char q_reseal_count[] =
     "SELECT count(*) FILTER (WHERE substr(s.client_secret_sealed, 4, 8) "
     "<> $1 OR substr(s.refresh_token_sealed, 4, 8) <> $1 OR "
     "substr(s.password_sealed, 4, 8) <> $1 OR "
+    "substr(s.tls_client_key_sealed, 4, 8) <> $1 OR "
     "substr(t.token_sealed, 4, 8) <> $1), "
     "count(*) FILTER (WHERE left(s.client_secret_sealed, 3) = 'v1.' OR "
     "left(s.refresh_token_sealed, 3) = 'v1.' OR "
@@ -1881,7 +2063,10 @@ store_reseal_scan(int64_t after, store_rows_cb cb, void *arg)
 	kore_free(a);
 }
 
-/* old and new: client secret, refresh token, password, token (or NULL). */
+/*
+ * old and new: client secret, refresh token, password, token, TLS
+ * client key (or NULL).
+ */
 void
 store_reseal_write(int64_t id, const char *url, char *const *old,
     char *const *new, store_rows_cb cb, void *arg)
@@ -1889,8 +2074,8 @@ store_reseal_write(int64_t id, const char *url, char *const *old,
 	char		*i;
 
 	i = i64(id);
-	store_job(q_reseal_write, cb, arg, 10, i, url, old[0], new[0],
-	    old[1], new[1], old[2], new[2], old[3], new[3]);
+	store_job(q_reseal_write, cb, arg, 12, i, url, old[0], new[0],
+	    old[1], new[1], old[2], new[2], old[3], new[3], old[4], new[4]);
 	kore_free(i);
 }
 
@@ -1985,8 +2170,9 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 {
 	PGresult	*res, *w;
 	PGconn		*db;
-	const char	*v[10], *blobs[4];
-	char		*after, *fresh[4], bound[16], plain[16], id[24];
+	const char	*v[2 + 2 * STORE_SEALED], *blobs[STORE_SEALED];
+	char		*after, *fresh[STORE_SEALED], bound[16], plain[16];
+	char		id[24];
 	int		i, n, c, any, ret;
 
 	*written = 0;
@@ -2021,14 +2207,14 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 		}
 
 		for (i = 0; ret && i < n; i++) {
-			for (c = 0; c < 4; c++) {
+			for (c = 0; c < STORE_SEALED; c++) {
 				blobs[c] = PQgetisnull(res, i, 3 + c) ? NULL :
 				    PQgetvalue(res, i, 3 + c);
 				fresh[c] = NULL;
 			}
 			fn(arg, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
 			    blobs, fresh);
-			for (any = 0, c = 0; c < 4; c++)
+			for (any = 0, c = 0; c < STORE_SEALED; c++)
 				any |= fresh[c] != NULL;
 			if (!any)
 				continue;
@@ -2037,12 +2223,12 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 			    sizeof(id));
 			v[0] = id;
 			v[1] = PQgetvalue(res, i, 2);
-			for (c = 0; c < 4; c++) {
+			for (c = 0; c < STORE_SEALED; c++) {
 				v[2 + 2 * c] = fresh[c] ? blobs[c] : NULL;
 				v[3 + 2 * c] = fresh[c];
 			}
-			w = PQexecParams(db, q_reseal_write, 10, NULL, v, NULL,
-			    NULL, 0);
+			w = PQexecParams(db, q_reseal_write,
+			    2 + 2 * STORE_SEALED, NULL, v, NULL, NULL, 0);
 			if (PQresultStatus(w) != PGRES_TUPLES_OK) {
 				(void)snprintf(err, errlen, "database: %s",
 				    PQerrorMessage(db));
@@ -2053,7 +2239,7 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 				    NULL, 10);
 			}
 			PQclear(w);
-			for (c = 0; c < 4; c++)
+			for (c = 0; c < STORE_SEALED; c++)
 				seal_wipe(fresh[c]);
 		}
 
@@ -2131,8 +2317,15 @@ dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
 		t->last_duration_ms = col_numn(res, i, 17);
 		t->leased = col_bool(res, i, 18);
 		t->lifetime_ms = col_num(res, i, 19);
-		t->subject = PQgetvalue(res, i, 20);
-		t->state = PQgetvalue(res, i, 21);
+		t->cert_not_after_ms = col_numn(res, i, 20);
+		t->subject_source = col_str(res, i, 21);
+		t->actor_source = col_str(res, i, 22);
+		t->subject_generation = col_num(res, i, 23);
+		t->auth_method = PQgetvalue(res, i, 24);
+		t->cert_subject = col_str(res, i, 25);
+		t->host = col_str(res, i, 26);
+		t->subject = PQgetvalue(res, i, 27);
+		t->state = PQgetvalue(res, i, 28);
 	}
 }
 
@@ -2177,6 +2370,16 @@ dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
 		v->last_error = col_str(res, i, 30);
 		v->last_duration_ms = col_numn(res, i, 31);
 		v->leased = col_bool(res, i, 32);
+		v->tls_cert_subject = col_str(res, i, 33);
+		v->tls_cert_not_after_ms = col_numn(res, i, 34);
+		v->tls_client_key_set = col_bool(res, i, 35);
+		v->tls_ca_set = col_bool(res, i, 36);
+		v->subject_source = col_str(res, i, 37);
+		v->subject_token_type = col_str(res, i, 38);
+		v->requested_token_type = col_str(res, i, 39);
+		v->actor_source = col_str(res, i, 40);
+		v->actor_token_type = col_str(res, i, 41);
+		v->waiting = col_bool(res, i, 42);
 	}
 }
 
@@ -2195,6 +2398,47 @@ dec_source_full(PGresult *res, struct store_job *job,
 	row->src.require_header = col_bool(res, 0, 18);
 	row->src.enabled = col_bool(res, 0, 19);
 	row->version = col_num(res, 0, 20);
+	dec_tls(res, 21, row);
+}
+
+/*
+ * Mutual TLS columns from col: certificate, sealed key, CA, then the
+ * five of token exchange (subject_source ... actor_token_type). The key
+ * opens like every secret, for the origin it was sealed for.
+ */
+static void
+dec_tls(PGresult *res, int col, struct source_row *row)
+{
+	struct source	*s;
+	size_t		len;
+	char		origin[SOURCE_ORIGIN_MAX];
+
+	s = &row->src;
+	if (PQnfields(res) < col + 8)
+		return;
+
+	s->subject_source = col_dup(res, col + 3);
+	s->subject_token_type = col_dup(res, col + 4);
+	s->requested_token_type = col_dup(res, col + 5);
+	s->actor_source = col_dup(res, col + 6);
+	s->actor_token_type = col_dup(res, col + 7);
+
+	if (PQgetlength(res, 0, col + 2) > 0)
+		s->tls_ca = col_dup(res, col + 2);
+	if (PQgetlength(res, 0, col) == 0)
+		return;
+	s->tls_client_cert = col_dup(res, col);
+	if (PQgetlength(res, 0, col + 1) == 0 || !row->opened)
+		return;
+
+	source_origin(s->token_url, origin, sizeof(origin));
+	if (!seal_open_for(s->name, "tls_client_key", origin,
+	    PQgetvalue(res, 0, col + 1), &s->tls_client_key, &len)) {
+		(void)snprintf(row->error, sizeof(row->error),
+		    "stored tls_client_key cannot be opened (wrong master "
+		    "key, or sealed for another origin)");
+		row->opened = 0;
+	}
 }
 
 /* q_lease: the lease (columns 0-21, NULL when refused), why, until. */
@@ -2220,6 +2464,7 @@ dec_lease(PGresult *res, struct store_job *job, struct store_rows *rows)
 	row->failures = col_num(res, 0, 19);
 	row->seed_digest = PQgetlength(res, 0, 21) > 0 ?
 	    PQgetvalue(res, 0, 21) : NULL;
+	dec_tls(res, 24, row);
 }
 
 static void
@@ -2340,7 +2585,7 @@ dec_sealed(PGresult *res, struct store_job *job, struct store_rows *rows)
 		r->id = col_num(res, i, 0);
 		r->name = PQgetvalue(res, i, 1);
 		r->url = PQgetvalue(res, i, 2);
-		for (c = 0; c < 4; c++)
+		for (c = 0; c < STORE_SEALED; c++)
 			r->blob[c] = PQgetlength(res, i, 3 + c) > 0 ?
 			    PQgetvalue(res, i, 3 + c) : NULL;
 	}
@@ -2355,6 +2600,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 	} decoders[] = {
 		{ q_load, dec_tokens },
 		{ q_sources_view, dec_views },
+		{ q_sources_page, dec_views },
 		{ q_source_full, dec_source_full },
 		{ q_lease, dec_lease },
 		{ q_events, dec_events },
@@ -2365,6 +2611,8 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		{ q_sessions_load, dec_sessions },
 		{ q_reseal_scan, dec_sealed },
 		{ q_audit_list, dec_audit },
+		{ q_exchange_edges, dec_edges },
+		{ q_timeline, dec_events },
 		{ q_reload, dec_tokens },
 		{ q_conn_import, dec_conns },
 		{ q_conn_list, dec_conns },
@@ -2380,6 +2628,8 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		rows->num[c] = rows->n > 0 && c < PQnfields(res) ?
 		    col_numn(res, 0, c) : STORE_NULL;
 	}
+	if (dec_webhook_rows(job, rows))
+		return;
 	for (i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++) {
 		if (decoders[i].query == job->query) {
 			decoders[i].decode(res, job, rows);
@@ -2402,6 +2652,8 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->sessions);
 	kore_free(rows->sealed);
 	kore_free(rows->audit);
+	webhook_rows_free(rows);
+	kore_free(rows->edges);
 	kore_free(rows->conns);
 }
 
@@ -2475,6 +2727,381 @@ dec_audit(PGresult *res, struct store_job *job, struct store_rows *rows)
 		a->request_id = col_str(res, i, 8);
 		a->outcome = col_str(res, i, 9);
 	}
+}
+/*
+ * Webhooks (migration 008). A delivery row is the outbox: written by the
+ * refresh commits above (q_success, q_failure) and by q_webhook_expired,
+ * claimed by one worker of one instance at a time (q_webhook_claim: FOR
+ * UPDATE SKIP LOCKED, and next_attempt_at pushed past the attempt as its
+ * lease, so a worker that dies leaves the row due again), and finished
+ * by q_webhook_done. The secret is sealed for the origin of the URL.
+ */
+#define WH_SEAL_NAME	"webhook"
+#define WH_SEAL_FIELD	"secret"
+#define WH_DCOLS							\
+    "d.id, d.event_id, d.type, kiln_ms(d.created_at), d.source, "	\
+    "d.subject, d.state, d.generation, d.fingerprint, d.failures, "	\
+    "d.error, d.status, d.attempts, kiln_ms(d.next_attempt_at), "	\
+    "d.last_status, d.last_error, kiln_ms(d.finished_at), "
+#define WH_NO_ATTEMPT							\
+    "NULL::integer, NULL::bigint, NULL::integer, NULL::integer, "	\
+    "NULL::text, "
+
+static const char q_webhook_create[] =
+    "WITH w AS (INSERT INTO webhooks (url, events, secret_sealed) "
+    "VALUES ($1, string_to_array($2, ','), $3) "
+    "RETURNING id, created_at), "
+    AUDIT_CTE("4", "5", "6", "7", "'webhook.create'", "w.id::text",
+    "'url,events,secret'", "w")
+    "SELECT w.id, kiln_ms(w.created_at) FROM w";
+
+static const char q_webhooks_list[] =
+    "SELECT w.id, w.url, array_to_string(w.events, ','), "
+    "kiln_ms(w.created_at), "
+    "count(d.id) FILTER (WHERE d.status = 'pending'), "
+    "count(d.id) FILTER (WHERE d.status = 'delivered'), "
+    "count(d.id) FILTER (WHERE d.status = 'failed') "
+    "FROM webhooks w LEFT JOIN webhook_deliveries d "
+    "ON d.webhook_id = w.id GROUP BY w.id ORDER BY w.id";
+
+static const char q_webhook_delete[] =
+    "WITH w AS (DELETE FROM webhooks WHERE id = $1 RETURNING id), "
+    AUDIT_CTE("2", "3", "4", "5", "'webhook.delete'", "w.id::text",
+    "NULL", "w")
+    "SELECT w.id FROM w";
+
+/* One row per attempt, newest delivery first; none: no such webhook. */
+static const char q_webhook_deliveries[] =
+    "WITH h AS (SELECT id, url FROM webhooks WHERE id = $1), "
+    "d AS (SELECT x.* FROM webhook_deliveries x, h "
+    "WHERE x.webhook_id = h.id AND ($3::bigint IS NULL "
+    "OR x.id < $3::bigint) ORDER BY x.id DESC LIMIT $2::integer) "
+    "SELECT h.id, h.url, " WH_DCOLS
+    "a.attempt, kiln_ms(a.started_at), a.duration_ms, a.http_status, "
+    "a.error, NULL FROM h LEFT JOIN d ON true "
+    "LEFT JOIN webhook_attempts a ON a.delivery_id = d.id "
+    "ORDER BY d.id DESC, a.id";
+
+/*
+ * Due rows, oldest first, at most $4 out at once per webhook (counted
+ * over every worker and instance: rows under a live lease), so that a
+ * receiver that never answers holds $4 attempts, not every worker's.
+ */
+static const char q_webhook_claim[] =
+    "WITH c AS (SELECT s.id FROM (SELECT x.id, x.next_attempt_at, "
+    "row_number() OVER (PARTITION BY w.id ORDER BY x.next_attempt_at) "
+    "AS rn, b.busy FROM webhooks w "
+    "CROSS JOIN LATERAL (SELECT count(*) AS busy FROM webhook_deliveries o "
+    "WHERE o.webhook_id = w.id AND o.status = 'pending' "
+    "AND o.lease_owner IS NOT NULL AND o.next_attempt_at > now()) b "
+    "CROSS JOIN LATERAL (SELECT id, next_attempt_at "
+    "FROM webhook_deliveries d WHERE d.webhook_id = w.id "
+    "AND d.status = 'pending' AND d.next_attempt_at <= now() "
+    "ORDER BY d.next_attempt_at LIMIT $4::integer "
+    "FOR UPDATE SKIP LOCKED) x WHERE b.busy < $4::integer) s "
+    "WHERE s.rn <= $4::integer - s.busy "
+    "ORDER BY s.next_attempt_at LIMIT $2::integer), "
+    "d AS (UPDATE webhook_deliveries x SET attempts = x.attempts + 1, "
+    "lease_owner = $1, next_attempt_at = now() + "
+    "$3::bigint * interval '1 millisecond' FROM c WHERE x.id = c.id "
+    "RETURNING x.*) "
+    "SELECT w.id, w.url, " WH_DCOLS WH_NO_ATTEMPT "w.secret_sealed "
+    "FROM d JOIN webhooks w ON w.id = d.webhook_id ORDER BY d.id";
+
+/*
+ * An attempt's outcome, if the lease is still ours ($3: the attempt it
+ * was claimed for); the attempt is recorded either way. A failure is
+ * retried at $9 ms from now unless that is past $10 ms of the event's
+ * age: then the delivery has failed.
+ */
+static const char q_webhook_done[] =
+    "WITH d AS (UPDATE webhook_deliveries SET "
+    "status = CASE WHEN $4::boolean THEN 'delivered' "
+    "WHEN now() + $9::bigint * interval '1 millisecond' > "
+    "created_at + $10::bigint * interval '1 millisecond' THEN 'failed' "
+    "ELSE 'pending' END, "
+    "finished_at = CASE WHEN $4::boolean OR now() + $9::bigint * "
+    "interval '1 millisecond' > created_at + $10::bigint * "
+    "interval '1 millisecond' THEN now() END, "
+    "next_attempt_at = now() + CASE WHEN $4::boolean THEN interval '0' "
+    "ELSE $9::bigint * interval '1 millisecond' END, "
+    "lease_owner = NULL, last_status = $5::integer, last_error = $6 "
+    "WHERE id = $1 AND lease_owner = $2 AND attempts = $3::integer "
+    "RETURNING status), "
+    "a AS (INSERT INTO webhook_attempts (delivery_id, attempt, "
+    "started_at, duration_ms, http_status, error, owner) "
+    "SELECT id, $3::integer, kiln_ts($8::bigint), $7::integer, "
+    "$5::integer, $6, $2 FROM webhook_deliveries WHERE id = $1 "
+    "RETURNING id) "
+    "SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM a), "
+    "(SELECT (status = 'failed')::integer FROM d)";
+
+/*
+ * token.expired, once per generation: the expiry is recorded on the
+ * token (expired_generation) in the statement that writes the outbox.
+ */
+static const char q_webhook_expired[] =
+    "WITH x AS (UPDATE tokens t SET expired_generation = t.generation "
+    "FROM token_sources s WHERE s.id = t.source_id AND t.generation > 0 "
+    "AND t.subject = 'default' "
+    "AND t.expires_at <= now() "
+    "AND t.expired_generation IS DISTINCT FROM t.generation "
+    "AND EXISTS (SELECT 1 FROM webhooks "
+    "WHERE 'token.expired' = ANY (events)) "
+    "RETURNING s.name, t.generation, t.fingerprint, t.failures, "
+    "t.last_error), "
+    "y AS MATERIALIZED (SELECT x.*, gen_random_uuid() AS eid FROM x), "
+    "w AS (INSERT INTO webhook_deliveries (webhook_id, event_id, type, "
+    "source, state, generation, fingerprint, failures, error) "
+    "SELECT h.id, y.eid, 'token.expired', y.name, 'expired', "
+    "y.generation, y.fingerprint, y.failures, y.last_error "
+    "FROM y, webhooks h WHERE 'token.expired' = ANY (h.events) "
+    "RETURNING id) "
+    "SELECT count(*) FROM w";
+
+/* The dashboard: every webhook with its last three deliveries. */
+static const char q_webhooks_recent[] =
+    "SELECT w.id, w.url, " WH_DCOLS WH_NO_ATTEMPT "NULL "
+    "FROM webhooks w LEFT JOIN LATERAL (SELECT * FROM webhook_deliveries "
+    "x WHERE x.webhook_id = w.id ORDER BY x.id DESC LIMIT 3) d ON true "
+    "ORDER BY w.id, d.id DESC LIMIT 300";
+
+/* The secret is sealed here, for the origin of url; never stored bare. */
+void
+store_webhook_create(const char *url, const char *events,
+    const char *secret, const struct audit_who *who, store_rows_cb cb,
+    void *arg)
+{
+	struct store_rows	none;
+	const char		*v[7];
+	char			*sealed, origin[SOURCE_ORIGIN_MAX];
+
+	source_origin(url, origin, sizeof(origin));
+	if (!seal_seal_for(WH_SEAL_NAME, WH_SEAL_FIELD, origin, secret,
+	    strlen(secret), &sealed)) {
+		memset(&none, 0, sizeof(none));
+		none.num[0] = none.num[1] = none.num[2] = STORE_NULL;
+		cb(&none, arg, 0);
+		return;
+	}
+	v[0] = url;
+	v[1] = events;
+	v[2] = sealed;
+	audit_params(who, v + 3);
+	store_job_a(q_webhook_create, cb, arg, 7, v);
+	free(sealed);
+}
+
+void
+store_webhooks_list(store_rows_cb cb, void *arg)
+{
+	store_job(q_webhooks_list, cb, arg, 0);
+}
+
+void
+store_webhook_delete(const char *id, const struct audit_who *who,
+    store_rows_cb cb, void *arg)
+{
+	const char	*v[5];
+
+	v[0] = id;
+	audit_params(who, v + 1);
+	store_job_a(q_webhook_delete, cb, arg, 5, v);
+}
+
+void
+store_webhook_deliveries(const char *id, int64_t limit, int64_t before,
+    store_rows_cb cb, void *arg)
+{
+	char		*l, *b;
+
+	l = i64(limit);
+	b = before > 0 ? i64(before) : NULL;
+	store_job(q_webhook_deliveries, cb, arg, 3, id, l, b);
+	kore_free(l);
+	kore_free(b);
+}
+
+void
+store_webhook_claim(int64_t max, int64_t lease_ms, int64_t per_hook,
+    store_rows_cb cb, void *arg)
+{
+	char		*n, *lease, *per;
+
+	n = i64(max);
+	lease = i64(lease_ms);
+	per = i64(per_hook);
+	store_job(q_webhook_claim, cb, arg, 4, kiln_config.owner, n, lease,
+	    per);
+	kore_free(n);
+	kore_free(lease);
+	kore_free(per);
+}
+
+void
+store_webhook_done(int64_t id, int64_t attempt, int ok, int64_t status,
+    const char *error, int64_t duration_ms, int64_t started_ms,
+    int64_t retry_ms, int64_t give_up_ms, store_rows_cb cb, void *arg)
+{
+	const char	*cv[10];
+	char		*v[10];
+	int		i;
+
+	v[0] = i64(id);
+	v[1] = kore_strdup(kiln_config.owner);
+	v[2] = i64(attempt);
+	v[3] = kore_strdup(ok ? "true" : "false");
+	v[4] = status > 0 ? i64(status) : NULL;
+	v[5] = error != NULL ? kore_strdup(error) : NULL;
+	v[6] = i64(duration_ms);
+	v[7] = i64(started_ms);
+	v[8] = i64(retry_ms);
+	v[9] = i64(give_up_ms);
+	for (i = 0; i < 10; i++)
+		cv[i] = v[i];
+	store_job_a(q_webhook_done, cb, arg, 10, cv);
+	for (i = 0; i < 10; i++)
+		kore_free(v[i]);
+}
+
+void
+store_webhook_expired(store_rows_cb cb, void *arg)
+{
+	store_job(q_webhook_expired, cb, arg, 0);
+}
+
+void
+store_webhooks_recent(store_rows_cb cb, void *arg)
+{
+	store_job(q_webhooks_recent, cb, arg, 0);
+}
+
+static void
+dec_webhooks(PGresult *res, struct store_rows *rows)
+{
+	struct webhook_row	*w;
+	size_t			i;
+
+	rows->webhooks = w = kore_calloc(rows->n + 1, sizeof(*w));
+	for (i = 0; i < rows->n; i++, w++) {
+		w->id = col_num(res, i, 0);
+		w->url = col_str(res, i, 1);
+		w->events = col_str(res, i, 2);
+		w->created_ms = col_numn(res, i, 3);
+		w->pending = col_num(res, i, 4);
+		w->delivered = col_num(res, i, 5);
+		w->failed = col_num(res, i, 6);
+	}
+}
+
+/* Columns 0-23 of the delivery statements; 24: the sealed secret. */
+static void
+dec_deliveries(PGresult *res, struct store_rows *rows, int open)
+{
+	struct delivery_row	*d;
+	size_t			i, len;
+	char			origin[SOURCE_ORIGIN_MAX];
+
+	rows->deliveries = d = kore_calloc(rows->n + 1, sizeof(*d));
+	for (i = 0; i < rows->n; i++, d++) {
+		d->webhook_id = col_num(res, i, 0);
+		d->url = col_str(res, i, 1);
+		d->id = col_numn(res, i, 2);
+		d->event_id = col_str(res, i, 3);
+		d->type = col_str(res, i, 4);
+		d->created_ms = col_numn(res, i, 5);
+		d->source = col_str(res, i, 6);
+		d->subject = col_str(res, i, 7);
+		d->state = col_str(res, i, 8);
+		d->generation = col_numn(res, i, 9);
+		d->fingerprint = col_str(res, i, 10);
+		d->failures = col_numn(res, i, 11);
+		d->error = col_str(res, i, 12);
+		d->status = col_str(res, i, 13);
+		d->attempts = col_numn(res, i, 14);
+		d->next_ms = col_numn(res, i, 15);
+		d->last_status = col_numn(res, i, 16);
+		d->last_error = col_str(res, i, 17);
+		d->finished_ms = col_numn(res, i, 18);
+		d->attempt = col_numn(res, i, 19);
+		d->a_started_ms = col_numn(res, i, 20);
+		d->a_duration_ms = col_numn(res, i, 21);
+		d->a_status = col_numn(res, i, 22);
+		d->a_error = col_str(res, i, 23);
+		if (!open || d->url == NULL || PQgetisnull(res, i, 24))
+			continue;
+		source_origin(d->url, origin, sizeof(origin));
+		if (!seal_open_for(WH_SEAL_NAME, WH_SEAL_FIELD, origin,
+		    PQgetvalue(res, i, 24), &d->secret, &len))
+			d->secret = NULL;
+	}
+}
+
+/* The decoders of the webhook statements; 0 when query is none. */
+static int
+dec_webhook_rows(struct store_job *job, struct store_rows *rows)
+{
+	PGresult	*res = job->sql.result;
+
+	if (job->query == q_webhooks_list)
+		dec_webhooks(res, rows);
+	else if (job->query == q_webhook_claim)
+		dec_deliveries(res, rows, 1);
+	else if (job->query == q_webhook_deliveries ||
+	    job->query == q_webhooks_recent)
+		dec_deliveries(res, rows, 0);
+	else
+		return (0);
+
+	return (1);
+}
+
+static void
+webhook_rows_free(struct store_rows *rows)
+{
+	size_t		i;
+
+	for (i = 0; rows->deliveries != NULL && i < rows->n; i++)
+		seal_wipe(rows->deliveries[i].secret);
+	kore_free(rows->deliveries);
+	kore_free(rows->webhooks);
+}
+/* Worker: the token exchange sources and the sources they take from. */
+void
+store_exchange_edges(store_rows_cb cb, void *arg)
+{
+	store_job(q_exchange_edges, cb, arg, 0);
+}
+
+static void
+dec_edges(PGresult *res, struct store_job *job, struct store_rows *rows)
+{
+	struct edge_row		*e;
+	size_t			i;
+
+	rows->edges = e = kore_calloc(rows->n + 1, sizeof(*e));
+	for (i = 0; i < rows->n; i++, e++) {
+		e->name = col_str(res, i, 0);
+		e->subject = col_str(res, i, 1);
+		e->actor = col_str(res, i, 2);
+	}
+}
+
+void
+store_timeline(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_timeline, cb, arg, 1, name);
+}
+
+/* limit sources named after after ("": from the first), by name. */
+void
+store_sources_page(int64_t limit, const char *after, store_rows_cb cb,
+    void *arg)
+{
+	char		l[24];
+
+	(void)snprintf(l, sizeof(l), "%lld", (long long)limit);
+	store_job(q_sources_page, cb, arg, 2, l, after);
 }
 
 /*

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,8 +59,11 @@ static const u_int8_t	upstream_v4_in_v6[][12] = {
 
 static void	upstream_cb(struct kore_curl *, void *);
 static int	upstream_no_resend(void *, curl_off_t, int);
+static void	upstream_tls(CURL *, const struct source *);
+static void	upstream_blob(CURL *, CURLoption, const char *);
 static void	upstream_answer(struct attempt *);
 static void	upstream_wipe(struct kore_buf *);
+static void	upstream_span(struct attempt *);
 static curl_socket_t	upstream_open_socket(void *, curlsocktype,
 			    struct curl_sockaddr *);
 static int	upstream_addr_allowed(const struct curl_sockaddr *, char *,
@@ -91,6 +95,11 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 		kore_curl_http_set_header(&at->curl, "Authorization",
 		    at->oreq.authorization);
 	}
+	/* A traced call names its own CLIENT span as the parent. */
+	if (at->otel.sampled) {
+		otel_child(&at->otel_call, &at->otel);
+		otel_traceparent(&at->otel_call, at->traceparent);
+	}
 	if (at->traceparent[0] != '\0') {
 		kore_curl_http_set_header(&at->curl, "traceparent",
 		    at->traceparent);
@@ -104,6 +113,7 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	upstream_guard(h, at->addr_refused);
+	upstream_tls(h, &at->src);
 
 	/*
 	 * A token request is never sent twice by curl: when a kept-alive
@@ -121,6 +131,41 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 
 	kore_curl_bind_callback(&at->curl, upstream_cb, at);
 	kore_curl_run(&at->curl);
+}
+
+/*
+ * A private CA for this upstream, and mutual TLS (RFC 8705):
+ * certificate, key and CA go to curl as blobs
+ * that point into the attempt's source, which outlives the handle; the
+ * key is never written to a file. Curl matches reused connections on
+ * these blobs, so no other source's connection carries this identity.
+ */
+static void
+upstream_tls(CURL *h, const struct source *src)
+{
+	if (src->tls_ca != NULL)
+		upstream_blob(h, CURLOPT_CAINFO_BLOB, src->tls_ca);
+	if (!mtls_method(src->auth_method))
+		return;
+
+	curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+	upstream_blob(h, CURLOPT_SSLCERT_BLOB, src->tls_client_cert);
+	curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+	upstream_blob(h, CURLOPT_SSLKEY_BLOB, src->tls_client_key);
+}
+
+static void
+upstream_blob(CURL *h, CURLoption opt, const char *pem)
+{
+	struct curl_blob	blob;
+
+	if (pem == NULL)
+		return;
+
+	blob.data = (void *)(uintptr_t)pem;
+	blob.len = strlen(pem);
+	blob.flags = CURL_BLOB_NOCOPY;
+	curl_easy_setopt(h, opt, &blob);
 }
 
 static int
@@ -158,6 +203,8 @@ upstream_cb(struct kore_curl *c, void *arg)
 
 	shared_upstream(at->src.token_url, at->ok,
 	    (isotime_now() - at->sent_ms) * 1000);
+	if (at->otel.sampled)
+		upstream_span(at);
 	upstream_wipe(c->response);
 	upstream_wipe(c->http.tosend);
 	kore_curl_cleanup(c);
@@ -200,6 +247,31 @@ upstream_answer(struct attempt *at)
 		    "upstream answered HTTP %ld", at->http_status);
 	}
 	oauth_answer_free(&probe);
+}
+
+/* The CLIENT span of the call: the token URL's parts, no query. */
+static void
+upstream_span(struct attempt *at)
+{
+	struct otel_span	*s;
+	char			code[24];
+
+	if ((s = otel_end(&at->otel_call, OTEL_KIND_CLIENT, "POST")) == NULL)
+		return;
+	otel_attr_str(s, "http.request.method", "POST");
+	otel_url_attrs(s, at->src.token_url);
+	if (at->http_status > 0)
+		otel_attr_int(s, "http.response.status_code", at->http_status);
+	otel_attr_str(s, "kiln.source", at->name);
+	if (!at->ok) {
+		if (at->http_status > 0)
+			(void)snprintf(code, sizeof(code), "%ld",
+			    at->http_status);
+		else
+			(void)kore_strlcpy(code, "transport", sizeof(code));
+		otel_attr_str(s, "error.type", code);
+		otel_error(s, at->error);
+	}
 }
 
 static void
@@ -292,4 +364,26 @@ upstream_listed(const struct cidr *list, size_t n, int family,
 	}
 
 	return (0);
+}
+
+/* Is a literal address refused (a webhook URL's, checked at creation)? */
+int
+upstream_addr_refused(int family, const u_int8_t *ip)
+{
+	struct curl_sockaddr	a;
+	char			text[UPSTREAM_ADDR_LEN];
+
+	memset(&a, 0, sizeof(a));
+	a.family = family;
+	if (family == AF_INET) {
+		a.addrlen = sizeof(struct sockaddr_in);
+		((struct sockaddr_in *)&a.addr)->sin_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)&a.addr)->sin_addr, ip, 4);
+	} else {
+		a.addrlen = sizeof(struct sockaddr_in6);
+		((struct sockaddr_in6 *)&a.addr)->sin6_family = AF_INET6;
+		memcpy(&((struct sockaddr_in6 *)&a.addr)->sin6_addr, ip, 16);
+	}
+
+	return (!upstream_addr_allowed(&a, text, sizeof(text)));
 }

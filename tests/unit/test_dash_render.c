@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -41,6 +42,19 @@ hasnt(const struct dbuf *b, const char *needle)
 {
 	if (b->data != NULL && strstr(b->data, needle) != NULL)
 		fail_msg("unexpected %s in %s", needle, b->data);
+}
+
+static size_t
+count_of(const struct dbuf *b, const char *needle)
+{
+	const char	*p;
+	size_t		n;
+
+	n = 0;
+	for (p = b->data; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+		n++;
+
+	return (n);
 }
 
 static void
@@ -163,18 +177,31 @@ tokens_viewer_and_operator(void **state)
 	dbuf_init(&b);
 	dr_tokens(&b, t, 2, ROLE_VIEWER, NULL);
 	has(&b, "<tr data-token=\"crm&lt;x&gt;\"><td class=\"name\">"
-	    "crm&lt;x&gt;</td><td>client_credentials</td><td><span "
+	    "<a href=\"/dashboard/tokens/crm&lt;x&gt;\">"
+	    "crm&lt;x&gt;</a></td><td>client_credentials</td><td><span "
 	    "class=\"badge valid\">valid</span></td><td><code>abcdef012345"
 	    "</code></td><td class=\"gen\">7</td><td class=\"expires\">"
-	    "1h 02m</td><td>1m 30s</td><td>42 ms</td><td>0</td></tr>");
+	    "1h 02m</td><td class=\"next\">1m 30s</td><td>42 ms</td><td>0</td></tr>");
 	has(&b, "<td><code>—</code></td><td class=\"gen\">0</td>"
-	    "<td class=\"expires\">—</td><td>now</td><td>—</td><td>3 "
+	    "<td class=\"expires\">—</td><td class=\"next\">now</td><td>—</td><td>3 "
 	    "<small class=\"error\">upstream said &quot;no&quot;</small>"
 	    "</td></tr>");
 	hasnt(&b, "Actions");
 	hasnt(&b, "<form");
 	hasnt(&b, "crm<x>");
+	hasnt(&b, "class=\"auth\"");
 	dbuf_free(&b);
+
+	/* Mutual TLS: method, certificate subject and end, escaped. */
+	t[0].auth = "tls_client_auth";
+	t[0].cert_subject = "CN=svc,O=A&B";
+	t[0].cert_not_after_ms = 1796601600000LL;	/* 2026-12-07 */
+	dbuf_init(&b);
+	dr_tokens(&b, t, 1, ROLE_VIEWER, NULL);
+	has(&b, "<td>client_credentials<br><small class=\"auth\">"
+	    "tls_client_auth CN=svc,O=A&amp;B until 2026-12-07</small></td>");
+	dbuf_free(&b);
+	t[0].auth = NULL;
 
 	dbuf_init(&b);
 	dr_tokens(&b, t, 2, ROLE_OPERATOR, "c5rf");
@@ -250,18 +277,58 @@ history_rows(void **state)
 }
 
 static void
+webhooks_escaped_with_their_deliveries(void **state)
+{
+	struct dr_webhook	w[2];
+	struct dbuf		b;
+
+	(void)state;
+	memset(w, 0, sizeof(w));
+	w[0].id = 3;
+	w[0].url = "https://hooks.example/in?a=1&b=<2>";
+	w[0].type = "token.failing";
+	w[0].source = "crm";
+	w[0].status = "delivered";
+	w[0].attempts = 4;
+	w[0].last_status = 200;
+	w[0].created_ms = 1700000000123LL;
+	w[1].id = 5;
+	w[1].url = "http://x.example/\"><script>";
+	w[1].attempts = DR_NULL;
+	w[1].last_status = DR_NULL;
+
+	dbuf_init(&b);
+	dr_webhooks(&b, w, 2);
+	has(&b, "<tr><td>3 https://hooks.example/in?a=1&amp;b=&lt;2&gt;</td>"
+	    "<td>token.failing</td><td>crm</td><td><span class=\"badge "
+	    "valid\">delivered</span></td><td>4</td><td>200</td>"
+	    "<td><time>2023-11-14T22:13:20</time></td>"
+	    "<td class=\"error\"></td></tr>");
+	has(&b, "<td colspan=\"7\">No delivery yet.</td>");
+	hasnt(&b, "<script>");
+	hasnt(&b, "No webhook.");
+	dbuf_free(&b);
+
+	dbuf_init(&b);
+	dr_webhooks(&b, NULL, 0);
+	has(&b, "<tr><td colspan=\"8\">No webhook.</td></tr>");
+	dbuf_free(&b);
+}
+
+static void
 alerts_and_hosts(void **state)
 {
-	struct dr_alert	a[4];
+	struct dr_alert	a[4], *many;
 	struct dr_host	h[2];
 	struct dbuf	b;
+	size_t		i;
 
 	(void)state;
 	memset(a, 0, sizeof(a));
-	a[0] = (struct dr_alert){ "off", 0, 0, 1, 9, 0 };
-	a[1] = (struct dr_alert){ "gone<", 1, 0, 0, 0, 0 };
-	a[2] = (struct dr_alert){ "late", 1, 1, 1, 2, 0 };
-	a[3] = (struct dr_alert){ "early", 1, 1, 0, 2, 0 };
+	a[0] = (struct dr_alert){ "off", 0, 0, 1, 9, 0, 0, 0 };
+	a[1] = (struct dr_alert){ "gone<", 1, 0, 0, 0, 0, 0, 0 };
+	a[2] = (struct dr_alert){ "late", 1, 1, 1, 2, 0, 0, 0 };
+	a[3] = (struct dr_alert){ "early", 1, 1, 0, 2, 0, 0, 0 };
 	h[0] = (struct dr_host){ "idp.example", "closed", 1 };
 	h[1] = (struct dr_host){ "bad\"host", "open", 5 };
 
@@ -295,6 +362,16 @@ alerts_and_hosts(void **state)
 	expect(&b, "<ul class=\"alerts\"><li class=\"alert\"><b>early</b>: "
 	    "1 connection needs re-authorization.</li></ul>");
 	dbuf_free(&b);
+	/* Thousands of failing tokens: the first DR_ALERTS_MAX, a count. */
+	many = calloc(1000, sizeof(*many));
+	for (i = 0; i < 1000; i++)
+		many[i] = (struct dr_alert){ "t", 1, 0, 0, 1, 0, 0, 0 };
+	dbuf_init(&b);
+	dr_alerts(&b, 1, many, 1000, h, 0);
+	assert_int_equal(count_of(&b, "has no valid token"), DR_ALERTS_MAX);
+	has(&b, "… and 980 more tokens");
+	dbuf_free(&b);
+	free(many);
 
 	dbuf_init(&b);
 	dr_upstream(&b, h, 2);
@@ -303,6 +380,19 @@ alerts_and_hosts(void **state)
 	    "</small></li><li><span class=\"badge failing\">open</span> "
 	    "bad&quot;host <small>5 consecutive failures</small></li>"
 	    "</ul>");
+	dbuf_free(&b);
+
+	/* A TLS client certificate within 14 days of its end, or past it. */
+	a[0] = (struct dr_alert){ "mtls", 1, 1, 0, 0, 1,
+	    3 * 86400000LL + 3600000, 0 };
+	a[1] = (struct dr_alert){ "fresh", 1, 1, 0, 0, 1, DR_CERT_WARN_MS, 0 };
+	a[2] = (struct dr_alert){ "old", 1, 1, 0, 0, 1, -5, 0 };
+	dbuf_init(&b);
+	dr_alerts(&b, 1, a, 3, h, 1);
+	expect(&b, "<ul class=\"alerts\"><li class=\"alert\"><b>mtls</b>: "
+	    "its TLS client certificate expires in 3 days (73h 00m).</li>"
+	    "<li class=\"alert\"><b>old</b>: its TLS client certificate has "
+	    "expired.</li></ul>");
 	dbuf_free(&b);
 
 	dbuf_init(&b);
@@ -380,6 +470,7 @@ main(void)
 		cmocka_unit_test(tokens_viewer_and_operator),
 		cmocka_unit_test(tokens_empty),
 		cmocka_unit_test(history_rows),
+		cmocka_unit_test(webhooks_escaped_with_their_deliveries),
 		cmocka_unit_test(alerts_and_hosts),
 		cmocka_unit_test(traffic_and_clients),
 		cmocka_unit_test(page_template),

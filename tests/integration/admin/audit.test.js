@@ -268,6 +268,26 @@ test('each_admin_action_leaves_one_row_naming_who_where_and_which_request',
 	    principal: `key:${r.json.data.id}`, outcome: 'refused' },
 	    'refused login of a client key');
 
+	/* A webhook created and deleted: its id is the target; the
+	 * secret is named, never written. */
+	({ r, rid: id } = await act(e, 'POST', '/api/webhooks',
+	    { what: 'wc', auth: e.adminKey, body: { url:
+	    'http://127.0.0.1:9/hook', events: ['token.failing'],
+	    secret: 'audit-webhook-secret-0123456789' } }));
+	assert.equal(r.status, 201, r.text);
+	const hook = r.json.data.id;
+	await oneRow(e, id, Object.assign({ action: 'webhook.create',
+	    target: String(hook), fields: ['url', 'events', 'secret'] },
+	    keyWho), 'webhook created');
+	({ r, rid: id } = await act(e, 'DELETE', `/api/webhooks/${hook}`,
+	    { what: 'wd', auth: e.adminKey }));
+	assert.equal(r.status, 200, r.text);
+	await oneRow(e, id, Object.assign({ action: 'webhook.delete',
+	    target: String(hook), fields: [] }, keyWho), 'webhook deleted');
+	r = (await q(e, 'SELECT count(*)::int AS n FROM audit_events ' +
+	    "WHERE fields::text LIKE '%audit-webhook-secret%'"))[0];
+	assert.equal(r.n, 0, 'no webhook secret in the audit table');
+
 	/* Revoking a key, last: its id is the target. */
 	({ r, rid: id } = await act(e, 'DELETE', `/api/keys/${opsKey.id}`,
 	    { what: 'kr', auth: e.adminKey }));

@@ -13,8 +13,9 @@
  *   keep-alive connections after SIGTERM get a JSON 503, no worker dies
  *   (and nothing in the log under ASan), the drain ends.
  * websocket_that_never_reads_is_closed: a socket that stops reading
- *   while the server pushes is closed once about 1 MiB is queued for
- *   it; the worker's memory stays bounded.
+ *   while the server pushes (it keeps asking for pages of the table,
+ *   which the server answers at once) is closed once about 1 MiB is
+ *   queued for it; the worker's memory stays bounded.
  * websocket_sockets_per_session_capped: 8 sockets of one session over
  *   both workers, the 9th is refused with 429; one closed makes room;
  *   another session is not affected.
@@ -233,6 +234,18 @@ function rawSocket(port, cookie)
 	});
 }
 
+/* A masked client text frame (RFC 6455 §5.3), payload < 126 bytes. */
+function clientFrame(text)
+{
+	const payload = Buffer.from(text);
+	const mask = crypto.randomBytes(4);
+	const head = Buffer.from([0x81, 0x80 | payload.length]);
+	const body = Buffer.alloc(payload.length);
+	for (let i = 0; i < payload.length; i++)
+		body[i] = payload[i] ^ mask[i % 4];
+	return Buffer.concat([head, mask, body]);
+}
+
 async function openSockets(k)
 {
 	const r = await k.get('/metrics');
@@ -242,8 +255,8 @@ async function openSockets(k)
 
 test('websocket_that_never_reads_is_closed', { timeout: 120000 },
     async () => {
-	/* Many sources with long names make every push large (no upstream
-	 * is called: pre-warming is off). */
+	/* Many sources with long names make every page of the table large
+	 * (no upstream is called: pre-warming is off). */
 	const sources = [];
 	for (let i = 0; i < 600; i++)
 		sources.push({ name: `s${String(i).padStart(4, '0')}-` +
@@ -264,12 +277,17 @@ test('websocket_that_never_reads_is_closed', { timeout: 120000 },
 	let rssMax = rss0;
 	const t0 = Date.now();
 	let closedAt = null;
+	let page = 0;
 	while (Date.now() - t0 < 60000) {
 		rssMax = Math.max(rssMax, h.rssKb(wpid) || 0);
 		if (await openSockets(k) === 0) {
 			closedAt = Date.now();
 			break;
 		}
+		/* Pages of the table, each pushed at once: it never reads. */
+		for (let i = 0; i < 5 && !st.ended; i++)
+			st.sock.write(clientFrame(JSON.stringify({ type: 'view',
+			    query: `page=${page++ % 12 + 1}` })));
 		await h.sleep(250);
 	}
 	const rssEnd = h.rssKb(wpid);
@@ -294,6 +312,9 @@ test('websocket_that_never_reads_is_closed', { timeout: 120000 },
 		    `${rssMax - rss0} kB`);
 	/* the others still get their pushes */
 	const c = await d.wsClient(k, { cookie: s.cookie });
+	await c.waitFor((x) => (x.counts.tokens || 0) >= 1, 5000,
+	    'the table on a reading socket');
+	c.ws.send(JSON.stringify({ type: 'view', query: 'page=2' }));
 	await c.waitFor((x) => (x.counts.tokens || 0) >= 2, 5000,
 	    'tokens pushes on a reading socket');
 	assert.deepEqual(crashes(k), []);

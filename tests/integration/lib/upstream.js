@@ -70,7 +70,8 @@ function startUpstream(script, args = [], { readyTimeout = 15000 } = {})
 			done = true;
 			clearTimeout(timer);
 			child.removeAllListeners('exit');
-			resolve(wrap(child, ready.port, () => err));
+			resolve(Object.assign(wrap(child, ready.port,
+			    () => err), { ready }));
 		});
 	});
 }
@@ -134,4 +135,7 @@ function wrap(child, port, stderr)
 module.exports = {
 	startOAuth: (args, opts) => startUpstream('oauth.js', args, opts),
 	startFault: (args, opts) => startUpstream('fault.js', args, opts),
+	/* oidc-provider behind HTTPS asking for client certificates. */
+	startOidcMtls: (args, opts) => startUpstream('oidc_mtls.js', args,
+	    opts),
 };

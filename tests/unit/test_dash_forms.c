@@ -1,0 +1,261 @@
+/*
+ * test_dash_forms.c: the dashboard's forms. A secret's input never
+ * carries its value, only whether one is stored; every other value is
+ * escaped; an error goes next to its field (or atop the form when the
+ * form has no such field); a submitted form reads as the JSON the admin
+ * API takes (blank: default on create, null on edit, kept for secrets).
+ */
+
+#include <sys/types.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <yajl/yajl_gen.h>
+
+#include "kiln.h"
+
+#define EVIL	"\"><script>x</script>"
+
+static void
+has(const struct dbuf *b, const char *needle)
+{
+	if (b->data == NULL || strstr(b->data, needle) == NULL)
+		fail_msg("missing %s in %s", needle, b->data);
+}
+
+static void
+hasnt(const struct dbuf *b, const char *needle)
+{
+	if (b->data != NULL && strstr(b->data, needle) != NULL)
+		fail_msg("unexpected %s in %s", needle, b->data);
+}
+
+/* The JSON of pairs as df_form_json (mode 0, 1) or df_key_json (2). */
+static void
+json_of(const struct df_pair *v, size_t n, int mode, char *out, size_t len)
+{
+	yajl_gen		g;
+	const unsigned char	*buf;
+	size_t			blen;
+
+	g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	if (mode == 2)
+		assert_int_equal(df_key_json(v, n, g), 1);
+	else
+		assert_int_equal(df_form_json(v, n, mode, g), 1);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &buf, &blen);
+	assert_true(blen < len);
+	memcpy(out, buf, blen);
+	out[blen] = '\0';
+	yajl_gen_free(g);
+}
+
+static void
+secret_never_rendered(void **state)
+{
+	struct df_pair	v[] = {
+		{ "client_id", EVIL },
+		{ "client_secret", "s3cr3t-value" },
+		{ "token_url", "https://idp.example/token" },
+	};
+	struct df_form	f;
+	struct dbuf	b;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	f.kind = "client_credentials";
+	f.source = "cc1";
+	f.values = v;
+	f.nvalues = 3;
+	f.set = DF_CLIENT_SECRET;
+	f.csrf = "0123456789abcdef0123456789abcdef";
+	f.admin = 1;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	hasnt(&b, "s3cr3t-value");
+	hasnt(&b, "<script>");
+	has(&b, "value=\"&quot;&gt;&lt;script&gt;x&lt;/script&gt;\"");
+	has(&b, "name=\"client_secret\" data-type=\"secret\" "
+	    "autocomplete=\"off\" spellcheck=\"false\" placeholder=\"a value "
+	    "is set — leave blank to keep it\">");
+	has(&b, "action=\"/dashboard/sources/cc1\"");
+	has(&b, "data-method=\"PATCH\"");
+	/* an edit has no name input */
+	hasnt(&b, "id=\"f-name\"");
+	dbuf_free(&b);
+
+	/* nothing stored: no placeholder */
+	f.set = 0;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	hasnt(&b, "a value is set");
+	dbuf_free(&b);
+}
+
+static void
+error_next_to_its_field(void **state)
+{
+	struct df_form	f;
+	struct dbuf	b;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	f.kind = "json_login";
+	f.error = "token_path: required for json_login <b>";
+	f.field = "token_path";
+	f.admin = 1;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	has(&b, "<div class=\"field\" data-field=\"token_path\">");
+	has(&b, "<p class=\"field-error\" id=\"err-token_path\" role=\"alert\">"
+	    "token_path: required for json_login &lt;b&gt;</p>");
+	hasnt(&b, "form-error");
+	dbuf_free(&b);
+
+	/* a field this kind's form lacks: atop the form */
+	f.error = "client_id: required with client_secret";
+	f.field = "client_id";
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	has(&b, "<p class=\"alert form-error\" role=\"alert\">client_id: "
+	    "required with client_secret</p>");
+	hasnt(&b, "field-error");
+	dbuf_free(&b);
+}
+
+static void
+form_reads_as_api_json(void **state)
+{
+	struct df_pair	v[] = {
+		{ "csrf", "abc" },
+		{ "kind", "client_credentials" },
+		{ "name", "cc1" },
+		{ "token_url", "https://u:p@idp/t" },
+		{ "token_url_shown", "https://idp/t" },
+		{ "scope", "" },
+		{ "client_secret", "" },
+		{ "refresh_buffer", "120" },
+		{ "fallback_lifetime", "soon" },
+		{ "enabled", "false" },
+		{ "enabled", "true" },
+		{ "require_header", "false" },
+	};
+	char		out[1024];
+
+	(void)state;
+	json_of(v, 12, 0, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"client_credentials\","
+	    "\"name\":\"cc1\",\"token_url\":\"https://u:p@idp/t\","
+	    "\"refresh_buffer\":120,\"fallback_lifetime\":\"soon\","
+	    "\"enabled\":true,\"require_header\":false}");
+
+	/* an edit: blank is null, a blank secret and the URL as shown
+	 * are left out, the name too */
+	v[3].value = "https://idp/t";
+	json_of(v, 12, 1, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"client_credentials\","
+	    "\"scope\":null,\"refresh_buffer\":120,"
+	    "\"fallback_lifetime\":\"soon\",\"enabled\":true,"
+	    "\"require_header\":false}");
+}
+
+static void
+key_form_json(void **state)
+{
+	struct df_pair	v[] = {
+		{ "csrf", "abc" },
+		{ "name", "ci" },
+		{ "role", "client" },
+		{ "sources", " a, b ,,c " },
+	};
+	char		out[256];
+
+	(void)state;
+	json_of(v, 4, 2, out, sizeof(out));
+	assert_string_equal(out, "{\"name\":\"ci\",\"role\":\"client\","
+	    "\"sources\":[\"a\",\"b\",\"c\"]}");
+	v[3].value = " , ";
+	json_of(v, 4, 2, out, sizeof(out));
+	assert_string_equal(out, "{\"name\":\"ci\",\"role\":\"client\"}");
+}
+
+static void
+lists_escape(void **state)
+{
+	struct df_row	r = { "a-b", "client_credentials", "valid", 1 };
+	struct df_key	k = { 7, EVIL, "viewer", NULL, 0, DR_NULL };
+	struct dbuf	b;
+
+	(void)state;
+	dbuf_init(&b);
+	df_sources(&b, &r, 1, NULL, 0, 1, 0, NULL);
+	has(&b, "<tr data-source=\"a-b\">");
+	hasnt(&b, "Delete");
+	dbuf_free(&b);
+
+	/* keyset pages: Next after the last row shown, First from later */
+	dbuf_init(&b);
+	df_sources(&b, &r, 1, NULL, 1, 250, 1, "c");
+	has(&b, "<span>250 sources</span> <a href=\"/dashboard/sources?"
+	    "after=a-b\">Next</a>");
+	has(&b, "Delete");
+	hasnt(&b, "First page");
+	dbuf_free(&b);
+	dbuf_init(&b);
+	df_sources(&b, &r, 1, "a-a", 0, 250, 0, NULL);
+	has(&b, "First page");
+	hasnt(&b, "Next");
+	dbuf_free(&b);
+
+	dbuf_init(&b);
+	df_keys(&b, &k, 1, "c");
+	hasnt(&b, "<script>");
+	has(&b, "action=\"/dashboard/keys/7/revoke\"");
+	dbuf_free(&b);
+
+	dbuf_init(&b);
+	df_key_created(&b, EVIL, "kiln_key<");
+	has(&b, "<code id=\"new-key\">kiln_key&lt;</code>");
+	hasnt(&b, "<script>");
+	dbuf_free(&b);
+}
+
+static void
+error_field_named(void **state)
+{
+	char		f[64];
+
+	(void)state;
+	assert_int_equal(json_err_field("token_url: must be", f, sizeof(f)),
+	    1);
+	assert_string_equal(f, "token_url");
+	assert_int_equal(json_err_field("client_secret, password: required",
+	    f, sizeof(f)), 1);
+	assert_string_equal(f, "client_secret");
+	assert_int_equal(json_err_field("a token source exists", f,
+	    sizeof(f)), 0);
+	assert_int_equal(json_err_field(": x", f, sizeof(f)), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(secret_never_rendered),
+		cmocka_unit_test(error_next_to_its_field),
+		cmocka_unit_test(form_reads_as_api_json),
+		cmocka_unit_test(key_form_json),
+		cmocka_unit_test(lists_escape),
+		cmocka_unit_test(error_field_named),
+	};
+
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
