@@ -369,42 +369,35 @@ static const char q_key_revoke[] =
     "SELECT k.id, pg_notify('kiln_keys', k.id::text), "
     "(SELECT count(*) FROM s) FROM k";
 
-static const char q_sources_view[] =
-    "SELECT s.name, s.kind, s.token_url, s.client_id, "
-    "s.client_secret_sealed IS NOT NULL, s.auth_method, s.scope, "
-    "s.audience, s.resource, s.refresh_token_sealed IS NOT NULL, "
-    "s.username, s.password_sealed IS NOT NULL, s.token_path, "
-    "s.expires_at_path, s.expires_in_path, s.refresh_buffer, "
-    "s.fallback_lifetime, s.access, s.require_header, s.enabled, "
-    "s.paused, kiln_ms(s.created_at), kiln_ms(s.updated_at), "
-    "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
-    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
-    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "t.last_duration_ms, COALESCE(t.lease_until > now(), false), "
-    "s.tls_cert_subject, kiln_ms(s.tls_cert_not_after), "
-    "s.tls_client_key_sealed IS NOT NULL, s.tls_ca IS NOT NULL, "
-    "s.subject_source, s.subject_token_type, s.requested_token_type, "
-    "s.actor_source, s.actor_token_type, s.kind = 'token_exchange' AND "
-    "NOT EXISTS (SELECT 1 FROM token_sources s2 JOIN tokens t2 "
-    "ON t2.source_id = s2.id WHERE s2.name = s.subject_source "
-    "AND s2.enabled AND t2.expires_at > now()) "
+/* A source as the API shows it: q_sources_view, q_sources_page. */
+#define SOURCE_VIEW_COLS							\
+    "SELECT s.name, s.kind, s.token_url, s.client_id, " \
+    "s.client_secret_sealed IS NOT NULL, s.auth_method, s.scope, " \
+    "s.audience, s.resource, s.refresh_token_sealed IS NOT NULL, " \
+    "s.username, s.password_sealed IS NOT NULL, s.token_path, " \
+    "s.expires_at_path, s.expires_in_path, s.refresh_buffer, " \
+    "s.fallback_lifetime, s.access, s.require_header, s.enabled, " \
+    "s.paused, kiln_ms(s.created_at), kiln_ms(s.updated_at), " \
+    "t.generation, t.fingerprint, kiln_ms(t.obtained_at), " \
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), " \
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, " \
+    "t.last_duration_ms, COALESCE(t.lease_until > now(), false), " \
+    "s.tls_cert_subject, kiln_ms(s.tls_cert_not_after), " \
+    "s.tls_client_key_sealed IS NOT NULL, s.tls_ca IS NOT NULL, " \
+    "s.subject_source, s.subject_token_type, s.requested_token_type, " \
+    "s.actor_source, s.actor_token_type, s.kind = 'token_exchange' AND " \
+    "NOT EXISTS (SELECT 1 FROM token_sources s2 JOIN tokens t2 " \
+    "ON t2.source_id = s2.id WHERE s2.name = s.subject_source " \
+    "AND s2.enabled AND t2.expires_at > now()) " \
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+
+static const char q_sources_view[] =
+    SOURCE_VIEW_COLS
     "WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name";
 
 /* A page of q_sources_view's rows after a name (the dashboard's list). */
 static const char q_sources_page[] =
-    "SELECT s.name, s.kind, s.token_url, s.client_id, "
-    "s.client_secret_sealed IS NOT NULL, s.auth_method, s.scope, "
-    "s.audience, s.resource, s.refresh_token_sealed IS NOT NULL, "
-    "s.username, s.password_sealed IS NOT NULL, s.token_path, "
-    "s.expires_at_path, s.expires_in_path, s.refresh_buffer, "
-    "s.fallback_lifetime, s.access, s.require_header, s.enabled, "
-    "s.paused, kiln_ms(s.created_at), kiln_ms(s.updated_at), "
-    "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
-    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
-    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "t.last_duration_ms, COALESCE(t.lease_until > now(), false) "
-    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+    SOURCE_VIEW_COLS
     "WHERE s.name > $2 ORDER BY s.name LIMIT $1::integer";
 
 static const char q_source_full[] =
