@@ -1440,6 +1440,7 @@ int	dash_audit(struct http_request *, struct api_state *);
 
 /* webhook.c: delivery of the webhooks' outbox, signed, retried. */
 void	webhook_init(void);
+void	webhook_kick(int64_t);
 
 /* api_webhook.c: POST|GET /api/webhooks, DELETE, deliveries. */
 int	admin_webhooks_list(struct http_request *, struct api_state *);

@@ -386,7 +386,12 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 		(void)kore_timer_add(refresh_commit, REFRESH_COMMIT_RETRY_MS,
 		    at, KORE_TIMER_ONESHOT);
 		return;
-	} else if (at->ok && rows->num[0] == STORE_NULL) {
+	}
+
+	/* The commit may have written webhook events: look now. */
+	webhook_kick(0);
+
+	if (at->ok && rows->num[0] == STORE_NULL) {
 		log_kv(LOG_LVL_WARN, "lease lost before commit, token dropped",
 		    "token", at->name, "fingerprint", at->fpr, NULL);
 	} else if (at->ok) {
