@@ -17,7 +17,7 @@
  *   layer engine:   cache refresh reseal
  *   layer services: store upstream shared log config drain sources
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
- *                   host addr dash_render
+ *                   host addr dash_render jws
  */
 
 #ifndef __H_KILN_H
@@ -300,6 +300,42 @@ void	dr_traffic(struct dbuf *, const u_int64_t *, const u_int64_t *, int,
 void	dr_clients(struct dbuf *, int64_t, u_int32_t, u_int32_t);
 void	dr_page(struct dbuf *, const u_int8_t *, size_t,
 	    void (*)(struct dbuf *, const char *, const void *), const void *);
+
+/* jws.c (pure): JWTs kiln signs (RS256, PS256, ES256), keys and JWKs. */
+#define JWS_RS256		1
+#define JWS_PS256		2
+#define JWS_ES256		3
+#define JWS_THUMB_LEN		43	/* base64url of SHA-256 */
+#define JWS_B64_LEN(n)		(((n) * 4 + 2) / 3)
+
+struct jws_key {
+	void		*pkey;			/* EVP_PKEY */
+	int		alg;
+	char		thumbprint[JWS_THUMB_LEN + 1];	/* RFC 7638 */
+};
+
+struct jws_claims {
+	const char	*iss;
+	const char	*sub;
+	const char	*aud;
+	const char	*scope;			/* NULL: left out */
+	const char	*target_audience;	/* NULL: left out */
+	int64_t		iat;			/* seconds */
+	int64_t		exp;
+};
+
+int	jws_alg_parse(const char *);
+const char	*jws_alg_name(int);
+int	jws_key_load(const char *, int, struct jws_key *, char *, size_t);
+int	jws_key_generate(int, struct jws_key *, char *, size_t);
+int	jws_key_pem(const struct jws_key *, char **);
+void	jws_key_free(struct jws_key *);
+int	jws_jwk(const struct jws_key *, const char *, char **);
+int	jws_sign(const struct jws_key *, const char *, const char *, char **,
+	    char *, size_t);
+int	jws_assertion(const struct jws_key *, const char *,
+	    const struct jws_claims *, char **, char *, size_t);
+size_t	jws_b64url(const void *, size_t, char *);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
