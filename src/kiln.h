@@ -46,9 +46,11 @@
 #define KIND_REFRESH_TOKEN	2
 #define KIND_PASSWORD		3
 #define KIND_JSON_LOGIN		4
+#define KIND_JWT_BEARER		5	/* RFC 7523 2.1 */
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
+#define AUTH_PRIVATE_KEY_JWT	3	/* RFC 7523 2.2 */
 
 #define ACCESS_OPEN		1
 #define ACCESS_KEY		2
@@ -79,6 +81,17 @@ struct source {
 	int		access;
 	int		require_header;
 	int		enabled;
+	/* Signed JWTs (jws.c): private_key_jwt and jwt_bearer. */
+	char		*private_key;		/* PEM: given, or opened */
+	int		key_generate;		/* JWS_* kiln makes, or 0 */
+	int		key_alg;		/* JWS_*; 0: the key's own */
+	char		*key_id;		/* kid; NULL: thumbprint */
+	int		key_new;		/* private_key is to store */
+	int		key_stored;		/* the database holds a key */
+	char		*issuer;		/* jwt_bearer iss */
+	char		*subject;		/* jwt_bearer sub */
+	char		*assertion_audience;	/* aud; NULL: token_url */
+	char		*target_audience;
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */

@@ -27,6 +27,11 @@
 #define OAUTH_EPOCH_MAX		253402300799LL	/* 9999-12-31T23:59:59Z */
 #define OAUTH_FORM		"application/x-www-form-urlencoded"
 #define OAUTH_JSON		"application/json"
+#define OAUTH_JWT_BEARER	"urn:ietf:params:oauth:grant-type:jwt-bearer"
+#define OAUTH_ASSERTION_TYPE	\
+	"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define OAUTH_CLIENT_JWT_LIFE	60	/* RFC 7523 3: short-lived */
+#define OAUTH_GRANT_JWT_LIFE	3600	/* Google's maximum */
 
 struct obuf {
 	char		*data;
@@ -39,6 +44,8 @@ static int	build_form(const struct source *, struct oauth_request *,
 static int	build_json(const struct source *, struct oauth_request *,
 		    char *, size_t);
 static int	build_basic(const char *, const char *, char **);
+static int	build_jwt(const struct source *, struct obuf *, int, char *,
+		    size_t);
 static int	answer_token(const struct source *, yajl_val,
 		    struct oauth_answer *, char *, size_t);
 static void	answer_token_type(yajl_val, struct oauth_answer *);
@@ -67,6 +74,7 @@ oauth_build(const struct source *src, struct oauth_request *req, char *err,
 	case KIND_CLIENT_CREDENTIALS:
 	case KIND_REFRESH_TOKEN:
 	case KIND_PASSWORD:
+	case KIND_JWT_BEARER:
 		return (build_form(src, req, err, errlen));
 	case KIND_JSON_LOGIN:
 		return (build_json(src, req, err, errlen));
@@ -174,8 +182,13 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	case KIND_CLIENT_CREDENTIALS:
 		if (src->client_id == NULL)
 			missing = "client_id";
-		else if (src->client_secret == NULL)
+		else if (src->client_secret == NULL &&
+		    src->auth_method != AUTH_PRIVATE_KEY_JWT)
 			missing = "client_secret";
+		break;
+	case KIND_JWT_BEARER:
+		if (src->private_key == NULL)
+			missing = "private_key";
 		break;
 	case KIND_REFRESH_TOKEN:
 		if (src->refresh_token == NULL)
@@ -188,6 +201,10 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 			missing = "password";
 		break;
 	}
+
+	if (missing == NULL && src->auth_method == AUTH_PRIVATE_KEY_JWT &&
+	    src->private_key == NULL)
+		missing = "private_key";
 
 	if (missing != NULL) {
 		json_seterr(err, errlen, "%s: missing", missing);
@@ -206,6 +223,12 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 		    form_add(&b, "refresh_token", src->refresh_token) &&
 		    form_add(&b, "scope", src->scope);
 		break;
+	case KIND_JWT_BEARER:
+		if (!form_add(&b, "grant_type", OAUTH_JWT_BEARER) ||
+		    !build_jwt(src, &b, 1, err, errlen))
+			goto fail;
+		ok = 1;
+		break;
 	default:
 		ok = form_add(&b, "grant_type", "password") &&
 		    form_add(&b, "username", src->username) &&
@@ -215,7 +238,13 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	}
 
 	if (ok && src->client_id != NULL) {
-		if (src->auth_method == AUTH_SECRET_BASIC) {
+		if (src->auth_method == AUTH_PRIVATE_KEY_JWT) {
+			if (!form_add(&b, "client_id", src->client_id) ||
+			    !form_add(&b, "client_assertion_type",
+			    OAUTH_ASSERTION_TYPE) ||
+			    !build_jwt(src, &b, 0, err, errlen))
+				goto fail;
+		} else if (src->auth_method == AUTH_SECRET_BASIC) {
 			ok = build_basic(src->client_id, src->client_secret,
 			    &req->authorization);
 		} else {
@@ -236,6 +265,57 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	req->content_type = OAUTH_FORM;
 
 	return (KORE_RESULT_OK);
+
+fail:
+	obuf_wipe(&b);
+	oauth_request_free(req);
+	if (err != NULL && err[0] == '\0')
+		json_seterr(err, errlen, "request: out of memory");
+	return (KORE_RESULT_ERROR);
+}
+
+/*
+ * A signed JWT into the form: the authorization grant "assertion" of
+ * jwt_bearer (RFC 7523 2.1), or the "client_assertion" of
+ * private_key_jwt (2.2), whose iss and sub are the client id.
+ */
+static int
+build_jwt(const struct source *src, struct obuf *b, int grant, char *err,
+    size_t errlen)
+{
+	struct jws_claims	c;
+	struct jws_key		key;
+	char			*jwt;
+	int			ok;
+
+	if (!jws_key_load(src->private_key, src->key_alg, &key, err, errlen))
+		return (KORE_RESULT_ERROR);
+
+	memset(&c, 0, sizeof(c));
+	c.aud = src->assertion_audience != NULL ?
+	    src->assertion_audience : src->token_url;
+	c.iat = isotime_now() / 1000;
+	if (grant) {
+		c.iss = src->issuer != NULL ? src->issuer : src->client_id;
+		c.sub = src->subject != NULL ? src->subject : c.iss;
+		c.scope = src->scope;
+		c.target_audience = src->target_audience;
+		c.exp = c.iat + OAUTH_GRANT_JWT_LIFE;
+	} else {
+		c.iss = src->client_id;
+		c.sub = src->client_id;
+		c.exp = c.iat + OAUTH_CLIENT_JWT_LIFE;
+	}
+
+	ok = jws_assertion(&key, src->key_id, &c, &jwt, err, errlen);
+	jws_key_free(&key);
+	if (!ok)
+		return (KORE_RESULT_ERROR);
+
+	ok = form_add(b, grant ? "assertion" : "client_assertion", jwt);
+	seal_wipe(jwt);
+
+	return (ok);
 }
 
 /* yajl_gen escapes; its buffers are wiped since they hold the password. */

@@ -234,7 +234,7 @@ source_rejects_wrong_types(void **state)
 	parse_fails("{" CC_BASE ",\"require_header\":1}", 0,
 	    "require_header");
 	parse_fails("{" CC_BASE ",\"access\":\"closed\"}", 0, "access");
-	parse_fails("{" CC_BASE ",\"auth_method\":\"private_key_jwt\"}", 0,
+	parse_fails("{" CC_BASE ",\"auth_method\":\"client_secret_jwt\"}", 0,
 	    "auth_method");
 	parse_fails("{\"name\":\"a\",\"kind\":\"saml\"}", 0, "kind");
 	parse_fails("{\"name\":\"a\",\"kind\":1}", 0, "kind");
