@@ -123,6 +123,9 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	if (!env_num("KILN_CIRCUIT_OPEN", 30, 1, 3600, &v, err, errlen))
 		return (KORE_RESULT_ERROR);
 	c->circuit_open_ms = v * 1000;
+	if (!env_num("KILN_KEY_ROLLOVER", 300, 0, 86400, &c->key_rollover,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
 
 	if (!config_auth(err, errlen) || !config_hosts(err, errlen))
 		return (KORE_RESULT_ERROR);

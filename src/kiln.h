@@ -13,7 +13,7 @@
  *
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
- *                   bench api_reply
+ *                   bench api_reply api_jwks
  *   layer engine:   cache refresh reseal
  *   layer services: store upstream shared log config drain sources
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
@@ -406,6 +406,7 @@ struct kiln_config {
 	size_t		upstream_allow_count;
 	char		*allowed_hosts;		/* NULL: loopback rule */
 	char		owner[96];
+	int64_t		key_rollover;		/* seconds, KILN_KEY_ROLLOVER */
 };
 
 extern struct kiln_config	kiln_config;
@@ -590,6 +591,13 @@ struct source_view {			/* store_sources_view */
 	const char	*last_error;
 	int64_t		last_duration_ms;
 	int		leased;
+	const char	*issuer;	/* signed JWTs */
+	const char	*subject;
+	const char	*assertion_audience;
+	const char	*target_audience;
+	const char	*key_generate;
+	const char	*key_ids;	/* "a,b", oldest first */
+	const char	*signing_key_id;
 };
 
 /*
@@ -608,6 +616,18 @@ struct source_row {
 	int64_t		expires_ms;
 	int64_t		failures;
 	const char	*seed_digest;
+};
+
+struct signing_key_row {		/* store_signing_keys */
+	int64_t		source_id;
+	const char	*kid;		/* NULL: the source has no key */
+	const char	*alg;
+	const char	*public_jwk;
+	int64_t		activate_ms;
+	int		generated;
+	const char	*generate;	/* the source's key_generate */
+	int64_t		version;
+	const char	*token_url;
 };
 
 struct lease_row {			/* store_lease: one row */
@@ -673,6 +693,7 @@ struct store_rows {
 	struct key_row		*keys;
 	struct session_row	*sessions;
 	struct sealed_row	*sealed;
+	struct signing_key_row	*signing_keys;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -715,6 +736,10 @@ void	store_reseal_scan(int64_t, store_rows_cb, void *);
 void	store_reseal_write(int64_t, const char *, char *const *,
 	    char *const *, store_rows_cb, void *);
 void	store_reseal_count(store_rows_cb, void *);
+void	store_signing_keys(const char *, store_rows_cb, void *);
+int	store_signing_key_rotate(const char *, int, const char *, int64_t,
+	    int64_t, store_rows_cb, void *);
+void	store_signing_keys_settle(int64_t, const char *);
 typedef void	(*store_reseal_fn)(void *, const char *, const char *,
 		    const char *const *, char **);
 void	store_sync_once(void);
@@ -1037,6 +1062,13 @@ void	ops_route_names(const char *(*)(int));
 int	ops_health(struct http_request *, struct api_state *);
 int	ops_health_detailed(struct http_request *, struct api_state *);
 int	ops_metrics(struct http_request *, struct api_state *);
+
+/* api_jwks.c: a source's signing keys: jwks.json and their rotation. */
+#define JWKS_MAX_AGE		60	/* seconds; < the default rollover */
+int	api_jwks(struct http_request *, struct api_state *);
+int	admin_key_rotate(struct http_request *, struct api_state *);
+int	api_jwks_patch_origin(const struct source *, const char *, char *,
+	    size_t);
 
 #endif /* Kore */
 

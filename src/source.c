@@ -974,6 +974,13 @@ source_check_jws(const struct source *src, char *err, size_t errlen)
 		    "auth_method private_key_jwt or kind jwt_bearer");
 		return (KORE_RESULT_ERROR);
 	}
+	if (src->key_id != NULL && (strlen(src->key_id) > 128 ||
+	    strspn(src->key_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn"
+	    "opqrstuvwxyz0123456789._-") != strlen(src->key_id))) {
+		json_seterr(err, errlen, "key_id: must be 1 to 128 of "
+		    "A-Z a-z 0-9 . _ -");
+		return (KORE_RESULT_ERROR);
+	}
 	if (src->key_generate != 0 && src->key_alg != 0 &&
 	    src->key_alg != src->key_generate) {
 		json_seterr(err, errlen, "assertion_alg: differs from the "

@@ -32,7 +32,7 @@
 #include "kiln.h"
 
 #define STORE_DB		"db"
-#define STORE_PARAMS_MAX	24
+#define STORE_PARAMS_MAX	34
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
 #define STORE_BATCH_MAX		7900
@@ -76,6 +76,21 @@ static const char q_load[] =
     "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
+
+/*
+ * The signing settings of a source s2 (jwt_bearer, private_key_jwt), and
+ * its key k that signs now: the newest active one, else (all of them
+ * waiting to become active) the oldest.
+ */
+#define Q_SIGNING_COLS							\
+    "SELECT s2.assertion_issuer, s2.assertion_subject, "			\
+    "s2.assertion_audience, s2.target_audience, s2.key_generate"
+#define Q_SIGNING_KEY							\
+    "LEFT JOIN LATERAL (SELECT kid, alg, private_key_sealed, "		\
+    "activate_after FROM source_signing_keys k0 "			\
+    "WHERE k0.source_id = s2.id ORDER BY k0.activate_after > now(), "	\
+    "CASE WHEN k0.activate_after <= now() THEN k0.activate_after END "	\
+    "DESC NULLS LAST, k0.activate_after LIMIT 1) k ON true"
 
 /*
  * The lease, with why it was refused when it was. c decides from this
@@ -152,11 +167,14 @@ static const char q_lease[] =
     "s.refresh_seed_digest) "
     "SELECT l.*, w.why, CASE w.why WHEN 'backoff' THEN c.backoff_ms "
     "WHEN 'budget' THEN c.budget_ms WHEN 'circuit' THEN c.circuit_ms "
-    "END FROM c LEFT JOIN l ON true CROSS JOIN LATERAL (SELECT CASE "
+    "END, x.* FROM c LEFT JOIN l ON true CROSS JOIN LATERAL (SELECT CASE "
     "WHEN l.id IS NOT NULL THEN 'leased' "
     "WHEN c.why = 'probe' AND NOT EXISTS (SELECT 1 FROM h) "
     "THEN 'circuit' WHEN c.why IN ('ok', 'probe') THEN 'busy' "
-    "ELSE c.why END AS why) w";
+    "ELSE c.why END AS why) w "
+    "LEFT JOIN LATERAL (" Q_SIGNING_COLS ", k.kid, k.alg, "
+    "k.private_key_sealed FROM token_sources s2 " Q_SIGNING_KEY
+    " WHERE s2.id = l.id) x ON true";
 
 static const char q_success[] =
     "WITH t AS (UPDATE tokens SET token_sealed = $3, token_type = $4, "
@@ -242,9 +260,26 @@ static const char q_source_digests[] =
     "refresh_token_sealed IS NOT NULL FROM token_sources "
     "ORDER BY name COLLATE \"C\"";
 
-/* The 22 parameters of a source row, $1..$22 of insert and update. */
+/*
+ * A new signing key ($28-$32, $28 NULL: none) of a created or changed
+ * source s: a given key is added unless held; a generated one only when
+ * the source holds no generated key (a sources file says "generate" at
+ * every start). The update drops the others (d) when a key is given.
+ */
+#define Q_KEY_ADD							\
+    "k AS (INSERT INTO source_signing_keys (source_id, kid, alg, "	\
+    "private_key_sealed, public_jwk, generated) SELECT s.id, $28, $29, "	\
+    "$30, $31, $32::boolean FROM s WHERE $28::text IS NOT NULL AND "	\
+    "NOT EXISTS (SELECT 1 FROM source_signing_keys x WHERE "		\
+    "x.source_id = s.id AND (x.kid = $28 OR ($32::boolean AND "	\
+    "x.generated)))), "
+
+/*
+ * The 32 parameters of a source row, $1..$32 of insert and update: the
+ * row (22), the signing settings (5) and a new signing key (5).
+ */
 struct source_params {
-	const char	*v[22];
+	const char	*v[32];
 	char		*secret;
 	char		*refresh;
 	char		*password;
@@ -252,6 +287,9 @@ struct source_params {
 	char		*seed;
 	char		rb[24];
 	char		fl[24];
+	char		*key_sealed;
+	char		*key_jwk;
+	char		*key_kid;
 };
 
 static const char q_keys_load[] =
@@ -294,7 +332,12 @@ static const char q_sources_view[] =
     "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
     "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
     "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "t.last_duration_ms, COALESCE(t.lease_until > now(), false) "
+    "t.last_duration_ms, COALESCE(t.lease_until > now(), false), "
+    "s.assertion_issuer, s.assertion_subject, s.assertion_audience, "
+    "s.target_audience, s.key_generate, (SELECT string_agg(k1.kid, ',' "
+    "ORDER BY k1.activate_after) FROM source_signing_keys k1 "
+    "WHERE k1.source_id = s.id), (SELECT k.kid FROM token_sources s2 "
+    Q_SIGNING_KEY " WHERE s2.id = s.id) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name";
 
@@ -303,7 +346,10 @@ static const char q_source_full[] =
     "auth_method, scope, audience, resource, refresh_token_sealed, "
     "username, password_sealed, token_path, expires_at_path, "
     "expires_in_path, refresh_buffer, fallback_lifetime, access, "
-    "require_header, enabled, config_version "
+    "require_header, enabled, config_version, assertion_issuer, "
+    "assertion_subject, assertion_audience, target_audience, "
+    "key_generate, EXISTS (SELECT 1 FROM source_signing_keys k "
+    "WHERE k.source_id = token_sources.id) "
     "FROM token_sources WHERE name = $1";
 
 static const char q_source_create[] =
@@ -312,12 +358,38 @@ static const char q_source_create[] =
     "resource, refresh_token_sealed, username, password_sealed, "
     "token_path, expires_at_path, expires_in_path, refresh_buffer, "
     "fallback_lifetime, access, require_header, enabled, config_digest, "
-    "refresh_seed_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) "
-    "ON CONFLICT (name) DO NOTHING RETURNING id), "
+    "refresh_seed_digest, assertion_issuer, assertion_subject, "
+    "assertion_audience, target_audience, key_generate) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+    "$10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
+    "$23, $24, $25, $26, $27) "
+    "ON CONFLICT (name) DO NOTHING RETURNING id), " Q_KEY_ADD
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
     "RETURNING source_id) "
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
+
+/* The keys of a source for jwks.json: one row with kid NULL if none. */
+static const char q_signing_keys[] =
+    "SELECT s.id, k.kid, k.alg, k.public_jwk, kiln_ms(k.activate_after), "
+    "k.generated, s.key_generate, s.config_version, s.token_url "
+    "FROM token_sources s LEFT JOIN source_signing_keys k "
+    "ON k.source_id = s.id WHERE s.name = $1 ORDER BY k.activate_after";
+
+/* A rotation: a new key that signs from $6 seconds on. */
+static const char q_signing_key_rotate[] =
+    "INSERT INTO source_signing_keys (source_id, kid, alg, "
+    "private_key_sealed, public_jwk, generated, activate_after) "
+    "SELECT id, $2, $3, $4, $5, true, now() + $6::bigint * "
+    "interval '1 second' FROM token_sources WHERE name = $1 "
+    "AND config_version = $7::bigint AND token_url = $8 "
+    "RETURNING kiln_ms(activate_after)";
+
+/* A token obtained with key $2 drops the keys it replaced. */
+static const char q_signing_keys_settle[] =
+    "DELETE FROM source_signing_keys o USING source_signing_keys k "
+    "WHERE k.source_id = $1::bigint AND k.kid = $2 "
+    "AND k.activate_after <= now() AND o.source_id = k.source_id "
+    "AND o.activate_after < k.activate_after";
 
 static const char q_source_patch[] =
     "WITH s AS (UPDATE token_sources SET kind = $2, token_url = $3, "
@@ -329,12 +401,17 @@ static const char q_source_patch[] =
     "fallback_lifetime = $17, access = $18, require_header = $19, "
     "enabled = $20, config_digest = $21, "
     "refresh_seed_digest = COALESCE($22, refresh_seed_digest), "
+    "assertion_issuer = $23, assertion_subject = $24, "
+    "assertion_audience = $25, target_audience = $26, key_generate = $27, "
     "config_version = config_version + 1, updated_at = now() "
-    "WHERE name = $1 AND ($23::bigint IS NULL OR "
-    "config_version = $23::bigint) RETURNING id), "
+    "WHERE name = $1 AND ($33::bigint IS NULL OR "
+    "config_version = $33::bigint) RETURNING id), " Q_KEY_ADD
+    "d AS (DELETE FROM source_signing_keys x USING s "
+    "WHERE x.source_id = s.id AND $28::text IS NOT NULL "
+    "AND x.kid <> $28 AND (NOT $32::boolean OR NOT x.generated)), "
     "t AS (UPDATE tokens SET "
-    "next_attempt_at = CASE WHEN $24 THEN now() ELSE next_attempt_at END, "
-    "failures = CASE WHEN $24 THEN 0 ELSE failures END "
+    "next_attempt_at = CASE WHEN $34 THEN now() ELSE next_attempt_at END, "
+    "failures = CASE WHEN $34 THEN 0 ELSE failures END "
     "FROM s WHERE tokens.source_id = s.id RETURNING source_id) "
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
 
@@ -382,6 +459,12 @@ static int	file_origin_kept(PGresult *, int, const struct source *,
 static void	source_params(const struct source *, int,
 		    struct source_params *);
 static void	source_params_free(struct source_params *);
+static void	source_params_jws(const struct source *,
+		    struct source_params *);
+static void	source_digest_jws(const struct source *, yajl_gen);
+static void	dec_source_jws(PGresult *, struct source_row *, int, int);
+static void	dec_signing_keys(PGresult *, struct store_job *,
+		    struct store_rows *);
 static char	*source_digest(const struct source *, int);
 static void	digest_append(void *, const char *, size_t);
 static char	*seal_opt(const struct source *, const char *,
@@ -939,7 +1022,7 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
     size_t errlen)
 {
 	struct source_params	sp;
-	const char		*v[24];
+	const char		*v[34];
 	int			ret, n, row, exists, same, same_seed;
 
 	source_params(src, 1, &sp);
@@ -970,9 +1053,9 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 
 	/* An update is unconditional and asks for a refresh at once. */
 	memcpy(v, sp.v, sizeof(sp.v));
-	v[22] = NULL;
-	v[23] = "true";
-	n = exists ? 24 : 22;
+	v[32] = NULL;
+	v[33] = "true";
+	n = exists ? 34 : 32;
 	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
 	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
@@ -1070,7 +1153,8 @@ source_params(const struct source *src, int with_refresh,
 	p->v[3] = src->client_id;
 	p->v[4] = p->secret;
 	p->v[5] = src->auth_method == AUTH_SECRET_BASIC ?
-	    "client_secret_basic" : "client_secret_post";
+	    "client_secret_basic" : src->auth_method == AUTH_PRIVATE_KEY_JWT ?
+	    "private_key_jwt" : "client_secret_post";
 	p->v[6] = src->scope;
 	p->v[7] = src->audience;
 	p->v[8] = src->resource;
@@ -1087,6 +1171,7 @@ source_params(const struct source *src, int with_refresh,
 	p->v[19] = src->enabled ? "true" : "false";
 	p->v[20] = p->digest;
 	p->v[21] = p->seed;
+	source_params_jws(src, p);
 }
 
 static void
@@ -1097,6 +1182,9 @@ source_params_free(struct source_params *p)
 	free(p->password);
 	kore_free(p->digest);
 	kore_free(p->seed);
+	free(p->key_sealed);
+	free(p->key_jwk);
+	kore_free(p->key_kid);
 }
 
 static char *
@@ -1132,7 +1220,9 @@ source_digest(const struct source *src, int upstream)
 	s[2] = src->token_url;
 	s[3] = src->client_id;
 	s[4] = src->client_secret;
-	s[5] = src->auth_method == AUTH_SECRET_BASIC ? "basic" : "post";
+	s[5] = src->auth_method == AUTH_SECRET_BASIC ? "basic" :
+	    src->auth_method == AUTH_PRIVATE_KEY_JWT ? "private_key_jwt" :
+	    "post";
 	s[6] = src->scope;
 	s[7] = src->audience;
 	s[8] = src->resource;
@@ -1159,6 +1249,7 @@ source_digest(const struct source *src, int upstream)
 	else
 		yajl_gen_string(g, (const unsigned char *)src->expires_in_path,
 		    strlen(src->expires_in_path));
+	source_digest_jws(src, g);
 	if (!upstream) {
 		yajl_gen_integer(g, src->refresh_buffer);
 		yajl_gen_integer(g, src->fallback_lifetime);
@@ -1375,8 +1466,10 @@ dec_source(PGresult *res, const char *name)
 	s->kind = source_kind_parse(PQgetvalue(res, 0, 1));
 	s->token_url = col_dup(res, 2);
 	s->client_id = col_dup(res, 3);
-	s->auth_method = strcmp(PQgetvalue(res, 0, 5),
-	    "client_secret_basic") ? AUTH_SECRET_POST : AUTH_SECRET_BASIC;
+	s->auth_method = !strcmp(PQgetvalue(res, 0, 5),
+	    "client_secret_basic") ? AUTH_SECRET_BASIC :
+	    !strcmp(PQgetvalue(res, 0, 5), "private_key_jwt") ?
+	    AUTH_PRIVATE_KEY_JWT : AUTH_SECRET_POST;
 	s->scope = col_dup(res, 6);
 	s->audience = col_dup(res, 7);
 	s->resource = col_dup(res, 8);
@@ -1469,7 +1562,7 @@ store_source_create(const struct source *src, store_rows_cb cb, void *arg)
 	struct source_params	sp;
 
 	source_params(src, 1, &sp);
-	store_job_a(q_source_create, cb, arg, 22, sp.v);
+	store_job_a(q_source_create, cb, arg, 32, sp.v);
 	source_params_free(&sp);
 }
 
@@ -1483,15 +1576,15 @@ store_source_patch(const struct source *src, int64_t version,
     int with_refresh, int upstream, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
-	const char		*v[24];
+	const char		*v[34];
 	char			*ver;
 
 	source_params(src, with_refresh, &sp);
 	memcpy(v, sp.v, sizeof(sp.v));
 	ver = i64(version);
-	v[22] = ver;
-	v[23] = upstream ? "true" : "false";
-	store_job_a(q_source_patch, cb, arg, 24, v);
+	v[32] = ver;
+	v[33] = upstream ? "true" : "false";
+	store_job_a(q_source_patch, cb, arg, 34, v);
 	kore_free(ver);
 	source_params_free(&sp);
 }
@@ -1965,6 +2058,13 @@ dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
 		v->last_error = col_str(res, i, 30);
 		v->last_duration_ms = col_numn(res, i, 31);
 		v->leased = col_bool(res, i, 32);
+		v->issuer = col_str(res, i, 33);
+		v->subject = col_str(res, i, 34);
+		v->assertion_audience = col_str(res, i, 35);
+		v->target_audience = col_str(res, i, 36);
+		v->key_generate = col_str(res, i, 37);
+		v->key_ids = col_str(res, i, 38);
+		v->signing_key_id = col_str(res, i, 39);
 	}
 }
 
@@ -1983,6 +2083,7 @@ dec_source_full(PGresult *res, struct store_job *job,
 	row->src.require_header = col_bool(res, 0, 18);
 	row->src.enabled = col_bool(res, 0, 19);
 	row->version = col_num(res, 0, 20);
+	dec_source_jws(res, row, 21, 0);
 }
 
 /* q_lease: the lease (columns 0-21, NULL when refused), why, until. */
@@ -2007,6 +2108,7 @@ dec_lease(PGresult *res, struct store_job *job, struct store_rows *rows)
 	row->failures = col_num(res, 0, 19);
 	row->seed_digest = PQgetlength(res, 0, 21) > 0 ?
 	    PQgetvalue(res, 0, 21) : NULL;
+	dec_source_jws(res, row, 24, 1);
 }
 
 static void
@@ -2151,6 +2253,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		{ q_keys_list, dec_keys_list },
 		{ q_sessions_load, dec_sessions },
 		{ q_reseal_scan, dec_sealed },
+		{ q_signing_keys, dec_signing_keys },
 	};
 	PGresult	*res = job->sql.result;
 	size_t		i;
@@ -2182,6 +2285,7 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->keys);
 	kore_free(rows->sessions);
 	kore_free(rows->sealed);
+	kore_free(rows->signing_keys);
 }
 
 /* Told of the outcome (1: answered, 0: failed) of every async query. */
@@ -2189,4 +2293,206 @@ void
 store_db_watch(void (*cb)(int))
 {
 	db_watch = cb;
+}
+
+/* The signing settings and a new signing key of src, $23..$32. */
+static void
+source_params_jws(const struct source *src, struct source_params *p)
+{
+	struct jws_key	key;
+	char		*pem, err[KILN_ERR_MAX];
+
+	p->v[22] = src->issuer;
+	p->v[23] = src->subject;
+	p->v[24] = src->assertion_audience;
+	p->v[25] = src->target_audience;
+	p->v[26] = src->key_generate != 0 ?
+	    jws_alg_name(src->key_generate) : NULL;
+
+	if (!src->key_new)
+		return;
+
+	pem = NULL;
+	if (src->key_generate != 0) {
+		if (!jws_key_generate(src->key_generate, &key, err,
+		    sizeof(err)) || !jws_key_pem(&key, &pem))
+			fatal("%s", err);
+	} else if (src->private_key == NULL ||
+	    !jws_key_load(src->private_key, src->key_alg, &key, err,
+	    sizeof(err))) {
+		/* source_from_json checked it: not reached. */
+		return;
+	}
+
+	p->key_kid = kore_strdup(src->key_id != NULL && pem == NULL ?
+	    src->key_id : key.thumbprint);
+	if (!jws_jwk(&key, p->key_kid, &p->key_jwk))
+		fatal("jws_jwk");
+	p->key_sealed = seal_opt(src, "private_key",
+	    pem != NULL ? pem : src->private_key);
+	seal_wipe(pem);
+
+	p->v[27] = p->key_kid;
+	p->v[28] = jws_alg_name(key.alg);
+	p->v[29] = p->key_sealed;
+	p->v[30] = p->key_jwk;
+	p->v[31] = src->key_generate != 0 ? "true" : "false";
+	jws_key_free(&key);
+}
+
+/*
+ * The signing settings in the digest; left out when none is used, so
+ * the digests of sources without them stay what they were.
+ */
+static void
+source_digest_jws(const struct source *src, yajl_gen g)
+{
+	const char	*s[7];
+	size_t		i;
+
+	if (src->private_key == NULL && src->key_generate == 0 &&
+	    src->issuer == NULL && src->subject == NULL &&
+	    src->assertion_audience == NULL && src->target_audience == NULL &&
+	    src->key_id == NULL && src->key_alg == 0)
+		return;
+
+	s[0] = src->key_generate != 0 ?
+	    jws_alg_name(src->key_generate) : NULL;
+	s[1] = src->key_generate == 0 ? src->private_key : NULL;
+	s[2] = src->key_alg != 0 ? jws_alg_name(src->key_alg) : NULL;
+	s[3] = src->key_id;
+	s[4] = src->issuer;
+	s[5] = src->subject;
+	s[6] = src->assertion_audience;
+
+	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		if (s[i] == NULL)
+			yajl_gen_null(g);
+		else
+			yajl_gen_string(g, (const unsigned char *)s[i],
+			    strlen(s[i]));
+	}
+	if (src->target_audience == NULL)
+		yajl_gen_null(g);
+	else
+		yajl_gen_string(g, (const unsigned char *)src->target_audience,
+		    strlen(src->target_audience));
+}
+
+/*
+ * The signing settings from column base on; for a lease (key) the key
+ * that signs now, opened, else whether a key is stored.
+ */
+static void
+dec_source_jws(PGresult *res, struct source_row *row, int base, int key)
+{
+	struct source	*s;
+	size_t		len;
+	char		origin[SOURCE_ORIGIN_MAX];
+
+	s = &row->src;
+	s->issuer = col_dup(res, base);
+	s->subject = col_dup(res, base + 1);
+	s->assertion_audience = col_dup(res, base + 2);
+	s->target_audience = col_dup(res, base + 3);
+	s->key_generate = jws_alg_parse(col_str(res, 0, base + 4));
+
+	if (!key) {
+		s->key_stored = col_bool(res, 0, base + 5);
+		return;
+	}
+
+	if (PQgetlength(res, 0, base + 5) == 0)
+		return;
+	s->key_stored = 1;
+	s->key_id = col_dup(res, base + 5);
+	s->key_alg = jws_alg_parse(PQgetvalue(res, 0, base + 6));
+	if (!row->opened)
+		return;
+
+	source_origin(s->token_url, origin, sizeof(origin));
+	if (!seal_open_for(s->name, "private_key", origin,
+	    PQgetvalue(res, 0, base + 7), &s->private_key, &len)) {
+		(void)snprintf(row->error, sizeof(row->error), "stored "
+		    "private_key cannot be opened (wrong master key, or "
+		    "sealed for another origin)");
+		row->opened = 0;
+	}
+}
+
+static void
+dec_signing_keys(PGresult *res, struct store_job *job,
+    struct store_rows *rows)
+{
+	struct signing_key_row	*r;
+	size_t			i;
+
+	rows->signing_keys = r = kore_calloc(rows->n + 1, sizeof(*r));
+	for (i = 0; i < rows->n; i++, r++) {
+		r->source_id = col_num(res, i, 0);
+		r->kid = col_str(res, i, 1);
+		r->alg = col_str(res, i, 2);
+		r->public_jwk = col_str(res, i, 3);
+		r->activate_ms = col_numn(res, i, 4);
+		r->generated = col_bool(res, i, 5);
+		r->generate = col_str(res, i, 6);
+		r->version = col_num(res, i, 7);
+		r->token_url = col_str(res, i, 8);
+	}
+}
+
+void
+store_signing_keys(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_signing_keys, cb, arg, 1, name);
+}
+
+/*
+ * A new key for name, generated by alg, sealed for token_url, signing
+ * after rollover seconds; only if the source is still at version with
+ * that token URL. num[0] is when it signs, STORE_NULL if not added.
+ */
+int
+store_signing_key_rotate(const char *name, int alg, const char *token_url,
+    int64_t version, int64_t rollover, store_rows_cb cb, void *arg)
+{
+	struct source	src;
+	struct jws_key	key;
+	char		*pem, *jwk, *sealed, *ver, *roll, err[KILN_ERR_MAX];
+
+	if (!jws_key_generate(alg, &key, err, sizeof(err)))
+		return (KORE_RESULT_ERROR);
+	if (!jws_key_pem(&key, &pem) || !jws_jwk(&key, NULL, &jwk)) {
+		jws_key_free(&key);
+		return (KORE_RESULT_ERROR);
+	}
+
+	memset(&src, 0, sizeof(src));
+	(void)kore_strlcpy(src.name, name, sizeof(src.name));
+	src.token_url = kore_strdup(token_url);
+	sealed = seal_opt(&src, "private_key", pem);
+	seal_wipe(pem);
+	kore_free(src.token_url);
+
+	ver = i64(version);
+	roll = i64(rollover);
+	store_job(q_signing_key_rotate, cb, arg, 8, name, key.thumbprint,
+	    jws_alg_name(alg), sealed, jwk, roll, ver, token_url);
+	kore_free(ver);
+	kore_free(roll);
+	free(sealed);
+	free(jwk);
+	jws_key_free(&key);
+
+	return (KORE_RESULT_OK);
+}
+
+void
+store_signing_keys_settle(int64_t source_id, const char *kid)
+{
+	char		*id;
+
+	id = i64(source_id);
+	store_job(q_signing_keys_settle, NULL, NULL, 2, id, kid);
+	kore_free(id);
 }
