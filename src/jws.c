@@ -91,7 +91,7 @@ jws_key_load(const char *pem, int alg, struct jws_key *key, char *err,
 
 	if (pem == NULL || strstr(pem, "-----BEGIN ") == NULL) {
 		json_seterr(err, errlen, "private_key: must be a PEM private "
-		    "key (-----BEGIN PRIVATE KEY-----)");
+		    "key (PKCS#8, RSA or EC)");
 		return (KORE_RESULT_ERROR);
 	}
 	if (strstr(pem, "ENCRYPTED") != NULL) {
