@@ -383,6 +383,11 @@ cache_apply(const struct token_row *t)
 	epoch = e->epoch;
 	e->id = t->id;
 	e->kind = source_kind_parse(t->kind);
+	e->auth_method = t->auth_method != NULL &&
+	    !strcmp(t->auth_method, "private_key_jwt") ?
+	    AUTH_PRIVATE_KEY_JWT : AUTH_SECRET_POST;
+	(void)kore_strlcpy(e->key_id, t->signing_key_id != NULL ?
+	    t->signing_key_id : "", sizeof(e->key_id));
 	e->access = strcmp(t->access, "key") ? ACCESS_OPEN : ACCESS_KEY;
 	e->require_header = t->require_header;
 	e->enabled = t->enabled;

@@ -21,6 +21,7 @@
 #include "kiln.h"
 
 static const char	*dr_num(int64_t, char *, size_t);
+static void	dr_signing(struct dbuf *, const struct dr_token *);
 
 void
 dbuf_init(struct dbuf *b)
@@ -182,9 +183,10 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 		dr_escape(b, e->name);
 		dbuf_appendf(b, "\"><td class=\"name\">");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "</td><td>%s</td><td><span class=\"badge "
-		    "%s\">%s</span></td><td><code>", e->kind, e->state,
-		    e->state);
+		dbuf_appendf(b, "</td><td>%s", e->kind);
+		dr_signing(b, e);
+		dbuf_appendf(b, "</td><td><span class=\"badge "
+		    "%s\">%s</span></td><td><code>", e->state, e->state);
 		dr_escape(b, e->fpr != NULL ? e->fpr : "—");
 		dbuf_appendf(b, "</code></td><td class=\"gen\">%lld</td>"
 		    "<td class=\"expires\">",
@@ -420,4 +422,24 @@ dr_page(struct dbuf *b, const u_int8_t *tpl, size_t len,
 		s = close + 2;
 		fragment(b, key, arg);
 	}
+}
+
+/* A signing source's method and key id, under its kind; never a key. */
+static void
+dr_signing(struct dbuf *b, const struct dr_token *e)
+{
+	if (e->auth_method == NULL && e->key_id == NULL)
+		return;
+
+	dbuf_appendf(b, "<br><small class=\"signing\">");
+	if (e->auth_method != NULL)
+		dr_escape(b, e->auth_method);
+	if (e->auth_method != NULL && e->key_id != NULL)
+		dbuf_appendf(b, " ");
+	if (e->key_id != NULL) {
+		dbuf_appendf(b, "kid <code>");
+		dr_escape(b, e->key_id);
+		dbuf_appendf(b, "</code>");
+	}
+	dbuf_appendf(b, "</small>");
 }

@@ -732,6 +732,9 @@ render_tokens(struct kore_buf *b, int role, const char *csrf)
 		t[i].last_duration_ms = e->last_duration_ms;
 		t[i].failures = e->failures;
 		t[i].paused = e->paused;
+		t[i].auth_method = e->auth_method == AUTH_PRIVATE_KEY_JWT ?
+		    "private_key_jwt" : NULL;
+		t[i].key_id = e->key_id[0] != '\0' ? e->key_id : NULL;
 	}
 
 	dbuf_init(&d);

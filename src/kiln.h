@@ -270,6 +270,8 @@ struct dr_token {
 	int64_t		last_duration_ms;	/* < 0: none */
 	u_int32_t	failures;
 	int		paused;
+	const char	*auth_method;		/* NULL: a secret's */
+	const char	*key_id;		/* NULL: none */
 };
 struct dr_event {			/* strings NULL, numbers DR_NULL */
 	const char	*source;
@@ -555,6 +557,8 @@ struct token_row {			/* store_load, store_reload */
 	int64_t		last_duration_ms;	/* STORE_NULL: none */
 	int		leased;
 	int64_t		lifetime_ms;
+	const char	*auth_method;
+	const char	*signing_key_id;	/* NULL: no signing key */
 };
 
 struct source_view {			/* store_sources_view */
@@ -793,6 +797,8 @@ struct cache_entry {
 	int64_t			lifetime_ms;	/* last token's, or 0 */
 	const char		*refused;	/* on-demand: why not */
 	int64_t			refused_until;
+	int			auth_method;
+	char			key_id[48];	/* signing kid, cut */
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;

@@ -65,18 +65,6 @@ struct store_job {
 typedef void	(*store_decode)(PGresult *, struct store_job *,
 		    struct store_rows *);
 
-static const char q_load[] =
-    "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
-    "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
-    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
-    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "COALESCE((SELECT value = 'true' FROM settings "
-    "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
-    "COALESCE(t.lease_until > now(), false), "
-    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at) "
-    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
-    "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
-
 /*
  * The signing settings of a source s2 (jwt_bearer, private_key_jwt), and
  * its key k that signs now: the newest active one, else (all of them
@@ -91,6 +79,20 @@ static const char q_load[] =
     "WHERE k0.source_id = s2.id ORDER BY k0.activate_after > now(), "	\
     "CASE WHEN k0.activate_after <= now() THEN k0.activate_after END "	\
     "DESC NULLS LAST, k0.activate_after LIMIT 1) k ON true"
+
+static const char q_load[] =
+    "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
+    "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
+    "COALESCE((SELECT value = 'true' FROM settings "
+    "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
+    "COALESCE(t.lease_until > now(), false), "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), s.auth_method, "
+    "(SELECT k.kid FROM token_sources s2 " Q_SIGNING_KEY
+    " WHERE s2.id = s.id) "
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+    "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
 /*
  * The lease, with why it was refused when it was. c decides from this
@@ -2014,6 +2016,8 @@ dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
 		t->last_duration_ms = col_numn(res, i, 17);
 		t->leased = col_bool(res, i, 18);
 		t->lifetime_ms = col_num(res, i, 19);
+		t->auth_method = col_str(res, i, 20);
+		t->signing_key_id = col_str(res, i, 21);
 	}
 }
 

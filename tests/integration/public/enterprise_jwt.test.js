@@ -22,6 +22,7 @@ const { test } = require('node:test');
 
 const h = require('../lib');
 const a = require('../lib/admin');
+const d = require('../../browser/lib/dash');
 
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const ROLLOVER = 4;
@@ -413,6 +414,27 @@ test('bad keys and algorithms are refused with 422 naming the field',
 	    409, 'rotate a given key');
 	a.assertError(await e.k.get('/api/tokens/nope/jwks.json'), 404,
 	    'jwks of no source');
+});
+
+test('the dashboard shows the method and key ids, never a key',
+    async () => {
+	const e = await env();
+	await h.waitToken(e.k, 'gsa');
+	const kidEs = (await e.admin('GET', '/api/tokens/es')).json.data
+	    .signing_key_id;
+	const page = await d.httpLogin(e.k, a.ADMIN_KEY);
+	const rows = d.tokenRows(page.html);
+	const html = (n) => rows[n].html;
+	assert.ok(rows.rs && rows.es && rows.gsa, Object.keys(rows).join());
+	assert.match(html('rs'), new RegExp(`private_key_jwt kid <code>` +
+	    `${e.rsJwk.kid}</code>`));
+	assert.match(html('es'), new RegExp(`private_key_jwt kid <code>` +
+	    `${kidEs}</code>`));
+	assert.ok(html('gsa').includes('jwt_bearer<br><small ' +
+	    `class="signing">kid <code>${e.saKid}</code>`), html('gsa'));
+	assert.ok(!page.html.includes('PRIVATE KEY') &&
+	    !page.html.includes(pemChunk(e.rsPem)) &&
+	    !page.html.includes(pemChunk(e.sa.private_key)), 'no key shown');
 });
 
 /* Every file under dir (bounded), changed since the test started. */
