@@ -409,6 +409,35 @@ test('bad keys and algorithms are refused with 422 naming the field',
 	}
 	assert.equal((await e.admin('GET', '/api/tokens/bad')).status, 404);
 
+	/* A PATCH keeps the stored key; one that moves the source to
+	 * another origin must bring a key for it. */
+	let r = await e.admin('PATCH', '/api/tokens/rs',
+	    { refresh_buffer: 120 });
+	assert.equal(r.status, 200, r.text);
+	r = await e.admin('GET', '/api/tokens/rs');
+	assert.deepEqual(r.json.data.key_ids, [e.rsJwk.kid]);
+	r = await e.admin('PATCH', '/api/tokens/rs',
+	    { token_url: 'http://127.0.0.2:9/token' });
+	a.assertError(r, 422, 'origin move without a key',
+	    { code: 'secret_required' });
+	assert.match(r.json.error.message, /^private_key: required anew/);
+
+	/* A given key replaces the generated one at once. */
+	r = await e.admin('POST', '/api/tokens', Object.assign({}, base,
+	    { name: 'swap', token_url: 'http://127.0.0.1:9/token',
+	    private_key: { generate: 'ES256' } }));
+	assert.equal(r.status, 201, r.text);
+	r = await e.admin('PATCH', '/api/tokens/swap', { private_key: ec });
+	assert.equal(r.status, 200, r.text);
+	const ecKid = await thumbprint(crypto.createPublicKey(ec)
+	    .export({ format: 'jwk' }));
+	const sw = (await e.admin('GET', '/api/tokens/swap')).json.data;
+	assert.deepEqual(sw.key_ids, [ecKid]);
+	assert.equal(sw.key_generate, null);
+	assert.deepEqual((await jwks(e.k, 'swap')).json.keys.map((x) =>
+	    x.kid), [ecKid]);
+	await e.admin('DELETE', '/api/tokens/swap');
+
 	/* A given key is changed by giving another, not rotated. */
 	a.assertError(await e.admin('POST', '/api/tokens/rs/keys/rotate'),
 	    409, 'rotate a given key');
