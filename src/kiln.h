@@ -342,6 +342,7 @@ struct jws_claims {
 int	jws_alg_parse(const char *);
 const char	*jws_alg_name(int);
 int	jws_key_load(const char *, int, struct jws_key *, char *, size_t);
+int	jws_key_check(const struct jws_key *, char *, size_t);
 int	jws_key_generate(int, struct jws_key *, char *, size_t);
 int	jws_key_pem(const struct jws_key *, char **);
 void	jws_key_free(struct jws_key *);

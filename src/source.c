@@ -957,7 +957,7 @@ static int
 source_check_jws(const struct source *src, char *err, size_t errlen)
 {
 	struct jws_key	key;
-	int		needed;
+	int		needed, ok;
 
 	needed = src->auth_method == AUTH_PRIVATE_KEY_JWT ||
 	    src->kind == KIND_JWT_BEARER;
@@ -992,7 +992,10 @@ source_check_jws(const struct source *src, char *err, size_t errlen)
 		if (!jws_key_load(src->private_key, src->key_alg, &key, err,
 		    errlen))
 			return (KORE_RESULT_ERROR);
+		ok = jws_key_check(&key, err, errlen);
 		jws_key_free(&key);
+		if (!ok)
+			return (KORE_RESULT_ERROR);
 	}
 
 	return (KORE_RESULT_OK);

@@ -23,6 +23,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
@@ -483,6 +484,73 @@ bad_pems_and_mismatched_keys_refused(void **state)
 	EVP_PKEY_free(ec);
 }
 
+/* An EC key whose public point is another key's. */
+static EVP_PKEY *
+ec_mismatched(void)
+{
+	OSSL_PARAM_BLD	*bld;
+	EVP_PKEY_CTX	*ctx;
+	OSSL_PARAM	*params;
+	EVP_PKEY	*a, *b, *m;
+	BIGNUM		*priv;
+	u_int8_t	pub[65];
+	size_t		publen;
+
+	a = EVP_EC_gen("P-256");
+	b = EVP_EC_gen("P-256");
+	priv = NULL;
+	m = NULL;
+	assert_true(EVP_PKEY_get_bn_param(a, OSSL_PKEY_PARAM_PRIV_KEY, &priv));
+	assert_true(EVP_PKEY_get_octet_string_param(b, OSSL_PKEY_PARAM_PUB_KEY,
+	    pub, sizeof(pub), &publen));
+	bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+	    "prime256v1", 0);
+	OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv);
+	OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub,
+	    publen);
+	params = OSSL_PARAM_BLD_to_param(bld);
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_fromdata(ctx, &m, EVP_PKEY_KEYPAIR, params),
+	    1);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(priv);
+	EVP_PKEY_free(a);
+	EVP_PKEY_free(b);
+
+	return (m);
+}
+
+static void
+key_check_refuses_mismatched_halves(void **state)
+{
+	struct jws_key	key;
+	EVP_PKEY	*m, *ok;
+	char		*pem, err[KILN_ERR_MAX];
+
+	(void)state;
+	m = ec_mismatched();
+	pem = pem_of(m, 1);
+	assert_true(jws_key_load(pem, 0, &key, err, sizeof(err)));
+	assert_false(jws_key_check(&key, err, sizeof(err)));
+	assert_string_equal(err, "private_key: the key's public and private "
+	    "parts do not match");
+	jws_key_free(&key);
+	free(pem);
+	EVP_PKEY_free(m);
+
+	ok = EVP_RSA_gen(2048);
+	pem = pem_of(ok, 0);
+	assert_true(jws_key_load(pem, 0, &key, err, sizeof(err)));
+	assert_true(jws_key_check(&key, err, sizeof(err)));
+	jws_key_free(&key);
+	free(pem);
+	EVP_PKEY_free(ok);
+}
+
 static void
 alg_names_parse_strictly(void **state)
 {
@@ -526,6 +594,7 @@ main(void)
 		cmocka_unit_test(jwk_of_rsa_key_has_n_and_e),
 		cmocka_unit_test(generated_key_round_trips_through_pem),
 		cmocka_unit_test(bad_pems_and_mismatched_keys_refused),
+		cmocka_unit_test(key_check_refuses_mismatched_halves),
 		cmocka_unit_test(alg_names_parse_strictly),
 		cmocka_unit_test(b64url_has_no_padding_and_url_alphabet),
 	};
