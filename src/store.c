@@ -463,6 +463,8 @@ static void	source_params(const struct source *, int,
 static void	source_params_free(struct source_params *);
 static void	source_params_jws(const struct source *,
 		    struct source_params *);
+static void	source_params_key(const struct source *,
+		    struct source_params *);
 static void	source_digest_jws(const struct source *, yajl_gen);
 static void	dec_source_jws(PGresult *, struct source_row *, int, int);
 static void	dec_signing_keys(PGresult *, struct store_job *,
@@ -1054,6 +1056,7 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 	}
 
 	/* An update is unconditional and asks for a refresh at once. */
+	source_params_key(src, &sp);
 	memcpy(v, sp.v, sizeof(sp.v));
 	v[32] = NULL;
 	v[33] = "true";
@@ -1564,6 +1567,7 @@ store_source_create(const struct source *src, store_rows_cb cb, void *arg)
 	struct source_params	sp;
 
 	source_params(src, 1, &sp);
+	source_params_key(src, &sp);
 	store_job_a(q_source_create, cb, arg, 32, sp.v);
 	source_params_free(&sp);
 }
@@ -1582,6 +1586,7 @@ store_source_patch(const struct source *src, int64_t version,
 	char			*ver;
 
 	source_params(src, with_refresh, &sp);
+	source_params_key(src, &sp);
 	memcpy(v, sp.v, sizeof(sp.v));
 	ver = i64(version);
 	v[32] = ver;
@@ -2299,19 +2304,27 @@ store_db_watch(void (*cb)(int))
 	db_watch = cb;
 }
 
-/* The signing settings and a new signing key of src, $23..$32. */
+/* The signing settings of src, $23..$27. */
 static void
 source_params_jws(const struct source *src, struct source_params *p)
 {
-	struct jws_key	key;
-	char		*pem, err[KILN_ERR_MAX];
-
 	p->v[22] = src->issuer;
 	p->v[23] = src->subject;
 	p->v[24] = src->assertion_audience;
 	p->v[25] = src->target_audience;
 	p->v[26] = src->key_generate != 0 ?
 	    jws_alg_name(src->key_generate) : NULL;
+}
+
+/*
+ * The new signing key of src as $28..$32, made or read only when it is
+ * written (an RSA key takes a tenth of a second to make).
+ */
+static void
+source_params_key(const struct source *src, struct source_params *p)
+{
+	struct jws_key	key;
+	char		*pem, err[KILN_ERR_MAX];
 
 	if (!src->key_new)
 		return;

@@ -28,6 +28,17 @@ const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const ROLLOVER = 4;
 const STARTED = Date.now();
 
+/* A generated key in the sources file (never refreshed). */
+const GEN_SOURCE = {
+	name: 'gen',
+	kind: 'client_credentials',
+	token_url: 'http://127.0.0.1:9/token',
+	client_id: 'kiln-gen',
+	auth_method: 'private_key_jwt',
+	private_key: { generate: 'ES256' },
+	enabled: false,
+};
+
 const pg = h.filePg();
 let envP = null;
 
@@ -141,7 +152,7 @@ async function setup()
 			client_id: 'kiln-gsa',
 			service_account: { env: 'GSA_JSON' },
 			scope: 'https://www.googleapis.com/auth/cloud-platform',
-		}],
+		}, GEN_SOURCE],
 	});
 	const admin = (method, p, body) => a.call(k, method, p,
 	    { auth: a.ADMIN_KEY, body });
@@ -464,6 +475,36 @@ test('the dashboard shows the method and key ids, never a key',
 	assert.ok(!page.html.includes('PRIVATE KEY') &&
 	    !page.html.includes(pemChunk(e.rsPem)) &&
 	    !page.html.includes(pemChunk(e.sa.private_key)), 'no key shown');
+});
+
+test('a restart keeps every key, and a changed sources file keeps the ' +
+    'key it had kiln generate', async () => {
+	const e = await env();
+	const ids = async () => {
+		const out = {};
+		for (const n of ['rs', 'es', 'gsa', 'gen']) {
+			const r = await e.admin('GET', `/api/tokens/${n}`);
+			assert.equal(r.status, 200, r.text);
+			out[n] = r.json.data.key_ids;
+		}
+		return out;
+	};
+	const before = await ids();
+	assert.equal(before.gen.length, 1);
+
+	await e.k.restart();
+	assert.deepEqual(await ids(), before, 'same keys after a restart');
+
+	const file = JSON.parse(fs.readFileSync(e.k.sourcesFile, 'utf8'));
+	file.sources.find((s) => s.name === 'gen').scope = 'changed';
+	fs.writeFileSync(e.k.sourcesFile, JSON.stringify(file));
+	await e.k.restart();
+	const after = await ids();
+	assert.equal((await e.admin('GET', '/api/tokens/gen')).json.data
+	    .scope, 'changed', 'the file was applied');
+	assert.deepEqual(after, before, 'same keys after a file change');
+	await h.waitToken(e.k, 'rs');
+	await h.waitToken(e.k, 'gsa');
 });
 
 /* Every file under dir (bounded), changed since the test started. */
