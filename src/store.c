@@ -264,17 +264,25 @@ static const char q_source_digests[] =
 
 /*
  * A new signing key ($28-$32, $28 NULL: none) of a created or changed
- * source s: a given key is added unless held; a generated one only when
- * the source holds no generated key (a sources file says "generate" at
- * every start). The update drops the others (d) when a key is given.
+ * source s: a given key is added, or sealed again when held (for the
+ * origin it now goes to); a generated one only when the source holds no
+ * generated key (a sources file says "generate" at every start). The
+ * update drops the others (d) when a key is given.
  */
 #define Q_KEY_ADD							\
     "k AS (INSERT INTO source_signing_keys (source_id, kid, alg, "	\
     "private_key_sealed, public_jwk, generated) SELECT s.id, $28, $29, "	\
     "$30, $31, $32::boolean FROM s WHERE $28::text IS NOT NULL AND "	\
-    "NOT EXISTS (SELECT 1 FROM source_signing_keys x WHERE "		\
-    "x.source_id = s.id AND (x.kid = $28 OR ($32::boolean AND "	\
-    "x.generated)))), "
+    "NOT ($32::boolean AND EXISTS (SELECT 1 FROM source_signing_keys x "	\
+    "WHERE x.source_id = s.id AND x.generated)) "			\
+    "ON CONFLICT (source_id, kid) DO UPDATE SET alg = EXCLUDED.alg, "	\
+    "private_key_sealed = EXCLUDED.private_key_sealed, "		\
+    "public_jwk = EXCLUDED.public_jwk, generated = EXCLUDED.generated), "
+
+/* A sources file moved the source: its generated keys cannot follow. */
+static const char q_signing_keys_moved[] =
+    "DELETE FROM source_signing_keys k USING token_sources s "
+    "WHERE s.name = $1 AND k.source_id = s.id AND k.generated";
 
 /*
  * The 32 parameters of a source row, $1..$32 of insert and update: the
@@ -456,6 +464,7 @@ static char	*file_read(const char *, size_t *);
 static int	upsert_one(PGconn *, PGresult *, struct source *, char *,
 		    size_t);
 static int	stored_row(PGresult *, const char *);
+static int	file_origin_same(PGresult *, int, const struct source *);
 static int	file_origin_kept(PGresult *, int, const struct source *,
 		    char *, size_t);
 static void	source_params(const struct source *, int,
@@ -1053,6 +1062,15 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 	if (same_seed) {
 		sp.v[9] = NULL;
 		sp.v[21] = NULL;
+	}
+
+	/* Generated keys were sealed for the old origin: make a new one. */
+	if (exists && src->key_generate != 0 && !file_origin_same(stored,
+	    row, src)) {
+		v[0] = src->name;
+		if (!(ret = sync_exec(db, q_signing_keys_moved, 1, v, err,
+		    errlen)))
+			goto cleanup;
 	}
 
 	/* An update is unconditional and asks for a refresh at once. */
@@ -2512,4 +2530,16 @@ store_signing_keys_settle(int64_t source_id, const char *kid)
 	id = i64(source_id);
 	store_job(q_signing_keys_settle, NULL, NULL, 2, id, kid);
 	kore_free(id);
+}
+
+/* The stored source at row goes to the origin src names. */
+static int
+file_origin_same(PGresult *stored, int row, const struct source *src)
+{
+	char		was[SOURCE_ORIGIN_MAX], now[SOURCE_ORIGIN_MAX];
+
+	source_origin(PQgetvalue(stored, row, 3), was, sizeof(was));
+	source_origin(src->token_url, now, sizeof(now));
+
+	return (!strcmp(was, now));
 }

@@ -447,6 +447,17 @@ test('bad keys and algorithms are refused with 422 naming the field',
 	assert.equal(sw.key_generate, null);
 	assert.deepEqual((await jwks(e.k, 'swap')).json.keys.map((x) =>
 	    x.kid), [ecKid]);
+
+	/* Moved with the same key, it is sealed again for the new origin. */
+	const n = (await h.events(e.db, 'swap')).length;
+	r = await e.admin('PATCH', '/api/tokens/swap',
+	    { token_url: 'http://127.0.0.2:9/token', private_key: ec });
+	assert.equal(r.status, 200, r.text);
+	await h.waitFor(async () => (await h.events(e.db, 'swap')).length > n,
+	    { timeout: 20000, what: 'an attempt after the move' });
+	const last = (await h.events(e.db, 'swap'))[n];
+	assert.doesNotMatch(String(last.error), /cannot be opened/);
+	assert.match(String(last.error), /connect|refused|upstream/i);
 	await e.admin('DELETE', '/api/tokens/swap');
 
 	/* A given key is changed by giving another, not rotated. */
@@ -505,7 +516,29 @@ test('a restart keeps every key, and a changed sources file keeps the ' +
 	assert.deepEqual(after, before, 'same keys after a file change');
 	await h.waitToken(e.k, 'rs');
 	await h.waitToken(e.k, 'gsa');
+
+	/* Moved to another origin, the source gets a key sealed for it. */
+	const g = file.sources.find((s) => s.name === 'gen');
+	g.token_url = 'http://127.0.0.2:9/token';
+	g.enabled = true;
+	fs.writeFileSync(e.k.sourcesFile, JSON.stringify(file));
+	await e.k.restart();
+	const moved = await ids();
+	assert.equal(moved.gen.length, 1);
+	assert.notDeepEqual(moved.gen, before.gen, 'a new key');
+	await opensItsKey(e, 'gen');
 });
+
+/* The source's attempts reach the upstream: its key opened. */
+async function opensItsKey(e, name)
+{
+	const ev = await h.waitFor(async () => {
+		const x = await h.events(e.db, name);
+		return x.length > 0 ? x[x.length - 1] : false;
+	}, { timeout: 20000, what: `an attempt of ${name}` });
+	assert.doesNotMatch(String(ev.error), /cannot be opened/, ev.error);
+	assert.match(String(ev.error), /connect|refused|upstream/i, ev.error);
+}
 
 /* Every file under dir (bounded), changed since the test started. */
 function filesUnder(dir, out = [], depth = 0)
