@@ -579,7 +579,8 @@ sign_raw(const struct jws_key *key, const char *data, size_t len,
 		goto cleanup;
 	if (key->alg == JWS_PS256 &&
 	    (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
+	    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx,
+	    RSA_PSS_SALTLEN_DIGEST) != 1))
 		goto cleanup;
 
 	dlen = sizeof(der);

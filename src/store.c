@@ -71,7 +71,7 @@ typedef void	(*store_decode)(PGresult *, struct store_job *,
  * waiting to become active) the oldest.
  */
 #define Q_SIGNING_COLS							\
-    "SELECT s2.assertion_issuer, s2.assertion_subject, "			\
+    "SELECT s2.assertion_issuer, s2.assertion_subject, "		\
     "s2.assertion_audience, s2.target_audience, s2.key_generate"
 #define Q_SIGNING_KEY							\
     "LEFT JOIN LATERAL (SELECT kid, alg, private_key_sealed, "		\
@@ -271,9 +271,10 @@ static const char q_source_digests[] =
  */
 #define Q_KEY_ADD							\
     "k AS (INSERT INTO source_signing_keys (source_id, kid, alg, "	\
-    "private_key_sealed, public_jwk, generated) SELECT s.id, $28, $29, "	\
-    "$30, $31, $32::boolean FROM s WHERE $28::text IS NOT NULL AND "	\
-    "NOT ($32::boolean AND EXISTS (SELECT 1 FROM source_signing_keys x "	\
+    "private_key_sealed, public_jwk, generated) "			\
+    "SELECT s.id, $28, $29, $30, $31, $32::boolean FROM s "		\
+    "WHERE $28::text IS NOT NULL AND NOT ($32::boolean AND EXISTS "	\
+    "(SELECT 1 FROM source_signing_keys x "				\
     "WHERE x.source_id = s.id AND x.generated)) "			\
     "ON CONFLICT (source_id, kid) DO UPDATE SET alg = EXCLUDED.alg, "	\
     "private_key_sealed = EXCLUDED.private_key_sealed, "		\

@@ -279,7 +279,8 @@ assertion_has_given_kid_random_jti_and_optional_claims(void **state)
 	a = jwt_part(j1, 1);
 	assert_string_equal(str_at(a, "sub"), "user@example.com");
 	assert_string_equal(str_at(a, "scope"), "a b");
-	assert_string_equal(str_at(a, "target_audience"), "https://svc.example");
+	assert_string_equal(str_at(a, "target_audience"),
+	    "https://svc.example");
 	assert_int_equal(int_at(a, "exp"), NOW + 3600);
 
 	yajl_tree_free(a);
@@ -420,8 +421,8 @@ bad_pems_and_mismatched_keys_refused(void **state)
 	refused(NULL, 0, "must be a PEM private key");
 	refused("", 0, "must be a PEM private key");
 	refused("hello", 0, "must be a PEM private key");
-	refused("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-	    0, "not a readable PEM");
+	refused("-----BEGIN PRIVATE KEY-----\nAAAA\n"
+	    "-----END PRIVATE KEY-----\n", 0, "not a readable PEM");
 	refused("-----BEGIN PRIVATE KEY-----\n", 0, "not a readable PEM");
 
 	rsa = EVP_RSA_gen(2048);
