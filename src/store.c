@@ -489,7 +489,7 @@ static const char q_source_create[] =
     Q_KEY_ADD("38", "39", "40", "41", "42")
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
     "RETURNING source_id), "
-    AUDIT_CTE("33", "34", "35", "36", "'source.create'", "$1", "$37", "t")
+    AUDIT_CTE("43", "44", "45", "46", "'source.create'", "$1", "$47", "t")
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
 
 /* The keys of a source for jwks.json: one row with kid NULL if none. */
