@@ -34,8 +34,9 @@
 			if (t === "bool") {
 				out[el.name] = el.checked;
 			} else if (v === "") {
+				/* a secret or a PEM is never shown: kept */
 				if (mode === "edit" && t !== "secret" &&
-				    el.tagName !== "SELECT")
+				    t !== "pem" && el.tagName !== "SELECT")
 					out[el.name] = null;
 			} else if (t === "int" && /^-?[0-9]{1,18}$/.test(v)) {
 				out[el.name] = parseInt(v, 10);
@@ -64,7 +65,8 @@
 			p.className = "field-error";
 			p.id = "err-" + err.field;
 			where.appendChild(p);
-			input = where.querySelector("input:not([type=hidden]), select");
+			input = where.querySelector(
+			    "input:not([type=hidden]), select, textarea");
 			if (input) {
 				input.setAttribute("aria-invalid", "true");
 				input.focus();

@@ -27,6 +27,8 @@
 #define DF_AUTH		5
 #define DF_ACCESS	6
 #define DF_BOOL		7
+#define DF_PEM		8	/* a textarea; blank on edit: kept */
+#define DF_PEM_SECRET	9	/* a textarea, write-only */
 
 static const char	df_not_here[] = "";	/* another field's error */
 #define DF_NOT_HERE	df_not_here
@@ -64,19 +66,42 @@ static const struct df_field df_fields[] = {
 	{ "require_header", DF_BOOL, "Require the X-Kiln-Request header",
 	    NULL },
 	{ "enabled", DF_BOOL, "Enabled", NULL },
+	{ "subject_source", DF_TEXT, "Subject source",
+	    "the source whose token is exchanged" },
+	{ "subject_token_type", DF_TEXT, "Subject token type",
+	    "optional (default urn:ietf:params:oauth:token-type:access_token)" },
+	{ "requested_token_type", DF_TEXT, "Requested token type",
+	    "optional" },
+	{ "actor_source", DF_TEXT, "Actor source", "optional" },
+	{ "actor_token_type", DF_TEXT, "Actor token type",
+	    "optional, with an actor source" },
+	{ "tls_client_cert", DF_PEM, "Client certificate (PEM)",
+	    "tls_client_auth and self_signed_tls_client_auth only" },
+	{ "tls_client_key", DF_PEM_SECRET, "Client private key (PEM)",
+	    "tls_client_auth and self_signed_tls_client_auth only" },
+	{ "tls_ca", DF_PEM, "CA certificates (PEM)",
+	    "optional: the only ones trusted for the token URL" },
 	{ NULL, 0, NULL, NULL }
 };
 
 /* The fields of each kind's form, after name (new sources only). */
-static const char *df_kind_fields[][12] = {
+static const char *df_kind_fields[][20] = {
 	{ "client_credentials", "token_url", "client_id", "client_secret",
-	    "auth_method", "scope", "audience", "resource", NULL },
+	    "auth_method", "tls_client_cert", "tls_client_key", "tls_ca",
+	    "scope", "audience", "resource", NULL },
 	{ "refresh_token", "token_url", "refresh_token", "client_id",
-	    "client_secret", "auth_method", "scope", NULL },
+	    "client_secret", "auth_method", "tls_client_cert",
+	    "tls_client_key", "tls_ca", "scope", NULL },
 	{ "password", "token_url", "username", "password", "client_id",
-	    "client_secret", "auth_method", "scope", NULL },
+	    "client_secret", "auth_method", "tls_client_cert",
+	    "tls_client_key", "tls_ca", "scope", NULL },
 	{ "json_login", "token_url", "username", "password", "token_path",
-	    "expires_at_path", "expires_in_path", NULL },
+	    "expires_at_path", "expires_in_path", "tls_ca", NULL },
+	{ "token_exchange", "token_url", "subject_source",
+	    "subject_token_type", "requested_token_type", "actor_source",
+	    "actor_token_type", "client_id", "client_secret", "auth_method",
+	    "tls_client_cert", "tls_client_key", "tls_ca", "audience",
+	    "resource", "scope", NULL },
 };
 
 static const char *df_common[] = {
@@ -121,8 +146,9 @@ df_value(const struct df_pair *v, size_t n, const char *name)
 /*
  * The JSON of a submitted source form into g, an open map: for a new
  * source an empty field is left out (its default); for an edit (edit
- * 1) an empty field is null (cleared), except a secret: empty keeps the
- * stored one. token_url as shown (token_url_shown) is left out, so that
+ * 1) an empty field is null (cleared), except a secret or a PEM (never
+ * shown, so never filled in): empty keeps the stored one. token_url
+ * as shown (token_url_shown) is left out, so that
  * a URL shown redacted is kept as stored. Of a field given twice (a
  * checkbox after its hidden "false") the last counts. Unknown fields go
  * on as strings: the source's own checks name them.
@@ -152,7 +178,8 @@ df_form_json(const struct df_pair *v, size_t n, int edit, void *g)
 			continue;
 		}
 		if (*v[i].value == '\0') {
-			if (edit && f->type != DF_SECRET)
+			if (edit && f->type != DF_SECRET &&
+			    f->type != DF_PEM && f->type != DF_PEM_SECRET)
 				json_kv_null(g, v[i].name);
 			continue;
 		}
@@ -480,6 +507,28 @@ df_key_created(struct dbuf *b, const char *name, const char *key)
 	    "data-copy=\"new-key\" hidden>Copy</button></p></section>");
 }
 
+/* The DF_* bits of the secrets and PEMs sent (not blank) among v. */
+int
+df_typed(const struct df_pair *v, size_t n)
+{
+	const char	*s;
+	int		bits;
+	size_t		i;
+
+	bits = 0;
+	for (i = 0; df_fields[i].name != NULL; i++) {
+		if (df_fields[i].type != DF_SECRET &&
+		    df_fields[i].type != DF_PEM &&
+		    df_fields[i].type != DF_PEM_SECRET)
+			continue;
+		s = df_value(v, n, df_fields[i].name);
+		if (s != NULL && *s != '\0')
+			bits |= df_secret_bit(df_fields[i].name);
+	}
+
+	return (bits);
+}
+
 static const struct df_field *
 df_field(const char *name)
 {
@@ -538,6 +587,12 @@ df_secret_bit(const char *name)
 		return (DF_REFRESH_TOKEN);
 	if (!strcmp(name, "password"))
 		return (DF_PASSWORD);
+	if (!strcmp(name, "tls_client_key"))
+		return (DF_TLS_KEY);
+	if (!strcmp(name, "tls_client_cert"))
+		return (DF_TLS_CERT);
+	if (!strcmp(name, "tls_ca"))
+		return (DF_TLS_CA);
 
 	return (0);
 }
@@ -585,7 +640,8 @@ static void
 df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 {
 	static const char	*auths[] = { "client_secret_post",
-				    "client_secret_basic", NULL };
+				    "client_secret_basic", "tls_client_auth",
+				    "self_signed_tls_client_auth", NULL };
 	static const char	*access[] = { "open", "key", NULL };
 	const char		*v, *err;
 	int			bit;
@@ -626,6 +682,29 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 		    (f->set & bit) ? " placeholder=\"a value is set — leave "
 		    "blank to keep it\"" : (f->typed & bit) ? " placeholder=\""
 		    "type it again: it was not kept\"" : "");
+		break;
+	case DF_PEM:
+	case DF_PEM_SECRET:
+		/* a stored PEM is never shown: the key is secret, the
+		 * certificate is not returned by the API either */
+		bit = df_secret_bit(fd->name);
+		dbuf_appendf(b, "<textarea id=\"f-%s\" name=\"%s\" rows=\"4\" "
+		    "data-type=\"%s\" autocomplete=\"off\" spellcheck=\"false\""
+		    "%s>", fd->name, fd->name, fd->type == DF_PEM ? "pem" :
+		    "secret", (f->set & bit) ? " placeholder=\"a value is set "
+		    "— leave blank to keep it\"" : (f->typed & bit) &&
+		    fd->type == DF_PEM_SECRET ? " placeholder=\"type it again: "
+		    "it was not kept\"" : " placeholder=\"-----BEGIN ...\"");
+		if (fd->type == DF_PEM && v != NULL)
+			dr_escape(b, v);
+		dbuf_appendf(b, "</textarea>");
+		if (!strcmp(fd->name, "tls_client_cert") &&
+		    (v = df_value(f->values, f->nvalues,
+		    "tls_client_cert_subject")) != NULL) {
+			dbuf_appendf(b, "<small class=\"cert\">stored: ");
+			dr_escape(b, v);
+			dbuf_appendf(b, "</small>");
+		}
 		break;
 	default:
 		dbuf_appendf(b, "<input type=\"%s\" id=\"f-%s\" name=\"%s\" "

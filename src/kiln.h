@@ -457,6 +457,9 @@ void	dp_token_page(struct dbuf *, const struct dp_token *, const char *,
 #define DF_CLIENT_SECRET	0x01	/* secrets, as bits */
 #define DF_REFRESH_TOKEN	0x02
 #define DF_PASSWORD		0x04
+#define DF_TLS_KEY		0x08
+#define DF_TLS_CERT		0x10	/* PEMs: not secret, not shown */
+#define DF_TLS_CA		0x20
 struct df_pair {			/* a form field, or a value shown */
 	const char	*name;
 	const char	*value;
@@ -500,6 +503,7 @@ void	df_keys(struct dbuf *, const struct df_key *, size_t, const char *);
 void	df_key_form(struct dbuf *, const struct df_pair *, size_t,
 	    const char *, const char *, const char *);
 void	df_key_created(struct dbuf *, const char *, const char *);
+int	df_typed(const struct df_pair *, size_t);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
