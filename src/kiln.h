@@ -354,7 +354,7 @@ void	dr_webhooks(struct dbuf *, const struct dr_webhook *, size_t);
  * as the key or subject the session was made from), the names of the
  * fields a change set (never their values), the listing's query.
  */
-#define AUDIT_SOURCE_FIELDS	19
+#define AUDIT_SOURCE_FIELDS	27
 #define AUDIT_DIGEST_LEN	32
 #define AUDIT_VALUE_MAX		128
 #define AUDIT_FIELDS_LEN	512
