@@ -137,6 +137,9 @@ dv_tokens(struct kore_buf *b, int role, const char *csrf,
 			t[n].cert_subject = e->cert_subject;
 			t[n].cert_not_after_ms = e->cert_not_after_ms;
 		}
+		t[n].auth_method = e->auth_method == AUTH_PRIVATE_KEY_JWT ?
+		    "private_key_jwt" : NULL;
+		t[n].key_id = e->key_id[0] != '\0' ? e->key_id : NULL;
 		n++;
 		digest = hash_fnv1a(digest, e->name, strlen(e->name));
 		digest = hash_fnv1a(digest, state, strlen(state));
@@ -149,6 +152,7 @@ dv_tokens(struct kore_buf *b, int role, const char *csrf,
 		digest = hash_fnv1a(digest, &e->last_duration_ms,
 		    sizeof(e->last_duration_ms));
 		digest = hash_fnv1a(digest, &e->paused, sizeof(e->paused));
+		digest = hash_fnv1a(digest, e->key_id, strlen(e->key_id));
 		if (e->last_error != NULL)
 			digest = hash_fnv1a(digest, e->last_error,
 			    strlen(e->last_error));

@@ -14,13 +14,13 @@
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
  *                   bench api_reply api_audit dash_audit api_webhook
- *                   push dash_views dash_manage
+ *                   push dash_views dash_manage api_jwks
  *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
  *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit mtls dash_chart
- *                   dash_pages dash_forms
+ *                   dash_pages dash_forms jws
  */
 
 #ifndef __H_KILN_H
@@ -51,11 +51,13 @@
 #define KIND_JSON_LOGIN		4
 #define KIND_TOKEN_EXCHANGE	12	/* RFC 8693 */
 #define TX_ACCESS_TOKEN		"urn:ietf:params:oauth:token-type:access_token"
+#define KIND_JWT_BEARER		5	/* RFC 7523 2.1 */
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
 #define AUTH_TLS_CLIENT		11	/* RFC 8705, PKI */
 #define AUTH_TLS_SELF_SIGNED	12	/* RFC 8705, self-signed */
+#define AUTH_PRIVATE_KEY_JWT	3	/* RFC 7523 2.2 */
 
 #define ACCESS_OPEN		1
 #define ACCESS_KEY		2
@@ -96,6 +98,17 @@ struct source {
 	char		*actor_token_type;
 	char		*subject_token;		/* in an attempt only */
 	char		*actor_token;
+	/* Signed JWTs (jws.c): private_key_jwt and jwt_bearer. */
+	char		*private_key;		/* PEM: given, or opened */
+	int		key_generate;		/* JWS_* kiln makes, or 0 */
+	int		key_alg;		/* JWS_*; 0: the key's own */
+	char		*key_id;		/* kid; NULL: thumbprint */
+	int		key_new;		/* private_key is to store */
+	int		key_stored;		/* the database holds a key */
+	char		*issuer;		/* jwt_bearer iss */
+	char		*subject;		/* jwt_bearer sub */
+	char		*assertion_audience;	/* aud; NULL: token_url */
+	char		*target_audience;
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
@@ -288,6 +301,8 @@ struct dr_token {
 	const char	*auth;			/* mTLS method, or NULL */
 	const char	*cert_subject;		/* or NULL */
 	int64_t		cert_not_after_ms;	/* 0: none */
+	const char	*auth_method;		/* NULL: a secret's */
+	const char	*key_id;		/* NULL: none */
 };
 struct dr_event {			/* strings NULL, numbers DR_NULL */
 	const char	*source;
@@ -505,6 +520,43 @@ void	df_key_form(struct dbuf *, const struct df_pair *, size_t,
 void	df_key_created(struct dbuf *, const char *, const char *);
 int	df_typed(const struct df_pair *, size_t);
 
+/* jws.c (pure): JWTs kiln signs (RS256, PS256, ES256), keys and JWKs. */
+#define JWS_RS256		1
+#define JWS_PS256		2
+#define JWS_ES256		3
+#define JWS_THUMB_LEN		43	/* base64url of SHA-256 */
+#define JWS_B64_LEN(n)		(((n) * 4 + 2) / 3)
+
+struct jws_key {
+	void		*pkey;			/* EVP_PKEY */
+	int		alg;
+	char		thumbprint[JWS_THUMB_LEN + 1];	/* RFC 7638 */
+};
+
+struct jws_claims {
+	const char	*iss;
+	const char	*sub;
+	const char	*aud;
+	const char	*scope;			/* NULL: left out */
+	const char	*target_audience;	/* NULL: left out */
+	int64_t		iat;			/* seconds */
+	int64_t		exp;
+};
+
+int	jws_alg_parse(const char *);
+const char	*jws_alg_name(int);
+int	jws_key_load(const char *, int, struct jws_key *, char *, size_t);
+int	jws_key_check(const struct jws_key *, char *, size_t);
+int	jws_key_generate(int, struct jws_key *, char *, size_t);
+int	jws_key_pem(const struct jws_key *, char **);
+void	jws_key_free(struct jws_key *);
+int	jws_jwk(const struct jws_key *, const char *, char **);
+int	jws_sign(const struct jws_key *, const char *, const char *, char **,
+	    char *, size_t);
+int	jws_assertion(const struct jws_key *, const char *,
+	    const struct jws_claims *, char **, char *, size_t);
+size_t	jws_b64url(const void *, size_t, char *);
+
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
  * before this header).
@@ -576,6 +628,7 @@ struct kiln_config {
 	int64_t		otel_queue;
 	int64_t		otel_batch;
 	int		otel_json;		/* http/json, not protobuf */
+	int64_t		key_rollover;		/* seconds, KILN_KEY_ROLLOVER */
 };
 
 extern struct kiln_config	kiln_config;
@@ -754,6 +807,7 @@ struct token_row {			/* store_load, store_reload */
 	const char	*auth_method;
 	const char	*cert_subject;		/* NULL: no mTLS */
 	const char	*host;		/* of token_url, lower case */
+	const char	*signing_key_id;	/* NULL: no signing key */
 };
 
 struct source_view {			/* store_sources_view */
@@ -800,6 +854,13 @@ struct source_view {			/* store_sources_view */
 	const char	*actor_source;
 	const char	*actor_token_type;
 	int		waiting;	/* subject not valid */
+	const char	*issuer;	/* signed JWTs */
+	const char	*subject;
+	const char	*assertion_audience;
+	const char	*target_audience;
+	const char	*key_generate;
+	const char	*key_ids;	/* "a,b", oldest first */
+	const char	*signing_key_id;
 };
 
 /*
@@ -818,6 +879,18 @@ struct source_row {
 	int64_t		expires_ms;
 	int64_t		failures;
 	const char	*seed_digest;
+};
+
+struct signing_key_row {		/* store_signing_keys */
+	int64_t		source_id;
+	const char	*kid;		/* NULL: the source has no key */
+	const char	*alg;
+	const char	*public_jwk;
+	int64_t		activate_ms;
+	int		generated;
+	const char	*generate;	/* the source's key_generate */
+	int64_t		version;
+	const char	*token_url;
 };
 
 struct lease_row {			/* store_lease: one row */
@@ -952,6 +1025,7 @@ struct store_rows {
 	struct webhook_row	*webhooks;
 	struct delivery_row	*deliveries;
 	struct edge_row		*edges;
+	struct signing_key_row	*signing_keys;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -1003,6 +1077,10 @@ void	store_reseal_scan(int64_t, store_rows_cb, void *);
 void	store_reseal_write(int64_t, const char *, char *const *,
 	    char *const *, store_rows_cb, void *);
 void	store_reseal_count(store_rows_cb, void *);
+void	store_signing_keys(const char *, store_rows_cb, void *);
+int	store_signing_key_rotate(const char *, int, const char *, int64_t,
+	    int64_t, store_rows_cb, void *);
+void	store_signing_keys_settle(int64_t, const char *);
 typedef void	(*store_reseal_fn)(void *, const char *, const char *,
 		    const char *const *, char **);
 void	store_sync_once(void);
@@ -1079,6 +1157,7 @@ struct cache_entry {
 	int			waiting;	/* for a valid subject */
 	int			auth_method;
 	char			cert_subject[MTLS_SUBJECT_MAX];
+	char			key_id[48];	/* signing kid, cut */
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;
@@ -1475,6 +1554,13 @@ int	dm_source_delete(struct http_request *, struct api_state *);
 int	dm_keys_page(struct http_request *, struct api_state *);
 int	dm_key_create(struct http_request *, struct api_state *);
 int	dm_key_revoke(struct http_request *, struct api_state *);
+
+/* api_jwks.c: a source's signing keys: jwks.json and their rotation. */
+#define JWKS_MAX_AGE		60	/* seconds; < the default rollover */
+int	api_jwks(struct http_request *, struct api_state *);
+int	admin_key_rotate(struct http_request *, struct api_state *);
+int	api_jwks_patch_origin(const struct source *, const char *, char *,
+	    size_t);
 
 #endif /* Kore */
 

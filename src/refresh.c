@@ -398,6 +398,10 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 		    "refresh_at", refresh,
 		    "expiry_from", at->ans.expiry_from,
 		    "#duration_ms", at->duration_ms, NULL);
+		/* The key that signed retires the ones it replaced. */
+		if (at->src.key_id != NULL)
+			store_signing_keys_settle(at->source_id,
+			    at->src.key_id);
 	}
 	log_context(NULL, NULL);
 

@@ -215,6 +215,35 @@ tokens_viewer_and_operator(void **state)
 	dbuf_free(&b);
 }
 
+/* A signing source shows its method and key id under its kind. */
+static void
+tokens_show_signing_method_and_key_id(void **state)
+{
+	struct dr_token	t[2];
+	struct dbuf	b;
+
+	(void)state;
+	memset(t, 0, sizeof(t));
+	t[0].name = "erp";
+	t[0].kind = "client_credentials";
+	t[0].state = "valid";
+	t[0].auth_method = "private_key_jwt";
+	t[0].key_id = "NzbLsXh8<b>";
+	t[1].name = "gcp";
+	t[1].kind = "jwt_bearer";
+	t[1].state = "valid";
+	t[1].key_id = "0a1b2c";
+
+	dbuf_init(&b);
+	dr_tokens(&b, t, 2, ROLE_VIEWER, NULL);
+	has(&b, "<td>client_credentials<br><small class=\"signing\">"
+	    "private_key_jwt kid <code>NzbLsXh8&lt;b&gt;</code></small></td>");
+	has(&b, "<td>jwt_bearer<br><small class=\"signing\">kid <code>"
+	    "0a1b2c</code></small></td>");
+	hasnt(&b, "<b>");
+	dbuf_free(&b);
+}
+
 static void
 tokens_empty(void **state)
 {
@@ -458,6 +487,7 @@ main(void)
 		cmocka_unit_test(tokens_empty),
 		cmocka_unit_test(history_rows),
 		cmocka_unit_test(webhooks_escaped_with_their_deliveries),
+		cmocka_unit_test(tokens_show_signing_method_and_key_id),
 		cmocka_unit_test(alerts_and_hosts),
 		cmocka_unit_test(traffic_and_clients),
 		cmocka_unit_test(page_template),
