@@ -27,7 +27,7 @@
 			el = els[i];
 			t = el.getAttribute("data-type");
 			v = el.value;
-			if (el.disabled) continue;
+			if (el.disabled || t === "generate") continue;
 			if (mode === "edit" && el.name === "name") continue;
 			if (mode === "edit" && el.name === "token_url" && shown &&
 			    v === shown.value) continue;
@@ -36,7 +36,8 @@
 			} else if (v === "") {
 				/* a secret or a PEM is never shown: kept */
 				if (mode === "edit" && t !== "secret" &&
-				    t !== "pem" && el.tagName !== "SELECT")
+				    t !== "pem" && t !== "keep" &&
+				    el.tagName !== "SELECT")
 					out[el.name] = null;
 			} else if (t === "int" && /^-?[0-9]{1,18}$/.test(v)) {
 				out[el.name] = parseInt(v, 10);
@@ -44,6 +45,10 @@
 				out[el.name] = v;
 			}
 		}
+		/* a key to generate, when no PEM is given */
+		v = form.elements.private_key_generate;
+		if (v && v.value !== "" && !out.private_key)
+			out.private_key = { generate: v.value };
 		return out;
 	}
 

@@ -29,6 +29,9 @@
 #define DF_BOOL		7
 #define DF_PEM		8	/* a textarea; blank on edit: kept */
 #define DF_PEM_SECRET	9	/* a textarea, write-only */
+#define DF_KEEP		10	/* text not shown by the API: blank kept */
+#define DF_ALG		11	/* a select; blank: kept, or the default */
+#define DF_GEN		12	/* private_key {"generate": alg} */
 
 static const char	df_not_here[] = "";	/* another field's error */
 #define DF_NOT_HERE	df_not_here
@@ -81,27 +84,43 @@ static const struct df_field df_fields[] = {
 	    "tls_client_auth and self_signed_tls_client_auth only" },
 	{ "tls_ca", DF_PEM, "CA certificates (PEM)",
 	    "optional: the only ones trusted for the token URL" },
+	{ "issuer", DF_TEXT, "Issuer (iss)", "default: the client ID" },
+	{ "subject", DF_TEXT, "Subject (sub)", "optional (default: issuer)" },
+	{ "private_key", DF_PEM_SECRET, "Private key (PEM)",
+	    "private_key_jwt and jwt_bearer: RSA or EC P-256, unencrypted" },
+	{ "private_key_generate", DF_GEN, "Or let kiln generate the key",
+	    "used when no PEM is given; its public half is in jwks.json" },
+	{ "assertion_alg", DF_ALG, "Assertion algorithm",
+	    "default: the key's own" },
+	{ "key_id", DF_KEEP, "Key ID (kid)",
+	    "optional (default: the key's thumbprint)" },
+	{ "assertion_audience", DF_TEXT, "Assertion audience (aud)",
+	    "optional (default: the token URL)" },
+	{ "target_audience", DF_TEXT, "Target audience", "optional" },
 	{ NULL, 0, NULL, NULL }
 };
 
 /* The fields of each kind's form, after name (new sources only). */
-static const char *df_kind_fields[][20] = {
+#define DF_CLIENT_AUTH	"auth_method", "tls_client_cert", "tls_client_key", \
+	"tls_ca", "private_key", "private_key_generate", "assertion_alg", \
+	"key_id", "assertion_audience"
+static const char *df_kind_fields[][26] = {
 	{ "client_credentials", "token_url", "client_id", "client_secret",
-	    "auth_method", "tls_client_cert", "tls_client_key", "tls_ca",
-	    "scope", "audience", "resource", NULL },
+	    DF_CLIENT_AUTH, "scope", "audience", "resource", NULL },
 	{ "refresh_token", "token_url", "refresh_token", "client_id",
-	    "client_secret", "auth_method", "tls_client_cert",
-	    "tls_client_key", "tls_ca", "scope", NULL },
+	    "client_secret", DF_CLIENT_AUTH, "scope", NULL },
 	{ "password", "token_url", "username", "password", "client_id",
-	    "client_secret", "auth_method", "tls_client_cert",
-	    "tls_client_key", "tls_ca", "scope", NULL },
+	    "client_secret", DF_CLIENT_AUTH, "scope", NULL },
 	{ "json_login", "token_url", "username", "password", "token_path",
 	    "expires_at_path", "expires_in_path", "tls_ca", NULL },
 	{ "token_exchange", "token_url", "subject_source",
 	    "subject_token_type", "requested_token_type", "actor_source",
-	    "actor_token_type", "client_id", "client_secret", "auth_method",
-	    "tls_client_cert", "tls_client_key", "tls_ca", "audience",
-	    "resource", "scope", NULL },
+	    "actor_token_type", "client_id", "client_secret", DF_CLIENT_AUTH,
+	    "audience", "resource", "scope", NULL },
+	{ "jwt_bearer", "token_url", "issuer", "subject", "private_key",
+	    "private_key_generate", "assertion_alg", "key_id",
+	    "assertion_audience", "target_audience", "scope", "client_id",
+	    "client_secret", "auth_method", "tls_ca", NULL },
 };
 
 static const char *df_common[] = {
@@ -157,11 +176,13 @@ int
 df_form_json(const struct df_pair *v, size_t n, int edit, void *g)
 {
 	const struct df_field	*f;
-	const char		*shown;
+	const char		*shown, *gen, *pem;
 	long long		num;
 	size_t			i;
 
 	shown = df_value(v, n, "token_url_shown");
+	gen = df_value(v, n, "private_key_generate");
+	pem = df_value(v, n, "private_key");
 	for (i = 0; i < n; i++) {
 		if (!df_last(v, n, i) || !strcmp(v[i].name, "csrf") ||
 		    !strcmp(v[i].name, "token_url_shown"))
@@ -172,14 +193,18 @@ df_form_json(const struct df_pair *v, size_t n, int edit, void *g)
 		    !strcmp(v[i].value, shown))
 			continue;
 		f = df_field(v[i].name);
-		if (f == NULL || f->type == DF_AUTH || f->type == DF_ACCESS) {
+		if (f != NULL && f->type == DF_GEN)
+			continue;
+		if (f == NULL || f->type == DF_AUTH || f->type == DF_ACCESS ||
+		    f->type == DF_ALG) {
 			if (*v[i].value != '\0' || f == NULL)
 				df_gen_str(g, v[i].name, v[i].value);
 			continue;
 		}
 		if (*v[i].value == '\0') {
 			if (edit && f->type != DF_SECRET &&
-			    f->type != DF_PEM && f->type != DF_PEM_SECRET)
+			    f->type != DF_PEM && f->type != DF_PEM_SECRET &&
+			    f->type != DF_KEEP)
 				json_kv_null(g, v[i].name);
 			continue;
 		}
@@ -190,6 +215,13 @@ df_form_json(const struct df_pair *v, size_t n, int edit, void *g)
 			json_kv_int(g, v[i].name, num);
 		else
 			df_gen_str(g, v[i].name, v[i].value);
+	}
+	/* a key to generate, when no PEM is given */
+	if (gen != NULL && *gen != '\0' && (pem == NULL || *pem == '\0')) {
+		yajl_gen_string(g, (const unsigned char *)"private_key", 11);
+		yajl_gen_map_open(g);
+		df_gen_str(g, "generate", gen);
+		yajl_gen_map_close(g);
 	}
 
 	return (KORE_RESULT_OK);
@@ -593,6 +625,8 @@ df_secret_bit(const char *name)
 		return (DF_TLS_CERT);
 	if (!strcmp(name, "tls_ca"))
 		return (DF_TLS_CA);
+	if (!strcmp(name, "private_key"))
+		return (DF_PRIVATE_KEY);
 
 	return (0);
 }
@@ -641,7 +675,10 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 {
 	static const char	*auths[] = { "client_secret_post",
 				    "client_secret_basic", "tls_client_auth",
-				    "self_signed_tls_client_auth", NULL };
+				    "self_signed_tls_client_auth",
+				    "private_key_jwt", NULL };
+	static const char	*algs[] = { "", "ES256", "RS256", "PS256",
+				    NULL };
 	static const char	*access[] = { "open", "key", NULL };
 	const char		*v, *err;
 	int			bit;
@@ -674,6 +711,18 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 	case DF_ACCESS:
 		df_select(b, fd->name, v != NULL ? v : access[0], access);
 		break;
+	case DF_ALG:
+	case DF_GEN:
+		df_select(b, fd->name, v != NULL ? v : "", algs);
+		if (fd->type == DF_ALG)
+			break;
+		v = df_value(f->values, f->nvalues, "key_generate");
+		if (v != NULL) {
+			dbuf_appendf(b, "<small class=\"stored\">generated: ");
+			dr_escape(b, v);
+			dbuf_appendf(b, "</small>");
+		}
+		break;
 	case DF_SECRET:
 		bit = df_secret_bit(fd->name);
 		dbuf_appendf(b, "<input type=\"password\" id=\"f-%s\" "
@@ -698,6 +747,14 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 		if (fd->type == DF_PEM && v != NULL)
 			dr_escape(b, v);
 		dbuf_appendf(b, "</textarea>");
+		if (!strcmp(fd->name, "private_key") &&
+		    (v = df_value(f->values, f->nvalues,
+		    "signing_key_id")) != NULL) {
+			dbuf_appendf(b, "<small class=\"kid\">signing key id: "
+			    "<code>");
+			dr_escape(b, v);
+			dbuf_appendf(b, "</code></small>");
+		}
 		if (!strcmp(fd->name, "tls_client_cert") &&
 		    (v = df_value(f->values, f->nvalues,
 		    "tls_client_cert_subject")) != NULL) {
@@ -710,7 +767,8 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 		dbuf_appendf(b, "<input type=\"%s\" id=\"f-%s\" name=\"%s\" "
 		    "data-type=\"%s\" autocomplete=\"off\" spellcheck=\"false\" "
 		    "value=\"", fd->type == DF_URL ? "url" : "text", fd->name,
-		    fd->name, fd->type == DF_INT ? "int" : "text");
+		    fd->name, fd->type == DF_INT ? "int" :
+		    fd->type == DF_KEEP ? "keep" : "text");
 		dr_escape(b, v != NULL ? v : "");
 		dbuf_appendf(b, "\"%s>", fd->type == DF_INT ?
 		    " inputmode=\"numeric\"" : "");
@@ -728,9 +786,15 @@ df_select(struct dbuf *b, const char *name, const char *value,
 {
 	size_t		i;
 
-	dbuf_appendf(b, "<select id=\"%c-%s\" name=\"%s\" data-type=\"text\">",
-	    !strcmp(name, "role") ? 'k' : 'f', name, name);
+	dbuf_appendf(b, "<select id=\"%c-%s\" name=\"%s\" data-type=\"%s\">",
+	    !strcmp(name, "role") ? 'k' : 'f', name, name,
+	    !strcmp(name, "private_key_generate") ? "generate" : "text");
 	for (i = 0; options[i] != NULL; i++) {
+		if (options[i][0] == '\0') {
+			dbuf_appendf(b, "<option value=\"\"%s>—</option>",
+			    value[0] == '\0' ? " selected" : "");
+			continue;
+		}
 		dbuf_appendf(b, "<option%s>%s</option>",
 		    !strcmp(options[i], value) ? " selected" : "",
 		    options[i]);

@@ -624,7 +624,7 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
     int ok)
 {
 	const struct source_view	*v;
-	struct df_pair			pairs[32];
+	struct df_pair			pairs[40];
 	struct df_form			f;
 	struct dbuf			d;
 	size_t				n;
@@ -665,6 +665,12 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
 	DM_PAIR("actor_source", v->actor_source);
 	DM_PAIR("actor_token_type", v->actor_token_type);
 	DM_PAIR("tls_client_cert_subject", v->tls_cert_subject);
+	DM_PAIR("issuer", v->issuer);
+	DM_PAIR("subject", v->subject);
+	DM_PAIR("assertion_audience", v->assertion_audience);
+	DM_PAIR("target_audience", v->target_audience);
+	DM_PAIR("signing_key_id", v->signing_key_id);
+	DM_PAIR("key_generate", v->key_generate);
 	DM_PAIR("require_header", v->require_header ? "true" : "false");
 	DM_PAIR("enabled", v->enabled ? "true" : "false");
 	if (v->refresh_buffer != STORE_NULL && v->refresh_buffer >= 0) {
@@ -689,7 +695,9 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
 	    (v->password_set ? DF_PASSWORD : 0) |
 	    (v->tls_client_key_set ? DF_TLS_KEY : 0) |
 	    (v->tls_cert_subject != NULL ? DF_TLS_CERT : 0) |
-	    (v->tls_ca_set ? DF_TLS_CA : 0);
+	    (v->tls_ca_set ? DF_TLS_CA : 0) |
+	    (v->signing_key_id != NULL || v->key_generate != NULL ?
+	    DF_PRIVATE_KEY : 0);
 	f.csrf = p->principal.csrf;
 	f.admin = p->principal.role >= ROLE_ADMIN;
 
@@ -881,6 +889,11 @@ dm_saved(struct http_request *req, struct api_pending *p)
 		else if (held[i] != NULL)
 			f.set |= bits[i];
 	}
+	if (df_value(v.pairs, v.n, "private_key") != NULL)
+		f.typed |= DF_PRIVATE_KEY;
+	else if (p->src.private_key != NULL || p->src.key_stored ||
+	    p->src.key_generate != 0)
+		f.set |= DF_PRIVATE_KEY;
 	f.error = p->message;
 	f.field = dm_field(p, 0, field, sizeof(field));
 	f.csrf = p->principal.csrf;

@@ -369,7 +369,7 @@ void	dr_webhooks(struct dbuf *, const struct dr_webhook *, size_t);
  * as the key or subject the session was made from), the names of the
  * fields a change set (never their values), the listing's query.
  */
-#define AUDIT_SOURCE_FIELDS	27
+#define AUDIT_SOURCE_FIELDS	34
 #define AUDIT_DIGEST_LEN	32
 #define AUDIT_VALUE_MAX		128
 #define AUDIT_FIELDS_LEN	512
@@ -475,6 +475,7 @@ void	dp_token_page(struct dbuf *, const struct dp_token *, const char *,
 #define DF_TLS_KEY		0x08
 #define DF_TLS_CERT		0x10	/* PEMs: not secret, not shown */
 #define DF_TLS_CA		0x20
+#define DF_PRIVATE_KEY		0x40
 struct df_pair {			/* a form field, or a value shown */
 	const char	*name;
 	const char	*value;

@@ -380,6 +380,92 @@ pem_form_json(void **state)
 	    "-----END PRIVATE KEY-----\\n\"}");
 }
 
+/* jwt_bearer's form; private_key_jwt offered; the key write-only. */
+static void
+jwt_forms(void **state)
+{
+	struct df_pair	v[] = {
+		{ "issuer", "svc@" EVIL },
+		{ "private_key", PEM_KEY },
+		{ "signing_key_id", "kid-<1>" },
+		{ "key_generate", "ES256" },
+	};
+	struct df_form	f;
+	struct dbuf	b;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	f.kind = "jwt_bearer";
+	f.source = "jb1";
+	f.values = v;
+	f.nvalues = 4;
+	f.set = DF_PRIVATE_KEY;
+	f.admin = 1;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	has(&b, "<legend>jwt_bearer</legend>");
+	has(&b, "value=\"svc@&quot;&gt;&lt;script&gt;");
+	has(&b, "data-field=\"subject\"");
+	has(&b, "data-field=\"target_audience\"");
+	has(&b, "<textarea id=\"f-private_key\" name=\"private_key\" rows=\"4\" "
+	    "data-type=\"secret\" autocomplete=\"off\" spellcheck=\"false\" "
+	    "placeholder=\"a value is set — leave blank to keep it\">"
+	    "</textarea>");
+	hasnt(&b, "PRIVATE KEY");
+	has(&b, "signing key id: <code>kid-&lt;1&gt;</code>");
+	has(&b, "<select id=\"f-private_key_generate\" "
+	    "name=\"private_key_generate\" data-type=\"generate\"><option "
+	    "value=\"\" selected>—</option><option>ES256</option>");
+	has(&b, "generated: ES256");
+	has(&b, "name=\"key_id\" data-type=\"keep\"");
+	hasnt(&b, "<script>");
+	dbuf_free(&b);
+
+	f.kind = "client_credentials";
+	f.source = NULL;
+	f.nvalues = 0;
+	f.set = 0;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	has(&b, "<option>private_key_jwt</option>");
+	has(&b, "name=\"private_key\"");
+	dbuf_free(&b);
+}
+
+/* generate: {"generate": alg} when no PEM; a blank kid kept on edit. */
+static void
+jwt_form_json(void **state)
+{
+	struct df_pair	v[] = {
+		{ "kind", "jwt_bearer" },
+		{ "issuer", "svc" },
+		{ "private_key", "" },
+		{ "private_key_generate", "ES256" },
+		{ "assertion_alg", "" },
+		{ "key_id", "" },
+	};
+	char		out[1024];
+
+	(void)state;
+	json_of(v, 6, 0, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"jwt_bearer\",\"issuer\":\"svc\","
+	    "\"private_key\":{\"generate\":\"ES256\"}}");
+	json_of(v, 6, 1, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"jwt_bearer\",\"issuer\":\"svc\","
+	    "\"private_key\":{\"generate\":\"ES256\"}}");
+	/* a PEM given wins; no generate */
+	v[2].value = "PEM";
+	v[4].value = "PS256";
+	json_of(v, 6, 1, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"jwt_bearer\",\"issuer\":\"svc\","
+	    "\"private_key\":\"PEM\",\"assertion_alg\":\"PS256\"}");
+	v[3].value = "";
+	v[2].value = "";
+	json_of(v, 6, 1, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"jwt_bearer\",\"issuer\":\"svc\","
+	    "\"assertion_alg\":\"PS256\"}");
+}
+
 int
 main(void)
 {
@@ -392,6 +478,8 @@ main(void)
 		cmocka_unit_test(error_field_named),
 		cmocka_unit_test(exchange_and_mtls_forms),
 		cmocka_unit_test(pem_form_json),
+		cmocka_unit_test(jwt_forms),
+		cmocka_unit_test(jwt_form_json),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
