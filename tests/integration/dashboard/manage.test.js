@@ -30,6 +30,10 @@
  *   source and every key made and revoked through the forms (with and
  *   without JavaScript) leaves exactly one audit_events row, naming the
  *   session (principal_kind session, the key it was made from).
+ * jwt_sources_in_the_browser: a jwt_bearer source with a PEM key, one
+ *   with a key kiln generates (ES256), and a client_credentials source
+ *   with private_key_jwt, made through the forms: their pages show the
+ *   method and the signing key id, never the key.
  *
  * Screenshots go to tests/browser/artifacts; KILN_SCREENSHOTS=1 writes
  * the committed ones in docs/screenshots instead.
@@ -142,7 +146,9 @@ async function submitSource(page, kind, fields)
 	for (const [n, v] of Object.entries(fields)) {
 		const el = `form[data-mode="create"] [name="${n}"]` +
 		    ':not([type=hidden])';
-		if (await page.$eval(el, (e) => e.tagName) === 'SELECT')
+		if (typeof v === 'boolean')
+			await page.setChecked(el, v);
+		else if (await page.$eval(el, (e) => e.tagName) === 'SELECT')
 			await page.selectOption(el, v);
 		else
 			await page.fill(el, v);
@@ -729,6 +735,88 @@ test('exchange_and_mtls_sources_in_the_browser', { timeout: 90000 },
 
 	assert.deepEqual(rec.leaks({ key: pemBody(pki.key), subj: sx.subj,
 	    xch: sx.xch }), [], 'no secret reached the browser');
+	assert.deepEqual(unexpected(w), [], 'no console errors');
+	await ctx.close();
+});
+
+test('jwt_sources_in_the_browser', { timeout: 60000 }, async () => {
+	const e = await env();
+	const { k, adminKey, idp } = e;
+	const boot = (await q(e, 'SELECT id FROM api_keys ' +
+	    "WHERE name = 'bootstrap'"))[0].id;
+	const pki = selfSigned('kiln-forms-jwt');
+	const b = await d.launch();
+	const ctx = await b.newContext({ viewport: { width: 1280,
+	    height: 720 } });
+	const page = await ctx.newPage();
+	const rec = new d.Recorder();
+	const w = d.watchPage(page, rec, k.url);
+	await d.browserLogin(page, k, adminKey);
+	await page.goto(`${k.url}/dashboard/sources`);
+
+	const made = [
+		['jwt_bearer', { name: 'fjb1', token_url: idp.tokenUrl,
+		    issuer: 'svc-forms', subject: 'someone',
+		    private_key: pki.key, key_id: 'forms-kid-1',
+		    enabled: false }],
+		['jwt_bearer', { name: 'fjb2', token_url: idp.tokenUrl,
+		    issuer: 'svc-forms', private_key_generate: 'ES256',
+		    enabled: false }],
+		['client_credentials', { name: 'fpkj', token_url: idp.tokenUrl,
+		    client_id: 'fpkj', auth_method: 'private_key_jwt',
+		    private_key_generate: 'ES256', enabled: false }],
+	];
+	for (const [kind, f] of made) {
+		const mark = await auditMark(e);
+		await submitSource(page, kind, f);
+		await page.waitForURL(`${k.url}/dashboard/sources?created=` +
+		    f.name);
+		await oneAudit(e, mark, boot, { action: 'source.create',
+		    target: f.name }, `form creates ${f.name}`,
+		    pemBody(pki.key));
+		const v = (await source(k, adminKey, f.name)).json.data;
+		assert.equal(v.kind, kind);
+		assert.ok(v.signing_key_id, `${f.name}: a signing key ` +
+		    JSON.stringify(v));
+		await page.goto(`${k.url}/dashboard/sources/${f.name}`);
+		assert.equal(await page.textContent(
+		    '[data-field="private_key"] small.kid code'),
+		    v.signing_key_id, `${f.name}: its key id shown`);
+		assert.equal(await page.inputValue('[name="private_key"]'), '');
+		assert.equal(await page.getAttribute('[name="private_key"]',
+		    'placeholder'), 'a value is set — leave blank to keep it');
+		const html = await page.content();
+		assert.ok(pemBody(pki.key).every((l) => !html.includes(l)),
+		    `${f.name}: no key in the page`);
+		await page.goto(`${k.url}/dashboard/sources`);
+	}
+	let v = (await source(k, adminKey, 'fjb1')).json.data;
+	assert.equal(v.signing_key_id, 'forms-kid-1');
+	assert.equal(v.issuer, 'svc-forms');
+	assert.equal(v.key_generate, null);
+	v = (await source(k, adminKey, 'fjb2')).json.data;
+	assert.equal(v.key_generate, 'ES256');
+	v = (await source(k, adminKey, 'fpkj')).json.data;
+	assert.equal(v.auth_method, 'private_key_jwt');
+
+	/* the method shown; an edit keeps the key (blank, kid unchanged) */
+	await page.goto(`${k.url}/dashboard/sources/fpkj`);
+	assert.equal(await page.inputValue('[name="auth_method"]'),
+	    'private_key_jwt');
+	await page.goto(`${k.url}/dashboard/sources/fjb1`);
+	assert.equal(await page.inputValue('[name="issuer"]'), 'svc-forms');
+	const mark = await auditMark(e);
+	await page.fill('[name="target_audience"]', 'https://aud.example');
+	await page.click('form[data-mode="edit"] button.primary');
+	await page.waitForURL(`${k.url}/dashboard/sources?saved=fjb1`);
+	await oneAudit(e, mark, boot, { action: 'source.update',
+	    target: 'fjb1', fields: ['target_audience'] }, 'form edits fjb1');
+	v = (await source(k, adminKey, 'fjb1')).json.data;
+	assert.equal(v.signing_key_id, 'forms-kid-1', 'the key is kept');
+	assert.equal(v.target_audience, 'https://aud.example');
+
+	assert.deepEqual(rec.leaks({ key: pemBody(pki.key) }), [],
+	    'the key never reached the browser');
 	assert.deepEqual(unexpected(w), [], 'no console errors');
 	await ctx.close();
 });
