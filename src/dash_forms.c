@@ -72,7 +72,8 @@ static const struct df_field df_fields[] = {
 	{ "subject_source", DF_TEXT, "Subject source",
 	    "the source whose token is exchanged" },
 	{ "subject_token_type", DF_TEXT, "Subject token type",
-	    "optional (default urn:ietf:params:oauth:token-type:access_token)" },
+	    "optional (default "
+	    "urn:ietf:params:oauth:token-type:access_token)" },
 	{ "requested_token_type", DF_TEXT, "Requested token type",
 	    "optional" },
 	{ "actor_source", DF_TEXT, "Actor source", "optional" },
@@ -101,9 +102,9 @@ static const struct df_field df_fields[] = {
 };
 
 /* The fields of each kind's form, after name (new sources only). */
-#define DF_CLIENT_AUTH	"auth_method", "tls_client_cert", "tls_client_key", \
-	"tls_ca", "private_key", "private_key_generate", "assertion_alg", \
-	"key_id", "assertion_audience"
+#define DF_CLIENT_AUTH	"auth_method", "tls_client_cert", \
+	"tls_client_key", "tls_ca", "private_key", "private_key_generate", \
+	"assertion_alg", "key_id", "assertion_audience"
 static const char *df_kind_fields[][26] = {
 	{ "client_credentials", "token_url", "client_id", "client_secret",
 	    DF_CLIENT_AUTH, "scope", "audience", "resource", NULL },
@@ -680,7 +681,7 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 	static const char	*algs[] = { "", "ES256", "RS256", "PS256",
 				    NULL };
 	static const char	*access[] = { "open", "key", NULL };
-	const char		*v, *err;
+	const char		*v, *err, *hold;
 	int			bit;
 
 	v = df_value(f->values, f->nvalues, fd->name);
@@ -737,13 +738,16 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 		/* a stored PEM is never shown: the key is secret, the
 		 * certificate is not returned by the API either */
 		bit = df_secret_bit(fd->name);
-		dbuf_appendf(b, "<textarea id=\"f-%s\" name=\"%s\" rows=\"4\" "
-		    "data-type=\"%s\" autocomplete=\"off\" spellcheck=\"false\""
-		    "%s>", fd->name, fd->name, fd->type == DF_PEM ? "pem" :
-		    "secret", (f->set & bit) ? " placeholder=\"a value is set "
-		    "— leave blank to keep it\"" : (f->typed & bit) &&
-		    fd->type == DF_PEM_SECRET ? " placeholder=\"type it again: "
-		    "it was not kept\"" : " placeholder=\"-----BEGIN ...\"");
+		if (f->set & bit)
+			hold = "a value is set — leave blank to keep it";
+		else if ((f->typed & bit) && fd->type == DF_PEM_SECRET)
+			hold = "type it again: it was not kept";
+		else
+			hold = "-----BEGIN ...";
+		dbuf_appendf(b, "<textarea id=\"f-%s\" name=\"%s\" "
+		    "rows=\"4\" data-type=\"%s\" autocomplete=\"off\" "
+		    "spellcheck=\"false\" placeholder=\"%s\">", fd->name,
+		    fd->name, fd->type == DF_PEM ? "pem" : "secret", hold);
 		if (fd->type == DF_PEM && v != NULL)
 			dr_escape(b, v);
 		dbuf_appendf(b, "</textarea>");

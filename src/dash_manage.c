@@ -837,9 +837,10 @@ dm_saved(struct http_request *req, struct api_pending *p)
 	struct dbuf		d;
 	char			*url, field[64], where[128];
 	int			bits[6], i;
-	const char		*names[6] = { "client_secret", "refresh_token",
-				    "password", "tls_client_key",
-				    "tls_client_cert", "tls_ca" };
+	const char		*names[6] = { "client_secret",
+				    "refresh_token", "password",
+				    "tls_client_key", "tls_client_cert",
+				    "tls_ca" };
 	char			*held[6];
 
 	if (p->code[0] == '\0') {
