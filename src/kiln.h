@@ -369,7 +369,7 @@ void	dr_webhooks(struct dbuf *, const struct dr_webhook *, size_t);
  * as the key or subject the session was made from), the names of the
  * fields a change set (never their values), the listing's query.
  */
-#define AUDIT_SOURCE_FIELDS	19
+#define AUDIT_SOURCE_FIELDS	34
 #define AUDIT_DIGEST_LEN	32
 #define AUDIT_VALUE_MAX		128
 #define AUDIT_FIELDS_LEN	512
@@ -472,6 +472,10 @@ void	dp_token_page(struct dbuf *, const struct dp_token *, const char *,
 #define DF_CLIENT_SECRET	0x01	/* secrets, as bits */
 #define DF_REFRESH_TOKEN	0x02
 #define DF_PASSWORD		0x04
+#define DF_TLS_KEY		0x08
+#define DF_TLS_CERT		0x10	/* PEMs: not secret, not shown */
+#define DF_TLS_CA		0x20
+#define DF_PRIVATE_KEY		0x40
 struct df_pair {			/* a form field, or a value shown */
 	const char	*name;
 	const char	*value;
@@ -515,6 +519,7 @@ void	df_keys(struct dbuf *, const struct df_key *, size_t, const char *);
 void	df_key_form(struct dbuf *, const struct df_pair *, size_t,
 	    const char *, const char *, const char *);
 void	df_key_created(struct dbuf *, const char *, const char *);
+int	df_typed(const struct df_pair *, size_t);
 
 /* jws.c (pure): JWTs kiln signs (RS256, PS256, ES256), keys and JWKs. */
 #define JWS_RS256		1
