@@ -176,6 +176,8 @@ int	json_err_field(const char *, char *, size_t);
 #define HASH_FNV_BASIS		14695981039346656037ULL
 u_int64_t	hash_fnv1a(u_int64_t, const void *, size_t);
 u_int64_t	hash_fnv1a_str(const char *);
+u_int64_t	hash_mix64(u_int64_t);
+void		hash_hex64(u_int64_t, char *);
 
 /* source.c (pure): the source JSON of DESIGN.md, shared by file and API. */
 #define SOURCE_ALLOW_ENV	0x01
