@@ -19,22 +19,9 @@
 #include <yajl/yajl_gen.h>
 
 #include "kiln.h"
+#include "dbuf_check.h"
 
 #define EVIL	"\"><script>x</script>"
-
-static void
-has(const struct dbuf *b, const char *needle)
-{
-	if (b->data == NULL || strstr(b->data, needle) == NULL)
-		fail_msg("missing %s in %s", needle, b->data);
-}
-
-static void
-hasnt(const struct dbuf *b, const char *needle)
-{
-	if (b->data != NULL && strstr(b->data, needle) != NULL)
-		fail_msg("unexpected %s in %s", needle, b->data);
-}
 
 /* The JSON of pairs as df_form_json (mode 0, 1) or df_key_json (2). */
 static void

@@ -18,44 +18,10 @@
 #include <cmocka.h>
 
 #include "kiln.h"
+#include "dbuf_check.h"
 
 #define LOGIN_TPL	"<p>{{error}}</p><input name=\"csrf\" " \
 			"value=\"{{csrf}}\">{{other}}{{"
-
-static void
-expect(struct dbuf *b, const char *want)
-{
-	assert_non_null(b->data);
-	assert_string_equal(b->data, want);
-	assert_int_equal(b->len, strlen(want));
-}
-
-static void
-has(const struct dbuf *b, const char *needle)
-{
-	if (b->data == NULL || strstr(b->data, needle) == NULL)
-		fail_msg("missing %s in %s", needle, b->data);
-}
-
-static void
-hasnt(const struct dbuf *b, const char *needle)
-{
-	if (b->data != NULL && strstr(b->data, needle) != NULL)
-		fail_msg("unexpected %s in %s", needle, b->data);
-}
-
-static size_t
-count_of(const struct dbuf *b, const char *needle)
-{
-	const char	*p;
-	size_t		n;
-
-	n = 0;
-	for (p = b->data; p != NULL && (p = strstr(p, needle)) != NULL; p++)
-		n++;
-
-	return (n);
-}
 
 static void
 escape_the_five(void **state)
