@@ -468,7 +468,7 @@ void	dp_history(struct dbuf *, const char *, const struct dp_event *,
 void	dp_errors(struct dbuf *, const struct dp_event *, size_t);
 void	dp_state(struct dbuf *, const struct dp_token *, int64_t);
 void	dp_token_page(struct dbuf *, const struct dp_token *, const char *,
-	    const char *, const char *, const char *, int64_t);
+	    const char *, const char *, const char *, const char *, int64_t);
 
 /* dash_forms.c (pure): the dashboard's forms for sources and API keys. */
 #define DF_CLIENT_SECRET	0x01	/* secrets, as bits */
@@ -1104,6 +1104,7 @@ void	store_webhook_done(int64_t, int64_t, int, int64_t, const char *,
 	    int64_t, int64_t, int64_t, int64_t, store_rows_cb, void *);
 void	store_webhook_expired(store_rows_cb, void *);
 void	store_webhooks_recent(store_rows_cb, void *);
+void	store_webhooks_source(const char *, store_rows_cb, void *);
 void	store_timeline(const char *, store_rows_cb, void *);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
@@ -1483,6 +1484,7 @@ void		dv_token_timeline(struct api_pending *,
 		    const struct store_rows *, int);
 void		dv_token_history(struct api_pending *,
 		    const struct store_rows *, int);
+void		dv_webhooks(struct kore_buf *, const struct store_rows *);
 
 /* reseal.c: secrets and tokens sealed again under the current key. */
 #define RESEAL_PENDING		0

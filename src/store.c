@@ -2876,6 +2876,12 @@ static const char q_webhooks_recent[] =
     "x WHERE x.webhook_id = w.id ORDER BY x.id DESC LIMIT 3) d ON true "
     "ORDER BY w.id, d.id DESC LIMIT 300";
 
+/* A token page: the deliveries of the events of one source, newest first. */
+static const char q_webhooks_source[] =
+    "SELECT w.id, w.url, " WH_DCOLS WH_NO_ATTEMPT "NULL "
+    "FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
+    "WHERE d.source = $1 ORDER BY d.id DESC LIMIT 20";
+
 /* The secret is sealed here, for the origin of url; never stored bare. */
 void
 store_webhook_create(const char *url, const char *events,
@@ -2986,6 +2992,12 @@ store_webhooks_recent(store_rows_cb cb, void *arg)
 	store_job(q_webhooks_recent, cb, arg, 0);
 }
 
+void
+store_webhooks_source(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_webhooks_source, cb, arg, 1, name);
+}
+
 static void
 dec_webhooks(PGresult *res, struct store_rows *rows)
 {
@@ -3058,7 +3070,7 @@ dec_webhook_rows(struct store_job *job, struct store_rows *rows)
 	else if (job->query == q_webhook_claim)
 		dec_deliveries(res, rows, 1);
 	else if (job->query == q_webhook_deliveries ||
-	    job->query == q_webhooks_recent)
+	    job->query == q_webhooks_recent || job->query == q_webhooks_source)
 		dec_deliveries(res, rows, 0);
 	else
 		return (0);

@@ -297,7 +297,7 @@ errors_and_page(void **state)
 	t.last_error = "bad \"thing\"";
 	dbuf_init(&b);
 	dp_token_page(&b, &t, "<svg>T</svg>", "<ul>E</ul>", "<table>H",
-	    "admin", NOW);
+	    "<table>W</table>", "admin", NOW);
 	has(&b, "<title>kiln — a&lt;b</title>");
 	has(&b, "<span class=\"name\">a&lt;b</span>");
 	has(&b, "href=\"/dashboard?q=a%3Cb\"");
@@ -308,6 +308,7 @@ errors_and_page(void **state)
 	has(&b, "<div id=\"timeline\"><svg>T</svg></div>");
 	has(&b, "<div id=\"errors\"><ul>E</ul></div>");
 	has(&b, "class=\"scroll\"><table>H</div>");
+	has(&b, "<div id=\"webhooks\" class=\"scroll\"><table>W</table>");
 	hasnt(&b, "<script");
 	dbuf_free(&b);
 }
