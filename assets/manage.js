@@ -27,14 +27,16 @@
 			el = els[i];
 			t = el.getAttribute("data-type");
 			v = el.value;
-			if (el.disabled) continue;
+			if (el.disabled || t === "generate") continue;
 			if (mode === "edit" && el.name === "name") continue;
 			if (mode === "edit" && el.name === "token_url" && shown &&
 			    v === shown.value) continue;
 			if (t === "bool") {
 				out[el.name] = el.checked;
 			} else if (v === "") {
+				/* a secret or a PEM is never shown: kept */
 				if (mode === "edit" && t !== "secret" &&
+				    t !== "pem" && t !== "keep" &&
 				    el.tagName !== "SELECT")
 					out[el.name] = null;
 			} else if (t === "int" && /^-?[0-9]{1,18}$/.test(v)) {
@@ -43,6 +45,10 @@
 				out[el.name] = v;
 			}
 		}
+		/* a key to generate, when no PEM is given */
+		v = form.elements.private_key_generate;
+		if (v && v.value !== "" && !out.private_key)
+			out.private_key = { generate: v.value };
 		return out;
 	}
 
@@ -64,7 +70,8 @@
 			p.className = "field-error";
 			p.id = "err-" + err.field;
 			where.appendChild(p);
-			input = where.querySelector("input:not([type=hidden]), select");
+			input = where.querySelector(
+			    "input:not([type=hidden]), select, textarea");
 			if (input) {
 				input.setAttribute("aria-invalid", "true");
 				input.focus();

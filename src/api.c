@@ -74,6 +74,9 @@ static const struct route routes[] = {
 	    admin_token_refresh },
 	{ GET, "/api/tokens/*/events", R_ADMIN | R_NAME, ROLE_VIEWER,
 	    admin_token_events },
+	{ GET, "/api/tokens/*/jwks.json", R_PUBLIC | R_NAME, 0, api_jwks },
+	{ POST, "/api/tokens/*/keys/rotate", R_ADMIN | R_NAME, ROLE_ADMIN,
+	    admin_key_rotate },
 	{ GET, "/api/prewarming/status", R_ADMIN, ROLE_VIEWER,
 	    admin_prewarming_status },
 	{ POST, "/api/prewarming/refresh", R_ADMIN, ROLE_OPERATOR,
@@ -150,8 +153,6 @@ static void	api_trace(struct http_request *, struct api_state *);
 static int	api_worker_starting(struct http_request *,
 		    struct api_state *);
 static void	api_start_tick(void *, u_int64_t);
-static u_int64_t	mix64(u_int64_t);
-static void	hex64(u_int64_t, char *);
 static int	api_host_allowed(struct http_request *);
 static int	api_host_refuse(struct http_request *);
 static int	listener_loopback(struct listener *);
@@ -449,8 +450,8 @@ api_trace(struct http_request *req, struct api_state *st)
 	parent = http_request_header(req, "traceparent", &v) &&
 	    trace_parent_parse(v, &tp);
 	if (!parent) {
-		hex64(api_ids.seed[0] | 1, tp.trace_id);
-		hex64(mix64(api_ids.seed[1] + n), tp.trace_id + 16);
+		hash_hex64(api_ids.seed[0] | 1, tp.trace_id);
+		hash_hex64(hash_mix64(api_ids.seed[1] + n), tp.trace_id + 16);
 		tp.flags = 0;
 	}
 	/* With spans exported, the sampler decides the flag sent on. */
@@ -461,7 +462,7 @@ api_trace(struct http_request *req, struct api_state *st)
 	memcpy(st->traceparent + 3, tp.trace_id, 32);
 	st->traceparent[35] = '-';
 	/* Never all zero: the low bit is set. */
-	hex64(mix64(api_ids.seed[2] ^ n) | 1, st->traceparent + 36);
+	hash_hex64(hash_mix64(api_ids.seed[2] ^ n) | 1, st->traceparent + 36);
 	st->traceparent[52] = '-';
 	st->traceparent[53] = '0';
 	st->traceparent[54] = sampled ? '1' : '0';
@@ -527,27 +528,7 @@ api_start_tick(void *arg, u_int64_t now)
 	}
 }
 
-static u_int64_t
-mix64(u_int64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return (x ^ (x >> 31));
-}
 
-/* Sixteen lowercase hex digits of v at out (no terminator). */
-static void
-hex64(u_int64_t v, char *out)
-{
-	static const char	hex[] = "0123456789abcdef";
-	int			i;
-
-	for (i = 15; i >= 0; i--) {
-		out[i] = hex[v & 0x0f];
-		v >>= 4;
-	}
-}
 
 /*
  * DNS rebinding: with KILN_ALLOWED_HOSTS only those names; without it,

@@ -83,6 +83,13 @@ static const struct view_field source_fields[] = {
 	SV("requested_token_type", requested_token_type, VIEW_STR),
 	SV("actor_source", actor_source, VIEW_STR),
 	SV("actor_token_type", actor_token_type, VIEW_STR),
+	SV("issuer", issuer, VIEW_STR),
+	SV("subject", subject, VIEW_STR),
+	SV("assertion_audience", assertion_audience, VIEW_STR),
+	SV("target_audience", target_audience, VIEW_STR),
+	SV("key_generate", key_generate, VIEW_STR),
+	SV("key_ids", key_ids, VIEW_LIST),
+	SV("signing_key_id", signing_key_id, VIEW_STR),
 	{ NULL, 0, 0 }
 };
 
@@ -732,6 +739,10 @@ patch_merge(struct api_pending *p, const char **code, char *err,
 		return (KORE_RESULT_ERROR);
 	}
 	if (!patch_origin_check(p, origin, held, err, errlen)) {
+		*code = "secret_required";
+		return (KORE_RESULT_ERROR);
+	}
+	if (!api_jwks_patch_origin(&p->src, origin, err, errlen)) {
 		*code = "secret_required";
 		return (KORE_RESULT_ERROR);
 	}

@@ -49,6 +49,21 @@ static const struct {
 	AS("access", access, AUDIT_INT),
 	AS("require_header", require_header, AUDIT_INT),
 	AS("enabled", enabled, AUDIT_INT),
+	AS("tls_client_cert", tls_client_cert, AUDIT_STR),
+	AS("tls_client_key", tls_client_key, AUDIT_STR),
+	AS("tls_ca", tls_ca, AUDIT_STR),
+	AS("subject_source", subject_source, AUDIT_STR),
+	AS("subject_token_type", subject_token_type, AUDIT_STR),
+	AS("requested_token_type", requested_token_type, AUDIT_STR),
+	AS("actor_source", actor_source, AUDIT_STR),
+	AS("actor_token_type", actor_token_type, AUDIT_STR),
+	AS("private_key", private_key, AUDIT_STR),
+	AS("assertion_alg", key_alg, AUDIT_INT),
+	AS("key_id", key_id, AUDIT_STR),
+	AS("issuer", issuer, AUDIT_STR),
+	AS("subject", subject, AUDIT_STR),
+	AS("assertion_audience", assertion_audience, AUDIT_STR),
+	AS("target_audience", target_audience, AUDIT_STR),
 };
 
 static void	audit_digest(const struct source *, int, u_int8_t *);

@@ -457,6 +457,8 @@ cache_apply(const struct token_row *t)
 	epoch = e->epoch;
 	e->id = t->id;
 	e->kind = source_kind_parse(t->kind);
+	(void)kore_strlcpy(e->key_id, t->signing_key_id != NULL ?
+	    t->signing_key_id : "", sizeof(e->key_id));
 	e->access = strcmp(t->access, "key") ? ACCESS_OPEN : ACCESS_KEY;
 	e->require_header = t->require_header;
 	e->enabled = t->enabled;

@@ -141,6 +141,9 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	if (!env_num("KILN_SSE_HEARTBEAT", 15, 1, 300, &v, err, errlen))
 		return (KORE_RESULT_ERROR);
 	c->sse_heartbeat_ms = v * 1000;
+	if (!env_num("KILN_KEY_ROLLOVER", 300, 0, 86400, &c->key_rollover,
+	    err, errlen))
+		return (KORE_RESULT_ERROR);
 
 	if (!config_auth(err, errlen) || !config_hosts(err, errlen))
 		return (KORE_RESULT_ERROR);

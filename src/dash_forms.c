@@ -27,6 +27,11 @@
 #define DF_AUTH		5
 #define DF_ACCESS	6
 #define DF_BOOL		7
+#define DF_PEM		8	/* a textarea; blank on edit: kept */
+#define DF_PEM_SECRET	9	/* a textarea, write-only */
+#define DF_KEEP		10	/* text not shown by the API: blank kept */
+#define DF_ALG		11	/* a select; blank: kept, or the default */
+#define DF_GEN		12	/* private_key {"generate": alg} */
 
 static const char	df_not_here[] = "";	/* another field's error */
 #define DF_NOT_HERE	df_not_here
@@ -64,19 +69,59 @@ static const struct df_field df_fields[] = {
 	{ "require_header", DF_BOOL, "Require the X-Kiln-Request header",
 	    NULL },
 	{ "enabled", DF_BOOL, "Enabled", NULL },
+	{ "subject_source", DF_TEXT, "Subject source",
+	    "the source whose token is exchanged" },
+	{ "subject_token_type", DF_TEXT, "Subject token type",
+	    "optional (default "
+	    "urn:ietf:params:oauth:token-type:access_token)" },
+	{ "requested_token_type", DF_TEXT, "Requested token type",
+	    "optional" },
+	{ "actor_source", DF_TEXT, "Actor source", "optional" },
+	{ "actor_token_type", DF_TEXT, "Actor token type",
+	    "optional, with an actor source" },
+	{ "tls_client_cert", DF_PEM, "Client certificate (PEM)",
+	    "tls_client_auth and self_signed_tls_client_auth only" },
+	{ "tls_client_key", DF_PEM_SECRET, "Client private key (PEM)",
+	    "tls_client_auth and self_signed_tls_client_auth only" },
+	{ "tls_ca", DF_PEM, "CA certificates (PEM)",
+	    "optional: the only ones trusted for the token URL" },
+	{ "issuer", DF_TEXT, "Issuer (iss)", "default: the client ID" },
+	{ "subject", DF_TEXT, "Subject (sub)", "optional (default: issuer)" },
+	{ "private_key", DF_PEM_SECRET, "Private key (PEM)",
+	    "private_key_jwt and jwt_bearer: RSA or EC P-256, unencrypted" },
+	{ "private_key_generate", DF_GEN, "Or let kiln generate the key",
+	    "used when no PEM is given; its public half is in jwks.json" },
+	{ "assertion_alg", DF_ALG, "Assertion algorithm",
+	    "default: the key's own" },
+	{ "key_id", DF_KEEP, "Key ID (kid)",
+	    "optional (default: the key's thumbprint)" },
+	{ "assertion_audience", DF_TEXT, "Assertion audience (aud)",
+	    "optional (default: the token URL)" },
+	{ "target_audience", DF_TEXT, "Target audience", "optional" },
 	{ NULL, 0, NULL, NULL }
 };
 
 /* The fields of each kind's form, after name (new sources only). */
-static const char *df_kind_fields[][12] = {
+#define DF_CLIENT_AUTH	"auth_method", "tls_client_cert", \
+	"tls_client_key", "tls_ca", "private_key", "private_key_generate", \
+	"assertion_alg", "key_id", "assertion_audience"
+static const char *df_kind_fields[][26] = {
 	{ "client_credentials", "token_url", "client_id", "client_secret",
-	    "auth_method", "scope", "audience", "resource", NULL },
+	    DF_CLIENT_AUTH, "scope", "audience", "resource", NULL },
 	{ "refresh_token", "token_url", "refresh_token", "client_id",
-	    "client_secret", "auth_method", "scope", NULL },
+	    "client_secret", DF_CLIENT_AUTH, "scope", NULL },
 	{ "password", "token_url", "username", "password", "client_id",
-	    "client_secret", "auth_method", "scope", NULL },
+	    "client_secret", DF_CLIENT_AUTH, "scope", NULL },
 	{ "json_login", "token_url", "username", "password", "token_path",
-	    "expires_at_path", "expires_in_path", NULL },
+	    "expires_at_path", "expires_in_path", "tls_ca", NULL },
+	{ "token_exchange", "token_url", "subject_source",
+	    "subject_token_type", "requested_token_type", "actor_source",
+	    "actor_token_type", "client_id", "client_secret", DF_CLIENT_AUTH,
+	    "audience", "resource", "scope", NULL },
+	{ "jwt_bearer", "token_url", "issuer", "subject", "private_key",
+	    "private_key_generate", "assertion_alg", "key_id",
+	    "assertion_audience", "target_audience", "scope", "client_id",
+	    "client_secret", "auth_method", "tls_ca", NULL },
 };
 
 static const char *df_common[] = {
@@ -121,8 +166,9 @@ df_value(const struct df_pair *v, size_t n, const char *name)
 /*
  * The JSON of a submitted source form into g, an open map: for a new
  * source an empty field is left out (its default); for an edit (edit
- * 1) an empty field is null (cleared), except a secret: empty keeps the
- * stored one. token_url as shown (token_url_shown) is left out, so that
+ * 1) an empty field is null (cleared), except a secret or a PEM (never
+ * shown, so never filled in): empty keeps the stored one. token_url
+ * as shown (token_url_shown) is left out, so that
  * a URL shown redacted is kept as stored. Of a field given twice (a
  * checkbox after its hidden "false") the last counts. Unknown fields go
  * on as strings: the source's own checks name them.
@@ -131,11 +177,13 @@ int
 df_form_json(const struct df_pair *v, size_t n, int edit, void *g)
 {
 	const struct df_field	*f;
-	const char		*shown;
+	const char		*shown, *gen, *pem;
 	long long		num;
 	size_t			i;
 
 	shown = df_value(v, n, "token_url_shown");
+	gen = df_value(v, n, "private_key_generate");
+	pem = df_value(v, n, "private_key");
 	for (i = 0; i < n; i++) {
 		if (!df_last(v, n, i) || !strcmp(v[i].name, "csrf") ||
 		    !strcmp(v[i].name, "token_url_shown"))
@@ -146,13 +194,18 @@ df_form_json(const struct df_pair *v, size_t n, int edit, void *g)
 		    !strcmp(v[i].value, shown))
 			continue;
 		f = df_field(v[i].name);
-		if (f == NULL || f->type == DF_AUTH || f->type == DF_ACCESS) {
+		if (f != NULL && f->type == DF_GEN)
+			continue;
+		if (f == NULL || f->type == DF_AUTH || f->type == DF_ACCESS ||
+		    f->type == DF_ALG) {
 			if (*v[i].value != '\0' || f == NULL)
 				df_gen_str(g, v[i].name, v[i].value);
 			continue;
 		}
 		if (*v[i].value == '\0') {
-			if (edit && f->type != DF_SECRET)
+			if (edit && f->type != DF_SECRET &&
+			    f->type != DF_PEM && f->type != DF_PEM_SECRET &&
+			    f->type != DF_KEEP)
 				json_kv_null(g, v[i].name);
 			continue;
 		}
@@ -163,6 +216,13 @@ df_form_json(const struct df_pair *v, size_t n, int edit, void *g)
 			json_kv_int(g, v[i].name, num);
 		else
 			df_gen_str(g, v[i].name, v[i].value);
+	}
+	/* a key to generate, when no PEM is given */
+	if (gen != NULL && *gen != '\0' && (pem == NULL || *pem == '\0')) {
+		yajl_gen_string(g, (const unsigned char *)"private_key", 11);
+		yajl_gen_map_open(g);
+		df_gen_str(g, "generate", gen);
+		yajl_gen_map_close(g);
 	}
 
 	return (KORE_RESULT_OK);
@@ -480,6 +540,28 @@ df_key_created(struct dbuf *b, const char *name, const char *key)
 	    "data-copy=\"new-key\" hidden>Copy</button></p></section>");
 }
 
+/* The DF_* bits of the secrets and PEMs sent (not blank) among v. */
+int
+df_typed(const struct df_pair *v, size_t n)
+{
+	const char	*s;
+	int		bits;
+	size_t		i;
+
+	bits = 0;
+	for (i = 0; df_fields[i].name != NULL; i++) {
+		if (df_fields[i].type != DF_SECRET &&
+		    df_fields[i].type != DF_PEM &&
+		    df_fields[i].type != DF_PEM_SECRET)
+			continue;
+		s = df_value(v, n, df_fields[i].name);
+		if (s != NULL && *s != '\0')
+			bits |= df_secret_bit(df_fields[i].name);
+	}
+
+	return (bits);
+}
+
 static const struct df_field *
 df_field(const char *name)
 {
@@ -538,6 +620,14 @@ df_secret_bit(const char *name)
 		return (DF_REFRESH_TOKEN);
 	if (!strcmp(name, "password"))
 		return (DF_PASSWORD);
+	if (!strcmp(name, "tls_client_key"))
+		return (DF_TLS_KEY);
+	if (!strcmp(name, "tls_client_cert"))
+		return (DF_TLS_CERT);
+	if (!strcmp(name, "tls_ca"))
+		return (DF_TLS_CA);
+	if (!strcmp(name, "private_key"))
+		return (DF_PRIVATE_KEY);
 
 	return (0);
 }
@@ -585,9 +675,13 @@ static void
 df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 {
 	static const char	*auths[] = { "client_secret_post",
-				    "client_secret_basic", NULL };
+				    "client_secret_basic", "tls_client_auth",
+				    "self_signed_tls_client_auth",
+				    "private_key_jwt", NULL };
+	static const char	*algs[] = { "", "ES256", "RS256", "PS256",
+				    NULL };
 	static const char	*access[] = { "open", "key", NULL };
-	const char		*v, *err;
+	const char		*v, *err, *hold;
 	int			bit;
 
 	v = df_value(f->values, f->nvalues, fd->name);
@@ -618,6 +712,18 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 	case DF_ACCESS:
 		df_select(b, fd->name, v != NULL ? v : access[0], access);
 		break;
+	case DF_ALG:
+	case DF_GEN:
+		df_select(b, fd->name, v != NULL ? v : "", algs);
+		if (fd->type == DF_ALG)
+			break;
+		v = df_value(f->values, f->nvalues, "key_generate");
+		if (v != NULL) {
+			dbuf_appendf(b, "<small class=\"stored\">generated: ");
+			dr_escape(b, v);
+			dbuf_appendf(b, "</small>");
+		}
+		break;
 	case DF_SECRET:
 		bit = df_secret_bit(fd->name);
 		dbuf_appendf(b, "<input type=\"password\" id=\"f-%s\" "
@@ -627,11 +733,46 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 		    "blank to keep it\"" : (f->typed & bit) ? " placeholder=\""
 		    "type it again: it was not kept\"" : "");
 		break;
+	case DF_PEM:
+	case DF_PEM_SECRET:
+		/* a stored PEM is never shown: the key is secret, the
+		 * certificate is not returned by the API either */
+		bit = df_secret_bit(fd->name);
+		if (f->set & bit)
+			hold = "a value is set — leave blank to keep it";
+		else if ((f->typed & bit) && fd->type == DF_PEM_SECRET)
+			hold = "type it again: it was not kept";
+		else
+			hold = "-----BEGIN ...";
+		dbuf_appendf(b, "<textarea id=\"f-%s\" name=\"%s\" "
+		    "rows=\"4\" data-type=\"%s\" autocomplete=\"off\" "
+		    "spellcheck=\"false\" placeholder=\"%s\">", fd->name,
+		    fd->name, fd->type == DF_PEM ? "pem" : "secret", hold);
+		if (fd->type == DF_PEM && v != NULL)
+			dr_escape(b, v);
+		dbuf_appendf(b, "</textarea>");
+		if (!strcmp(fd->name, "private_key") &&
+		    (v = df_value(f->values, f->nvalues,
+		    "signing_key_id")) != NULL) {
+			dbuf_appendf(b, "<small class=\"kid\">signing key id: "
+			    "<code>");
+			dr_escape(b, v);
+			dbuf_appendf(b, "</code></small>");
+		}
+		if (!strcmp(fd->name, "tls_client_cert") &&
+		    (v = df_value(f->values, f->nvalues,
+		    "tls_client_cert_subject")) != NULL) {
+			dbuf_appendf(b, "<small class=\"cert\">stored: ");
+			dr_escape(b, v);
+			dbuf_appendf(b, "</small>");
+		}
+		break;
 	default:
 		dbuf_appendf(b, "<input type=\"%s\" id=\"f-%s\" name=\"%s\" "
 		    "data-type=\"%s\" autocomplete=\"off\" spellcheck=\"false\" "
 		    "value=\"", fd->type == DF_URL ? "url" : "text", fd->name,
-		    fd->name, fd->type == DF_INT ? "int" : "text");
+		    fd->name, fd->type == DF_INT ? "int" :
+		    fd->type == DF_KEEP ? "keep" : "text");
 		dr_escape(b, v != NULL ? v : "");
 		dbuf_appendf(b, "\"%s>", fd->type == DF_INT ?
 		    " inputmode=\"numeric\"" : "");
@@ -649,9 +790,15 @@ df_select(struct dbuf *b, const char *name, const char *value,
 {
 	size_t		i;
 
-	dbuf_appendf(b, "<select id=\"%c-%s\" name=\"%s\" data-type=\"text\">",
-	    !strcmp(name, "role") ? 'k' : 'f', name, name);
+	dbuf_appendf(b, "<select id=\"%c-%s\" name=\"%s\" data-type=\"%s\">",
+	    !strcmp(name, "role") ? 'k' : 'f', name, name,
+	    !strcmp(name, "private_key_generate") ? "generate" : "text");
 	for (i = 0; options[i] != NULL; i++) {
+		if (options[i][0] == '\0') {
+			dbuf_appendf(b, "<option value=\"\"%s>—</option>",
+			    value[0] == '\0' ? " selected" : "");
+			continue;
+		}
 		dbuf_appendf(b, "<option%s>%s</option>",
 		    !strcmp(options[i], value) ? " selected" : "",
 		    options[i]);

@@ -21,6 +21,7 @@
 
 #include <sys/types.h>
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,7 @@ static int	dm_deleted(struct http_request *, struct api_pending *);
 static int	dm_key_done(struct http_request *, struct api_pending *);
 static int	dm_revoked(struct http_request *, struct api_pending *);
 static const char	*dm_field(struct api_pending *, int, char *, size_t);
+static int	dm_urldecode(char *);
 
 int
 dm_sources_page(struct http_request *req, struct api_state *st)
@@ -309,8 +311,7 @@ dm_pairs_read(struct http_request *req, struct kore_buf *buf,
 			*eq++ = '\0';
 		else
 			eq = pair + strlen(pair);
-		if (!http_argument_urldecode(pair) ||
-		    !http_argument_urldecode(eq)) {
+		if (!dm_urldecode(pair) || !dm_urldecode(eq)) {
 			api_error(req, 400, "bad_request",
 			    "a form field is not valid URL encoding");
 			return (KORE_RESULT_ERROR);
@@ -623,7 +624,7 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
     int ok)
 {
 	const struct source_view	*v;
-	struct df_pair			pairs[24];
+	struct df_pair			pairs[40];
 	struct df_form			f;
 	struct dbuf			d;
 	size_t				n;
@@ -658,6 +659,18 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
 	DM_PAIR("expires_at_path", v->expires_at_path);
 	DM_PAIR("expires_in_path", v->expires_in_path);
 	DM_PAIR("access", v->access);
+	DM_PAIR("subject_source", v->subject_source);
+	DM_PAIR("subject_token_type", v->subject_token_type);
+	DM_PAIR("requested_token_type", v->requested_token_type);
+	DM_PAIR("actor_source", v->actor_source);
+	DM_PAIR("actor_token_type", v->actor_token_type);
+	DM_PAIR("tls_client_cert_subject", v->tls_cert_subject);
+	DM_PAIR("issuer", v->issuer);
+	DM_PAIR("subject", v->subject);
+	DM_PAIR("assertion_audience", v->assertion_audience);
+	DM_PAIR("target_audience", v->target_audience);
+	DM_PAIR("signing_key_id", v->signing_key_id);
+	DM_PAIR("key_generate", v->key_generate);
 	DM_PAIR("require_header", v->require_header ? "true" : "false");
 	DM_PAIR("enabled", v->enabled ? "true" : "false");
 	if (v->refresh_buffer != STORE_NULL && v->refresh_buffer >= 0) {
@@ -679,7 +692,12 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
 	f.nvalues = n;
 	f.set = (v->client_secret_set ? DF_CLIENT_SECRET : 0) |
 	    (v->refresh_token_set ? DF_REFRESH_TOKEN : 0) |
-	    (v->password_set ? DF_PASSWORD : 0);
+	    (v->password_set ? DF_PASSWORD : 0) |
+	    (v->tls_client_key_set ? DF_TLS_KEY : 0) |
+	    (v->tls_cert_subject != NULL ? DF_TLS_CERT : 0) |
+	    (v->tls_ca_set ? DF_TLS_CA : 0) |
+	    (v->signing_key_id != NULL || v->key_generate != NULL ?
+	    DF_PRIVATE_KEY : 0);
 	f.csrf = p->principal.csrf;
 	f.admin = p->principal.role >= ROLE_ADMIN;
 
@@ -794,10 +812,7 @@ dm_created(struct http_request *req, struct api_pending *p)
 	f.kind = kind;
 	f.values = v.pairs;
 	f.nvalues = v.n;
-	f.typed = (df_value(v.pairs, v.n, "client_secret") ?
-	    DF_CLIENT_SECRET : 0) | (df_value(v.pairs, v.n,
-	    "refresh_token") ? DF_REFRESH_TOKEN : 0) |
-	    (df_value(v.pairs, v.n, "password") ? DF_PASSWORD : 0);
+	f.typed = df_typed(v.pairs, v.n);
 	f.error = p->message;
 	f.field = dm_field(p, 1, field, sizeof(field));
 	f.csrf = p->principal.csrf;
@@ -821,10 +836,12 @@ dm_saved(struct http_request *req, struct api_pending *p)
 	struct df_form		f;
 	struct dbuf		d;
 	char			*url, field[64], where[128];
-	int			bits[3], i;
-	const char		*names[3] = { "client_secret", "refresh_token",
-				    "password" };
-	char			*held[3];
+	int			bits[6], i;
+	const char		*names[6] = { "client_secret",
+				    "refresh_token", "password",
+				    "tls_client_key", "tls_client_cert",
+				    "tls_ca" };
+	char			*held[6];
 
 	if (p->code[0] == '\0') {
 		(void)snprintf(where, sizeof(where),
@@ -858,15 +875,26 @@ dm_saved(struct http_request *req, struct api_pending *p)
 	bits[0] = DF_CLIENT_SECRET;
 	bits[1] = DF_REFRESH_TOKEN;
 	bits[2] = DF_PASSWORD;
+	bits[3] = DF_TLS_KEY;
+	bits[4] = DF_TLS_CERT;
+	bits[5] = DF_TLS_CA;
 	held[0] = p->src.client_secret;
 	held[1] = p->src.refresh_token;
 	held[2] = p->src.password;
-	for (i = 0; i < 3; i++) {
+	held[3] = p->src.tls_client_key;
+	held[4] = p->src.tls_client_cert;
+	held[5] = p->src.tls_ca;
+	for (i = 0; i < 6; i++) {
 		if (df_value(v.pairs, v.n, names[i]) != NULL)
 			f.typed |= bits[i];
 		else if (held[i] != NULL)
 			f.set |= bits[i];
 	}
+	if (df_value(v.pairs, v.n, "private_key") != NULL)
+		f.typed |= DF_PRIVATE_KEY;
+	else if (p->src.private_key != NULL || p->src.key_stored ||
+	    p->src.key_generate != 0)
+		f.set |= DF_PRIVATE_KEY;
 	f.error = p->message;
 	f.field = dm_field(p, 0, field, sizeof(field));
 	f.csrf = p->principal.csrf;
@@ -945,4 +973,43 @@ dm_revoked(struct http_request *req, struct api_pending *p)
 	dash_redirect(req, where);
 
 	return (1);
+}
+
+/*
+ * A form field decoded in place: as http_argument_urldecode, but a
+ * textarea's line breaks (a PEM's) and tabs pass; other control
+ * characters are refused.
+ */
+static int
+dm_urldecode(char *arg)
+{
+	char		*p, *in, h[3];
+	long		v;
+
+	for (p = in = arg; *p != '\0';) {
+		if (*p == '+') {
+			*in++ = ' ';
+			p++;
+			continue;
+		}
+		if (*p != '%' || !isxdigit((unsigned char)p[1]) ||
+		    !isxdigit((unsigned char)p[2])) {
+			if ((unsigned char)*p <= 0x1f || *p == 0x7f)
+				return (KORE_RESULT_ERROR);
+			*in++ = *p++;
+			continue;
+		}
+		h[0] = p[1];
+		h[1] = p[2];
+		h[2] = '\0';
+		v = strtol(h, NULL, 16);
+		if ((v <= 0x1f && v != '\n' && v != '\r' && v != '\t') ||
+		    v == 0x7f)
+			return (KORE_RESULT_ERROR);
+		*in++ = (char)v;
+		p += 3;
+	}
+	*in = '\0';
+
+	return (KORE_RESULT_OK);
 }

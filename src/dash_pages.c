@@ -452,7 +452,8 @@ dp_state(struct dbuf *b, const struct dp_token *t, int64_t now)
  */
 void
 dp_token_page(struct dbuf *b, const struct dp_token *t, const char *timeline,
-    const char *errors, const char *history, const char *role, int64_t now)
+    const char *errors, const char *history, const char *webhooks,
+    const char *role, int64_t now)
 {
 	dbuf_appendf(b, "<!doctype html><html lang=\"en\"><head>"
 	    "<meta charset=\"utf-8\"><meta name=\"viewport\" "
@@ -481,8 +482,15 @@ dp_token_page(struct dbuf *b, const struct dp_token *t, const char *timeline,
 	    "errors</h2><div id=\"errors\">%s</div></section>"
 	    "<section class=\"panel wide\" aria-labelledby=\"h-history\">"
 	    "<h2 id=\"h-history\">Refresh history</h2><div id=\"history\" "
-	    "class=\"scroll\">%s</div></section></main></body></html>",
-	    timeline, errors, history);
+	    "class=\"scroll\">%s</div></section>", timeline, errors, history);
+	/* Its events' webhook deliveries: for admins, who manage them. */
+	if (webhooks != NULL && *webhooks != '\0') {
+		dbuf_appendf(b, "<section class=\"panel wide\" "
+		    "aria-labelledby=\"h-webhooks\"><h2 id=\"h-webhooks\">"
+		    "Webhook deliveries</h2><div id=\"webhooks\" "
+		    "class=\"scroll\">%s</div></section>", webhooks);
+	}
+	dbuf_appendf(b, "</main></body></html>");
 }
 
 /* A substring match, case-insensitive (names are lower case anyway). */

@@ -22,6 +22,7 @@
 
 static const char	*dr_num(int64_t, char *, size_t);
 static void	dr_token_auth(struct dbuf *, const struct dr_token *);
+static void	dr_signing(struct dbuf *, const struct dr_token *);
 
 void
 dbuf_init(struct dbuf *b)
@@ -188,6 +189,7 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 		dr_escape(b, e->name);
 		dbuf_appendf(b, "</a></td><td>%s", e->kind);
 		dr_token_auth(b, e);
+		dr_signing(b, e);
 		dbuf_appendf(b, "</td><td><span class=\"badge "
 		    "%s\">%s</span></td><td><code>", e->state, e->state);
 		dr_escape(b, e->fpr != NULL ? e->fpr : "—");
@@ -527,6 +529,26 @@ dr_token_auth(struct dbuf *b, const struct dr_token *e)
 		isotime_format(e->cert_not_after_ms, day, sizeof(day));
 		day[10] = '\0';
 		dbuf_appendf(b, " until %s", day);
+	}
+	dbuf_appendf(b, "</small>");
+}
+
+/* A signing source's method and key id, under its kind; never a key. */
+static void
+dr_signing(struct dbuf *b, const struct dr_token *e)
+{
+	if (e->auth_method == NULL && e->key_id == NULL)
+		return;
+
+	dbuf_appendf(b, "<br><small class=\"signing\">");
+	if (e->auth_method != NULL)
+		dr_escape(b, e->auth_method);
+	if (e->auth_method != NULL && e->key_id != NULL)
+		dbuf_appendf(b, " ");
+	if (e->key_id != NULL) {
+		dbuf_appendf(b, "kid <code>");
+		dr_escape(b, e->key_id);
+		dbuf_appendf(b, "</code>");
 	}
 	dbuf_appendf(b, "</small>");
 }

@@ -137,6 +137,9 @@ dv_tokens(struct kore_buf *b, int role, const char *csrf,
 			t[n].cert_subject = e->cert_subject;
 			t[n].cert_not_after_ms = e->cert_not_after_ms;
 		}
+		t[n].auth_method = e->auth_method == AUTH_PRIVATE_KEY_JWT ?
+		    "private_key_jwt" : NULL;
+		t[n].key_id = e->key_id[0] != '\0' ? e->key_id : NULL;
 		n++;
 		digest = hash_fnv1a(digest, e->name, strlen(e->name));
 		digest = hash_fnv1a(digest, state, strlen(state));
@@ -149,6 +152,7 @@ dv_tokens(struct kore_buf *b, int role, const char *csrf,
 		digest = hash_fnv1a(digest, &e->last_duration_ms,
 		    sizeof(e->last_duration_ms));
 		digest = hash_fnv1a(digest, &e->paused, sizeof(e->paused));
+		digest = hash_fnv1a(digest, e->key_id, strlen(e->key_id));
 		if (e->last_error != NULL)
 			digest = hash_fnv1a(digest, e->last_error,
 			    strlen(e->last_error));
@@ -280,6 +284,9 @@ dv_charts(struct kore_buf *b)
 	kore_free(m);
 }
 
+static void	dv_token_webhooks(struct api_pending *,
+		    const struct store_rows *, int);
+
 /* A token's last 24 h: rendered now, kept while its history loads. */
 void
 dv_token_timeline(struct api_pending *p, const struct store_rows *rows,
@@ -316,6 +323,26 @@ dv_token_timeline(struct api_pending *p, const struct store_rows *rows,
 	dbuf_free(&d);
 	kore_free(ev);
 
+	/* Admins see its webhook deliveries too: one more query. */
+	if (p->principal.role >= ROLE_ADMIN) {
+		p->render = dv_token_webhooks;
+		store_webhooks_source(p->name, api_pending_cb, p);
+		return;
+	}
+	kore_buf_append(p->html, "", 1);
+	p->render = dv_token_history;
+	store_events(p->name, DP_HISTORY_PAGE + 1, p->version, api_pending_cb,
+	    p);
+}
+
+/* The token's webhook deliveries, kept as the page's third part. */
+static void
+dv_token_webhooks(struct api_pending *p, const struct store_rows *rows,
+    int ok)
+{
+	if (ok && rows->n > 0)
+		dv_webhooks(p->html, rows);
+	kore_buf_append(p->html, "", 1);
 	p->render = dv_token_history;
 	store_events(p->name, DP_HISTORY_PAGE + 1, p->version, api_pending_cb,
 	    p);
@@ -330,7 +357,7 @@ dv_token_history(struct api_pending *p, const struct store_rows *rows,
 	struct dp_event		*ev;
 	struct dp_token		t;
 	struct dbuf		d, hist;
-	const char		*timeline, *errors;
+	const char		*timeline, *errors, *webhooks;
 	size_t			n;
 	int64_t			now;
 
@@ -355,8 +382,9 @@ dv_token_history(struct api_pending *p, const struct store_rows *rows,
 	    p->version);
 	timeline = (const char *)p->html->data;
 	errors = timeline + strlen(timeline) + 1;
+	webhooks = errors + strlen(errors) + 1;
 	dbuf_init(&d);
-	dp_token_page(&d, &t, timeline, errors, hist.data,
+	dp_token_page(&d, &t, timeline, errors, hist.data, webhooks,
 	    jwt_role_name(p->principal.role), now);
 	kore_buf_reset(p->html);
 	kore_buf_append(p->html, d.data, d.len);
@@ -408,4 +436,41 @@ dv_events(struct dp_event *ev, const struct store_rows *rows)
 		ev[i].error = r->error;
 		ev[i].fpr = r->fingerprint;
 	}
+}
+
+/* Webhook delivery rows (store_webhooks_recent, _source) as dr_webhooks. */
+void
+dv_webhooks(struct kore_buf *b, const struct store_rows *rows)
+{
+	const struct delivery_row	*d;
+	struct dr_webhook		*w;
+	struct dbuf			out;
+	size_t				i;
+	char				**urls;
+
+	w = kore_calloc(rows->n + 1, sizeof(*w));
+	urls = kore_calloc(rows->n + 1, sizeof(*urls));
+	for (i = 0; i < rows->n; i++) {
+		d = &rows->deliveries[i];
+		w[i].id = d->webhook_id;
+		urls[i] = d->url != NULL ? source_url_redact(d->url, 1) :
+		    NULL;
+		w[i].url = urls[i];
+		w[i].type = d->id == STORE_NULL ? NULL : d->type;
+		w[i].source = d->source;
+		w[i].status = d->status;
+		w[i].attempts = d->attempts;
+		w[i].last_status = d->last_status;
+		w[i].created_ms = d->created_ms;
+		w[i].last_error = d->last_error;
+	}
+
+	dbuf_init(&out);
+	dr_webhooks(&out, w, rows->n);
+	kore_buf_append(b, out.data, out.len);
+	dbuf_free(&out);
+	for (i = 0; i < rows->n; i++)
+		free(urls[i]);
+	kore_free(urls);
+	kore_free(w);
 }

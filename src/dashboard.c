@@ -126,7 +126,6 @@ static void	dash_page_history(struct api_pending *,
 static u_int64_t	dash_quantile(double);
 static void	dash_page_webhooks(struct api_pending *,
 		    const struct store_rows *, int);
-static void	render_webhooks(struct kore_buf *, const struct store_rows *);
 
 void
 dash_init(void)
@@ -1246,7 +1245,7 @@ dash_page_webhooks(struct api_pending *p, const struct store_rows *rows,
 		kore_buf_init(&dash.webhooks, 4096);
 	if (ok) {
 		kore_buf_reset(&dash.webhooks);
-		render_webhooks(&dash.webhooks, rows);
+		dv_webhooks(&dash.webhooks, rows);
 	}
 
 	b = kore_buf_alloc(32768);
@@ -1255,39 +1254,3 @@ dash_page_webhooks(struct api_pending *p, const struct store_rows *rows,
 	p->done = 1;
 }
 
-/* The rows of store_webhooks_recent, rendered by dr_webhooks. */
-static void
-render_webhooks(struct kore_buf *b, const struct store_rows *rows)
-{
-	const struct delivery_row	*d;
-	struct dr_webhook		*w;
-	struct dbuf			out;
-	size_t				i;
-	char				**urls;
-
-	w = kore_calloc(rows->n + 1, sizeof(*w));
-	urls = kore_calloc(rows->n + 1, sizeof(*urls));
-	for (i = 0; i < rows->n; i++) {
-		d = &rows->deliveries[i];
-		w[i].id = d->webhook_id;
-		urls[i] = d->url != NULL ? source_url_redact(d->url, 1) :
-		    NULL;
-		w[i].url = urls[i];
-		w[i].type = d->id == STORE_NULL ? NULL : d->type;
-		w[i].source = d->source;
-		w[i].status = d->status;
-		w[i].attempts = d->attempts;
-		w[i].last_status = d->last_status;
-		w[i].created_ms = d->created_ms;
-		w[i].last_error = d->last_error;
-	}
-
-	dbuf_init(&out);
-	dr_webhooks(&out, w, rows->n);
-	kore_buf_append(b, out.data, out.len);
-	dbuf_free(&out);
-	for (i = 0; i < rows->n; i++)
-		free(urls[i]);
-	kore_free(urls);
-	kore_free(w);
-}

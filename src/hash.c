@@ -33,3 +33,26 @@ hash_fnv1a_str(const char *s)
 {
 	return (hash_fnv1a(HASH_FNV_BASIS, s, strlen(s)));
 }
+
+/* splitmix64's finalizer: ids spread from a seed and a counter. */
+u_int64_t
+hash_mix64(u_int64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return (x ^ (x >> 31));
+}
+
+/* Sixteen lowercase hex digits of v at out (no terminator). */
+void
+hash_hex64(u_int64_t v, char *out)
+{
+	static const char	hex[] = "0123456789abcdef";
+	int			i;
+
+	for (i = 15; i >= 0; i--) {
+		out[i] = hex[v & 0x0f];
+		v >>= 4;
+	}
+}

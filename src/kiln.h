@@ -14,13 +14,13 @@
  *   layer start:    kiln ship
  *   layer surfaces: api api_public api_admin ops dashboard session auth
  *                   bench api_reply api_audit dash_audit api_webhook
- *                   push dash_views dash_manage api_conn
+ *                   push dash_views dash_manage api_jwks api_conn
  *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
  *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit mtls dash_chart
- *                   dash_pages dash_forms conn
+ *                   dash_pages dash_forms jws conn
  */
 
 #ifndef __H_KILN_H
@@ -51,11 +51,13 @@
 #define KIND_JSON_LOGIN		4
 #define KIND_TOKEN_EXCHANGE	12	/* RFC 8693 */
 #define TX_ACCESS_TOKEN		"urn:ietf:params:oauth:token-type:access_token"
+#define KIND_JWT_BEARER		5	/* RFC 7523 2.1 */
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
 #define AUTH_TLS_CLIENT		11	/* RFC 8705, PKI */
 #define AUTH_TLS_SELF_SIGNED	12	/* RFC 8705, self-signed */
+#define AUTH_PRIVATE_KEY_JWT	3	/* RFC 7523 2.2 */
 
 #define ACCESS_OPEN		1
 #define ACCESS_KEY		2
@@ -96,6 +98,17 @@ struct source {
 	char		*actor_token_type;
 	char		*subject_token;		/* in an attempt only */
 	char		*actor_token;
+	/* Signed JWTs (jws.c): private_key_jwt and jwt_bearer. */
+	char		*private_key;		/* PEM: given, or opened */
+	int		key_generate;		/* JWS_* kiln makes, or 0 */
+	int		key_alg;		/* JWS_*; 0: the key's own */
+	char		*key_id;		/* kid; NULL: thumbprint */
+	int		key_new;		/* private_key is to store */
+	int		key_stored;		/* the database holds a key */
+	char		*issuer;		/* jwt_bearer iss */
+	char		*subject;		/* jwt_bearer sub */
+	char		*assertion_audience;	/* aud; NULL: token_url */
+	char		*target_audience;
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
@@ -163,6 +176,8 @@ int	json_err_field(const char *, char *, size_t);
 #define HASH_FNV_BASIS		14695981039346656037ULL
 u_int64_t	hash_fnv1a(u_int64_t, const void *, size_t);
 u_int64_t	hash_fnv1a_str(const char *);
+u_int64_t	hash_mix64(u_int64_t);
+void		hash_hex64(u_int64_t, char *);
 
 /* source.c (pure): the source JSON of DESIGN.md, shared by file and API. */
 #define SOURCE_ALLOW_ENV	0x01
@@ -288,6 +303,8 @@ struct dr_token {
 	const char	*auth;			/* mTLS method, or NULL */
 	const char	*cert_subject;		/* or NULL */
 	int64_t		cert_not_after_ms;	/* 0: none */
+	const char	*auth_method;		/* NULL: a secret's */
+	const char	*key_id;		/* NULL: none */
 };
 struct dr_event {			/* strings NULL, numbers DR_NULL */
 	const char	*source;
@@ -355,7 +372,7 @@ void	dr_webhooks(struct dbuf *, const struct dr_webhook *, size_t);
  * as the key or subject the session was made from), the names of the
  * fields a change set (never their values), the listing's query.
  */
-#define AUDIT_SOURCE_FIELDS	19
+#define AUDIT_SOURCE_FIELDS	34
 #define AUDIT_DIGEST_LEN	32
 #define AUDIT_VALUE_MAX		128
 #define AUDIT_FIELDS_LEN	512
@@ -452,12 +469,16 @@ void	dp_history(struct dbuf *, const char *, const struct dp_event *,
 void	dp_errors(struct dbuf *, const struct dp_event *, size_t);
 void	dp_state(struct dbuf *, const struct dp_token *, int64_t);
 void	dp_token_page(struct dbuf *, const struct dp_token *, const char *,
-	    const char *, const char *, const char *, int64_t);
+	    const char *, const char *, const char *, const char *, int64_t);
 
 /* dash_forms.c (pure): the dashboard's forms for sources and API keys. */
 #define DF_CLIENT_SECRET	0x01	/* secrets, as bits */
 #define DF_REFRESH_TOKEN	0x02
 #define DF_PASSWORD		0x04
+#define DF_TLS_KEY		0x08
+#define DF_TLS_CERT		0x10	/* PEMs: not secret, not shown */
+#define DF_TLS_CA		0x20
+#define DF_PRIVATE_KEY		0x40
 struct df_pair {			/* a form field, or a value shown */
 	const char	*name;
 	const char	*value;
@@ -501,6 +522,44 @@ void	df_keys(struct dbuf *, const struct df_key *, size_t, const char *);
 void	df_key_form(struct dbuf *, const struct df_pair *, size_t,
 	    const char *, const char *, const char *);
 void	df_key_created(struct dbuf *, const char *, const char *);
+int	df_typed(const struct df_pair *, size_t);
+
+/* jws.c (pure): JWTs kiln signs (RS256, PS256, ES256), keys and JWKs. */
+#define JWS_RS256		1
+#define JWS_PS256		2
+#define JWS_ES256		3
+#define JWS_THUMB_LEN		43	/* base64url of SHA-256 */
+#define JWS_B64_LEN(n)		(((n) * 4 + 2) / 3)
+
+struct jws_key {
+	void		*pkey;			/* EVP_PKEY */
+	int		alg;
+	char		thumbprint[JWS_THUMB_LEN + 1];	/* RFC 7638 */
+};
+
+struct jws_claims {
+	const char	*iss;
+	const char	*sub;
+	const char	*aud;
+	const char	*scope;			/* NULL: left out */
+	const char	*target_audience;	/* NULL: left out */
+	int64_t		iat;			/* seconds */
+	int64_t		exp;
+};
+
+int	jws_alg_parse(const char *);
+const char	*jws_alg_name(int);
+int	jws_key_load(const char *, int, struct jws_key *, char *, size_t);
+int	jws_key_check(const struct jws_key *, char *, size_t);
+int	jws_key_generate(int, struct jws_key *, char *, size_t);
+int	jws_key_pem(const struct jws_key *, char **);
+void	jws_key_free(struct jws_key *);
+int	jws_jwk(const struct jws_key *, const char *, char **);
+int	jws_sign(const struct jws_key *, const char *, const char *, char **,
+	    char *, size_t);
+int	jws_assertion(const struct jws_key *, const char *,
+	    const struct jws_claims *, char **, char *, size_t);
+size_t	jws_b64url(const void *, size_t, char *);
 
 /*
  * conn.c (pure): connections, one token per (source, subject); the
@@ -586,6 +645,7 @@ struct kiln_config {
 	int64_t		otel_queue;
 	int64_t		otel_batch;
 	int		otel_json;		/* http/json, not protobuf */
+	int64_t		key_rollover;		/* seconds, KILN_KEY_ROLLOVER */
 };
 
 extern struct kiln_config	kiln_config;
@@ -766,6 +826,7 @@ struct token_row {			/* store_load, store_reload */
 	const char	*host;		/* of token_url, lower case */
 	const char	*subject;	/* "default": the source's token */
 	const char	*state;
+	const char	*signing_key_id;	/* NULL: no signing key */
 };
 
 struct source_view {			/* store_sources_view */
@@ -812,6 +873,13 @@ struct source_view {			/* store_sources_view */
 	const char	*actor_source;
 	const char	*actor_token_type;
 	int		waiting;	/* subject not valid */
+	const char	*issuer;	/* signed JWTs */
+	const char	*subject;
+	const char	*assertion_audience;
+	const char	*target_audience;
+	const char	*key_generate;
+	const char	*key_ids;	/* "a,b", oldest first */
+	const char	*signing_key_id;
 };
 
 /*
@@ -830,6 +898,18 @@ struct source_row {
 	int64_t		expires_ms;
 	int64_t		failures;
 	const char	*seed_digest;
+};
+
+struct signing_key_row {		/* store_signing_keys */
+	int64_t		source_id;
+	const char	*kid;		/* NULL: the source has no key */
+	const char	*alg;
+	const char	*public_jwk;
+	int64_t		activate_ms;
+	int		generated;
+	const char	*generate;	/* the source's key_generate */
+	int64_t		version;
+	const char	*token_url;
 };
 
 struct lease_row {			/* store_lease: one row */
@@ -965,6 +1045,7 @@ struct store_rows {
 	struct webhook_row	*webhooks;
 	struct delivery_row	*deliveries;
 	struct edge_row		*edges;
+	struct signing_key_row	*signing_keys;
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -1016,6 +1097,10 @@ void	store_reseal_scan(int64_t, store_rows_cb, void *);
 void	store_reseal_write(int64_t, const char *, char *const *,
 	    char *const *, store_rows_cb, void *);
 void	store_reseal_count(store_rows_cb, void *);
+void	store_signing_keys(const char *, store_rows_cb, void *);
+int	store_signing_key_rotate(const char *, int, const char *, int64_t,
+	    int64_t, store_rows_cb, void *);
+void	store_signing_keys_settle(int64_t, const char *);
 typedef void	(*store_reseal_fn)(void *, const char *, const char *,
 		    const char *const *, char **);
 void	store_sync_once(void);
@@ -1036,6 +1121,7 @@ void	store_webhook_done(int64_t, int64_t, int, int64_t, const char *,
 	    int64_t, int64_t, int64_t, int64_t, store_rows_cb, void *);
 void	store_webhook_expired(store_rows_cb, void *);
 void	store_webhooks_recent(store_rows_cb, void *);
+void	store_webhooks_source(const char *, store_rows_cb, void *);
 void	store_timeline(const char *, store_rows_cb, void *);
 
 /* cache.c: per-worker token table, propagation, waiting requests. */
@@ -1094,6 +1180,7 @@ struct cache_entry {
 	char			cert_subject[MTLS_SUBJECT_MAX];
 	char			*conn;		/* subject, NULL: default */
 	int			reauth;		/* needs_reauth */
+	char			key_id[48];	/* signing kid, cut */
 
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;
@@ -1419,6 +1506,7 @@ void		dv_token_timeline(struct api_pending *,
 		    const struct store_rows *, int);
 void		dv_token_history(struct api_pending *,
 		    const struct store_rows *, int);
+void		dv_webhooks(struct kore_buf *, const struct store_rows *);
 
 /* reseal.c: secrets and tokens sealed again under the current key. */
 #define RESEAL_PENDING		0
@@ -1494,6 +1582,7 @@ int	api_conn_current_token(struct http_request *, struct api_state *);
 int	api_conn_rejected(struct http_request *, struct api_state *);
 /* webhook.c: delivery of the webhooks' outbox, signed, retried. */
 void	webhook_init(void);
+void	webhook_kick(int64_t);
 
 /* api_webhook.c: POST|GET /api/webhooks, DELETE, deliveries. */
 int	admin_webhooks_list(struct http_request *, struct api_state *);
@@ -1525,6 +1614,13 @@ int	dm_source_delete(struct http_request *, struct api_state *);
 int	dm_keys_page(struct http_request *, struct api_state *);
 int	dm_key_create(struct http_request *, struct api_state *);
 int	dm_key_revoke(struct http_request *, struct api_state *);
+
+/* api_jwks.c: a source's signing keys: jwks.json and their rotation. */
+#define JWKS_MAX_AGE		60	/* seconds; < the default rollover */
+int	api_jwks(struct http_request *, struct api_state *);
+int	admin_key_rotate(struct http_request *, struct api_state *);
+int	api_jwks_patch_origin(const struct source *, const char *, char *,
+	    size_t);
 
 #endif /* Kore */
 

@@ -28,6 +28,11 @@
 #define OAUTH_FORM		"application/x-www-form-urlencoded"
 #define OAUTH_JSON		"application/json"
 #define OAUTH_TX_GRANT	"urn:ietf:params:oauth:grant-type:token-exchange"
+#define OAUTH_JWT_BEARER	"urn:ietf:params:oauth:grant-type:jwt-bearer"
+#define OAUTH_ASSERTION_TYPE	\
+	"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define OAUTH_CLIENT_JWT_LIFE	60	/* RFC 7523 3: short-lived */
+#define OAUTH_GRANT_JWT_LIFE	3600	/* Google's maximum */
 
 struct obuf {
 	char		*data;
@@ -41,6 +46,8 @@ static int	build_json(const struct source *, struct oauth_request *,
 		    char *, size_t);
 static int	build_basic(const char *, const char *, char **);
 static int	build_exchange(const struct source *, struct obuf *);
+static int	build_jwt(const struct source *, struct obuf *, int, char *,
+		    size_t);
 static int	answer_token(const struct source *, yajl_val,
 		    struct oauth_answer *, char *, size_t);
 static void	answer_token_type(yajl_val, struct oauth_answer *);
@@ -70,6 +77,7 @@ oauth_build(const struct source *src, struct oauth_request *req, char *err,
 	case KIND_REFRESH_TOKEN:
 	case KIND_PASSWORD:
 	case KIND_TOKEN_EXCHANGE:
+	case KIND_JWT_BEARER:
 		return (build_form(src, req, err, errlen));
 	case KIND_JSON_LOGIN:
 		return (build_json(src, req, err, errlen));
@@ -178,8 +186,13 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 		if (src->client_id == NULL)
 			missing = "client_id";
 		else if (src->client_secret == NULL &&
-		    !mtls_method(src->auth_method))
+		    !mtls_method(src->auth_method) &&
+		    src->auth_method != AUTH_PRIVATE_KEY_JWT)
 			missing = "client_secret";
+		break;
+	case KIND_JWT_BEARER:
+		if (src->private_key == NULL)
+			missing = "private_key";
 		break;
 	case KIND_REFRESH_TOKEN:
 		if (src->refresh_token == NULL)
@@ -199,6 +212,10 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 			missing = "password";
 		break;
 	}
+
+	if (missing == NULL && src->auth_method == AUTH_PRIVATE_KEY_JWT &&
+	    src->private_key == NULL)
+		missing = "private_key";
 
 	if (missing != NULL) {
 		json_seterr(err, errlen, "%s: missing", missing);
@@ -220,6 +237,12 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	case KIND_TOKEN_EXCHANGE:
 		ok = build_exchange(src, &b);
 		break;
+	case KIND_JWT_BEARER:
+		if (!form_add(&b, "grant_type", OAUTH_JWT_BEARER) ||
+		    !build_jwt(src, &b, 1, err, errlen))
+			goto fail;
+		ok = 1;
+		break;
 	default:
 		ok = form_add(&b, "grant_type", "password") &&
 		    form_add(&b, "username", src->username) &&
@@ -229,7 +252,13 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	}
 
 	if (ok && src->client_id != NULL) {
-		if (src->auth_method == AUTH_SECRET_BASIC) {
+		if (src->auth_method == AUTH_PRIVATE_KEY_JWT) {
+			if (!form_add(&b, "client_id", src->client_id) ||
+			    !form_add(&b, "client_assertion_type",
+			    OAUTH_ASSERTION_TYPE) ||
+			    !build_jwt(src, &b, 0, err, errlen))
+				goto fail;
+		} else if (src->auth_method == AUTH_SECRET_BASIC) {
 			ok = build_basic(src->client_id, src->client_secret,
 			    &req->authorization);
 		} else if (mtls_method(src->auth_method)) {
@@ -253,6 +282,57 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 	req->content_type = OAUTH_FORM;
 
 	return (KORE_RESULT_OK);
+
+fail:
+	obuf_wipe(&b);
+	oauth_request_free(req);
+	if (err != NULL && err[0] == '\0')
+		json_seterr(err, errlen, "request: out of memory");
+	return (KORE_RESULT_ERROR);
+}
+
+/*
+ * A signed JWT into the form: the authorization grant "assertion" of
+ * jwt_bearer (RFC 7523 2.1), or the "client_assertion" of
+ * private_key_jwt (2.2), whose iss and sub are the client id.
+ */
+static int
+build_jwt(const struct source *src, struct obuf *b, int grant, char *err,
+    size_t errlen)
+{
+	struct jws_claims	c;
+	struct jws_key		key;
+	char			*jwt;
+	int			ok;
+
+	if (!jws_key_load(src->private_key, src->key_alg, &key, err, errlen))
+		return (KORE_RESULT_ERROR);
+
+	memset(&c, 0, sizeof(c));
+	c.aud = src->assertion_audience != NULL ?
+	    src->assertion_audience : src->token_url;
+	c.iat = isotime_now() / 1000;
+	if (grant) {
+		c.iss = src->issuer != NULL ? src->issuer : src->client_id;
+		c.sub = src->subject != NULL ? src->subject : c.iss;
+		c.scope = src->scope;
+		c.target_audience = src->target_audience;
+		c.exp = c.iat + OAUTH_GRANT_JWT_LIFE;
+	} else {
+		c.iss = src->client_id;
+		c.sub = src->client_id;
+		c.exp = c.iat + OAUTH_CLIENT_JWT_LIFE;
+	}
+
+	ok = jws_assertion(&key, src->key_id, &c, &jwt, err, errlen);
+	jws_key_free(&key);
+	if (!ok)
+		return (KORE_RESULT_ERROR);
+
+	ok = form_add(b, grant ? "assertion" : "client_assertion", jwt);
+	seal_wipe(jwt);
+
+	return (ok);
 }
 
 /* RFC 8693 §2.1: the subject (and actor) token of other sources. */

@@ -108,8 +108,6 @@ static void	pb_fixed64(struct kore_buf *, int, u_int64_t);
 static void	otel_id(char *, int);
 static void	otel_count(volatile u_int64_t *, u_int64_t);
 static void	otel_dec(u_int64_t, int, char *);
-static u_int64_t	mix64(u_int64_t);
-static void	hex64(u_int64_t, char *);
 
 /* The parent: the counters every worker adds to. */
 void
@@ -825,7 +823,7 @@ otel_id(char *out, int words)
 	int		i;
 
 	for (i = 0; i < words; i++)
-		hex64(mix64(ot.seed + ++ot.n) | 1, out + i * 16);
+		hash_hex64(hash_mix64(ot.seed + ++ot.n) | 1, out + i * 16);
 	out[words * 16] = '\0';
 }
 
@@ -855,23 +853,4 @@ otel_dec(u_int64_t v, int neg, char *out)
 	out[n] = '\0';
 }
 
-static u_int64_t
-mix64(u_int64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return (x ^ (x >> 31));
-}
 
-static void
-hex64(u_int64_t v, char *out)
-{
-	static const char	hex[] = "0123456789abcdef";
-	int			i;
-
-	for (i = 15; i >= 0; i--) {
-		out[i] = hex[v & 0x0f];
-		v >>= 4;
-	}
-}

@@ -429,7 +429,12 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 		(void)kore_timer_add(refresh_commit, REFRESH_COMMIT_RETRY_MS,
 		    at, KORE_TIMER_ONESHOT);
 		return;
-	} else if (at->ok && rows->num[0] == STORE_NULL) {
+	}
+
+	/* The commit may have written webhook events: look now. */
+	webhook_kick(0);
+
+	if (at->ok && rows->num[0] == STORE_NULL) {
 		log_kv(LOG_LVL_WARN, "lease lost before commit, token dropped",
 		    "token", at->name, "fingerprint", at->fpr, NULL);
 	} else if (at->ok) {
@@ -442,6 +447,10 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 		    "refresh_at", refresh,
 		    "expiry_from", at->ans.expiry_from,
 		    "#duration_ms", at->duration_ms, NULL);
+		/* The key that signed retires the ones it replaced. */
+		if (at->src.key_id != NULL)
+			store_signing_keys_settle(at->source_id,
+			    at->src.key_id);
 	}
 	log_context(NULL, NULL);
 

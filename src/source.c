@@ -34,6 +34,9 @@
 #define F_ACCESS		10
 #define F_PEM			11	/* public PEM text, or env */
 #define F_SOURCE		12	/* another source: name[/default] */
+#define F_KEY			13
+#define F_ALG			14
+#define F_ACCOUNT		15
 
 /*
  * One row per JSON key. JSON null puts a field back to its default
@@ -86,6 +89,15 @@ static const struct source_field fields[] = {
 	{ "actor_source", F_SOURCE, OFF(actor_source), 0, 0, 0, NULL },
 	{ "actor_token_type", F_STRING, OFF(actor_token_type), 0, 0, 0,
 	    NULL },
+	{ "private_key", F_KEY, OFF(private_key), 0, 0, 0, NULL },
+	{ "assertion_alg", F_ALG, OFF(key_alg), 0, 0, 0, NULL },
+	{ "key_id", F_STRING, OFF(key_id), 0, 0, 0, NULL },
+	{ "issuer", F_STRING, OFF(issuer), 0, 0, 0, NULL },
+	{ "subject", F_STRING, OFF(subject), 0, 0, 0, NULL },
+	{ "assertion_audience", F_STRING, OFF(assertion_audience), 0, 0, 0,
+	    NULL },
+	{ "target_audience", F_STRING, OFF(target_audience), 0, 0, 0, NULL },
+	{ "service_account", F_ACCOUNT, 0, 0, 0, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -95,6 +107,7 @@ static const char *kinds[] = {
 	"refresh_token",
 	"password",
 	"json_login",
+	"jwt_bearer",
 };
 
 static int	source_defaults(struct source *, char *, size_t);
@@ -104,8 +117,13 @@ static int	source_apply_string(const struct source_field *, yajl_val,
 		    int, struct source *, char *, size_t);
 static int	source_apply_number(const struct source_field *, yajl_val,
 		    struct source *, char *, size_t);
+static int	source_apply_jws(const struct source_field *, yajl_val,
+		    int, struct source *, char *, size_t);
+static int	source_account(yajl_val, int, struct source *, char *,
+		    size_t);
 static int	source_check(const struct source *, int, u_int64_t,
 		    char *, size_t);
+static int	source_check_jws(const struct source *, char *, size_t);
 static int	source_secret(const struct source_field *, yajl_val, int,
 		    const char **, char *, size_t);
 static int	source_check_tls(const struct source *, char *, size_t);
@@ -193,7 +211,7 @@ source_kind_parse(const char *name)
 	if (!strcmp(name, "token_exchange"))
 		return (KIND_TOKEN_EXCHANGE);
 
-	for (i = KIND_CLIENT_CREDENTIALS; i <= KIND_JSON_LOGIN; i++) {
+	for (i = KIND_CLIENT_CREDENTIALS; i <= KIND_JWT_BEARER; i++) {
 		if (!strcmp(kinds[i], name))
 			return (i);
 	}
@@ -206,7 +224,7 @@ source_kind_name(int kind)
 {
 	if (kind == KIND_TOKEN_EXCHANGE)
 		return ("token_exchange");
-	if (kind < KIND_CLIENT_CREDENTIALS || kind > KIND_JSON_LOGIN)
+	if (kind < KIND_CLIENT_CREDENTIALS || kind > KIND_JWT_BEARER)
 		return ("unknown");
 
 	return (kinds[kind]);
@@ -219,6 +237,8 @@ source_auth_name(int method)
 	switch (method) {
 	case AUTH_SECRET_BASIC:
 		return ("client_secret_basic");
+	case AUTH_PRIVATE_KEY_JWT:
+		return ("private_key_jwt");
 	case AUTH_TLS_CLIENT:
 		return ("tls_client_auth");
 	case AUTH_TLS_SELF_SIGNED:
@@ -233,6 +253,8 @@ source_auth_parse(const char *name)
 {
 	if (!strcmp(name, "client_secret_basic"))
 		return (AUTH_SECRET_BASIC);
+	if (!strcmp(name, "private_key_jwt"))
+		return (AUTH_PRIVATE_KEY_JWT);
 	if (!strcmp(name, "tls_client_auth"))
 		return (AUTH_TLS_CLIENT);
 	if (!strcmp(name, "self_signed_tls_client_auth"))
@@ -253,10 +275,12 @@ source_free(struct source *src)
 	for (f = fields; f->name != NULL; f++) {
 		if (f->type != F_URL && f->type != F_STRING &&
 		    f->type != F_SECRET && f->type != F_PATH &&
-		    f->type != F_PEM && f->type != F_SOURCE)
+		    f->type != F_PEM && f->type != F_SOURCE &&
+		    f->type != F_KEY)
 			continue;
 		sp = (char **)((u_int8_t *)src + f->offset);
-		(void)source_set(sp, NULL, f->type == F_SECRET);
+		(void)source_set(sp, NULL, f->type == F_SECRET ||
+		    f->type == F_KEY);
 	}
 	(void)source_set(&src->subject_token, NULL, 1);
 	(void)source_set(&src->actor_token, NULL, 1);
@@ -341,7 +365,7 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 		if (kind == 0) {
 			json_seterr(err, errlen, "kind: must be one of "
 			    "client_credentials, refresh_token, password, "
-			    "json_login, token_exchange");
+			    "json_login, jwt_bearer, token_exchange");
 			return (KORE_RESULT_ERROR);
 		}
 		if ((flags & SOURCE_PATCH) && kind != src->kind) {
@@ -360,6 +384,10 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 	case F_INT:
 	case F_BOOL:
 		return (source_apply_number(f, v, src, err, errlen));
+	case F_KEY:
+	case F_ALG:
+	case F_ACCOUNT:
+		return (source_apply_jws(f, v, flags, src, err, errlen));
 	}
 
 	/* F_AUTH and F_ACCESS: two-valued enums. */
@@ -377,6 +405,8 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 	} else if (f->type == F_AUTH &&
 	    !strcmp(s, "self_signed_tls_client_auth")) {
 		*ip = AUTH_TLS_SELF_SIGNED;
+	} else if (f->type == F_AUTH && !strcmp(s, "private_key_jwt")) {
+		*ip = AUTH_PRIVATE_KEY_JWT;
 	} else if (f->type == F_ACCESS && !strcmp(s, "open")) {
 		*ip = ACCESS_OPEN;
 	} else if (f->type == F_ACCESS && !strcmp(s, "key")) {
@@ -384,7 +414,8 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 	} else if (f->type == F_AUTH) {
 		json_seterr(err, errlen, "auth_method: must be "
 		    "client_secret_post, client_secret_basic, "
-		    "tls_client_auth or self_signed_tls_client_auth");
+		    "private_key_jwt, tls_client_auth or "
+		    "self_signed_tls_client_auth");
 		return (KORE_RESULT_ERROR);
 	} else {
 		json_seterr(err, errlen, "access: must be open or key");
@@ -596,8 +627,14 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 		if (missing == NULL && src->client_id == NULL)
 			missing = "client_id";
 		if (missing == NULL && src->client_secret == NULL &&
-		    !mtls_method(src->auth_method))
+		    !mtls_method(src->auth_method) &&
+		    src->auth_method != AUTH_PRIVATE_KEY_JWT)
 			missing = "client_secret";
+		break;
+	case KIND_JWT_BEARER:
+		if (missing == NULL && src->issuer == NULL &&
+		    src->client_id == NULL)
+			missing = "issuer";
 		break;
 	case KIND_REFRESH_TOKEN:
 		if (missing == NULL && src->refresh_token == NULL)
@@ -631,6 +668,10 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 	    !source_check_exchange(src, err, errlen))
 		return (KORE_RESULT_ERROR);
 
+	if (missing == NULL && src->auth_method == AUTH_PRIVATE_KEY_JWT &&
+	    src->client_id == NULL)
+		missing = "client_id";
+
 	/* A client secret is only sent along with its client id. */
 	if ((src->kind == KIND_REFRESH_TOKEN || src->kind == KIND_PASSWORD ||
 	    src->kind == KIND_TOKEN_EXCHANGE) &&
@@ -640,7 +681,7 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 		return (KORE_RESULT_ERROR);
 	}
 
-	return (KORE_RESULT_OK);
+	return (source_check_jws(src, err, errlen));
 }
 
 /*
@@ -951,4 +992,192 @@ origin_parse(const char *url, char *out, size_t len)
 	    num);
 
 	return (n > 0 && (size_t)n < len);
+}
+
+/*
+ * private_key: a PEM (string, or {"env":"VAR"} in the sources file) or
+ * {"generate":"ES256"}; assertion_alg; service_account: a Google key
+ * file, as text or {"env":"VAR"}.
+ */
+static int
+source_apply_jws(const struct source_field *f, yajl_val v, int flags,
+    struct source *src, char *err, size_t errlen)
+{
+	const char	*s;
+
+	if (f->type == F_ACCOUNT)
+		return (source_account(v, flags, src, err, errlen));
+
+	if (f->type == F_ALG) {
+		src->key_alg = 0;
+		if (YAJL_IS_NULL(v))
+			return (KORE_RESULT_OK);
+		if (!YAJL_IS_STRING(v) ||
+		    (src->key_alg = jws_alg_parse(YAJL_GET_STRING(v))) == 0) {
+			json_seterr(err, errlen, "assertion_alg: must be "
+			    "RS256, PS256 or ES256");
+			return (KORE_RESULT_ERROR);
+		}
+		return (KORE_RESULT_OK);
+	}
+
+	(void)source_set(&src->private_key, NULL, 1);
+	src->key_generate = 0;
+	src->key_new = 0;
+
+	if (YAJL_IS_NULL(v))
+		return (KORE_RESULT_OK);
+
+	if (YAJL_IS_OBJECT(v) && v->u.object.len == 1 &&
+	    !strcmp(v->u.object.keys[0], "generate")) {
+		s = YAJL_IS_STRING(v->u.object.values[0]) ?
+		    YAJL_GET_STRING(v->u.object.values[0]) : NULL;
+		if ((src->key_generate = jws_alg_parse(s)) == 0) {
+			json_seterr(err, errlen, "private_key: generate must "
+			    "be one of RS256, PS256, ES256");
+			return (KORE_RESULT_ERROR);
+		}
+		src->key_new = 1;
+		return (KORE_RESULT_OK);
+	}
+
+	if (!source_secret(f, v, flags, &s, err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (strlen(s) == 0 || strlen(s) > SOURCE_SECRET_MAX) {
+		json_seterr(err, errlen, "private_key: must be 1 to %d bytes "
+		    "long", SOURCE_SECRET_MAX);
+		return (KORE_RESULT_ERROR);
+	}
+	if (!source_set(&src->private_key, s, 1)) {
+		json_seterr(err, errlen, "private_key: out of memory");
+		return (KORE_RESULT_ERROR);
+	}
+	src->key_new = 1;
+
+	return (KORE_RESULT_OK);
+}
+
+/*
+ * A Google service-account key file: private_key, client_email (the
+ * issuer), private_key_id (the kid) and token_uri fill what is not set.
+ * The key in the parsed tree is wiped before the tree is freed.
+ */
+static int
+source_account(yajl_val v, int flags, struct source *src, char *err,
+    size_t errlen)
+{
+	static const struct source_field	sa = { "service_account",
+						    F_SECRET, 0, 0, 0, 0,
+						    NULL };
+	const char	*text, *key, *email, *kid, *uri, *type;
+	yajl_val	root, k;
+	int		ret;
+
+	if (!source_secret(&sa, v, flags, &text, err, errlen))
+		return (KORE_RESULT_ERROR);
+
+	ret = KORE_RESULT_ERROR;
+	if ((root = json_parse(text, strlen(text))) == NULL ||
+	    !YAJL_IS_OBJECT(root)) {
+		json_seterr(err, errlen, "service_account: must be the JSON "
+		    "of a service account key file");
+		goto cleanup;
+	}
+
+	k = json_path_get(root, "private_key");
+	key = k != NULL && YAJL_IS_STRING(k) ? YAJL_GET_STRING(k) : NULL;
+	email = YAJL_GET_STRING(json_path_get(root, "client_email"));
+	kid = YAJL_GET_STRING(json_path_get(root, "private_key_id"));
+	uri = YAJL_GET_STRING(json_path_get(root, "token_uri"));
+	type = YAJL_GET_STRING(json_path_get(root, "type"));
+
+	if (type != NULL && strcmp(type, "service_account")) {
+		json_seterr(err, errlen, "service_account: type must be "
+		    "service_account");
+		goto cleanup;
+	}
+	if (key == NULL || email == NULL || !text_clean(email) ||
+	    (kid != NULL && !text_clean(kid))) {
+		json_seterr(err, errlen, "service_account: private_key and "
+		    "client_email are required");
+		goto cleanup;
+	}
+	if (uri != NULL && (!text_clean(uri) || !url_valid(uri))) {
+		json_seterr(err, errlen, "service_account: token_uri must be "
+		    "an http:// or https:// URL");
+		goto cleanup;
+	}
+
+	if (!source_set(&src->private_key, key, 1) ||
+	    (src->issuer == NULL && !source_set(&src->issuer, email, 0)) ||
+	    (kid != NULL && src->key_id == NULL &&
+	    !source_set(&src->key_id, kid, 0)) ||
+	    (uri != NULL && src->token_url == NULL &&
+	    !source_set(&src->token_url, uri, 0))) {
+		json_seterr(err, errlen, "service_account: out of memory");
+		goto cleanup;
+	}
+	src->key_generate = 0;
+	src->key_new = 1;
+
+	ret = KORE_RESULT_OK;
+
+cleanup:
+	if (root != NULL) {
+		k = json_path_get(root, "private_key");
+		if (k != NULL && YAJL_IS_STRING(k))
+			OPENSSL_cleanse(k->u.string, strlen(k->u.string));
+		yajl_tree_free(root);
+	}
+
+	return (ret);
+}
+
+/* A signed JWT needs a key that reads and fits its algorithm. */
+static int
+source_check_jws(const struct source *src, char *err, size_t errlen)
+{
+	struct jws_key	key;
+	int		needed, ok;
+
+	needed = src->auth_method == AUTH_PRIVATE_KEY_JWT ||
+	    src->kind == KIND_JWT_BEARER;
+
+	if (needed && src->private_key == NULL && src->key_generate == 0 &&
+	    !src->key_stored) {
+		json_seterr(err, errlen, "private_key: required for %s",
+		    src->kind == KIND_JWT_BEARER ? "jwt_bearer" :
+		    "private_key_jwt");
+		return (KORE_RESULT_ERROR);
+	}
+	if (!needed && src->key_new) {
+		json_seterr(err, errlen, "private_key: only for "
+		    "auth_method private_key_jwt or kind jwt_bearer");
+		return (KORE_RESULT_ERROR);
+	}
+	if (src->key_id != NULL && (strlen(src->key_id) > 128 ||
+	    strspn(src->key_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn"
+	    "opqrstuvwxyz0123456789._-") != strlen(src->key_id))) {
+		json_seterr(err, errlen, "key_id: must be 1 to 128 of "
+		    "A-Z a-z 0-9 . _ -");
+		return (KORE_RESULT_ERROR);
+	}
+	if (src->key_generate != 0 && src->key_alg != 0 &&
+	    src->key_alg != src->key_generate) {
+		json_seterr(err, errlen, "assertion_alg: differs from the "
+		    "algorithm of private_key.generate");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (src->private_key != NULL && src->key_new) {
+		if (!jws_key_load(src->private_key, src->key_alg, &key, err,
+		    errlen))
+			return (KORE_RESULT_ERROR);
+		ok = jws_key_check(&key, err, errlen);
+		jws_key_free(&key);
+		if (!ok)
+			return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
 }

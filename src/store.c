@@ -32,7 +32,7 @@
 #include "kiln.h"
 
 #define STORE_DB		"db"
-#define STORE_PARAMS_MAX	40
+#define STORE_PARAMS_MAX	50
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
 #define STORE_BATCH_MAX		7900
@@ -65,6 +65,21 @@ struct store_job {
 typedef void	(*store_decode)(PGresult *, struct store_job *,
 		    struct store_rows *);
 
+/*
+ * The signing settings of a source s2 (jwt_bearer, private_key_jwt), and
+ * its key k that signs now: the newest active one, else (all of them
+ * waiting to become active) the oldest.
+ */
+#define Q_SIGNING_COLS							\
+    "SELECT s2.assertion_issuer, s2.assertion_subject, "		\
+    "s2.assertion_audience, s2.target_audience, s2.key_generate"
+#define Q_SIGNING_KEY							\
+    "LEFT JOIN LATERAL (SELECT kid, alg, private_key_sealed, "		\
+    "activate_after FROM source_signing_keys k0 "			\
+    "WHERE k0.source_id = s2.id ORDER BY k0.activate_after > now(), "	\
+    "CASE WHEN k0.activate_after <= now() THEN k0.activate_after END "	\
+    "DESC NULLS LAST, k0.activate_after LIMIT 1) k ON true"
+
 static const char q_load[] =
     "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
     "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
@@ -76,7 +91,9 @@ static const char q_load[] =
     "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
     "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
     "t.subject_generation, s.auth_method, s.tls_cert_subject, "
-    "kiln_host(s.token_url), t.subject, t.state "
+    "kiln_host(s.token_url), t.subject, t.state, "
+    "(SELECT k.kid FROM token_sources s2 "
+    Q_SIGNING_KEY " WHERE s2.id = s.id) "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
     "WHERE $1::text IS NULL OR s.name = ANY(string_to_array($1, ','))";
 
@@ -165,14 +182,17 @@ static const char q_lease[] =
     "WHEN 'budget' THEN c.budget_ms WHEN 'circuit' THEN c.circuit_ms "
     "END, x.tls_client_cert, x.tls_client_key_sealed, x.tls_ca, "
     "x.subject_source, x.subject_token_type, x.requested_token_type, "
-    "x.actor_source, x.actor_token_type "
+    "x.actor_source, x.actor_token_type, j.* "
     "FROM c LEFT JOIN l ON true "
     "LEFT JOIN token_sources x ON x.id = l.id "
     "CROSS JOIN LATERAL (SELECT CASE "
     "WHEN l.id IS NOT NULL THEN 'leased' "
     "WHEN c.why = 'probe' AND NOT EXISTS (SELECT 1 FROM h) "
     "THEN 'circuit' WHEN c.why IN ('ok', 'probe') THEN 'busy' "
-    "ELSE c.why END AS why) w";
+    "ELSE c.why END AS why) w "
+    "LEFT JOIN LATERAL (" Q_SIGNING_COLS ", k.kid, k.alg, "
+    "k.private_key_sealed FROM token_sources s2 " Q_SIGNING_KEY
+    " WHERE s2.id = l.id) j ON true";
 
 static const char q_success[] =
     "WITH t AS (UPDATE tokens SET token_sealed = $3, token_type = $4, "
@@ -293,14 +313,44 @@ static const char q_exchange_edges[] =
     "WHERE kind = 'token_exchange'";
 
 /*
- * The 22 parameters of a source row, $1..$22 of insert and update, and
+ * A new signing key (kid $k, NULL: none; alg, sealed key, public JWK,
+ * generated) of a created or changed source s: a given key is added, or
+ * sealed again when held (for the origin it now goes to); a generated
+ * one only when the source holds no generated key (a sources file says
+ * "generate" at every start). The update drops the others (d) when a
+ * key is given.
+ */
+#define Q_KEY_ADD(k, a, p, j, g)					\
+    "k AS (INSERT INTO source_signing_keys (source_id, kid, alg, "	\
+    "private_key_sealed, public_jwk, generated) "			\
+    "SELECT s.id, $" k ", $" a ", $" p ", $" j ", $" g "::boolean "	\
+    "FROM s WHERE $" k "::text IS NOT NULL AND NOT ($" g "::boolean "	\
+    "AND EXISTS (SELECT 1 FROM source_signing_keys x "			\
+    "WHERE x.source_id = s.id AND x.generated)) "			\
+    "ON CONFLICT (source_id, kid) DO UPDATE SET alg = EXCLUDED.alg, "	\
+    "private_key_sealed = EXCLUDED.private_key_sealed, "		\
+    "public_jwk = EXCLUDED.public_jwk, generated = EXCLUDED.generated), "
+
+/* A sources file moved the source: its generated keys cannot follow. */
+static const char q_signing_keys_moved[] =
+    "DELETE FROM source_signing_keys k USING token_sources s "
+    "WHERE s.name = $1 AND k.source_id = s.id AND k.generated";
+
+/*
+ * The 22 parameters of a source row, $1..$22 of insert and update, then
  * the 5 of mutual TLS and 5 of token exchange ($23..$32 of insert,
- * $25..$34 of update).
+ * $25..$34 of update), then the 5 signing settings and the 5 of a new
+ * signing key ($33..$42 of insert, $35..$44 of update); the audit's last.
  */
 #define SOURCE_TLS_PARAMS	10	/* and the 5 of token exchange */
+#define SOURCE_JWS_PARAMS	10	/* settings, then a new key */
+#define SOURCE_CREATE_PARAMS						\
+	(22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5)
+#define SOURCE_PATCH_PARAMS	(SOURCE_CREATE_PARAMS + 2)
 struct source_params {
 	const char	*v[22];
 	const char	*tls[SOURCE_TLS_PARAMS];
+	const char	*jws[SOURCE_JWS_PARAMS];
 	char		*tls_key;
 	char		not_after[24];
 	char		subject[MTLS_SUBJECT_MAX];
@@ -311,6 +361,9 @@ struct source_params {
 	char		*seed;
 	char		rb[24];
 	char		fl[24];
+	char		*key_sealed;
+	char		*key_jwk;
+	char		*key_kid;
 };
 
 /*
@@ -382,45 +435,42 @@ static const char q_key_revoke[] =
     "SELECT k.id, pg_notify('kiln_keys', k.id::text), "
     "(SELECT count(*) FROM s) FROM k";
 
-static const char q_sources_view[] =
-    "SELECT s.name, s.kind, s.token_url, s.client_id, "
-    "s.client_secret_sealed IS NOT NULL, s.auth_method, s.scope, "
-    "s.audience, s.resource, s.refresh_token_sealed IS NOT NULL, "
-    "s.username, s.password_sealed IS NOT NULL, s.token_path, "
-    "s.expires_at_path, s.expires_in_path, s.refresh_buffer, "
-    "s.fallback_lifetime, s.access, s.require_header, s.enabled, "
-    "s.paused, kiln_ms(s.created_at), kiln_ms(s.updated_at), "
-    "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
-    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
-    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "t.last_duration_ms, COALESCE(t.lease_until > now(), false), "
-    "s.tls_cert_subject, kiln_ms(s.tls_cert_not_after), "
-    "s.tls_client_key_sealed IS NOT NULL, s.tls_ca IS NOT NULL, "
-    "s.subject_source, s.subject_token_type, s.requested_token_type, "
-    "s.actor_source, s.actor_token_type, s.kind = 'token_exchange' AND "
-    "NOT EXISTS (SELECT 1 FROM token_sources s2 JOIN tokens t2 "
-    "ON t2.source_id = s2.id AND t2.subject = 'default' "
-    "WHERE s2.name = s.subject_source "
-    "AND s2.enabled AND t2.expires_at > now()) "
-    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
+/* A source as the API shows it: q_sources_view, q_sources_page. */
+#define SOURCE_VIEW_COLS							\
+    "SELECT s.name, s.kind, s.token_url, s.client_id, " \
+    "s.client_secret_sealed IS NOT NULL, s.auth_method, s.scope, " \
+    "s.audience, s.resource, s.refresh_token_sealed IS NOT NULL, " \
+    "s.username, s.password_sealed IS NOT NULL, s.token_path, " \
+    "s.expires_at_path, s.expires_in_path, s.refresh_buffer, " \
+    "s.fallback_lifetime, s.access, s.require_header, s.enabled, " \
+    "s.paused, kiln_ms(s.created_at), kiln_ms(s.updated_at), " \
+    "t.generation, t.fingerprint, kiln_ms(t.obtained_at), " \
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), " \
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, " \
+    "t.last_duration_ms, COALESCE(t.lease_until > now(), false), " \
+    "s.tls_cert_subject, kiln_ms(s.tls_cert_not_after), " \
+    "s.tls_client_key_sealed IS NOT NULL, s.tls_ca IS NOT NULL, " \
+    "s.subject_source, s.subject_token_type, s.requested_token_type, " \
+    "s.actor_source, s.actor_token_type, s.kind = 'token_exchange' AND " \
+    "NOT EXISTS (SELECT 1 FROM token_sources s2 JOIN tokens t2 " \
+    "ON t2.source_id = s2.id AND t2.subject = 'default' " \
+    "WHERE s2.name = s.subject_source " \
+    "AND s2.enabled AND t2.expires_at > now()), " \
+    "s.assertion_issuer, s.assertion_subject, s.assertion_audience, " \
+    "s.target_audience, s.key_generate, (SELECT string_agg(k1.kid, ',' " \
+    "ORDER BY k1.activate_after) FROM source_signing_keys k1 " \
+    "WHERE k1.source_id = s.id), (SELECT k.kid FROM token_sources s2 " \
+    Q_SIGNING_KEY " WHERE s2.id = s.id) " \
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id " \
     "AND t.subject = 'default' "
+
+static const char q_sources_view[] =
+    SOURCE_VIEW_COLS
     "WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name";
 
 /* A page of q_sources_view's rows after a name (the dashboard's list). */
 static const char q_sources_page[] =
-    "SELECT s.name, s.kind, s.token_url, s.client_id, "
-    "s.client_secret_sealed IS NOT NULL, s.auth_method, s.scope, "
-    "s.audience, s.resource, s.refresh_token_sealed IS NOT NULL, "
-    "s.username, s.password_sealed IS NOT NULL, s.token_path, "
-    "s.expires_at_path, s.expires_in_path, s.refresh_buffer, "
-    "s.fallback_lifetime, s.access, s.require_header, s.enabled, "
-    "s.paused, kiln_ms(s.created_at), kiln_ms(s.updated_at), "
-    "t.generation, t.fingerprint, kiln_ms(t.obtained_at), "
-    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
-    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "t.last_duration_ms, COALESCE(t.lease_until > now(), false) "
-    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
-    "AND t.subject = 'default' "
+    SOURCE_VIEW_COLS
     "WHERE s.name > $2 ORDER BY s.name LIMIT $1::integer";
 
 static const char q_source_full[] =
@@ -430,7 +480,10 @@ static const char q_source_full[] =
     "expires_in_path, refresh_buffer, fallback_lifetime, access, "
     "require_header, enabled, config_version, tls_client_cert, "
     "tls_client_key_sealed, tls_ca, subject_source, subject_token_type, "
-    "requested_token_type, actor_source, actor_token_type "
+    "requested_token_type, actor_source, actor_token_type, "
+    "assertion_issuer, assertion_subject, assertion_audience, "
+    "target_audience, key_generate, EXISTS (SELECT 1 "
+    "FROM source_signing_keys k WHERE k.source_id = token_sources.id) "
     "FROM token_sources WHERE name = $1";
 
 static const char q_source_create[] =
@@ -442,15 +495,41 @@ static const char q_source_create[] =
     "refresh_seed_digest, tls_client_cert, tls_client_key_sealed, tls_ca, "
     "tls_cert_not_after, tls_cert_subject, subject_source, "
     "subject_token_type, requested_token_type, actor_source, "
-    "actor_token_type) VALUES ($1, $2, $3, $4, $5, "
+    "actor_token_type, assertion_issuer, assertion_subject, "
+    "assertion_audience, target_audience, key_generate) "
+    "VALUES ($1, $2, $3, $4, $5, "
     "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
     "$20, $21, $22, $23, $24, $25, kiln_ts($26), $27, $28, $29, $30, "
-    "$31, $32) "
+    "$31, $32, $33, $34, $35, $36, $37) "
     "ON CONFLICT (name) DO NOTHING RETURNING id), "
+    Q_KEY_ADD("38", "39", "40", "41", "42")
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
     "RETURNING source_id), "
-    AUDIT_CTE("33", "34", "35", "36", "'source.create'", "$1", "$37", "t")
+    AUDIT_CTE("43", "44", "45", "46", "'source.create'", "$1", "$47", "t")
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
+
+/* The keys of a source for jwks.json: one row with kid NULL if none. */
+static const char q_signing_keys[] =
+    "SELECT s.id, k.kid, k.alg, k.public_jwk, kiln_ms(k.activate_after), "
+    "k.generated, s.key_generate, s.config_version, s.token_url "
+    "FROM token_sources s LEFT JOIN source_signing_keys k "
+    "ON k.source_id = s.id WHERE s.name = $1 ORDER BY k.activate_after";
+
+/* A rotation: a new key that signs from $6 seconds on. */
+static const char q_signing_key_rotate[] =
+    "INSERT INTO source_signing_keys (source_id, kid, alg, "
+    "private_key_sealed, public_jwk, generated, activate_after) "
+    "SELECT id, $2, $3, $4, $5, true, now() + $6::bigint * "
+    "interval '1 second' FROM token_sources WHERE name = $1 "
+    "AND config_version = $7::bigint AND token_url = $8 "
+    "RETURNING kiln_ms(activate_after)";
+
+/* A token obtained with key $2 drops the keys it replaced. */
+static const char q_signing_keys_settle[] =
+    "DELETE FROM source_signing_keys o USING source_signing_keys k "
+    "WHERE k.source_id = $1::bigint AND k.kid = $2 "
+    "AND k.activate_after <= now() AND o.source_id = k.source_id "
+    "AND o.activate_after < k.activate_after";
 
 static const char q_source_patch[] =
     "WITH s AS (UPDATE token_sources SET kind = $2, token_url = $3, "
@@ -467,15 +546,21 @@ static const char q_source_patch[] =
     "tls_cert_not_after = kiln_ts($28), tls_cert_subject = $29, "
     "subject_source = $30, subject_token_type = $31, "
     "requested_token_type = $32, actor_source = $33, "
-    "actor_token_type = $34 "
+    "actor_token_type = $34, "
+    "assertion_issuer = $35, assertion_subject = $36, "
+    "assertion_audience = $37, target_audience = $38, key_generate = $39 "
     "WHERE name = $1 AND ($23::bigint IS NULL OR "
     "config_version = $23::bigint) RETURNING id), "
+    Q_KEY_ADD("40", "41", "42", "43", "44")
+    "d AS (DELETE FROM source_signing_keys x USING s "
+    "WHERE x.source_id = s.id AND $40::text IS NOT NULL "
+    "AND x.kid <> $40 AND (NOT $44::boolean OR NOT x.generated)), "
     "t AS (UPDATE tokens SET "
     "next_attempt_at = CASE WHEN $24 THEN now() ELSE next_attempt_at END, "
     "failures = CASE WHEN $24 THEN 0 ELSE failures END "
     "FROM s WHERE tokens.source_id = s.id AND tokens.subject = 'default' "
     "RETURNING source_id), "
-    AUDIT_CTE("35", "36", "37", "38", "'source.update'", "$1", "$39", "t")
+    AUDIT_CTE("45", "46", "47", "48", "'source.update'", "$1", "$49", "t")
     "SELECT t.source_id, pg_notify('kiln_tokens', $1) FROM t";
 
 static const char q_source_delete[] =
@@ -549,7 +634,9 @@ static const char q_reload[] =
     "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
     "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
     "t.subject_generation, s.auth_method, s.tls_cert_subject, "
-    "kiln_host(s.token_url), t.subject, t.state "
+    "kiln_host(s.token_url), t.subject, t.state, "
+    "(SELECT k.kid FROM token_sources s2 "
+    Q_SIGNING_KEY " WHERE s2.id = s.id) "
     "FROM k JOIN token_sources s ON s.name = k.name "
     "JOIN tokens t ON t.source_id = s.id AND t.subject = k.subject";
 
@@ -626,6 +713,7 @@ static char	*file_read(const char *, size_t *);
 static int	upsert_one(PGconn *, PGresult *, struct source *, char *,
 		    size_t);
 static int	stored_row(PGresult *, const char *);
+static int	file_origin_same(PGresult *, int, const struct source *);
 static int	file_origin_kept(PGresult *, int, const struct source *,
 		    char *, size_t);
 static void	source_params(const struct source *, int,
@@ -635,6 +723,14 @@ static void	source_params_tls(const struct source *,
 		    struct source_params *);
 static void	dec_tls(PGresult *, int, struct source_row *);
 static void	dec_edges(PGresult *, struct store_job *,
+		    struct store_rows *);
+static void	source_params_jws(const struct source *,
+		    struct source_params *);
+static void	source_params_key(const struct source *,
+		    struct source_params *);
+static void	source_digest_jws(const struct source *, yajl_gen);
+static void	dec_source_jws(PGresult *, struct source_row *, int, int);
+static void	dec_signing_keys(PGresult *, struct store_job *,
 		    struct store_rows *);
 static char	*source_digest(const struct source *, int);
 static void	digest_append(void *, const char *, size_t);
@@ -1205,7 +1301,7 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
     size_t errlen)
 {
 	struct source_params	sp;
-	const char		*v[24 + SOURCE_TLS_PARAMS + 5];
+	const char		*v[SOURCE_PATCH_PARAMS];
 	int			ret, n, row, exists, same, same_seed;
 
 	source_params(src, 1, &sp);
@@ -1234,18 +1330,30 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 		sp.v[21] = NULL;
 	}
 
+	/* Generated keys were sealed for the old origin: make a new one. */
+	if (exists && src->key_generate != 0 && !file_origin_same(stored,
+	    row, src)) {
+		v[0] = src->name;
+		if (!(ret = sync_exec(db, q_signing_keys_moved, 1, v, err,
+		    errlen)))
+			goto cleanup;
+	}
+
 	/*
 	 * An update is unconditional and asks for a refresh at once. The
 	 * file is the operator's configuration, applied at start by no
 	 * principal: no audit row (its parameters are NULL).
 	 */
+	source_params_key(src, &sp);
 	memset(v, 0, sizeof(v));
 	memcpy(v, sp.v, sizeof(sp.v));
 	if (exists)
 		v[23] = "true";
 	n = exists ? 24 : 22;
 	memcpy(v + n, sp.tls, sizeof(sp.tls));
-	n += SOURCE_TLS_PARAMS + 5;	/* the audit's, NULL: no row */
+	n += SOURCE_TLS_PARAMS;
+	memcpy(v + n, sp.jws, sizeof(sp.jws));
+	n += SOURCE_JWS_PARAMS + 5;	/* the audit's, NULL: no row */
 	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
 	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
@@ -1360,6 +1468,7 @@ source_params(const struct source *src, int with_refresh,
 	p->v[20] = p->digest;
 	p->v[21] = p->seed;
 	source_params_tls(src, p);
+	source_params_jws(src, p);
 }
 
 /* The client certificate's subject and notAfter are kept for views. */
@@ -1404,6 +1513,9 @@ source_params_free(struct source_params *p)
 	free(p->tls_key);
 	kore_free(p->digest);
 	kore_free(p->seed);
+	free(p->key_sealed);
+	free(p->key_jwk);
+	kore_free(p->key_kid);
 }
 
 static char *
@@ -1439,7 +1551,9 @@ source_digest(const struct source *src, int upstream)
 	s[2] = src->token_url;
 	s[3] = src->client_id;
 	s[4] = src->client_secret;
-	s[5] = src->auth_method == AUTH_SECRET_BASIC ? "basic" : "post";
+	s[5] = src->auth_method == AUTH_SECRET_BASIC ? "basic" :
+	    src->auth_method == AUTH_PRIVATE_KEY_JWT ? "private_key_jwt" :
+	    "post";
 	s[6] = src->scope;
 	s[7] = src->audience;
 	s[8] = src->resource;
@@ -1484,6 +1598,7 @@ source_digest(const struct source *src, int upstream)
 				    strlen(t));
 		}
 	}
+	source_digest_jws(src, g);
 	if (!upstream) {
 		yajl_gen_integer(g, src->refresh_buffer);
 		yajl_gen_integer(g, src->fallback_lifetime);
@@ -1810,14 +1925,16 @@ store_source_create(const struct source *src, const struct audit_who *who,
     const char *fields, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
-	const char		*v[22 + SOURCE_TLS_PARAMS + 5];
+	const char		*v[SOURCE_CREATE_PARAMS];
 
 	source_params(src, 1, &sp);
+	source_params_key(src, &sp);
 	memcpy(v, sp.v, sizeof(sp.v));
 	memcpy(v + 22, sp.tls, sizeof(sp.tls));
-	audit_params(who, v + 22 + SOURCE_TLS_PARAMS);
-	v[22 + SOURCE_TLS_PARAMS + 4] = fields;
-	store_job_a(q_source_create, cb, arg, 22 + SOURCE_TLS_PARAMS + 5, v);
+	memcpy(v + 22 + SOURCE_TLS_PARAMS, sp.jws, sizeof(sp.jws));
+	audit_params(who, v + 22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS);
+	v[22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 4] = fields;
+	store_job_a(q_source_create, cb, arg, SOURCE_CREATE_PARAMS, v);
 	source_params_free(&sp);
 }
 
@@ -1832,18 +1949,20 @@ store_source_patch(const struct source *src, int64_t version,
     const char *fields, store_rows_cb cb, void *arg)
 {
 	struct source_params	sp;
-	const char		*v[24 + SOURCE_TLS_PARAMS + 5];
+	const char		*v[SOURCE_PATCH_PARAMS];
 	char			*ver;
 
 	source_params(src, with_refresh, &sp);
+	source_params_key(src, &sp);
 	memcpy(v, sp.v, sizeof(sp.v));
 	ver = i64(version);
 	v[22] = ver;
 	v[23] = upstream ? "true" : "false";
 	memcpy(v + 24, sp.tls, sizeof(sp.tls));
-	audit_params(who, v + 24 + SOURCE_TLS_PARAMS);
-	v[24 + SOURCE_TLS_PARAMS + 4] = fields;
-	store_job_a(q_source_patch, cb, arg, 24 + SOURCE_TLS_PARAMS + 5, v);
+	memcpy(v + 24 + SOURCE_TLS_PARAMS, sp.jws, sizeof(sp.jws));
+	audit_params(who, v + 24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS);
+	v[24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 4] = fields;
+	store_job_a(q_source_patch, cb, arg, SOURCE_PATCH_PARAMS, v);
 	kore_free(ver);
 	source_params_free(&sp);
 }
@@ -2326,6 +2445,7 @@ dec_tokens(PGresult *res, struct store_job *job, struct store_rows *rows)
 		t->host = col_str(res, i, 26);
 		t->subject = PQgetvalue(res, i, 27);
 		t->state = PQgetvalue(res, i, 28);
+		t->signing_key_id = col_str(res, i, 29);
 	}
 }
 
@@ -2380,6 +2500,13 @@ dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
 		v->actor_source = col_str(res, i, 40);
 		v->actor_token_type = col_str(res, i, 41);
 		v->waiting = col_bool(res, i, 42);
+		v->issuer = col_str(res, i, 43);
+		v->subject = col_str(res, i, 44);
+		v->assertion_audience = col_str(res, i, 45);
+		v->target_audience = col_str(res, i, 46);
+		v->key_generate = col_str(res, i, 47);
+		v->key_ids = col_str(res, i, 48);
+		v->signing_key_id = col_str(res, i, 49);
 	}
 }
 
@@ -2399,6 +2526,7 @@ dec_source_full(PGresult *res, struct store_job *job,
 	row->src.enabled = col_bool(res, 0, 19);
 	row->version = col_num(res, 0, 20);
 	dec_tls(res, 21, row);
+	dec_source_jws(res, row, 29, 0);
 }
 
 /*
@@ -2465,6 +2593,7 @@ dec_lease(PGresult *res, struct store_job *job, struct store_rows *rows)
 	row->seed_digest = PQgetlength(res, 0, 21) > 0 ?
 	    PQgetvalue(res, 0, 21) : NULL;
 	dec_tls(res, 24, row);
+	dec_source_jws(res, row, 32, 1);
 }
 
 static void
@@ -2613,6 +2742,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		{ q_audit_list, dec_audit },
 		{ q_exchange_edges, dec_edges },
 		{ q_timeline, dec_events },
+		{ q_signing_keys, dec_signing_keys },
 		{ q_reload, dec_tokens },
 		{ q_conn_import, dec_conns },
 		{ q_conn_list, dec_conns },
@@ -2654,6 +2784,7 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->audit);
 	webhook_rows_free(rows);
 	kore_free(rows->edges);
+	kore_free(rows->signing_keys);
 	kore_free(rows->conns);
 }
 
@@ -2866,6 +2997,12 @@ static const char q_webhooks_recent[] =
     "x WHERE x.webhook_id = w.id ORDER BY x.id DESC LIMIT 3) d ON true "
     "ORDER BY w.id, d.id DESC LIMIT 300";
 
+/* A token page: the deliveries of the events of one source, newest first. */
+static const char q_webhooks_source[] =
+    "SELECT w.id, w.url, " WH_DCOLS WH_NO_ATTEMPT "NULL "
+    "FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
+    "WHERE d.source = $1 ORDER BY d.id DESC LIMIT 20";
+
 /* The secret is sealed here, for the origin of url; never stored bare. */
 void
 store_webhook_create(const char *url, const char *events,
@@ -2976,6 +3113,12 @@ store_webhooks_recent(store_rows_cb cb, void *arg)
 	store_job(q_webhooks_recent, cb, arg, 0);
 }
 
+void
+store_webhooks_source(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_webhooks_source, cb, arg, 1, name);
+}
+
 static void
 dec_webhooks(PGresult *res, struct store_rows *rows)
 {
@@ -3048,7 +3191,7 @@ dec_webhook_rows(struct store_job *job, struct store_rows *rows)
 	else if (job->query == q_webhook_claim)
 		dec_deliveries(res, rows, 1);
 	else if (job->query == q_webhook_deliveries ||
-	    job->query == q_webhooks_recent)
+	    job->query == q_webhooks_recent || job->query == q_webhooks_source)
 		dec_deliveries(res, rows, 0);
 	else
 		return (0);
@@ -3180,4 +3323,226 @@ dec_conns(PGresult *res, struct store_job *job, struct store_rows *rows)
 		c->created_ms = col_numn(res, i, 7);
 		c->updated_ms = col_numn(res, i, 8);
 	}
+}
+
+/* The signing settings of src: jws[0..4]. */
+static void
+source_params_jws(const struct source *src, struct source_params *p)
+{
+	p->jws[0] = src->issuer;
+	p->jws[1] = src->subject;
+	p->jws[2] = src->assertion_audience;
+	p->jws[3] = src->target_audience;
+	p->jws[4] = src->key_generate != 0 ?
+	    jws_alg_name(src->key_generate) : NULL;
+}
+
+/*
+ * The new signing key of src as jws[5..9], made or read only when it is
+ * written (an RSA key takes a tenth of a second to make).
+ */
+static void
+source_params_key(const struct source *src, struct source_params *p)
+{
+	struct jws_key	key;
+	char		*pem, err[KILN_ERR_MAX];
+
+	if (!src->key_new)
+		return;
+
+	pem = NULL;
+	if (src->key_generate != 0) {
+		if (!jws_key_generate(src->key_generate, &key, err,
+		    sizeof(err)) || !jws_key_pem(&key, &pem))
+			fatal("%s", err);
+	} else if (src->private_key == NULL ||
+	    !jws_key_load(src->private_key, src->key_alg, &key, err,
+	    sizeof(err))) {
+		/* source_from_json checked it: not reached. */
+		return;
+	}
+
+	p->key_kid = kore_strdup(src->key_id != NULL && pem == NULL ?
+	    src->key_id : key.thumbprint);
+	if (!jws_jwk(&key, p->key_kid, &p->key_jwk))
+		fatal("jws_jwk");
+	p->key_sealed = seal_opt(src, "private_key",
+	    pem != NULL ? pem : src->private_key);
+	seal_wipe(pem);
+
+	p->jws[5] = p->key_kid;
+	p->jws[6] = jws_alg_name(key.alg);
+	p->jws[7] = p->key_sealed;
+	p->jws[8] = p->key_jwk;
+	p->jws[9] = src->key_generate != 0 ? "true" : "false";
+	jws_key_free(&key);
+}
+
+/*
+ * The signing settings in the digest; left out when none is used, so
+ * the digests of sources without them stay what they were.
+ */
+static void
+source_digest_jws(const struct source *src, yajl_gen g)
+{
+	const char	*s[7];
+	size_t		i;
+
+	if (src->private_key == NULL && src->key_generate == 0 &&
+	    src->issuer == NULL && src->subject == NULL &&
+	    src->assertion_audience == NULL && src->target_audience == NULL &&
+	    src->key_id == NULL && src->key_alg == 0)
+		return;
+
+	s[0] = src->key_generate != 0 ?
+	    jws_alg_name(src->key_generate) : NULL;
+	s[1] = src->key_generate == 0 ? src->private_key : NULL;
+	s[2] = src->key_alg != 0 ? jws_alg_name(src->key_alg) : NULL;
+	s[3] = src->key_id;
+	s[4] = src->issuer;
+	s[5] = src->subject;
+	s[6] = src->assertion_audience;
+
+	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		if (s[i] == NULL)
+			yajl_gen_null(g);
+		else
+			yajl_gen_string(g, (const unsigned char *)s[i],
+			    strlen(s[i]));
+	}
+	if (src->target_audience == NULL)
+		yajl_gen_null(g);
+	else
+		yajl_gen_string(g, (const unsigned char *)src->target_audience,
+		    strlen(src->target_audience));
+}
+
+/*
+ * The signing settings from column base on; for a lease (key) the key
+ * that signs now, opened, else whether a key is stored.
+ */
+static void
+dec_source_jws(PGresult *res, struct source_row *row, int base, int key)
+{
+	struct source	*s;
+	size_t		len;
+	char		origin[SOURCE_ORIGIN_MAX];
+
+	s = &row->src;
+	s->issuer = col_dup(res, base);
+	s->subject = col_dup(res, base + 1);
+	s->assertion_audience = col_dup(res, base + 2);
+	s->target_audience = col_dup(res, base + 3);
+	s->key_generate = jws_alg_parse(col_str(res, 0, base + 4));
+
+	if (!key) {
+		s->key_stored = col_bool(res, 0, base + 5);
+		return;
+	}
+
+	if (PQgetlength(res, 0, base + 5) == 0)
+		return;
+	s->key_stored = 1;
+	s->key_id = col_dup(res, base + 5);
+	s->key_alg = jws_alg_parse(PQgetvalue(res, 0, base + 6));
+	if (!row->opened)
+		return;
+
+	source_origin(s->token_url, origin, sizeof(origin));
+	if (!seal_open_for(s->name, "private_key", origin,
+	    PQgetvalue(res, 0, base + 7), &s->private_key, &len)) {
+		(void)snprintf(row->error, sizeof(row->error), "stored "
+		    "private_key cannot be opened (wrong master key, or "
+		    "sealed for another origin)");
+		row->opened = 0;
+	}
+}
+
+static void
+dec_signing_keys(PGresult *res, struct store_job *job,
+    struct store_rows *rows)
+{
+	struct signing_key_row	*r;
+	size_t			i;
+
+	rows->signing_keys = r = kore_calloc(rows->n + 1, sizeof(*r));
+	for (i = 0; i < rows->n; i++, r++) {
+		r->source_id = col_num(res, i, 0);
+		r->kid = col_str(res, i, 1);
+		r->alg = col_str(res, i, 2);
+		r->public_jwk = col_str(res, i, 3);
+		r->activate_ms = col_numn(res, i, 4);
+		r->generated = col_bool(res, i, 5);
+		r->generate = col_str(res, i, 6);
+		r->version = col_num(res, i, 7);
+		r->token_url = col_str(res, i, 8);
+	}
+}
+
+void
+store_signing_keys(const char *name, store_rows_cb cb, void *arg)
+{
+	store_job(q_signing_keys, cb, arg, 1, name);
+}
+
+/*
+ * A new key for name, generated by alg, sealed for token_url, signing
+ * after rollover seconds; only if the source is still at version with
+ * that token URL. num[0] is when it signs, STORE_NULL if not added.
+ */
+int
+store_signing_key_rotate(const char *name, int alg, const char *token_url,
+    int64_t version, int64_t rollover, store_rows_cb cb, void *arg)
+{
+	struct source	src;
+	struct jws_key	key;
+	char		*pem, *jwk, *sealed, *ver, *roll, err[KILN_ERR_MAX];
+
+	if (!jws_key_generate(alg, &key, err, sizeof(err)))
+		return (KORE_RESULT_ERROR);
+	if (!jws_key_pem(&key, &pem) || !jws_jwk(&key, NULL, &jwk)) {
+		jws_key_free(&key);
+		return (KORE_RESULT_ERROR);
+	}
+
+	memset(&src, 0, sizeof(src));
+	(void)kore_strlcpy(src.name, name, sizeof(src.name));
+	src.token_url = kore_strdup(token_url);
+	sealed = seal_opt(&src, "private_key", pem);
+	seal_wipe(pem);
+	kore_free(src.token_url);
+
+	ver = i64(version);
+	roll = i64(rollover);
+	store_job(q_signing_key_rotate, cb, arg, 8, name, key.thumbprint,
+	    jws_alg_name(alg), sealed, jwk, roll, ver, token_url);
+	kore_free(ver);
+	kore_free(roll);
+	free(sealed);
+	free(jwk);
+	jws_key_free(&key);
+
+	return (KORE_RESULT_OK);
+}
+
+void
+store_signing_keys_settle(int64_t source_id, const char *kid)
+{
+	char		*id;
+
+	id = i64(source_id);
+	store_job(q_signing_keys_settle, NULL, NULL, 2, id, kid);
+	kore_free(id);
+}
+
+/* The stored source at row goes to the origin src names. */
+static int
+file_origin_same(PGresult *stored, int row, const struct source *src)
+{
+	char		was[SOURCE_ORIGIN_MAX], now[SOURCE_ORIGIN_MAX];
+
+	source_origin(PQgetvalue(stored, row, 3), was, sizeof(was));
+	source_origin(src->token_url, now, sizeof(now));
+
+	return (!strcmp(was, now));
 }

@@ -66,7 +66,7 @@ static void	upstream_wipe(struct kore_buf *);
 static void	upstream_span(struct attempt *);
 static curl_socket_t	upstream_open_socket(void *, curlsocktype,
 			    struct curl_sockaddr *);
-static int	upstream_addr_allowed(const struct curl_sockaddr *, char *,
+static int	upstream_addr_allowed(int, const u_int8_t *, char *,
 		    size_t);
 static int	upstream_listed(const struct cidr *, size_t, int,
 		    const u_int8_t *);
@@ -299,21 +299,30 @@ upstream_open_socket(void *arg, curlsocktype purpose,
     struct curl_sockaddr *a)
 {
 	char		*refused = arg;
+	const u_int8_t	*ip;
 
-	if (!upstream_addr_allowed(a, refused, UPSTREAM_ADDR_LEN))
+	/* curl's addr has room for the whole sockaddr of addrlen. */
+	if (a->family == AF_INET)
+		ip = (const u_int8_t *)
+		    &((const struct sockaddr_in *)&a->addr)->sin_addr;
+	else if (a->family == AF_INET6)
+		ip = (const u_int8_t *)
+		    &((const struct sockaddr_in6 *)&a->addr)->sin6_addr;
+	else
+		ip = NULL;
+
+	if (!upstream_addr_allowed(a->family, ip, refused, UPSTREAM_ADDR_LEN))
 		return (CURL_SOCKET_BAD);
 
 	return (socket(a->family, a->socktype, a->protocol));
 }
 
-/* May a token request go to a? If not, its text goes into text. */
+/* May a call go to ip (of family)? If not, its text goes into text. */
 static int
-upstream_addr_allowed(const struct curl_sockaddr *a, char *text,
+upstream_addr_allowed(int family, const u_int8_t *ip, char *text,
     size_t len)
 {
-	const struct sockaddr_in	*s4;
-	const struct sockaddr_in6	*s6;
-	const u_int8_t			*ip, *v4;
+	const u_int8_t			*v4;
 	size_t				i, n, nallow;
 	const struct cidr		*allow;
 
@@ -322,30 +331,25 @@ upstream_addr_allowed(const struct curl_sockaddr *a, char *text,
 	n = sizeof(upstream_refused) / sizeof(upstream_refused[0]);
 
 	v4 = NULL;
-	if (a->family == AF_INET) {
-		s4 = (const struct sockaddr_in *)&a->addr;
-		ip = (const u_int8_t *)&s4->sin_addr;
-	} else if (a->family == AF_INET6) {
-		s6 = (const struct sockaddr_in6 *)&a->addr;
-		ip = (const u_int8_t *)&s6->sin6_addr;
+	if (family == AF_INET6) {
 		for (i = 0; i < sizeof(upstream_v4_in_v6) /
 		    sizeof(upstream_v4_in_v6[0]); i++) {
 			if (!memcmp(ip, upstream_v4_in_v6[i], 12))
 				v4 = ip + 12;
 		}
-	} else {
-		(void)snprintf(text, len, "of family %d", a->family);
+	} else if (family != AF_INET) {
+		(void)snprintf(text, len, "of family %d", family);
 		return (0);
 	}
 
-	if (upstream_listed(allow, nallow, a->family, ip) ||
+	if (upstream_listed(allow, nallow, family, ip) ||
 	    (v4 != NULL && upstream_listed(allow, nallow, AF_INET, v4)))
 		return (1);
-	if (!upstream_listed(upstream_refused, n, a->family, ip) &&
+	if (!upstream_listed(upstream_refused, n, family, ip) &&
 	    (v4 == NULL || !upstream_listed(upstream_refused, n, AF_INET, v4)))
 		return (1);
 
-	if (inet_ntop(a->family, ip, text, len) == NULL)
+	if (inet_ntop(family, ip, text, len) == NULL)
 		(void)kore_strlcpy(text, "?", len);
 
 	return (0);
@@ -370,20 +374,7 @@ upstream_listed(const struct cidr *list, size_t n, int family,
 int
 upstream_addr_refused(int family, const u_int8_t *ip)
 {
-	struct curl_sockaddr	a;
 	char			text[UPSTREAM_ADDR_LEN];
 
-	memset(&a, 0, sizeof(a));
-	a.family = family;
-	if (family == AF_INET) {
-		a.addrlen = sizeof(struct sockaddr_in);
-		((struct sockaddr_in *)&a.addr)->sin_family = AF_INET;
-		memcpy(&((struct sockaddr_in *)&a.addr)->sin_addr, ip, 4);
-	} else {
-		a.addrlen = sizeof(struct sockaddr_in6);
-		((struct sockaddr_in6 *)&a.addr)->sin6_family = AF_INET6;
-		memcpy(&((struct sockaddr_in6 *)&a.addr)->sin6_addr, ip, 16);
-	}
-
-	return (!upstream_addr_allowed(&a, text, sizeof(text)));
+	return (!upstream_addr_allowed(family, ip, text, sizeof(text)));
 }

@@ -40,6 +40,7 @@
 #define WEBHOOK_EXPIRY_MS	5000	/* how often expiries are swept */
 #define WEBHOOK_SIG_MAX		192
 #define WEBHOOK_PAUSE_MS	5000	/* after a claim the database failed */
+#define WEBHOOK_IDLE_MS		5000	/* between claims when none was due */
 
 struct webhook_send {
 	int64_t			id;
@@ -57,12 +58,16 @@ static struct {
 	int64_t		tick_ms;
 	int64_t		swept_ms;
 	int64_t		paused_until;
+	int64_t		idle_until;	/* no claim before, unless kicked */
+	int		kick_set;
+	int64_t		kick_at;	/* a claim at (or after) this time */
 	int		backlog;	/* the last claim got rows */
 } wh;
 
 static void	webhook_tick(void *, u_int64_t);
-static void	webhook_claim(void);
+static int	webhook_claim(void);
 static void	webhook_claimed(const struct store_rows *, void *, int);
+static void	webhook_swept(const struct store_rows *, void *, int);
 static void	webhook_post(const struct delivery_row *);
 static void	webhook_cb(struct kore_curl *, void *);
 static void	webhook_finish(struct webhook_send *, int, long);
@@ -101,20 +106,51 @@ webhook_tick(void *unused, u_int64_t unused2)
 		return;
 	if (now - wh.swept_ms >= WEBHOOK_EXPIRY_MS) {
 		wh.swept_ms = now;
-		store_webhook_expired(NULL, NULL);
+		store_webhook_expired(webhook_swept, NULL);
 	}
 
-	webhook_claim();
+	if (wh.kick_set && now >= wh.kick_at) {
+		if (webhook_claim())
+			wh.kick_set = 0;
+	} else if (now >= wh.idle_until) {
+		(void)webhook_claim();
+	}
 }
 
+/*
+ * Look for due deliveries at the next tick, or at `at` (ms) at the
+ * latest (0: now). Between kicks an idle worker asks only every
+ * WEBHOOK_IDLE_MS: events are written by refresh commits (which kick
+ * the worker that made them) and retried on the worker whose attempt
+ * failed (kicked for the retry's time); other workers and instances
+ * find what is left within WEBHOOK_IDLE_MS.
+ */
+void
+webhook_kick(int64_t at)
+{
+	if (!wh.kick_set || at < wh.kick_at) {
+		wh.kick_at = at;
+		wh.kick_set = 1;
+	}
+}
+
+/* The expiry sweep may have written token.expired events. */
 static void
+webhook_swept(const struct store_rows *rows, void *arg, int ok)
+{
+	webhook_kick(0);
+}
+
+/* Ask for due deliveries; 0 when a claim or the cap is in the way. */
+static int
 webhook_claim(void)
 {
 	if (wh.claiming || wh.inflight >= WEBHOOK_INFLIGHT_MAX)
-		return;
+		return (0);
 	wh.claiming = 1;
 	store_webhook_claim(WEBHOOK_INFLIGHT_MAX - wh.inflight,
 	    WEBHOOK_LEASE_MS, WEBHOOK_PER_HOOK, webhook_claimed, NULL);
+	return (1);
 }
 
 static void
@@ -130,6 +166,8 @@ webhook_claimed(const struct store_rows *rows, void *arg, int ok)
 	}
 
 	wh.backlog = rows->n > 0;
+	if (rows->n == 0)
+		wh.idle_until = isotime_now() + WEBHOOK_IDLE_MS;
 	for (i = 0; i < rows->n; i++)
 		webhook_post(&rows->deliveries[i]);
 }
@@ -221,13 +259,16 @@ webhook_cb(struct kore_curl *c, void *arg)
 static void
 webhook_finish(struct webhook_send *s, int ok, long status)
 {
-	int64_t		duration;
+	int64_t		duration, backoff;
 	char		id[24], code[24], ms[24], n[24];
 
 	duration = isotime_now() - s->started_ms;
+	backoff = webhook_backoff(s->attempt);
 	store_webhook_done(s->id, s->attempt, ok, status,
 	    ok ? NULL : s->error, duration, s->started_ms,
-	    webhook_backoff(s->attempt), WEBHOOK_GIVE_UP_MS, NULL, NULL);
+	    backoff, WEBHOOK_GIVE_UP_MS, NULL, NULL);
+	if (!ok)
+		webhook_kick(isotime_now() + backoff);
 
 	(void)snprintf(id, sizeof(id), "%lld", (long long)s->id);
 	(void)snprintf(code, sizeof(code), "%ld", status);
@@ -243,7 +284,7 @@ webhook_finish(struct webhook_send *s, int ok, long status)
 
 	/* More may be due: claim now rather than at the next tick. */
 	if (wh.backlog && !drain_active())
-		webhook_claim();
+		(void)webhook_claim();
 }
 
 /*

@@ -63,6 +63,20 @@ changed_fields_are_named(void **state)
 	    KORE_RESULT_ERROR);
 	assert_true(strlen(out) < 20);
 	source_free(&s);
+
+	/* The mutual TLS and token exchange fields are named too. */
+	fill(&s);
+	audit_source_snap(&s, &snap);
+	s.tls_client_key = strdup("-----BEGIN PRIVATE KEY-----");
+	s.subject_source = strdup("other");
+	s.requested_token_type = strdup("urn:x");
+	s.key_id = strdup("k1");
+	assert_int_equal(audit_source_changed(&snap, &s, out, sizeof(out)),
+	    KORE_RESULT_OK);
+	assert_string_equal(out, "tls_client_key,subject_source,"
+	    "requested_token_type,key_id");
+	assert_null(strstr(out, "PRIVATE"));
+	source_free(&s);
 }
 
 static void

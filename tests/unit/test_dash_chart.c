@@ -16,33 +16,7 @@
 #include <cmocka.h>
 
 #include "kiln.h"
-
-static void
-has(const struct dbuf *b, const char *needle)
-{
-	if (b->data == NULL || strstr(b->data, needle) == NULL)
-		fail_msg("missing %s in %s", needle, b->data);
-}
-
-static void
-hasnt(const struct dbuf *b, const char *needle)
-{
-	if (b->data != NULL && strstr(b->data, needle) != NULL)
-		fail_msg("unexpected %s in %s", needle, b->data);
-}
-
-static size_t
-count(const struct dbuf *b, const char *needle)
-{
-	const char	*p;
-	size_t		n;
-
-	n = 0;
-	for (p = b->data; p != NULL && (p = strstr(p, needle)) != NULL; p++)
-		n++;
-
-	return (n);
-}
+#include "dbuf_check.h"
 
 static void
 chart_scales_to_a_round_top(void **state)
@@ -77,7 +51,7 @@ missing_points_break_the_line(void **state)
 	(void)state;
 	dbuf_init(&b);
 	dc_chart(&b, "latency", "Refresh latency", "ms", &s, 1, 5, 60);
-	assert_int_equal(count(&b, "<polyline"), 2);
+	assert_int_equal(count_of(&b, "<polyline"), 2);
 	/* The last point has no data: the legend says so. */
 	has(&b, "p99 <b>—</b>");
 	dbuf_free(&b);
@@ -101,7 +75,7 @@ labels_are_escaped(void **state)
 	has(&b, "&lt;b&gt;evil&lt;/b&gt;");
 	has(&b, "data-series=\"host&quot;x\"");
 	has(&b, "(a&amp;b)");
-	assert_int_equal(count(&b, "<polyline"), 2);
+	assert_int_equal(count_of(&b, "<polyline"), 2);
 	dbuf_free(&b);
 }
 

@@ -19,22 +19,9 @@
 #include <yajl/yajl_gen.h>
 
 #include "kiln.h"
+#include "dbuf_check.h"
 
 #define EVIL	"\"><script>x</script>"
-
-static void
-has(const struct dbuf *b, const char *needle)
-{
-	if (b->data == NULL || strstr(b->data, needle) == NULL)
-		fail_msg("missing %s in %s", needle, b->data);
-}
-
-static void
-hasnt(const struct dbuf *b, const char *needle)
-{
-	if (b->data != NULL && strstr(b->data, needle) != NULL)
-		fail_msg("unexpected %s in %s", needle, b->data);
-}
 
 /* The JSON of pairs as df_form_json (mode 0, 1) or df_key_json (2). */
 static void
@@ -245,6 +232,227 @@ error_field_named(void **state)
 	assert_int_equal(json_err_field(": x", f, sizeof(f)), 0);
 }
 
+#define PEM_KEY	"-----BEGIN PRIVATE KEY-----\nMIGHAgEAzzz\n-----END PRIVATE KEY-----\n"
+#define PEM_CRT	"-----BEGIN CERTIFICATE-----\nMIIBcert<x>\n-----END CERTIFICATE-----\n"
+
+/*
+ * Token exchange has its form; the OAuth kinds offer the mTLS methods
+ * with the PEMs as textareas; the key never rendered, its placeholder
+ * saying it is stored; an error on a PEM at its field.
+ */
+static void
+exchange_and_mtls_forms(void **state)
+{
+	struct df_pair	v[] = {
+		{ "subject_source", "cc-" EVIL },
+		{ "auth_method", "tls_client_auth" },
+		{ "tls_client_key", PEM_KEY },
+		{ "tls_client_cert", PEM_CRT },
+		{ "tls_client_cert_subject", "CN=kiln,O=Ex" },
+	};
+	struct df_form	f;
+	struct dbuf	b;
+
+	(void)state;
+	dbuf_init(&b);
+	df_kinds(&b, "token_exchange");
+	has(&b, "<a href=\"/dashboard/sources?kind=token_exchange#new\" "
+	    "aria-current=\"page\">token_exchange</a>");
+	dbuf_free(&b);
+
+	memset(&f, 0, sizeof(f));
+	f.kind = "token_exchange";
+	f.values = v;
+	f.nvalues = 2;
+	f.admin = 1;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	has(&b, "<legend>token_exchange</legend>");
+	has(&b, "name=\"kind\" value=\"token_exchange\"");
+	has(&b, "data-field=\"subject_source\"");
+	has(&b, "value=\"cc-&quot;&gt;&lt;script&gt;x&lt;/script&gt;\"");
+	has(&b, "data-field=\"subject_token_type\"");
+	has(&b, "data-field=\"requested_token_type\"");
+	has(&b, "data-field=\"actor_source\"");
+	has(&b, "data-field=\"actor_token_type\"");
+	has(&b, "data-field=\"audience\"");
+	has(&b, "<option selected>tls_client_auth</option>");
+	has(&b, "<option>self_signed_tls_client_auth</option>");
+	has(&b, "<textarea id=\"f-tls_client_cert\" name=\"tls_client_cert\"");
+	has(&b, "<textarea id=\"f-tls_client_key\" name=\"tls_client_key\" "
+	    "rows=\"4\" data-type=\"secret\"");
+	has(&b, "<textarea id=\"f-tls_ca\" name=\"tls_ca\" rows=\"4\" "
+	    "data-type=\"pem\"");
+	hasnt(&b, "<script>");
+	dbuf_free(&b);
+
+	/* client_credentials offers mTLS too; json_login does not */
+	f.kind = "client_credentials";
+	f.nvalues = 0;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	has(&b, "<option>tls_client_auth</option>");
+	has(&b, "name=\"tls_client_key\"");
+	hasnt(&b, "subject_source");
+	dbuf_free(&b);
+	f.kind = "json_login";
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	hasnt(&b, "tls_client_auth");
+	hasnt(&b, "tls_client_key");
+	dbuf_free(&b);
+
+	/* an edit: the key and the certificate never shown; stored said */
+	f.kind = "client_credentials";
+	f.source = "m1";
+	f.values = v;
+	f.nvalues = 5;
+	f.set = DF_TLS_KEY | DF_TLS_CERT;
+	f.error = "tls_client_cert: not a PEM certificate";
+	f.field = "tls_client_cert";
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	hasnt(&b, "MIGHAgEAzzz");
+	hasnt(&b, "PRIVATE KEY");
+	has(&b, "name=\"tls_client_key\" rows=\"4\" data-type=\"secret\" "
+	    "autocomplete=\"off\" spellcheck=\"false\" placeholder=\"a value "
+	    "is set — leave blank to keep it\"></textarea>");
+	has(&b, "name=\"tls_client_cert\" rows=\"4\" data-type=\"pem\" "
+	    "autocomplete=\"off\" spellcheck=\"false\" placeholder=\"a value "
+	    "is set — leave blank to keep it\">");
+	has(&b, "MIIBcert&lt;x&gt;");
+	has(&b, "<small class=\"cert\">stored: CN=kiln,O=Ex</small>");
+	has(&b, "<p class=\"field-error\" id=\"err-tls_client_cert\" "
+	    "role=\"alert\">tls_client_cert: not a PEM certificate</p>");
+	hasnt(&b, "form-error");
+	dbuf_free(&b);
+
+	/* a key sent and refused is not kept: type it again */
+	f.set = 0;
+	f.typed = df_typed(v, 5);
+	assert_int_equal(f.typed, DF_TLS_KEY | DF_TLS_CERT);
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	hasnt(&b, "PRIVATE KEY");
+	has(&b, "data-type=\"secret\" autocomplete=\"off\" spellcheck=\"false\" "
+	    "placeholder=\"type it again: it was not kept\"></textarea>");
+	dbuf_free(&b);
+}
+
+/* On edit a blank PEM is kept (left out), as a blank secret. */
+static void
+pem_form_json(void **state)
+{
+	struct df_pair	v[] = {
+		{ "kind", "token_exchange" },
+		{ "subject_source", "cc1" },
+		{ "actor_source", "" },
+		{ "auth_method", "tls_client_auth" },
+		{ "tls_client_cert", "" },
+		{ "tls_client_key", "" },
+		{ "tls_ca", "" },
+	};
+	char		out[1024];
+
+	(void)state;
+	json_of(v, 7, 1, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"token_exchange\","
+	    "\"subject_source\":\"cc1\",\"actor_source\":null,"
+	    "\"auth_method\":\"tls_client_auth\"}");
+	v[5].value = PEM_KEY;
+	json_of(v, 7, 0, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"token_exchange\","
+	    "\"subject_source\":\"cc1\",\"auth_method\":\"tls_client_auth\","
+	    "\"tls_client_key\":\"-----BEGIN PRIVATE KEY-----\\nMIGHAgEAzzz\\n"
+	    "-----END PRIVATE KEY-----\\n\"}");
+}
+
+/* jwt_bearer's form; private_key_jwt offered; the key write-only. */
+static void
+jwt_forms(void **state)
+{
+	struct df_pair	v[] = {
+		{ "issuer", "svc@" EVIL },
+		{ "private_key", PEM_KEY },
+		{ "signing_key_id", "kid-<1>" },
+		{ "key_generate", "ES256" },
+	};
+	struct df_form	f;
+	struct dbuf	b;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	f.kind = "jwt_bearer";
+	f.source = "jb1";
+	f.values = v;
+	f.nvalues = 4;
+	f.set = DF_PRIVATE_KEY;
+	f.admin = 1;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	has(&b, "<legend>jwt_bearer</legend>");
+	has(&b, "value=\"svc@&quot;&gt;&lt;script&gt;");
+	has(&b, "data-field=\"subject\"");
+	has(&b, "data-field=\"target_audience\"");
+	has(&b, "<textarea id=\"f-private_key\" name=\"private_key\" rows=\"4\" "
+	    "data-type=\"secret\" autocomplete=\"off\" spellcheck=\"false\" "
+	    "placeholder=\"a value is set — leave blank to keep it\">"
+	    "</textarea>");
+	hasnt(&b, "PRIVATE KEY");
+	has(&b, "signing key id: <code>kid-&lt;1&gt;</code>");
+	has(&b, "<select id=\"f-private_key_generate\" "
+	    "name=\"private_key_generate\" data-type=\"generate\"><option "
+	    "value=\"\" selected>—</option><option>ES256</option>");
+	has(&b, "generated: ES256");
+	has(&b, "name=\"key_id\" data-type=\"keep\"");
+	hasnt(&b, "<script>");
+	dbuf_free(&b);
+
+	f.kind = "client_credentials";
+	f.source = NULL;
+	f.nvalues = 0;
+	f.set = 0;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	has(&b, "<option>private_key_jwt</option>");
+	has(&b, "name=\"private_key\"");
+	dbuf_free(&b);
+}
+
+/* generate: {"generate": alg} when no PEM; a blank kid kept on edit. */
+static void
+jwt_form_json(void **state)
+{
+	struct df_pair	v[] = {
+		{ "kind", "jwt_bearer" },
+		{ "issuer", "svc" },
+		{ "private_key", "" },
+		{ "private_key_generate", "ES256" },
+		{ "assertion_alg", "" },
+		{ "key_id", "" },
+	};
+	char		out[1024];
+
+	(void)state;
+	json_of(v, 6, 0, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"jwt_bearer\",\"issuer\":\"svc\","
+	    "\"private_key\":{\"generate\":\"ES256\"}}");
+	json_of(v, 6, 1, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"jwt_bearer\",\"issuer\":\"svc\","
+	    "\"private_key\":{\"generate\":\"ES256\"}}");
+	/* a PEM given wins; no generate */
+	v[2].value = "PEM";
+	v[4].value = "PS256";
+	json_of(v, 6, 1, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"jwt_bearer\",\"issuer\":\"svc\","
+	    "\"private_key\":\"PEM\",\"assertion_alg\":\"PS256\"}");
+	v[3].value = "";
+	v[2].value = "";
+	json_of(v, 6, 1, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"jwt_bearer\",\"issuer\":\"svc\","
+	    "\"assertion_alg\":\"PS256\"}");
+}
+
 int
 main(void)
 {
@@ -255,6 +463,10 @@ main(void)
 		cmocka_unit_test(key_form_json),
 		cmocka_unit_test(lists_escape),
 		cmocka_unit_test(error_field_named),
+		cmocka_unit_test(exchange_and_mtls_forms),
+		cmocka_unit_test(pem_form_json),
+		cmocka_unit_test(jwt_forms),
+		cmocka_unit_test(jwt_form_json),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

@@ -17,36 +17,10 @@
 #include <cmocka.h>
 
 #include "kiln.h"
+#include "dbuf_check.h"
 
 #define NOW		1767225600000LL		/* 2026-01-01T00:00:00Z */
 #define HOUR		3600000LL
-
-static void
-has(const struct dbuf *b, const char *needle)
-{
-	if (b->data == NULL || strstr(b->data, needle) == NULL)
-		fail_msg("missing %s in %s", needle, b->data);
-}
-
-static void
-hasnt(const struct dbuf *b, const char *needle)
-{
-	if (b->data != NULL && strstr(b->data, needle) != NULL)
-		fail_msg("unexpected %s in %s", needle, b->data);
-}
-
-static size_t
-count(const struct dbuf *b, const char *needle)
-{
-	const char	*p;
-	size_t		n;
-
-	n = 0;
-	for (p = b->data; p != NULL && (p = strstr(p, needle)) != NULL; p++)
-		n++;
-
-	return (n);
-}
 
 static void
 view_from_query_string(void **state)
@@ -229,11 +203,11 @@ timeline_bars_and_ticks(void **state)
 	/* Three tokens held in the day (gen 1 until its lifetime ran out
 	 * 26 h ago is outside it: gens 2 and 3 only), three ticks. */
 	has(&b, "data-bars=\"2\" data-ticks=\"3\"");
-	assert_int_equal(count(&b, "<rect class=\"life"), 2);
-	assert_int_equal(count(&b, "<rect class=\"life current\""), 1);
+	assert_int_equal(count_of(&b, "<rect class=\"life"), 2);
+	assert_int_equal(count_of(&b, "<rect class=\"life current\""), 1);
 	has(&b, "data-generation=\"3\"");
-	assert_int_equal(count(&b, "class=\"tick fail\""), 1);
-	assert_int_equal(count(&b, "class=\"tick ok\""), 2);
+	assert_int_equal(count_of(&b, "class=\"tick fail\""), 1);
+	assert_int_equal(count_of(&b, "class=\"tick ok\""), 2);
 	/* Gen 2: from -6 h for its 4 h lifetime (it was replaced at -1 h
 	 * only): 4/24 of 712 wide, at 4 + 18/24 of it. */
 	has(&b, "data-generation=\"2\" x=\"538.0\" y=\"14\" "
@@ -272,7 +246,7 @@ history_pages_and_escapes(void **state)
 
 	dbuf_init(&b);
 	dp_history(&b, "crm", e, 2, 1, 0);
-	assert_int_equal(count(&b, "<tr data-event="), 2);
+	assert_int_equal(count_of(&b, "<tr data-event="), 2);
 	has(&b, "<tr data-event=\"42\"><td><time>2025-12-31T23:00:00</time>");
 	has(&b, "&lt;img src=x&gt;");
 	hasnt(&b, "<img");
@@ -307,7 +281,7 @@ errors_and_page(void **state)
 	e[2] = ev(1, NOW - 3 * HOUR, "failure", DR_NULL, NULL);
 	dbuf_init(&b);
 	dp_errors(&b, e, 3);
-	assert_int_equal(count(&b, "<li>"), 2);
+	assert_int_equal(count_of(&b, "<li>"), 2);
 	has(&b, "HTTP 502 <span class=\"error\">upstream &lt;said&gt; no");
 	has(&b, "<span class=\"error\">failure</span>");
 	dbuf_free(&b);
@@ -323,7 +297,7 @@ errors_and_page(void **state)
 	t.last_error = "bad \"thing\"";
 	dbuf_init(&b);
 	dp_token_page(&b, &t, "<svg>T</svg>", "<ul>E</ul>", "<table>H",
-	    "admin", NOW);
+	    "<table>W</table>", "admin", NOW);
 	has(&b, "<title>kiln — a&lt;b</title>");
 	has(&b, "<span class=\"name\">a&lt;b</span>");
 	has(&b, "href=\"/dashboard?q=a%3Cb\"");
@@ -334,6 +308,7 @@ errors_and_page(void **state)
 	has(&b, "<div id=\"timeline\"><svg>T</svg></div>");
 	has(&b, "<div id=\"errors\"><ul>E</ul></div>");
 	has(&b, "class=\"scroll\"><table>H</div>");
+	has(&b, "<div id=\"webhooks\" class=\"scroll\"><table>W</table>");
 	hasnt(&b, "<script");
 	dbuf_free(&b);
 }

@@ -18,44 +18,10 @@
 #include <cmocka.h>
 
 #include "kiln.h"
+#include "dbuf_check.h"
 
 #define LOGIN_TPL	"<p>{{error}}</p><input name=\"csrf\" " \
 			"value=\"{{csrf}}\">{{other}}{{"
-
-static void
-expect(struct dbuf *b, const char *want)
-{
-	assert_non_null(b->data);
-	assert_string_equal(b->data, want);
-	assert_int_equal(b->len, strlen(want));
-}
-
-static void
-has(const struct dbuf *b, const char *needle)
-{
-	if (b->data == NULL || strstr(b->data, needle) == NULL)
-		fail_msg("missing %s in %s", needle, b->data);
-}
-
-static void
-hasnt(const struct dbuf *b, const char *needle)
-{
-	if (b->data != NULL && strstr(b->data, needle) != NULL)
-		fail_msg("unexpected %s in %s", needle, b->data);
-}
-
-static size_t
-count_of(const struct dbuf *b, const char *needle)
-{
-	const char	*p;
-	size_t		n;
-
-	n = 0;
-	for (p = b->data; p != NULL && (p = strstr(p, needle)) != NULL; p++)
-		n++;
-
-	return (n);
-}
 
 static void
 escape_the_five(void **state)
@@ -212,6 +178,35 @@ tokens_viewer_and_operator(void **state)
 	has(&b, "action=\"/api/prewarming/start?token=erp\"><input "
 	    "type=\"hidden\" name=\"csrf\" value=\"c5rf\"><button>Resume"
 	    "</button>");
+	dbuf_free(&b);
+}
+
+/* A signing source shows its method and key id under its kind. */
+static void
+tokens_show_signing_method_and_key_id(void **state)
+{
+	struct dr_token	t[2];
+	struct dbuf	b;
+
+	(void)state;
+	memset(t, 0, sizeof(t));
+	t[0].name = "erp";
+	t[0].kind = "client_credentials";
+	t[0].state = "valid";
+	t[0].auth_method = "private_key_jwt";
+	t[0].key_id = "NzbLsXh8<b>";
+	t[1].name = "gcp";
+	t[1].kind = "jwt_bearer";
+	t[1].state = "valid";
+	t[1].key_id = "0a1b2c";
+
+	dbuf_init(&b);
+	dr_tokens(&b, t, 2, ROLE_VIEWER, NULL);
+	has(&b, "<td>client_credentials<br><small class=\"signing\">"
+	    "private_key_jwt kid <code>NzbLsXh8&lt;b&gt;</code></small></td>");
+	has(&b, "<td>jwt_bearer<br><small class=\"signing\">kid <code>"
+	    "0a1b2c</code></small></td>");
+	hasnt(&b, "<b>");
 	dbuf_free(&b);
 }
 
@@ -471,6 +466,7 @@ main(void)
 		cmocka_unit_test(tokens_empty),
 		cmocka_unit_test(history_rows),
 		cmocka_unit_test(webhooks_escaped_with_their_deliveries),
+		cmocka_unit_test(tokens_show_signing_method_and_key_id),
 		cmocka_unit_test(alerts_and_hosts),
 		cmocka_unit_test(traffic_and_clients),
 		cmocka_unit_test(page_template),

@@ -152,6 +152,171 @@ oauth_builds_client_credentials_post_form(void **state)
 	oauth_request_free(&req);
 }
 
+/* The claims of the JWT that follows key= in a form body, parsed. */
+static yajl_val
+form_jwt(const char *body, const char *key, yajl_val *header)
+{
+	const char	*p, *dot, *end;
+	u_int8_t	*raw;
+	yajl_val	v;
+	size_t		n;
+
+	p = strstr(body, key);
+	assert_non_null(p);
+	p += strlen(key);
+	dot = strchr(p, '.');
+	assert_non_null(dot);
+	assert_true(json_b64_decode(p, dot - p, JSON_B64_URL, &raw, &n));
+	*header = json_parse((const char *)raw, n);
+	free(raw);
+	end = strchr(dot + 1, '.');
+	assert_non_null(end);
+	assert_true(json_b64_decode(dot + 1, end - dot - 1, JSON_B64_URL,
+	    &raw, &n));
+	v = json_parse((const char *)raw, n);
+	free(raw);
+	assert_non_null(v);
+	assert_non_null(*header);
+
+	return (v);
+}
+
+static const char *
+jstr(yajl_val v, const char *path)
+{
+	return (YAJL_GET_STRING(json_path_get(v, path)));
+}
+
+static int64_t
+jint(yajl_val v, const char *path)
+{
+	return (YAJL_GET_INTEGER(json_path_get(v, path)));
+}
+
+#define PKJWT_FORM	"grant_type=client_credentials&scope=read" \
+	"&client_id=my-client&client_assertion_type=urn%3Aietf%3Aparams" \
+	"%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=ey"
+#define GRANT_FORM	"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-" \
+	"type%3Ajwt-bearer&assertion=ey"
+
+/* RFC 7523 2.2: a client assertion instead of the secret. */
+static void
+oauth_builds_private_key_jwt_form(void **state)
+{
+	struct oauth_request	req;
+	struct jws_key		key;
+	struct source		src;
+	yajl_val		c, h;
+	char			*pem, err[KILN_ERR_MAX];
+
+	(void)state;
+	assert_true(jws_key_generate(JWS_ES256, &key, err, sizeof(err)));
+	assert_true(jws_key_pem(&key, &pem));
+
+	source_init(&src, KIND_CLIENT_CREDENTIALS);
+	src.auth_method = AUTH_PRIVATE_KEY_JWT;
+	src.client_id = "my-client";
+	src.scope = "read";
+
+	assert_false(oauth_build(&src, &req, err, sizeof(err)));
+	assert_string_equal(err, "private_key: missing");
+
+	src.private_key = pem;
+	assert_true(oauth_build(&src, &req, err, sizeof(err)));
+	assert_int_equal(strncmp(req.body, PKJWT_FORM, strlen(PKJWT_FORM)),
+	    0);
+	assert_null(strstr(req.body, "client_secret"));
+	assert_null(req.authorization);
+
+	c = form_jwt(req.body, "client_assertion=", &h);
+	assert_string_equal(jstr(h, "alg"), "ES256");
+	assert_string_equal(jstr(h, "kid"), key.thumbprint);
+	assert_string_equal(jstr(c, "iss"), "my-client");
+	assert_string_equal(jstr(c, "sub"), "my-client");
+	assert_string_equal(jstr(c, "aud"), "https://idp.example/token");
+	assert_int_equal(jint(c, "exp") - jint(c, "iat"), 60);
+	assert_null(json_path_get(c, "scope"));
+	yajl_tree_free(c);
+	yajl_tree_free(h);
+	oauth_request_free(&req);
+
+	src.key_id = "k-2";
+	src.assertion_audience = "https://idp.example";
+	assert_true(oauth_build(&src, &req, err, sizeof(err)));
+	c = form_jwt(req.body, "client_assertion=", &h);
+	assert_string_equal(jstr(h, "kid"), "k-2");
+	assert_string_equal(jstr(c, "aud"), "https://idp.example");
+	yajl_tree_free(c);
+	yajl_tree_free(h);
+	oauth_request_free(&req);
+
+	/* A key that does not fit the algorithm is an error, no body. */
+	src.key_alg = JWS_RS256;
+	assert_false(oauth_build(&src, &req, err, sizeof(err)));
+	assert_string_equal(err, "private_key: RS256 needs an RSA key, this "
+	    "one is EC");
+	assert_null(req.body);
+
+	free(pem);
+	jws_key_free(&key);
+}
+
+/* RFC 7523 2.1: the assertion is the grant. */
+static void
+oauth_builds_jwt_bearer_grant(void **state)
+{
+	struct oauth_request	req;
+	struct jws_key		key;
+	struct source		src;
+	yajl_val		c, h;
+	char			*pem, err[KILN_ERR_MAX];
+
+	(void)state;
+	assert_true(jws_key_generate(JWS_RS256, &key, err, sizeof(err)));
+	assert_true(jws_key_pem(&key, &pem));
+
+	source_init(&src, KIND_JWT_BEARER);
+	src.private_key = pem;
+	src.issuer = "sa@proj.iam.gserviceaccount.com";
+	src.key_id = "0123abcd";
+	src.scope = "https://www.googleapis.com/auth/cloud-platform";
+
+	assert_true(oauth_build(&src, &req, err, sizeof(err)));
+	assert_int_equal(strncmp(req.body, GRANT_FORM, strlen(GRANT_FORM)),
+	    0);
+	assert_null(strstr(req.body, "client_id"));
+	assert_null(strstr(req.body, "scope="));
+	c = form_jwt(req.body, "assertion=", &h);
+	assert_string_equal(jstr(h, "alg"), "RS256");
+	assert_string_equal(jstr(h, "kid"), "0123abcd");
+	assert_string_equal(jstr(c, "iss"), src.issuer);
+	assert_string_equal(jstr(c, "sub"), src.issuer);
+	assert_string_equal(jstr(c, "aud"), "https://idp.example/token");
+	assert_string_equal(jstr(c, "scope"), src.scope);
+	assert_int_equal(jint(c, "exp") - jint(c, "iat"), 3600);
+	yajl_tree_free(c);
+	yajl_tree_free(h);
+	oauth_request_free(&req);
+
+	/* A client of its own, a subject and a target audience. */
+	src.client_id = "gsa";
+	src.subject = "user@example.com";
+	src.scope = NULL;
+	src.target_audience = "https://svc.example";
+	assert_true(oauth_build(&src, &req, err, sizeof(err)));
+	assert_non_null(strstr(req.body, "&client_id=gsa"));
+	c = form_jwt(req.body, "assertion=", &h);
+	assert_string_equal(jstr(c, "sub"), "user@example.com");
+	assert_string_equal(jstr(c, "target_audience"), "https://svc.example");
+	assert_null(json_path_get(c, "scope"));
+	yajl_tree_free(c);
+	yajl_tree_free(h);
+	oauth_request_free(&req);
+
+	free(pem);
+	jws_key_free(&key);
+}
+
 static void
 oauth_builds_basic_auth_rfc6749(void **state)
 {
@@ -846,6 +1011,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(oauth_builds_client_credentials_post_form),
 		cmocka_unit_test(oauth_builds_basic_auth_rfc6749),
+		cmocka_unit_test(oauth_builds_private_key_jwt_form),
+		cmocka_unit_test(oauth_builds_jwt_bearer_grant),
 		cmocka_unit_test(oauth_builds_refresh_token_form),
 		cmocka_unit_test(oauth_builds_password_form),
 		cmocka_unit_test(oauth_builds_json_login_with_yajl),

@@ -234,7 +234,7 @@ source_rejects_wrong_types(void **state)
 	parse_fails("{" CC_BASE ",\"require_header\":1}", 0,
 	    "require_header");
 	parse_fails("{" CC_BASE ",\"access\":\"closed\"}", 0, "access");
-	parse_fails("{" CC_BASE ",\"auth_method\":\"private_key_jwt\"}", 0,
+	parse_fails("{" CC_BASE ",\"auth_method\":\"client_secret_jwt\"}", 0,
 	    "auth_method");
 	parse_fails("{\"name\":\"a\",\"kind\":\"saml\"}", 0, "kind");
 	parse_fails("{\"name\":\"a\",\"kind\":1}", 0, "kind");
@@ -712,6 +712,121 @@ source_origin_of_odd_urls_is_the_url_itself(void **state)
 	assert_string_equal(a, b);
 }
 
+/* pem with its newlines as JSON escapes, into out. */
+static void
+pem_json(const char *pem, char *out, size_t len)
+{
+	size_t		n;
+
+	for (n = 0; *pem != '\0' && n + 3 < len; pem++) {
+		if (*pem == '\n') {
+			out[n++] = '\\';
+			out[n++] = 'n';
+		} else {
+			out[n++] = *pem;
+		}
+	}
+	out[n] = '\0';
+}
+
+/* A Google key file fills private_key, issuer, key_id and token_url. */
+static void
+source_service_account_fills_unset_fields(void **state)
+{
+	struct jws_key	key;
+	struct outcome	o;
+	char		*pem, esc[4096], sa[6000], err[KILN_ERR_MAX];
+
+	(void)state;
+	assert_true(jws_key_generate(JWS_ES256, &key, err, sizeof(err)));
+	assert_true(jws_key_pem(&key, &pem));
+	pem_json(pem, esc, sizeof(esc));
+	(void)snprintf(sa, sizeof(sa), "{\"type\":\"service_account\","
+	    "\"private_key_id\":\"abc123\",\"private_key\":\"%s\","
+	    "\"client_email\":\"sa@p.iam.gserviceaccount.com\","
+	    "\"token_uri\":\"https://oauth2.example/token\"}", esc);
+	assert_int_equal(setenv("KILN_TEST_GSA", sa, 1), 0);
+
+	parse_ok("{\"name\":\"g\",\"kind\":\"jwt_bearer\","
+	    "\"service_account\":{\"env\":\"KILN_TEST_GSA\"}}",
+	    SOURCE_ALLOW_ENV, &o);
+	assert_int_equal(o.src.kind, KIND_JWT_BEARER);
+	assert_string_equal(o.src.private_key, pem);
+	assert_string_equal(o.src.issuer, "sa@p.iam.gserviceaccount.com");
+	assert_string_equal(o.src.key_id, "abc123");
+	assert_string_equal(o.src.token_url, "https://oauth2.example/token");
+	assert_true(o.src.key_new);
+	source_free(&o.src);
+
+	/* Set fields win, before or after it. */
+	parse_ok("{\"name\":\"g\",\"kind\":\"jwt_bearer\","
+	    "\"token_url\":\"https://a.example/t\",\"service_account\":"
+	    "{\"env\":\"KILN_TEST_GSA\"},\"issuer\":\"other@x\"}",
+	    SOURCE_ALLOW_ENV, &o);
+	assert_string_equal(o.src.token_url, "https://a.example/t");
+	assert_string_equal(o.src.issuer, "other@x");
+	source_free(&o.src);
+
+	/* Through the API, {"env"} is refused. */
+	parse_fails("{\"name\":\"g\",\"kind\":\"jwt_bearer\","
+	    "\"service_account\":{\"env\":\"KILN_TEST_GSA\"}}", 0,
+	    "service_account");
+
+	(void)snprintf(sa, sizeof(sa), "{\"type\":\"authorized_user\"}");
+	assert_int_equal(setenv("KILN_TEST_GSA", sa, 1), 0);
+	parse_fails("{\"name\":\"g\",\"kind\":\"jwt_bearer\","
+	    "\"service_account\":{\"env\":\"KILN_TEST_GSA\"}}",
+	    SOURCE_ALLOW_ENV, "service_account");
+	(void)snprintf(sa, sizeof(sa), "{\"private_key\":\"x\","
+	    "\"client_email\":\"a@b\",\"token_uri\":\"https://t.example\"}");
+	assert_int_equal(setenv("KILN_TEST_GSA", sa, 1), 0);
+	parse_fails("{\"name\":\"g\",\"kind\":\"jwt_bearer\","
+	    "\"service_account\":{\"env\":\"KILN_TEST_GSA\"}}",
+	    SOURCE_ALLOW_ENV, "private_key");
+	(void)unsetenv("KILN_TEST_GSA");
+
+	free(pem);
+	jws_key_free(&key);
+}
+
+static void
+source_private_key_jwt_needs_a_key(void **state)
+{
+	struct outcome	o;
+
+	(void)state;
+	parse_ok("{\"name\":\"e\",\"kind\":\"client_credentials\","
+	    "\"token_url\":\"https://idp.example/token\","
+	    "\"client_id\":\"c\",\"auth_method\":\"private_key_jwt\","
+	    "\"private_key\":{\"generate\":\"ES256\"}}", 0, &o);
+	assert_int_equal(o.src.auth_method, AUTH_PRIVATE_KEY_JWT);
+	assert_int_equal(o.src.key_generate, JWS_ES256);
+	assert_null(o.src.private_key);
+	assert_null(o.src.client_secret);
+	source_free(&o.src);
+
+	parse_fails("{\"name\":\"e\",\"kind\":\"client_credentials\","
+	    "\"token_url\":\"https://idp.example/token\","
+	    "\"client_id\":\"c\",\"auth_method\":\"private_key_jwt\"}",
+	    0, "private_key");
+	parse_fails("{\"name\":\"e\",\"kind\":\"client_credentials\","
+	    "\"token_url\":\"https://idp.example/token\","
+	    "\"client_id\":\"c\",\"auth_method\":\"private_key_jwt\","
+	    "\"private_key\":{\"generate\":\"HS256\"}}", 0, "private_key");
+	parse_fails("{\"name\":\"e\",\"kind\":\"client_credentials\","
+	    "\"token_url\":\"https://idp.example/token\","
+	    "\"client_id\":\"c\",\"client_secret\":\"s\","
+	    "\"private_key\":{\"generate\":\"ES256\"}}", 0, "private_key");
+	parse_fails("{\"name\":\"e\",\"kind\":\"client_credentials\","
+	    "\"token_url\":\"https://idp.example/token\","
+	    "\"client_id\":\"c\",\"auth_method\":\"private_key_jwt\","
+	    "\"private_key\":{\"generate\":\"ES256\"},"
+	    "\"assertion_alg\":\"RS256\"}", 0, "assertion_alg");
+	parse_fails("{\"name\":\"e\",\"kind\":\"jwt_bearer\","
+	    "\"token_url\":\"https://idp.example/token\","
+	    "\"private_key\":{\"generate\":\"ES256\"}}", 0, "issuer");
+}
+
 int
 main(void)
 {
@@ -739,6 +854,8 @@ main(void)
 		cmocka_unit_test(source_kind_names_round_trip),
 		cmocka_unit_test(source_url_redact_hides_credentials),
 		cmocka_unit_test(source_origin_normalizes),
+		cmocka_unit_test(source_service_account_fills_unset_fields),
+		cmocka_unit_test(source_private_key_jwt_needs_a_key),
 		cmocka_unit_test(source_origin_of_odd_urls_is_the_url_itself),
 	};
 

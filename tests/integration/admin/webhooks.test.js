@@ -396,6 +396,20 @@ test('receiver_failing_three_times_gets_four_growing_attempts',
 	assert.equal(vp.status, 200);
 	assert.ok(!vp.text.includes(`${rx.port}/hook`),
 	    'a viewer does not see webhooks');
+
+	/* The token's own page: its events' deliveries, for admins. */
+	const tp = await k.get('/dashboard/tokens/steady',
+	    { headers: { Cookie: s.cookie } });
+	assert.equal(tp.status, 200);
+	const tm = /<div id="webhooks"[^>]*>([\s\S]*?)<\/div>/.exec(tp.text);
+	assert.ok(tm, 'a webhooks section on the token page');
+	assert.match(tm[1], /token\.refreshed[\s\S]*steady[\s\S]*delivered/);
+	assertClean(tp.text, [secret], 'the token page');
+	const vt = await k.get('/dashboard/tokens/steady',
+	    { headers: { Cookie: v.cookie } });
+	assert.equal(vt.status, 200);
+	assert.ok(!vt.text.includes(`${rx.port}/hook`),
+	    'a viewer does not see webhooks on the token page');
 });
 
 test('two_instances_deliver_each_event_once', { timeout: 90000 },

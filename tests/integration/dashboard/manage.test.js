@@ -20,18 +20,35 @@
  *   403; the admin API's errors name their field.
  * viewer_session_cannot_manage: a viewer's session sees the list, gets
  *   no forms, and its posts are refused (403).
+ * exchange_and_mtls_sources_in_the_browser: a client_credentials source
+ *   and a token_exchange source taking its token, both made through the
+ *   forms against oidc-provider's RFC 8693 grant, get their tokens; a
+ *   mutual TLS source with a bad certificate shows the error at
+ *   tls_client_cert; with a certificate made by the openssl CLI it is
+ *   created, edited without retyping its PEMs (they are kept), and its
+ *   key never reaches the browser. Every create, edit and delete of a
+ *   source and every key made and revoked through the forms (with and
+ *   without JavaScript) leaves exactly one audit_events row, naming the
+ *   session (principal_kind session, the key it was made from).
+ * jwt_sources_in_the_browser: a jwt_bearer source with a PEM key, one
+ *   with a key kiln generates (ES256), and a client_credentials source
+ *   with private_key_jwt, made through the forms: their pages show the
+ *   method and the signing key id, never the key.
  *
  * Screenshots go to tests/browser/artifacts; KILN_SCREENSHOTS=1 writes
  * the committed ones in docs/screenshots instead.
  */
 
 const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { test } = require('node:test');
 
 const h = require('../lib');
 const a = require('../lib/admin');
+const procs = require('../lib/procs');
+const { startOidcMtls } = require('../lib/upstream');
 const d = require('../../browser/lib/dash');
 
 const pg = h.filePg();
@@ -129,7 +146,9 @@ async function submitSource(page, kind, fields)
 	for (const [n, v] of Object.entries(fields)) {
 		const el = `form[data-mode="create"] [name="${n}"]` +
 		    ':not([type=hidden])';
-		if (await page.$eval(el, (e) => e.tagName) === 'SELECT')
+		if (typeof v === 'boolean')
+			await page.setChecked(el, v);
+		else if (await page.$eval(el, (e) => e.tagName) === 'SELECT')
 			await page.selectOption(el, v);
 		else
 			await page.fill(el, v);
@@ -459,4 +478,345 @@ test('viewer_session_cannot_manage', { timeout: 30000 }, async () => {
 	assert.ok(one.text.includes('tenant=***') &&
 	    !one.text.includes('t0psecret'), 'query value redacted');
 	assert.match(one.text, /<fieldset disabled>/, 'read only');
+});
+
+function q(e, sql)
+{
+	return e.db.pg.queryJson(sql, { db: e.db.name });
+}
+
+/* The id of the newest audit row (0: none), to read what follows it. */
+async function auditMark(e)
+{
+	const r = await q(e, 'SELECT COALESCE(max(id), 0)::bigint AS id ' +
+	    'FROM audit_events');
+	return Number(r[0].id);
+}
+
+/*
+ * Exactly one audit row after mark, made by the dashboard session of
+ * the key keyId, with the fields of want; no secret value in it.
+ */
+async function oneAudit(e, mark, keyId, want, what, secrets = [])
+{
+	const rows = await q(e, 'SELECT id, principal_kind, principal, ' +
+	    'action, target, fields, outcome FROM audit_events ' +
+	    `WHERE id > ${Number(mark)} ORDER BY id`);
+	assert.equal(rows.length, 1, `${what}: one audit row, got ` +
+	    JSON.stringify(rows));
+	const row = rows[0];
+	assert.equal(row.principal_kind, 'session', `${what}: ${
+	    JSON.stringify(row)}`);
+	assert.equal(row.principal, `key:${keyId}`, `${what}: principal`);
+	assert.equal(row.outcome, 'ok', `${what}: outcome`);
+	for (const [k, v] of Object.entries(want)) {
+		const got = k === 'fields' ? [...row.fields].sort() : row[k];
+		assert.deepEqual(got, k === 'fields' ? [...v].sort() : v,
+		    `${what}: ${k} of ${JSON.stringify(row)}`);
+	}
+	for (const x of secrets)
+		assert.ok(!JSON.stringify(row).includes(x),
+		    `${what}: no secret in the row`);
+	return row;
+}
+
+/* A self-signed EC certificate and its key, by the openssl CLI. */
+function selfSigned(cn)
+{
+	const dir = procs.mkTmp('forms-pki');
+	execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt',
+	    'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'c.key', '-out',
+	    'c.pem', '-days', '2', '-subj', `/CN=${cn}`], { cwd: dir,
+	    stdio: 'pipe' });
+	const read = (f) => fs.readFileSync(path.join(dir, f), 'utf8');
+	return { cert: read('c.pem'), key: read('c.key') };
+}
+
+/* The base64 lines of a PEM: what a leak would carry in any shape. */
+function pemBody(pem)
+{
+	return pem.split('\n').filter((l) => l && !l.startsWith('-----'));
+}
+
+test('exchange_and_mtls_sources_in_the_browser', { timeout: 90000 },
+    async () => {
+	const e = await env();
+	const { k, adminKey } = e;
+	const boot = (await q(e, 'SELECT id FROM api_keys ' +
+	    "WHERE name = 'bootstrap'"))[0].id;
+	const sx = { subj: h.secret('fsubj'), xch: h.secret('fxch') };
+	const ox = await startOidcMtls(['--plain', '--exchange',
+	    '--lifetime', '300',
+	    '--client', `fsubj:client_secret_post:${sx.subj}`,
+	    '--client', `fxch:client_secret_post:${sx.xch}`]);
+	const txUrl = `http://127.0.0.1:${ox.ready.https_port}/token`;
+	const pki = selfSigned('kiln-forms-client');
+
+	const b = await d.launch();
+	const ctx = await b.newContext({ viewport: { width: 1280,
+	    height: 720 } });
+	const page = await ctx.newPage();
+	const rec = new d.Recorder();
+	const w = d.watchPage(page, rec, k.url);
+	page.on('dialog', (dl) => dl.accept());
+	await d.browserLogin(page, k, adminKey);
+	await page.goto(`${k.url}/dashboard/sources`);
+
+	/* the subject, then the exchange taking its token */
+	let mark = await auditMark(e);
+	await submitSource(page, 'client_credentials', { name: 'fsubj',
+	    token_url: txUrl, client_id: 'fsubj', client_secret: sx.subj });
+	await page.waitForURL(`${k.url}/dashboard/sources?created=fsubj`);
+	await oneAudit(e, mark, boot, { action: 'source.create',
+	    target: 'fsubj' }, 'form creates the subject', [sx.subj]);
+	const subj = await h.waitToken(k, 'fsubj');
+
+	mark = await auditMark(e);
+	await submitSource(page, 'token_exchange', { name: 'fxch',
+	    token_url: txUrl, subject_source: 'fsubj',
+	    audience: 'https://api.example', client_id: 'fxch',
+	    client_secret: sx.xch });
+	await page.waitForURL(`${k.url}/dashboard/sources?created=fxch`);
+	await oneAudit(e, mark, boot, { action: 'source.create',
+	    target: 'fxch' }, 'form creates the exchange', [sx.xch]);
+	const xch = await h.waitToken(k, 'fxch');
+	const st = (await h.request(`${ox.url}/_stats`)).json;
+	const ex = st.exchanges.find((x) =>
+	    x.issued === h.fingerprint(xch.json.token));
+	assert.ok(ex, `the exchange was made: ${JSON.stringify(st.exchanges)}`);
+	assert.equal(ex.subject, h.fingerprint(subj.json.token),
+	    'the subject token was fsubj\'s');
+	assert.equal(ex.audience, 'https://api.example');
+	let v = (await source(k, adminKey, 'fxch')).json.data;
+	assert.equal(v.kind, 'token_exchange');
+	assert.equal(v.subject_source, 'fsubj');
+
+	/* its edit form shows what is stored; an edit names its field */
+	await page.goto(`${k.url}/dashboard/sources/fxch`);
+	assert.equal(await page.inputValue('[name="subject_source"]'),
+	    'fsubj');
+	assert.equal(await page.inputValue('[name="audience"]'),
+	    'https://api.example');
+	mark = await auditMark(e);
+	await page.fill('[name="requested_token_type"]',
+	    'urn:ietf:params:oauth:token-type:access_token');
+	await page.click('form[data-mode="edit"] button.primary');
+	await page.waitForURL(`${k.url}/dashboard/sources?saved=fxch`);
+	await oneAudit(e, mark, boot, { action: 'source.update',
+	    target: 'fxch', fields: ['requested_token_type'] },
+	    'form edits the exchange');
+	v = (await source(k, adminKey, 'fxch')).json.data;
+	assert.equal(v.client_secret_set, true, 'the secret is kept');
+
+	/* mTLS: a bad certificate, shown at its field; nothing made */
+	mark = await auditMark(e);
+	await submitSource(page, 'client_credentials', { name: 'fmtls',
+	    token_url: 'https://127.0.0.1:9/token', client_id: 'fmtls',
+	    auth_method: 'self_signed_tls_client_auth',
+	    tls_client_cert: '-----BEGIN CERTIFICATE-----\nnot a cert\n' +
+	    '-----END CERTIFICATE-----\n', tls_client_key: pki.key });
+	const ce = await page.waitForSelector(
+	    '[data-field="tls_client_cert"] .field-error');
+	assert.match(await ce.textContent(), /^tls_client_cert: /);
+	assert.equal(await page.$$eval('.field-error', (x) => x.length), 1);
+	assert.equal(await page.getAttribute('[name="tls_client_cert"]',
+	    'aria-invalid'), 'true');
+	assert.equal((await source(k, adminKey, 'fmtls')).status, 404);
+
+	/* the real one: created; the key never shown */
+	await page.fill('form[data-mode="create"] [name="tls_client_cert"]',
+	    pki.cert);
+	await page.uncheck('form[data-mode="create"] [name="enabled"]' +
+	    ':not([type=hidden])');
+	await page.click('form[data-mode="create"] button.primary');
+	await page.waitForURL(`${k.url}/dashboard/sources?created=fmtls`);
+	await oneAudit(e, mark, boot, { action: 'source.create',
+	    target: 'fmtls' }, 'form creates the mTLS source',
+	    pemBody(pki.key));
+	v = (await source(k, adminKey, 'fmtls')).json.data;
+	assert.equal(v.auth_method, 'self_signed_tls_client_auth');
+	assert.equal(v.tls_client_cert_subject, 'CN=kiln-forms-client');
+	assert.equal(v.tls_client_key_set, true);
+
+	/* edit it without retyping the PEMs: both kept */
+	await page.goto(`${k.url}/dashboard/sources/fmtls`);
+	assert.equal(await page.inputValue('[name="tls_client_key"]'), '');
+	assert.equal(await page.inputValue('[name="tls_client_cert"]'), '');
+	assert.equal(await page.getAttribute('[name="tls_client_key"]',
+	    'placeholder'), 'a value is set — leave blank to keep it');
+	assert.match(await page.textContent(
+	    '[data-field="tls_client_cert"] small.cert'),
+	    /CN=kiln-forms-client/);
+	assert.equal(await page.inputValue('[name="auth_method"]'),
+	    'self_signed_tls_client_auth');
+	mark = await auditMark(e);
+	await page.fill('[name="scope"]', 'mtls');
+	await page.click('form[data-mode="edit"] button.primary');
+	await page.waitForURL(`${k.url}/dashboard/sources?saved=fmtls`);
+	await oneAudit(e, mark, boot, { action: 'source.update',
+	    target: 'fmtls', fields: ['scope'] }, 'form edits mTLS');
+	v = (await source(k, adminKey, 'fmtls')).json.data;
+	assert.equal(v.scope, 'mtls');
+	assert.equal(v.tls_client_key_set, true, 'the key is kept');
+	assert.equal(v.tls_client_cert_subject, 'CN=kiln-forms-client',
+	    'the certificate is kept');
+
+	/* delete from the list */
+	mark = await auditMark(e);
+	await page.click('tr[data-source="fmtls"] button:has-text("Delete")');
+	await page.waitForURL(`${k.url}/dashboard/sources?deleted=fmtls`);
+	await oneAudit(e, mark, boot, { action: 'source.delete',
+	    target: 'fmtls' }, 'form deletes');
+
+	/* a key made and revoked */
+	await page.goto(`${k.url}/dashboard/keys`);
+	mark = await auditMark(e);
+	await page.fill('#k-name', 'audited-key');
+	await page.selectOption('#k-role', 'viewer');
+	await page.click('form[data-mode="key"] button.primary');
+	await page.waitForSelector('#key-created:not([hidden])');
+	const key = (await page.textContent('#new-key')).trim();
+	await page.waitForSelector('#keys-list td:has-text("audited-key")');
+	const id = await page.getAttribute(
+	    '#keys-list tr:has(td:has-text("audited-key"))', 'data-key');
+	await oneAudit(e, mark, boot, { action: 'key.create', target: id },
+	    'form makes a key', [key]);
+	mark = await auditMark(e);
+	await page.click(`tr[data-key="${id}"] button:has-text("Revoke")`);
+	await page.waitForURL(`${k.url}/dashboard/keys?revoked=${id}`);
+	await oneAudit(e, mark, boot, { action: 'key.revoke', target: id },
+	    'form revokes a key');
+
+	/* without JavaScript: the same, one row each */
+	const s = await d.httpLogin(k, adminKey);
+	mark = await auditMark(e);
+	let r = await postForm(k, '/dashboard/sources/fxch', s.cookie, {
+		csrf: s.csrf, kind: 'token_exchange', client_secret: '',
+		tls_client_key: '', tls_client_cert: '', tls_ca: '',
+		actor_token_type: '', scope: 'x' });
+	assert.equal(r.status, 303, r.text.slice(0, 300));
+	await oneAudit(e, mark, boot, { action: 'source.update',
+	    target: 'fxch', fields: ['scope'] }, 'no-JS edit');
+	/* a PEM with its line breaks, as a textarea posts it */
+	mark = await auditMark(e);
+	r = await postForm(k, '/dashboard/sources', s.cookie, {
+		csrf: s.csrf, kind: 'client_credentials', name: 'fmtls2',
+		token_url: 'https://127.0.0.1:9/token', client_id: 'm2',
+		auth_method: 'tls_client_auth', enabled: 'false',
+		tls_client_cert: pki.cert.replace(/\n/g, '\r\n'),
+		tls_client_key: pki.key.replace(/\n/g, '\r\n') });
+	assert.equal(r.status, 303, r.text.slice(0, 300));
+	await oneAudit(e, mark, boot, { action: 'source.create',
+	    target: 'fmtls2' }, 'no-JS create', pemBody(pki.key));
+	const ed = await k.get('/dashboard/sources/fmtls2',
+	    { headers: { Cookie: s.cookie } });
+	assert.ok(pemBody(pki.key).every((l) => !ed.text.includes(l)),
+	    'no key in the edit page');
+	assert.match(ed.text, /name="tls_client_key" rows="4" data-type="secret"[^>]*placeholder="a value is set/);
+	mark = await auditMark(e);
+	r = await postForm(k, '/dashboard/sources/fmtls2/delete', s.cookie,
+	    { csrf: s.csrf });
+	assert.equal(r.status, 303);
+	await oneAudit(e, mark, boot, { action: 'source.delete',
+	    target: 'fmtls2' }, 'no-JS delete');
+	mark = await auditMark(e);
+	r = await postForm(k, '/dashboard/keys', s.cookie,
+	    { csrf: s.csrf, name: 'nojs-audited', role: 'viewer' });
+	assert.equal(r.status, 201);
+	const nk = /<code id="new-key">([^<]+)<\/code>/.exec(r.text)[1];
+	const row = await oneAudit(e, mark, boot, { action: 'key.create' },
+	    'no-JS key', [nk]);
+	mark = await auditMark(e);
+	r = await postForm(k, `/dashboard/keys/${row.target}/revoke`,
+	    s.cookie, { csrf: s.csrf });
+	assert.equal(r.status, 303);
+	await oneAudit(e, mark, boot, { action: 'key.revoke',
+	    target: row.target }, 'no-JS revoke');
+
+	assert.deepEqual(rec.leaks({ key: pemBody(pki.key), subj: sx.subj,
+	    xch: sx.xch }), [], 'no secret reached the browser');
+	assert.deepEqual(unexpected(w), [], 'no console errors');
+	await ctx.close();
+});
+
+test('jwt_sources_in_the_browser', { timeout: 60000 }, async () => {
+	const e = await env();
+	const { k, adminKey, idp } = e;
+	const boot = (await q(e, 'SELECT id FROM api_keys ' +
+	    "WHERE name = 'bootstrap'"))[0].id;
+	const pki = selfSigned('kiln-forms-jwt');
+	const b = await d.launch();
+	const ctx = await b.newContext({ viewport: { width: 1280,
+	    height: 720 } });
+	const page = await ctx.newPage();
+	const rec = new d.Recorder();
+	const w = d.watchPage(page, rec, k.url);
+	await d.browserLogin(page, k, adminKey);
+	await page.goto(`${k.url}/dashboard/sources`);
+
+	const made = [
+		['jwt_bearer', { name: 'fjb1', token_url: idp.tokenUrl,
+		    issuer: 'svc-forms', subject: 'someone',
+		    private_key: pki.key, key_id: 'forms-kid-1',
+		    enabled: false }],
+		['jwt_bearer', { name: 'fjb2', token_url: idp.tokenUrl,
+		    issuer: 'svc-forms', private_key_generate: 'ES256',
+		    enabled: false }],
+		['client_credentials', { name: 'fpkj', token_url: idp.tokenUrl,
+		    client_id: 'fpkj', auth_method: 'private_key_jwt',
+		    private_key_generate: 'ES256', enabled: false }],
+	];
+	for (const [kind, f] of made) {
+		const mark = await auditMark(e);
+		await submitSource(page, kind, f);
+		await page.waitForURL(`${k.url}/dashboard/sources?created=` +
+		    f.name);
+		await oneAudit(e, mark, boot, { action: 'source.create',
+		    target: f.name }, `form creates ${f.name}`,
+		    pemBody(pki.key));
+		const v = (await source(k, adminKey, f.name)).json.data;
+		assert.equal(v.kind, kind);
+		assert.ok(v.signing_key_id, `${f.name}: a signing key ` +
+		    JSON.stringify(v));
+		await page.goto(`${k.url}/dashboard/sources/${f.name}`);
+		assert.equal(await page.textContent(
+		    '[data-field="private_key"] small.kid code'),
+		    v.signing_key_id, `${f.name}: its key id shown`);
+		assert.equal(await page.inputValue('[name="private_key"]'), '');
+		assert.equal(await page.getAttribute('[name="private_key"]',
+		    'placeholder'), 'a value is set — leave blank to keep it');
+		const html = await page.content();
+		assert.ok(pemBody(pki.key).every((l) => !html.includes(l)),
+		    `${f.name}: no key in the page`);
+		await page.goto(`${k.url}/dashboard/sources`);
+	}
+	let v = (await source(k, adminKey, 'fjb1')).json.data;
+	assert.equal(v.signing_key_id, 'forms-kid-1');
+	assert.equal(v.issuer, 'svc-forms');
+	assert.equal(v.key_generate, null);
+	v = (await source(k, adminKey, 'fjb2')).json.data;
+	assert.equal(v.key_generate, 'ES256');
+	v = (await source(k, adminKey, 'fpkj')).json.data;
+	assert.equal(v.auth_method, 'private_key_jwt');
+
+	/* the method shown; an edit keeps the key (blank, kid unchanged) */
+	await page.goto(`${k.url}/dashboard/sources/fpkj`);
+	assert.equal(await page.inputValue('[name="auth_method"]'),
+	    'private_key_jwt');
+	await page.goto(`${k.url}/dashboard/sources/fjb1`);
+	assert.equal(await page.inputValue('[name="issuer"]'), 'svc-forms');
+	const mark = await auditMark(e);
+	await page.fill('[name="target_audience"]', 'https://aud.example');
+	await page.click('form[data-mode="edit"] button.primary');
+	await page.waitForURL(`${k.url}/dashboard/sources?saved=fjb1`);
+	await oneAudit(e, mark, boot, { action: 'source.update',
+	    target: 'fjb1', fields: ['target_audience'] }, 'form edits fjb1');
+	v = (await source(k, adminKey, 'fjb1')).json.data;
+	assert.equal(v.signing_key_id, 'forms-kid-1', 'the key is kept');
+	assert.equal(v.target_audience, 'https://aud.example');
+
+	assert.deepEqual(rec.leaks({ key: pemBody(pki.key) }), [],
+	    'the key never reached the browser');
+	assert.deepEqual(unexpected(w), [], 'no console errors');
+	await ctx.close();
 });

@@ -27,7 +27,7 @@ const { after } = require('node:test');
 const procs = require('./procs');
 const util = require('./util');
 const { startPg } = require('./pg');
-const { startOAuth, startFault } = require('./upstream');
+const { startOAuth, startFault, startOidc } = require('./upstream');
 const http = require('./http');
 const kiln = require('./kiln');
 
@@ -155,6 +155,7 @@ module.exports = Object.assign({
 	startPg,
 	startOAuth,
 	startFault,
+	startOidc,
 	request: http.request,
 	workerOf: http.workerOf,
 	Pinned: http.Pinned,

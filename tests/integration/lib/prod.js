@@ -103,9 +103,10 @@ function curl(args, { timeout = 20000 } = {})
 
 /*
  * Keep-alive connections to k until `workers` distinct workers answered
- * (by their X-Request-Id prefix), `perWorker` of them each. Needs a
- * config with a small worker_max_connections (see koreConf). Returns
- * {prefix: [Pinned, ...]}; the connections not needed are closed.
+ * (by their X-Request-Id prefix), `perWorker` of them each (held
+ * connections alternate between the workers: the fair accept lock).
+ * Returns {prefix: [Pinned, ...], spare: [...]}; all are closed at the
+ * test's end.
  */
 async function pinWorkers(k, workers, { perWorker = 1, max = 64,
     ca = null } = {})

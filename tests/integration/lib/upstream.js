@@ -132,10 +132,31 @@ function wrap(child, port, stderr)
 	return up;
 }
 
+/*
+ * tests/upstream/oidc.js (oidc-provider) with its JSON config; stats()
+ * lists its grants and errors; jwksStale(id) expires its cache of a
+ * client's jwks_uri.
+ */
+async function startOidc(config, opts)
+{
+	const up = await startUpstream('oidc.js', ['--config',
+	    JSON.stringify(config)], Object.assign({ readyTimeout: 30000 },
+	    opts));
+	up.jwksStale = async (id) => {
+		const r = await request(`${up.url}/_jwks_stale`, {
+			method: 'POST', body: { client_id: id },
+			timeout: 10000 });
+		if (r.status !== 200)
+			throw new Error(`_jwks_stale: ${r.status} ${r.text}`);
+	};
+	return up;
+}
+
 module.exports = {
 	startOAuth: (args, opts) => startUpstream('oauth.js', args, opts),
 	startFault: (args, opts) => startUpstream('fault.js', args, opts),
 	/* oidc-provider behind HTTPS asking for client certificates. */
 	startOidcMtls: (args, opts) => startUpstream('oidc_mtls.js', args,
 	    opts),
+	startOidc,
 };
