@@ -285,8 +285,13 @@ test('connections_per_subject_refresh_reauth_delete', { timeout: 120000 },
 	    { auth: a.ADMIN_KEY });
 	assert.equal(r.json.data.state, 'active');
 
-	/* Delete: served by neither worker. */
+	/*
+	 * Delete: served by neither worker. Extra connections stay open
+	 * until both workers are held: the accept lock goes to the worker
+	 * with fewer connections.
+	 */
 	const pins = [];
+	const extra = [];
 	for (let i = 0; i < 12 && new Set(pins.map((p) => p.worker)).size < 2;
 	    i++) {
 		const p = await new Pinned(k.port).connect();
@@ -298,8 +303,10 @@ test('connections_per_subject_refresh_reauth_delete', { timeout: 120000 },
 		if (!pins.some((q) => q.worker === p.worker))
 			pins.push(p);
 		else
-			p.close();
+			extra.push(p);
 	}
+	for (const p of extra)
+		p.close();
 	assert.equal(pins.length, 2, 'a connection to each worker');
 	r = await a.call(k, 'DELETE', path('fhir', 'alice'),
 	    { auth: await a.jwt('viewer') });
