@@ -24,6 +24,7 @@
 		var q = new URLSearchParams(location.search), v = new URLSearchParams();
 		v.set("conn", box.getAttribute("data-source"));
 		if (q.get("state")) v.set("state", q.get("state"));
+		if (q.get("limit")) v.set("limit", q.get("limit"));
 		if (q.get("cursor")) v.set("cursor", q.get("cursor"));
 		var ws = new WebSocket(proto + location.host + "/dashboard/ws?" +
 		    v.toString());

@@ -25,6 +25,7 @@ static void	ch_head(struct dbuf *, const char *, const char *,
 		    const char *);
 static void	ch_link(struct dbuf *, const char *, const char *);
 static int	ch_url_ok(const char *);
+static void	ch_view_query(struct dbuf *, const struct ch_view *);
 static void	ch_connect_fields(struct dbuf *, const char *, const char *,
 		    const char *, const char *);
 
@@ -44,6 +45,11 @@ ch_view_parse(const char *query, struct ch_view *v)
 		if (ch_states[i] == NULL)
 			v->state[0] = '\0';
 	}
+	v->limit = CH_PAGE_ROWS;
+	if (ch_query(query, "limit", sub, sizeof(sub)) && strlen(sub) < 4 &&
+	    strspn(sub, "0123456789") == strlen(sub) && atoi(sub) >= 1 &&
+	    atoi(sub) <= CH_PAGE_ROWS)
+		v->limit = atoi(sub);
 	if (ch_query(query, "cursor", v->cursor, sizeof(v->cursor)) &&
 	    !conn_subject_valid(v->cursor))
 		v->cursor[0] = '\0';
@@ -177,17 +183,15 @@ ch_table(struct dbuf *b, const char *source, const char *kind,
 	if (v->cursor[0] != '\0') {
 		dbuf_appendf(b, "<a href=\"/dashboard/tokens/");
 		dr_escape(b, source);
-		dbuf_appendf(b, "/connections");
-		if (v->state[0] != '\0')
-			dbuf_appendf(b, "?state=%s", v->state);
+		dbuf_appendf(b, "/connections?");
+		ch_view_query(b, v);
 		dbuf_appendf(b, "\">First page</a> ");
 	}
 	if (next != NULL) {
 		dbuf_appendf(b, "<a rel=\"next\" href=\"/dashboard/tokens/");
 		dr_escape(b, source);
 		dbuf_appendf(b, "/connections?");
-		if (v->state[0] != '\0')
-			dbuf_appendf(b, "state=%s&amp;", v->state);
+		ch_view_query(b, v);
 		dbuf_appendf(b, "cursor=");
 		dr_escape(b, next);
 		dbuf_appendf(b, "\">Next page</a>");
@@ -227,7 +231,12 @@ ch_page(struct dbuf *b, const char *source, const char *kind,
 		    !strcmp(v->state, ch_states[i]) ? " selected" : "",
 		    ch_states[i]);
 	}
-	dbuf_appendf(b, "</select></label> <button>Filter</button></form>"
+	dbuf_appendf(b, "</select></label> ");
+	if (v->limit != CH_PAGE_ROWS) {
+		dbuf_appendf(b, "<input type=\"hidden\" name=\"limit\" "
+		    "value=\"%d\">", v->limit);
+	}
+	dbuf_appendf(b, "<button>Filter</button></form>"
 	    "<div id=\"connections\" class=\"scroll\" data-source=\"");
 	dr_escape(b, source);
 	dbuf_appendf(b, "\">%s</div></section>", table);
@@ -397,6 +406,16 @@ ch_link(struct dbuf *b, const char *url, const char *text)
 	dbuf_appendf(b, "\" target=\"_blank\" rel=\"noopener noreferrer\">");
 	dr_escape(b, text);
 	dbuf_appendf(b, "</a>");
+}
+
+/* The view's state and limit as "k=v&amp;" pairs of a link. */
+static void
+ch_view_query(struct dbuf *b, const struct ch_view *v)
+{
+	if (v->state[0] != '\0')
+		dbuf_appendf(b, "state=%s&amp;", v->state);
+	if (v->limit != CH_PAGE_ROWS)
+		dbuf_appendf(b, "limit=%d&amp;", v->limit);
 }
 
 /* Only http(s) addresses become links. */

@@ -2,7 +2,7 @@
  * dash_conn.c: the dashboard's page of a source's connections, usable
  * without JavaScript, live with it.
  *
- *	GET  /dashboard/tokens/{name}/connections[?state=&cursor=]
+ *	GET  /dashboard/tokens/{name}/connections[?state=&limit=&cursor=]
  *	POST /dashboard/tokens/{name}/connections		Connect
  *	POST /dashboard/tokens/{name}/connections/delete	Disconnect
  *
@@ -125,7 +125,7 @@ dconn_page(struct http_request *req, struct api_state *st)
 	if (req->query_string != NULL)
 		p->secret = kore_strdup(req->query_string);
 	store_conn_list(st->name, v.cursor[0] ? v.cursor : NULL,
-	    v.state[0] ? v.state : NULL, CH_PAGE_ROWS + 1, api_pending_cb, p);
+	    v.state[0] ? v.state : NULL, v.limit + 1, api_pending_cb, p);
 
 	return (KORE_RESULT_RETRY);
 }
@@ -384,7 +384,7 @@ dconn_refused(struct http_request *req, struct api_state *st, int status,
 	dbuf_free(&d);
 }
 
-/* One page of rows (CH_PAGE_ROWS, one more: a next page exists). */
+/* One page of rows (v->limit, one more: a next page exists). */
 static void
 dconn_render(struct dbuf *d, const char *name, const struct store_rows *rows,
     const struct ch_view *v, int act, const char *csrf)
@@ -393,7 +393,7 @@ dconn_render(struct dbuf *d, const char *name, const struct store_rows *rows,
 	struct ch_row		r[CH_PAGE_ROWS];
 	size_t			i, n;
 
-	n = rows->n > CH_PAGE_ROWS ? CH_PAGE_ROWS : rows->n;
+	n = rows->n > (size_t)v->limit ? (size_t)v->limit : rows->n;
 	for (i = 0; i < n; i++) {
 		c = &rows->conns[i];
 		r[i].subject = c->subject;
@@ -588,7 +588,7 @@ dconn_tick(void *unused, u_int64_t unused2)
 		*id = l->id;
 		store_conn_list(l->name, l->view.cursor[0] ?
 		    l->view.cursor : NULL, l->view.state[0] ?
-		    l->view.state : NULL, CH_PAGE_ROWS + 1, dconn_loaded, id);
+		    l->view.state : NULL, l->view.limit + 1, dconn_loaded, id);
 	}
 }
 

@@ -187,7 +187,12 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 		dr_escape(b, e->name);
 		dbuf_appendf(b, "\">");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "</a></td><td>%s", e->kind);
+		/* Its connections: the default one, and per subject. */
+		dbuf_appendf(b, "</a> <a class=\"conns\" href=\""
+		    "/dashboard/tokens/");
+		dr_escape(b, e->name);
+		dbuf_appendf(b, "/connections\">connections</a>"
+		    "</td><td>%s", e->kind);
 		dr_token_auth(b, e);
 		dr_signing(b, e);
 		dbuf_appendf(b, "</td><td><span class=\"badge "

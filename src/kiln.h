@@ -583,6 +583,7 @@ void	conn_key(const char *, const char *, char *, size_t);
 struct ch_view {
 	char		state[16];			/* "": any */
 	char		cursor[KILN_SUBJECT_MAX + 1];	/* "": first page */
+	int		limit;				/* rows a page */
 	int		notice;				/* CH_* */
 	char		subject[KILN_SUBJECT_MAX + 1];	/* of the notice */
 };

@@ -144,7 +144,9 @@ tokens_viewer_and_operator(void **state)
 	dr_tokens(&b, t, 2, ROLE_VIEWER, NULL);
 	has(&b, "<tr data-token=\"crm&lt;x&gt;\"><td class=\"name\">"
 	    "<a href=\"/dashboard/tokens/crm&lt;x&gt;\">"
-	    "crm&lt;x&gt;</a></td><td>client_credentials</td><td><span "
+	    "crm&lt;x&gt;</a> <a class=\"conns\" href=\"/dashboard/tokens/"
+	    "crm&lt;x&gt;/connections\">connections</a></td>"
+	    "<td>client_credentials</td><td><span "
 	    "class=\"badge valid\">valid</span></td><td><code>abcdef012345"
 	    "</code></td><td class=\"gen\">7</td><td class=\"expires\">"
 	    "1h 02m</td><td class=\"next\">1m 30s</td><td>42 ms</td><td>0</td></tr>");
