@@ -334,9 +334,12 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 			dbuf_appendf(b, "<li class=\"alert\"><b>");
 			dr_escape(b, a[i].name);
 			dbuf_appendf(b, "</b>: %u connection%s need%s "
-			    "re-authorization.</li>", a[i].reauth,
-			    a[i].reauth == 1 ? "" : "s",
+			    "re-authorization (<a href=\"/dashboard/tokens/",
+			    a[i].reauth, a[i].reauth == 1 ? "" : "s",
 			    a[i].reauth == 1 ? "s" : "");
+			dr_escape(b, a[i].name);
+			dbuf_appendf(b, "/connections?state=needs_reauth\">"
+			    "reconnect</a>).</li>");
 			count++;
 		}
 		if (a[i].has_cert && a[i].cert_left_ms < DR_CERT_WARN_MS) {

@@ -351,13 +351,17 @@ alerts_and_hosts(void **state)
 	dbuf_init(&b);
 	dr_alerts(&b, 1, a + 3, 1, h, 1);
 	expect(&b, "<ul class=\"alerts\"><li class=\"alert\"><b>early</b>: "
-	    "2 connections need re-authorization.</li></ul>");
+	    "2 connections need re-authorization (<a href=\"/dashboard/tokens/"
+	    "early/connections?state=needs_reauth\">reconnect</a>)."
+	    "</li></ul>");
 	dbuf_free(&b);
 	a[3].reauth = 1;
 	dbuf_init(&b);
 	dr_alerts(&b, 1, a + 3, 1, h, 1);
 	expect(&b, "<ul class=\"alerts\"><li class=\"alert\"><b>early</b>: "
-	    "1 connection needs re-authorization.</li></ul>");
+	    "1 connection needs re-authorization (<a href=\"/dashboard/tokens/"
+	    "early/connections?state=needs_reauth\">reconnect</a>)."
+	    "</li></ul>");
 	dbuf_free(&b);
 	/* Thousands of failing tokens: the first DR_ALERTS_MAX, a count. */
 	many = calloc(1000, sizeof(*many));

@@ -12,7 +12,8 @@
  *   changes a row's generation without a reload; a grant revoked at the
  *   upstream shows needs_reauth on the page (and its alert) and fires
  *   exactly one connection.needs_reauth webhook, signed, naming source
- *   and subject, with no token; Reconnect (a new import on the row)
+ *   and subject, with no token; the dashboard's alert links to those
+ *   rows; Reconnect (a new import on the row)
  *   brings it back; Disconnect (confirmed) removes it and its token is
  *   no longer served; no token nor refresh token in any page or frame.
  * connection_forms_work_without_javascript_and_not_for_viewers: the
@@ -262,14 +263,20 @@ test('connections_managed_in_the_browser', { timeout: 90000 }, async () => {
 	assert.equal(hit.json.data.subject, 'bob');
 	assert.equal(hit.json.data.state, 'needs_reauth');
 
-	/* Filter by state. */
-	await page.selectOption('form.conn-filter select[name=state]',
-	    'needs_reauth');
+	/* The dashboard's alert leads to the rows that need a consent. */
+	await page.goto(`${k.url}/dashboard`);
+	const alert = '#alerts a[href="/dashboard/tokens/fhir/connections?' +
+	    'state=needs_reauth"]';
+	await page.waitForSelector(alert, { timeout: 10000 });
 	await Promise.all([page.waitForURL(/state=needs_reauth/),
-	    page.click('form.conn-filter button')]);
+	    page.click(alert)]);
 	assert.deepEqual(Object.keys(await rows(page)), ['bob']);
-	await page.goto(`${k.url}/dashboard/tokens/fhir/connections?` +
-	    'state=active');
+
+	/* Filter by state with the page's form. */
+	await page.selectOption('form.conn-filter select[name=state]',
+	    'active');
+	await Promise.all([page.waitForURL(/state=active/),
+	    page.click('form.conn-filter button')]);
 	assert.deepEqual(Object.keys(await rows(page)).sort(),
 	    ['alice', 'default']);
 
