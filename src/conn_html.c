@@ -9,7 +9,6 @@
 
 #include <sys/types.h>
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@ static const char	*ch_states[] = { "pending", "active", "failing",
 			    "needs_reauth", "revoked", NULL };
 
 static int	ch_query(const char *, const char *, char *, size_t);
+static int	ch_hex(char);
 static void	ch_time(struct dbuf *, int64_t);
 static void	ch_head(struct dbuf *, const char *, const char *,
 		    const char *);
@@ -359,14 +359,16 @@ ch_connect_fields(struct dbuf *b, const char *kind, const char *csrf,
 		dbuf_appendf(b, "\">");
 	} else {
 		dbuf_appendf(b, "<label>Subject <input name=\"subject\" "
-		    "required maxlength=\"128\" pattern=\"[A-Za-z0-9._@:\\-]+\" "
+		    "required maxlength=\"128\" "
+		    "pattern=\"[A-Za-z0-9._@:\\-]+\" "
 		    "autocomplete=\"off\"></label> ");
 	}
 	if (kind != NULL && !strcmp(kind, "refresh_token")) {
 		/* Write-only: typed, sent, never shown again. */
-		dbuf_appendf(b, "<label>Refresh token <input type=\"password\" "
-		    "name=\"refresh_token\" required maxlength=\"4096\" "
-		    "autocomplete=\"off\" placeholder=\"write-only\"></label> ");
+		dbuf_appendf(b, "<label>Refresh token <input "
+		    "type=\"password\" name=\"refresh_token\" required "
+		    "maxlength=\"4096\" autocomplete=\"off\" "
+		    "placeholder=\"write-only\"></label> ");
 	}
 	dbuf_appendf(b, "<button>%s</button>", label);
 }
@@ -440,6 +442,19 @@ ch_time(struct dbuf *b, int64_t ms)
 	    ts + 11);
 }
 
+static int
+ch_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+
+	return (-1);
+}
+
 /* key=value of a query string, %-decoded ('+' a space); 1 if present. */
 static int
 ch_query(const char *q, const char *key, char *out, size_t len)
@@ -466,14 +481,8 @@ ch_query(const char *q, const char *key, char *out, size_t len)
 			if (v[i] == '+') {
 				out[o++] = ' ';
 			} else if (v[i] == '%' &&
-			    isxdigit((unsigned char)v[i + 1]) &&
-			    isxdigit((unsigned char)v[i + 2])) {
-				hi = isdigit((unsigned char)v[i + 1]) ?
-				    v[i + 1] - '0' :
-				    (tolower((unsigned char)v[i + 1]) - 'a' + 10);
-				lo = isdigit((unsigned char)v[i + 2]) ?
-				    v[i + 2] - '0' :
-				    (tolower((unsigned char)v[i + 2]) - 'a' + 10);
+			    (hi = ch_hex(v[i + 1])) >= 0 &&
+			    (lo = ch_hex(v[i + 2])) >= 0) {
 				out[o++] = (char)(hi * 16 + lo);
 				i += 2;
 			} else {

@@ -49,7 +49,7 @@ struct dconn_live {
 	char			session[AUTH_HASH_LEN + 1];
 	char			name[KILN_NAME_MAX + 1];
 	struct ch_view		view;
-	u_int64_t		sent;		/* digest of the last push */
+	u_int64_t		sent;		/* digest last pushed */
 	int			dirty;
 	int			loading;
 	int64_t			loaded_ms;
@@ -79,8 +79,8 @@ static u_int32_t	dconn_reauth(const char *);
 static const char	*dconn_kind(const char *);
 static void	dconn_listed(struct api_pending *, const struct store_rows *,
 		    int);
-static void	dconn_deleted(struct api_pending *, const struct store_rows *,
-		    int);
+static void	dconn_deleted(struct api_pending *,
+		    const struct store_rows *, int);
 static int	dconn_connected(struct http_request *, struct api_pending *);
 static int	dconn_finish(struct http_request *, struct api_pending *);
 static void	dconn_html(struct api_pending *, int, struct dbuf *);
@@ -569,12 +569,14 @@ dconn_changed(void)
 static void
 dconn_tick(void *unused, u_int64_t unused2)
 {
-	struct dconn_live	*l;
+	struct dconn_live	*l, *next;
 	u_int64_t		*id;
 	int64_t			now;
 
+	/* A failed query answers at once: keep the next one first. */
 	now = isotime_now();
-	TAILQ_FOREACH(l, &dconn_lives, list) {
+	for (l = TAILQ_FIRST(&dconn_lives); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, list);
 		if (l->loading || l->name[0] == '\0' ||
 		    now - l->loaded_ms < DCONN_LOAD_MS)
 			continue;
@@ -606,8 +608,11 @@ dconn_loaded(const struct store_rows *rows, void *arg, int ok)
 	if (l == NULL)
 		return;
 	l->loading = 0;
-	role = session_role(l->session);
-	if (!ok || role < ROLE_VIEWER)
+	if (!ok) {
+		l->dirty = 1;		/* again in DCONN_LOAD_MS */
+		return;
+	}
+	if ((role = session_role(l->session)) < ROLE_VIEWER)
 		return;
 
 	dbuf_init(&d);

@@ -62,7 +62,7 @@ struct dash_client {
 	u_int64_t			sent_tick;
 	TAILQ_ENTRY(dash_client)	list;
 	u_int64_t			id;
-	void				*live;		/* dash_live's */
+	void				*live;	/* dash_live's */
 };
 
 static struct {
@@ -88,7 +88,7 @@ static struct {
 	int				sampled;
 	u_int64_t			ticks;
 	struct kore_buf			webhooks;	/* admins' page */
-	const struct dash_live		*live;		/* other pages */
+	const struct dash_live		*live;	/* other pages */
 	const char			*handshake_query;
 	u_int64_t			ids;
 } dash;

@@ -581,13 +581,13 @@ void	conn_key(const char *, const char *, char *, size_t);
 #define CH_CONNECTED		1
 #define CH_DISCONNECTED		2
 struct ch_view {
-	char		state[16];			/* "": any */
-	char		cursor[KILN_SUBJECT_MAX + 1];	/* "": first page */
-	int		limit;				/* rows a page */
-	int		notice;				/* CH_* */
-	char		subject[KILN_SUBJECT_MAX + 1];	/* of the notice */
+	char		state[16];		/* "": any */
+	char		cursor[KILN_SUBJECT_MAX + 1];	/* "": first */
+	int		limit;			/* rows a page */
+	int		notice;			/* CH_* */
+	char		subject[KILN_SUBJECT_MAX + 1];	/* noticed */
 };
-struct ch_row {				/* strings NULL, numbers DR_NULL */
+struct ch_row {			/* strings NULL, numbers DR_NULL */
 	const char	*subject;
 	const char	*state;
 	int64_t		generation;
@@ -597,7 +597,7 @@ struct ch_row {				/* strings NULL, numbers DR_NULL */
 	const char	*last_error;
 	int64_t		updated_ms;
 };
-struct ch_started {			/* a Connect's answer; NULL: absent */
+struct ch_started {		/* a Connect's answer; NULL: absent */
 	const char	*subject;
 	const char	*state;
 	const char	*authorization_url;
