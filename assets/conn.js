@@ -9,9 +9,38 @@
 	"use strict";
 	var box = document.getElementById("connections");
 	var live = document.getElementById("live");
-	var delay = 1000, timer = null;
+	var delay = 1000, timer = null, held = null;
 
 	if (!box) return;
+
+	/*
+	 * New rows wait while someone is in a row's form (typing a refresh
+	 * token to Reconnect, on a button): replacing it would lose that.
+	 */
+	function busy() {
+		var a = document.activeElement, ins, i;
+		if (a && a !== box && box.contains(a)) return true;
+		ins = box.querySelectorAll("input:not([type=hidden])");
+		for (i = 0; i < ins.length; i++)
+			if (ins[i].value !== "") return true;
+		return false;
+	}
+	function rows(html) {
+		if (busy()) {
+			held = html;
+			return;
+		}
+		held = null;
+		box.innerHTML = html;
+	}
+	box.addEventListener("focusout", function () {
+		setTimeout(function () {
+			if (held !== null) rows(held);
+		}, 0);
+	});
+	box.addEventListener("input", function () {
+		if (held !== null && !busy()) rows(held);
+	});
 
 	function status(text, cls) {
 		if (!live) return;
@@ -35,7 +64,7 @@
 		ws.onmessage = function (ev) {
 			var m = JSON.parse(ev.data);
 			if (m.type === "patch" && m.target === "connections") {
-				box.innerHTML = m.html;
+				rows(m.html);
 			} else if (m.type === "shutdown_pending") {
 				status(m.message + " (data may be stale)", "stale");
 				ws.onclose = null;

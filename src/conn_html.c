@@ -363,12 +363,21 @@ ch_connect_fields(struct dbuf *b, const char *kind, const char *csrf,
 		    "pattern=\"[A-Za-z0-9._@:\\-]+\" "
 		    "autocomplete=\"off\"></label> ");
 	}
-	if (kind != NULL && !strcmp(kind, "refresh_token")) {
+	if (kind != NULL && !strcmp(kind, "refresh_token") &&
+	    subject == NULL) {
 		/* Write-only: typed, sent, never shown again. */
 		dbuf_appendf(b, "<label>Refresh token <input "
 		    "type=\"password\" name=\"refresh_token\" required "
 		    "maxlength=\"4096\" autocomplete=\"off\" "
 		    "placeholder=\"write-only\"></label> ");
+	} else if (kind != NULL && !strcmp(kind, "refresh_token")) {
+		/* A row's: compact, named for the reader of the screen. */
+		dbuf_appendf(b, "<input type=\"password\" "
+		    "name=\"refresh_token\" required maxlength=\"4096\" "
+		    "autocomplete=\"off\" placeholder=\"new refresh token\" "
+		    "aria-label=\"New refresh token for ");
+		dr_escape(b, subject);
+		dbuf_appendf(b, "\"> ");
 	}
 	dbuf_appendf(b, "<button>%s</button>", label);
 }

@@ -120,8 +120,8 @@ rows_escaped_and_actions_by_role(void **state)
 	assert_int_equal(count_of(&b, "class=\"reconnect\""), 1);
 	has(&b, "action=\"/dashboard/tokens/fhir/connections/delete\"");
 	has(&b, "<input type=\"hidden\" name=\"subject\" value=\"carol\">"
-	    "<label>Refresh token <input type=\"password\" "
-	    "name=\"refresh_token\"");
+	    "<input type=\"password\" name=\"refresh_token\"");
+	has(&b, "aria-label=\"New refresh token for carol\"");
 	hasnt(&b, "value=\"default\"");
 	has(&b, "id=\"reauth\">2 connections of this source need a");
 	has(&b, "<a rel=\"next\" href=\"/dashboard/tokens/fhir/connections?"

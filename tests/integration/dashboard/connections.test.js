@@ -16,6 +16,7 @@
  *   rows; Reconnect (a new import on the row)
  *   brings it back; Disconnect (confirmed) removes it and its token is
  *   no longer served; no token nor refresh token in any page or frame.
+ *   Screenshots (KILN_SCREENSHOTS=1 writes docs/screenshots).
  * connection_forms_work_without_javascript_and_not_for_viewers: the
  *   forms posted as HTML forms import and disconnect (a confirmation
  *   page first), without the CSRF token 403; a viewer's session sees
@@ -24,7 +25,9 @@
 
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 const http = require('node:http');
+const path = require('node:path');
 const { test } = require('node:test');
 
 const h = require('../lib');
@@ -32,6 +35,20 @@ const a = require('../lib/admin');
 const d = require('../../browser/lib/dash');
 
 const pg = h.filePg();
+/* The committed screenshots are written with KILN_SCREENSHOTS=1 only. */
+const SHOTS = process.env.KILN_SCREENSHOTS === '1' ?
+    path.join(h.procs.REPO, 'docs', 'screenshots') : d.ARTIFACTS;
+
+async function shoot(page, name)
+{
+	fs.mkdirSync(SHOTS, { recursive: true });
+	for (const [w, hgt] of [[1280, 720], [390, 844]]) {
+		await page.setViewportSize({ width: w, height: hgt });
+		await page.screenshot({ path: path.join(SHOTS,
+		    `${name}-${w}x${hgt}.png`) });
+	}
+	await page.setViewportSize({ width: 1280, height: 720 });
+}
 
 const LIFETIME = 6;
 const S = {
@@ -252,6 +269,7 @@ test('connections_managed_in_the_browser', { timeout: 90000 }, async () => {
 	    /1 connection of this source needs a new consent/);
 	assert.match(await page.textContent(
 	    '#connections tr[data-subject="bob"] .error'), /invalid_grant/);
+	await shoot(page, 'connections');
 	await h.waitFor(() => rx.hits.length >= 1, { timeout: 10000,
 	    what: 'the connection.needs_reauth webhook' });
 	await h.sleep(1500);
