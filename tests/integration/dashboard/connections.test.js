@@ -19,8 +19,9 @@
  *   Screenshots (KILN_SCREENSHOTS=1 writes docs/screenshots).
  * connection_forms_work_without_javascript_and_not_for_viewers: the
  *   forms posted as HTML forms import and disconnect (a confirmation
- *   page first), without the CSRF token 403; a viewer's session sees
- *   the rows but gets no form, and its posts are refused (403).
+ *   page first), each audited once as the session's; without the CSRF
+ *   token 403; a viewer's session sees the rows but gets no form, and
+ *   its posts are refused (403); nothing refused is done.
  */
 
 const assert = require('node:assert/strict');
@@ -189,7 +190,7 @@ async function waitRows(page, pred, what, timeout = 15000)
 	}, { timeout, interval: 100, what });
 }
 
-test('connections_managed_in_the_browser', { timeout: 90000 }, async () => {
+test('connections_managed_in_the_browser', { timeout: 120000 }, async () => {
 	const { idp, k, clientKey } = await env();
 	const rx = await receiver();
 	const hr = await a.call(k, 'POST', '/api/webhooks', { auth: a.ADMIN_KEY,
@@ -286,8 +287,8 @@ test('connections_managed_in_the_browser', { timeout: 90000 }, async () => {
 	const alert = '#alerts a[href="/dashboard/tokens/fhir/connections?' +
 	    'state=needs_reauth"]';
 	await page.waitForSelector(alert, { timeout: 10000 });
-	await Promise.all([page.waitForURL(/state=needs_reauth/),
-	    page.click(alert)]);
+	/* The alerts are patched every second: follow the link's href. */
+	await page.goto(k.url + await page.getAttribute(alert, 'href'));
 	assert.deepEqual(Object.keys(await rows(page)), ['bob']);
 
 	/* Filter by state with the page's form. */
@@ -349,9 +350,12 @@ test('connections_managed_in_the_browser', { timeout: 90000 }, async () => {
 
 test('connection_forms_work_without_javascript_and_not_for_viewers',
     { timeout: 60000 }, async () => {
-	const { k, clientKey } = await env();
+	const { k, db, clientKey } = await env();
 	const base = '/dashboard/tokens/fhir/connections';
 	const admin = await d.httpLogin(k, a.ADMIN_KEY);
+	const audit = (target) => db.pg.queryJson('SELECT principal_kind, ' +
+	    'action, outcome FROM audit_events WHERE target = ' +
+	    `'${target}' ORDER BY id`, { db: db.name });
 
 	/* Import carol by a plain form post. */
 	let r = await postForm(k, base, admin.cookie, { csrf: admin.csrf,
@@ -407,6 +411,13 @@ test('connection_forms_work_without_javascript_and_not_for_viewers',
 	    { csrf: admin.csrf, subject: 'default', confirm: 'yes' });
 	assert.equal(r.status, 400, 'the default connection stays');
 
+	/* Audited as the API's actions are, by the session; once each. */
+	assert.deepEqual(await audit('fhir/carol'), [
+	    { principal_kind: 'session', action: 'connection.import',
+	    outcome: 'ok' },
+	    { principal_kind: 'session', action: 'connection.delete',
+	    outcome: 'ok' }]);
+
 	/* A viewer sees the rows, gets no form, and may not act. */
 	const vk = await a.call(k, 'POST', '/api/keys', { auth: a.ADMIN_KEY,
 	    body: { name: 'watcher', role: 'viewer' } });
@@ -426,4 +437,8 @@ test('connection_forms_work_without_javascript_and_not_for_viewers',
 	r = await a.call(k, 'GET', '/api/tokens/fhir/connections/dave',
 	    { auth: a.ADMIN_KEY });
 	assert.equal(r.status, 404, 'dave not imported');
+	assert.deepEqual(await audit('fhir/dave'), [], 'nothing refused ' +
+	    'was done');
+	assert.deepEqual(await audit('fhir/bob').then((x) => x.filter((y) =>
+	    y.action === 'connection.delete')), [], 'bob not deleted');
 });
