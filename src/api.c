@@ -123,6 +123,11 @@ static const struct route routes[] = {
 	{ POST, "/dashboard/keys", R_ADMIN, ROLE_ADMIN, dm_key_create },
 	{ POST, "/dashboard/keys/*/revoke", R_ADMIN | R_ID, ROLE_ADMIN,
 	    dm_key_revoke },
+	{ GET, "/dashboard/tokens/*/connections", R_NAME, 0, dconn_page },
+	{ POST, "/dashboard/tokens/*/connections", R_ADMIN | R_NAME,
+	    ROLE_OPERATOR, dconn_connect },
+	{ POST, "/dashboard/tokens/*/connections/delete", R_ADMIN | R_NAME,
+	    ROLE_OPERATOR, dconn_disconnect },
 	{ 0, NULL, 0, 0, NULL }
 };
 

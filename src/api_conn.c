@@ -56,6 +56,10 @@ static void	conn_events(struct api_pending *, const struct store_rows *,
 		    int);
 static void	conn_deleted(struct api_pending *, const struct store_rows *,
 		    int);
+static int	conn_body(struct http_request *, yajl_val *);
+
+/* The dashboard's form, read as the JSON body (api_conn_create_form). */
+static yajl_val		conn_form;
 
 int
 api_conn_create(struct http_request *req, struct api_state *st)
@@ -78,7 +82,7 @@ api_conn_create(struct http_request *req, struct api_state *st)
 		    "only into refresh_token sources");
 		return (KORE_RESULT_OK);
 	}
-	if (!api_body_json(req, &root))
+	if (!conn_body(req, &root))
 		return (KORE_RESULT_OK);
 
 	v = yajl_tree_get(root, sp, yajl_t_string);
@@ -531,4 +535,37 @@ conn_str(void *g, const char *key, const char *v)
 		json_kv_null(g, key);
 	else
 		json_kv_str(g, key, v);
+}
+
+/*
+ * POST .../connections from the dashboard's form (dash_conn.c): root is
+ * the form as the JSON the API takes, and this is the API's own code,
+ * its checks included. root is ours: freed when not taken.
+ */
+int
+api_conn_create_form(struct http_request *req, struct api_state *st,
+    yajl_val root)
+{
+	int		ret;
+
+	conn_form = root;
+	ret = api_conn_create(req, st);
+	if (conn_form != NULL)
+		yajl_tree_free(conn_form);
+	conn_form = NULL;
+
+	return (ret);
+}
+
+/* The request's JSON body, or the form handed over (taken once). */
+static int
+conn_body(struct http_request *req, yajl_val *root)
+{
+	if (conn_form != NULL) {
+		*root = conn_form;
+		conn_form = NULL;
+		return (KORE_RESULT_OK);
+	}
+
+	return (api_body_json(req, root));
 }

@@ -470,7 +470,10 @@ dp_token_page(struct dbuf *b, const struct dp_token *t, const char *timeline,
 	dr_escape(b, role);
 	dbuf_appendf(b, " · <a href=\"/dashboard?q=");
 	dp_urlencode_escaped(b, t->name);
-	dbuf_appendf(b, "\">in the table</a></p></header><main>"
+	dbuf_appendf(b, "\">in the table</a> · <a class=\"conns\" "
+	    "href=\"/dashboard/tokens/");
+	dr_escape(b, t->name);
+	dbuf_appendf(b, "/connections\">connections</a></p></header><main>"
 	    "<section class=\"panel wide\" aria-labelledby=\"h-state\">"
 	    "<h2 id=\"h-state\">State</h2>");
 	dp_state(b, t, now);

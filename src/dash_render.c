@@ -187,7 +187,12 @@ dr_tokens(struct dbuf *b, const struct dr_token *t, size_t n, int role,
 		dr_escape(b, e->name);
 		dbuf_appendf(b, "\">");
 		dr_escape(b, e->name);
-		dbuf_appendf(b, "</a></td><td>%s", e->kind);
+		/* Its connections: the default one, and per subject. */
+		dbuf_appendf(b, "</a> <a class=\"conns\" href=\""
+		    "/dashboard/tokens/");
+		dr_escape(b, e->name);
+		dbuf_appendf(b, "/connections\">connections</a>"
+		    "</td><td>%s", e->kind);
 		dr_token_auth(b, e);
 		dr_signing(b, e);
 		dbuf_appendf(b, "</td><td><span class=\"badge "
@@ -329,9 +334,12 @@ dr_alerts(struct dbuf *b, int db_ok, const struct dr_alert *a, size_t n,
 			dbuf_appendf(b, "<li class=\"alert\"><b>");
 			dr_escape(b, a[i].name);
 			dbuf_appendf(b, "</b>: %u connection%s need%s "
-			    "re-authorization.</li>", a[i].reauth,
-			    a[i].reauth == 1 ? "" : "s",
+			    "re-authorization (<a href=\"/dashboard/tokens/",
+			    a[i].reauth, a[i].reauth == 1 ? "" : "s",
 			    a[i].reauth == 1 ? "s" : "");
+			dr_escape(b, a[i].name);
+			dbuf_appendf(b, "/connections?state=needs_reauth\">"
+			    "reconnect</a>).</li>");
 			count++;
 		}
 		if (a[i].has_cert && a[i].cert_left_ms < DR_CERT_WARN_MS) {

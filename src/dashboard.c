@@ -61,6 +61,8 @@ struct dash_client {
 	u_int64_t			sent;		/* digest of it */
 	u_int64_t			sent_tick;
 	TAILQ_ENTRY(dash_client)	list;
+	u_int64_t			id;
+	void				*live;	/* dash_live's */
 };
 
 static struct {
@@ -86,6 +88,9 @@ static struct {
 	int				sampled;
 	u_int64_t			ticks;
 	struct kore_buf			webhooks;	/* admins' page */
+	const struct dash_live		*live;	/* other pages */
+	const char			*handshake_query;
+	u_int64_t			ids;
 } dash;
 
 static void	dash_tick(void *, u_int64_t);
@@ -149,6 +154,29 @@ dash_changed(void)
 {
 	dash.dirty = 1;
 	dv_changed();
+	if (dash.live != NULL)
+		dash.live->changed();
+}
+
+/* A page with a live part of its own (dash_conn.c); set at init. */
+void
+dash_live(const struct dash_live *live)
+{
+	dash.live = live;
+}
+
+/* What a dash_live renders, to its socket; 0 once that is gone. */
+int
+dash_live_send(u_int64_t id, const char *target, struct kore_buf *html)
+{
+	struct dash_client	*dc;
+
+	TAILQ_FOREACH(dc, &dash.clients, list) {
+		if (dc->id == id)
+			return (dash_send(dc, target, html));
+	}
+
+	return (KORE_RESULT_ERROR);
 }
 
 void
@@ -433,9 +461,11 @@ dash_ws(struct http_request *req, struct api_state *st)
 	(void)kore_strlcpy(dash.handshake, st->principal.session,
 	    sizeof(dash.handshake));
 	dp_view_parse(req->query_string, &dash.handshake_view);
+	dash.handshake_query = req->query_string;
 	kore_websocket_handshake(req, "dash_ws_connect", "dash_ws_message",
 	    "dash_ws_disconnect");
 	dash.handshake[0] = '\0';
+	dash.handshake_query = NULL;
 
 	/* A refused handshake (bad headers) holds no socket. */
 	if (req->owner->proto != CONN_PROTO_WEBSOCKET)
@@ -462,6 +492,10 @@ dash_static(struct http_request *req, struct api_state *st)
 	} else if (!strcmp(st->name, "manage.js")) {
 		data = asset_manage_js;
 		len = asset_len_manage_js;
+		type = "application/javascript; charset=utf-8";
+	} else if (!strcmp(st->name, "conn.js")) {
+		data = asset_conn_js;
+		len = asset_len_conn_js;
 		type = "application/javascript; charset=utf-8";
 	} else {
 		api_error(req, 404, "not_found", "no such resource");
@@ -491,6 +525,12 @@ dash_ws_connect(struct connection *c)
 	dash.count++;
 	shared_websockets(1);
 
+	/* Another page's socket: its owner pushes to it, nothing else. */
+	dc->id = ++dash.ids;
+	if (dash.live != NULL && (dc->live = dash.live->open(
+	    dash.handshake_query, dc->session, dc->id)) != NULL)
+		return;
+
 	/* A new (or reconnected) page gets the whole state at once. */
 	if (dash.history.offset > 0 &&
 	    !dash_send(dc, "history", &dash.history))
@@ -512,7 +552,8 @@ dash_ws_message(struct connection *c, u_int8_t op, void *data, size_t len)
 	yajl_val		v, type, query;
 	const char		*t, *q;
 
-	if (dc == NULL || op != WEBSOCKET_OP_TEXT || len > 1024)
+	if (dc == NULL || dc->live != NULL || op != WEBSOCKET_OP_TEXT ||
+	    len > 1024)
 		return;
 	if ((v = json_parse(data, len)) == NULL)
 		return;
@@ -536,6 +577,8 @@ dash_ws_disconnect(struct connection *c)
 
 	if (dc == NULL)
 		return;
+	if (dc->live != NULL)
+		dash.live->close(dc->live);
 	TAILQ_REMOVE(&dash.clients, dc, list);
 	dash.count--;
 	shared_websockets(-1);
@@ -651,7 +694,8 @@ dash_push_all(int unused)
 
 	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
 		next = TAILQ_NEXT(dc, list);
-		(void)dash_push_tokens(dc, 0);
+		if (dc->live == NULL)
+			(void)dash_push_tokens(dc, 0);
 	}
 
 	kore_buf_init(&buf, 8192);
@@ -688,7 +732,8 @@ dash_push(const char *target, struct kore_buf *html)
 	/* A send may close its socket (and free dc): keep the next one. */
 	for (dc = TAILQ_FIRST(&dash.clients); dc != NULL; dc = next) {
 		next = TAILQ_NEXT(dc, list);
-		(void)dash_send(dc, target, html);
+		if (dc->live == NULL)
+			(void)dash_send(dc, target, html);
 	}
 }
 

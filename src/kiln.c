@@ -139,6 +139,7 @@ kore_worker_configure(void)
 	reseal_init();
 	webhook_init();
 	dash_init();
+	dconn_init();
 	push_init();
 	drain_init(refresh_busy, kiln_drain_start);
 	ops_route_names(api_route_name);

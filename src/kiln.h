@@ -15,12 +15,13 @@
  *   layer surfaces: api api_public api_admin ops dashboard session auth
  *                   bench api_reply api_audit dash_audit api_webhook
  *                   push dash_views dash_manage api_jwks api_conn
+ *                   dash_conn
  *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
  *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit mtls dash_chart
- *                   dash_pages dash_forms jws conn
+ *                   dash_pages dash_forms jws conn conn_html
  */
 
 #ifndef __H_KILN_H
@@ -573,6 +574,49 @@ int	conn_is_default(const char *);
 int	conn_field(const char *, const char *, char *, size_t);
 int	conn_key_split(const char *, char *, size_t, char *, size_t);
 void	conn_key(const char *, const char *, char *, size_t);
+
+/* conn_html.c (pure): the dashboard's page of a source's connections. */
+#define CH_PAGE_ROWS		50
+#define CH_NONE			0
+#define CH_CONNECTED		1
+#define CH_DISCONNECTED		2
+struct ch_view {
+	char		state[16];		/* "": any */
+	char		cursor[KILN_SUBJECT_MAX + 1];	/* "": first */
+	int		limit;			/* rows a page */
+	int		notice;			/* CH_* */
+	char		subject[KILN_SUBJECT_MAX + 1];	/* noticed */
+};
+struct ch_row {			/* strings NULL, numbers DR_NULL */
+	const char	*subject;
+	const char	*state;
+	int64_t		generation;
+	int64_t		expires_ms;
+	const char	*fingerprint;
+	int64_t		failures;
+	const char	*last_error;
+	int64_t		updated_ms;
+};
+struct ch_started {		/* a Connect's answer; NULL: absent */
+	const char	*subject;
+	const char	*state;
+	const char	*authorization_url;
+	const char	*user_code;
+	const char	*verification_uri;
+	const char	*verification_uri_complete;
+	const char	*expires_at;
+};
+void	ch_view_parse(const char *, struct ch_view *);
+int	ch_kind_connects(const char *);
+void	ch_table(struct dbuf *, const char *, const char *,
+	    const struct ch_row *, size_t, const char *,
+	    const struct ch_view *, u_int32_t, int, const char *);
+void	ch_page(struct dbuf *, const char *, const char *, const char *,
+	    const struct ch_view *, const char *, int, const char *);
+void	ch_message(struct dbuf *, const char *, const char *, const char *,
+	    const struct ch_started *);
+void	ch_confirm(struct dbuf *, const char *, const char *, const char *,
+	    const char *);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
@@ -1621,6 +1665,27 @@ int	api_jwks(struct http_request *, struct api_state *);
 int	admin_key_rotate(struct http_request *, struct api_state *);
 int	api_jwks_patch_origin(const struct source *, const char *, char *,
 	    size_t);
+
+/*
+ * dash_conn.c: the dashboard's page of a source's connections. Its live
+ * part rides the dashboard's WebSocket: dashboard.c hands the sockets
+ * whose query names a page of dash_live's to it (open returns its state,
+ * or NULL: not its page), tells it of news of the tokens (changed), and
+ * sends what it renders (dash_live_send: 0 once the socket is gone).
+ */
+struct dash_live {
+	void	*(*open)(const char *, const char *, u_int64_t);
+	void	(*close)(void *);
+	void	(*changed)(void);
+};
+void	dash_live(const struct dash_live *);
+int	dash_live_send(u_int64_t, const char *, struct kore_buf *);
+void	dconn_init(void);
+int	dconn_page(struct http_request *, struct api_state *);
+int	dconn_connect(struct http_request *, struct api_state *);
+int	dconn_disconnect(struct http_request *, struct api_state *);
+int	api_conn_create_form(struct http_request *, struct api_state *,
+	    yajl_val);
 
 #endif /* Kore */
 

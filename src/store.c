@@ -274,7 +274,18 @@ static const char q_failure[] =
     "SELECT h.id, g.eid, 'token.failing', s.name, 'failing', "
     "t.generation, t.fingerprint, t.failures, $3 "
     "FROM t, g, webhooks h, token_sources s WHERE t.failures = 1 "
-    "AND s.id = $1 AND 'token.failing' = ANY (h.events) RETURNING id) "
+    "AND s.id = $1 AND 'token.failing' = ANY (h.events) RETURNING id), "
+    /* connection.needs_reauth as it enters it (q: the row before). */
+    "n AS MATERIALIZED (SELECT gen_random_uuid() AS eid), "
+    "q AS (SELECT state FROM tokens WHERE source_id = $1 "
+    "AND subject = $12), "
+    "r AS (INSERT INTO webhook_deliveries (webhook_id, event_id, type, "
+    "source, subject, state, generation, fingerprint, failures, error) "
+    "SELECT h.id, n.eid, 'connection.needs_reauth', s.name, $12, "
+    "'needs_reauth', t.generation, t.fingerprint, t.failures, $3 "
+    "FROM t, n, q, webhooks h, token_sources s WHERE $13 AND s.id = $1 "
+    "AND q.state <> 'needs_reauth' "
+    "AND 'connection.needs_reauth' = ANY (h.events) RETURNING id) "
     "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM e)";
 
 /*

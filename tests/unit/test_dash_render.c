@@ -144,7 +144,9 @@ tokens_viewer_and_operator(void **state)
 	dr_tokens(&b, t, 2, ROLE_VIEWER, NULL);
 	has(&b, "<tr data-token=\"crm&lt;x&gt;\"><td class=\"name\">"
 	    "<a href=\"/dashboard/tokens/crm&lt;x&gt;\">"
-	    "crm&lt;x&gt;</a></td><td>client_credentials</td><td><span "
+	    "crm&lt;x&gt;</a> <a class=\"conns\" href=\"/dashboard/tokens/"
+	    "crm&lt;x&gt;/connections\">connections</a></td>"
+	    "<td>client_credentials</td><td><span "
 	    "class=\"badge valid\">valid</span></td><td><code>abcdef012345"
 	    "</code></td><td class=\"gen\">7</td><td class=\"expires\">"
 	    "1h 02m</td><td class=\"next\">1m 30s</td><td>42 ms</td><td>0</td></tr>");
@@ -349,13 +351,17 @@ alerts_and_hosts(void **state)
 	dbuf_init(&b);
 	dr_alerts(&b, 1, a + 3, 1, h, 1);
 	expect(&b, "<ul class=\"alerts\"><li class=\"alert\"><b>early</b>: "
-	    "2 connections need re-authorization.</li></ul>");
+	    "2 connections need re-authorization (<a href=\"/dashboard/tokens/"
+	    "early/connections?state=needs_reauth\">reconnect</a>)."
+	    "</li></ul>");
 	dbuf_free(&b);
 	a[3].reauth = 1;
 	dbuf_init(&b);
 	dr_alerts(&b, 1, a + 3, 1, h, 1);
 	expect(&b, "<ul class=\"alerts\"><li class=\"alert\"><b>early</b>: "
-	    "1 connection needs re-authorization.</li></ul>");
+	    "1 connection needs re-authorization (<a href=\"/dashboard/tokens/"
+	    "early/connections?state=needs_reauth\">reconnect</a>)."
+	    "</li></ul>");
 	dbuf_free(&b);
 	/* Thousands of failing tokens: the first DR_ALERTS_MAX, a count. */
 	many = calloc(1000, sizeof(*many));
