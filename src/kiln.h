@@ -15,12 +15,13 @@
  *   layer surfaces: api api_public api_admin ops dashboard session auth
  *                   bench api_reply api_audit dash_audit api_webhook
  *                   push dash_views dash_manage api_jwks api_conn
+ *                   api_oauth
  *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
  *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit mtls dash_chart
- *                   dash_pages dash_forms jws conn
+ *                   dash_pages dash_forms jws conn flow
  */
 
 #ifndef __H_KILN_H
@@ -52,6 +53,7 @@
 #define KIND_TOKEN_EXCHANGE	12	/* RFC 8693 */
 #define TX_ACCESS_TOKEN		"urn:ietf:params:oauth:token-type:access_token"
 #define KIND_JWT_BEARER		5	/* RFC 7523 2.1 */
+#define KIND_AUTHORIZATION_CODE	13	/* RFC 6749 4.1, RFC 7636 */
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
@@ -109,6 +111,13 @@ struct source {
 	char		*subject;		/* jwt_bearer sub */
 	char		*assertion_audience;	/* aud; NULL: token_url */
 	char		*target_audience;
+	/* authorization_code (c-authcode): the consent in a browser. */
+	char		*authorize_url;
+	char		*revocation_url;	/* RFC 7009, or NULL */
+	char		*extra_authorize_params;	/* JSON object */
+	char		*code;			/* in an exchange only */
+	char		*code_verifier;
+	char		*redirect_uri;
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
@@ -575,6 +584,29 @@ int	conn_key_split(const char *, char *, size_t, char *, size_t);
 void	conn_key(const char *, const char *, char *, size_t);
 
 /*
+ * flow.c (pure): the authorization code flow's values: a PKCE verifier
+ * and its S256 challenge (RFC 7636), the state, the consent URL, the
+ * return_to rules and the revocation request (RFC 7009).
+ */
+#define FLOW_VERIFIER_LEN	64	/* 43-128 of RFC 7636 4.1 */
+#define FLOW_CHALLENGE_LEN	43
+#define FLOW_STATE_LEN		43	/* 32 random bytes, base64url */
+#define FLOW_TTL_MS		(10 * 60 * 1000)
+#define FLOW_RETURN_MAX		2048
+int	flow_random(char *, size_t);
+int	flow_challenge(const char *, char *, size_t);
+int	flow_state_hash(const char *, char *);
+char	*flow_authorize_url(const struct source *, const char *,
+	    const char *, const char *);
+int	flow_origin_allowed(const char *, const char *);
+int	flow_public_url_valid(const char *);
+char	*flow_return_url(const char *, const char *, const char *,
+	    const char *);
+int	flow_revoke_body(const struct source *, const char *,
+	    struct oauth_request *);
+char	*flow_html_escape(const char *);
+
+/*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
  * before this header).
  */
@@ -646,6 +678,9 @@ struct kiln_config {
 	int64_t		otel_batch;
 	int		otel_json;		/* http/json, not protobuf */
 	int64_t		key_rollover;		/* seconds, KILN_KEY_ROLLOVER */
+	/* authorization_code (c-authcode) */
+	char		*public_url;		/* KILN_PUBLIC_URL, no '/' */
+	char		*return_to_allow;	/* KILN_RETURN_TO_ALLOW */
 };
 
 extern struct kiln_config	kiln_config;
