@@ -1081,6 +1081,7 @@ struct store_rows {
 	struct delivery_row	*deliveries;
 	struct edge_row		*edges;
 	struct signing_key_row	*signing_keys;
+	struct flow_row		*flows;		/* c-authcode */
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -1656,6 +1657,50 @@ int	api_jwks(struct http_request *, struct api_state *);
 int	admin_key_rotate(struct http_request *, struct api_state *);
 int	api_jwks_patch_origin(const struct source *, const char *, char *,
 	    size_t);
+
+/*
+ * api_oauth.c: the authorization_code flow (c-authcode): a connection
+ * started (POST .../connections), the browser's GET /oauth/callback,
+ * and the revocation of a replaced or deleted connection's grant.
+ * store.c keeps the flows (migration 013).
+ */
+struct flow_row {		/* store_flow_take, _done, _refresh */
+	const char	*name;
+	const char	*subject;
+	const char	*verifier_sealed;
+	const char	*return_to;	/* NULL: a page, no redirect */
+	int		live;		/* not expired (take) */
+	const char	*refresh_sealed;	/* the replaced one */
+};
+
+struct flow_commit {		/* store_flow_done */
+	const char	*name;
+	const char	*subject;
+	const char	*sealed_token;
+	const char	*token_type;
+	const char	*fingerprint;
+	int64_t		obtained_ms;
+	int64_t		expires_ms;
+	int64_t		refresh_ms;
+	const char	*sealed_refresh;
+	int64_t		started_ms;
+	int64_t		duration_ms;
+	int64_t		http_status;
+};
+
+void	store_flow_start(const char *, const char *, const char *,
+	    const char *, const char *, int64_t, const struct audit_who *,
+	    store_rows_cb, void *);
+void	store_flow_take(const char *, store_rows_cb, void *);
+void	store_flow_done(const struct flow_commit *, store_rows_cb, void *);
+void	store_flow_failed(const char *, const char *, int64_t, int64_t,
+	    int64_t, const char *, store_rows_cb, void *);
+void	store_flow_refresh(const char *, const char *, store_rows_cb,
+	    void *);
+int	api_oauth_start(struct http_request *, struct api_state *,
+	    yajl_val);
+int	api_oauth_callback(struct http_request *, struct api_state *);
+int	api_oauth_delete(struct http_request *, struct api_state *);
 
 #endif /* Kore */
 

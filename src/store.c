@@ -32,7 +32,7 @@
 #include "kiln.h"
 
 #define STORE_DB		"db"
-#define STORE_PARAMS_MAX	50
+#define STORE_PARAMS_MAX	56
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
 #define STORE_BATCH_MAX		7900
@@ -344,8 +344,9 @@ static const char q_signing_keys_moved[] =
  */
 #define SOURCE_TLS_PARAMS	10	/* and the 5 of token exchange */
 #define SOURCE_JWS_PARAMS	10	/* settings, then a new key */
+#define SOURCE_CODE_PARAMS	3	/* authorization_code, last */
 #define SOURCE_CREATE_PARAMS						\
-	(22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5)
+	(22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5 + SOURCE_CODE_PARAMS)
 #define SOURCE_PATCH_PARAMS	(SOURCE_CREATE_PARAMS + 2)
 struct source_params {
 	const char	*v[22];
@@ -364,6 +365,7 @@ struct source_params {
 	char		*key_sealed;
 	char		*key_jwk;
 	char		*key_kid;
+	const char	*code[SOURCE_CODE_PARAMS];	/* c-authcode */
 };
 
 /*
@@ -483,7 +485,8 @@ static const char q_source_full[] =
     "requested_token_type, actor_source, actor_token_type, "
     "assertion_issuer, assertion_subject, assertion_audience, "
     "target_audience, key_generate, EXISTS (SELECT 1 "
-    "FROM source_signing_keys k WHERE k.source_id = token_sources.id) "
+    "FROM source_signing_keys k WHERE k.source_id = token_sources.id), "
+    "authorize_url, revocation_url, extra_authorize_params "
     "FROM token_sources WHERE name = $1";
 
 static const char q_source_create[] =
@@ -496,11 +499,13 @@ static const char q_source_create[] =
     "tls_cert_not_after, tls_cert_subject, subject_source, "
     "subject_token_type, requested_token_type, actor_source, "
     "actor_token_type, assertion_issuer, assertion_subject, "
-    "assertion_audience, target_audience, key_generate) "
+    "assertion_audience, target_audience, key_generate, "
+    /* authorization_code (c-authcode): $48-$50 */
+    "authorize_url, revocation_url, extra_authorize_params) "
     "VALUES ($1, $2, $3, $4, $5, "
     "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
     "$20, $21, $22, $23, $24, $25, kiln_ts($26), $27, $28, $29, $30, "
-    "$31, $32, $33, $34, $35, $36, $37) "
+    "$31, $32, $33, $34, $35, $36, $37, $48, $49, $50) "
     "ON CONFLICT (name) DO NOTHING RETURNING id), "
     Q_KEY_ADD("38", "39", "40", "41", "42")
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
@@ -548,7 +553,10 @@ static const char q_source_patch[] =
     "requested_token_type = $32, actor_source = $33, "
     "actor_token_type = $34, "
     "assertion_issuer = $35, assertion_subject = $36, "
-    "assertion_audience = $37, target_audience = $38, key_generate = $39 "
+    "assertion_audience = $37, target_audience = $38, key_generate = $39, "
+    /* authorization_code (c-authcode): $50-$52 */
+    "authorize_url = $50, revocation_url = $51, "
+    "extra_authorize_params = $52 "
     "WHERE name = $1 AND ($23::bigint IS NULL OR "
     "config_version = $23::bigint) RETURNING id), "
     Q_KEY_ADD("40", "41", "42", "43", "44")
@@ -761,6 +769,7 @@ static void	dec_audit(PGresult *, struct store_job *,
 static void	store_decode_rows(struct store_job *, struct store_rows *);
 static void	store_rows_free(struct store_rows *);
 static int	dec_webhook_rows(struct store_job *, struct store_rows *);
+static int	dec_flow_rows(struct store_job *, struct store_rows *);
 static void	webhook_rows_free(struct store_rows *);
 
 /* Parent: make the database known to kore_pgsql before the fork. */
@@ -1354,6 +1363,8 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 	n += SOURCE_TLS_PARAMS;
 	memcpy(v + n, sp.jws, sizeof(sp.jws));
 	n += SOURCE_JWS_PARAMS + 5;	/* the audit's, NULL: no row */
+	memcpy(v + n, sp.code, sizeof(sp.code));
+	n += SOURCE_CODE_PARAMS;
 	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
 	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
@@ -1469,6 +1480,9 @@ source_params(const struct source *src, int with_refresh,
 	p->v[21] = p->seed;
 	source_params_tls(src, p);
 	source_params_jws(src, p);
+	p->code[0] = src->authorize_url;
+	p->code[1] = src->revocation_url;
+	p->code[2] = src->extra_authorize_params;
 }
 
 /* The client certificate's subject and notAfter are kept for views. */
@@ -1934,6 +1948,8 @@ store_source_create(const struct source *src, const struct audit_who *who,
 	memcpy(v + 22 + SOURCE_TLS_PARAMS, sp.jws, sizeof(sp.jws));
 	audit_params(who, v + 22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS);
 	v[22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 4] = fields;
+	memcpy(v + 22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5, sp.code,
+	    sizeof(sp.code));
 	store_job_a(q_source_create, cb, arg, SOURCE_CREATE_PARAMS, v);
 	source_params_free(&sp);
 }
@@ -1962,6 +1978,8 @@ store_source_patch(const struct source *src, int64_t version,
 	memcpy(v + 24 + SOURCE_TLS_PARAMS, sp.jws, sizeof(sp.jws));
 	audit_params(who, v + 24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS);
 	v[24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 4] = fields;
+	memcpy(v + 24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5, sp.code,
+	    sizeof(sp.code));
 	store_job_a(q_source_patch, cb, arg, SOURCE_PATCH_PARAMS, v);
 	kore_free(ver);
 	source_params_free(&sp);
@@ -2527,6 +2545,11 @@ dec_source_full(PGresult *res, struct store_job *job,
 	row->version = col_num(res, 0, 20);
 	dec_tls(res, 21, row);
 	dec_source_jws(res, row, 29, 0);
+	if (PQnfields(res) >= 38) {		/* authorization_code */
+		row->src.authorize_url = col_dup(res, 35);
+		row->src.revocation_url = col_dup(res, 36);
+		row->src.extra_authorize_params = col_dup(res, 37);
+	}
 }
 
 /*
@@ -2758,7 +2781,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		rows->num[c] = rows->n > 0 && c < PQnfields(res) ?
 		    col_numn(res, 0, c) : STORE_NULL;
 	}
-	if (dec_webhook_rows(job, rows))
+	if (dec_webhook_rows(job, rows) || dec_flow_rows(job, rows))
 		return;
 	for (i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++) {
 		if (decoders[i].query == job->query) {
@@ -2786,6 +2809,7 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->edges);
 	kore_free(rows->signing_keys);
 	kore_free(rows->conns);
+	kore_free(rows->flows);
 }
 
 /* Told of the outcome (1: answered, 0: failed) of every async query. */
@@ -3545,4 +3569,178 @@ file_origin_same(PGresult *stored, int row, const struct source *src)
 	source_origin(src->token_url, now, sizeof(now));
 
 	return (!strcmp(was, now));
+}
+
+/*
+ * authorization_code (c-authcode, migration 013): the flows under way,
+ * one row per state, stored as its SHA-256. A start sweeps the rows
+ * expired for an hour (kept that long to tell "expired" from "unknown").
+ */
+static const char q_flow_start[] =
+    "WITH s AS (SELECT id FROM token_sources WHERE name = $1 "
+    "AND kind = 'authorization_code'), "
+    "x AS (DELETE FROM oauth_flows "
+    "WHERE expires_at < now() - interval '1 hour'), "
+    "f AS (INSERT INTO oauth_flows (state_hash, source_id, subject, "
+    "verifier_sealed, return_to, expires_at) SELECT $2, id, $3, $4, $5, "
+    "kiln_ts($6) FROM s RETURNING source_id), "
+    AUDIT_CTE("7", "8", "9", "10", "'connection.start'",
+    "$1 || '/' || $3", "'subject,return_to'", "f")
+    "SELECT source_id FROM f";
+
+/* A state is taken once, on whichever instance the browser comes to. */
+static const char q_flow_take[] =
+    "WITH f AS (DELETE FROM oauth_flows WHERE state_hash = $1 "
+    "RETURNING *) "
+    "SELECT s.name, f.subject, f.verifier_sealed, f.return_to, "
+    "f.expires_at > now(), NULL FROM f "
+    "JOIN token_sources s ON s.id = f.source_id";
+
+/*
+ * A consent's token becomes the subject's connection, replacing any
+ * (the refresh token it had is answered, sealed, to be revoked), with
+ * its event; every worker hears of it.
+ */
+static const char q_flow_done[] =
+    "WITH s AS (SELECT id FROM token_sources WHERE name = $1), "
+    "o AS (SELECT t.refresh_token_sealed FROM tokens t, s "
+    "WHERE t.source_id = s.id AND t.subject = $2), "
+    "t AS (INSERT INTO tokens AS t (source_id, subject, token_sealed, "
+    "token_type, generation, fingerprint, obtained_at, expires_at, "
+    "refresh_at, next_attempt_at, refresh_token_sealed, state) "
+    "SELECT id, $2, $3, $4, 1, $5, kiln_ts($6), kiln_ts($7), kiln_ts($8), "
+    "kiln_ts($8), $9, 'active' FROM s "
+    "ON CONFLICT (source_id, subject) DO UPDATE SET token_sealed = $3, "
+    "token_type = $4, generation = t.generation + 1, fingerprint = $5, "
+    "obtained_at = kiln_ts($6), expires_at = kiln_ts($7), "
+    "refresh_at = kiln_ts($8), next_attempt_at = kiln_ts($8), "
+    "refresh_token_sealed = $9, state = 'active', failures = 0, "
+    "last_error = NULL, lease_owner = NULL, lease_until = NULL, "
+    "updated_at = now() RETURNING t.source_id, t.generation), "
+    "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
+    "outcome, duration_ms, http_status, generation, fingerprint, owner, "
+    "subject) SELECT t.source_id, 'consent', kiln_ts($10), 'success', "
+    "$11, $12, t.generation, $5, $13, $2 FROM t RETURNING id) "
+    "SELECT $1, $2, NULL, NULL, (SELECT count(*) FROM e) > 0, "
+    "(SELECT refresh_token_sealed FROM o), "
+    "pg_notify('kiln_tokens', $1 || '/' || $2) FROM t";
+
+/* A consent that failed, on the subject's events (stores no token). */
+static const char q_flow_failed[] =
+    "INSERT INTO refresh_events (source_id, trigger, started_at, outcome, "
+    "duration_ms, http_status, error, owner, subject) "
+    "SELECT id, 'consent', kiln_ts($3), 'failure', $4, $5, $6, $7, $2 "
+    "FROM token_sources WHERE name = $1 RETURNING id";
+
+/* The sealed refresh token of a connection, to revoke before delete. */
+static const char q_flow_refresh[] =
+    "SELECT s.name, t.subject, NULL, NULL, true, t.refresh_token_sealed "
+    "FROM tokens t JOIN token_sources s ON s.id = t.source_id "
+    "WHERE s.name = $1 AND t.subject = $2 AND t.subject <> 'default'";
+
+void
+store_flow_start(const char *name, const char *state_hash,
+    const char *subject, const char *verifier_sealed, const char *return_to,
+    int64_t expires_ms, const struct audit_who *who, store_rows_cb cb,
+    void *arg)
+{
+	const char	*v[10];
+	char		*exp;
+
+	exp = i64(expires_ms);
+	v[0] = name;
+	v[1] = state_hash;
+	v[2] = subject;
+	v[3] = verifier_sealed;
+	v[4] = return_to;
+	v[5] = exp;
+	audit_params(who, v + 6);
+	store_job_a(q_flow_start, cb, arg, 10, v);
+	kore_free(exp);
+}
+
+void
+store_flow_take(const char *state_hash, store_rows_cb cb, void *arg)
+{
+	store_job(q_flow_take, cb, arg, 1, state_hash);
+}
+
+void
+store_flow_done(const struct flow_commit *c, store_rows_cb cb, void *arg)
+{
+	const char	*v[13];
+	char		*n[6];
+	int		i;
+
+	n[0] = i64(c->obtained_ms);
+	n[1] = i64(c->expires_ms);
+	n[2] = i64(c->refresh_ms);
+	n[3] = i64(c->started_ms);
+	n[4] = i64(c->duration_ms);
+	n[5] = i64(c->http_status);
+	v[0] = c->name;
+	v[1] = c->subject;
+	v[2] = c->sealed_token;
+	v[3] = c->token_type;
+	v[4] = c->fingerprint;
+	v[5] = n[0];
+	v[6] = n[1];
+	v[7] = n[2];
+	v[8] = c->sealed_refresh;
+	v[9] = n[3];
+	v[10] = n[4];
+	v[11] = n[5];
+	v[12] = kiln_config.owner;
+	store_job_a(q_flow_done, cb, arg, 13, v);
+	for (i = 0; i < 6; i++)
+		kore_free(n[i]);
+}
+
+void
+store_flow_failed(const char *name, const char *subject, int64_t started_ms,
+    int64_t duration_ms, int64_t http_status, const char *error,
+    store_rows_cb cb, void *arg)
+{
+	char		*st, *du, *hs;
+
+	st = i64(started_ms);
+	du = i64(duration_ms);
+	hs = http_status > 0 ? i64(http_status) : NULL;
+	store_job(q_flow_failed, cb, arg, 7, name, subject, st, du, hs, error,
+	    kiln_config.owner);
+	kore_free(st);
+	kore_free(du);
+	kore_free(hs);
+}
+
+void
+store_flow_refresh(const char *name, const char *subject, store_rows_cb cb,
+    void *arg)
+{
+	store_job(q_flow_refresh, cb, arg, 2, name, subject);
+}
+
+/* The rows of q_flow_take, _done and _refresh: struct flow_row. */
+static int
+dec_flow_rows(struct store_job *job, struct store_rows *rows)
+{
+	PGresult		*res = job->sql.result;
+	struct flow_row		*f;
+	size_t			i;
+
+	if (job->query != q_flow_take && job->query != q_flow_done &&
+	    job->query != q_flow_refresh)
+		return (0);
+
+	rows->flows = f = kore_calloc(rows->n + 1, sizeof(*f));
+	for (i = 0; i < rows->n; i++, f++) {
+		f->name = col_str(res, i, 0);
+		f->subject = col_str(res, i, 1);
+		f->verifier_sealed = col_str(res, i, 2);
+		f->return_to = col_str(res, i, 3);
+		f->live = col_bool(res, i, 4);
+		f->refresh_sealed = col_str(res, i, 5);
+	}
+
+	return (1);
 }
