@@ -23,7 +23,7 @@
  * POST .../confirm, POST .../abort (access_denied).
  *
  * Test endpoints:
- *   GET  /_stats         {grants: [...], errors: [...], revocations: n,
+ *   GET  /_stats         {grants: [...], errors: [...], revocations: n (calls),
  *                        issued: {codes, verifiers, access, refresh}}:
  *                        per token request its grant type and the
  *                        account whose refresh token it presented (from
@@ -153,7 +153,6 @@ async function main()
 		    refreshOwner.get(p.refresh_token) || null : null,
 		    error: err.error });
 	});
-	provider.on('revocation.success', () => stats.revocations++);
 
 	handler = provider.callback();
 
@@ -164,6 +163,8 @@ async function main()
 		    /^\/interaction\/([^/]+)(\/(login|confirm|abort))?$/);
 		if (url.pathname.startsWith('/_'))
 			return control(req, res, url.pathname);
+		if (url.pathname === '/token/revocation')
+			stats.revocations++;
 		if (!m)
 			return handler(req, res);
 		if (req.method === 'GET' && !m[2])
