@@ -242,6 +242,12 @@ admin_source_create(struct http_request *req, struct api_state *st,
 		api_pending_fail(p, 422, "invalid_field", err);
 		return (p);
 	}
+	if (p->src.kind == KIND_AUTHORIZATION_CODE &&
+	    kiln_config.public_url == NULL) {
+		api_pending_fail(p, 422, "invalid_config", "KILN_PUBLIC_URL: "
+		    "required for authorization_code sources");
+		return (p);
+	}
 	/* The names of the fields given: known ones, checked above. */
 	(void)audit_body_fields(body, p->fields, sizeof(p->fields));
 

@@ -1697,6 +1697,7 @@ void	store_flow_failed(const char *, const char *, int64_t, int64_t,
 	    int64_t, const char *, store_rows_cb, void *);
 void	store_flow_refresh(const char *, const char *, store_rows_cb,
 	    void *);
+int64_t	store_code_sources_sync(char *, size_t);
 int	api_oauth_start(struct http_request *, struct api_state *,
 	    yajl_val);
 int	api_oauth_callback(struct http_request *, struct api_state *);

@@ -3744,3 +3744,31 @@ dec_flow_rows(struct store_job *job, struct store_rows *rows)
 
 	return (1);
 }
+
+/*
+ * How many authorization_code sources exist (the parent, at start:
+ * KILN_PUBLIC_URL is then required). -1 on error, err says why.
+ */
+int64_t
+store_code_sources_sync(char *err, size_t errlen)
+{
+	PGresult	*res;
+	PGconn		*db;
+	int64_t		n;
+
+	if ((db = sync_connect(err, errlen)) == NULL)
+		return (-1);
+	res = PQexec(db, "SELECT count(*) FROM token_sources "
+	    "WHERE kind = 'authorization_code'");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	} else {
+		(void)snprintf(err, errlen, "database: %s",
+		    PQerrorMessage(db));
+		n = -1;
+	}
+	PQclear(res);
+	PQfinish(db);
+
+	return (n);
+}

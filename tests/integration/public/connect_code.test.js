@@ -441,3 +441,47 @@ test('no_secret_in_logs_events_pages_or_dump', { timeout: 30000 },
 			assert.ok(!text.includes(s), `a secret in ${w}`);
 	}
 });
+
+test('public_url_required_and_fields_checked', { timeout: 40000 },
+    async () => {
+	await setup();
+	const db = await h.freshDb(pg, 'connect_code_cfg');
+	const env = { KILN_JWT_SECRET: a.JWT_SECRET,
+	    KILN_ADMIN_KEY: a.ADMIN_KEY };
+	const k = await h.startKiln({ name: 'code-nourl', databaseUrl: db.url,
+	    workers: 1, env });
+	const body = { name: 'x', kind: 'authorization_code',
+	    authorize_url: `${S.idp.url}/auth`, token_url: `${S.idp.url}/token`,
+	    client_id: 'kiln-app' };
+	let r = await a.call(k, 'POST', '/api/tokens', { auth: a.ADMIN_KEY,
+	    body });
+	a.assertError(r, 422, 'no KILN_PUBLIC_URL',
+	    { field: 'KILN_PUBLIC_URL' });
+	/* Fields are checked first, each error naming its field. */
+	const bad = [
+		[{ authorize_url: undefined }, 'authorize_url'],
+		[{ client_id: undefined }, 'client_id'],
+		[{ revocation_url: 'ftp://x' }, 'revocation_url'],
+		[{ extra_authorize_params: { state: 'x' } },
+		    'extra_authorize_params'],
+		[{ extra_authorize_params: { a: 1 } },
+		    'extra_authorize_params'],
+		[{ refresh_token: 'x' }, 'refresh_token'],
+		[{ auth_method: 'client_secret_basic' }, 'client_secret'],
+	];
+	for (const [change, field] of bad) {
+		r = await a.call(k, 'POST', '/api/tokens', { auth: a.ADMIN_KEY,
+		    body: Object.assign({}, body, change) });
+		a.assertError(r, 422, `bad ${field}`, { field });
+	}
+	await k.stop();
+
+	/* Sources of the kind exist: no start without KILN_PUBLIC_URL, nor
+	 * with a bad one. */
+	for (const extra of [{}, { KILN_PUBLIC_URL: 'kiln.example' }]) {
+		await assert.rejects(h.startKiln({ name: 'code-nourl2',
+		    databaseUrl: S.db.url, sourcesFile: S.kA.sourcesFile,
+		    masterKey: S.kA.masterKey, workers: 1, healthTimeout: 8000,
+		    env: Object.assign({}, env, extra) }), /KILN_PUBLIC_URL/);
+	}
+});
