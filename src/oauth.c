@@ -280,8 +280,7 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 			    OAUTH_ASSERTION_TYPE) ||
 			    !build_jwt(src, &b, 0, err, errlen))
 				goto fail;
-		} else if (src->auth_method == AUTH_SECRET_BASIC &&
-		    src->client_secret != NULL) {
+		} else if (src->auth_method == AUTH_SECRET_BASIC) {
 			ok = build_basic(src->client_id, src->client_secret,
 			    &req->authorization);
 		} else if (mtls_method(src->auth_method)) {
