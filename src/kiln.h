@@ -915,6 +915,10 @@ struct source_view {			/* store_sources_view */
 	const char	*key_generate;
 	const char	*key_ids;	/* "a,b", oldest first */
 	const char	*signing_key_id;
+	/* authorization_code (c-authcode) */
+	const char	*authorize_url;
+	const char	*revocation_url;
+	const char	*extra_authorize_params;	/* JSON object */
 };
 
 /*

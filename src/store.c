@@ -462,7 +462,8 @@ static const char q_key_revoke[] =
     "s.target_audience, s.key_generate, (SELECT string_agg(k1.kid, ',' " \
     "ORDER BY k1.activate_after) FROM source_signing_keys k1 " \
     "WHERE k1.source_id = s.id), (SELECT k.kid FROM token_sources s2 " \
-    Q_SIGNING_KEY " WHERE s2.id = s.id) " \
+    Q_SIGNING_KEY " WHERE s2.id = s.id), " \
+    "s.authorize_url, s.revocation_url, s.extra_authorize_params " \
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id " \
     "AND t.subject = 'default' "
 
@@ -770,6 +771,7 @@ static void	store_decode_rows(struct store_job *, struct store_rows *);
 static void	store_rows_free(struct store_rows *);
 static int	dec_webhook_rows(struct store_job *, struct store_rows *);
 static int	dec_flow_rows(struct store_job *, struct store_rows *);
+static void	source_digest_code(const struct source *, yajl_gen);
 static void	webhook_rows_free(struct store_rows *);
 
 /* Parent: make the database known to kore_pgsql before the fork. */
@@ -1613,6 +1615,7 @@ source_digest(const struct source *src, int upstream)
 		}
 	}
 	source_digest_jws(src, g);
+	source_digest_code(src, g);
 	if (!upstream) {
 		yajl_gen_integer(g, src->refresh_buffer);
 		yajl_gen_integer(g, src->fallback_lifetime);
@@ -2525,6 +2528,9 @@ dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
 		v->key_generate = col_str(res, i, 47);
 		v->key_ids = col_str(res, i, 48);
 		v->signing_key_id = col_str(res, i, 49);
+		v->authorize_url = col_str(res, i, 50);	/* c-authcode */
+		v->revocation_url = col_str(res, i, 51);
+		v->extra_authorize_params = col_str(res, i, 52);
 	}
 }
 
@@ -3771,4 +3777,26 @@ store_code_sources_sync(char *err, size_t errlen)
 	PQfinish(db);
 
 	return (n);
+}
+
+/* authorization_code's settings, in the digest when the kind is it. */
+static void
+source_digest_code(const struct source *src, yajl_gen g)
+{
+	const char	*s[3];
+	size_t		i;
+
+	if (src->kind != KIND_AUTHORIZATION_CODE)
+		return;
+
+	s[0] = src->authorize_url;
+	s[1] = src->revocation_url;
+	s[2] = src->extra_authorize_params;
+	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		if (s[i] == NULL)
+			yajl_gen_null(g);
+		else
+			yajl_gen_string(g, (const unsigned char *)s[i],
+			    strlen(s[i]));
+	}
 }

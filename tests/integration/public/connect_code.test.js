@@ -14,8 +14,9 @@
  *   no return_to: a page) gets another token; a key of another source
  *   gets 403.
  * callback_refusals_store_nothing: a return_to outside the allow-list is
- *   a 422; a wrong state, a replayed callback and a refused consent
- *   store no token, say what happened and (refused) record an event.
+ *   a 422; a wrong state, a replayed callback, a refused consent and
+ *   an expired flow store no token, say what happened and (refused,
+ *   expired) record an event.
  * new_consent_replaces_and_revokes_old_grant: the old token is served
  *   until the new consent completes; then the old grant is revoked.
  * revoked_grant_needs_reauth_then_reconsent: one refresh call, then
@@ -25,6 +26,9 @@
  * no_secret_in_logs_events_pages_or_dump: no code, verifier, access or
  *   refresh token in either instance's log, the events, the pages or
  *   pg_dump.
+ * public_url_required_and_fields_checked: without KILN_PUBLIC_URL no
+ *   such source is created (422) and kiln does not start while one
+ *   exists; each bad field is a 422 naming it.
  */
 
 const assert = require('node:assert/strict');
@@ -220,6 +224,15 @@ test('code_flow_connects_a_person_in_chromium', { timeout: 60000 },
     async () => {
 	await setup();
 	const { kA, kB } = S;
+	/* The source as shown: its consent settings, key access. */
+	const v = (await a.call(kA, 'GET', '/api/tokens/fhir',
+	    { auth: a.ADMIN_KEY })).json.data;
+	assert.equal(v.kind, 'authorization_code');
+	assert.equal(v.authorize_url, `${S.idp.url}/auth`);
+	assert.equal(v.revocation_url, `${S.idp.url}/token/revocation`);
+	assert.deepEqual(v.extra_authorize_params, { prompt: 'consent' });
+	assert.equal(v.access, 'key');
+	assert.equal(v.client_secret_set, true);
 	const r = await start(kA, { subject: 'alice',
 	    return_to: `${S.appUrl}/settings?tab=1` });
 	assert.equal(r.status, 201, r.text);
@@ -337,12 +350,22 @@ test('callback_refusals_store_nothing', { timeout: 45000 }, async () => {
 	assert.match(c.html, /dave could not be connected to fhir/);
 	assert.match(c.html, /access_denied/);
 
+	/* A consent that took longer than 10 minutes (its row aged). */
+	r = await start(kA, { subject: 'erin',
+	    return_to: `${S.appUrl}/late` });
+	assert.equal(r.status, 201, r.text);
+	await S.db.pg.query("UPDATE oauth_flows SET expires_at = now() - " +
+	    "interval '1 second'", { db: S.db.name });
+	c = await consent(r.json.data.authorization_url, 'erin');
+	assert.equal(c.url, `${S.appUrl}/late?connection=failed` +
+	    '&error=expired_state');
+
 	assert.deepEqual(await tokensRows(), before, 'no token stored');
 	const ev = await S.db.pg.queryJson("SELECT subject, outcome, error " +
-	    "FROM refresh_events WHERE subject IN ('carol', 'dave') " +
+	    "FROM refresh_events WHERE subject IN ('carol', 'dave', 'erin') " +
 	    'ORDER BY id', { db: S.db.name });
 	assert.deepEqual(ev.map((e) => [e.subject, e.outcome]),
-	    [['carol', 'failure'], ['dave', 'failure']]);
+	    [['carol', 'failure'], ['dave', 'failure'], ['erin', 'failure']]);
 	assert.match(ev[0].error, /access_denied/);
 	r = await a.call(kA, 'GET', cpath('fhir', 'carol'),
 	    { auth: a.ADMIN_KEY });
