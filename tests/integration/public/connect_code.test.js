@@ -500,11 +500,14 @@ test('public_url_required_and_fields_checked', { timeout: 40000 },
 	await k.stop();
 
 	/* Sources of the kind exist: no start without KILN_PUBLIC_URL, nor
-	 * with a bad one. */
-	for (const extra of [{}, { KILN_PUBLIC_URL: 'kiln.example' }]) {
+	 * with a bad value of either variable (named). */
+	for (const [extra, name] of [[{}, /KILN_PUBLIC_URL: required/],
+	    [{ KILN_PUBLIC_URL: 'kiln.example' }, /KILN_PUBLIC_URL: expected/],
+	    [{ KILN_PUBLIC_URL: S.kilnB, KILN_RETURN_TO_ALLOW:
+	    'https://app.example/path' }, /KILN_RETURN_TO_ALLOW: /]]) {
 		await assert.rejects(h.startKiln({ name: 'code-nourl2',
 		    databaseUrl: S.db.url, sourcesFile: S.kA.sourcesFile,
 		    masterKey: S.kA.masterKey, workers: 1, healthTimeout: 8000,
-		    env: Object.assign({}, env, extra) }), /KILN_PUBLIC_URL/);
+		    env: Object.assign({}, env, extra) }), name);
 	}
 });
