@@ -42,18 +42,18 @@
  * waits for.
  */
 struct oauth_call {
-	struct attempt		at;		/* first: done gets &at */
+	struct attempt		at;	/* first: done gets &at */
 	struct api_pending	*p;
 };
 
-static void	oauth_sourced(struct api_pending *, const struct store_rows *,
-		    int);
-static void	oauth_started(struct api_pending *, const struct store_rows *,
-		    int);
+static void	oauth_sourced(struct api_pending *,
+		    const struct store_rows *, int);
+static void	oauth_started(struct api_pending *,
+		    const struct store_rows *, int);
 static void	oauth_taken(struct api_pending *, const struct store_rows *,
 		    int);
-static void	oauth_exchange(struct api_pending *, const struct store_rows *,
-		    int);
+static void	oauth_exchange(struct api_pending *,
+		    const struct store_rows *, int);
 static void	oauth_exchanged(struct attempt *);
 static void	oauth_stored(const struct store_rows *, void *, int);
 static void	oauth_noted(const struct store_rows *, void *, int);
@@ -66,7 +66,8 @@ static void	oauth_wake(struct api_pending *);
 static int	oauth_finish(struct http_request *, struct api_pending *);
 static void	oauth_render(struct http_request *, int, const char *,
 		    const char *);
-static int	oauth_arg(struct http_request *, const char *, char *, size_t);
+static int	oauth_arg(struct http_request *, const char *, char *,
+		    size_t);
 static void	oauth_error_name(const char *, char *, size_t);
 static int	oauth_hex(char);
 static void	oauth_field(const char *, const char *, char *, size_t);
@@ -82,8 +83,8 @@ static void	oauth_del_sourced(struct api_pending *,
 static void	oauth_del_refresh(struct api_pending *,
 		    const struct store_rows *, int);
 static void	oauth_del_revoked(struct attempt *);
-static void	oauth_deleted(struct api_pending *, const struct store_rows *,
-		    int);
+static void	oauth_deleted(struct api_pending *,
+		    const struct store_rows *, int);
 
 /*
  * POST .../connections for an authorization_code source: root is the

@@ -115,7 +115,7 @@ struct source {
 	char		*authorize_url;
 	char		*revocation_url;	/* RFC 7009, or NULL */
 	char		*extra_authorize_params;	/* JSON object */
-	char		*code;			/* in an exchange only */
+	char		*code;		/* in an exchange only */
 	char		*code_verifier;
 	char		*redirect_uri;
 };
@@ -679,7 +679,7 @@ struct kiln_config {
 	int		otel_json;		/* http/json, not protobuf */
 	int64_t		key_rollover;		/* seconds, KILN_KEY_ROLLOVER */
 	/* authorization_code (c-authcode) */
-	char		*public_url;		/* KILN_PUBLIC_URL, no '/' */
+	char		*public_url;	/* KILN_PUBLIC_URL, no '/' */
 	char		*return_to_allow;	/* KILN_RETURN_TO_ALLOW */
 };
 

@@ -20,8 +20,8 @@ static int
 b64url_only(const char *s)
 {
 	for (; *s != '\0'; s++) {
-		if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		    "0123456789-_", *s) == NULL)
+		if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "abcdefghijklmnopqrstuvwxyz0123456789-_", *s) == NULL)
 			return (0);
 	}
 	return (1);
@@ -111,9 +111,11 @@ flow_authorize_url_carries_pkce(void **state)
 static void
 flow_return_to_only_allowed_origins(void **state)
 {
-	const char	*allow = "https://app.example, http://127.0.0.1:8080/";
+	const char	*allow;
 
 	(void)state;
+
+	allow = "https://app.example, http://127.0.0.1:8080/";
 
 	assert_true(flow_origin_allowed("https://app.example/settings?a=1",
 	    allow));

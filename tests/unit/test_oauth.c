@@ -1034,8 +1034,8 @@ oauth_builds_authorization_code_grant(void **state)
 	src.refresh_token = "rt";
 	src.client_secret = "s";
 	assert_true(oauth_build(&src, &req, err, sizeof(err)));
-	assert_string_equal(req.body, "grant_type=refresh_token&refresh_token=rt"
-	    "&client_id=app&client_secret=s");
+	assert_string_equal(req.body, "grant_type=refresh_token"
+	    "&refresh_token=rt&client_id=app&client_secret=s");
 	oauth_request_free(&req);
 }
 
