@@ -98,8 +98,15 @@ api_oauth_start(struct http_request *req, struct api_state *st,
 	yajl_val		v;
 	const char		*sp[] = { "subject", NULL };
 	const char		*rp[] = { "return_to", NULL };
+	const char		*tp[] = { "refresh_token", NULL };
 	const char		*subject;
 
+	if (yajl_tree_get(root, tp, yajl_t_any) != NULL) {
+		yajl_tree_free(root);
+		api_error(req, 409, "wrong_kind", "an authorization_code "
+		    "source connects people by consent: no refresh_token");
+		return (KORE_RESULT_OK);
+	}
 	v = yajl_tree_get(root, sp, yajl_t_string);
 	subject = v != NULL ? YAJL_GET_STRING(v) : NULL;
 	if (!YAJL_IS_OBJECT(root) || !conn_subject_valid(subject) ||

@@ -282,6 +282,11 @@ test('two_subjects_and_scoped_keys', { timeout: 30000 }, async () => {
 	const { kA, kB } = await setup();
 	let r = await start(kB, { subject: 'bob' }, S.otherKey);
 	a.assertError(r, 403, 'a key of another source starts a consent');
+	r = await start(kB, { subject: 'bob', refresh_token: 'x' }, S.fhirKey);
+	a.assertError(r, 409, 'an import into this kind',
+	    { code: 'wrong_kind' });
+	r = await start(kB, { subject: 'default' }, S.fhirKey);
+	a.assertError(r, 400, 'the default connection', { field: 'subject' });
 	r = await start(kB, { subject: 'bob' }, S.fhirKey);
 	assert.equal(r.status, 201, r.text);
 	const c = await consent(r.json.data.authorization_url, 'bob');
