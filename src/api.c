@@ -98,6 +98,7 @@ static const struct route routes[] = {
 	    api_conn_get },
 	{ DELETE, "/api/tokens/*/connections/*", R_ADMIN, ROLE_OPERATOR,
 	    api_conn_delete },
+	{ GET, "/oauth/callback", 0, 0, api_oauth_callback },
 	{ GET, "/api/webhooks", R_ADMIN, ROLE_ADMIN, admin_webhooks_list },
 	{ POST, "/api/webhooks", R_ADMIN, ROLE_ADMIN, admin_webhooks_create },
 	{ DELETE, "/api/webhooks/*", R_ADMIN | R_ID, ROLE_ADMIN,

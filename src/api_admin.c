@@ -36,7 +36,8 @@
 #define KEY_SOURCES_MAX		256	/* sources a client key is scoped to */
 
 enum view_type {
-	VIEW_STR, VIEW_URL, VIEW_LIST, VIEW_NUM, VIEW_TIME, VIEW_BOOL
+	VIEW_STR, VIEW_URL, VIEW_LIST, VIEW_NUM, VIEW_TIME, VIEW_BOOL,
+	VIEW_JSON
 };
 
 /* One JSON member of an answer: its key, where in the row, what type. */
@@ -90,6 +91,10 @@ static const struct view_field source_fields[] = {
 	SV("key_generate", key_generate, VIEW_STR),
 	SV("key_ids", key_ids, VIEW_LIST),
 	SV("signing_key_id", signing_key_id, VIEW_STR),
+	/* authorization_code (c-authcode) */
+	SV("authorize_url", authorize_url, VIEW_URL),
+	SV("revocation_url", revocation_url, VIEW_URL),
+	SV("extra_authorize_params", extra_authorize_params, VIEW_JSON),
 	{ NULL, 0, 0 }
 };
 
@@ -184,6 +189,7 @@ static void	view_source(void *, const struct source_view *, int64_t, int);
 static void	view_map(void *, const void *, const struct view_field *, int);
 static void	view_fields(void *, const void *, const struct view_field *,
 		    int);
+static void	view_json(void *, const char *, const char *);
 static void	view_url(void *, const char *, const char *, int);
 static void	view_list(void *, const char *, const char *);
 static void	view_time(void *, const char *, int64_t);
@@ -240,6 +246,12 @@ admin_source_create(struct http_request *req, struct api_state *st,
 	p->body = body;
 	if (!source_from_json(body, 0, &p->src, err, sizeof(err))) {
 		api_pending_fail(p, 422, "invalid_field", err);
+		return (p);
+	}
+	if (p->src.kind == KIND_AUTHORIZATION_CODE &&
+	    kiln_config.public_url == NULL) {
+		api_pending_fail(p, 422, "invalid_config", "KILN_PUBLIC_URL: "
+		    "required for authorization_code sources");
 		return (p);
 	}
 	/* The names of the fields given: known ones, checked above. */
@@ -1174,8 +1186,26 @@ view_fields(void *g, const void *row, const struct view_field *f,
 		case VIEW_BOOL:
 			json_kv_bool(g, f->key, *(const int *)at);
 			break;
+		case VIEW_JSON:
+			view_json(g, f->key, *(const char *const *)at);
+			break;
 		}
 	}
+}
+
+/*
+ * Stored JSON as it is: extra_authorize_params, which source.c wrote
+ * with yajl (an object of strings), so it is inserted verbatim.
+ */
+static void
+view_json(void *g, const char *key, const char *v)
+{
+	if (v == NULL) {
+		json_kv_null(g, key);
+		return;
+	}
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	yajl_gen_number(g, v, strlen(v));
 }
 
 /*

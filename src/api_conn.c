@@ -77,6 +77,12 @@ api_conn_create(struct http_request *req, struct api_state *st)
 		api_error(req, 404, "not_found", "unknown token source");
 		return (KORE_RESULT_OK);
 	}
+	if (e->kind == KIND_AUTHORIZATION_CODE) {
+		/* A person consents in a browser (api_oauth.c). */
+		if (!api_body_json(req, &root))
+			return (KORE_RESULT_OK);
+		return (api_oauth_start(req, st, root));
+	}
 	if (e->kind != KIND_REFRESH_TOKEN) {
 		api_error(req, 409, "wrong_kind", "connections are imported "
 		    "only into refresh_token sources");
@@ -311,6 +317,7 @@ int
 api_conn_delete(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
+	struct cache_entry	*e;
 
 	if (!conn_path(req, st))
 		return (KORE_RESULT_OK);
@@ -319,6 +326,11 @@ api_conn_delete(struct http_request *req, struct api_state *st)
 		    "is the source itself: DELETE /api/tokens/{name}");
 		return (KORE_RESULT_OK);
 	}
+
+	/* Its grant is revoked upstream first (api_oauth.c). */
+	if ((e = cache_lookup(st->name)) != NULL &&
+	    e->kind == KIND_AUTHORIZATION_CODE)
+		return (api_oauth_delete(req, st));
 
 	p = api_pending_start(req, st, conn_deleted);
 	store_conn_delete(st->name, st->subject, &p->who, api_pending_cb, p);

@@ -52,6 +52,7 @@ static void	db_append(struct kore_buf *, const char *, const char *);
 static int64_t	db_ms(const char *, const char *, int64_t);
 static char	*migrations_default(const char *);
 static int	config_otel(char *, size_t);
+static int	config_public_url(char *, size_t);
 static int	otel_endpoint(char *, size_t);
 static int	otel_sampler(char *, size_t);
 static int	otel_pairs(const char *, int, char ***, char *, size_t);
@@ -151,6 +152,8 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	    &c->upstream_allow_count, err, errlen))
 		return (KORE_RESULT_ERROR);
 	if (!config_otel(err, errlen))
+		return (KORE_RESULT_ERROR);
+	if (!config_public_url(err, errlen))
 		return (KORE_RESULT_ERROR);
 
 	if (gethostname(host, sizeof(host)) == -1)
@@ -1024,4 +1027,59 @@ otel_decode(char *s)
 	*d = '\0';
 
 	return (1);
+}
+
+/*
+ * KILN_PUBLIC_URL: where browsers reach kiln, the base of the redirect
+ * URI of authorization_code sources; KILN_RETURN_TO_ALLOW: the origins
+ * a browser may be sent back to once it connected (comma-separated).
+ */
+static int
+config_public_url(char *err, size_t errlen)
+{
+	const char	*v;
+	char		*copy, *p, *item;
+	size_t		len;
+	int		ret;
+
+	if ((v = getenv("KILN_PUBLIC_URL")) != NULL && *v != '\0') {
+		if (!flow_public_url_valid(v)) {
+			(void)snprintf(err, errlen, "KILN_PUBLIC_URL: expected "
+			    "http(s)://host[:port][/path], no query");
+			return (KORE_RESULT_ERROR);
+		}
+		kiln_config.public_url = kore_strdup(v);
+		len = strlen(kiln_config.public_url);
+		while (len > 0 && kiln_config.public_url[len - 1] == '/')
+			kiln_config.public_url[--len] = '\0';
+	}
+
+	if ((v = getenv("KILN_RETURN_TO_ALLOW")) == NULL || *v == '\0')
+		return (KORE_RESULT_OK);
+
+	ret = KORE_RESULT_OK;
+	copy = kore_strdup(v);
+	for (p = copy; ret == KORE_RESULT_OK &&
+	    (item = strsep(&p, ",")) != NULL;) {
+		while (*item == ' ')
+			item++;
+		len = strlen(item);
+		while (len > 0 && (item[len - 1] == ' ' ||
+		    item[len - 1] == '/'))
+			item[--len] = '\0';
+		if (*item == '\0')
+			continue;
+		if (!flow_origin_allowed(item, item) ||
+		    strchr(strstr(item, "://") + 3, '/') != NULL) {
+			(void)snprintf(err, errlen, "KILN_RETURN_TO_ALLOW: "
+			    "'%.64s' is not an origin (scheme://host[:port])",
+			    item);
+			ret = KORE_RESULT_ERROR;
+		}
+	}
+	kore_free(copy);
+	if (ret == KORE_RESULT_OK)
+		kiln_config.return_to_allow = kore_strdup(v);
+
+	return (ret);
 }

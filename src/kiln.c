@@ -40,6 +40,7 @@ void
 kore_parent_configure(int argc, char **argv)
 {
 	const char	*conf;
+	int64_t		n;
 	int		ch;
 	char		err[KILN_ERR_MAX], hash[AUTH_HASH_LEN + 1];
 
@@ -112,6 +113,15 @@ kore_parent_configure(int argc, char **argv)
 	if (kiln_config.sources_file != NULL &&
 	    !sources_file_load(kiln_config.sources_file, 1, err, sizeof(err)))
 		die(err);
+	/* A person's consent comes back to {KILN_PUBLIC_URL}/oauth/... */
+	if (kiln_config.public_url == NULL &&
+	    (n = store_code_sources_sync(err, sizeof(err))) != 0) {
+		if (n > 0)
+			(void)snprintf(err, sizeof(err), "KILN_PUBLIC_URL: "
+			    "required: %lld authorization_code sources exist",
+			    (long long)n);
+		die(err);
+	}
 	ship_parent_init();
 
 	log_kv(LOG_LVL_INFO, "kiln configured", "config", conf,

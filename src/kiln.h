@@ -15,13 +15,13 @@
  *   layer surfaces: api api_public api_admin ops dashboard session auth
  *                   bench api_reply api_audit dash_audit api_webhook
  *                   push dash_views dash_manage api_jwks api_conn
- *                   dash_conn
+ *                   dash_conn api_oauth
  *   layer engine:   cache refresh reseal webhook
  *   layer services: store upstream shared log config drain sources
  *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit mtls dash_chart
- *                   dash_pages dash_forms jws conn conn_html
+ *                   dash_pages dash_forms jws conn conn_html flow
  */
 
 #ifndef __H_KILN_H
@@ -53,6 +53,7 @@
 #define KIND_TOKEN_EXCHANGE	12	/* RFC 8693 */
 #define TX_ACCESS_TOKEN		"urn:ietf:params:oauth:token-type:access_token"
 #define KIND_JWT_BEARER		5	/* RFC 7523 2.1 */
+#define KIND_AUTHORIZATION_CODE	13	/* RFC 6749 4.1, RFC 7636 */
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
@@ -110,6 +111,13 @@ struct source {
 	char		*subject;		/* jwt_bearer sub */
 	char		*assertion_audience;	/* aud; NULL: token_url */
 	char		*target_audience;
+	/* authorization_code (c-authcode): the consent in a browser. */
+	char		*authorize_url;
+	char		*revocation_url;	/* RFC 7009, or NULL */
+	char		*extra_authorize_params;	/* JSON object */
+	char		*code;		/* in an exchange only */
+	char		*code_verifier;
+	char		*redirect_uri;
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
@@ -619,6 +627,29 @@ void	ch_confirm(struct dbuf *, const char *, const char *, const char *,
 	    const char *);
 
 /*
+ * flow.c (pure): the authorization code flow's values: a PKCE verifier
+ * and its S256 challenge (RFC 7636), the state, the consent URL, the
+ * return_to rules and the revocation request (RFC 7009).
+ */
+#define FLOW_VERIFIER_LEN	64	/* 43-128 of RFC 7636 4.1 */
+#define FLOW_CHALLENGE_LEN	43
+#define FLOW_STATE_LEN		43	/* 32 random bytes, base64url */
+#define FLOW_TTL_MS		(10 * 60 * 1000)
+#define FLOW_RETURN_MAX		2048
+int	flow_random(char *, size_t);
+int	flow_challenge(const char *, char *, size_t);
+int	flow_state_hash(const char *, char *);
+char	*flow_authorize_url(const struct source *, const char *,
+	    const char *, const char *);
+int	flow_origin_allowed(const char *, const char *);
+int	flow_public_url_valid(const char *);
+char	*flow_return_url(const char *, const char *, const char *,
+	    const char *);
+int	flow_revoke_body(const struct source *, const char *,
+	    struct oauth_request *);
+char	*flow_html_escape(const char *);
+
+/*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
  * before this header).
  */
@@ -690,6 +721,9 @@ struct kiln_config {
 	int64_t		otel_batch;
 	int		otel_json;		/* http/json, not protobuf */
 	int64_t		key_rollover;		/* seconds, KILN_KEY_ROLLOVER */
+	/* authorization_code (c-authcode) */
+	char		*public_url;	/* KILN_PUBLIC_URL, no '/' */
+	char		*return_to_allow;	/* KILN_RETURN_TO_ALLOW */
 };
 
 extern struct kiln_config	kiln_config;
@@ -924,6 +958,10 @@ struct source_view {			/* store_sources_view */
 	const char	*key_generate;
 	const char	*key_ids;	/* "a,b", oldest first */
 	const char	*signing_key_id;
+	/* authorization_code (c-authcode) */
+	const char	*authorize_url;
+	const char	*revocation_url;
+	const char	*extra_authorize_params;	/* JSON object */
 };
 
 /*
@@ -1090,6 +1128,7 @@ struct store_rows {
 	struct delivery_row	*deliveries;
 	struct edge_row		*edges;
 	struct signing_key_row	*signing_keys;
+	struct flow_row		*flows;		/* c-authcode */
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -1686,6 +1725,51 @@ int	dconn_connect(struct http_request *, struct api_state *);
 int	dconn_disconnect(struct http_request *, struct api_state *);
 int	api_conn_create_form(struct http_request *, struct api_state *,
 	    yajl_val);
+
+/*
+ * api_oauth.c: the authorization_code flow (c-authcode): a connection
+ * started (POST .../connections), the browser's GET /oauth/callback,
+ * and the revocation of a replaced or deleted connection's grant.
+ * store.c keeps the flows (migration 013).
+ */
+struct flow_row {		/* store_flow_take, _done, _refresh */
+	const char	*name;
+	const char	*subject;
+	const char	*verifier_sealed;
+	const char	*return_to;	/* NULL: a page, no redirect */
+	int		live;		/* not expired (take) */
+	const char	*refresh_sealed;	/* the replaced one */
+};
+
+struct flow_commit {		/* store_flow_done */
+	const char	*name;
+	const char	*subject;
+	const char	*sealed_token;
+	const char	*token_type;
+	const char	*fingerprint;
+	int64_t		obtained_ms;
+	int64_t		expires_ms;
+	int64_t		refresh_ms;
+	const char	*sealed_refresh;
+	int64_t		started_ms;
+	int64_t		duration_ms;
+	int64_t		http_status;
+};
+
+void	store_flow_start(const char *, const char *, const char *,
+	    const char *, const char *, int64_t, const struct audit_who *,
+	    store_rows_cb, void *);
+void	store_flow_take(const char *, store_rows_cb, void *);
+void	store_flow_done(const struct flow_commit *, store_rows_cb, void *);
+void	store_flow_failed(const char *, const char *, int64_t, int64_t,
+	    int64_t, const char *, store_rows_cb, void *);
+void	store_flow_refresh(const char *, const char *, store_rows_cb,
+	    void *);
+int64_t	store_code_sources_sync(char *, size_t);
+int	api_oauth_start(struct http_request *, struct api_state *,
+	    yajl_val);
+int	api_oauth_callback(struct http_request *, struct api_state *);
+int	api_oauth_delete(struct http_request *, struct api_state *);
 
 #endif /* Kore */
 

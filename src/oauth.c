@@ -78,6 +78,7 @@ oauth_build(const struct source *src, struct oauth_request *req, char *err,
 	case KIND_PASSWORD:
 	case KIND_TOKEN_EXCHANGE:
 	case KIND_JWT_BEARER:
+	case KIND_AUTHORIZATION_CODE:
 		return (build_form(src, req, err, errlen));
 	case KIND_JSON_LOGIN:
 		return (build_json(src, req, err, errlen));
@@ -198,6 +199,15 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 		if (src->refresh_token == NULL)
 			missing = "refresh_token";
 		break;
+	case KIND_AUTHORIZATION_CODE:
+		/* The code once (with its verifier), then refreshes. */
+		if (src->code != NULL && src->code_verifier == NULL)
+			missing = "code_verifier";
+		else if (src->code != NULL && src->redirect_uri == NULL)
+			missing = "redirect_uri";
+		else if (src->code == NULL && src->refresh_token == NULL)
+			missing = "refresh_token";
+		break;
 	case KIND_TOKEN_EXCHANGE:
 		if (src->subject_token == NULL)
 			missing = "subject_token";
@@ -233,6 +243,18 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 		ok = form_add(&b, "grant_type", "refresh_token") &&
 		    form_add(&b, "refresh_token", src->refresh_token) &&
 		    form_add(&b, "scope", src->scope);
+		break;
+	case KIND_AUTHORIZATION_CODE:
+		if (src->code != NULL) {
+			ok = form_add(&b, "grant_type", "authorization_code") &&
+			    form_add(&b, "code", src->code) &&
+			    form_add(&b, "redirect_uri", src->redirect_uri) &&
+			    form_add(&b, "code_verifier", src->code_verifier);
+		} else {
+			ok = form_add(&b, "grant_type", "refresh_token") &&
+			    form_add(&b, "refresh_token", src->refresh_token);
+		}
+		ok = ok && form_add(&b, "resource", src->resource);
 		break;
 	case KIND_TOKEN_EXCHANGE:
 		ok = build_exchange(src, &b);
@@ -567,7 +589,8 @@ answer_refresh(const struct source *src, yajl_val root,
 	len = (s != NULL) ? strlen(s) : 0;
 
 	if (s == NULL || len > OAUTH_TOKEN_MAX) {
-		if (src->kind != KIND_REFRESH_TOKEN)
+		if (src->kind != KIND_REFRESH_TOKEN &&
+		    src->kind != KIND_AUTHORIZATION_CODE)
 			return (KORE_RESULT_OK);
 		json_seterr(err, errlen, "refresh_token in answer is %s",
 		    s == NULL ? "not a string" : "too long");

@@ -95,6 +95,13 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 		e->refused_until = 0;
 		return (KORE_RESULT_ERROR);
 	}
+	/* A person's token comes by consent: the source itself has none. */
+	if (e->conn == NULL && e->kind == KIND_AUTHORIZATION_CODE) {
+		e->refused = "an authorization_code source serves its "
+		    "connections only";
+		e->refused_until = 0;
+		return (KORE_RESULT_ERROR);
+	}
 	if (e->inflight || drain_active())
 		return (KORE_RESULT_OK);
 	/* An exchange without a valid subject waits: no upstream call. */
@@ -169,6 +176,8 @@ static int
 refresh_due(const struct cache_entry *e, int64_t now)
 {
 	if (!e->enabled || e->paused || e->inflight || e->reauth)
+		return (0);
+	if (e->conn == NULL && e->kind == KIND_AUTHORIZATION_CODE)
 		return (0);
 	if (now < e->next_ms || now < e->retry_ms)
 		return (0);
@@ -321,7 +330,8 @@ refresh_succeeded(struct attempt *at)
 
 	/* A rotated refresh token replaces the stored one, atomically. */
 	source_origin(at->src.token_url, origin, sizeof(origin));
-	if (at->src.kind == KIND_REFRESH_TOKEN &&
+	if ((at->src.kind == KIND_REFRESH_TOKEN ||
+	    at->src.kind == KIND_AUTHORIZATION_CODE) &&
 	    at->ans.refresh_token != NULL &&
 	    (!conn_field("refresh_token", at->subject, field,
 	    sizeof(field)) ||
@@ -377,8 +387,9 @@ refresh_failed(struct attempt *at)
 	 * A connection whose grant the upstream no longer knows is not
 	 * retried: only the person can bring it back (a new import).
 	 */
-	if (!conn_is_default(at->subject) && at->src.kind ==
-	    KIND_REFRESH_TOKEN && (at->http_status == 400 ||
+	if (!conn_is_default(at->subject) && (at->src.kind ==
+	    KIND_REFRESH_TOKEN || at->src.kind == KIND_AUTHORIZATION_CODE) &&
+	    (at->http_status == 400 ||
 	    at->http_status == 401) && strstr(at->error, "(invalid_grant)"))
 		at->reauth = 1;
 

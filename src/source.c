@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
+#include <yajl/yajl_gen.h>
 
 #include "kiln.h"
 
@@ -37,6 +38,7 @@
 #define F_KEY			13
 #define F_ALG			14
 #define F_ACCOUNT		15
+#define F_PARAMS		16	/* object of strings, kept as JSON */
 
 /*
  * One row per JSON key. JSON null puts a field back to its default
@@ -98,6 +100,11 @@ static const struct source_field fields[] = {
 	    NULL },
 	{ "target_audience", F_STRING, OFF(target_audience), 0, 0, 0, NULL },
 	{ "service_account", F_ACCOUNT, 0, 0, 0, 0, NULL },
+	/* authorization_code (c-authcode) */
+	{ "authorize_url", F_URL, OFF(authorize_url), 0, 0, 0, NULL },
+	{ "revocation_url", F_URL, OFF(revocation_url), 0, 0, 0, NULL },
+	{ "extra_authorize_params", F_PARAMS, OFF(extra_authorize_params),
+	    0, 0, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -121,6 +128,9 @@ static int	source_apply_jws(const struct source_field *, yajl_val,
 		    int, struct source *, char *, size_t);
 static int	source_account(yajl_val, int, struct source *, char *,
 		    size_t);
+static int	source_apply_params(const struct source_field *, yajl_val,
+		    struct source *, char *, size_t);
+static int	source_check_code(const struct source *, char *, size_t);
 static int	source_check(const struct source *, int, u_int64_t,
 		    char *, size_t);
 static int	source_check_jws(const struct source *, char *, size_t);
@@ -176,6 +186,11 @@ source_from_json(yajl_val obj, int flags, struct source *src, char *err,
 			return (KORE_RESULT_ERROR);
 	}
 
+	/* A person's token is not for anyone who asks: open when said. */
+	if (!(flags & SOURCE_PATCH) && src->kind == KIND_AUTHORIZATION_CODE &&
+	    !(seen & (1ULL << field_index("access"))))
+		src->access = ACCESS_KEY;
+
 	return (source_check(src, flags, seen, err, errlen));
 }
 
@@ -210,6 +225,8 @@ source_kind_parse(const char *name)
 		return (0);
 	if (!strcmp(name, "token_exchange"))
 		return (KIND_TOKEN_EXCHANGE);
+	if (!strcmp(name, "authorization_code"))
+		return (KIND_AUTHORIZATION_CODE);
 
 	for (i = KIND_CLIENT_CREDENTIALS; i <= KIND_JWT_BEARER; i++) {
 		if (!strcmp(kinds[i], name))
@@ -224,6 +241,8 @@ source_kind_name(int kind)
 {
 	if (kind == KIND_TOKEN_EXCHANGE)
 		return ("token_exchange");
+	if (kind == KIND_AUTHORIZATION_CODE)
+		return ("authorization_code");
 	if (kind < KIND_CLIENT_CREDENTIALS || kind > KIND_JWT_BEARER)
 		return ("unknown");
 
@@ -276,7 +295,7 @@ source_free(struct source *src)
 		if (f->type != F_URL && f->type != F_STRING &&
 		    f->type != F_SECRET && f->type != F_PATH &&
 		    f->type != F_PEM && f->type != F_SOURCE &&
-		    f->type != F_KEY)
+		    f->type != F_KEY && f->type != F_PARAMS)
 			continue;
 		sp = (char **)((u_int8_t *)src + f->offset);
 		(void)source_set(sp, NULL, f->type == F_SECRET ||
@@ -284,6 +303,9 @@ source_free(struct source *src)
 	}
 	(void)source_set(&src->subject_token, NULL, 1);
 	(void)source_set(&src->actor_token, NULL, 1);
+	(void)source_set(&src->code, NULL, 1);
+	(void)source_set(&src->code_verifier, NULL, 1);
+	(void)source_set(&src->redirect_uri, NULL, 0);
 
 	OPENSSL_cleanse(src, sizeof(*src));
 }
@@ -365,7 +387,8 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 		if (kind == 0) {
 			json_seterr(err, errlen, "kind: must be one of "
 			    "client_credentials, refresh_token, password, "
-			    "json_login, jwt_bearer, token_exchange");
+			    "json_login, jwt_bearer, token_exchange, "
+			    "authorization_code");
 			return (KORE_RESULT_ERROR);
 		}
 		if ((flags & SOURCE_PATCH) && kind != src->kind) {
@@ -388,6 +411,8 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 	case F_ALG:
 	case F_ACCOUNT:
 		return (source_apply_jws(f, v, flags, src, err, errlen));
+	case F_PARAMS:
+		return (source_apply_params(f, v, src, err, errlen));
 	}
 
 	/* F_AUTH and F_ACCESS: two-valued enums. */
@@ -644,6 +669,12 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 		if (missing == NULL && src->subject_source == NULL)
 			missing = "subject_source";
 		break;
+	case KIND_AUTHORIZATION_CODE:
+		if (missing == NULL && src->authorize_url == NULL)
+			missing = "authorize_url";
+		if (missing == NULL && src->client_id == NULL)
+			missing = "client_id";
+		break;
 	case KIND_PASSWORD:
 	case KIND_JSON_LOGIN:
 		if (missing == NULL && src->username == NULL)
@@ -665,7 +696,8 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 	}
 
 	if (!source_check_tls(src, err, errlen) ||
-	    !source_check_exchange(src, err, errlen))
+	    !source_check_exchange(src, err, errlen) ||
+	    !source_check_code(src, err, errlen))
 		return (KORE_RESULT_ERROR);
 
 	if (missing == NULL && src->auth_method == AUTH_PRIVATE_KEY_JWT &&
@@ -1180,4 +1212,109 @@ source_check_jws(const struct source *src, char *err, size_t errlen)
 	}
 
 	return (KORE_RESULT_OK);
+}
+
+/*
+ * authorization_code (c-authcode): its own fields only with it; a public
+ * client (no secret) cannot authenticate with client_secret_basic.
+ */
+static int
+source_check_code(const struct source *src, char *err, size_t errlen)
+{
+	const char	*field;
+
+	if (src->kind != KIND_AUTHORIZATION_CODE) {
+		field = src->authorize_url != NULL ? "authorize_url" :
+		    src->revocation_url != NULL ? "revocation_url" :
+		    src->extra_authorize_params != NULL ?
+		    "extra_authorize_params" : NULL;
+		if (field == NULL)
+			return (KORE_RESULT_OK);
+		json_seterr(err, errlen, "%s: only with kind "
+		    "authorization_code", field);
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (src->refresh_token != NULL) {
+		json_seterr(err, errlen, "refresh_token: not with "
+		    "authorization_code (a person connects)");
+		return (KORE_RESULT_ERROR);
+	}
+	if (src->client_secret == NULL &&
+	    src->auth_method == AUTH_SECRET_BASIC) {
+		json_seterr(err, errlen,
+		    "client_secret: required with client_secret_basic");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+/*
+ * extra_authorize_params: an object of strings, kept as its JSON. The
+ * names kiln sets itself (PKCE, state, client, redirect) are refused.
+ */
+static int
+source_apply_params(const struct source_field *f, yajl_val v,
+    struct source *src, char *err, size_t errlen)
+{
+	static const char	*own[] = { "response_type", "client_id",
+				    "redirect_uri", "state", "code_challenge",
+				    "code_challenge_method", "scope",
+				    "audience", "resource", NULL };
+	yajl_gen		g;
+	const unsigned char	*buf;
+	const char		*k, *val;
+	size_t			i, j, len;
+	int			ok;
+
+	if (YAJL_IS_NULL(v))
+		return (source_set(&src->extra_authorize_params, NULL, 0) ?
+		    KORE_RESULT_OK : KORE_RESULT_ERROR);
+	if (!YAJL_IS_OBJECT(v) || v->u.object.len > 32) {
+		json_seterr(err, errlen, "%s: must be an object of at most "
+		    "32 strings", f->name);
+		return (KORE_RESULT_ERROR);
+	}
+
+	for (i = 0; i < v->u.object.len; i++) {
+		k = v->u.object.keys[i];
+		val = YAJL_IS_STRING(v->u.object.values[i]) ?
+		    YAJL_GET_STRING(v->u.object.values[i]) : NULL;
+		len = strlen(k);
+		for (j = 0; own[j] != NULL && strcmp(own[j], k); j++)
+			;
+		if (val == NULL || len == 0 || len > 64 || !text_clean(k) ||
+		    strlen(val) > 1024 || !text_clean(val)) {
+			json_seterr(err, errlen, "%s: must be an object of "
+			    "strings (names of 1-64, values of at most 1024 "
+			    "printable bytes)", f->name);
+			return (KORE_RESULT_ERROR);
+		}
+		if (own[j] != NULL) {
+			json_seterr(err, errlen, "%s: %s is kiln's own "
+			    "parameter", f->name, own[j]);
+			return (KORE_RESULT_ERROR);
+		}
+	}
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL) {
+		json_seterr(err, errlen, "source: out of memory");
+		return (KORE_RESULT_ERROR);
+	}
+	yajl_gen_map_open(g);
+	for (i = 0; i < v->u.object.len; i++) {
+		k = v->u.object.keys[i];
+		val = YAJL_GET_STRING(v->u.object.values[i]);
+		yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+		yajl_gen_string(g, (const unsigned char *)val, strlen(val));
+	}
+	yajl_gen_map_close(g);
+	ok = yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok &&
+	    source_set(&src->extra_authorize_params, (const char *)buf, 0);
+	yajl_gen_free(g);
+	if (!ok)
+		json_seterr(err, errlen, "source: out of memory");
+
+	return (ok ? KORE_RESULT_OK : KORE_RESULT_ERROR);
 }

@@ -32,7 +32,7 @@
 #include "kiln.h"
 
 #define STORE_DB		"db"
-#define STORE_PARAMS_MAX	50
+#define STORE_PARAMS_MAX	56
 #define STORE_MIGRATE_LOCK	"7163021"
 #define STORE_CONNECT_TRIES	60
 #define STORE_BATCH_MAX		7900
@@ -355,8 +355,9 @@ static const char q_signing_keys_moved[] =
  */
 #define SOURCE_TLS_PARAMS	10	/* and the 5 of token exchange */
 #define SOURCE_JWS_PARAMS	10	/* settings, then a new key */
+#define SOURCE_CODE_PARAMS	3	/* authorization_code, last */
 #define SOURCE_CREATE_PARAMS						\
-	(22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5)
+	(22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5 + SOURCE_CODE_PARAMS)
 #define SOURCE_PATCH_PARAMS	(SOURCE_CREATE_PARAMS + 2)
 struct source_params {
 	const char	*v[22];
@@ -375,6 +376,7 @@ struct source_params {
 	char		*key_sealed;
 	char		*key_jwk;
 	char		*key_kid;
+	const char	*code[SOURCE_CODE_PARAMS];	/* c-authcode */
 };
 
 /*
@@ -471,7 +473,8 @@ static const char q_key_revoke[] =
     "s.target_audience, s.key_generate, (SELECT string_agg(k1.kid, ',' " \
     "ORDER BY k1.activate_after) FROM source_signing_keys k1 " \
     "WHERE k1.source_id = s.id), (SELECT k.kid FROM token_sources s2 " \
-    Q_SIGNING_KEY " WHERE s2.id = s.id) " \
+    Q_SIGNING_KEY " WHERE s2.id = s.id), " \
+    "s.authorize_url, s.revocation_url, s.extra_authorize_params " \
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id " \
     "AND t.subject = 'default' "
 
@@ -494,7 +497,8 @@ static const char q_source_full[] =
     "requested_token_type, actor_source, actor_token_type, "
     "assertion_issuer, assertion_subject, assertion_audience, "
     "target_audience, key_generate, EXISTS (SELECT 1 "
-    "FROM source_signing_keys k WHERE k.source_id = token_sources.id) "
+    "FROM source_signing_keys k WHERE k.source_id = token_sources.id), "
+    "authorize_url, revocation_url, extra_authorize_params "
     "FROM token_sources WHERE name = $1";
 
 static const char q_source_create[] =
@@ -507,11 +511,13 @@ static const char q_source_create[] =
     "tls_cert_not_after, tls_cert_subject, subject_source, "
     "subject_token_type, requested_token_type, actor_source, "
     "actor_token_type, assertion_issuer, assertion_subject, "
-    "assertion_audience, target_audience, key_generate) "
+    "assertion_audience, target_audience, key_generate, "
+    /* authorization_code (c-authcode): $48-$50 */
+    "authorize_url, revocation_url, extra_authorize_params) "
     "VALUES ($1, $2, $3, $4, $5, "
     "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
     "$20, $21, $22, $23, $24, $25, kiln_ts($26), $27, $28, $29, $30, "
-    "$31, $32, $33, $34, $35, $36, $37) "
+    "$31, $32, $33, $34, $35, $36, $37, $48, $49, $50) "
     "ON CONFLICT (name) DO NOTHING RETURNING id), "
     Q_KEY_ADD("38", "39", "40", "41", "42")
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
@@ -559,7 +565,10 @@ static const char q_source_patch[] =
     "requested_token_type = $32, actor_source = $33, "
     "actor_token_type = $34, "
     "assertion_issuer = $35, assertion_subject = $36, "
-    "assertion_audience = $37, target_audience = $38, key_generate = $39 "
+    "assertion_audience = $37, target_audience = $38, key_generate = $39, "
+    /* authorization_code (c-authcode): $50-$52 */
+    "authorize_url = $50, revocation_url = $51, "
+    "extra_authorize_params = $52 "
     "WHERE name = $1 AND ($23::bigint IS NULL OR "
     "config_version = $23::bigint) RETURNING id), "
     Q_KEY_ADD("40", "41", "42", "43", "44")
@@ -772,6 +781,8 @@ static void	dec_audit(PGresult *, struct store_job *,
 static void	store_decode_rows(struct store_job *, struct store_rows *);
 static void	store_rows_free(struct store_rows *);
 static int	dec_webhook_rows(struct store_job *, struct store_rows *);
+static int	dec_flow_rows(struct store_job *, struct store_rows *);
+static void	source_digest_code(const struct source *, yajl_gen);
 static void	webhook_rows_free(struct store_rows *);
 
 /* Parent: make the database known to kore_pgsql before the fork. */
@@ -1365,6 +1376,8 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 	n += SOURCE_TLS_PARAMS;
 	memcpy(v + n, sp.jws, sizeof(sp.jws));
 	n += SOURCE_JWS_PARAMS + 5;	/* the audit's, NULL: no row */
+	memcpy(v + n, sp.code, sizeof(sp.code));
+	n += SOURCE_CODE_PARAMS;
 	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
 	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
@@ -1480,6 +1493,9 @@ source_params(const struct source *src, int with_refresh,
 	p->v[21] = p->seed;
 	source_params_tls(src, p);
 	source_params_jws(src, p);
+	p->code[0] = src->authorize_url;
+	p->code[1] = src->revocation_url;
+	p->code[2] = src->extra_authorize_params;
 }
 
 /* The client certificate's subject and notAfter are kept for views. */
@@ -1610,6 +1626,7 @@ source_digest(const struct source *src, int upstream)
 		}
 	}
 	source_digest_jws(src, g);
+	source_digest_code(src, g);
 	if (!upstream) {
 		yajl_gen_integer(g, src->refresh_buffer);
 		yajl_gen_integer(g, src->fallback_lifetime);
@@ -1945,6 +1962,8 @@ store_source_create(const struct source *src, const struct audit_who *who,
 	memcpy(v + 22 + SOURCE_TLS_PARAMS, sp.jws, sizeof(sp.jws));
 	audit_params(who, v + 22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS);
 	v[22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 4] = fields;
+	memcpy(v + 22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5, sp.code,
+	    sizeof(sp.code));
 	store_job_a(q_source_create, cb, arg, SOURCE_CREATE_PARAMS, v);
 	source_params_free(&sp);
 }
@@ -1973,6 +1992,8 @@ store_source_patch(const struct source *src, int64_t version,
 	memcpy(v + 24 + SOURCE_TLS_PARAMS, sp.jws, sizeof(sp.jws));
 	audit_params(who, v + 24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS);
 	v[24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 4] = fields;
+	memcpy(v + 24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5, sp.code,
+	    sizeof(sp.code));
 	store_job_a(q_source_patch, cb, arg, SOURCE_PATCH_PARAMS, v);
 	kore_free(ver);
 	source_params_free(&sp);
@@ -2518,6 +2539,9 @@ dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
 		v->key_generate = col_str(res, i, 47);
 		v->key_ids = col_str(res, i, 48);
 		v->signing_key_id = col_str(res, i, 49);
+		v->authorize_url = col_str(res, i, 50);	/* c-authcode */
+		v->revocation_url = col_str(res, i, 51);
+		v->extra_authorize_params = col_str(res, i, 52);
 	}
 }
 
@@ -2538,6 +2562,11 @@ dec_source_full(PGresult *res, struct store_job *job,
 	row->version = col_num(res, 0, 20);
 	dec_tls(res, 21, row);
 	dec_source_jws(res, row, 29, 0);
+	if (PQnfields(res) >= 38) {		/* authorization_code */
+		row->src.authorize_url = col_dup(res, 35);
+		row->src.revocation_url = col_dup(res, 36);
+		row->src.extra_authorize_params = col_dup(res, 37);
+	}
 }
 
 /*
@@ -2769,7 +2798,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		rows->num[c] = rows->n > 0 && c < PQnfields(res) ?
 		    col_numn(res, 0, c) : STORE_NULL;
 	}
-	if (dec_webhook_rows(job, rows))
+	if (dec_webhook_rows(job, rows) || dec_flow_rows(job, rows))
 		return;
 	for (i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++) {
 		if (decoders[i].query == job->query) {
@@ -2797,6 +2826,7 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->edges);
 	kore_free(rows->signing_keys);
 	kore_free(rows->conns);
+	kore_free(rows->flows);
 }
 
 /* Told of the outcome (1: answered, 0: failed) of every async query. */
@@ -3556,4 +3586,228 @@ file_origin_same(PGresult *stored, int row, const struct source *src)
 	source_origin(src->token_url, now, sizeof(now));
 
 	return (!strcmp(was, now));
+}
+
+/*
+ * authorization_code (c-authcode, migration 013): the flows under way,
+ * one row per state, stored as its SHA-256. A start sweeps the rows
+ * expired for an hour (kept that long to tell "expired" from "unknown").
+ */
+static const char q_flow_start[] =
+    "WITH s AS (SELECT id FROM token_sources WHERE name = $1 "
+    "AND kind = 'authorization_code'), "
+    "x AS (DELETE FROM oauth_flows "
+    "WHERE expires_at < now() - interval '1 hour'), "
+    "f AS (INSERT INTO oauth_flows (state_hash, source_id, subject, "
+    "verifier_sealed, return_to, expires_at) SELECT $2, id, $3, $4, $5, "
+    "kiln_ts($6) FROM s RETURNING source_id), "
+    AUDIT_CTE("7", "8", "9", "10", "'connection.start'",
+    "$1 || '/' || $3", "'subject,return_to'", "f")
+    "SELECT source_id FROM f";
+
+/* A state is taken once, on whichever instance the browser comes to. */
+static const char q_flow_take[] =
+    "WITH f AS (DELETE FROM oauth_flows WHERE state_hash = $1 "
+    "RETURNING *) "
+    "SELECT s.name, f.subject, f.verifier_sealed, f.return_to, "
+    "f.expires_at > now(), NULL FROM f "
+    "JOIN token_sources s ON s.id = f.source_id";
+
+/*
+ * A consent's token becomes the subject's connection, replacing any
+ * (the refresh token it had is answered, sealed, to be revoked), with
+ * its event; every worker hears of it.
+ */
+static const char q_flow_done[] =
+    "WITH s AS (SELECT id FROM token_sources WHERE name = $1), "
+    "o AS (SELECT t.refresh_token_sealed FROM tokens t, s "
+    "WHERE t.source_id = s.id AND t.subject = $2), "
+    "t AS (INSERT INTO tokens AS t (source_id, subject, token_sealed, "
+    "token_type, generation, fingerprint, obtained_at, expires_at, "
+    "refresh_at, next_attempt_at, refresh_token_sealed, state) "
+    "SELECT id, $2, $3, $4, 1, $5, kiln_ts($6), kiln_ts($7), kiln_ts($8), "
+    "kiln_ts($8), $9, 'active' FROM s "
+    "ON CONFLICT (source_id, subject) DO UPDATE SET token_sealed = $3, "
+    "token_type = $4, generation = t.generation + 1, fingerprint = $5, "
+    "obtained_at = kiln_ts($6), expires_at = kiln_ts($7), "
+    "refresh_at = kiln_ts($8), next_attempt_at = kiln_ts($8), "
+    "refresh_token_sealed = $9, state = 'active', failures = 0, "
+    "last_error = NULL, lease_owner = NULL, lease_until = NULL, "
+    "updated_at = now() RETURNING t.source_id, t.generation), "
+    "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
+    "outcome, duration_ms, http_status, generation, fingerprint, owner, "
+    "subject) SELECT t.source_id, 'consent', kiln_ts($10), 'success', "
+    "$11, $12, t.generation, $5, $13, $2 FROM t RETURNING id) "
+    "SELECT $1, $2, NULL, NULL, (SELECT count(*) FROM e) > 0, "
+    "(SELECT refresh_token_sealed FROM o), "
+    "pg_notify('kiln_tokens', $1 || '/' || $2) FROM t";
+
+/* A consent that failed, on the subject's events (stores no token). */
+static const char q_flow_failed[] =
+    "INSERT INTO refresh_events (source_id, trigger, started_at, outcome, "
+    "duration_ms, http_status, error, owner, subject) "
+    "SELECT id, 'consent', kiln_ts($3), 'failure', $4, $5, $6, $7, $2 "
+    "FROM token_sources WHERE name = $1 RETURNING id";
+
+/* The sealed refresh token of a connection, to revoke before delete. */
+static const char q_flow_refresh[] =
+    "SELECT s.name, t.subject, NULL, NULL, true, t.refresh_token_sealed "
+    "FROM tokens t JOIN token_sources s ON s.id = t.source_id "
+    "WHERE s.name = $1 AND t.subject = $2 AND t.subject <> 'default'";
+
+void
+store_flow_start(const char *name, const char *state_hash,
+    const char *subject, const char *verifier_sealed, const char *return_to,
+    int64_t expires_ms, const struct audit_who *who, store_rows_cb cb,
+    void *arg)
+{
+	const char	*v[10];
+	char		*exp;
+
+	exp = i64(expires_ms);
+	v[0] = name;
+	v[1] = state_hash;
+	v[2] = subject;
+	v[3] = verifier_sealed;
+	v[4] = return_to;
+	v[5] = exp;
+	audit_params(who, v + 6);
+	store_job_a(q_flow_start, cb, arg, 10, v);
+	kore_free(exp);
+}
+
+void
+store_flow_take(const char *state_hash, store_rows_cb cb, void *arg)
+{
+	store_job(q_flow_take, cb, arg, 1, state_hash);
+}
+
+void
+store_flow_done(const struct flow_commit *c, store_rows_cb cb, void *arg)
+{
+	const char	*v[13];
+	char		*n[6];
+	int		i;
+
+	n[0] = i64(c->obtained_ms);
+	n[1] = i64(c->expires_ms);
+	n[2] = i64(c->refresh_ms);
+	n[3] = i64(c->started_ms);
+	n[4] = i64(c->duration_ms);
+	n[5] = i64(c->http_status);
+	v[0] = c->name;
+	v[1] = c->subject;
+	v[2] = c->sealed_token;
+	v[3] = c->token_type;
+	v[4] = c->fingerprint;
+	v[5] = n[0];
+	v[6] = n[1];
+	v[7] = n[2];
+	v[8] = c->sealed_refresh;
+	v[9] = n[3];
+	v[10] = n[4];
+	v[11] = n[5];
+	v[12] = kiln_config.owner;
+	store_job_a(q_flow_done, cb, arg, 13, v);
+	for (i = 0; i < 6; i++)
+		kore_free(n[i]);
+}
+
+void
+store_flow_failed(const char *name, const char *subject, int64_t started_ms,
+    int64_t duration_ms, int64_t http_status, const char *error,
+    store_rows_cb cb, void *arg)
+{
+	char		*st, *du, *hs;
+
+	st = i64(started_ms);
+	du = i64(duration_ms);
+	hs = http_status > 0 ? i64(http_status) : NULL;
+	store_job(q_flow_failed, cb, arg, 7, name, subject, st, du, hs, error,
+	    kiln_config.owner);
+	kore_free(st);
+	kore_free(du);
+	kore_free(hs);
+}
+
+void
+store_flow_refresh(const char *name, const char *subject, store_rows_cb cb,
+    void *arg)
+{
+	store_job(q_flow_refresh, cb, arg, 2, name, subject);
+}
+
+/* The rows of q_flow_take, _done and _refresh: struct flow_row. */
+static int
+dec_flow_rows(struct store_job *job, struct store_rows *rows)
+{
+	PGresult		*res = job->sql.result;
+	struct flow_row		*f;
+	size_t			i;
+
+	if (job->query != q_flow_take && job->query != q_flow_done &&
+	    job->query != q_flow_refresh)
+		return (0);
+
+	rows->flows = f = kore_calloc(rows->n + 1, sizeof(*f));
+	for (i = 0; i < rows->n; i++, f++) {
+		f->name = col_str(res, i, 0);
+		f->subject = col_str(res, i, 1);
+		f->verifier_sealed = col_str(res, i, 2);
+		f->return_to = col_str(res, i, 3);
+		f->live = col_bool(res, i, 4);
+		f->refresh_sealed = col_str(res, i, 5);
+	}
+
+	return (1);
+}
+
+/*
+ * How many authorization_code sources exist (the parent, at start:
+ * KILN_PUBLIC_URL is then required). -1 on error, err says why.
+ */
+int64_t
+store_code_sources_sync(char *err, size_t errlen)
+{
+	PGresult	*res;
+	PGconn		*db;
+	int64_t		n;
+
+	if ((db = sync_connect(err, errlen)) == NULL)
+		return (-1);
+	res = PQexec(db, "SELECT count(*) FROM token_sources "
+	    "WHERE kind = 'authorization_code'");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	} else {
+		(void)snprintf(err, errlen, "database: %s",
+		    PQerrorMessage(db));
+		n = -1;
+	}
+	PQclear(res);
+	PQfinish(db);
+
+	return (n);
+}
+
+/* authorization_code's settings, in the digest when the kind is it. */
+static void
+source_digest_code(const struct source *src, yajl_gen g)
+{
+	const char	*s[3];
+	size_t		i;
+
+	if (src->kind != KIND_AUTHORIZATION_CODE)
+		return;
+
+	s[0] = src->authorize_url;
+	s[1] = src->revocation_url;
+	s[2] = src->extra_authorize_params;
+	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		if (s[i] == NULL)
+			yajl_gen_null(g);
+		else
+			yajl_gen_string(g, (const unsigned char *)s[i],
+			    strlen(s[i]));
+	}
 }

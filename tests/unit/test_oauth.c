@@ -1005,12 +1005,47 @@ oauth_normalises_token_type(void **state)
 	oauth_answer_free(&ans);
 }
 
+/* RFC 6749 4.1.3 with RFC 7636 4.5; then the refresh of the grant. */
+static void
+oauth_builds_authorization_code_grant(void **state)
+{
+	struct oauth_request	req;
+	struct source		src;
+	char			err[KILN_ERR_MAX];
+
+	(void)state;
+
+	source_init(&src, KIND_AUTHORIZATION_CODE);
+	src.client_id = "app";
+	src.code = "c/1";
+	src.code_verifier = "v";
+	src.redirect_uri = "https://kiln.example/oauth/callback";
+	assert_true(oauth_build(&src, &req, err, sizeof(err)));
+	assert_string_equal(req.body, "grant_type=authorization_code&code=c%2F1"
+	    "&redirect_uri=https%3A%2F%2Fkiln.example%2Foauth%2Fcallback"
+	    "&code_verifier=v&client_id=app");
+	oauth_request_free(&req);
+
+	src.code_verifier = NULL;
+	assert_false(oauth_build(&src, &req, err, sizeof(err)));
+	assert_string_equal(err, "code_verifier: missing");
+
+	src.code = NULL;
+	src.refresh_token = "rt";
+	src.client_secret = "s";
+	assert_true(oauth_build(&src, &req, err, sizeof(err)));
+	assert_string_equal(req.body, "grant_type=refresh_token"
+	    "&refresh_token=rt&client_id=app&client_secret=s");
+	oauth_request_free(&req);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(oauth_builds_client_credentials_post_form),
 		cmocka_unit_test(oauth_builds_basic_auth_rfc6749),
+		cmocka_unit_test(oauth_builds_authorization_code_grant),
 		cmocka_unit_test(oauth_builds_private_key_jwt_form),
 		cmocka_unit_test(oauth_builds_jwt_bearer_grant),
 		cmocka_unit_test(oauth_builds_refresh_token_form),

@@ -827,6 +827,46 @@ source_private_key_jwt_needs_a_key(void **state)
 	    "\"private_key\":{\"generate\":\"ES256\"}}", 0, "issuer");
 }
 
+/* authorization_code: a person's token is for keys unless said open. */
+static void
+source_authorization_code_kind(void **state)
+{
+	struct outcome	o;
+
+	(void)state;
+
+#define AC_HEAD	"{\"name\":\"fhir\",\"kind\":\"authorization_code\"," \
+	"\"token_url\":\"https://idp.example/token\",\"client_id\":\"app\""
+	parse_ok(AC_HEAD ",\"authorize_url\":\"https://idp.example/auth\","
+	    "\"revocation_url\":\"https://idp.example/revoke\","
+	    "\"extra_authorize_params\":{\"prompt\":\"consent\"}}", 0, &o);
+	assert_int_equal(o.src.kind, KIND_AUTHORIZATION_CODE);
+	assert_int_equal(o.src.access, ACCESS_KEY);
+	assert_null(o.src.client_secret);
+	assert_string_equal(o.src.extra_authorize_params,
+	    "{\"prompt\":\"consent\"}");
+	assert_string_equal(source_kind_name(o.src.kind), "authorization_code");
+	source_free(&o.src);
+
+	parse_ok(AC_HEAD ",\"authorize_url\":\"https://idp.example/auth\","
+	    "\"access\":\"open\"}", 0, &o);
+	assert_int_equal(o.src.access, ACCESS_OPEN);
+	source_free(&o.src);
+
+	parse_fails(AC_HEAD "}", 0, "authorize_url");
+	parse_fails(AC_HEAD ",\"authorize_url\":\"idp\"}", 0,
+	    "authorize_url");
+	parse_fails(AC_HEAD ",\"authorize_url\":\"https://i/a\","
+	    "\"extra_authorize_params\":{\"code_challenge\":\"x\"}}", 0,
+	    "extra_authorize_params");
+	parse_fails(AC_HEAD ",\"authorize_url\":\"https://i/a\","
+	    "\"extra_authorize_params\":[\"x\"]}", 0,
+	    "extra_authorize_params");
+	parse_fails("{" CC_BASE ",\"authorize_url\":\"https://i/a\"}", 0,
+	    "authorize_url");
+#undef AC_HEAD
+}
+
 int
 main(void)
 {
@@ -834,6 +874,7 @@ main(void)
 		cmocka_unit_test(
 		    source_parses_client_credentials_with_defaults),
 		cmocka_unit_test(source_parses_every_field),
+		cmocka_unit_test(source_authorization_code_kind),
 		cmocka_unit_test(source_requires_fields_per_kind),
 		cmocka_unit_test(source_accepts_minimal_source_of_each_kind),
 		cmocka_unit_test(source_rejects_wrong_types),
