@@ -79,7 +79,7 @@ api_conn_create(struct http_request *req, struct api_state *st)
 	}
 	if (e->kind == KIND_AUTHORIZATION_CODE) {
 		/* A person consents in a browser (api_oauth.c). */
-		if (!api_body_json(req, &root))
+		if (!conn_body(req, &root))
 			return (KORE_RESULT_OK);
 		return (api_oauth_start(req, st, root));
 	}
