@@ -15,12 +15,13 @@
  *   layer surfaces: api api_public api_admin ops dashboard session auth
  *                   bench api_reply api_audit dash_audit api_webhook
  *                   push dash_views dash_manage api_jwks api_conn
- *   layer engine:   cache refresh reseal webhook
+ *                   api_device
+ *   layer engine:   cache refresh reseal webhook device
  *   layer services: store upstream shared log config drain sources
  *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit mtls dash_chart
- *                   dash_pages dash_forms jws conn
+ *                   dash_pages dash_forms jws conn devcode
  */
 
 #ifndef __H_KILN_H
@@ -52,6 +53,7 @@
 #define KIND_TOKEN_EXCHANGE	12	/* RFC 8693 */
 #define TX_ACCESS_TOKEN		"urn:ietf:params:oauth:token-type:access_token"
 #define KIND_JWT_BEARER		5	/* RFC 7523 2.1 */
+#define KIND_DEVICE_CODE	14	/* RFC 8628 */
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
@@ -109,6 +111,9 @@ struct source {
 	char		*subject;		/* jwt_bearer sub */
 	char		*assertion_audience;	/* aud; NULL: token_url */
 	char		*target_audience;
+	/* device_code (RFC 8628, devcode.c, device.c). */
+	char		*device_authorization_url;
+	char		*device_code;		/* in a poll only */
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
@@ -573,6 +578,38 @@ int	conn_is_default(const char *);
 int	conn_field(const char *, const char *, char *, size_t);
 int	conn_key_split(const char *, char *, size_t, char *, size_t);
 void	conn_key(const char *, const char *, char *, size_t);
+
+/*
+ * devcode.c (pure): the device authorization grant (RFC 8628): the
+ * answer of the device authorization endpoint, the errors of polling.
+ */
+#define DEVCODE_GRANT	"urn:ietf:params:oauth:grant-type:device_code"
+#define DEVCODE_INTERVAL_DEFAULT	5	/* seconds, 3.2 */
+#define DEVCODE_INTERVAL_MAX	300
+#define DEVCODE_SLOW_DOWN	5	/* seconds added, 3.5 */
+#define DEVCODE_LIFETIME_MAX	86400
+#define DEVCODE_USER_CODE_MAX	64
+#define DEVCODE_ERROR_MAX	64
+#define DEVCODE_PENDING		1	/* authorization_pending */
+#define DEVCODE_SLOW		2	/* slow_down */
+#define DEVCODE_EXPIRED		3	/* expired_token */
+#define DEVCODE_DENIED		4	/* access_denied */
+#define DEVCODE_FAILED		5	/* another OAuth error: ends */
+#define DEVCODE_TRANSIENT	6	/* no OAuth error: poll again */
+
+struct devcode_answer {
+	char		*device_code;			/* secret */
+	char		user_code[DEVCODE_USER_CODE_MAX + 1];
+	char		*verification_uri;
+	char		*verification_uri_complete;	/* or NULL */
+	int64_t		expires_in;
+	int64_t		interval;
+};
+
+int	devcode_parse(const char *, size_t, struct devcode_answer *, char *,
+	    size_t);
+void	devcode_answer_free(struct devcode_answer *);
+int	devcode_poll_error(const char *, size_t, char *, size_t);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
@@ -1046,6 +1083,7 @@ struct store_rows {
 	struct delivery_row	*deliveries;
 	struct edge_row		*edges;
 	struct signing_key_row	*signing_keys;
+	struct device_row	*devices;	/* store_device_claim */
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -1362,6 +1400,8 @@ struct attempt {
 	struct otel_ctx		otel;		/* the attempt's span */
 	struct otel_ctx		otel_call;	/* upstream call, commit */
 	int64_t			subject_generation;	/* exchange: used */
+	const char		*url;		/* device.c: not token_url */
+	struct kore_buf		*raw;		/* device.c: answer as is */
 };
 
 void	refresh_init(void);
@@ -1621,6 +1661,32 @@ int	api_jwks(struct http_request *, struct api_state *);
 int	admin_key_rotate(struct http_request *, struct api_state *);
 int	api_jwks_patch_origin(const struct source *, const char *, char *,
 	    size_t);
+
+/*
+ * The device authorization grant (RFC 8628): api_device.c starts a flow
+ * (POST .../connections of a device_code source), store.c keeps it,
+ * device.c polls the token endpoint for it on a timer of every worker.
+ */
+struct device_row {			/* store_device_claim */
+	int64_t		source_id;
+	const char	*name;
+	const char	*subject;
+	const char	*device_code_sealed;
+	int64_t		interval_s;
+	int64_t		expires_ms;
+};
+
+void	store_device_start(const char *, const char *, const char *,
+	    int64_t, int64_t, const struct audit_who *, store_rows_cb,
+	    void *);
+void	store_device_claim(int64_t, store_rows_cb, void *);
+void	store_device_next(int64_t, const char *, int64_t, store_rows_cb,
+	    void *);
+void	store_device_end(const struct attempt *, store_rows_cb, void *);
+void	store_device_success(const struct attempt *, store_rows_cb, void *);
+void	device_init(void);
+int	api_device_create(struct http_request *, struct api_state *,
+	    const char *);
 
 #endif /* Kore */
 

@@ -98,6 +98,9 @@ static const struct source_field fields[] = {
 	    NULL },
 	{ "target_audience", F_STRING, OFF(target_audience), 0, 0, 0, NULL },
 	{ "service_account", F_ACCOUNT, 0, 0, 0, 0, NULL },
+	/* device_code (RFC 8628) */
+	{ "device_authorization_url", F_URL, OFF(device_authorization_url),
+	    0, 0, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -129,6 +132,7 @@ static int	source_secret(const struct source_field *, yajl_val, int,
 static int	source_check_tls(const struct source *, char *, size_t);
 static int	source_check_exchange(const struct source *, char *,
 		    size_t);
+static int	source_check_device(const struct source *, char *, size_t);
 static int	source_set(char **, const char *, int);
 static int	field_index(const char *);
 static int	text_clean(const char *);
@@ -176,6 +180,11 @@ source_from_json(yajl_val obj, int flags, struct source *src, char *err,
 			return (KORE_RESULT_ERROR);
 	}
 
+	/* A person's token is not for anyone who asks (issue 12). */
+	if (!(flags & SOURCE_PATCH) && src->kind == KIND_DEVICE_CODE &&
+	    !(seen & (1ULL << field_index("access"))))
+		src->access = ACCESS_KEY;
+
 	return (source_check(src, flags, seen, err, errlen));
 }
 
@@ -210,6 +219,8 @@ source_kind_parse(const char *name)
 		return (0);
 	if (!strcmp(name, "token_exchange"))
 		return (KIND_TOKEN_EXCHANGE);
+	if (!strcmp(name, "device_code"))
+		return (KIND_DEVICE_CODE);
 
 	for (i = KIND_CLIENT_CREDENTIALS; i <= KIND_JWT_BEARER; i++) {
 		if (!strcmp(kinds[i], name))
@@ -224,6 +235,8 @@ source_kind_name(int kind)
 {
 	if (kind == KIND_TOKEN_EXCHANGE)
 		return ("token_exchange");
+	if (kind == KIND_DEVICE_CODE)
+		return ("device_code");
 	if (kind < KIND_CLIENT_CREDENTIALS || kind > KIND_JWT_BEARER)
 		return ("unknown");
 
@@ -284,6 +297,7 @@ source_free(struct source *src)
 	}
 	(void)source_set(&src->subject_token, NULL, 1);
 	(void)source_set(&src->actor_token, NULL, 1);
+	(void)source_set(&src->device_code, NULL, 1);
 
 	OPENSSL_cleanse(src, sizeof(*src));
 }
@@ -365,7 +379,8 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 		if (kind == 0) {
 			json_seterr(err, errlen, "kind: must be one of "
 			    "client_credentials, refresh_token, password, "
-			    "json_login, jwt_bearer, token_exchange");
+			    "json_login, jwt_bearer, token_exchange, "
+			    "device_code");
 			return (KORE_RESULT_ERROR);
 		}
 		if ((flags & SOURCE_PATCH) && kind != src->kind) {
@@ -644,6 +659,12 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 		if (missing == NULL && src->subject_source == NULL)
 			missing = "subject_source";
 		break;
+	case KIND_DEVICE_CODE:
+		if (missing == NULL && src->device_authorization_url == NULL)
+			missing = "device_authorization_url";
+		if (missing == NULL && src->client_id == NULL)
+			missing = "client_id";
+		break;
 	case KIND_PASSWORD:
 	case KIND_JSON_LOGIN:
 		if (missing == NULL && src->username == NULL)
@@ -665,7 +686,8 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 	}
 
 	if (!source_check_tls(src, err, errlen) ||
-	    !source_check_exchange(src, err, errlen))
+	    !source_check_exchange(src, err, errlen) ||
+	    !source_check_device(src, err, errlen))
 		return (KORE_RESULT_ERROR);
 
 	if (missing == NULL && src->auth_method == AUTH_PRIVATE_KEY_JWT &&
@@ -1177,6 +1199,44 @@ source_check_jws(const struct source *src, char *err, size_t errlen)
 		jws_key_free(&key);
 		if (!ok)
 			return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+/*
+ * device_code (RFC 8628): the device authorization endpoint gets the
+ * client's credentials too, and a secret goes only to the origin it was
+ * given for: both endpoints are on the origin of token_url.
+ */
+static int
+source_check_device(const struct source *src, char *err, size_t errlen)
+{
+	char		a[SOURCE_ORIGIN_MAX], b[SOURCE_ORIGIN_MAX];
+
+	if (src->kind != KIND_DEVICE_CODE) {
+		if (src->device_authorization_url == NULL)
+			return (KORE_RESULT_OK);
+		json_seterr(err, errlen, "device_authorization_url: only "
+		    "with kind device_code");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (src->refresh_token != NULL || src->username != NULL ||
+	    src->password != NULL) {
+		json_seterr(err, errlen, "%s: not with kind device_code (the "
+		    "person's consent gives the refresh token)",
+		    src->refresh_token != NULL ? "refresh_token" :
+		    src->username != NULL ? "username" : "password");
+		return (KORE_RESULT_ERROR);
+	}
+
+	source_origin(src->device_authorization_url, a, sizeof(a));
+	source_origin(src->token_url, b, sizeof(b));
+	if (strcmp(a, b)) {
+		json_seterr(err, errlen, "device_authorization_url: must be "
+		    "on the origin of token_url (%s)", b);
+		return (KORE_RESULT_ERROR);
 	}
 
 	return (KORE_RESULT_OK);
