@@ -136,6 +136,7 @@ kore_worker_configure(void)
 	auth_keys_reload();
 	session_reload();
 	refresh_init();
+	device_init();
 	reseal_init();
 	webhook_init();
 	dash_init();
