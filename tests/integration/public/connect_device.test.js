@@ -221,18 +221,19 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 	const pages = [];
 	await approve(browser, d.verification_uri_complete, 'alice-at-idp',
 	    pages);
-	const tok = await h.waitFor(async () => {
+	let tok = await h.waitFor(async () => {
 		const x = await connToken(k, 'alice', tvKey);
 		return x.status === 200 ? x : false;
 	}, { timeout: 10000, what: 'alice\'s token' });
 	answers.push(tok.text);
 	assert.equal(tok.json.subject, 'alice');
-	const ir = await request(`${idp.url}/token/introspection`, {
+	const introspect = (t) => request(`${idp.url}/token/introspection`, {
 		method: 'POST', headers: { 'Content-Type':
 		    'application/x-www-form-urlencoded' },
-		body: `token=${encodeURIComponent(tok.json.token)}` +
+		body: `token=${encodeURIComponent(t)}` +
 		    `&client_id=tv&client_secret=${encodeURIComponent(secret)}`,
 	});
+	let ir = await introspect(tok.json.token);
 	assert.equal(ir.json.active, true, ir.text);
 	assert.equal(ir.json.sub, 'alice-at-idp');
 	r = await call('GET', '/api/tokens/tv/connections/alice',
@@ -246,6 +247,21 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 		const x = await connToken(k, 'alice', tvKey);
 		assert.equal(x.json.token, tok.json.token);
 	}
+	/* The consent's refresh token refreshes it: alice's again. */
+	r = await a.call(k, 'POST', '/api/tokens/tv/connections/alice' +
+	    '/current-token/rejected', { auth: tvKey,
+	    body: { fingerprint: tok.json.fingerprint } });
+	assert.equal(r.status, 200, r.text);
+	assert.notEqual(r.json.token, tok.json.token, 'a new token');
+	assert.equal(r.json.generation, 2);
+	ir = await introspect(r.json.token);
+	assert.equal(ir.json.active, true, ir.text);
+	assert.equal(ir.json.sub, 'alice-at-idp');
+	assert.ok((await idp.stats()).token.some((x) => x.grant_type ===
+	    'refresh_token' && x.status === 200), 'by the refresh grant');
+	tok = r;
+	answers.push(r.text);
+
 	const n = (await polls(idp)).length;
 	await h.sleep(1500);
 	assert.equal((await polls(idp)).length, n, 'no poll once connected');
