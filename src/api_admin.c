@@ -90,6 +90,7 @@ static const struct view_field source_fields[] = {
 	SV("key_generate", key_generate, VIEW_STR),
 	SV("key_ids", key_ids, VIEW_LIST),
 	SV("signing_key_id", signing_key_id, VIEW_STR),
+	SV("device_authorization_url", device_authorization_url, VIEW_URL),
 	{ NULL, 0, 0 }
 };
 

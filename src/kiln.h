@@ -377,7 +377,7 @@ void	dr_webhooks(struct dbuf *, const struct dr_webhook *, size_t);
  * as the key or subject the session was made from), the names of the
  * fields a change set (never their values), the listing's query.
  */
-#define AUDIT_SOURCE_FIELDS	34
+#define AUDIT_SOURCE_FIELDS	35	/* +device_authorization_url */
 #define AUDIT_DIGEST_LEN	32
 #define AUDIT_VALUE_MAX		128
 #define AUDIT_FIELDS_LEN	512
@@ -917,6 +917,7 @@ struct source_view {			/* store_sources_view */
 	const char	*key_generate;
 	const char	*key_ids;	/* "a,b", oldest first */
 	const char	*signing_key_id;
+	const char	*device_authorization_url;	/* device_code */
 };
 
 /*

@@ -460,7 +460,8 @@ static const char q_key_revoke[] =
     "s.target_audience, s.key_generate, (SELECT string_agg(k1.kid, ',' " \
     "ORDER BY k1.activate_after) FROM source_signing_keys k1 " \
     "WHERE k1.source_id = s.id), (SELECT k.kid FROM token_sources s2 " \
-    Q_SIGNING_KEY " WHERE s2.id = s.id) " \
+    Q_SIGNING_KEY " WHERE s2.id = s.id), " \
+    "s.device_authorization_url " \
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id " \
     "AND t.subject = 'default' "
 
@@ -2521,6 +2522,7 @@ dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
 		v->key_generate = col_str(res, i, 47);
 		v->key_ids = col_str(res, i, 48);
 		v->signing_key_id = col_str(res, i, 49);
+		v->device_authorization_url = col_str(res, i, 50);
 	}
 }
 

@@ -181,6 +181,17 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 	assert.equal(r.status, 201, r.text);
 	r = await call('GET', '/api/tokens/tv', { auth: a.ADMIN_KEY });
 	assert.equal(r.json.data.access, 'key', 'device_code defaults to key');
+	assert.equal(r.json.data.device_authorization_url,
+	    src.device_authorization_url);
+	r = await call('PATCH', '/api/tokens/tv', { auth: a.ADMIN_KEY,
+	    body: { device_authorization_url: 'http://127.0.0.2:9/dev' } });
+	a.assertError(r, 422, 'a patch to another origin',
+	    { field: 'device_authorization_url' });
+	r = await call('PATCH', '/api/tokens/tv', { auth: a.ADMIN_KEY,
+	    body: { scope: 'openid offline_access' } });
+	assert.equal(r.status, 200, `a patch keeps the URL: ${r.text}`);
+	assert.equal(r.json.data.device_authorization_url,
+	    src.device_authorization_url);
 	const kr = await call('POST', '/api/keys', { auth: a.ADMIN_KEY,
 	    body: { name: 'tv-key', role: 'client', sources: ['tv'] } });
 	assert.equal(kr.status, 201, kr.text);
