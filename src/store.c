@@ -697,6 +697,9 @@ static const char q_conn_delete[] =
     "WITH s AS (SELECT id FROM token_sources WHERE name = $1), "
     "t AS (DELETE FROM tokens t USING s WHERE t.source_id = s.id "
     "AND t.subject = $2 AND $2 <> 'default' RETURNING t.subject), "
+    /* A device flow under way for it ends too (migration 014). */
+    "f AS (DELETE FROM device_flows f USING s WHERE f.source_id = s.id "
+    "AND f.subject = $2 AND EXISTS (SELECT 1 FROM t)), "
     AUDIT_CTE("3", "4", "5", "6", "'connection.delete'",
     "$1 || '/' || $2", "NULL", "t")
     "SELECT t.subject, pg_notify('kiln_tokens', $1 || '/' || $2) FROM t";

@@ -149,6 +149,14 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 	    workers: 2, sources: [], env: { KILN_JWT_SECRET: a.JWT_SECRET,
 	    KILN_ADMIN_KEY: a.ADMIN_KEY } });
 	const browserP = launch();
+	/* A second instance, with a device_code source from its file. */
+	const fileSrc = { name: 'tv-file', kind: 'device_code',
+	    device_authorization_url: `${idp.url}/device/auth`,
+	    token_url: `${idp.url}/token`, client_id: 'tv' };
+	const k2 = await h.startKiln({ name: 'device-2', databaseUrl: db.url,
+	    masterKey: k.masterKey, workers: 2, sources: [fileSrc],
+	    env: { KILN_JWT_SECRET: a.JWT_SECRET,
+	    KILN_ADMIN_KEY: a.ADMIN_KEY } });
 	const answers = [];
 	const call = async (...x) => {
 		const r = await a.call(k, ...x);
@@ -192,6 +200,10 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 	assert.equal(r.status, 200, `a patch keeps the URL: ${r.text}`);
 	assert.equal(r.json.data.device_authorization_url,
 	    src.device_authorization_url);
+	r = await call('GET', '/api/tokens/tv-file', { auth: a.ADMIN_KEY });
+	assert.equal(r.json.data.device_authorization_url,
+	    fileSrc.device_authorization_url, 'from the sources file');
+	assert.equal(r.json.data.access, 'key');
 	const kr = await call('POST', '/api/keys', { auth: a.ADMIN_KEY,
 	    body: { name: 'tv-key', role: 'client', sources: ['tv'] } });
 	assert.equal(kr.status, 201, kr.text);
@@ -218,7 +230,7 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 	r = await connToken(k, 'alice', tvKey);
 	assert.equal(r.status, 503, 'no token before the consent');
 
-	/* Polled once a second by one of the two workers. */
+	/* Polled once a second by one of the four workers (two instances). */
 	await h.sleep(3500);
 	let p = await polls(idp);
 	assert.ok(p.length >= 2 && p.length <= 4, `polls: ${p.length}`);
@@ -253,9 +265,14 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 	assert.equal(r.json.data.generation, 1);
 	assert.ok(r.json.data.events.some((e) => e.trigger === 'device' &&
 	    e.outcome === 'success'), r.text);
-	/* Both workers serve it. */
+	/* Every worker of both instances serves it. */
 	for (let i = 0; i < 6; i++) {
-		const x = await connToken(k, 'alice', tvKey);
+		let x = await connToken(k, 'alice', tvKey);
+		assert.equal(x.json.token, tok.json.token);
+		x = await h.waitFor(async () => {
+			const y = await connToken(k2, 'alice', tvKey);
+			return y.status === 200 ? y : false;
+		}, { timeout: 5000, what: 'alice on the second instance' });
 		assert.equal(x.json.token, tok.json.token);
 	}
 	/* The consent's refresh token refreshes it: alice's again. */
@@ -335,12 +352,22 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 	assert.ok((await polls(idp)).some((x) => x.error ===
 	    'access_denied' && !x.injected), 'the provider said so');
 
+	/* A pending connection deleted: its flow ends with it. */
+	r = await connect(k, 'dave');
+	assert.equal(r.status, 201, r.text);
+	r = await call('DELETE', '/api/tokens/tv/connections/dave',
+	    { auth: a.ADMIN_KEY });
+	assert.equal(r.status, 200, r.text);
+	rows = await db.pg.queryJson('SELECT subject FROM device_flows',
+	    { db: db.name });
+	assert.deepEqual(rows, [], 'no flow left for dave');
+
 	/* Nothing of a device code or token anywhere. */
 	const st = await idp.stats();
 	const secrets = [...st.device_codes, tok.json.token, secret];
 	assert.ok(st.device_codes.length >= 3);
 	const dump = await db.pg.dump(db.name);
-	const logs = k.logs();
+	const logs = k.logs() + k2.logs();
 	const events = await db.pg.query('SELECT * FROM refresh_events',
 	    { db: db.name });
 	assert.ok(dump.includes('device_flows'), 'the dump has the table');
