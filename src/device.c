@@ -29,8 +29,8 @@
 #include "kiln.h"
 
 #define DEVICE_TICK_MS		1000
-#define DEVICE_CLAIM_MAX	8	/* polls claimed at once */
-#define DEVICE_RUNNING_MAX	32	/* polls at once per worker */
+#define DEVICE_CLAIM_MAX	64	/* polls claimed at once */
+#define DEVICE_RUNNING_MAX	128	/* polls at once per worker */
 #define DEVICE_RETRY_MS		1000	/* a token not stored yet */
 
 /* One poll: the attempt first, upstream_send's handle. */
@@ -41,6 +41,7 @@ struct device_poll {
 };
 
 static int		device_claiming;
+static u_int32_t	device_asked;
 static u_int32_t	device_running;
 
 static void	device_tick(void *, u_int64_t);
@@ -62,15 +63,23 @@ device_init(void)
 	(void)kore_timer_add(device_tick, DEVICE_TICK_MS, NULL, 0);
 }
 
+/*
+ * Claim as many due polls as this worker has room for; a claim that got
+ * all it asked for may have left more due, so it claims again at once.
+ */
 static void
 device_tick(void *unused, u_int64_t unused2)
 {
+	u_int32_t	room;
+
 	if (device_claiming || device_running >= DEVICE_RUNNING_MAX ||
 	    !cache_loaded() || drain_active())
 		return;
 
+	room = DEVICE_RUNNING_MAX - device_running;
+	device_asked = room < DEVICE_CLAIM_MAX ? room : DEVICE_CLAIM_MAX;
 	device_claiming = 1;
-	store_device_claim(DEVICE_CLAIM_MAX, device_claimed, NULL);
+	store_device_claim(device_asked, device_claimed, NULL);
 }
 
 static void
@@ -103,6 +112,9 @@ device_claimed(const struct store_rows *rows, void *unused, int ok)
 		}
 		store_source_full(d->name, device_sourced, dp);
 	}
+
+	if (rows->n == device_asked)
+		device_tick(NULL, 0);
 }
 
 /* The source as stored, secrets opened: poll with the device code. */

@@ -21,7 +21,8 @@
  *
  * Test endpoints, beside the provider's own:
  *   GET  /_stats   {token: [...], device_codes: [...]}: every token
- *                  request (at, grant_type, status, error, injected) and
+ *                  request (at, grant_type, status, error, injected, and
+ *                  code: a digest of the device code polled for) and
  *                  the device codes handed out (to look for elsewhere).
  *   POST /_inject  {"answers":["slow_down", ...]}: the next token
  *                  requests get these OAuth errors (HTTP 400) instead of
@@ -49,6 +50,15 @@ function args()
 	}
 	a.config = JSON.parse(a.config);
 	return a;
+}
+
+/* Which flow a poll was for: a digest, never the device code. */
+function digest(code)
+{
+	if (typeof code !== 'string')
+		return null;
+	return crypto.createHash('sha256').update(code).digest('hex')
+	    .slice(0, 12);
 }
 
 async function main()
@@ -108,7 +118,8 @@ async function main()
 			    grant_type: ctx.oidc && ctx.oidc.params &&
 			    ctx.oidc.params.grant_type, status: ctx.status,
 			    error: ctx.body && ctx.body.error,
-			    injected: false });
+			    code: digest(ctx.oidc && ctx.oidc.params &&
+			    ctx.oidc.params.device_code), injected: false });
 		}
 		if (ctx.path === '/device/auth' && ctx.body &&
 		    ctx.body.device_code) {
