@@ -179,7 +179,8 @@ devcode_answer_refused(void **state)
 		    "\"verification_uri\":\"https://x/d\",\"expires_in\":0}",
 		    "expires_in: missing" },
 		{ "{\"device_code\":\"d\",\"user_code\":\"u\","
-		    "\"verification_uri\":\"https://x/d\",\"expires_in\":\"9\"}",
+		    "\"verification_uri\":\"https://x/d\","
+		    "\"expires_in\":\"9\"}",
 		    "expires_in: missing" },
 		{ "{\"device_code\":\"d\",\"user_code\":\"u\","
 		    "\"verification_uri\":\"https://x/d\",\"expires_in\":9,"
