@@ -228,7 +228,11 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 	r = await call('GET', '/api/tokens/tv/connections/alice',
 	    { auth: a.ADMIN_KEY });
 	assert.equal(r.json.data.state, 'pending');
-	r = await connToken(k, 'alice', tvKey);
+	/* Every worker knows the connection at once (NOTIFY): no token. */
+	r = await h.waitFor(async () => {
+		const x = await connToken(k, 'alice', tvKey);
+		return x.status !== 404 ? x : false;
+	}, { timeout: 3000, what: 'the pending connection served' });
 	assert.equal(r.status, 503, 'no token before the consent');
 
 	/* Polled once a second by one of the four workers (two instances). */
