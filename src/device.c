@@ -63,6 +63,13 @@ device_init(void)
 	(void)kore_timer_add(device_tick, DEVICE_TICK_MS, NULL, 0);
 }
 
+/* Polls of this worker under way (the drain waits for them). */
+int
+device_busy(void)
+{
+	return (device_running > 0 || device_claiming);
+}
+
 /*
  * Claim as many due polls as this worker has room for; a claim that got
  * all it asked for may have left more due, so it claims again at once.

@@ -1686,6 +1686,7 @@ void	store_device_next(int64_t, const char *, int64_t, store_rows_cb,
 void	store_device_end(const struct attempt *, store_rows_cb, void *);
 void	store_device_success(const struct attempt *, store_rows_cb, void *);
 void	device_init(void);
+int	device_busy(void);
 int	api_device_create(struct http_request *, struct api_state *,
 	    const char *);
 
