@@ -95,6 +95,7 @@ static const struct view_field source_fields[] = {
 	SV("authorize_url", authorize_url, VIEW_URL),
 	SV("revocation_url", revocation_url, VIEW_URL),
 	SV("extra_authorize_params", extra_authorize_params, VIEW_JSON),
+	SV("device_authorization_url", device_authorization_url, VIEW_URL),
 	{ NULL, 0, 0 }
 };
 

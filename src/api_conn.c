@@ -70,6 +70,7 @@ api_conn_create(struct http_request *req, struct api_state *st)
 	const char		*sp[] = { "subject", NULL };
 	const char		*rp[] = { "refresh_token", NULL };
 	const char		*subject, *token;
+	int			ret;
 
 	if (!conn_may_import(req, st))
 		return (KORE_RESULT_OK);
@@ -83,7 +84,7 @@ api_conn_create(struct http_request *req, struct api_state *st)
 			return (KORE_RESULT_OK);
 		return (api_oauth_start(req, st, root));
 	}
-	if (e->kind != KIND_REFRESH_TOKEN) {
+	if (e->kind != KIND_REFRESH_TOKEN && e->kind != KIND_DEVICE_CODE) {
 		api_error(req, 409, "wrong_kind", "connections are imported "
 		    "only into refresh_token sources");
 		return (KORE_RESULT_OK);
@@ -101,6 +102,17 @@ api_conn_create(struct http_request *req, struct api_state *st)
 		api_error(req, 400, "invalid_field", "subject: expected "
 		    "1-128 of A-Z a-z 0-9 . _ @ : - (not \"default\")");
 		return (KORE_RESULT_OK);
+	}
+	/* device_code: the person's consent, not an import (api_device.c). */
+	if (e->kind == KIND_DEVICE_CODE) {
+		ret = token != NULL ? KORE_RESULT_OK :
+		    api_device_create(req, st, subject);
+		yajl_tree_free(root);
+		if (ret == KORE_RESULT_OK)
+			api_error(req, 400, "invalid_field", "refresh_token: "
+			    "not for a device_code source (the person's "
+			    "consent gives it)");
+		return (ret);
 	}
 	if (token == NULL || *token == '\0' || strlen(token) > 4096) {
 		yajl_tree_free(root);

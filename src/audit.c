@@ -64,6 +64,8 @@ static const struct {
 	AS("subject", subject, AUDIT_STR),
 	AS("assertion_audience", assertion_audience, AUDIT_STR),
 	AS("target_audience", target_audience, AUDIT_STR),
+	AS("device_authorization_url", device_authorization_url,
+	    AUDIT_STR),		/* device_code */
 };
 
 static void	audit_digest(const struct source *, int, u_int8_t *);

@@ -33,6 +33,7 @@
 static void	usage(void) __attribute__((noreturn));
 static void	die(const char *) __attribute__((noreturn));
 static void	kiln_drain_start(void);
+static int	kiln_busy(void);
 
 extern int	kore_foreground;
 
@@ -146,15 +147,23 @@ kore_worker_configure(void)
 	auth_keys_reload();
 	session_reload();
 	refresh_init();
+	device_init();
 	reseal_init();
 	webhook_init();
 	dash_init();
 	dconn_init();
 	push_init();
-	drain_init(refresh_busy, kiln_drain_start);
+	drain_init(kiln_busy, kiln_drain_start);
 	ops_route_names(api_route_name);
 	ship_worker_init();
 	otel_worker_init();
+}
+
+/* A drain waits for refreshes and device polls (a spent device code). */
+static int
+kiln_busy(void)
+{
+	return (refresh_busy() || device_busy());
 }
 
 /* The drain began: the dashboard's sockets and the push clients hear. */

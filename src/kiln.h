@@ -15,13 +15,14 @@
  *   layer surfaces: api api_public api_admin ops dashboard session auth
  *                   bench api_reply api_audit dash_audit api_webhook
  *                   push dash_views dash_manage api_jwks api_conn
- *                   dash_conn api_oauth
- *   layer engine:   cache refresh reseal webhook
+ *                   dash_conn api_oauth api_device
+ *   layer engine:   cache refresh reseal webhook device
  *   layer services: store upstream shared log config drain sources
  *                   otel
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit mtls dash_chart
  *                   dash_pages dash_forms jws conn conn_html flow
+ *                   devcode
  */
 
 #ifndef __H_KILN_H
@@ -54,6 +55,7 @@
 #define TX_ACCESS_TOKEN		"urn:ietf:params:oauth:token-type:access_token"
 #define KIND_JWT_BEARER		5	/* RFC 7523 2.1 */
 #define KIND_AUTHORIZATION_CODE	13	/* RFC 6749 4.1, RFC 7636 */
+#define KIND_DEVICE_CODE	14	/* RFC 8628 */
 
 #define AUTH_SECRET_POST	1
 #define AUTH_SECRET_BASIC	2
@@ -118,6 +120,9 @@ struct source {
 	char		*code;		/* in an exchange only */
 	char		*code_verifier;
 	char		*redirect_uri;
+	/* device_code (RFC 8628, devcode.c, device.c). */
+	char		*device_authorization_url;
+	char		*device_code;		/* in a poll only */
 };
 
 /* isotime.c (pure): times are milliseconds since the epoch, UTC. */
@@ -381,7 +386,7 @@ void	dr_webhooks(struct dbuf *, const struct dr_webhook *, size_t);
  * as the key or subject the session was made from), the names of the
  * fields a change set (never their values), the listing's query.
  */
-#define AUDIT_SOURCE_FIELDS	34
+#define AUDIT_SOURCE_FIELDS	35	/* +device_authorization_url */
 #define AUDIT_DIGEST_LEN	32
 #define AUDIT_VALUE_MAX		128
 #define AUDIT_FIELDS_LEN	512
@@ -648,6 +653,38 @@ char	*flow_return_url(const char *, const char *, const char *,
 int	flow_revoke_body(const struct source *, const char *,
 	    struct oauth_request *);
 char	*flow_html_escape(const char *);
+
+/*
+ * devcode.c (pure): the device authorization grant (RFC 8628): the
+ * answer of the device authorization endpoint, the errors of polling.
+ */
+#define DEVCODE_GRANT	"urn:ietf:params:oauth:grant-type:device_code"
+#define DEVCODE_INTERVAL_DEFAULT	5	/* seconds, 3.2 */
+#define DEVCODE_INTERVAL_MAX	300
+#define DEVCODE_SLOW_DOWN	5	/* seconds added, 3.5 */
+#define DEVCODE_LIFETIME_MAX	86400
+#define DEVCODE_USER_CODE_MAX	64
+#define DEVCODE_ERROR_MAX	64
+#define DEVCODE_PENDING		1	/* authorization_pending */
+#define DEVCODE_SLOW		2	/* slow_down */
+#define DEVCODE_EXPIRED		3	/* expired_token */
+#define DEVCODE_DENIED		4	/* access_denied */
+#define DEVCODE_FAILED		5	/* another OAuth error: ends */
+#define DEVCODE_TRANSIENT	6	/* no OAuth error: poll again */
+
+struct devcode_answer {
+	char		*device_code;			/* secret */
+	char		user_code[DEVCODE_USER_CODE_MAX + 1];
+	char		*verification_uri;
+	char		*verification_uri_complete;	/* or NULL */
+	int64_t		expires_in;
+	int64_t		interval;
+};
+
+int	devcode_parse(const char *, size_t, struct devcode_answer *, char *,
+	    size_t);
+void	devcode_answer_free(struct devcode_answer *);
+int	devcode_poll_error(const char *, size_t, char *, size_t);
 
 /*
  * Everything below needs Kore (kore.h, http.h, pgsql.h, curl.h included
@@ -962,6 +999,7 @@ struct source_view {			/* store_sources_view */
 	const char	*authorize_url;
 	const char	*revocation_url;
 	const char	*extra_authorize_params;	/* JSON object */
+	const char	*device_authorization_url;	/* device_code */
 };
 
 /*
@@ -1129,6 +1167,7 @@ struct store_rows {
 	struct edge_row		*edges;
 	struct signing_key_row	*signing_keys;
 	struct flow_row		*flows;		/* c-authcode */
+	struct device_row	*devices;	/* store_device_claim */
 };
 
 typedef void	(*store_rows_cb)(const struct store_rows *, void *, int);
@@ -1445,6 +1484,8 @@ struct attempt {
 	struct otel_ctx		otel;		/* the attempt's span */
 	struct otel_ctx		otel_call;	/* upstream call, commit */
 	int64_t			subject_generation;	/* exchange: used */
+	const char		*url;		/* device.c: not token_url */
+	struct kore_buf		*raw;		/* device.c: answer as is */
 };
 
 void	refresh_init(void);
@@ -1770,6 +1811,33 @@ int	api_oauth_start(struct http_request *, struct api_state *,
 	    yajl_val);
 int	api_oauth_callback(struct http_request *, struct api_state *);
 int	api_oauth_delete(struct http_request *, struct api_state *);
+
+/*
+ * The device authorization grant (RFC 8628): api_device.c starts a flow
+ * (POST .../connections of a device_code source), store.c keeps it,
+ * device.c polls the token endpoint for it on a timer of every worker.
+ */
+struct device_row {			/* store_device_claim */
+	int64_t		source_id;
+	const char	*name;
+	const char	*subject;
+	const char	*device_code_sealed;
+	int64_t		interval_s;
+	int64_t		expires_ms;
+};
+
+void	store_device_start(const char *, const char *, const char *,
+	    int64_t, int64_t, const struct audit_who *, store_rows_cb,
+	    void *);
+void	store_device_claim(int64_t, store_rows_cb, void *);
+void	store_device_next(int64_t, const char *, int64_t, store_rows_cb,
+	    void *);
+void	store_device_end(const struct attempt *, store_rows_cb, void *);
+void	store_device_success(const struct attempt *, store_rows_cb, void *);
+void	device_init(void);
+int	device_busy(void);
+int	api_device_create(struct http_request *, struct api_state *,
+	    const char *);
 
 #endif /* Kore */
 

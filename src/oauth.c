@@ -46,6 +46,7 @@ static int	build_json(const struct source *, struct oauth_request *,
 		    char *, size_t);
 static int	build_basic(const char *, const char *, char **);
 static int	build_exchange(const struct source *, struct obuf *);
+static int	build_device(const struct source *, struct obuf *);
 static int	build_jwt(const struct source *, struct obuf *, int, char *,
 		    size_t);
 static int	answer_token(const struct source *, yajl_val,
@@ -79,6 +80,7 @@ oauth_build(const struct source *src, struct oauth_request *req, char *err,
 	case KIND_TOKEN_EXCHANGE:
 	case KIND_JWT_BEARER:
 	case KIND_AUTHORIZATION_CODE:
+	case KIND_DEVICE_CODE:
 		return (build_form(src, req, err, errlen));
 	case KIND_JSON_LOGIN:
 		return (build_json(src, req, err, errlen));
@@ -221,6 +223,10 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 		else if (src->password == NULL)
 			missing = "password";
 		break;
+	case KIND_DEVICE_CODE:
+		if (src->client_id == NULL)
+			missing = "client_id";
+		break;
 	}
 
 	if (missing == NULL && src->auth_method == AUTH_PRIVATE_KEY_JWT &&
@@ -258,6 +264,9 @@ build_form(const struct source *src, struct oauth_request *req, char *err,
 		break;
 	case KIND_TOKEN_EXCHANGE:
 		ok = build_exchange(src, &b);
+		break;
+	case KIND_DEVICE_CODE:
+		ok = build_device(src, &b);
 		break;
 	case KIND_JWT_BEARER:
 		if (!form_add(&b, "grant_type", OAUTH_JWT_BEARER) ||
@@ -378,6 +387,27 @@ build_exchange(const struct source *src, struct obuf *b)
 	    form_add(b, "actor_token", src->actor_token) &&
 	    form_add(b, "actor_token_type", src->actor_token != NULL ?
 	    att : NULL));
+}
+
+/*
+ * device_code (RFC 8628): with the device code of a flow, its poll
+ * (3.4); with the connection's refresh token, a refresh; with neither,
+ * the device authorization request (3.1).
+ */
+static int
+build_device(const struct source *src, struct obuf *b)
+{
+	if (src->device_code != NULL)
+		return (form_add(b, "grant_type", DEVCODE_GRANT) &&
+		    form_add(b, "device_code", src->device_code));
+	if (src->refresh_token != NULL)
+		return (form_add(b, "grant_type", "refresh_token") &&
+		    form_add(b, "refresh_token", src->refresh_token) &&
+		    form_add(b, "scope", src->scope));
+
+	return (form_add(b, "scope", src->scope) &&
+	    form_add(b, "audience", src->audience) &&
+	    form_add(b, "resource", src->resource));
 }
 
 /* yajl_gen escapes; its buffers are wiped since they hold the password. */

@@ -90,6 +90,13 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 		e->refused_until = 0;
 		return (KORE_RESULT_ERROR);
 	}
+	/* A device flow's connection has no token before the consent. */
+	if (e->kind == KIND_DEVICE_CODE && e->generation == 0) {
+		e->refused = "connection waits for the person's consent";
+		e->refused_until = 0;
+		return (refresh_ondemand(trigger) ? KORE_RESULT_ERROR :
+		    KORE_RESULT_OK);
+	}
 	if (refresh_ondemand(trigger) && e->reauth) {
 		e->refused = "connection needs re-authorization";
 		e->refused_until = 0;
@@ -177,7 +184,8 @@ refresh_due(const struct cache_entry *e, int64_t now)
 {
 	if (!e->enabled || e->paused || e->inflight || e->reauth)
 		return (0);
-	if (e->conn == NULL && e->kind == KIND_AUTHORIZATION_CODE)
+	if ((e->conn == NULL && e->kind == KIND_AUTHORIZATION_CODE) ||
+	    (e->kind == KIND_DEVICE_CODE && e->generation == 0))
 		return (0);
 	if (now < e->next_ms || now < e->retry_ms)
 		return (0);
@@ -248,6 +256,15 @@ refresh_leased(const struct store_rows *rows, void *arg, int ok)
 	log_context(at->request_id, NULL);
 	if (!refresh_source(at, rows->lease->source) ||
 	    !refresh_subject_token(at)) {
+		refresh_failed(at);
+		return;
+	}
+	/* Without a refresh token only a new consent gets a token. */
+	if (at->src.kind == KIND_DEVICE_CODE &&
+	    at->src.refresh_token == NULL) {
+		(void)snprintf(at->error, sizeof(at->error), "refresh_token: "
+		    "the upstream gave none; connect again");
+		at->reauth = 1;
 		refresh_failed(at);
 		return;
 	}
@@ -331,7 +348,8 @@ refresh_succeeded(struct attempt *at)
 	/* A rotated refresh token replaces the stored one, atomically. */
 	source_origin(at->src.token_url, origin, sizeof(origin));
 	if ((at->src.kind == KIND_REFRESH_TOKEN ||
-	    at->src.kind == KIND_AUTHORIZATION_CODE) &&
+	    at->src.kind == KIND_AUTHORIZATION_CODE ||
+	    at->src.kind == KIND_DEVICE_CODE) &&
 	    at->ans.refresh_token != NULL &&
 	    (!conn_field("refresh_token", at->subject, field,
 	    sizeof(field)) ||
@@ -388,7 +406,8 @@ refresh_failed(struct attempt *at)
 	 * retried: only the person can bring it back (a new import).
 	 */
 	if (!conn_is_default(at->subject) && (at->src.kind ==
-	    KIND_REFRESH_TOKEN || at->src.kind == KIND_AUTHORIZATION_CODE) &&
+	    KIND_REFRESH_TOKEN || at->src.kind == KIND_AUTHORIZATION_CODE ||
+	    at->src.kind == KIND_DEVICE_CODE) &&
 	    (at->http_status == 400 ||
 	    at->http_status == 401) && strstr(at->error, "(invalid_grant)"))
 		at->reauth = 1;

@@ -105,6 +105,9 @@ static const struct source_field fields[] = {
 	{ "revocation_url", F_URL, OFF(revocation_url), 0, 0, 0, NULL },
 	{ "extra_authorize_params", F_PARAMS, OFF(extra_authorize_params),
 	    0, 0, 0, NULL },
+	/* device_code (RFC 8628) */
+	{ "device_authorization_url", F_URL, OFF(device_authorization_url),
+	    0, 0, 0, NULL },
 	{ NULL, 0, 0, 0, 0, 0, NULL }
 };
 
@@ -139,6 +142,7 @@ static int	source_secret(const struct source_field *, yajl_val, int,
 static int	source_check_tls(const struct source *, char *, size_t);
 static int	source_check_exchange(const struct source *, char *,
 		    size_t);
+static int	source_check_device(const struct source *, char *, size_t);
 static int	source_set(char **, const char *, int);
 static int	field_index(const char *);
 static int	text_clean(const char *);
@@ -187,7 +191,8 @@ source_from_json(yajl_val obj, int flags, struct source *src, char *err,
 	}
 
 	/* A person's token is not for anyone who asks: open when said. */
-	if (!(flags & SOURCE_PATCH) && src->kind == KIND_AUTHORIZATION_CODE &&
+	if (!(flags & SOURCE_PATCH) && (src->kind == KIND_AUTHORIZATION_CODE ||
+	    src->kind == KIND_DEVICE_CODE) &&
 	    !(seen & (1ULL << field_index("access"))))
 		src->access = ACCESS_KEY;
 
@@ -227,6 +232,8 @@ source_kind_parse(const char *name)
 		return (KIND_TOKEN_EXCHANGE);
 	if (!strcmp(name, "authorization_code"))
 		return (KIND_AUTHORIZATION_CODE);
+	if (!strcmp(name, "device_code"))
+		return (KIND_DEVICE_CODE);
 
 	for (i = KIND_CLIENT_CREDENTIALS; i <= KIND_JWT_BEARER; i++) {
 		if (!strcmp(kinds[i], name))
@@ -243,6 +250,8 @@ source_kind_name(int kind)
 		return ("token_exchange");
 	if (kind == KIND_AUTHORIZATION_CODE)
 		return ("authorization_code");
+	if (kind == KIND_DEVICE_CODE)
+		return ("device_code");
 	if (kind < KIND_CLIENT_CREDENTIALS || kind > KIND_JWT_BEARER)
 		return ("unknown");
 
@@ -306,6 +315,7 @@ source_free(struct source *src)
 	(void)source_set(&src->code, NULL, 1);
 	(void)source_set(&src->code_verifier, NULL, 1);
 	(void)source_set(&src->redirect_uri, NULL, 0);
+	(void)source_set(&src->device_code, NULL, 1);
 
 	OPENSSL_cleanse(src, sizeof(*src));
 }
@@ -388,7 +398,7 @@ source_apply(const struct source_field *f, yajl_val v, int flags,
 			json_seterr(err, errlen, "kind: must be one of "
 			    "client_credentials, refresh_token, password, "
 			    "json_login, jwt_bearer, token_exchange, "
-			    "authorization_code");
+			    "authorization_code, device_code");
 			return (KORE_RESULT_ERROR);
 		}
 		if ((flags & SOURCE_PATCH) && kind != src->kind) {
@@ -675,6 +685,12 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 		if (missing == NULL && src->client_id == NULL)
 			missing = "client_id";
 		break;
+	case KIND_DEVICE_CODE:
+		if (missing == NULL && src->device_authorization_url == NULL)
+			missing = "device_authorization_url";
+		if (missing == NULL && src->client_id == NULL)
+			missing = "client_id";
+		break;
 	case KIND_PASSWORD:
 	case KIND_JSON_LOGIN:
 		if (missing == NULL && src->username == NULL)
@@ -697,7 +713,8 @@ source_check(const struct source *src, int flags, u_int64_t seen,
 
 	if (!source_check_tls(src, err, errlen) ||
 	    !source_check_exchange(src, err, errlen) ||
-	    !source_check_code(src, err, errlen))
+	    !source_check_code(src, err, errlen) ||
+	    !source_check_device(src, err, errlen))
 		return (KORE_RESULT_ERROR);
 
 	if (missing == NULL && src->auth_method == AUTH_PRIVATE_KEY_JWT &&
@@ -1244,6 +1261,44 @@ source_check_code(const struct source *src, char *err, size_t errlen)
 	    src->auth_method == AUTH_SECRET_BASIC) {
 		json_seterr(err, errlen,
 		    "client_secret: required with client_secret_basic");
+		return (KORE_RESULT_ERROR);
+	}
+
+	return (KORE_RESULT_OK);
+}
+
+/*
+ * device_code (RFC 8628): the device authorization endpoint gets the
+ * client's credentials too, and a secret goes only to the origin it was
+ * given for: both endpoints are on the origin of token_url.
+ */
+static int
+source_check_device(const struct source *src, char *err, size_t errlen)
+{
+	char		a[SOURCE_ORIGIN_MAX], b[SOURCE_ORIGIN_MAX];
+
+	if (src->kind != KIND_DEVICE_CODE) {
+		if (src->device_authorization_url == NULL)
+			return (KORE_RESULT_OK);
+		json_seterr(err, errlen, "device_authorization_url: only "
+		    "with kind device_code");
+		return (KORE_RESULT_ERROR);
+	}
+
+	if (src->refresh_token != NULL || src->username != NULL ||
+	    src->password != NULL) {
+		json_seterr(err, errlen, "%s: not with kind device_code (the "
+		    "person's consent gives the refresh token)",
+		    src->refresh_token != NULL ? "refresh_token" :
+		    src->username != NULL ? "username" : "password");
+		return (KORE_RESULT_ERROR);
+	}
+
+	source_origin(src->device_authorization_url, a, sizeof(a));
+	source_origin(src->token_url, b, sizeof(b));
+	if (strcmp(a, b)) {
+		json_seterr(err, errlen, "device_authorization_url: must be "
+		    "on the origin of token_url (%s)", b);
 		return (KORE_RESULT_ERROR);
 	}
 

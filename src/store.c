@@ -356,9 +356,11 @@ static const char q_signing_keys_moved[] =
  */
 #define SOURCE_TLS_PARAMS	10	/* and the 5 of token exchange */
 #define SOURCE_JWS_PARAMS	10	/* settings, then a new key */
-#define SOURCE_CODE_PARAMS	3	/* authorization_code, last */
+#define SOURCE_CODE_PARAMS	3	/* authorization_code, after audit */
+#define SOURCE_DEVICE_PARAMS	1	/* device_code, last */
 #define SOURCE_CREATE_PARAMS						\
-	(22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5 + SOURCE_CODE_PARAMS)
+	(22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5 + SOURCE_CODE_PARAMS + \
+	SOURCE_DEVICE_PARAMS)
 #define SOURCE_PATCH_PARAMS	(SOURCE_CREATE_PARAMS + 2)
 struct source_params {
 	const char	*v[22];
@@ -475,7 +477,8 @@ static const char q_key_revoke[] =
     "ORDER BY k1.activate_after) FROM source_signing_keys k1 " \
     "WHERE k1.source_id = s.id), (SELECT k.kid FROM token_sources s2 " \
     Q_SIGNING_KEY " WHERE s2.id = s.id), " \
-    "s.authorize_url, s.revocation_url, s.extra_authorize_params " \
+    "s.authorize_url, s.revocation_url, s.extra_authorize_params, " \
+    "s.device_authorization_url " \
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id " \
     "AND t.subject = 'default' "
 
@@ -499,7 +502,8 @@ static const char q_source_full[] =
     "assertion_issuer, assertion_subject, assertion_audience, "
     "target_audience, key_generate, EXISTS (SELECT 1 "
     "FROM source_signing_keys k WHERE k.source_id = token_sources.id), "
-    "authorize_url, revocation_url, extra_authorize_params "
+    "authorize_url, revocation_url, extra_authorize_params, "
+    "device_authorization_url "		/* device_code: 38 */
     "FROM token_sources WHERE name = $1";
 
 static const char q_source_create[] =
@@ -513,12 +517,13 @@ static const char q_source_create[] =
     "subject_token_type, requested_token_type, actor_source, "
     "actor_token_type, assertion_issuer, assertion_subject, "
     "assertion_audience, target_audience, key_generate, "
-    /* authorization_code (c-authcode): $48-$50 */
-    "authorize_url, revocation_url, extra_authorize_params) "
+    /* authorization_code (c-authcode): $48-$50; device_code: $51 */
+    "authorize_url, revocation_url, extra_authorize_params, "
+    "device_authorization_url) "
     "VALUES ($1, $2, $3, $4, $5, "
     "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
     "$20, $21, $22, $23, $24, $25, kiln_ts($26), $27, $28, $29, $30, "
-    "$31, $32, $33, $34, $35, $36, $37, $48, $49, $50) "
+    "$31, $32, $33, $34, $35, $36, $37, $48, $49, $50, $51) "
     "ON CONFLICT (name) DO NOTHING RETURNING id), "
     Q_KEY_ADD("38", "39", "40", "41", "42")
     "t AS (INSERT INTO tokens (source_id) SELECT id FROM s "
@@ -567,9 +572,9 @@ static const char q_source_patch[] =
     "actor_token_type = $34, "
     "assertion_issuer = $35, assertion_subject = $36, "
     "assertion_audience = $37, target_audience = $38, key_generate = $39, "
-    /* authorization_code (c-authcode): $50-$52 */
+    /* authorization_code (c-authcode): $50-$52; device_code: $53 */
     "authorize_url = $50, revocation_url = $51, "
-    "extra_authorize_params = $52 "
+    "extra_authorize_params = $52, device_authorization_url = $53 "
     "WHERE name = $1 AND ($23::bigint IS NULL OR "
     "config_version = $23::bigint) RETURNING id), "
     Q_KEY_ADD("40", "41", "42", "43", "44")
@@ -713,12 +718,16 @@ static const char q_conn_delete[] =
     "WITH s AS (SELECT id FROM token_sources WHERE name = $1), "
     "t AS (DELETE FROM tokens t USING s WHERE t.source_id = s.id "
     "AND t.subject = $2 AND $2 <> 'default' RETURNING t.subject), "
+    /* A device flow under way for it ends too (migration 014). */
+    "f AS (DELETE FROM device_flows f USING s WHERE f.source_id = s.id "
+    "AND f.subject = $2 AND EXISTS (SELECT 1 FROM t)), "
     AUDIT_CTE("3", "4", "5", "6", "'connection.delete'",
     "$1 || '/' || $2", "NULL", "t")
     "SELECT t.subject, pg_notify('kiln_tokens', $1 || '/' || $2) FROM t";
 
 static void	dec_conns(PGresult *, struct store_job *,
 		    struct store_rows *);
+static int	dec_device_rows(struct store_job *, struct store_rows *);
 
 static int	sync_tries = STORE_CONNECT_TRIES;
 
@@ -1379,6 +1388,7 @@ upsert_one(PGconn *db, PGresult *stored, struct source *src, char *err,
 	n += SOURCE_JWS_PARAMS + 5;	/* the audit's, NULL: no row */
 	memcpy(v + n, sp.code, sizeof(sp.code));
 	n += SOURCE_CODE_PARAMS;
+	v[n++] = src->device_authorization_url;
 	if ((ret = sync_exec(db, exists ? q_source_patch : q_source_create, n,
 	    v, err, errlen))) {
 		log_kv(LOG_LVL_INFO, exists ? "source updated from file" :
@@ -1628,6 +1638,10 @@ source_digest(const struct source *src, int upstream)
 	}
 	source_digest_jws(src, g);
 	source_digest_code(src, g);
+	if (src->device_authorization_url != NULL)
+		yajl_gen_string(g, (const unsigned char *)
+		    src->device_authorization_url,
+		    strlen(src->device_authorization_url));
 	if (!upstream) {
 		yajl_gen_integer(g, src->refresh_buffer);
 		yajl_gen_integer(g, src->fallback_lifetime);
@@ -1965,6 +1979,8 @@ store_source_create(const struct source *src, const struct audit_who *who,
 	v[22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 4] = fields;
 	memcpy(v + 22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5, sp.code,
 	    sizeof(sp.code));
+	v[22 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5 + SOURCE_CODE_PARAMS] =
+	    src->device_authorization_url;
 	store_job_a(q_source_create, cb, arg, SOURCE_CREATE_PARAMS, v);
 	source_params_free(&sp);
 }
@@ -1995,6 +2011,8 @@ store_source_patch(const struct source *src, int64_t version,
 	v[24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 4] = fields;
 	memcpy(v + 24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5, sp.code,
 	    sizeof(sp.code));
+	v[24 + SOURCE_TLS_PARAMS + SOURCE_JWS_PARAMS + 5 + SOURCE_CODE_PARAMS] =
+	    src->device_authorization_url;
 	store_job_a(q_source_patch, cb, arg, SOURCE_PATCH_PARAMS, v);
 	kore_free(ver);
 	source_params_free(&sp);
@@ -2543,6 +2561,7 @@ dec_views(PGresult *res, struct store_job *job, struct store_rows *rows)
 		v->authorize_url = col_str(res, i, 50);	/* c-authcode */
 		v->revocation_url = col_str(res, i, 51);
 		v->extra_authorize_params = col_str(res, i, 52);
+		v->device_authorization_url = col_str(res, i, 53);
 	}
 }
 
@@ -2563,10 +2582,11 @@ dec_source_full(PGresult *res, struct store_job *job,
 	row->version = col_num(res, 0, 20);
 	dec_tls(res, 21, row);
 	dec_source_jws(res, row, 29, 0);
-	if (PQnfields(res) >= 38) {		/* authorization_code */
+	if (PQnfields(res) >= 39) {	/* authorization_code, device_code */
 		row->src.authorize_url = col_dup(res, 35);
 		row->src.revocation_url = col_dup(res, 36);
 		row->src.extra_authorize_params = col_dup(res, 37);
+		row->src.device_authorization_url = col_dup(res, 38);
 	}
 }
 
@@ -2799,7 +2819,8 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		rows->num[c] = rows->n > 0 && c < PQnfields(res) ?
 		    col_numn(res, 0, c) : STORE_NULL;
 	}
-	if (dec_webhook_rows(job, rows) || dec_flow_rows(job, rows))
+	if (dec_webhook_rows(job, rows) || dec_flow_rows(job, rows) ||
+	    dec_device_rows(job, rows))
 		return;
 	for (i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++) {
 		if (decoders[i].query == job->query) {
@@ -2828,6 +2849,7 @@ store_rows_free(struct store_rows *rows)
 	kore_free(rows->signing_keys);
 	kore_free(rows->conns);
 	kore_free(rows->flows);
+	kore_free(rows->devices);
 }
 
 /* Told of the outcome (1: answered, 0: failed) of every async query. */
@@ -3758,6 +3780,223 @@ dec_flow_rows(struct store_job *job, struct store_rows *rows)
 		f->return_to = col_str(res, i, 3);
 		f->live = col_bool(res, i, 4);
 		f->refresh_sealed = col_str(res, i, 5);
+	}
+
+	return (1);
+}
+
+/*
+ * The device authorization grant (RFC 8628, migration 014). A flow is a
+ * row of device_flows per (source, subject) while kiln polls the token
+ * endpoint; the subject's connection row exists from its start (a new
+ * subject's without a token: pending), and an old token is served
+ * until the flow brings a new one.
+ */
+static const char q_device_start[] =
+    "WITH s AS (SELECT id FROM token_sources WHERE name = $1 "
+    "AND kind = 'device_code'), "
+    "f AS (INSERT INTO device_flows AS f (source_id, subject, "
+    "device_code_sealed, interval_s, expires_at, next_poll_at) "
+    "SELECT id, $2, $3, $4::integer, kiln_ts($5::bigint), "
+    "now() + $4::integer * interval '1 second' "
+    "FROM s ON CONFLICT (source_id, subject) DO UPDATE SET "
+    "device_code_sealed = $3, interval_s = $4::integer, "
+    "expires_at = excluded.expires_at, "
+    "next_poll_at = excluded.next_poll_at, lease_owner = NULL, "
+    "lease_until = NULL, polls = 0, created_at = now() "
+    "RETURNING f.source_id, f.expires_at), "
+    "t AS (INSERT INTO tokens (source_id, subject, next_attempt_at) "
+    "SELECT source_id, $2, now() + interval '100 years' FROM f "
+    "ON CONFLICT (source_id, subject) DO NOTHING RETURNING subject), "
+    AUDIT_CTE("6", "7", "8", "9", "'connection.device'",
+    "$1 || '/' || $2", "'subject'", "f")
+    "SELECT kiln_ms(f.expires_at), (SELECT count(*) FROM t), "
+    "pg_notify('kiln_tokens', $1 || '/' || $2) FROM f";
+
+/*
+ * The polls due, claimed: next_poll_at moves a whole interval on and the
+ * lease covers the call, so that whichever worker of whichever instance
+ * claims first polls, once. SKIP LOCKED: claims never wait on another.
+ */
+static const char q_device_claim[] =
+    "WITH c AS (SELECT f.source_id, f.subject FROM device_flows f "
+    "WHERE f.next_poll_at <= now() AND (f.lease_until IS NULL OR "
+    "f.lease_until < now()) ORDER BY f.next_poll_at "
+    "LIMIT $3::integer FOR UPDATE SKIP LOCKED) "
+    "UPDATE device_flows f SET lease_owner = $1, lease_until = now() + "
+    "$2::bigint * interval '1 millisecond', next_poll_at = now() + "
+    "f.interval_s * interval '1 second', polls = f.polls + 1 "
+    "FROM c, token_sources s WHERE f.source_id = c.source_id "
+    "AND f.subject = c.subject AND s.id = f.source_id "
+    "RETURNING f.source_id, s.name, f.subject, f.device_code_sealed, "
+    "f.interval_s, kiln_ms(f.expires_at)";
+
+/* Not yet (authorization_pending), or slower ($4 s more: slow_down). */
+static const char q_device_next[] =
+    "UPDATE device_flows SET lease_owner = NULL, lease_until = NULL, "
+    "interval_s = interval_s + $4::integer, next_poll_at = now() + "
+    "(interval_s + $4::integer) * interval '1 second' "
+    "WHERE source_id = $1::bigint AND subject = $2 AND lease_owner = $3 "
+    "RETURNING interval_s";
+
+/*
+ * The flow ends without a token (expired_token, access_denied, another
+ * error): its event, and the connection as it was, or gone if it never
+ * had a token.
+ */
+static const char q_device_end[] =
+    "WITH f AS (DELETE FROM device_flows WHERE source_id = $1::bigint "
+    "AND subject = $2 AND lease_owner = $3 RETURNING source_id), "
+    "d AS (DELETE FROM tokens t USING f WHERE t.source_id = f.source_id "
+    "AND t.subject = $2 AND t.subject <> 'default' "
+    "AND t.token_sealed IS NULL AND t.generation = 0 "
+    "RETURNING t.subject), "
+    "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
+    "outcome, duration_ms, http_status, error, owner, subject) "
+    "SELECT f.source_id, 'device', kiln_ts($4::bigint), 'failure', "
+    "$5::integer, $6::integer, $7, $3, $2 FROM f RETURNING id) "
+    "SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM d), "
+    "pg_notify('kiln_tokens', s.name || '/' || $2) FROM token_sources s "
+    "WHERE s.id = $1::bigint AND EXISTS (SELECT 1 FROM e)";
+
+/*
+ * The consent is given: the connection's token and refresh token, in
+ * the statement that ends the flow (so a flow stores at most once). An
+ * attempt under way on the old token loses its lease, like an import.
+ */
+static const char q_device_success[] =
+    "WITH f AS (DELETE FROM device_flows WHERE source_id = $1::bigint "
+    "AND subject = $2 AND lease_owner = $3 RETURNING source_id), "
+    "t AS (INSERT INTO tokens AS t (source_id, subject, token_sealed, "
+    "token_type, generation, fingerprint, obtained_at, expires_at, "
+    "refresh_at, next_attempt_at, refresh_token_sealed) "
+    "SELECT f.source_id, $2, $4, $5, 1, $6, kiln_ts($7::bigint), "
+    "kiln_ts($8::bigint), kiln_ts($9::bigint), kiln_ts($9::bigint), $10 "
+    "FROM f ON CONFLICT (source_id, subject) DO UPDATE SET "
+    "token_sealed = $4, token_type = $5, generation = t.generation + 1, "
+    "fingerprint = $6, obtained_at = kiln_ts($7::bigint), "
+    "expires_at = kiln_ts($8::bigint), refresh_at = kiln_ts($9::bigint), "
+    "next_attempt_at = kiln_ts($9::bigint), refresh_token_sealed = $10, "
+    "state = 'active', failures = 0, last_error = NULL, "
+    "lease_owner = NULL, lease_until = NULL, updated_at = now() "
+    "RETURNING t.generation), "
+    "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
+    "outcome, duration_ms, http_status, generation, fingerprint, owner, "
+    "subject) SELECT $1::bigint, 'device', kiln_ts($11::bigint), "
+    "'success', $12::integer, $13::integer, t.generation, $6, $3, $2 "
+    "FROM t RETURNING id) "
+    "SELECT (SELECT generation FROM t), (SELECT count(*) FROM e), "
+    "pg_notify('kiln_tokens', s.name || '/' || $2) FROM token_sources s "
+    "WHERE s.id = $1::bigint AND EXISTS (SELECT 1 FROM t)";
+
+/* expires_ms: the flow's end; num[1]: 1 when the subject is new. */
+void
+store_device_start(const char *name, const char *subject,
+    const char *sealed, int64_t interval, int64_t expires_ms,
+    const struct audit_who *who, store_rows_cb cb, void *arg)
+{
+	const char	*v[9];
+	char		*i, *e;
+
+	i = i64(interval);
+	e = i64(expires_ms);
+	v[0] = name;
+	v[1] = subject;
+	v[2] = sealed;
+	v[3] = i;
+	v[4] = e;
+	audit_params(who, v + 5);
+	store_job_a(q_device_start, cb, arg, 9, v);
+	kore_free(i);
+	kore_free(e);
+}
+
+void
+store_device_claim(int64_t max, store_rows_cb cb, void *arg)
+{
+	char		*lease, *n;
+
+	lease = i64(kiln_config.lease_ms);
+	n = i64(max);
+	store_job(q_device_claim, cb, arg, 3, kiln_config.owner, lease, n);
+	kore_free(lease);
+	kore_free(n);
+}
+
+void
+store_device_next(int64_t source_id, const char *subject, int64_t add,
+    store_rows_cb cb, void *arg)
+{
+	char		*id, *a;
+
+	id = i64(source_id);
+	a = i64(add);
+	store_job(q_device_next, cb, arg, 4, id, subject, kiln_config.owner,
+	    a);
+	kore_free(id);
+	kore_free(a);
+}
+
+void
+store_device_end(const struct attempt *at, store_rows_cb cb, void *arg)
+{
+	char		*id, *started, *dur, *status;
+
+	id = i64(at->source_id);
+	started = i64(at->started_ms);
+	dur = i64(at->duration_ms);
+	status = at->http_status > 0 ? i64(at->http_status) : NULL;
+	store_job(q_device_end, cb, arg, 7, id, at->subject,
+	    kiln_config.owner, started, dur, status, at->error);
+	kore_free(id);
+	kore_free(started);
+	kore_free(dur);
+	kore_free(status);
+}
+
+void
+store_device_success(const struct attempt *at, store_rows_cb cb, void *arg)
+{
+	char	*id, *obtained, *expires, *refresh, *started, *dur, *status;
+
+	id = i64(at->source_id);
+	obtained = i64(at->sent_ms);
+	expires = i64(at->ans.expires_ms);
+	refresh = i64(at->refresh_ms);
+	started = i64(at->started_ms);
+	dur = i64(at->duration_ms);
+	status = i64(at->http_status);
+	store_job(q_device_success, cb, arg, 13, id, at->subject,
+	    kiln_config.owner, at->sealed_token, at->ans.token_type, at->fpr,
+	    obtained, expires, refresh, at->sealed_refresh, started, dur,
+	    status);
+	kore_free(id);
+	kore_free(obtained);
+	kore_free(expires);
+	kore_free(refresh);
+	kore_free(started);
+	kore_free(dur);
+	kore_free(status);
+}
+
+static int
+dec_device_rows(struct store_job *job, struct store_rows *rows)
+{
+	PGresult		*res = job->sql.result;
+	struct device_row	*d;
+	size_t			i;
+
+	if (job->query != q_device_claim)
+		return (0);
+
+	rows->devices = d = kore_calloc(rows->n + 1, sizeof(*d));
+	for (i = 0; i < rows->n; i++, d++) {
+		d->source_id = col_num(res, i, 0);
+		d->name = col_str(res, i, 1);
+		d->subject = col_str(res, i, 2);
+		d->device_code_sealed = col_str(res, i, 3);
+		d->interval_s = col_num(res, i, 4);
+		d->expires_ms = col_num(res, i, 5);
 	}
 
 	return (1);

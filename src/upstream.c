@@ -79,7 +79,8 @@ upstream_send(struct attempt *at, void (*done)(struct attempt *))
 	at->done = done;
 	at->sent_ms = isotime_now();
 
-	if (!kore_curl_init(&at->curl, at->src.token_url, KORE_CURL_ASYNC)) {
+	if (!kore_curl_init(&at->curl, at->url != NULL ? at->url :
+	    at->src.token_url, KORE_CURL_ASYNC)) {
 		(void)snprintf(at->error, sizeof(at->error),
 		    "upstream: %.200s", at->curl.errbuf);
 		done(at);
@@ -221,6 +222,16 @@ upstream_answer(struct attempt *at)
 	char			err[KILN_ERR_MAX];
 
 	kore_curl_response_as_bytes(&at->curl, &body, &len);
+
+	/* The device flow reads the answer itself (device.c). */
+	if (at->raw != NULL) {
+		kore_buf_append(at->raw, body, len);
+		at->ok = at->http_status >= 200 && at->http_status < 300;
+		if (!at->ok)
+			(void)snprintf(at->error, sizeof(at->error),
+			    "upstream answered HTTP %ld", at->http_status);
+		return;
+	}
 
 	if (at->http_status >= 200 && at->http_status < 300) {
 		if (oauth_parse(&at->src, (const char *)body, len,
