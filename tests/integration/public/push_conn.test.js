@@ -46,7 +46,8 @@ function rejected(k, subject, auth, fingerprint)
 test('connection_longpoll_etag_and_scope', { timeout: 90000 }, async () => {
 	const clientSecret = h.secret('pc-client');
 	const seeds = { default: h.secret('pc-default'),
-	    alice: h.secret('pc-alice'), bob: h.secret('pc-bob') };
+	    alice: h.secret('pc-alice'), bob: h.secret('pc-bob'),
+	    other: h.secret('pc-other') };
 	const idp = await h.startOAuth(['--lifetime', '3600',
 	    '--rotate', 'true',
 	    '--client', `pc-client:${clientSecret}:refresh_token`,
@@ -59,7 +60,7 @@ test('connection_longpoll_etag_and_scope', { timeout: 90000 }, async () => {
 	    client_secret: clientSecret, refresh_token: seeds.default,
 	    access: 'key' }, { name: 'other', kind: 'refresh_token',
 	    token_url: idp.tokenUrl, client_id: 'pc-client',
-	    client_secret: clientSecret, refresh_token: seeds.bob,
+	    client_secret: clientSecret, refresh_token: seeds.other,
 	    access: 'key' }], env: { KILN_ADMIN_KEY: a.ADMIN_KEY } });
 	let r = await a.call(k, 'POST', '/api/keys', { auth: a.ADMIN_KEY,
 	    body: { name: 'fhir-app', role: 'client', sources: ['fhir'] } });
