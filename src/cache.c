@@ -63,7 +63,16 @@ static struct {
 	int			writing;
 	struct kore_timer	*deadline;
 	int64_t			ping_ms;	/* when sent, 0: none */
+	int			busy;		/* what was sent, 0: none */
+	int			gathering;	/* notifies being read */
+	char			*inflight;	/* names of the lane's query */
+	struct kore_buf		*reloads;	/* names to reload */
+	struct kore_buf		*announces;	/* names to announce */
 } listener;
+
+/* What the LISTEN connection was asked (besides STORE_LANE_*). */
+#define LANE_LISTEN		10
+#define LANE_PING		11
 
 /*
  * Who hears of what: the channels of the layers above (cache_listen),
@@ -106,6 +115,12 @@ static void	listen_up(void);
 static void	listen_ping(void);
 static void	listen_timeout(void *, u_int64_t);
 static void	listen_lost(const char *);
+static void	lane_add(struct kore_buf **, const char *);
+static char	*lane_take(struct kore_buf *);
+static void	lane_next(void);
+static void	lane_done(void);
+static void	lane_fallback(void);
+static void	lane_reloaded(PGresult *);
 static yajl_gen	answer_gen(struct kore_buf *);
 static void	answer_append(void *, const char *, size_t);
 static void	answer_free(struct cache_entry *);
@@ -245,10 +260,32 @@ cache_valid(const struct cache_entry *e, int64_t now)
 	    e->expires_ms > now + CACHE_VALID_MARGIN_MS);
 }
 
+/*
+ * Reload name: on the LISTEN connection when it is up (no wait behind
+ * the pool's jobs, and the names heard meanwhile go as one query), else
+ * in the pool.
+ */
 void
 cache_reload(const char *name)
 {
-	store_reload(name, cache_loaded_names);
+	if (listener.state != LISTEN_UP) {
+		store_reload(name, cache_loaded_names);
+		return;
+	}
+	lane_add(&listener.reloads, name);
+	lane_next();
+}
+
+/* Tell every worker of every instance that name changed, the same way. */
+void
+cache_announce(const char *name)
+{
+	if (listener.state != LISTEN_UP) {
+		store_announce(name);
+		return;
+	}
+	lane_add(&listener.announces, name);
+	lane_next();
 }
 
 /*
@@ -719,12 +756,17 @@ listen_handle(void *arg, int error)
 		listen_lost("cannot LISTEN for token changes, retrying");
 		return;
 	case KORE_RESULT_OK:
+		lane_done();
 		if (listener.state == LISTEN_SENT)
 			listen_up();
 		listener.ping_ms = 0;
 		break;
 	}
+	if (listener.db == NULL)
+		return;
 
+	/* The names of all the notifies read now go in one reload. */
+	listener.gathering = 1;
 	while ((n = PQnotifies(listener.db)) != NULL) {
 		for (i = 0; i < nchannels; i++) {
 			if (!strcmp(n->relname, channels[i].channel))
@@ -738,6 +780,8 @@ listen_handle(void *arg, int error)
 			listen_names(n->extra);
 		PQfreemem(n);
 	}
+	listener.gathering = 0;
+	lane_next();
 }
 
 static void
@@ -772,6 +816,7 @@ listen_poll(void)
 	}
 
 	listener.state = LISTEN_SENT;
+	listener.busy = LANE_LISTEN;
 	len = snprintf(query, sizeof(query), "LISTEN kiln_tokens");
 	for (i = 0; i < nchannels && len < sizeof(query); i++) {
 		len += snprintf(query + len, sizeof(query) - len,
@@ -810,7 +855,7 @@ listen_results(void)
 	PGresult	*res;
 	int		ret;
 
-	if (listener.state == LISTEN_UP && listener.ping_ms == 0)
+	if (!listener.busy)
 		return (KORE_RESULT_RETRY);
 
 	ret = KORE_RESULT_OK;
@@ -819,9 +864,20 @@ listen_results(void)
 			return (KORE_RESULT_RETRY);
 		if ((res = PQgetResult(listener.db)) == NULL)
 			break;
-		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-		    PQresultStatus(res) != PGRES_EMPTY_QUERY)
+		switch (PQresultStatus(res)) {
+		case PGRES_TUPLES_OK:
+			if (listener.busy == STORE_LANE_RELOAD)
+				lane_reloaded(res);
+			else if (listener.busy != STORE_LANE_ANNOUNCE)
+				ret = KORE_RESULT_ERROR;
+			break;
+		case PGRES_COMMAND_OK:
+		case PGRES_EMPTY_QUERY:
+			break;
+		default:
 			ret = KORE_RESULT_ERROR;
+			break;
+		}
 		PQclear(res);
 	}
 
@@ -886,7 +942,8 @@ listen_ping(void)
 	int64_t		now;
 
 	now = isotime_now();
-	if (listener.ping_ms == 0) {
+	if (listener.ping_ms == 0 && !listener.busy) {
+		listener.busy = LANE_PING;
 		listen_send("", 0, now);
 		return;
 	}
@@ -938,6 +995,7 @@ listen_close(void)
 	listener.state = 0;
 	listener.ping_ms = 0;
 	listener.writing = 0;
+	lane_fallback();
 	if (listener.db != NULL) {
 		PQfinish(listener.db);
 		listener.db = NULL;
@@ -1002,4 +1060,162 @@ cache_changed(void)
 {
 	if (changed_cb != NULL)
 		changed_cb();
+}
+
+/* name joins the names of buf (once). */
+static void
+lane_add(struct kore_buf **buf, const char *name)
+{
+	struct kore_buf	*b;
+	size_t		len, i, end;
+
+	if (*buf == NULL)
+		*buf = kore_buf_alloc(1024);
+	b = *buf;
+
+	len = strlen(name);
+	for (i = 0; i < b->offset; i = end + 1) {
+		for (end = i; end < b->offset && b->data[end] != ','; end++)
+			;
+		if (end - i == len && !memcmp(b->data + i, name, len))
+			return;
+	}
+
+	if (b->offset > 0)
+		kore_buf_append(b, ",", 1);
+	kore_buf_append(b, name, len);
+}
+
+/* The first names of b, whole, that fit in a NOTIFY payload. */
+static char *
+lane_take(struct kore_buf *b)
+{
+	char		*names;
+	size_t		cut, len;
+
+	len = b->offset;
+	cut = len;
+	if (cut > STORE_LANE_MAX) {
+		for (cut = STORE_LANE_MAX; b->data[cut] != ','; cut--)
+			;
+	}
+
+	names = kore_malloc(cut + 1);
+	memcpy(names, b->data, cut);
+	names[cut] = '\0';
+
+	if (cut < len) {
+		memmove(b->data, b->data + cut + 1, len - cut - 1);
+		b->offset = len - cut - 1;
+	} else {
+		b->offset = 0;
+	}
+
+	return (names);
+}
+
+/*
+ * One query at a time on the connection: announces first (other
+ * workers wait for them), then reloads, each batch as one statement.
+ */
+static void
+lane_next(void)
+{
+	struct kore_buf	*b;
+	int		what;
+
+	if (listener.state != LISTEN_UP || listener.busy ||
+	    listener.gathering || listener.db == NULL)
+		return;
+
+	if (listener.announces != NULL && listener.announces->offset > 0) {
+		b = listener.announces;
+		what = STORE_LANE_ANNOUNCE;
+	} else if (listener.reloads != NULL && listener.reloads->offset > 0) {
+		b = listener.reloads;
+		what = STORE_LANE_RELOAD;
+	} else {
+		return;
+	}
+
+	listener.inflight = lane_take(b);
+	listener.busy = what;
+	if (!store_lane_send(listener.db, what, listener.inflight)) {
+		listen_lost("lost the LISTEN connection");
+		return;
+	}
+	listener.writing = 1;
+	if (!listen_flush())
+		return;
+	listener.ping_ms = isotime_now();	/* answered in time? */
+}
+
+/* The rows of the reload in flight, as from the pool. */
+static void
+lane_reloaded(PGresult *res)
+{
+	struct store_rows	rows;
+
+	store_lane_rows(res, &rows);
+	cache_loaded_names(&rows, listener.inflight, 1);
+	store_lane_free(&rows);
+}
+
+/* The query sent was answered. */
+static void
+lane_done(void)
+{
+	listener.busy = 0;
+	kore_free(listener.inflight);
+	listener.inflight = NULL;
+}
+
+/*
+ * The connection is gone: what it was to do (and what it may not have
+ * done) goes through the pool.
+ */
+static void
+lane_fallback(void)
+{
+	struct kore_buf	*b;
+	char		*names, *name, *p;
+	int		i;
+
+	for (i = 0; i < 2; i++) {
+		b = i == 0 ? listener.announces : listener.reloads;
+		if (listener.inflight != NULL &&
+		    listener.busy == (i == 0 ? STORE_LANE_ANNOUNCE :
+		    STORE_LANE_RELOAD)) {
+			if (b == NULL) {
+				b = kore_buf_alloc(1024);
+				if (i == 0)
+					listener.announces = b;
+				else
+					listener.reloads = b;
+			}
+			if (b->offset > 0)
+				kore_buf_append(b, ",", 1);
+			kore_buf_append(b, listener.inflight,
+			    strlen(listener.inflight));
+		}
+		if (b == NULL || b->offset == 0)
+			continue;
+
+		kore_buf_append(b, "", 1);
+		names = p = kore_strdup((const char *)b->data);
+		b->offset = 0;
+		while ((name = strsep(&p, ",")) != NULL) {
+			if (*name == '\0')
+				continue;
+			if (i == 0)
+				store_announce(name);
+			else
+				store_reload(name, cache_loaded_names);
+		}
+		kore_free(names);
+	}
+
+	listener.busy = 0;
+	kore_free(listener.inflight);
+	listener.inflight = NULL;
 }

@@ -1622,6 +1622,20 @@ int	admin_key_rotate(struct http_request *, struct api_state *);
 int	api_jwks_patch_origin(const struct source *, const char *, char *,
 	    size_t);
 
+/*
+ * The fast lane of changes (store.c for cache.c): reloads and announces
+ * on the LISTEN connection, never queued behind the pool's jobs.
+ */
+#define STORE_LANE_RELOAD	1
+#define STORE_LANE_ANNOUNCE	2
+#define STORE_LANE_MAX		7900	/* a NOTIFY payload < 8000 bytes */
+struct pg_conn;
+struct pg_result;
+int	store_lane_send(struct pg_conn *, int, const char *);
+void	store_lane_rows(struct pg_result *, struct store_rows *);
+void	store_lane_free(struct store_rows *);
+void	cache_announce(const char *);
+
 #endif /* Kore */
 
 #endif /* !__H_KILN_H */

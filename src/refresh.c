@@ -253,7 +253,7 @@ refresh_leased(const struct store_rows *rows, void *arg, int ok)
 	    "trigger", at->trigger, NULL);
 	log_context(NULL, NULL);
 	conn_key(at->name, at->subject, key, sizeof(key));
-	store_announce(key);			/* leased: "refreshing" */
+	cache_announce(key);			/* leased: "refreshing" */
 	at->renew = kore_timer_add(refresh_renew, kiln_config.lease_ms / 3,
 	    at, 0);
 	upstream_send(at, refresh_answered);
@@ -455,8 +455,8 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 	log_context(NULL, NULL);
 
 	conn_key(at->name, at->subject, key, sizeof(key));
+	cache_announce(key);		/* first: other workers wait */
 	cache_reload(key);
-	store_announce(key);
 	refresh_end(at);
 }
 

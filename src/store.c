@@ -3546,3 +3546,35 @@ file_origin_same(PGresult *stored, int row, const struct source *src)
 
 	return (!strcmp(was, now));
 }
+
+/*
+ * The fast lane (cache.c): reloads and announces sent on the caller's
+ * own connection (the LISTEN one), so that a change does not wait in
+ * the pool's queue behind background queries. Non-blocking: the caller
+ * flushes and reads the answer from its event loop.
+ */
+int
+store_lane_send(PGconn *db, int what, const char *names)
+{
+	const char	*values[1];
+
+	values[0] = names;
+	return (PQsendQueryParams(db, what == STORE_LANE_RELOAD ? q_reload :
+	    q_announce, 1, NULL, values, NULL, NULL, 0));
+}
+
+/* The rows of a reload answered on the lane; store_lane_free() them. */
+void
+store_lane_rows(PGresult *res, struct store_rows *rows)
+{
+	memset(rows, 0, sizeof(*rows));
+	rows->num[0] = rows->num[1] = rows->num[2] = STORE_NULL;
+	rows->n = PQntuples(res);
+	dec_tokens(res, NULL, rows);
+}
+
+void
+store_lane_free(struct store_rows *rows)
+{
+	store_rows_free(rows);
+}
