@@ -29,6 +29,7 @@
 
 #define CACHE_BUCKETS		16384
 #define CACHE_TICK_MS		50
+#define CACHE_PAGE		5000	/* rows per page of a full load */
 #define LISTEN_RETRY_MS		1000
 #define KILN_TYPE_LISTEN	100
 
@@ -373,30 +374,48 @@ cache_reconcile(void *unused, u_int64_t unused2)
 	cache_load_all();
 }
 
+/*
+ * The whole table, a page at a time (entries not seen by the end of the
+ * last page are gone): each page is a short step of the event loop.
+ */
 static void
 cache_load_all(void)
 {
+	struct cache_entry	*e;
+
 	if (cache.loading)
 		return;
 	cache.loading = 1;
-	store_load(cache_loaded_all, NULL);
+
+	for (e = cache_any_first(); e != NULL; e = cache_any_next(e))
+		e->seen = 0;
+	store_load_page(0, "", CACHE_PAGE, cache_loaded_all, NULL);
 }
 
 static void
 cache_loaded_all(const struct store_rows *rows, void *arg, int ok)
 {
+	const struct token_row	*last;
 	struct cache_entry	*e, *next;
 	size_t			i;
 
-	cache.loading = 0;
-	if (!ok)
+	if (!ok) {
+		cache.loading = 0;
 		return;
+	}
 
-	for (e = cache_any_first(); e != NULL; e = cache_any_next(e))
-		e->seen = 0;
+	/* The next page is asked for first: PostgreSQL works meanwhile. */
+	if (rows->n == CACHE_PAGE) {
+		last = &rows->tokens[rows->n - 1];
+		store_load_page(last->id, last->subject, CACHE_PAGE,
+		    cache_loaded_all, NULL);
+	}
 
 	for (i = 0; i < rows->n; i++)
 		cache_apply(&rows->tokens[i]);
+	if (rows->n == CACHE_PAGE)
+		return;
+	cache.loading = 0;
 
 	for (e = cache_any_first(); e != NULL; e = next) {
 		next = cache_any_next(e);

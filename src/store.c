@@ -698,6 +698,7 @@ static const char q_conn_delete[] =
 
 static void	dec_conns(PGresult *, struct store_job *,
 		    struct store_rows *);
+static int	dec_page_rows(struct store_job *, struct store_rows *);
 
 static int	sync_tries = STORE_CONNECT_TRIES;
 
@@ -2758,7 +2759,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		rows->num[c] = rows->n > 0 && c < PQnfields(res) ?
 		    col_numn(res, 0, c) : STORE_NULL;
 	}
-	if (dec_webhook_rows(job, rows))
+	if (dec_webhook_rows(job, rows) || dec_page_rows(job, rows))
 		return;
 	for (i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++) {
 		if (decoders[i].query == job->query) {
@@ -3577,4 +3578,55 @@ void
 store_lane_free(struct store_rows *rows)
 {
 	store_rows_free(rows);
+}
+
+/*
+ * The whole table in pages, in key order (the primary key's): a page
+ * costs the worker one bounded step of its event loop and libpq one
+ * page of memory, where one result of 100 000 rows cost hundreds of
+ * MB and seconds. The signing kid and the host are found once per
+ * source, not per row (kiln_host is a regular expression).
+ * The columns are q_load's.
+ */
+static const char q_load_page[] =
+    "WITH ks AS MATERIALIZED (SELECT s2.id, k.kid, "
+    "kiln_host(s2.token_url) AS host FROM token_sources s2 "
+    Q_SIGNING_KEY " WHERE s2.id >= $1::bigint) "
+    "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
+    "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
+    "COALESCE((SELECT value = 'true' FROM settings "
+    "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
+    "COALESCE(t.lease_until > now(), false), "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
+    "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
+    "t.subject_generation, s.auth_method, s.tls_cert_subject, "
+    "ks.host, t.subject, t.state, ks.kid "
+    "FROM tokens t JOIN token_sources s ON s.id = t.source_id "
+    "LEFT JOIN ks ON ks.id = s.id "
+    "WHERE (t.source_id, t.subject) > ($1::bigint, $2::text) "
+    "ORDER BY t.source_id, t.subject LIMIT $3::integer";
+
+/* Worker: the page of tokens after (source id, subject); "" first. */
+void
+store_load_page(int64_t after_id, const char *after_subject, int limit,
+    store_rows_cb cb, void *arg)
+{
+	char		*id, *lim;
+
+	id = i64(after_id);
+	lim = i64(limit);
+	store_job(q_load_page, cb, arg, 3, id, after_subject, lim);
+	kore_free(id);
+	kore_free(lim);
+}
+
+static int
+dec_page_rows(struct store_job *job, struct store_rows *rows)
+{
+	if (job->query != q_load_page)
+		return (0);
+	dec_tokens(job->sql.result, job, rows);
+	return (1);
 }
