@@ -27,7 +27,7 @@
 
 #include "kiln.h"
 
-#define CACHE_BUCKETS		16384
+#define CACHE_BUCKETS		131072	/* 100 000 connections: short chains */
 #define CACHE_TICK_MS		50
 #define CACHE_PAGE		5000	/* rows per page of a full load */
 #define LISTEN_RETRY_MS		1000
@@ -49,6 +49,7 @@ static struct {
 	int					paused;
 	u_int32_t				count;
 	u_int32_t				nconns;
+	u_int64_t				changes;
 } cache;
 
 /*
@@ -164,10 +165,12 @@ struct cache_entry *
 cache_lookup(const char *name)
 {
 	struct cache_entry	*e;
+	u_int32_t		h;
 
-	LIST_FOREACH(e, &cache.buckets[hash_fnv1a_str(name) % CACHE_BUCKETS],
-	    hlink) {
-		if (e->conn == NULL && !strcmp(e->name, name))
+	/* The whole hash first: no string is read for another key. */
+	h = (u_int32_t)hash_fnv1a_str(name);
+	LIST_FOREACH(e, &cache.buckets[h % CACHE_BUCKETS], hlink) {
+		if (e->hash == h && e->conn == NULL && !strcmp(e->name, name))
 			return (e);
 	}
 
@@ -183,15 +186,16 @@ cache_lookup_conn(const char *name, const char *subject)
 {
 	struct cache_entry	*e;
 	char			key[CONN_KEY_MAX];
+	u_int32_t		h;
 
 	if (conn_is_default(subject))
 		return (cache_lookup(name));
 
 	conn_key(name, subject, key, sizeof(key));
-	LIST_FOREACH(e, &cache.buckets[hash_fnv1a_str(key) % CACHE_BUCKETS],
-	    hlink) {
-		if (e->conn != NULL && !strcmp(e->conn, subject) &&
-		    !strcmp(e->name, name))
+	h = (u_int32_t)hash_fnv1a_str(key);
+	LIST_FOREACH(e, &cache.buckets[h % CACHE_BUCKETS], hlink) {
+		if (e->hash == h && e->conn != NULL &&
+		    !strcmp(e->conn, subject) && !strcmp(e->name, name))
 			return (e);
 	}
 
@@ -495,6 +499,7 @@ cache_apply(const struct token_row *t)
 	const char		*subject;
 	char			field[16 + KILN_SUBJECT_MAX];
 
+	cache.changes++;
 	subject = conn_is_default(t->subject) ? NULL : t->subject;
 	if ((e = cache_lookup_conn(t->name, subject)) == NULL)
 		e = cache_insert(t->name, subject);
@@ -577,7 +582,13 @@ cache_apply(const struct token_row *t)
 		e->retry_ms = 0;
 		e->epoch++;
 	}
-	if (render)
+	/*
+	 * A connection's answer is rendered when first asked for (most of
+	 * 100 000 may never be): a kilobyte each, for nothing, at boot.
+	 */
+	if (render && e->conn != NULL)
+		answer_free(e);
+	else if (render)
 		cache_answer(e);
 	if (e->epoch != epoch) {
 		cache_wake(e);
@@ -625,6 +636,7 @@ cache_insert(const char *name, const char *subject)
 static void
 cache_remove(struct cache_entry *e)
 {
+	cache.changes++;
 	cache_wake(e);
 	cache_changed();
 	if (removed_cb != NULL)
@@ -691,8 +703,12 @@ cache_answer(struct cache_entry *e)
 	yajl_gen_free(g);
 	buf->data[e->answer_split] = ',';	/* was the opening brace */
 
-	/* One piece, so an answer is one read from memory. */
-	e->answer = (char *)kore_buf_release(buf, &e->answer_len);
+	/* One piece, so an answer is one read from memory; no slack. */
+	e->answer_len = buf->offset;
+	e->answer = kore_malloc(e->answer_len);
+	memcpy(e->answer, buf->data, e->answer_len);
+	OPENSSL_cleanse(buf->data, buf->length);
+	kore_buf_free(buf);
 }
 
 static yajl_gen
@@ -1237,4 +1253,11 @@ lane_fallback(void)
 	listener.busy = 0;
 	kore_free(listener.inflight);
 	listener.inflight = NULL;
+}
+
+/* A count of the rows applied and entries removed: what may have moved. */
+u_int64_t
+cache_changes(void)
+{
+	return (cache.changes);
 }

@@ -1635,6 +1635,7 @@ int	store_lane_send(struct pg_conn *, int, const char *);
 void	store_lane_rows(struct pg_result *, struct store_rows *);
 void	store_lane_free(struct store_rows *);
 void	cache_announce(const char *);
+u_int64_t	cache_changes(void);
 void	store_load_page(int64_t, const char *, int, store_rows_cb, void *);
 
 #endif /* Kore */
