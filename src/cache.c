@@ -30,6 +30,7 @@
 #define CACHE_BUCKETS		131072	/* 100 000 connections: short chains */
 #define CACHE_TICK_MS		50
 #define CACHE_PAGE		5000	/* rows per page of a full load */
+#define CACHE_CONN_RECONCILE	12	/* every 12th reconcile: connections */
 #define LISTEN_RETRY_MS		1000
 #define KILN_TYPE_LISTEN	100
 
@@ -50,6 +51,9 @@ static struct {
 	u_int32_t				count;
 	u_int32_t				nconns;
 	u_int64_t				changes;
+	int					load_conns;
+	int					load_pending;
+	u_int32_t				reconciles;
 } cache;
 
 /*
@@ -104,6 +108,7 @@ static void	cache_wake(struct cache_entry *);
 static void	cache_tick(void *, u_int64_t);
 static void	cache_reconcile(void *, u_int64_t);
 static void	cache_load_all(void);
+static void	cache_load(int);
 static void	listen_connect(void *, u_int64_t);
 static void	listen_handle(void *, int);
 static void	listen_names(char *);
@@ -375,7 +380,15 @@ cache_reconcile(void *unused, u_int64_t unused2)
 		listen_connect(NULL, 0);
 	else if (listener.state == LISTEN_UP)
 		listen_ping();
-	cache_load_all();
+
+	/*
+	 * The sources every time; the connections (100 000 rows) less
+	 * often: a change of one is announced and reloaded on the lane,
+	 * and everything is reloaded when the LISTEN connection comes back.
+	 */
+	cache.reconciles++;
+	cache_load(!cache.loaded || cache.load_pending ||
+	    cache.reconciles % CACHE_CONN_RECONCILE == 0);
 }
 
 /*
@@ -385,15 +398,28 @@ cache_reconcile(void *unused, u_int64_t unused2)
 static void
 cache_load_all(void)
 {
+	cache_load(1);
+}
+
+/* Every row (conns 1) or the sources' own (0); one load at a time. */
+static void
+cache_load(int conns)
+{
 	struct cache_entry	*e;
 
-	if (cache.loading)
+	if (cache.loading) {
+		if (conns && !cache.load_conns)
+			cache.load_pending = 1;
 		return;
+	}
 	cache.loading = 1;
+	cache.load_conns = conns;
+	cache.load_pending = 0;
 
-	for (e = cache_any_first(); e != NULL; e = cache_any_next(e))
+	for (e = conns ? cache_any_first() : cache_first(); e != NULL;
+	    e = conns ? cache_any_next(e) : cache_next(e))
 		e->seen = 0;
-	store_load_page(0, "", CACHE_PAGE, cache_loaded_all, NULL);
+	store_load_page(0, "", CACHE_PAGE, conns, cache_loaded_all, NULL);
 }
 
 static void
@@ -404,6 +430,8 @@ cache_loaded_all(const struct store_rows *rows, void *arg, int ok)
 	size_t			i;
 
 	if (!ok) {
+		if (cache.load_conns)
+			cache.load_pending = 1;
 		cache.loading = 0;
 		return;
 	}
@@ -412,7 +440,7 @@ cache_loaded_all(const struct store_rows *rows, void *arg, int ok)
 	if (rows->n == CACHE_PAGE) {
 		last = &rows->tokens[rows->n - 1];
 		store_load_page(last->id, last->subject, CACHE_PAGE,
-		    cache_loaded_all, NULL);
+		    cache.load_conns, cache_loaded_all, NULL);
 	}
 
 	for (i = 0; i < rows->n; i++)
@@ -421,12 +449,18 @@ cache_loaded_all(const struct store_rows *rows, void *arg, int ok)
 		return;
 	cache.loading = 0;
 
-	for (e = cache_any_first(); e != NULL; e = next) {
-		next = cache_any_next(e);
+	for (e = cache.load_conns ? cache_any_first() : cache_first();
+	    e != NULL; e = next) {
+		next = cache.load_conns ? cache_any_next(e) : cache_next(e);
 		if (!e->seen)
 			cache_remove(e);
 	}
 
+	if (!cache.load_conns) {
+		if (cache.load_pending)
+			cache_load(1);
+		return;
+	}
 	if (!cache.loaded) {
 		cache.loaded = 1;
 		log_kv(LOG_LVL_INFO, "token cache loaded",

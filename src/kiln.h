@@ -1636,7 +1636,8 @@ void	store_lane_rows(struct pg_result *, struct store_rows *);
 void	store_lane_free(struct store_rows *);
 void	cache_announce(const char *);
 u_int64_t	cache_changes(void);
-void	store_load_page(int64_t, const char *, int, store_rows_cb, void *);
+void	store_load_page(int64_t, const char *, int, int, store_rows_cb,
+	    void *);
 
 #endif /* Kore */
 

@@ -3606,18 +3606,23 @@ static const char q_load_page[] =
     "FROM tokens t JOIN token_sources s ON s.id = t.source_id "
     "LEFT JOIN ks ON ks.id = s.id "
     "WHERE (t.source_id, t.subject) > ($1::bigint, $2::text) "
+    "AND ($4::boolean OR t.subject = 'default') "
     "ORDER BY t.source_id, t.subject LIMIT $3::integer";
 
-/* Worker: the page of tokens after (source id, subject); "" first. */
+/*
+ * Worker: the page of tokens after (source id, subject), "" first; all
+ * of them, or (conns 0) only the sources' own.
+ */
 void
 store_load_page(int64_t after_id, const char *after_subject, int limit,
-    store_rows_cb cb, void *arg)
+    int conns, store_rows_cb cb, void *arg)
 {
 	char		*id, *lim;
 
 	id = i64(after_id);
 	lim = i64(limit);
-	store_job(q_load_page, cb, arg, 3, id, after_subject, lim);
+	store_job(q_load_page, cb, arg, 4, id, after_subject, lim,
+	    conns ? "true" : "false");
 	kore_free(id);
 	kore_free(lim);
 }
