@@ -27,8 +27,10 @@
 
 #include "kiln.h"
 
-#define CACHE_BUCKETS		16384
+#define CACHE_BUCKETS		131072	/* 100 000 connections: short chains */
 #define CACHE_TICK_MS		50
+#define CACHE_PAGE		5000	/* rows per page of a full load */
+#define CACHE_CONN_RECONCILE	12	/* every 12th reconcile: connections */
 #define LISTEN_RETRY_MS		1000
 #define KILN_TYPE_LISTEN	100
 
@@ -48,6 +50,10 @@ static struct {
 	int					paused;
 	u_int32_t				count;
 	u_int32_t				nconns;
+	u_int64_t				changes;
+	int					load_conns;
+	int					load_pending;
+	u_int32_t				reconciles;
 } cache;
 
 /*
@@ -63,7 +69,16 @@ static struct {
 	int			writing;
 	struct kore_timer	*deadline;
 	int64_t			ping_ms;	/* when sent, 0: none */
+	int			busy;		/* what was sent, 0: none */
+	int			gathering;	/* notifies being read */
+	char			*inflight;	/* names of the lane's query */
+	struct kore_buf		*reloads;	/* names to reload */
+	struct kore_buf		*announces;	/* names to announce */
 } listener;
+
+/* What the LISTEN connection was asked (besides STORE_LANE_*). */
+#define LANE_LISTEN		10
+#define LANE_PING		11
 
 /*
  * Who hears of what: the channels of the layers above (cache_listen),
@@ -93,6 +108,7 @@ static void	cache_wake(struct cache_entry *);
 static void	cache_tick(void *, u_int64_t);
 static void	cache_reconcile(void *, u_int64_t);
 static void	cache_load_all(void);
+static void	cache_load(int);
 static void	listen_connect(void *, u_int64_t);
 static void	listen_handle(void *, int);
 static void	listen_names(char *);
@@ -106,6 +122,12 @@ static void	listen_up(void);
 static void	listen_ping(void);
 static void	listen_timeout(void *, u_int64_t);
 static void	listen_lost(const char *);
+static void	lane_add(struct kore_buf **, const char *);
+static char	*lane_take(struct kore_buf *);
+static void	lane_next(void);
+static void	lane_done(void);
+static void	lane_fallback(void);
+static void	lane_reloaded(PGresult *);
 static yajl_gen	answer_gen(struct kore_buf *);
 static void	answer_append(void *, const char *, size_t);
 static void	answer_free(struct cache_entry *);
@@ -148,10 +170,12 @@ struct cache_entry *
 cache_lookup(const char *name)
 {
 	struct cache_entry	*e;
+	u_int32_t		h;
 
-	LIST_FOREACH(e, &cache.buckets[hash_fnv1a_str(name) % CACHE_BUCKETS],
-	    hlink) {
-		if (e->conn == NULL && !strcmp(e->name, name))
+	/* The whole hash first: no string is read for another key. */
+	h = (u_int32_t)hash_fnv1a_str(name);
+	LIST_FOREACH(e, &cache.buckets[h % CACHE_BUCKETS], hlink) {
+		if (e->hash == h && e->conn == NULL && !strcmp(e->name, name))
 			return (e);
 	}
 
@@ -167,15 +191,16 @@ cache_lookup_conn(const char *name, const char *subject)
 {
 	struct cache_entry	*e;
 	char			key[CONN_KEY_MAX];
+	u_int32_t		h;
 
 	if (conn_is_default(subject))
 		return (cache_lookup(name));
 
 	conn_key(name, subject, key, sizeof(key));
-	LIST_FOREACH(e, &cache.buckets[hash_fnv1a_str(key) % CACHE_BUCKETS],
-	    hlink) {
-		if (e->conn != NULL && !strcmp(e->conn, subject) &&
-		    !strcmp(e->name, name))
+	h = (u_int32_t)hash_fnv1a_str(key);
+	LIST_FOREACH(e, &cache.buckets[h % CACHE_BUCKETS], hlink) {
+		if (e->hash == h && e->conn != NULL &&
+		    !strcmp(e->conn, subject) && !strcmp(e->name, name))
 			return (e);
 	}
 
@@ -245,10 +270,32 @@ cache_valid(const struct cache_entry *e, int64_t now)
 	    e->expires_ms > now + CACHE_VALID_MARGIN_MS);
 }
 
+/*
+ * Reload name: on the LISTEN connection when it is up (no wait behind
+ * the pool's jobs, and the names heard meanwhile go as one query), else
+ * in the pool.
+ */
 void
 cache_reload(const char *name)
 {
-	store_reload(name, cache_loaded_names);
+	if (listener.state != LISTEN_UP) {
+		store_reload(name, cache_loaded_names);
+		return;
+	}
+	lane_add(&listener.reloads, name);
+	lane_next();
+}
+
+/* Tell every worker of every instance that name changed, the same way. */
+void
+cache_announce(const char *name)
+{
+	if (listener.state != LISTEN_UP) {
+		store_announce(name);
+		return;
+	}
+	lane_add(&listener.announces, name);
+	lane_next();
 }
 
 /*
@@ -333,40 +380,87 @@ cache_reconcile(void *unused, u_int64_t unused2)
 		listen_connect(NULL, 0);
 	else if (listener.state == LISTEN_UP)
 		listen_ping();
-	cache_load_all();
+
+	/*
+	 * The sources every time; the connections (100 000 rows) less
+	 * often: a change of one is announced and reloaded on the lane,
+	 * and everything is reloaded when the LISTEN connection comes back.
+	 */
+	cache.reconciles++;
+	cache_load(!cache.loaded || cache.load_pending ||
+	    cache.reconciles % CACHE_CONN_RECONCILE == 0);
 }
 
+/*
+ * The whole table, a page at a time (entries not seen by the end of the
+ * last page are gone): each page is a short step of the event loop.
+ */
 static void
 cache_load_all(void)
 {
-	if (cache.loading)
+	cache_load(1);
+}
+
+/* Every row (conns 1) or the sources' own (0); one load at a time. */
+static void
+cache_load(int conns)
+{
+	struct cache_entry	*e;
+
+	if (cache.loading) {
+		if (conns && !cache.load_conns)
+			cache.load_pending = 1;
 		return;
+	}
 	cache.loading = 1;
-	store_load(cache_loaded_all, NULL);
+	cache.load_conns = conns;
+	cache.load_pending = 0;
+
+	for (e = conns ? cache_any_first() : cache_first(); e != NULL;
+	    e = conns ? cache_any_next(e) : cache_next(e))
+		e->seen = 0;
+	store_load_page(0, "", CACHE_PAGE, conns, cache_loaded_all, NULL);
 }
 
 static void
 cache_loaded_all(const struct store_rows *rows, void *arg, int ok)
 {
+	const struct token_row	*last;
 	struct cache_entry	*e, *next;
 	size_t			i;
 
-	cache.loading = 0;
-	if (!ok)
+	if (!ok) {
+		if (cache.load_conns)
+			cache.load_pending = 1;
+		cache.loading = 0;
 		return;
+	}
 
-	for (e = cache_any_first(); e != NULL; e = cache_any_next(e))
-		e->seen = 0;
+	/* The next page is asked for first: PostgreSQL works meanwhile. */
+	if (rows->n == CACHE_PAGE) {
+		last = &rows->tokens[rows->n - 1];
+		store_load_page(last->id, last->subject, CACHE_PAGE,
+		    cache.load_conns, cache_loaded_all, NULL);
+	}
 
 	for (i = 0; i < rows->n; i++)
 		cache_apply(&rows->tokens[i]);
+	if (rows->n == CACHE_PAGE)
+		return;
+	cache.loading = 0;
 
-	for (e = cache_any_first(); e != NULL; e = next) {
-		next = cache_any_next(e);
+	for (e = cache.load_conns ? cache_any_first() : cache_first();
+	    e != NULL; e = next) {
+		next = cache.load_conns ? cache_any_next(e) : cache_next(e);
 		if (!e->seen)
 			cache_remove(e);
 	}
 
+	if (!cache.load_conns) {
+		if (cache.load_pending)
+			cache_load(1);
+		return;
+	}
 	if (!cache.loaded) {
 		cache.loaded = 1;
 		log_kv(LOG_LVL_INFO, "token cache loaded",
@@ -439,6 +533,7 @@ cache_apply(const struct token_row *t)
 	const char		*subject;
 	char			field[16 + KILN_SUBJECT_MAX];
 
+	cache.changes++;
 	subject = conn_is_default(t->subject) ? NULL : t->subject;
 	if ((e = cache_lookup_conn(t->name, subject)) == NULL)
 		e = cache_insert(t->name, subject);
@@ -521,7 +616,13 @@ cache_apply(const struct token_row *t)
 		e->retry_ms = 0;
 		e->epoch++;
 	}
-	if (render)
+	/*
+	 * A connection's answer is rendered when first asked for (most of
+	 * 100 000 may never be): a kilobyte each, for nothing, at boot.
+	 */
+	if (render && e->conn != NULL)
+		answer_free(e);
+	else if (render)
 		cache_answer(e);
 	if (e->epoch != epoch) {
 		cache_wake(e);
@@ -569,6 +670,7 @@ cache_insert(const char *name, const char *subject)
 static void
 cache_remove(struct cache_entry *e)
 {
+	cache.changes++;
 	cache_wake(e);
 	cache_changed();
 	if (removed_cb != NULL)
@@ -635,8 +737,12 @@ cache_answer(struct cache_entry *e)
 	yajl_gen_free(g);
 	buf->data[e->answer_split] = ',';	/* was the opening brace */
 
-	/* One piece, so an answer is one read from memory. */
-	e->answer = (char *)kore_buf_release(buf, &e->answer_len);
+	/* One piece, so an answer is one read from memory; no slack. */
+	e->answer_len = buf->offset;
+	e->answer = kore_malloc(e->answer_len);
+	memcpy(e->answer, buf->data, e->answer_len);
+	OPENSSL_cleanse(buf->data, buf->length);
+	kore_buf_free(buf);
 }
 
 static yajl_gen
@@ -719,12 +825,17 @@ listen_handle(void *arg, int error)
 		listen_lost("cannot LISTEN for token changes, retrying");
 		return;
 	case KORE_RESULT_OK:
+		lane_done();
 		if (listener.state == LISTEN_SENT)
 			listen_up();
 		listener.ping_ms = 0;
 		break;
 	}
+	if (listener.db == NULL)
+		return;
 
+	/* The names of all the notifies read now go in one reload. */
+	listener.gathering = 1;
 	while ((n = PQnotifies(listener.db)) != NULL) {
 		for (i = 0; i < nchannels; i++) {
 			if (!strcmp(n->relname, channels[i].channel))
@@ -738,6 +849,8 @@ listen_handle(void *arg, int error)
 			listen_names(n->extra);
 		PQfreemem(n);
 	}
+	listener.gathering = 0;
+	lane_next();
 }
 
 static void
@@ -772,6 +885,7 @@ listen_poll(void)
 	}
 
 	listener.state = LISTEN_SENT;
+	listener.busy = LANE_LISTEN;
 	len = snprintf(query, sizeof(query), "LISTEN kiln_tokens");
 	for (i = 0; i < nchannels && len < sizeof(query); i++) {
 		len += snprintf(query + len, sizeof(query) - len,
@@ -810,7 +924,7 @@ listen_results(void)
 	PGresult	*res;
 	int		ret;
 
-	if (listener.state == LISTEN_UP && listener.ping_ms == 0)
+	if (!listener.busy)
 		return (KORE_RESULT_RETRY);
 
 	ret = KORE_RESULT_OK;
@@ -819,9 +933,20 @@ listen_results(void)
 			return (KORE_RESULT_RETRY);
 		if ((res = PQgetResult(listener.db)) == NULL)
 			break;
-		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-		    PQresultStatus(res) != PGRES_EMPTY_QUERY)
+		switch (PQresultStatus(res)) {
+		case PGRES_TUPLES_OK:
+			if (listener.busy == STORE_LANE_RELOAD)
+				lane_reloaded(res);
+			else if (listener.busy != STORE_LANE_ANNOUNCE)
+				ret = KORE_RESULT_ERROR;
+			break;
+		case PGRES_COMMAND_OK:
+		case PGRES_EMPTY_QUERY:
+			break;
+		default:
 			ret = KORE_RESULT_ERROR;
+			break;
+		}
 		PQclear(res);
 	}
 
@@ -886,7 +1011,8 @@ listen_ping(void)
 	int64_t		now;
 
 	now = isotime_now();
-	if (listener.ping_ms == 0) {
+	if (listener.ping_ms == 0 && !listener.busy) {
+		listener.busy = LANE_PING;
 		listen_send("", 0, now);
 		return;
 	}
@@ -938,6 +1064,7 @@ listen_close(void)
 	listener.state = 0;
 	listener.ping_ms = 0;
 	listener.writing = 0;
+	lane_fallback();
 	if (listener.db != NULL) {
 		PQfinish(listener.db);
 		listener.db = NULL;
@@ -1002,4 +1129,169 @@ cache_changed(void)
 {
 	if (changed_cb != NULL)
 		changed_cb();
+}
+
+/* name joins the names of buf (once). */
+static void
+lane_add(struct kore_buf **buf, const char *name)
+{
+	struct kore_buf	*b;
+	size_t		len, i, end;
+
+	if (*buf == NULL)
+		*buf = kore_buf_alloc(1024);
+	b = *buf;
+
+	len = strlen(name);
+	for (i = 0; i < b->offset; i = end + 1) {
+		for (end = i; end < b->offset && b->data[end] != ','; end++)
+			;
+		if (end - i == len && !memcmp(b->data + i, name, len))
+			return;
+	}
+
+	if (b->offset > 0)
+		kore_buf_append(b, ",", 1);
+	kore_buf_append(b, name, len);
+}
+
+/* The first names of b, whole, that fit in a NOTIFY payload. */
+static char *
+lane_take(struct kore_buf *b)
+{
+	char		*names;
+	size_t		cut, len;
+
+	len = b->offset;
+	cut = len;
+	if (cut > STORE_LANE_MAX) {
+		for (cut = STORE_LANE_MAX; b->data[cut] != ','; cut--)
+			;
+	}
+
+	names = kore_malloc(cut + 1);
+	memcpy(names, b->data, cut);
+	names[cut] = '\0';
+
+	if (cut < len) {
+		memmove(b->data, b->data + cut + 1, len - cut - 1);
+		b->offset = len - cut - 1;
+	} else {
+		b->offset = 0;
+	}
+
+	return (names);
+}
+
+/*
+ * One query at a time on the connection: announces first (other
+ * workers wait for them), then reloads, each batch as one statement.
+ */
+static void
+lane_next(void)
+{
+	struct kore_buf	*b;
+	int		what;
+
+	if (listener.state != LISTEN_UP || listener.busy ||
+	    listener.gathering || listener.db == NULL)
+		return;
+
+	if (listener.announces != NULL && listener.announces->offset > 0) {
+		b = listener.announces;
+		what = STORE_LANE_ANNOUNCE;
+	} else if (listener.reloads != NULL && listener.reloads->offset > 0) {
+		b = listener.reloads;
+		what = STORE_LANE_RELOAD;
+	} else {
+		return;
+	}
+
+	listener.inflight = lane_take(b);
+	listener.busy = what;
+	if (!store_lane_send(listener.db, what, listener.inflight)) {
+		listen_lost("lost the LISTEN connection");
+		return;
+	}
+	listener.writing = 1;
+	if (!listen_flush())
+		return;
+	listener.ping_ms = isotime_now();	/* answered in time? */
+}
+
+/* The rows of the reload in flight, as from the pool. */
+static void
+lane_reloaded(PGresult *res)
+{
+	struct store_rows	rows;
+
+	store_lane_rows(res, &rows);
+	cache_loaded_names(&rows, listener.inflight, 1);
+	store_lane_free(&rows);
+}
+
+/* The query sent was answered. */
+static void
+lane_done(void)
+{
+	listener.busy = 0;
+	kore_free(listener.inflight);
+	listener.inflight = NULL;
+}
+
+/*
+ * The connection is gone: what it was to do (and what it may not have
+ * done) goes through the pool.
+ */
+static void
+lane_fallback(void)
+{
+	struct kore_buf	*b;
+	char		*names, *name, *p;
+	int		i;
+
+	for (i = 0; i < 2; i++) {
+		b = i == 0 ? listener.announces : listener.reloads;
+		if (listener.inflight != NULL &&
+		    listener.busy == (i == 0 ? STORE_LANE_ANNOUNCE :
+		    STORE_LANE_RELOAD)) {
+			if (b == NULL) {
+				b = kore_buf_alloc(1024);
+				if (i == 0)
+					listener.announces = b;
+				else
+					listener.reloads = b;
+			}
+			if (b->offset > 0)
+				kore_buf_append(b, ",", 1);
+			kore_buf_append(b, listener.inflight,
+			    strlen(listener.inflight));
+		}
+		if (b == NULL || b->offset == 0)
+			continue;
+
+		kore_buf_append(b, "", 1);
+		names = p = kore_strdup((const char *)b->data);
+		b->offset = 0;
+		while ((name = strsep(&p, ",")) != NULL) {
+			if (*name == '\0')
+				continue;
+			if (i == 0)
+				store_announce(name);
+			else
+				store_reload(name, cache_loaded_names);
+		}
+		kore_free(names);
+	}
+
+	listener.busy = 0;
+	kore_free(listener.inflight);
+	listener.inflight = NULL;
+}
+
+/* A count of the rows applied and entries removed: what may have moved. */
+u_int64_t
+cache_changes(void)
+{
+	return (cache.changes);
 }

@@ -1839,6 +1839,23 @@ int	device_busy(void);
 int	api_device_create(struct http_request *, struct api_state *,
 	    const char *);
 
+/*
+ * The fast lane of changes (store.c for cache.c): reloads and announces
+ * on the LISTEN connection, never queued behind the pool's jobs.
+ */
+#define STORE_LANE_RELOAD	1
+#define STORE_LANE_ANNOUNCE	2
+#define STORE_LANE_MAX		7900	/* a NOTIFY payload < 8000 bytes */
+struct pg_conn;
+struct pg_result;
+int	store_lane_send(struct pg_conn *, int, const char *);
+void	store_lane_rows(struct pg_result *, struct store_rows *);
+void	store_lane_free(struct store_rows *);
+void	cache_announce(const char *);
+u_int64_t	cache_changes(void);
+void	store_load_page(int64_t, const char *, int, int, store_rows_cb,
+	    void *);
+
 #endif /* Kore */
 
 #endif /* !__H_KILN_H */

@@ -37,11 +37,14 @@
 static u_int32_t		refresh_running;
 static int			refresh_behind;
 static struct cache_entry	*refresh_cursor;
+static int64_t			refresh_soonest;	/* 0: scan */
+static u_int64_t		refresh_changes;	/* cache_changes() */
 
 static void	refresh_tick(void *, u_int64_t);
 static void	refresh_scan(void);
 static int	refresh_due(const struct cache_entry *, int64_t);
 static int	refresh_mine(const struct cache_entry *);
+static void	refresh_soon(const struct cache_entry *, int64_t *);
 static int	refresh_source_live(const struct cache_entry *);
 static void	refresh_leased(const struct store_rows *, void *, int);
 static int	refresh_source(struct attempt *, struct source_row *);
@@ -157,14 +160,25 @@ refresh_scan(void)
 {
 	struct cache_entry	*e;
 	u_int32_t		left;
-	int64_t			now;
+	int64_t			now, soonest;
 
 	refresh_behind = 0;
 	if (!cache_loaded() || !kiln_config.prewarming_enabled ||
 	    cache_paused() || drain_active())
 		return;
 
+	/*
+	 * Nothing is due before the soonest time the last whole pass saw,
+	 * unless an entry changed since or an attempt ended: with 100 000
+	 * connections a pass is 100 000 entries read, five times a second.
+	 */
 	now = isotime_now();
+	if (refresh_soonest != 0 && now < refresh_soonest &&
+	    refresh_changes == cache_changes())
+		return;
+	refresh_changes = cache_changes();
+	soonest = INT64_MAX;
+
 	e = refresh_cursor != NULL ? refresh_cursor : cache_any_first();
 	for (left = cache_any_count(); left > 0 && e != NULL; left--) {
 		if (refresh_running >= REFRESH_MAX_RUNNING) {
@@ -173,10 +187,33 @@ refresh_scan(void)
 		}
 		if (!refresh_exchange(e, now) && refresh_due(e, now))
 			refresh_request(e, TRIGGER_SCHEDULE, 0, NULL, NULL);
+		else
+			refresh_soon(e, &soonest);
 		if ((e = cache_any_next(e)) == NULL)
 			e = cache_any_first();
 	}
 	refresh_cursor = e;
+	refresh_soonest = refresh_behind ? 0 : soonest;
+}
+
+/* When e may be due at the earliest, if nothing changes meanwhile. */
+static void
+refresh_soon(const struct cache_entry *e, int64_t *soonest)
+{
+	int64_t		t;
+
+	if (e->kind == KIND_TOKEN_EXCHANGE) {
+		*soonest = 1;			/* waits on others: look */
+		return;
+	}
+	/* Its end looks again; a change of these is a cache change. */
+	if (e->inflight || !e->enabled || e->paused || e->reauth)
+		return;
+	t = refresh_mine(e) ? e->next_ms : e->next_ms + REFRESH_OTHERS_MS;
+	if (e->retry_ms > t)
+		t = e->retry_ms;
+	if (t < *soonest)
+		*soonest = t;
 }
 
 static int
@@ -279,7 +316,7 @@ refresh_leased(const struct store_rows *rows, void *arg, int ok)
 	    "trigger", at->trigger, NULL);
 	log_context(NULL, NULL);
 	conn_key(at->name, at->subject, key, sizeof(key));
-	store_announce(key);			/* leased: "refreshing" */
+	cache_announce(key);			/* leased: "refreshing" */
 	at->renew = kore_timer_add(refresh_renew, kiln_config.lease_ms / 3,
 	    at, 0);
 	upstream_send(at, refresh_answered);
@@ -485,8 +522,8 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 	log_context(NULL, NULL);
 
 	conn_key(at->name, at->subject, key, sizeof(key));
+	cache_announce(key);		/* first: other workers wait */
 	cache_reload(key);
-	store_announce(key);
 	refresh_end(at);
 }
 
@@ -507,6 +544,7 @@ refresh_end(struct attempt *at)
 		kore_timer_remove(at->renew);
 	if (at->otel.sampled)
 		refresh_span(at);
+	refresh_soonest = 0;
 	if ((e = cache_lookup_conn(at->name, at->subject)) != NULL) {
 		e->inflight = 0;
 		if (at->ok == -1)

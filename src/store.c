@@ -728,6 +728,7 @@ static const char q_conn_delete[] =
 static void	dec_conns(PGresult *, struct store_job *,
 		    struct store_rows *);
 static int	dec_device_rows(struct store_job *, struct store_rows *);
+static int	dec_page_rows(struct store_job *, struct store_rows *);
 
 static int	sync_tries = STORE_CONNECT_TRIES;
 
@@ -2820,7 +2821,7 @@ store_decode_rows(struct store_job *job, struct store_rows *rows)
 		    col_numn(res, 0, c) : STORE_NULL;
 	}
 	if (dec_webhook_rows(job, rows) || dec_flow_rows(job, rows) ||
-	    dec_device_rows(job, rows))
+	    dec_device_rows(job, rows) || dec_page_rows(job, rows))
 		return;
 	for (i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++) {
 		if (decoders[i].query == job->query) {
@@ -4050,4 +4051,92 @@ source_digest_code(const struct source *src, yajl_gen g)
 			yajl_gen_string(g, (const unsigned char *)s[i],
 			    strlen(s[i]));
 	}
+}
+
+/*
+ * The fast lane (cache.c): reloads and announces sent on the caller's
+ * own connection (the LISTEN one), so that a change does not wait in
+ * the pool's queue behind background queries. Non-blocking: the caller
+ * flushes and reads the answer from its event loop.
+ */
+int
+store_lane_send(PGconn *db, int what, const char *names)
+{
+	const char	*values[1];
+
+	values[0] = names;
+	return (PQsendQueryParams(db, what == STORE_LANE_RELOAD ? q_reload :
+	    q_announce, 1, NULL, values, NULL, NULL, 0));
+}
+
+/* The rows of a reload answered on the lane; store_lane_free() them. */
+void
+store_lane_rows(PGresult *res, struct store_rows *rows)
+{
+	memset(rows, 0, sizeof(*rows));
+	rows->num[0] = rows->num[1] = rows->num[2] = STORE_NULL;
+	rows->n = PQntuples(res);
+	dec_tokens(res, NULL, rows);
+}
+
+void
+store_lane_free(struct store_rows *rows)
+{
+	store_rows_free(rows);
+}
+
+/*
+ * The whole table in pages, in key order (the primary key's): a page
+ * costs the worker one bounded step of its event loop and libpq one
+ * page of memory, where one result of 100 000 rows cost hundreds of
+ * MB and seconds. The signing kid and the host are found once per
+ * source, not per row (kiln_host is a regular expression).
+ * The columns are q_load's.
+ */
+static const char q_load_page[] =
+    "WITH ks AS MATERIALIZED (SELECT s2.id, k.kid, "
+    "kiln_host(s2.token_url) AS host FROM token_sources s2 "
+    Q_SIGNING_KEY " WHERE s2.id >= $1::bigint) "
+    "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
+    "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
+    "COALESCE((SELECT value = 'true' FROM settings "
+    "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
+    "COALESCE(t.lease_until > now(), false), "
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
+    "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
+    "t.subject_generation, s.auth_method, s.tls_cert_subject, "
+    "ks.host, t.subject, t.state, ks.kid "
+    "FROM tokens t JOIN token_sources s ON s.id = t.source_id "
+    "LEFT JOIN ks ON ks.id = s.id "
+    "WHERE (t.source_id, t.subject) > ($1::bigint, $2::text) "
+    "AND ($4::boolean OR t.subject = 'default') "
+    "ORDER BY t.source_id, t.subject LIMIT $3::integer";
+
+/*
+ * Worker: the page of tokens after (source id, subject), "" first; all
+ * of them, or (conns 0) only the sources' own.
+ */
+void
+store_load_page(int64_t after_id, const char *after_subject, int limit,
+    int conns, store_rows_cb cb, void *arg)
+{
+	char		*id, *lim;
+
+	id = i64(after_id);
+	lim = i64(limit);
+	store_job(q_load_page, cb, arg, 4, id, after_subject, lim,
+	    conns ? "true" : "false");
+	kore_free(id);
+	kore_free(lim);
+}
+
+static int
+dec_page_rows(struct store_job *job, struct store_rows *rows)
+{
+	if (job->query != q_load_page)
+		return (0);
+	dec_tokens(job->sql.result, job, rows);
+	return (1);
 }
