@@ -82,7 +82,9 @@ api_current_token(struct http_request *req, struct api_state *st)
 
 	if (cache_valid(e, now) &&
 	    e->expires_ms - now >= st->min_ttl * 1000) {
-		if (!push_not_modified(req, e))
+		if (push_not_modified(req, e))
+			return (KORE_RESULT_OK);
+		if (st->poll_until == 0 || !push_answer(req, e, now))
 			public_token(req, e, now);
 		return (KORE_RESULT_OK);
 	}

@@ -1553,6 +1553,7 @@ int	push_wait(struct http_request *, struct api_state *,
 	    struct cache_entry *, int64_t);
 void	push_unpark(struct api_state *);
 int	push_not_modified(struct http_request *, struct cache_entry *);
+int	push_answer(struct http_request *, struct cache_entry *, int64_t);
 int	push_stream_entry(struct http_request *, struct api_state *,
 	    struct cache_entry *);
 

@@ -71,6 +71,19 @@ struct push_entry {
 	TAILQ_ENTRY(push_entry)		list;
 };
 
+/*
+ * The answer of the long-polls a new token wakes, rendered once per wake
+ * (and second of expires_in) instead of by http_response per request:
+ * the bytes Kore would write, but for the headers each request has.
+ */
+static struct {
+	struct cache_entry	*e;
+	const char		*answer;	/* the e->answer it is of */
+	int64_t			expires_in;
+	struct kore_buf		head;		/* status line, keep-alive */
+	struct kore_buf		tail;		/* our headers, the body */
+} push_ans;
+
 static struct {
 	TAILQ_HEAD(, push_entry)	entries;
 	int64_t				waiters;
@@ -107,12 +120,16 @@ static int	push_refused(struct push_stream *, struct cache_entry *,
 static int	push_header(struct http_request *);
 static void	push_revoked_event(struct kore_buf *, struct cache_entry *,
 		    const char *, const char *);
+static void	push_answer_render(struct cache_entry *, int64_t);
+static void	push_answer_forget(void);
 static int	push_etag_match(const char *, const char *);
 
 void
 push_init(void)
 {
 	TAILQ_INIT(&push.entries);
+	kore_buf_init(&push_ans.head, 128);
+	kore_buf_init(&push_ans.tail, 1024);
 	push_count();
 	cache_watch_entry(push_entry_cb);
 	auth_revoke_watch(push_key_revoked);
@@ -294,6 +311,66 @@ push_not_modified(struct http_request *req, struct cache_entry *e)
 }
 
 /*
+ * Answer a long-poll the current token of e with the answer rendered
+ * once for all it woke: 1 if answered, 0 when Kore's way must (a HEAD,
+ * HTTP/1.0, a closing connection, cookies, HSTS), the caller answers.
+ */
+int
+push_answer(struct http_request *req, struct cache_entry *e, int64_t now)
+{
+	struct connection	*c = req->owner;
+	struct http_header	*hdr;
+	const char		*v;
+	char			line[512];
+	size_t			hl, vl;
+	int64_t			in;
+
+	if (c == NULL || c->proto != CONN_PROTO_HTTP ||
+	    req->method != HTTP_METHOD_GET ||
+	    (req->flags & HTTP_VERSION_1_0) ||
+	    (c->flags & (CONN_CLOSE_EMPTY | CONN_IS_BUSY)) ||
+	    http_keepalive_time == 0 || http_hsts_enable != 0 ||
+	    !TAILQ_EMPTY(&req->resp_cookies) ||
+	    (http_request_header(req, "connection", &v) &&
+	    !strcasecmp(v, "close")))
+		return (0);
+
+	if (e->answer == NULL)
+		cache_answer(e);
+	if (e->answer == NULL)
+		return (0);
+	in = (e->expires_ms - now) / 1000;
+	if (push_ans.e != e || push_ans.answer != e->answer ||
+	    push_ans.expires_in != in)
+		push_answer_render(e, in);
+
+	net_send_queue(c, push_ans.head.data, push_ans.head.offset);
+	TAILQ_FOREACH(hdr, &req->resp_headers, list) {
+		hl = strlen(hdr->header);
+		vl = strlen(hdr->value);
+		if (hl + vl + 4 > sizeof(line)) {
+			net_send_queue(c, hdr->header, hl);
+			net_send_queue(c, ": ", 2);
+			net_send_queue(c, hdr->value, vl);
+			net_send_queue(c, "\r\n", 2);
+			continue;
+		}
+		memcpy(line, hdr->header, hl);
+		memcpy(line + hl, ": ", 2);
+		memcpy(line + hl + 2, hdr->value, vl);
+		memcpy(line + hl + 2 + vl, "\r\n", 2);
+		net_send_queue(c, line, hl + vl + 4);
+	}
+	net_send_queue(c, push_ans.tail.data, push_ans.tail.offset);
+
+	/* As http_response: the status for the log, the next request. */
+	req->status = 200;
+	http_start_recv(c);
+
+	return (1);
+}
+
+/*
  * Open an event stream on e (access was checked by the caller): the
  * current token and state now, the rest as it comes.
  */
@@ -398,6 +475,9 @@ push_entry_cb(struct cache_entry *e, int what)
 	struct push_entry	*pe;
 	struct push_stream	*s;
 	struct cache_waiter	*w;
+
+	if (push_ans.e == e)
+		push_answer_forget();
 
 	/* Its access may have changed: the waiters look again. */
 	if (what == CACHE_ENTRY_CHANGED && e->enabled) {
@@ -884,4 +964,47 @@ push_revoked_event(struct kore_buf *buf, struct cache_entry *e,
 	kore_buf_append(buf, "\n\n", 2);
 	push_chunk(buf, start);
 	yajl_gen_free(g);
+}
+
+/* The head and tail of push_answer for e, expires_in in. */
+static void
+push_answer_render(struct cache_entry *e, int64_t in)
+{
+	struct kore_buf		*t = &push_ans.tail;
+	char			num[24];
+	size_t			n;
+
+	push_answer_forget();
+	kore_buf_appendf(&push_ans.head, "HTTP/1.1 200 %s\r\n",
+	    http_status_text(200));
+	kore_buf_append(&push_ans.head, http_version, http_version_len);
+	kore_buf_appendf(&push_ans.head, "connection: keep-alive\r\n"
+	    "keep-alive: timeout=%d\r\n", http_keepalive_time);
+
+	n = (size_t)snprintf(num, sizeof(num), "%lld", (long long)in);
+	kore_buf_appendf(t, "Content-Type: application/json; "
+	    "charset=utf-8\r\nCache-Control: no-store\r\n");
+	if (e->fpr[0] != '\0')
+		kore_buf_appendf(t, "ETag: \"%s\"\r\n", e->fpr);
+	kore_buf_appendf(t, "content-length: %zu\r\n\r\n",
+	    e->answer_len + n);
+	kore_buf_append(t, e->answer, e->answer_split);
+	kore_buf_append(t, num, n);
+	kore_buf_append(t, e->answer + e->answer_split,
+	    e->answer_len - e->answer_split);
+
+	push_ans.e = e;
+	push_ans.answer = e->answer;
+	push_ans.expires_in = in;
+}
+
+/* The rendered answer holds a token: wiped when it is no longer of use. */
+static void
+push_answer_forget(void)
+{
+	OPENSSL_cleanse(push_ans.tail.data, push_ans.tail.offset);
+	kore_buf_reset(&push_ans.tail);
+	kore_buf_reset(&push_ans.head);
+	push_ans.e = NULL;
+	push_ans.answer = NULL;
 }
