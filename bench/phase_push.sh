@@ -17,7 +17,10 @@
 #     commit timestamp of its event row) to each long-poll's answer and
 #     each stream's event: p50/p99/max (target p99 <= 50 ms).
 # Knobs: BENCH_WAITERS (10000), BENCH_STREAMS (1000), BENCH_DURATION,
-# BENCH_CONNECTIONS, BENCH_WORKERS, BENCH_KEEP (bench/README.md).
+# BENCH_CONNECTIONS, BENCH_WORKERS, BENCH_KEEP (bench/README.md);
+# BENCH_PERF=1 records the workers with `perf record -g` from the refresh
+# to the last answer and prints the top of the report (BENCH_KEEP=1
+# keeps push.perf).
 
 set -uo pipefail
 
@@ -49,7 +52,7 @@ metric_at_least() {
 
 phase_push() {
 	local nw=${BENCH_WAITERS:-10000} ns=${BENCH_STREAMS:-1000} url \
-	    free1 free2 held fpr rss0 rss1 rss2 cpu0 cpu1 asked p
+	    free1 free2 held fpr rss0 rss1 rss2 cpu0 cpu1 asked p perf=
 
 	cc -O2 -Wall -o "$W/push_probe" bench/push_probe.c ||
 	    die "cannot build bench/push_probe.c"
@@ -86,13 +89,35 @@ phase_push() {
 
 	say "P: one refresh; every waiter answered?"
 	cpu0=$(for p in $(kiln_workers); do cpu_ticks "$p"; done)
+	if [ "${BENCH_PERF:-0}" = 1 ]; then
+		perf record -q -g -o "$W/push.perf" \
+		    -p "$(kiln_workers | paste -sd,)" 2>"$W/perf.err" &
+		perf=$!
+		sleep 1
+	fi
 	touch "$W/go"
 	asked=$(date +%s%N)
 	curl -fsS -X POST -H "Authorization: Bearer $ADMIN_KEY" \
 	    "http://127.0.0.1:$K_PORT/api/tokens/$K_NAME/refresh" >/dev/null ||
 	    die "refresh"
-	wait "$PROBE" || die "push_probe: $(cat "$W/probe.err")"
+	# Up to the last answer; the teardown of the connections after.
+	while [ ! -e "$W/done" ]; do
+		pid_alive "$PROBE" || break
+		sleep 0.01
+	done
 	cpu1=$(for p in $(kiln_workers); do cpu_ticks "$p"; done)
+	if [ -n "$perf" ]; then
+		kill -INT "$perf"
+		wait "$perf"
+		perf report -i "$W/push.perf" --no-children --stdio \
+		    --sort sym 2>/dev/null | grep -v '^#' | grep '%' |
+		    head -40 >"$W/perf.txt"
+		perf report -i "$W/push.perf" --children --stdio \
+		    --sort sym -g none 2>/dev/null | grep -v '^#' |
+		    grep '%' | head -40 >"$W/perf-children.txt"
+	fi
+	touch "$W/release"
+	wait "$PROBE" || die "push_probe: $(cat "$W/probe.err")"
 
 	say "P: current-token throughput, released"
 	sleep 1
@@ -153,6 +178,13 @@ phase_push() {
 	' "$W/probe.out" "$W/push-commit" "$free1" "$held" "$free2" "$nw" \
 	    "$ns" "$rss0" "$rss1" "$rss2" "$asked" "$cpu0" "$cpu1" "$HZ" |
 	    tee "$W/push.txt"
+	if [ -n "$perf" ]; then
+		echo "perf, the workers from the refresh to the last answer" \
+		    "(self):"
+		cat "$W/perf.txt"
+		echo "perf (with children):"
+		cat "$W/perf-children.txt"
+	fi
 }
 
 # On its own: the setup of bench/run.sh, then this phase.
