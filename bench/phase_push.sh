@@ -15,7 +15,10 @@
 #     the ratio of held to the median without (target >= 0.9);
 #   - after one refresh commit, the time from the commit (PostgreSQL's
 #     commit timestamp of its event row) to each long-poll's answer and
-#     each stream's event: p50/p99/max (target p99 <= 50 ms).
+#     each stream's event: p50/p99/max (target p99 <= 50 ms);
+#   - the floor under that figure, in the same run: bench/push_floor.c
+#     sends BENCH_WAITERS ready answers of the same size over loopback
+#     from as many processes as kiln has workers, nothing else.
 # Knobs: BENCH_WAITERS (10000), BENCH_STREAMS (1000), BENCH_DURATION,
 # BENCH_CONNECTIONS, BENCH_WORKERS, BENCH_KEEP (bench/README.md);
 # BENCH_PERF=1 records the workers with `perf record -g` from the refresh
@@ -56,6 +59,8 @@ phase_push() {
 
 	cc -O2 -Wall -o "$W/push_probe" bench/push_probe.c ||
 	    die "cannot build bench/push_probe.c"
+	cc -O2 -Wall -o "$W/push_floor" bench/push_floor.c ||
+	    die "cannot build bench/push_floor.c"
 	K_SOURCES=$W/sources-push.json
 	gen_sources "$K_SOURCES" b 1 3600
 	say "P: kiln with 1 source, $WORKERS workers"
@@ -123,6 +128,10 @@ phase_push() {
 	sleep 1
 	free2=$(wrk_run free2 "$url")
 
+	say "P: the floor: $nw bare loopback answers (bench/push_floor.c)"
+	"$W/push_floor" "$nw" "$WORKERS" "$(curl -fsS -i "$url" | wc -c)" \
+	    >"$W/floor.txt" 2>&1 || die "push_floor: $(cat "$W/floor.txt")"
+
 	q kiln "SELECT kiln_ms(pg_xact_commit_timestamp(e.xmin))
 	    FROM refresh_events e JOIN token_sources s ON s.id = e.source_id
 	    WHERE s.name = '$K_NAME' AND e.outcome = 'success'
@@ -178,6 +187,7 @@ phase_push() {
 	' "$W/probe.out" "$W/push-commit" "$free1" "$held" "$free2" "$nw" \
 	    "$ns" "$rss0" "$rss1" "$rss2" "$asked" "$cpu0" "$cpu1" "$HZ" |
 	    tee "$W/push.txt"
+	tee -a "$W/push.txt" <"$W/floor.txt"
 	if [ -n "$perf" ]; then
 		echo "perf, the workers from the refresh to the last answer" \
 		    "(self):"
