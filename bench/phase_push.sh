@@ -15,9 +15,15 @@
 #     the ratio of held to the median without (target >= 0.9);
 #   - after one refresh commit, the time from the commit (PostgreSQL's
 #     commit timestamp of its event row) to each long-poll's answer and
-#     each stream's event: p50/p99/max (target p99 <= 50 ms).
+#     each stream's event: p50/p99/max (target p99 <= 50 ms);
+#   - the floor under that figure, in the same run: bench/push_floor.c
+#     sends BENCH_WAITERS ready answers of the same size over loopback
+#     from as many processes as kiln has workers, nothing else.
 # Knobs: BENCH_WAITERS (10000), BENCH_STREAMS (1000), BENCH_DURATION,
-# BENCH_CONNECTIONS, BENCH_WORKERS, BENCH_KEEP (bench/README.md).
+# BENCH_CONNECTIONS, BENCH_WORKERS, BENCH_KEEP (bench/README.md);
+# BENCH_PERF=1 records the workers with `perf record -g` from the refresh
+# to the last answer and prints the top of the report (BENCH_KEEP=1
+# keeps push.perf).
 
 set -uo pipefail
 
@@ -49,10 +55,12 @@ metric_at_least() {
 
 phase_push() {
 	local nw=${BENCH_WAITERS:-10000} ns=${BENCH_STREAMS:-1000} url \
-	    free1 free2 held fpr rss0 rss1 rss2 cpu0 cpu1 asked p
+	    free1 free2 held fpr rss0 rss1 rss2 cpu0 cpu1 asked p perf=
 
 	cc -O2 -Wall -o "$W/push_probe" bench/push_probe.c ||
 	    die "cannot build bench/push_probe.c"
+	cc -O2 -Wall -o "$W/push_floor" bench/push_floor.c ||
+	    die "cannot build bench/push_floor.c"
 	K_SOURCES=$W/sources-push.json
 	gen_sources "$K_SOURCES" b 1 3600
 	say "P: kiln with 1 source, $WORKERS workers"
@@ -86,17 +94,43 @@ phase_push() {
 
 	say "P: one refresh; every waiter answered?"
 	cpu0=$(for p in $(kiln_workers); do cpu_ticks "$p"; done)
+	if [ "${BENCH_PERF:-0}" = 1 ]; then
+		perf record -q -g -o "$W/push.perf" \
+		    -p "$(kiln_workers | paste -sd,)" 2>"$W/perf.err" &
+		perf=$!
+		sleep 1
+	fi
 	touch "$W/go"
 	asked=$(date +%s%N)
 	curl -fsS -X POST -H "Authorization: Bearer $ADMIN_KEY" \
 	    "http://127.0.0.1:$K_PORT/api/tokens/$K_NAME/refresh" >/dev/null ||
 	    die "refresh"
-	wait "$PROBE" || die "push_probe: $(cat "$W/probe.err")"
+	# Up to the last answer; the teardown of the connections after.
+	while [ ! -e "$W/done" ]; do
+		pid_alive "$PROBE" || break
+		sleep 0.01
+	done
 	cpu1=$(for p in $(kiln_workers); do cpu_ticks "$p"; done)
+	if [ -n "$perf" ]; then
+		kill -INT "$perf"
+		wait "$perf"
+		perf report -i "$W/push.perf" --no-children --stdio \
+		    --sort sym 2>/dev/null | grep -v '^#' | grep '%' |
+		    head -40 >"$W/perf.txt"
+		perf report -i "$W/push.perf" --children --stdio \
+		    --sort sym -g none 2>/dev/null | grep -v '^#' |
+		    grep '%' | head -40 >"$W/perf-children.txt"
+	fi
+	touch "$W/release"
+	wait "$PROBE" || die "push_probe: $(cat "$W/probe.err")"
 
 	say "P: current-token throughput, released"
 	sleep 1
 	free2=$(wrk_run free2 "$url")
+
+	say "P: the floor: $nw bare loopback answers (bench/push_floor.c)"
+	"$W/push_floor" "$nw" "$WORKERS" "$(curl -fsS -i "$url" | wc -c)" \
+	    >"$W/floor.txt" 2>&1 || die "push_floor: $(cat "$W/floor.txt")"
 
 	q kiln "SELECT kiln_ms(pg_xact_commit_timestamp(e.xmin))
 	    FROM refresh_events e JOIN token_sources s ON s.id = e.source_id
@@ -153,6 +187,14 @@ phase_push() {
 	' "$W/probe.out" "$W/push-commit" "$free1" "$held" "$free2" "$nw" \
 	    "$ns" "$rss0" "$rss1" "$rss2" "$asked" "$cpu0" "$cpu1" "$HZ" |
 	    tee "$W/push.txt"
+	tee -a "$W/push.txt" <"$W/floor.txt"
+	if [ -n "$perf" ]; then
+		echo "perf, the workers from the refresh to the last answer" \
+		    "(self):"
+		cat "$W/perf.txt"
+		echo "perf (with children):"
+		cat "$W/perf-children.txt"
+	fi
 }
 
 # On its own: the setup of bench/run.sh, then this phase.

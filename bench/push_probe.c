@@ -11,7 +11,9 @@
  * its answer came and for each stream the time an "event: token" came,
  * and ends when all did (or after 30 s). Writes DIR/probe.out: one line
  * per connection, "p|s <ms since the epoch> <1 if a 200 (polls)>", and
- * "early N" for long-polls answered before go.
+ * "early N" for long-polls answered before go; then creates DIR/done and
+ * waits (at most 10 s) for DIR/release before it closes its connections,
+ * so that what the server spends on their teardown can be told apart.
  */
 
 #include <sys/types.h>
@@ -186,9 +188,17 @@ main(int argc, char **argv)
 		if (c[i].at != 0)
 			fprintf(out, "%c %.3f %d\n", c[i].stream ? 's' : 'p',
 			    c[i].at, c[i].ok);
-		close(c[i].fd);
 	}
 	fclose(out);
+
+	(void)snprintf(path, sizeof(path), "%s/done", dir);
+	if ((out = fopen(path, "w")) != NULL)
+		fclose(out);
+	deadline = now_ms() + 10000;
+	while (!exists(dir, "release") && now_ms() < deadline)
+		(void)usleep(10000);
+	for (i = 0; i < np + ns; i++)
+		close(c[i].fd);
 
 	return (0);
 }

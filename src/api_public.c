@@ -82,7 +82,9 @@ api_current_token(struct http_request *req, struct api_state *st)
 
 	if (cache_valid(e, now) &&
 	    e->expires_ms - now >= st->min_ttl * 1000) {
-		if (!push_not_modified(req, e))
+		if (push_not_modified(req, e))
+			return (KORE_RESULT_OK);
+		if (st->poll_until == 0 || !push_answer(req, e, now))
 			public_token(req, e, now);
 		return (KORE_RESULT_OK);
 	}
@@ -203,7 +205,8 @@ static struct cache_entry *
 public_entry(struct http_request *req, struct api_state *st, int *ret)
 {
 	struct cache_entry	*e;
-	const char		*v;
+	const char		*v, *code, *msg;
+	int			status;
 
 	*ret = KORE_RESULT_OK;
 
@@ -231,16 +234,17 @@ public_entry(struct http_request *req, struct api_state *st, int *ret)
 		return (NULL);
 	}
 
-	if (e->access == ACCESS_KEY && st->principal.role < ROLE_CLIENT) {
-		http_response_header(req, "WWW-Authenticate", "Bearer");
-		api_error(req, 401, "unauthorized",
-		    "this source requires a client key");
-		return (NULL);
-	}
-	if (e->access == ACCESS_KEY &&
-	    !auth_key_scope_allows(&st->principal, e->name)) {
-		api_error(req, 403, "forbidden",
-		    "this key is not scoped to this token source");
+	/* Woken after a wait: the credential may have gone meanwhile. */
+	if (st->stage != 0 && !auth_principal_live(&st->principal,
+	    isotime_now()))
+		auth_principal_drop(&st->principal);
+
+	if ((status = auth_source_refused(&st->principal, e->access, e->name,
+	    &code, &msg)) != 0) {
+		if (status == 401)
+			http_response_header(req, "WWW-Authenticate",
+			    "Bearer");
+		api_error(req, status, code, msg);
 		return (NULL);
 	}
 

@@ -34,6 +34,7 @@
 #define JWT_LEEWAY_MS		30000
 #define KEY_PREFIX		"kiln_"
 #define LOGIN_RATE_SALT		0x6c6f67696e000001ULL
+#define AUTH_WATCH_MAX		4
 
 struct auth_key {
 	int64_t		id;
@@ -51,7 +52,10 @@ static struct {
 	int			again;
 	int			(*cookie_cb)(struct http_request *,
 				    struct principal *);
-	void			(*revoked_cb)(int64_t);
+	void			(*revoked_cb[AUTH_WATCH_MAX])(int64_t);
+	size_t			nrevoked_cb;
+	void			(*keys_cb[AUTH_WATCH_MAX])(void);
+	size_t			nkeys_cb;
 } auth;
 
 static int	auth_jwt(const char *, struct principal *);
@@ -119,9 +123,11 @@ auth_keys_reload(void)
 void
 auth_key_revoked(int64_t id)
 {
+	size_t		i;
+
 	shared_key_revoke(id);
-	if (auth.revoked_cb != NULL)
-		auth.revoked_cb(id);
+	for (i = 0; i < auth.nrevoked_cb; i++)
+		auth.revoked_cb[i](id);
 }
 
 /*
@@ -359,6 +365,10 @@ auth_keys_loaded(const struct store_rows *rows, void *arg, int ok)
 		(void)snprintf(auth.keys[i].sources, len, ",%s,",
 		    k->sources);
 	}
+
+	/* Scopes may have narrowed: who holds access looks again. */
+	for (i = 0; i < auth.nkeys_cb; i++)
+		auth.keys_cb[i]();
 }
 
 static void
@@ -486,9 +496,74 @@ auth_cookie_resolver(int (*cb)(struct http_request *, struct principal *))
 	auth.cookie_cb = cb;
 }
 
-/* cb is told of each key revoked. */
+/* cb is told of each key revoked (each watcher in turn). */
 void
 auth_revoke_watch(void (*cb)(int64_t))
 {
-	auth.revoked_cb = cb;
+	if (auth.nrevoked_cb == AUTH_WATCH_MAX)
+		fatal("auth_revoke_watch: too many watchers");
+	auth.revoked_cb[auth.nrevoked_cb++] = cb;
+}
+
+/* cb is told each time the table of keys was read again. */
+void
+auth_keys_watch(void (*cb)(void))
+{
+	if (auth.nkeys_cb == AUTH_WATCH_MAX)
+		fatal("auth_keys_watch: too many watchers");
+	auth.keys_cb[auth.nkeys_cb++] = cb;
+}
+
+/*
+ * Does p still hold what it was let in with: its key (or its session's
+ * key) not revoked, its JWT not expired? Streams and held requests ask,
+ * long after auth_request.
+ */
+int
+auth_principal_live(const struct principal *p, int64_t now)
+{
+	switch (p->kind) {
+	case PRINCIPAL_KEY:
+		return (auth_key_live(p->key_id));
+	case PRINCIPAL_SESSION:
+		return (p->key_id == 0 || auth_key_live(p->key_id));
+	case PRINCIPAL_JWT:
+		return (p->expires_ms + JWT_LEEWAY_MS > now);
+	}
+
+	return (1);
+}
+
+/* p no longer authenticates: what is left is the anonymous caller. */
+void
+auth_principal_drop(struct principal *p)
+{
+	p->role = ROLE_NONE;
+	p->kind = PRINCIPAL_ANONYMOUS;
+	p->key_id = 0;
+	p->expires_ms = 0;
+}
+
+/*
+ * May p read the token of source name, of access mode access? 0 if so,
+ * else the status current-token answers (401, 403) and its error.
+ */
+int
+auth_source_refused(const struct principal *p, int access,
+    const char *name, const char **code, const char **msg)
+{
+	if (access != ACCESS_KEY)
+		return (0);
+	if (p->role < ROLE_CLIENT) {
+		*code = "unauthorized";
+		*msg = "this source requires a client key";
+		return (401);
+	}
+	if (!auth_key_scope_allows(p, name)) {
+		*code = "forbidden";
+		*msg = "this key is not scoped to this token source";
+		return (403);
+	}
+
+	return (0);
 }

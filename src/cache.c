@@ -45,6 +45,7 @@ static struct {
 	TAILQ_HEAD(, cache_entry)		entries;
 	TAILQ_HEAD(, cache_entry)		conns;	/* not default */
 	TAILQ_HEAD(, cache_waiter)		waiters;
+	int64_t					waiters_due;
 	int					loaded;
 	int					loading;
 	int					paused;
@@ -315,6 +316,8 @@ cache_wait(struct cache_waiter *w, struct http_request *req,
 		TAILQ_INSERT_TAIL(&e->waiters, w, list);
 	TAILQ_INSERT_TAIL(&cache.waiters, w, glist);
 	w->linked = 1;
+	if (deadline < cache.waiters_due)
+		cache.waiters_due = deadline;
 
 	http_request_sleep(req);
 }
@@ -363,11 +366,21 @@ cache_tick(void *unused, u_int64_t unused2)
 	struct cache_waiter	*w, *next;
 	int64_t			now;
 
+	/*
+	 * No deadline before waiters_due (the earliest one, or earlier):
+	 * thousands of long-polls are not walked 20 times a second.
+	 */
 	now = isotime_now();
+	if (now < cache.waiters_due)
+		return;
+	cache.waiters_due = INT64_MAX;
 	for (w = TAILQ_FIRST(&cache.waiters); w != NULL; w = next) {
 		next = TAILQ_NEXT(w, glist);
-		if (w->deadline > now && (w->entry != NULL || !cache.loaded))
+		if (w->deadline > now && (w->entry != NULL || !cache.loaded)) {
+			if (w->deadline < cache.waiters_due)
+				cache.waiters_due = w->deadline;
 			continue;
+		}
 		cache_unwait(w);
 		http_request_wakeup(w->req);
 	}
@@ -466,6 +479,7 @@ cache_loaded_all(const struct store_rows *rows, void *arg, int ok)
 		log_kv(LOG_LVL_INFO, "token cache loaded",
 		    "#sources", (int64_t)cache.count,
 		    "#connections", (int64_t)cache.nconns, NULL);
+		cache.waiters_due = 0;		/* those waiting for it */
 		cache_tick(NULL, 0);
 	}
 }

@@ -1376,6 +1376,11 @@ int	auth_key_live(int64_t);
 void	auth_cookie_resolver(int (*)(struct http_request *,
 	    struct principal *));
 void	auth_revoke_watch(void (*)(int64_t));
+void	auth_keys_watch(void (*)(void));
+int	auth_principal_live(const struct principal *, int64_t);
+void	auth_principal_drop(struct principal *);
+int	auth_source_refused(const struct principal *, int, const char *,
+	    const char **, const char **);
 
 /* session.c: dashboard sessions, their CSRF tokens, the login form. */
 #define SESSION_NONE		0	/* none, or ended: definite */
@@ -1726,6 +1731,7 @@ int	push_wait(struct http_request *, struct api_state *,
 	    struct cache_entry *, int64_t);
 void	push_unpark(struct api_state *);
 int	push_not_modified(struct http_request *, struct cache_entry *);
+int	push_answer(struct http_request *, struct cache_entry *, int64_t);
 int	push_stream_entry(struct http_request *, struct api_state *,
 	    struct cache_entry *);
 

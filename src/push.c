@@ -16,6 +16,13 @@
  * KILN_SSE_HEARTBEAT seconds keeps it and its proxies awake. The streams
  * of an entry hang on it (e->push). Both kinds are capped per worker and
  * counted in the shared region for /metrics and the dashboard.
+ *
+ * Both keep only the access they came with: each remembers who it was
+ * let in as (a stream copies it, a long-poll has its request's
+ * principal), and current-token's access rule is applied again when a
+ * key is revoked, the key table or the source changes, and every tick.
+ * A stream that lost access hears `event: revoked` and ends; a long-poll
+ * is woken and answered the refusal current-token would give.
  */
 
 #include <sys/types.h>
@@ -47,6 +54,12 @@ struct push_stream {
 	struct connection		*c;
 	struct push_entry		*pe;
 	TAILQ_ENTRY(push_stream)	list;
+	/* Who it was let in as (struct principal, in short). */
+	int				role;
+	int				kind;
+	int				header;	/* X-Kiln-Request */
+	int64_t				key_id;
+	int64_t				expires_ms;
 };
 
 /* What the streams of one cache entry were last told. */
@@ -57,6 +70,19 @@ struct push_entry {
 	TAILQ_HEAD(, push_stream)	streams;
 	TAILQ_ENTRY(push_entry)		list;
 };
+
+/*
+ * The answer of the long-polls a new token wakes, rendered once per wake
+ * (and second of expires_in) instead of by http_response per request:
+ * the bytes Kore would write, but for the headers each request has.
+ */
+static struct {
+	struct cache_entry	*e;
+	const char		*answer;	/* the e->answer it is of */
+	int64_t			expires_in;
+	struct kore_buf		head;		/* status line, keep-alive */
+	struct kore_buf		tail;		/* our headers, the body */
+} push_ans;
 
 static struct {
 	TAILQ_HEAD(, push_entry)	entries;
@@ -85,14 +111,29 @@ static size_t	push_queued(struct connection *);
 static int	push_discard(struct netbuf *);
 static void	push_stream_gone(struct connection *);
 static int	push_query(const char *, const char *, char *, size_t);
+static void	push_key_revoked(int64_t);
+static void	push_recheck_all(void);
+static void	push_recheck_streams(struct push_entry *, int64_t);
+static void	push_recheck_waiters(struct cache_entry *, int64_t);
+static int	push_refused(struct push_stream *, struct cache_entry *,
+		    int64_t, const char **, const char **);
+static int	push_header(struct http_request *);
+static void	push_revoked_event(struct kore_buf *, struct cache_entry *,
+		    const char *, const char *);
+static void	push_answer_render(struct cache_entry *, int64_t);
+static void	push_answer_forget(void);
 static int	push_etag_match(const char *, const char *);
 
 void
 push_init(void)
 {
 	TAILQ_INIT(&push.entries);
+	kore_buf_init(&push_ans.head, 128);
+	kore_buf_init(&push_ans.tail, 1024);
 	push_count();
 	cache_watch_entry(push_entry_cb);
+	auth_revoke_watch(push_key_revoked);
+	auth_keys_watch(push_recheck_all);
 	(void)kore_timer_add(push_tick, PUSH_TICK_MS, NULL, 0);
 	(void)kore_timer_add(push_heartbeat, kiln_config.sse_heartbeat_ms,
 	    NULL, 0);
@@ -270,6 +311,66 @@ push_not_modified(struct http_request *req, struct cache_entry *e)
 }
 
 /*
+ * Answer a long-poll the current token of e with the answer rendered
+ * once for all it woke: 1 if answered, 0 when Kore's way must (a HEAD,
+ * HTTP/1.0, a closing connection, cookies, HSTS), the caller answers.
+ */
+int
+push_answer(struct http_request *req, struct cache_entry *e, int64_t now)
+{
+	struct connection	*c = req->owner;
+	struct http_header	*hdr;
+	const char		*v;
+	char			line[512];
+	size_t			hl, vl;
+	int64_t			in;
+
+	if (c == NULL || c->proto != CONN_PROTO_HTTP ||
+	    req->method != HTTP_METHOD_GET ||
+	    (req->flags & HTTP_VERSION_1_0) ||
+	    (c->flags & (CONN_CLOSE_EMPTY | CONN_IS_BUSY)) ||
+	    http_keepalive_time == 0 || http_hsts_enable != 0 ||
+	    !TAILQ_EMPTY(&req->resp_cookies) ||
+	    (http_request_header(req, "connection", &v) &&
+	    !strcasecmp(v, "close")))
+		return (0);
+
+	if (e->answer == NULL)
+		cache_answer(e);
+	if (e->answer == NULL)
+		return (0);
+	in = (e->expires_ms - now) / 1000;
+	if (push_ans.e != e || push_ans.answer != e->answer ||
+	    push_ans.expires_in != in)
+		push_answer_render(e, in);
+
+	net_send_queue(c, push_ans.head.data, push_ans.head.offset);
+	TAILQ_FOREACH(hdr, &req->resp_headers, list) {
+		hl = strlen(hdr->header);
+		vl = strlen(hdr->value);
+		if (hl + vl + 4 > sizeof(line)) {
+			net_send_queue(c, hdr->header, hl);
+			net_send_queue(c, ": ", 2);
+			net_send_queue(c, hdr->value, vl);
+			net_send_queue(c, "\r\n", 2);
+			continue;
+		}
+		memcpy(line, hdr->header, hl);
+		memcpy(line + hl, ": ", 2);
+		memcpy(line + hl + 2, hdr->value, vl);
+		memcpy(line + hl + 2 + vl, "\r\n", 2);
+		net_send_queue(c, line, hl + vl + 4);
+	}
+	net_send_queue(c, push_ans.tail.data, push_ans.tail.offset);
+
+	/* As http_response: the status for the log, the next request. */
+	req->status = 200;
+	http_start_recv(c);
+
+	return (1);
+}
+
+/*
  * Open an event stream on e (access was checked by the caller): the
  * current token and state now, the rest as it comes.
  */
@@ -347,6 +448,11 @@ push_stream_entry(struct http_request *req, struct api_state *st,
 	s = kore_calloc(1, sizeof(*s));
 	s->c = c;
 	s->pe = pe;
+	s->role = st->principal.role;
+	s->kind = st->principal.kind;
+	s->key_id = st->principal.key_id;
+	s->expires_ms = st->principal.expires_ms;
+	s->header = push_header(req);
 	TAILQ_INSERT_TAIL(&pe->streams, s, list);
 	c->hdlr_extra = s;
 	c->disconnect = push_stream_gone;
@@ -368,7 +474,20 @@ push_entry_cb(struct cache_entry *e, int what)
 {
 	struct push_entry	*pe;
 	struct push_stream	*s;
+	struct cache_waiter	*w;
 
+	if (push_ans.e == e)
+		push_answer_forget();
+
+	/* Its access may have changed: the waiters look again. */
+	if (what == CACHE_ENTRY_CHANGED && e->enabled) {
+		push_recheck_waiters(e, isotime_now());
+	} else {
+		while ((w = TAILQ_FIRST(&e->waiters)) != NULL) {
+			cache_unwait(w);
+			http_request_wakeup(w->req);
+		}
+	}
 	if ((pe = e->push) == NULL)
 		return;
 
@@ -393,6 +512,9 @@ push_check(struct push_entry *pe, int64_t now)
 	struct cache_entry	*e = pe->e;
 	struct kore_buf		buf;
 	const char		*state;
+
+	/* Nothing goes to a stream that lost its access meanwhile. */
+	push_recheck_streams(pe, now);
 
 	state = push_state(e, now);
 	if (state == pe->state && (e->generation == pe->generation ||
@@ -699,4 +821,190 @@ push_etag_match(const char *v, const char *fpr)
 			return (1);
 		v += strcspn(v, ",");
 	}
+}
+
+/* Key id was revoked: whoever came in with it looks again. */
+static void
+push_key_revoked(int64_t id)
+{
+	push_recheck_all();
+}
+
+/* Keys were revoked or narrowed: every stream and long-poll looks again. */
+static void
+push_recheck_all(void)
+{
+	struct cache_entry	*e;
+	struct push_entry	*pe, *next;
+	int64_t			now;
+
+	now = isotime_now();
+	for (e = cache_first(); e != NULL; e = cache_next(e))
+		push_recheck_waiters(e, now);
+	for (pe = TAILQ_FIRST(&push.entries); pe != NULL; pe = next) {
+		next = TAILQ_NEXT(pe, list);
+		push_recheck_streams(pe, now);
+	}
+}
+
+/* The streams of pe that may no longer read its token end. */
+static void
+push_recheck_streams(struct push_entry *pe, int64_t now)
+{
+	struct push_stream	*s, *next;
+	struct cache_entry	*e = pe->e;
+	struct kore_buf		buf;
+	const char		*code, *msg;
+
+	if (e->access != ACCESS_KEY && !e->require_header)
+		return;
+	for (s = TAILQ_FIRST(&pe->streams); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, list);
+		if (push_refused(s, e, now, &code, &msg) == 0)
+			continue;
+		TAILQ_REMOVE(&pe->streams, s, list);
+		s->pe = NULL;
+		kore_buf_init(&buf, 256);
+		push_revoked_event(&buf, e, code, msg);
+		if (push_write(s, buf.data, buf.offset))
+			push_end(s);
+		kore_buf_cleanup(&buf);
+	}
+}
+
+/*
+ * The requests held on e that may no longer read its token are woken:
+ * current-token, run again, answers them its refusal.
+ */
+static void
+push_recheck_waiters(struct cache_entry *e, int64_t now)
+{
+	struct cache_waiter	*w, *next;
+	struct api_state	*st;
+	const char		*code, *msg;
+
+	if (e->access != ACCESS_KEY && !e->require_header)
+		return;
+	for (w = TAILQ_FIRST(&e->waiters); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, list);
+		if ((st = http_state_get(w->req)) == NULL)
+			continue;
+		if (!auth_principal_live(&st->principal, now))
+			auth_principal_drop(&st->principal);
+		if ((e->require_header && !push_header(w->req)) ||
+		    auth_source_refused(&st->principal, e->access, e->name,
+		    &code, &msg) != 0) {
+			cache_unwait(w);
+			http_request_wakeup(w->req);
+		}
+	}
+}
+
+/*
+ * May stream s still read e (current-token's rule)? 0, or the status
+ * current-token would answer now, and its error.
+ */
+static int
+push_refused(struct push_stream *s, struct cache_entry *e, int64_t now,
+    const char **code, const char **msg)
+{
+	struct principal	p;
+
+	memset(&p, 0, sizeof(p));
+	p.role = s->role;
+	p.kind = s->kind;
+	p.key_id = s->key_id;
+	p.expires_ms = s->expires_ms;
+	if (!auth_principal_live(&p, now)) {
+		auth_principal_drop(&p);
+		s->role = p.role;
+		s->kind = p.kind;
+		s->key_id = 0;
+		s->expires_ms = 0;
+	}
+
+	if (e->require_header && !s->header) {
+		*code = "header_required";
+		*msg = "this source requires the header X-Kiln-Request: true";
+		return (403);
+	}
+
+	return (auth_source_refused(&p, e->access, e->name, code, msg));
+}
+
+/* Did the request say X-Kiln-Request: true? */
+static int
+push_header(struct http_request *req)
+{
+	const char	*v;
+
+	return (http_request_header(req, "x-kiln-request", &v) &&
+	    !strcmp(v, "true"));
+}
+
+/* The stream's last event: why it ends, as current-token would say. */
+static void
+push_revoked_event(struct kore_buf *buf, struct cache_entry *e,
+    const char *code, const char *msg)
+{
+	yajl_gen		g;
+	const unsigned char	*data;
+	size_t			start, len;
+
+	g = api_json_begin();
+	json_kv_str(g, "agent_name", e->name);
+	json_kv_str(g, "code", code);
+	json_kv_str(g, "message", msg);
+	yajl_gen_map_close(g);
+	(void)yajl_gen_get_buf(g, &data, &len);
+
+	start = buf->offset;
+	kore_buf_appendf(buf, "event: revoked\ndata: ");
+	kore_buf_append(buf, data, len);
+	kore_buf_append(buf, "\n\n", 2);
+	push_chunk(buf, start);
+	yajl_gen_free(g);
+}
+
+/* The head and tail of push_answer for e, expires_in in. */
+static void
+push_answer_render(struct cache_entry *e, int64_t in)
+{
+	struct kore_buf		*t = &push_ans.tail;
+	char			num[24];
+	size_t			n;
+
+	push_answer_forget();
+	kore_buf_appendf(&push_ans.head, "HTTP/1.1 200 %s\r\n",
+	    http_status_text(200));
+	kore_buf_append(&push_ans.head, http_version, http_version_len);
+	kore_buf_appendf(&push_ans.head, "connection: keep-alive\r\n"
+	    "keep-alive: timeout=%d\r\n", http_keepalive_time);
+
+	n = (size_t)snprintf(num, sizeof(num), "%lld", (long long)in);
+	kore_buf_appendf(t, "Content-Type: application/json; "
+	    "charset=utf-8\r\nCache-Control: no-store\r\n");
+	if (e->fpr[0] != '\0')
+		kore_buf_appendf(t, "ETag: \"%s\"\r\n", e->fpr);
+	kore_buf_appendf(t, "content-length: %zu\r\n\r\n",
+	    e->answer_len + n);
+	kore_buf_append(t, e->answer, e->answer_split);
+	kore_buf_append(t, num, n);
+	kore_buf_append(t, e->answer + e->answer_split,
+	    e->answer_len - e->answer_split);
+
+	push_ans.e = e;
+	push_ans.answer = e->answer;
+	push_ans.expires_in = in;
+}
+
+/* The rendered answer holds a token: wiped when it is no longer of use. */
+static void
+push_answer_forget(void)
+{
+	OPENSSL_cleanse(push_ans.tail.data, push_ans.tail.offset);
+	kore_buf_reset(&push_ans.tail);
+	kore_buf_reset(&push_ans.head);
+	push_ans.e = NULL;
+	push_ans.answer = NULL;
 }

@@ -114,8 +114,10 @@ async function main()
 	    client_secret: util.secret(n), refresh_buffer: buffer })) },
 	    null, 2));
 	const masterKey = crypto.randomBytes(32).toString('base64');
+	const adminKey = util.secret('soak-admin');
 	const env = { KILN_UPSTREAM_TIMEOUT: '5',
-	    KILN_UPSTREAM_CONNECT_TIMEOUT: '2', KILN_LEASE_SECONDS: '10' };
+	    KILN_UPSTREAM_CONNECT_TIMEOUT: '2', KILN_LEASE_SECONDS: '10',
+	    KILN_ADMIN_KEY: adminKey };
 	const ks = [];
 	for (let i = 0; i < o.instances; i++)
 		ks.push(await startKiln({ name: `soak_${i}`,
@@ -235,9 +237,18 @@ async function main()
 		await s();
 	const runMs = Date.now() - runStart;
 
-	/* settle: upstreams fine again, every attempt finished */
+	/*
+	 * settle: upstreams fine again, pre-warming stopped everywhere (so
+	 * that no attempt starts between the upstream's count and the
+	 * events' below), every attempt finished
+	 */
 	for (const f of ups)
 		await f.mode({ mode: 'ok' });
+	const stopped = await ks[0].request('/api/prewarming/stop',
+	    { method: 'POST', headers: { Authorization: `Bearer ${adminKey}` } });
+	if (stopped.status !== 200)
+		throw new Error(`prewarming/stop: ${stopped.status} ` +
+		    stopped.text);
 	await util.waitFor(async () => {
 		const r = await pg.queryJson('SELECT count(*)::int AS n FROM ' +
 		    'tokens WHERE lease_owner IS NOT NULL', { db: db.name });

@@ -7,8 +7,9 @@
  * - three_instances_three_minutes: 3 tokens of 10 s lifetime for 3 min.
  *   Exactly one upstream request per token and cycle (upstream count per
  *   client == success events == generations == distinct tokens served),
- *   and every worker of every instance serves the newest generation no
- *   later than PROPAGATION_MS after its commit.
+ *   and every worker of every instance serves the newest generation
+ *   within PROPAGATION_MS of its commit (p99 over every commit and
+ *   worker; none later than STALE_MAX_MS), never going back.
  * - propagation_p99_100_refreshes: 100 admin-triggered refreshes, sent
  *   to each worker of each instance in turn; the time from the commit
  *   (refresh_events.finished_at) until all 6 workers serve the new
@@ -39,6 +40,7 @@ const BUFFER = 3;
 const RUN_MS = Number(process.env.KILN_PROD_RUN_MS || 180000);
 const CYCLE_TOKENS = ['cyc-a', 'cyc-b', 'cyc-c'];
 const PROPAGATION_MS = 100;
+const STALE_MAX_MS = 1000;
 const REFRESHES = 100;
 
 const S = {};
@@ -163,7 +165,9 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 		/* what was under way when the books were taken is left out */
 		const cut = statsAt - 300;
 		const report = {};
-		let stale = [];
+		const stale = [];
+		const late = [];
+		const lags = [];
 		let worstLag = 0;
 		for (const src of CYCLE_TOKENS) {
 			const ev = (await p.eventsMs(S.db, src)).filter((e) =>
@@ -214,31 +218,42 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 				assert.ok(servedGens.has(Number(e.generation)),
 				    `${src}: generation ${e.generation} never served`);
 			}
-			/* same generation everywhere within the bound: an
-			 * answer is stale when a newer generation had been
-			 * committed PROPAGATION_MS before it was asked for */
+			/*
+			 * Same generation everywhere within the bound (issue 5:
+			 * 100 ms, p99). For each commit and each worker, its lag
+			 * is how long after the commit that worker still
+			 * answered an older generation (0 when it never did).
+			 * The p99 of these lags is within the bound and none is
+			 * over STALE_MAX_MS: a worker that the scheduler of
+			 * these 2 shared cores leaves waiting once may answer
+			 * late, a worker that missed a change may not.
+			 */
 			const commits = okEv.map((e) => [e.finished_ms,
-			    Number(e.generation)]);
-			for (const x of mine) {
-				let want = 0;
-				let wantAt = 0;
-				for (const [fin, g] of commits) {
-					if (fin <= x.sent - PROPAGATION_MS && g > want) {
-						want = g;
-						wantAt = fin;
+			    Number(e.generation)]).filter(([fin]) => fin > t0);
+			for (const [fin, g] of commits) {
+				for (const pr of S.probes) {
+					let l = 0;
+					let at = null;
+					for (const x of mine) {
+						if (x.inst !== pr.inst ||
+						    x.worker !== pr.worker ||
+						    x.gen >= g || x.sent <= fin)
+							continue;
+						if (x.sent - fin > l) {
+							l = x.sent - fin;
+							at = x;
+						}
+					}
+					lags.push(l);
+					if (l > worstLag)
+						worstLag = l;
+					if (l > PROPAGATION_MS) {
+						late.push(`${src} inst ${pr.inst} ` +
+						    `worker ${pr.worker}: gen ` +
+						    `${at.gen} at +${Math.round(l)} ms ` +
+						    `after gen ${g} was committed`);
 					}
 				}
-				if (x.gen < want) {
-					stale.push(`${src} inst ${x.inst} worker ` +
-					    `${x.worker}: gen ${x.gen} at +` +
-					    `${Math.round(x.sent - wantAt)} ms after ` +
-					    `gen ${want} was committed`);
-				}
-				/* how long after its commit a generation was
-				 * still not served */
-				const nxt = commits.find(([, g]) => g === x.gen + 1);
-				if (nxt && x.sent - nxt[0] > worstLag)
-					worstLag = x.sent - nxt[0];
 			}
 			for (const pr of S.probes) {
 				const byProbe = mine.filter((x) => x.inst ===
@@ -265,6 +280,21 @@ describe('several instances on one PostgreSQL', { concurrency: true }, () => {
 		    `observed lag ${Math.round(worstLag)} ms, slowest answer ` +
 		    `${slowest} ms, this process stalled up to ` +
 		    `${Math.round(lag.max / 1e6)} ms`);
+		lags.sort((x, y) => x - y);
+		const p99 = lags.length > 0 ?
+		    lags[Math.ceil(lags.length * 0.99) - 1] : 0;
+		console.log(`# propagation lag over ${lags.length} (commit, ` +
+		    `worker) pairs: p99 ${Math.round(p99)} ms, max ` +
+		    `${Math.round(worstLag)} ms, over ${PROPAGATION_MS} ms: ` +
+		    `${late.length}${late.length > 0 ? '\n# ' +
+		    late.slice(0, 10).join('\n# ') : ''}`);
+		assert.ok(lags.length >= INSTANCES * WORKERS * 20,
+		    `${lags.length} (commit, worker) pairs`);
+		assert.ok(p99 <= PROPAGATION_MS,
+		    `propagation p99 ${p99} ms over ${lags.length} pairs`);
+		assert.ok(worstLag <= STALE_MAX_MS,
+		    `a worker answered an older generation ${worstLag} ms ` +
+		    `after the newer one was committed`);
 		if (stale.length > 0)
 			console.log(`# stale answers:\n# ${stale.slice(0, 20)
 			    .join('\n# ')}`);

@@ -217,3 +217,108 @@ test('longpoll_answers_503_when_the_token_expires', { timeout: 60000 },
 	assert.ok(at >= exp - 1500 && at < exp + 1500,
 	    `answered ${at - exp} ms from the expiry`);
 });
+
+/*
+ * One keep-alive connection, raw: send each request when told, collect
+ * the answers (a head and a content-length body each) and the close.
+ */
+function rawConn(port)
+{
+	const net = require('node:net');
+	const sock = net.connect({ host: '127.0.0.1', port });
+	const c = { answers: [], closed: false, buf: Buffer.alloc(0) };
+	sock.on('data', (d) => {
+		c.buf = Buffer.concat([c.buf, d]);
+		for (;;) {
+			const i = c.buf.indexOf('\r\n\r\n');
+			if (i < 0)
+				return;
+			const head = c.buf.subarray(0, i).toString('latin1');
+			const m = head.match(/^content-length: (\d+)\r?$/mi);
+			const len = m ? Number(m[1]) : 0;
+			if (c.buf.length < i + 4 + len)
+				return;
+			const lines = head.split('\r\n');
+			c.answers.push({ status: Number(lines[0].split(' ')[1]),
+			    line: lines[0], headers: lines.slice(1).map((l) => {
+				const j = l.indexOf(':');
+				return [l.slice(0, j), l.slice(j + 1).trim()];
+			    }), body: c.buf.subarray(i + 4, i + 4 + len)
+			    .toString() });
+			c.buf = c.buf.subarray(i + 4 + len);
+		}
+	});
+	sock.on('close', () => {
+		c.closed = true;
+	});
+	sock.on('error', () => {});
+	c.send = (s) => sock.write(s);
+	c.end = () => sock.destroy();
+	return c;
+}
+
+test('woken_longpoll_answer_is_current_tokens_and_keeps_alive',
+    { timeout: 60000 }, async () => {
+	const env = await a.adminKiln(pg, 'lp_wire', { sources:
+	    [{ name: 'wi' }] });
+	const { k } = env;
+	await h.waitToken(k, 'wi');
+	const cur = (await current(k, 'wi')).json;
+	const path = '/api/tokens/wi/current-token';
+	const wait = `${path}?wait_for_change=true&last_fingerprint=` +
+	    `${cur.fingerprint}&timeout_sec=30`;
+
+	/* HTTP/1.1 keep-alive, HTTP/1.1 Connection: close, HTTP/1.0. */
+	const ka = rawConn(k.port);
+	ka.send(`GET ${wait} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+	const cl = rawConn(k.port);
+	cl.send(`GET ${wait} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+	    'Connection: close\r\n\r\n');
+	const old = rawConn(k.port);
+	old.send(`GET ${wait} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n`);
+	await h.waitFor(async () => await metric(k, 'kiln_waiters') === 3,
+	    { timeout: 5000, what: 'three waiters' });
+
+	const f = await a.call(k, 'POST', '/api/tokens/wi/refresh',
+	    { auth: env.adminKey });
+	assert.ok(f.status < 300, `refresh: ${f.status} ${f.text}`);
+	await h.waitFor(() => ka.answers.length === 1 &&
+	    cl.answers.length === 1 && old.answers.length === 1,
+	    { timeout: 5000, what: 'three answers' });
+
+	/* The same request, not waiting, on the keep-alive connection. */
+	ka.send(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+	await h.waitFor(() => ka.answers.length === 2, { timeout: 5000,
+	    what: 'a second answer on the same connection' });
+	const [woken, plain] = ka.answers;
+	assert.equal(woken.line, 'HTTP/1.1 200 OK');
+	const fresh = JSON.parse(woken.body);
+	assert.notEqual(fresh.fingerprint, cur.fingerprint);
+	assert.deepEqual(JSON.parse(plain.body), Object.assign({}, fresh,
+	    { expires_in: JSON.parse(plain.body).expires_in }));
+	/* Header for header what current-token sends, but its request id. */
+	const names = (x) => x.headers.map(([n]) => n);
+	assert.deepEqual(names(woken), names(plain));
+	for (const [i, [n, v]] of woken.headers.entries()) {
+		if (n === 'X-Request-Id') {
+			assert.notEqual(v, plain.headers[i][1]);
+			continue;
+		}
+		if (n === 'content-length')
+			assert.equal(Number(v), Buffer.byteLength(woken.body));
+		else
+			assert.equal(v, plain.headers[i][1], n);
+	}
+	assert.equal(ka.closed, false);
+
+	for (const [c, what] of [[cl, 'Connection: close'], [old,
+	    'HTTP/1.0']]) {
+		assert.equal(c.answers[0].status, 200, what);
+		assert.equal(JSON.parse(c.answers[0].body).fingerprint,
+		    fresh.fingerprint, what);
+		assert.ok(c.answers[0].headers.some(([n, v]) =>
+		    n === 'connection' && v === 'close'), what);
+		await h.waitFor(() => c.closed, { timeout: 5000, what });
+	}
+	ka.end();
+});
