@@ -39,6 +39,15 @@
 				    t !== "pem" && t !== "keep" &&
 				    el.tagName !== "SELECT")
 					out[el.name] = null;
+			} else if (t === "json") {
+				/* an object as it is, else text for the API
+				 * to refuse, naming the field */
+				out[el.name] = v;
+				try {
+					var o = JSON.parse(v);
+					if (o !== null && typeof o === "object" &&
+					    !Array.isArray(o)) out[el.name] = o;
+				} catch (e) { /* text */ }
 			} else if (t === "int" && /^-?[0-9]{1,18}$/.test(v)) {
 				out[el.name] = parseInt(v, 10);
 			} else {

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 #include "kiln.h"
 
@@ -32,6 +33,7 @@
 #define DF_KEEP		10	/* text not shown by the API: blank kept */
 #define DF_ALG		11	/* a select; blank: kept, or the default */
 #define DF_GEN		12	/* private_key {"generate": alg} */
+#define DF_JSON		13	/* a textarea: a JSON object, else text */
 
 static const char	df_not_here[] = "";	/* another field's error */
 #define DF_NOT_HERE	df_not_here
@@ -98,6 +100,14 @@ static const struct df_field df_fields[] = {
 	{ "assertion_audience", DF_TEXT, "Assertion audience (aud)",
 	    "optional (default: the token URL)" },
 	{ "target_audience", DF_TEXT, "Target audience", "optional" },
+	{ "authorize_url", DF_URL, "Authorize URL",
+	    "where people consent (the provider's authorization endpoint)" },
+	{ "device_authorization_url", DF_URL, "Device authorization URL",
+	    "on the origin of the token URL" },
+	{ "revocation_url", DF_URL, "Revocation URL",
+	    "optional: revokes a connection's token when it is deleted" },
+	{ "extra_authorize_params", DF_JSON, "Extra consent parameters",
+	    "optional: a JSON object of strings, e.g. {\"prompt\":\"consent\"}" },
 	{ NULL, 0, NULL, NULL }
 };
 
@@ -122,6 +132,12 @@ static const char *df_kind_fields[][26] = {
 	    "private_key_generate", "assertion_alg", "key_id",
 	    "assertion_audience", "target_audience", "scope", "client_id",
 	    "client_secret", "auth_method", "tls_ca", NULL },
+	{ "authorization_code", "authorize_url", "token_url", "client_id",
+	    "client_secret", DF_CLIENT_AUTH, "scope", "audience", "resource",
+	    "revocation_url", "extra_authorize_params", NULL },
+	{ "device_code", "device_authorization_url", "token_url",
+	    "client_id", "client_secret", DF_CLIENT_AUTH, "scope", "audience",
+	    "resource", NULL },
 };
 
 static const char *df_common[] = {
@@ -139,6 +155,7 @@ static int	df_form_has(const struct df_form *, const char *const *,
 static int	df_last(const struct df_pair *, size_t, size_t);
 static int	df_integer(const char *, long long *);
 static void	df_gen_str(void *, const char *, const char *);
+static void	df_gen_json(void *, const char *, const char *);
 static void	df_input(struct dbuf *, const struct df_field *,
 		    const struct df_form *);
 static void	df_select(struct dbuf *, const char *, const char *,
@@ -209,7 +226,9 @@ df_form_json(const struct df_pair *v, size_t n, int edit, void *g)
 				json_kv_null(g, v[i].name);
 			continue;
 		}
-		if (f->type == DF_BOOL && (!strcmp(v[i].value, "true") ||
+		if (f->type == DF_JSON)
+			df_gen_json(g, v[i].name, v[i].value);
+		else if (f->type == DF_BOOL && (!strcmp(v[i].value, "true") ||
 		    !strcmp(v[i].value, "false")))
 			json_kv_bool(g, v[i].name, v[i].value[0] == 't');
 		else if (f->type == DF_INT && df_integer(v[i].value, &num))
@@ -562,6 +581,39 @@ df_typed(const struct df_pair *v, size_t n)
 	return (bits);
 }
 
+/* v (a yajl_val) into g, the way it was parsed. */
+void
+df_gen_value(void *g, void *val)
+{
+	yajl_val	v = val;
+	size_t		i;
+
+	if (YAJL_IS_STRING(v)) {
+		yajl_gen_string(g, (const unsigned char *)v->u.string,
+		    strlen(v->u.string));
+	} else if (YAJL_IS_NUMBER(v)) {
+		yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+	} else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+		yajl_gen_bool(g, YAJL_IS_TRUE(v));
+	} else if (YAJL_IS_OBJECT(v)) {
+		yajl_gen_map_open(g);
+		for (i = 0; i < v->u.object.len; i++) {
+			yajl_gen_string(g,
+			    (const unsigned char *)v->u.object.keys[i],
+			    strlen(v->u.object.keys[i]));
+			df_gen_value(g, v->u.object.values[i]);
+		}
+		yajl_gen_map_close(g);
+	} else if (YAJL_IS_ARRAY(v)) {
+		yajl_gen_array_open(g);
+		for (i = 0; i < v->u.array.len; i++)
+			df_gen_value(g, v->u.array.values[i]);
+		yajl_gen_array_close(g);
+	} else {
+		yajl_gen_null(g);
+	}
+}
+
 static const struct df_field *
 df_field(const char *name)
 {
@@ -670,6 +722,27 @@ df_gen_str(void *g, const char *key, const char *value)
 	yajl_gen_string(g, (const unsigned char *)value, strlen(value));
 }
 
+/*
+ * A DF_JSON field: a JSON object goes on as it is, anything else as
+ * text, for the source's own checks to name the field.
+ */
+static void
+df_gen_json(void *g, const char *key, const char *text)
+{
+	yajl_val	v;
+
+	if ((v = yajl_tree_parse(text, NULL, 0)) == NULL ||
+	    !YAJL_IS_OBJECT(v)) {
+		if (v != NULL)
+			yajl_tree_free(v);
+		df_gen_str(g, key, text);
+		return;
+	}
+	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	df_gen_value(g, v);
+	yajl_tree_free(v);
+}
+
 /* One field of a source form; a secret never with its value. */
 static void
 df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
@@ -681,7 +754,7 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 	static const char	*algs[] = { "", "ES256", "RS256", "PS256",
 				    NULL };
 	static const char	*access[] = { "open", "key", NULL };
-	const char		*v, *err, *hold;
+	const char		*v, *err, *hold, *dflt;
 	int			bit;
 
 	v = df_value(f->values, f->nvalues, fd->name);
@@ -710,7 +783,11 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 		df_select(b, fd->name, v != NULL ? v : auths[0], auths);
 		break;
 	case DF_ACCESS:
-		df_select(b, fd->name, v != NULL ? v : access[0], access);
+		/* a person's token: "key" unless said (source.c) */
+		dflt = f->kind != NULL && (!strcmp(f->kind,
+		    "authorization_code") || !strcmp(f->kind, "device_code")) ?
+		    access[1] : access[0];
+		df_select(b, fd->name, v != NULL ? v : dflt, access);
 		break;
 	case DF_ALG:
 	case DF_GEN:
@@ -732,6 +809,13 @@ df_input(struct dbuf *b, const struct df_field *fd, const struct df_form *f)
 		    (f->set & bit) ? " placeholder=\"a value is set — leave "
 		    "blank to keep it\"" : (f->typed & bit) ? " placeholder=\""
 		    "type it again: it was not kept\"" : "");
+		break;
+	case DF_JSON:
+		dbuf_appendf(b, "<textarea id=\"f-%s\" name=\"%s\" "
+		    "rows=\"3\" data-type=\"json\" autocomplete=\"off\" "
+		    "spellcheck=\"false\">", fd->name, fd->name);
+		dr_escape(b, v != NULL ? v : "");
+		dbuf_appendf(b, "</textarea>");
 		break;
 	case DF_PEM:
 	case DF_PEM_SECRET:

@@ -64,6 +64,7 @@ static int	dm_pairs_read(struct http_request *, struct kore_buf *,
 		    struct df_pair *, size_t *);
 static void	dm_values(struct dm_values *, yajl_val);
 static void	dm_values_free(struct dm_values *);
+static void	dm_json_text(struct kore_buf *, yajl_val);
 static int	dm_query(struct http_request *, const char *, char *, size_t);
 static int	dm_viewer(struct http_request *, struct api_state *, int *);
 static void	dm_page(struct api_pending *, int, const char *,
@@ -359,6 +360,10 @@ dm_values(struct dm_values *v, yajl_val body)
 				    j ? ", " : "", s != NULL ? s : "");
 			}
 			kore_buf_append(&v->lists, "", 1);
+		} else if (YAJL_IS_OBJECT(x)) {
+			/* extra_authorize_params, as JSON again */
+			at[v->n] = v->lists.offset;
+			dm_json_text(&v->lists, x);
 		} else {
 			continue;
 		}
@@ -369,6 +374,23 @@ dm_values(struct dm_values *v, yajl_val body)
 		if (at[i] != (size_t)-1)
 			v->pairs[i].value = (const char *)v->lists.data + at[i];
 	}
+}
+
+/* x as JSON text, NUL-terminated, at the end of buf. */
+static void
+dm_json_text(struct kore_buf *buf, yajl_val x)
+{
+	yajl_gen		g;
+	const unsigned char	*json;
+	size_t			len;
+
+	if ((g = yajl_gen_alloc(NULL)) == NULL)
+		fatal("yajl_gen_alloc");
+	df_gen_value(g, x);
+	if (yajl_gen_get_buf(g, &json, &len) == yajl_gen_status_ok)
+		kore_buf_append(buf, json, len);
+	kore_buf_append(buf, "", 1);
+	yajl_gen_free(g);
 }
 
 static void
@@ -628,7 +650,8 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
 	struct df_form			f;
 	struct dbuf			d;
 	size_t				n;
-	char				*url, rb[24], fl[24];
+	char				*url, *au, *ru, *du, rb[24], fl[24];
+	int				redact;
 
 	if (!ok) {
 		dm_message(p, 503, "Source", "The database did not answer; "
@@ -642,8 +665,15 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
 
 	v = &rows->views[0];
 	/* As the API shows it: query values only to those who may edit. */
+	redact = p->principal.role < ROLE_ADMIN;
 	url = v->token_url != NULL ? source_url_redact(v->token_url,
-	    p->principal.role < ROLE_ADMIN) : NULL;
+	    redact) : NULL;
+	au = v->authorize_url != NULL ? source_url_redact(v->authorize_url,
+	    redact) : NULL;
+	ru = v->revocation_url != NULL ?
+	    source_url_redact(v->revocation_url, redact) : NULL;
+	du = v->device_authorization_url != NULL ?
+	    source_url_redact(v->device_authorization_url, redact) : NULL;
 	n = 0;
 #define DM_PAIR(k, x)	do { if ((x) != NULL) { pairs[n].name = (k); \
 			    pairs[n++].value = (x); } } while (0)
@@ -671,6 +701,10 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
 	DM_PAIR("target_audience", v->target_audience);
 	DM_PAIR("signing_key_id", v->signing_key_id);
 	DM_PAIR("key_generate", v->key_generate);
+	DM_PAIR("authorize_url", au);
+	DM_PAIR("revocation_url", ru);
+	DM_PAIR("device_authorization_url", du);
+	DM_PAIR("extra_authorize_params", v->extra_authorize_params);
 	DM_PAIR("require_header", v->require_header ? "true" : "false");
 	DM_PAIR("enabled", v->enabled ? "true" : "false");
 	if (v->refresh_buffer != STORE_NULL && v->refresh_buffer >= 0) {
@@ -719,6 +753,9 @@ dm_source_loaded(struct api_pending *p, const struct store_rows *rows,
 	dbuf_appendf(&d, "<p><a href=\"/dashboard/sources\">All sources</a>"
 	    "</p></section>");
 	free(url);
+	free(au);
+	free(ru);
+	free(du);
 
 	dm_page(p, 200, "sources", v->name, &d);
 	dbuf_free(&d);

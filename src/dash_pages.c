@@ -34,7 +34,9 @@ static double	dp_x(int64_t, int64_t, int64_t);
 static void	dp_when(struct dbuf *, int64_t);
 
 static const char	*dp_kinds[] = { "client_credentials", "refresh_token",
-			    "password", "json_login", NULL };
+			    "password", "json_login", "token_exchange",
+			    "jwt_bearer", "authorization_code", "device_code",
+			    NULL };
 static const char	*dp_states[] = { "valid", "refreshing", "failing",
 			    "expired", "pending", "paused", NULL };
 

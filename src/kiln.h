@@ -537,6 +537,7 @@ void	df_key_form(struct dbuf *, const struct df_pair *, size_t,
 	    const char *, const char *, const char *);
 void	df_key_created(struct dbuf *, const char *, const char *);
 int	df_typed(const struct df_pair *, size_t);
+void	df_gen_value(void *, void *);
 
 /* jws.c (pure): JWTs kiln signs (RS256, PS256, ES256), keys and JWKs. */
 #define JWS_RS256		1

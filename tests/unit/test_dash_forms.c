@@ -453,6 +453,134 @@ jwt_form_json(void **state)
 	    "\"assertion_alg\":\"PS256\"}");
 }
 
+/*
+ * The consent kinds: their own fields, the secret write-only, "key" the
+ * access of a new one, an error next to its field.
+ */
+static void
+consent_forms(void **state)
+{
+	struct df_pair	v[] = {
+		{ "authorize_url", "https://idp.example/auth?x=" EVIL },
+		{ "client_secret", "s3cr3t-value" },
+		{ "extra_authorize_params", "{\"prompt\":\"consent\"}" },
+		{ "device_authorization_url", "https://idp.example/device" },
+	};
+	struct df_form	f;
+	struct dbuf	b;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	f.kind = "authorization_code";
+	f.values = v;
+	f.nvalues = 3;
+	f.typed = DF_CLIENT_SECRET;
+	f.error = "extra_authorize_params: state is kiln's own parameter";
+	f.field = "extra_authorize_params";
+	f.csrf = "0123456789abcdef0123456789abcdef";
+	f.admin = 1;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	has(&b, "<legend>authorization_code</legend>");
+	has(&b, "name=\"kind\" value=\"authorization_code\"");
+	has(&b, "name=\"authorize_url\" data-type=\"text\"");
+	has(&b, "value=\"https://idp.example/auth?x=&quot;&gt;&lt;script&gt;");
+	hasnt(&b, "<script>");
+	has(&b, "name=\"token_url\"");
+	has(&b, "name=\"client_id\"");
+	has(&b, "name=\"auth_method\"");
+	has(&b, "name=\"scope\"");
+	has(&b, "name=\"audience\"");
+	has(&b, "name=\"resource\"");
+	has(&b, "name=\"revocation_url\"");
+	has(&b, "<textarea id=\"f-extra_authorize_params\" "
+	    "name=\"extra_authorize_params\" rows=\"3\" data-type=\"json\" "
+	    "autocomplete=\"off\" spellcheck=\"false\">{&quot;prompt&quot;:"
+	    "&quot;consent&quot;}</textarea>");
+	has(&b, "data-field=\"extra_authorize_params\">");
+	has(&b, "<p class=\"field-error\" id=\"err-extra_authorize_params\" "
+	    "role=\"alert\">extra_authorize_params: state is kiln&#39;s own "
+	    "parameter</p>");
+	hasnt(&b, "form-error");
+	hasnt(&b, "s3cr3t-value");
+	has(&b, "name=\"client_secret\" data-type=\"secret\" "
+	    "autocomplete=\"off\" spellcheck=\"false\" placeholder=\"type it "
+	    "again: it was not kept\">");
+	hasnt(&b, "name=\"device_authorization_url\"");
+	hasnt(&b, "name=\"refresh_token\"");
+	has(&b, "<option selected>key</option>");
+	dbuf_free(&b);
+
+	/* the edit of a device_code source: the secret is set */
+	f.kind = "device_code";
+	f.source = "dev1";
+	f.values = v + 1;
+	f.nvalues = 3;
+	f.typed = 0;
+	f.set = DF_CLIENT_SECRET;
+	f.error = NULL;
+	f.field = NULL;
+	dbuf_init(&b);
+	df_source_form(&b, &f);
+	has(&b, "<legend>device_code</legend>");
+	has(&b, "name=\"device_authorization_url\" data-type=\"text\" "
+	    "autocomplete=\"off\" spellcheck=\"false\" value=\""
+	    "https://idp.example/device\"");
+	has(&b, "name=\"token_url\"");
+	has(&b, "name=\"client_id\"");
+	has(&b, "name=\"auth_method\"");
+	has(&b, "name=\"scope\"");
+	hasnt(&b, "name=\"authorize_url\"");
+	hasnt(&b, "name=\"extra_authorize_params\"");
+	hasnt(&b, "name=\"username\"");
+	hasnt(&b, "s3cr3t-value");
+	has(&b, "name=\"client_secret\" data-type=\"secret\" "
+	    "autocomplete=\"off\" spellcheck=\"false\" placeholder=\"a value "
+	    "is set — leave blank to keep it\">");
+	has(&b, "action=\"/dashboard/sources/dev1\"");
+	dbuf_free(&b);
+
+	/* the kind chooser offers both */
+	dbuf_init(&b);
+	df_kinds(&b, "device_code");
+	has(&b, "href=\"/dashboard/sources?kind=authorization_code#new\"");
+	has(&b, "href=\"/dashboard/sources?kind=device_code#new\" "
+	    "aria-current=\"page\"");
+	dbuf_free(&b);
+}
+
+/* extra_authorize_params: an object as JSON, anything else as text. */
+static void
+consent_form_json(void **state)
+{
+	struct df_pair	v[] = {
+		{ "kind", "authorization_code" },
+		{ "extra_authorize_params",
+		    " {\"prompt\":\"consent\",\"n\":[1,true,null]} " },
+		{ "client_secret", "" },
+	};
+	char		out[1024];
+
+	(void)state;
+	json_of(v, 3, 0, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"authorization_code\","
+	    "\"extra_authorize_params\":{\"prompt\":\"consent\","
+	    "\"n\":[1,true,null]}}");
+	v[1].value = "prompt=consent";
+	json_of(v, 3, 0, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"authorization_code\","
+	    "\"extra_authorize_params\":\"prompt=consent\"}");
+	v[1].value = "[\"a\"]";
+	json_of(v, 3, 0, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"authorization_code\","
+	    "\"extra_authorize_params\":\"[\\\"a\\\"]\"}");
+	/* an edit: blank clears it, a blank secret is kept */
+	v[1].value = "";
+	json_of(v, 3, 1, out, sizeof(out));
+	assert_string_equal(out, "{\"kind\":\"authorization_code\","
+	    "\"extra_authorize_params\":null}");
+}
+
 int
 main(void)
 {
@@ -467,6 +595,8 @@ main(void)
 		cmocka_unit_test(pem_form_json),
 		cmocka_unit_test(jwt_forms),
 		cmocka_unit_test(jwt_form_json),
+		cmocka_unit_test(consent_forms),
+		cmocka_unit_test(consent_form_json),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

@@ -30,6 +30,14 @@
  *   source and every key made and revoked through the forms (with and
  *   without JavaScript) leaves exactly one audit_events row, naming the
  *   session (principal_kind session, the key it was made from).
+ * consent_sources_in_the_browser: an authorization_code source and a
+ *   device_code source made through their forms (extra consent
+ *   parameters as a JSON object) default to access key; a bad field
+ *   (a parameter kiln owns, a device endpoint off the token URL's
+ *   origin) shows its error at its field and makes nothing, with and
+ *   without JavaScript; an edit that leaves the secret blank keeps it;
+ *   GET /api/tokens/{name} shows what was saved; the secrets never
+ *   reach the browser; the kind filters offer both kinds.
  * jwt_sources_in_the_browser: a jwt_bearer source with a PEM key, one
  *   with a key kiln generates (ES256), and a client_credentials source
  *   with private_key_jwt, made through the forms: their pages show the
@@ -78,7 +86,9 @@ function env()
 			    '--client', `pw-client:${S.pw}:password,refresh_token`,
 			    '--user', `alice:${S.alice}`,
 			    '--seed-refresh', `rt-client:${S.seed}`]);
-			const e = await a.adminKiln(pg, 'dash_manage', { idp });
+			/* KILN_PUBLIC_URL: authorization_code sources */
+			const e = await a.adminKiln(pg, 'dash_manage', { idp,
+			    env: { KILN_PUBLIC_URL: 'http://kiln.test' } });
 			return e;
 		})();
 	}
@@ -817,6 +827,171 @@ test('jwt_sources_in_the_browser', { timeout: 60000 }, async () => {
 
 	assert.deepEqual(rec.leaks({ key: pemBody(pki.key) }), [],
 	    'the key never reached the browser');
+	assert.deepEqual(unexpected(w), [], 'no console errors');
+	await ctx.close();
+});
+
+test('consent_sources_in_the_browser', { timeout: 60000 }, async () => {
+	const { k, adminKey } = await env();
+	const sc = { code: h.secret('fcode'), dev: h.secret('fdev'),
+	    code2: h.secret('fcode2') };
+	const up = 'http://127.0.0.1:9';
+
+	const b = await d.launch();
+	const ctx = await b.newContext({ viewport: { width: 1280,
+	    height: 720 } });
+	const page = await ctx.newPage();
+	const rec = new d.Recorder();
+	const w = d.watchPage(page, rec, k.url);
+	await d.browserLogin(page, k, adminKey);
+	await page.goto(`${k.url}/dashboard/sources`);
+
+	/* a parameter kiln sets itself: the error at its field, nothing made */
+	const code = { name: 'fcode', authorize_url: `${up}/auth`,
+	    token_url: `${up}/token`, client_id: 'fcode-app',
+	    client_secret: sc.code, scope: 'openid offline_access',
+	    audience: 'https://api.example', resource: 'https://res.example',
+	    revocation_url: `${up}/revoke`,
+	    extra_authorize_params: '{"prompt":"consent","state":"x"}' };
+	await submitSource(page, 'authorization_code', code);
+	let fe = await page.waitForSelector(
+	    '[data-field="extra_authorize_params"] .field-error');
+	assert.match(await fe.textContent(),
+	    /^extra_authorize_params: state is kiln's own parameter/);
+	assert.equal(await page.$$eval('.field-error', (x) => x.length), 1);
+	assert.equal(await page.getAttribute('[name="extra_authorize_params"]',
+	    'aria-invalid'), 'true');
+	assert.equal((await source(k, adminKey, 'fcode')).status, 404);
+	/* a new one is "key" unless told */
+	assert.equal(await page.inputValue(
+	    'form[data-mode="create"] [name="access"]'), 'key');
+
+	await page.fill('form[data-mode="create"] ' +
+	    '[name="extra_authorize_params"]', '{"prompt":"consent"}');
+	await page.click('form[data-mode="create"] button.primary');
+	await page.waitForURL(`${k.url}/dashboard/sources?created=fcode`);
+	let v = (await source(k, adminKey, 'fcode')).json.data;
+	assert.equal(v.kind, 'authorization_code');
+	assert.equal(v.authorize_url, `${up}/auth`);
+	assert.equal(v.token_url, `${up}/token`);
+	assert.equal(v.revocation_url, `${up}/revoke`);
+	assert.equal(v.client_id, 'fcode-app');
+	assert.equal(v.client_secret_set, true);
+	assert.equal(v.auth_method, 'client_secret_post');
+	assert.equal(v.scope, 'openid offline_access');
+	assert.equal(v.audience, 'https://api.example');
+	assert.equal(v.resource, 'https://res.example');
+	assert.deepEqual(v.extra_authorize_params, { prompt: 'consent' });
+	assert.equal(v.access, 'key');
+
+	/* device_code: the device endpoint off the token URL's origin */
+	const dev = { name: 'fdev', device_authorization_url:
+	    'http://127.0.0.2:9/device', token_url: `${up}/token`,
+	    client_id: 'fdev-app', client_secret: sc.dev,
+	    auth_method: 'client_secret_basic', scope: 'offline_access' };
+	await page.goto(`${k.url}/dashboard/sources`);
+	await submitSource(page, 'device_code', dev);
+	fe = await page.waitForSelector(
+	    '[data-field="device_authorization_url"] .field-error');
+	assert.match(await fe.textContent(),
+	    /^device_authorization_url: must be on the origin of token_url/);
+	assert.equal(await page.$$eval('.field-error', (x) => x.length), 1);
+	assert.equal((await source(k, adminKey, 'fdev')).status, 404);
+	await page.fill('form[data-mode="create"] ' +
+	    '[name="device_authorization_url"]', `${up}/device`);
+	await page.click('form[data-mode="create"] button.primary');
+	await page.waitForURL(`${k.url}/dashboard/sources?created=fdev`);
+	v = (await source(k, adminKey, 'fdev')).json.data;
+	assert.equal(v.kind, 'device_code');
+	assert.equal(v.device_authorization_url, `${up}/device`);
+	assert.equal(v.token_url, `${up}/token`);
+	assert.equal(v.client_id, 'fdev-app');
+	assert.equal(v.client_secret_set, true);
+	assert.equal(v.auth_method, 'client_secret_basic');
+	assert.equal(v.scope, 'offline_access');
+	assert.equal(v.access, 'key');
+
+	/* edits: what is stored is shown, a blank secret is kept */
+	await page.goto(`${k.url}/dashboard/sources/fcode`);
+	assert.equal(await page.inputValue('[name="authorize_url"]'),
+	    `${up}/auth`);
+	assert.deepEqual(JSON.parse(await page.inputValue(
+	    '[name="extra_authorize_params"]')), { prompt: 'consent' });
+	assert.equal(await page.inputValue('[name="client_secret"]'), '');
+	assert.equal(await page.getAttribute('[name="client_secret"]',
+	    'placeholder'), 'a value is set — leave blank to keep it');
+	await page.fill('[name="scope"]', 'openid');
+	await page.fill('[name="extra_authorize_params"]',
+	    '{"prompt":"login"}');
+	await page.click('form[data-mode="edit"] button.primary');
+	await page.waitForURL(`${k.url}/dashboard/sources?saved=fcode`);
+	v = (await source(k, adminKey, 'fcode')).json.data;
+	assert.equal(v.scope, 'openid');
+	assert.deepEqual(v.extra_authorize_params, { prompt: 'login' });
+	assert.equal(v.client_secret_set, true, 'the secret is kept');
+	assert.equal(v.revocation_url, `${up}/revoke`);
+
+	await page.goto(`${k.url}/dashboard/sources/fdev`);
+	assert.equal(await page.inputValue(
+	    '[name="device_authorization_url"]'), `${up}/device`);
+	assert.equal(await page.inputValue('[name="auth_method"]'),
+	    'client_secret_basic');
+	await page.fill('[name="scope"]', 'offline_access openid');
+	await page.click('form[data-mode="edit"] button.primary');
+	await page.waitForURL(`${k.url}/dashboard/sources?saved=fdev`);
+	v = (await source(k, adminKey, 'fdev')).json.data;
+	assert.equal(v.scope, 'offline_access openid');
+	assert.equal(v.client_secret_set, true, 'the secret is kept');
+	assert.equal(v.auth_method, 'client_secret_basic');
+
+	/* the token table filters by both kinds */
+	await page.goto(`${k.url}/dashboard`);
+	const kinds = await page.$$eval('select[name="kind"] option',
+	    (o) => o.map((x) => x.textContent));
+	assert.ok(kinds.includes('authorization_code') &&
+	    kinds.includes('device_code'), `kind filter: ${kinds}`);
+
+	/* without JavaScript: a refused form comes back, its JSON kept */
+	const s = await d.httpLogin(k, adminKey);
+	const form2 = { csrf: s.csrf, kind: 'authorization_code',
+	    name: 'fcode2', authorize_url: `${up}/auth`,
+	    token_url: `${up}/token`, client_id: 'fcode2-app',
+	    client_secret: sc.code2, access: 'key',
+	    extra_authorize_params: '{"code_challenge":"x"}' };
+	let r = await postForm(k, '/dashboard/sources', s.cookie, form2);
+	assert.equal(r.status, 422, r.text.slice(0, 300));
+	assert.match(r.text, /<div class="field" data-field="extra_authorize_params">(?:(?!<\/div>).)*<p class="field-error" id="err-extra_authorize_params" role="alert">extra_authorize_params: code_challenge is kiln&#39;s own parameter/s);
+	assert.equal(r.text.match(/role="alert"/g).length, 1,
+	    'the error is shown once, at its field');
+	assert.match(r.text, /data-type="json"[^>]*>\{&quot;code_challenge&quot;:&quot;x&quot;\}<\/textarea>/, 'the JSON typed is kept');
+	assert.ok(!r.text.includes(sc.code2), 'the secret is not sent back');
+	assert.equal((await source(k, adminKey, 'fcode2')).status, 404);
+	r = await postForm(k, '/dashboard/sources', s.cookie, Object.assign(
+	    {}, form2, { extra_authorize_params: 'prompt=none' }));
+	assert.equal(r.status, 422, r.text.slice(0, 300));
+	assert.match(r.text, /id="err-extra_authorize_params" role="alert">extra_authorize_params: must be an object/);
+	r = await postForm(k, '/dashboard/sources', s.cookie, Object.assign(
+	    {}, form2, { extra_authorize_params: '' }));
+	assert.equal(r.status, 303, r.text.slice(0, 300));
+	/* no-JS edit, secret left blank: kept */
+	r = await postForm(k, '/dashboard/sources/fcode2', s.cookie, {
+		csrf: s.csrf, kind: 'authorization_code', client_secret: '',
+		scope: 'email' });
+	assert.equal(r.status, 303, r.text.slice(0, 300));
+	v = (await source(k, adminKey, 'fcode2')).json.data;
+	assert.equal(v.scope, 'email');
+	assert.equal(v.client_secret_set, true, 'the secret is kept');
+	const ed = await k.get('/dashboard/sources/fcode2',
+	    { headers: { Cookie: s.cookie } });
+	assert.ok(!ed.text.includes(sc.code2), 'no secret in the edit page');
+
+	for (const n of ['fcode', 'fdev', 'fcode2']) {
+		r = await a.call(k, 'DELETE', `/api/tokens/${n}`,
+		    { auth: adminKey });
+		assert.equal(r.status, 200, `delete ${n}: ${r.text}`);
+	}
+	assert.deepEqual(rec.leaks({ code: sc.code, dev: sc.dev,
+	    code2: sc.code2 }), [], 'no secret reached the browser');
 	assert.deepEqual(unexpected(w), [], 'no console errors');
 	await ctx.close();
 });
