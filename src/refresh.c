@@ -63,6 +63,7 @@ static int	refresh_exchange(struct cache_entry *, int64_t);
 static int	refresh_waiting(struct cache_entry *, int64_t);
 static void	refresh_subject_changed(struct cache_entry *);
 static int	refresh_subject_token(struct attempt *);
+static int	refresh_consent_pending(const struct cache_entry *);
 
 void
 refresh_init(void)
@@ -93,8 +94,8 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 		e->refused_until = 0;
 		return (KORE_RESULT_ERROR);
 	}
-	/* A device flow's connection has no token before the consent. */
-	if (e->kind == KIND_DEVICE_CODE && e->generation == 0) {
+	/* A flow's connection has no token before the consent. */
+	if (refresh_consent_pending(e)) {
 		e->refused = "connection waits for the person's consent";
 		e->refused_until = 0;
 		return (refresh_ondemand(trigger) ? KORE_RESULT_ERROR :
@@ -222,7 +223,7 @@ refresh_due(const struct cache_entry *e, int64_t now)
 	if (!e->enabled || e->paused || e->inflight || e->reauth)
 		return (0);
 	if ((e->conn == NULL && e->kind == KIND_AUTHORIZATION_CODE) ||
-	    (e->kind == KIND_DEVICE_CODE && e->generation == 0))
+	    refresh_consent_pending(e))
 		return (0);
 	if (now < e->next_ms || now < e->retry_ms)
 		return (0);
@@ -739,4 +740,18 @@ refresh_subject_token(struct attempt *at)
 		fatal("strdup");
 
 	return (KORE_RESULT_OK);
+}
+
+/*
+ * A connection of a device or a consent flow that never had a token
+ * (generation 0): nothing to refresh until the person consents.
+ */
+static int
+refresh_consent_pending(const struct cache_entry *e)
+{
+	if (e->generation != 0)
+		return (0);
+
+	return (e->kind == KIND_DEVICE_CODE ||
+	    (e->kind == KIND_AUTHORIZATION_CODE && e->conn != NULL));
 }

@@ -3616,18 +3616,36 @@ file_origin_same(PGresult *stored, int row, const struct source *src)
  * authorization_code (c-authcode, migration 013): the flows under way,
  * one row per state, stored as its SHA-256. A start sweeps the rows
  * expired for an hour (kept that long to tell "expired" from "unknown").
+ * A new subject's connection row exists from the start, without a
+ * token (pending, never scheduled), like a device flow's; a subject
+ * with a token keeps its row and state. The start also sweeps the
+ * pending rows (never had a token) whose flows all expired unanswered.
  */
 static const char q_flow_start[] =
     "WITH s AS (SELECT id FROM token_sources WHERE name = $1 "
     "AND kind = 'authorization_code'), "
     "x AS (DELETE FROM oauth_flows "
     "WHERE expires_at < now() - interval '1 hour'), "
+    "p AS (DELETE FROM tokens t USING token_sources ts "
+    "WHERE ts.id = t.source_id AND ts.kind = 'authorization_code' "
+    "AND t.subject <> 'default' AND t.token_sealed IS NULL "
+    "AND t.generation = 0 AND (t.subject <> $3 OR "
+    "t.source_id NOT IN (SELECT id FROM s)) AND NOT EXISTS "
+    "(SELECT 1 FROM oauth_flows o WHERE o.source_id = t.source_id "
+    "AND o.subject = t.subject AND o.expires_at > now()) "
+    "RETURNING ts.name, t.subject), "
     "f AS (INSERT INTO oauth_flows (state_hash, source_id, subject, "
     "verifier_sealed, return_to, expires_at) SELECT $2, id, $3, $4, $5, "
     "kiln_ts($6) FROM s RETURNING source_id), "
+    "t AS (INSERT INTO tokens (source_id, subject, next_attempt_at) "
+    "SELECT source_id, $3, now() + interval '100 years' FROM f "
+    "ON CONFLICT (source_id, subject) DO NOTHING RETURNING subject), "
     AUDIT_CTE("7", "8", "9", "10", "'connection.start'",
     "$1 || '/' || $3", "'subject,return_to'", "f")
-    "SELECT source_id FROM f";
+    "SELECT source_id, "
+    "(SELECT count(pg_notify('kiln_tokens', name || '/' || subject)) "
+    "FROM p), (SELECT count(pg_notify('kiln_tokens', $1 || '/' || "
+    "subject)) FROM t) FROM f";
 
 /* A state is taken once, on whichever instance the browser comes to. */
 static const char q_flow_take[] =
@@ -3666,12 +3684,24 @@ static const char q_flow_done[] =
     "(SELECT refresh_token_sealed FROM o), "
     "pg_notify('kiln_tokens', $1 || '/' || $2) FROM t";
 
-/* A consent that failed, on the subject's events (stores no token). */
+/*
+ * A consent that failed, on the subject's events (stores no token); a
+ * connection that never had a token goes, unless another consent of
+ * the subject is still under way.
+ */
 static const char q_flow_failed[] =
-    "INSERT INTO refresh_events (source_id, trigger, started_at, outcome, "
-    "duration_ms, http_status, error, owner, subject) "
+    "WITH s AS (SELECT id FROM token_sources WHERE name = $1), "
+    "d AS (DELETE FROM tokens t USING s WHERE t.source_id = s.id "
+    "AND t.subject = $2 AND t.subject <> 'default' "
+    "AND t.token_sealed IS NULL AND t.generation = 0 AND NOT EXISTS "
+    "(SELECT 1 FROM oauth_flows o WHERE o.source_id = s.id "
+    "AND o.subject = $2 AND o.expires_at > now()) RETURNING t.subject), "
+    "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
+    "outcome, duration_ms, http_status, error, owner, subject) "
     "SELECT id, 'consent', kiln_ts($3), 'failure', $4, $5, $6, $7, $2 "
-    "FROM token_sources WHERE name = $1 RETURNING id";
+    "FROM s RETURNING id) "
+    "SELECT e.id, (SELECT count(pg_notify('kiln_tokens', $1 || '/' || "
+    "subject)) FROM d) FROM e";
 
 /* The sealed refresh token of a connection, to revoke before delete. */
 static const char q_flow_refresh[] =

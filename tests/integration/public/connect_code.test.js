@@ -215,6 +215,16 @@ async function tokensRows()
 	    "WHERE s.name = 'fhir' ORDER BY t.subject", { db: S.db.name });
 }
 
+/* The subject's row in the source's list of connections, or null. */
+async function listed(k, subject)
+{
+	const r = await a.call(k, 'GET', '/api/tokens/fhir/connections',
+	    { auth: a.ADMIN_KEY });
+	assert.equal(r.status, 200, r.text);
+	return r.json.data.connections.find((c) => c.subject === subject) ||
+	    null;
+}
+
 async function stats()
 {
 	return (await S.idp.call('GET', '/_stats')).json;
@@ -256,6 +266,22 @@ test('code_flow_connects_a_person_in_chromium', { timeout: 60000 },
 	assert.equal(flows.length, 1);
 	assert.notEqual(flows[0].state_hash, u.searchParams.get('state'));
 
+	/* Waiting for the consent: listed pending on both, no token. */
+	let l = await listed(kB, 'alice');
+	assert.ok(l !== null, 'alice listed while her consent is under way');
+	assert.equal(l.state, 'pending');
+	assert.equal(l.generation, 0);
+	assert.equal(l.fingerprint, null);
+	const pt = await h.waitFor(async () => {
+		const x = await token(kA, 'alice');
+		return x.status !== 404 ? x : false;
+	}, { timeout: 3000, what: 'the pending connection known' });
+	/* As a device flow's pending connection answers. */
+	assert.equal(pt.status, 503, `no token before the consent: ${pt.text}`);
+	assert.ok(Number(pt.headers['retry-after']) > 0, 'Retry-After');
+	assert.equal(pt.json.token ?? null, null, 'no token answered');
+	assert.equal(pt.json.subject, 'alice');
+
 	const c = await consent(d.authorization_url, 'alice');
 	assert.ok(c.callback.startsWith(`${S.kilnB}/oauth/callback?`),
 	    `the callback is B's: ${c.callback}`);
@@ -266,6 +292,10 @@ test('code_flow_connects_a_person_in_chromium', { timeout: 60000 },
 	/* Both instances serve alice's token, which is alice's. */
 	const tb = await waitToken(kB, 'alice');
 	const ta = await waitToken(kA, 'alice');
+	l = await listed(kA, 'alice');
+	assert.equal(l.state, 'active');
+	assert.equal(l.generation, 1);
+	assert.equal(l.failures, 0, 'never refreshed while pending');
 	assert.equal(ta.json.token, tb.json.token);
 	assert.equal(ta.json.subject, 'alice');
 	const i = await introspect(ta.json.token);
@@ -342,11 +372,14 @@ test('callback_refusals_store_nothing', { timeout: 45000 }, async () => {
 	r = await start(kA, { subject: 'carol',
 	    return_to: `${S.appUrl}/back` });
 	assert.equal(r.status, 201, r.text);
+	assert.equal((await listed(kB, 'carol')).state, 'pending');
 	let c = await consent(r.json.data.authorization_url, 'carol',
 	    { deny: true });
 	assert.equal(c.status, 303);
 	assert.equal(c.url, `${S.appUrl}/back?connection=failed` +
 	    '&error=access_denied');
+	assert.equal(await listed(kB, 'carol'), null,
+	    'a refused consent of a new subject leaves no connection');
 	/* ... or, with no return_to, a page saying so. */
 	r = await start(kA, { subject: 'dave' });
 	c = await consent(r.json.data.authorization_url, 'dave',
@@ -364,6 +397,22 @@ test('callback_refusals_store_nothing', { timeout: 45000 }, async () => {
 	c = await consent(r.json.data.authorization_url, 'erin');
 	assert.equal(c.url, `${S.appUrl}/late?connection=failed` +
 	    '&error=expired_state');
+
+	/* A flow nobody came back from: swept with the next start's. */
+	r = await start(kA, { subject: 'gone' });
+	assert.equal(r.status, 201, r.text);
+	assert.equal((await listed(kA, 'gone')).state, 'pending');
+	await S.db.pg.query("UPDATE oauth_flows SET expires_at = now() - " +
+	    "interval '1 second' WHERE subject = 'gone'", { db: S.db.name });
+	r = await start(kA, { subject: 'gone2' });
+	assert.equal(r.status, 201, r.text);
+	assert.equal(await listed(kA, 'gone'), null, 'an expired flow swept');
+	/* Refused straight away (no browser): gone2 goes as well. */
+	const st = new URL(r.json.data.authorization_url).searchParams
+	    .get('state');
+	r = await kA.request(`/oauth/callback?error=access_denied&state=${st}`);
+	assert.equal(r.status, 400, r.text);
+	assert.equal(await listed(kA, 'gone2'), null);
 
 	assert.deepEqual(await tokensRows(), before, 'no token stored');
 	const ev = await S.db.pg.queryJson("SELECT subject, outcome, error " +
@@ -386,6 +435,9 @@ test('new_consent_replaces_and_revokes_old_grant', { timeout: 30000 },
 	assert.equal(r.status, 201, r.text);
 	/* Until bob consents again, his token is still served. */
 	assert.equal((await token(kB, 'bob')).json.token, old);
+	const l = await listed(kB, 'bob');
+	assert.equal(l.state, 'active', 'a new consent keeps the state');
+	assert.ok(l.generation > 0 && l.fingerprint !== null);
 	await consent(r.json.data.authorization_url, 'bob');
 	const t = await waitToken(kA, 'bob', old);
 	assert.equal((await introspect(t.json.token)).active, true);
