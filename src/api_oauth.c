@@ -69,7 +69,6 @@ static void	oauth_render(struct http_request *, int, const char *,
 static int	oauth_arg(struct http_request *, const char *, char *,
 		    size_t);
 static void	oauth_error_name(const char *, char *, size_t);
-static int	oauth_hex(char);
 static void	oauth_field(const char *, const char *, char *, size_t);
 static void	oauth_redirect_uri(char *, size_t);
 static struct oauth_call	*oauth_call_new(const char *, const char *,
@@ -612,53 +611,7 @@ oauth_render(struct http_request *req, int status, const char *title,
 static int
 oauth_arg(struct http_request *req, const char *key, char *out, size_t len)
 {
-	const char	*v, *q;
-	size_t		klen, n, o;
-	int		hi, lo;
-
-	out[0] = '\0';
-	if ((q = req->query_string) == NULL)
-		return (0);
-
-	klen = strlen(key);
-	for (v = q; v != NULL; v = strchr(v, '&') ? strchr(v, '&') + 1 :
-	    NULL) {
-		if (strncmp(v, key, klen) || v[klen] != '=')
-			continue;
-		v += klen + 1;
-		n = strcspn(v, "&");
-		for (o = 0; n > 0; n--, v++) {
-			if (o + 1 >= len)
-				return (0);
-			if (*v == '%' && n >= 3 &&
-			    (hi = oauth_hex(v[1])) != -1 &&
-			    (lo = oauth_hex(v[2])) != -1) {
-				out[o++] = (char)(hi << 4 | lo);
-				v += 2;
-				n -= 2;
-			} else {
-				out[o++] = *v == '+' ? ' ' : *v;
-			}
-			if ((unsigned char)out[o - 1] < 0x20)
-				return (0);
-		}
-		out[o] = '\0';
-		return (1);
-	}
-
-	return (0);
-}
-
-static int
-oauth_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
+	return (qs_get(req->query_string, key, out, len) == 1);
 }
 
 /* An upstream's error name as kiln repeats it: [a-z0-9_], short. */

@@ -15,11 +15,12 @@
 
 #include "kiln.h"
 
+/* Present in the query (a value that is not valid reads as ""). */
+#define CH_QUERY(q, k, o, l)	(qs_get((q), (k), (o), (l)) != 0)
+
 static const char	*ch_states[] = { "pending", "active", "failing",
 			    "needs_reauth", "revoked", NULL };
 
-static int	ch_query(const char *, const char *, char *, size_t);
-static int	ch_hex(char);
 static void	ch_time(struct dbuf *, int64_t);
 static void	ch_head(struct dbuf *, const char *, const char *,
 		    const char *);
@@ -37,7 +38,7 @@ ch_view_parse(const char *query, struct ch_view *v)
 	int		i;
 
 	memset(v, 0, sizeof(*v));
-	if (ch_query(query, "state", v->state, sizeof(v->state))) {
+	if (CH_QUERY(query, "state", v->state, sizeof(v->state))) {
 		for (i = 0; ch_states[i] != NULL; i++) {
 			if (!strcmp(v->state, ch_states[i]))
 				break;
@@ -46,18 +47,18 @@ ch_view_parse(const char *query, struct ch_view *v)
 			v->state[0] = '\0';
 	}
 	v->limit = CH_PAGE_ROWS;
-	if (ch_query(query, "limit", sub, sizeof(sub)) && strlen(sub) < 4 &&
+	if (CH_QUERY(query, "limit", sub, sizeof(sub)) && strlen(sub) < 4 &&
 	    strspn(sub, "0123456789") == strlen(sub) && atoi(sub) >= 1 &&
 	    atoi(sub) <= CH_PAGE_ROWS)
 		v->limit = atoi(sub);
-	if (ch_query(query, "cursor", v->cursor, sizeof(v->cursor)) &&
+	if (CH_QUERY(query, "cursor", v->cursor, sizeof(v->cursor)) &&
 	    !conn_subject_valid(v->cursor))
 		v->cursor[0] = '\0';
-	if (ch_query(query, "connected", sub, sizeof(sub)) &&
+	if (CH_QUERY(query, "connected", sub, sizeof(sub)) &&
 	    conn_subject_valid(sub)) {
 		v->notice = CH_CONNECTED;
 		(void)snprintf(v->subject, sizeof(v->subject), "%s", sub);
-	} else if (ch_query(query, "disconnected", sub, sizeof(sub)) &&
+	} else if (CH_QUERY(query, "disconnected", sub, sizeof(sub)) &&
 	    conn_subject_valid(sub)) {
 		v->notice = CH_DISCONNECTED;
 		(void)snprintf(v->subject, sizeof(v->subject), "%s", sub);
@@ -451,56 +452,3 @@ ch_time(struct dbuf *b, int64_t ms)
 	    ts + 11);
 }
 
-static int
-ch_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-
-	return (-1);
-}
-
-/* key=value of a query string, %-decoded ('+' a space); 1 if present. */
-static int
-ch_query(const char *q, const char *key, char *out, size_t len)
-{
-	const char	*v;
-	size_t		klen, i, o;
-	int		hi, lo;
-
-	out[0] = '\0';
-	if (q == NULL)
-		return (0);
-	klen = strlen(key);
-	for (v = q; v != NULL; v = strchr(v, '&') ? strchr(v, '&') + 1 :
-	    NULL) {
-		if (strncmp(v, key, klen) || v[klen] != '=')
-			continue;
-		v += klen + 1;
-		for (i = 0, o = 0; v[i] != '\0' && v[i] != '&' &&
-		    v[i] != '#'; i++) {
-			if (o + 1 >= len) {
-				out[0] = '\0';	/* too long: not valid */
-				return (1);
-			}
-			if (v[i] == '+') {
-				out[o++] = ' ';
-			} else if (v[i] == '%' &&
-			    (hi = ch_hex(v[i + 1])) >= 0 &&
-			    (lo = ch_hex(v[i + 2])) >= 0) {
-				out[o++] = (char)(hi * 16 + lo);
-				i += 2;
-			} else {
-				out[o++] = v[i];
-			}
-		}
-		out[o] = '\0';
-		return (1);
-	}
-
-	return (0);
-}

@@ -22,7 +22,7 @@
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit mtls dash_chart
  *                   dash_pages dash_forms jws conn conn_html flow
- *                   devcode
+ *                   devcode qs
  */
 
 #ifndef __H_KILN_H
@@ -192,6 +192,9 @@ u_int64_t	hash_fnv1a(u_int64_t, const void *, size_t);
 u_int64_t	hash_fnv1a_str(const char *);
 u_int64_t	hash_mix64(u_int64_t);
 void		hash_hex64(u_int64_t, char *);
+
+/* qs.c (pure): a query string's argument, percent-decoded. */
+int	qs_get(const char *, const char *, char *, size_t);
 
 /* source.c (pure): the source JSON of DESIGN.md, shared by file and API. */
 #define SOURCE_ALLOW_ENV	0x01
