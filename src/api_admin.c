@@ -1312,29 +1312,19 @@ prewarming_entry(void *g, struct cache_entry *e, int64_t now)
 	yajl_gen_map_close(g);
 }
 
-/* A query-string argument; returns its length, 0 when absent. */
+/*
+ * A query-string argument, decoded: nonzero when given (out "" when it
+ * is too long or not text, which the caller then refuses), 0 when absent
+ * or empty.
+ */
 static int
 query_arg(struct http_request *req, const char *key, char *out, size_t len)
 {
-	const char	*q, *v;
-	size_t		klen, n;
-
-	if ((q = req->query_string) == NULL)
-		return (0);
-
-	klen = strlen(key);
-	for (v = q; v != NULL; v = strchr(v, '&') ? strchr(v, '&') + 1 : NULL) {
-		if (strncmp(v, key, klen) || v[klen] != '=')
-			continue;
-		v += klen + 1;
-		n = strcspn(v, "&");
-		if (n == 0 || n >= len) {
-			(void)kore_strlcpy(out, "", len);
-			return (n == 0 ? 0 : (int)n);
-		}
-		memcpy(out, v, n);
-		out[n] = '\0';
-		return ((int)n);
+	switch (qs_get(req->query_string, key, out, len)) {
+	case 1:
+		return (out[0] != '\0');
+	case -1:
+		return (1);
 	}
 
 	return (0);

@@ -399,30 +399,12 @@ dm_values_free(struct dm_values *v)
 	kore_buf_cleanup(&v->lists);
 }
 
-/* A query-string argument, decoded; 0 when absent or not decodable. */
+/* A query-string argument, decoded; 0 when absent, empty or not text. */
 static int
 dm_query(struct http_request *req, const char *key, char *out, size_t len)
 {
-	const char	*q, *v;
-	size_t		klen, n;
-
-	if ((q = req->query_string) == NULL)
-		return (0);
-
-	klen = strlen(key);
-	for (v = q; v != NULL; v = strchr(v, '&') ? strchr(v, '&') + 1 : NULL) {
-		if (strncmp(v, key, klen) || v[klen] != '=')
-			continue;
-		v += klen + 1;
-		n = strcspn(v, "&#");
-		if (n == 0 || n >= len)
-			return (0);
-		memcpy(out, v, n);
-		out[n] = '\0';
-		return (http_argument_urldecode(out) == KORE_RESULT_OK);
-	}
-
-	return (0);
+	return (qs_get(req->query_string, key, out, len) == 1 &&
+	    out[0] != '\0');
 }
 
 /*
