@@ -107,12 +107,8 @@ dconn_page(struct http_request *req, struct api_state *st)
 	struct ch_view		v;
 	int			ret;
 
-	if ((ret = dash_session(req, st)) != KORE_RESULT_OK)
+	if (!dash_viewer(req, st, &ret))
 		return (ret);
-	if (st->principal.role < ROLE_VIEWER) {
-		dash_redirect(req, "/dashboard/login");
-		return (KORE_RESULT_OK);
-	}
 	if (cache_lookup(st->name) == NULL) {
 		api_error(req, 404, "not_found", "unknown token source");
 		return (KORE_RESULT_OK);

@@ -66,7 +66,6 @@ static void	dm_values(struct dm_values *, yajl_val);
 static void	dm_values_free(struct dm_values *);
 static void	dm_json_text(struct kore_buf *, yajl_val);
 static int	dm_query(struct http_request *, const char *, char *, size_t);
-static int	dm_viewer(struct http_request *, struct api_state *, int *);
 static void	dm_page(struct api_pending *, int, const char *,
 		    const char *, struct dbuf *);
 static void	dm_page_fragment(struct dbuf *, const char *, const void *);
@@ -98,7 +97,7 @@ dm_sources_page(struct http_request *req, struct api_state *st)
 	struct api_pending	*p;
 	int			ret;
 
-	if (!dm_viewer(req, st, &ret))
+	if (!dash_viewer(req, st, &ret))
 		return (ret);
 
 	/* From the database, as GET /api/tokens: no worker lags behind. */
@@ -116,7 +115,7 @@ dm_source_page(struct http_request *req, struct api_state *st)
 	struct api_pending	*p;
 	int			ret;
 
-	if (!dm_viewer(req, st, &ret))
+	if (!dash_viewer(req, st, &ret))
 		return (ret);
 
 	p = api_pending_start(req, st, dm_source_loaded);
@@ -174,7 +173,7 @@ dm_keys_page(struct http_request *req, struct api_state *st)
 	struct api_pending	*p;
 	int			ret;
 
-	if (!dm_viewer(req, st, &ret))
+	if (!dash_viewer(req, st, &ret))
 		return (ret);
 
 	p = api_pending_start(req, st, dm_keys_loaded);
@@ -405,24 +404,6 @@ dm_query(struct http_request *req, const char *key, char *out, size_t len)
 {
 	return (qs_get(req->query_string, key, out, len) == 1 &&
 	    out[0] != '\0');
-}
-
-/*
- * The dashboard session of a page (see dash_session); 0 with *ret set
- * when the request waits for it or went to the login page.
- */
-static int
-dm_viewer(struct http_request *req, struct api_state *st, int *ret)
-{
-	if ((*ret = dash_session(req, st)) != KORE_RESULT_OK)
-		return (0);
-	if (st->principal.role < ROLE_VIEWER) {
-		dash_redirect(req, "/dashboard/login");
-		*ret = KORE_RESULT_OK;
-		return (0);
-	}
-
-	return (1);
 }
 
 /* The page around body, as the step's answer. */

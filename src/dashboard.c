@@ -225,18 +225,33 @@ dash_shutdown(void)
 	yajl_gen_free(g);
 }
 
+/*
+ * The dashboard session of a page, a viewer at least (see dash_session):
+ * 1 to go on; 0 with *ret set when the request waits for its session or
+ * went to the login page.
+ */
+int
+dash_viewer(struct http_request *req, struct api_state *st, int *ret)
+{
+	if ((*ret = dash_session(req, st)) != KORE_RESULT_OK)
+		return (0);
+	if (st->principal.role < ROLE_VIEWER) {
+		dash_redirect(req, "/dashboard/login");
+		*ret = KORE_RESULT_OK;
+		return (0);
+	}
+
+	return (1);
+}
+
 int
 dash_page(struct http_request *req, struct api_state *st)
 {
 	struct api_pending	*p;
 	int			ret;
 
-	if ((ret = dash_session(req, st)) != KORE_RESULT_OK)
+	if (!dash_viewer(req, st, &ret))
 		return (ret);
-	if (st->principal.role < ROLE_VIEWER) {
-		dash_redirect(req, "/dashboard/login");
-		return (KORE_RESULT_OK);
-	}
 
 	p = api_pending_start(req, st, dash_page_history);
 	p->finish = dash_finish;
@@ -259,12 +274,8 @@ dash_token_page(struct http_request *req, struct api_state *st)
 	struct api_pending	*p;
 	int			ret;
 
-	if ((ret = dash_session(req, st)) != KORE_RESULT_OK)
+	if (!dash_viewer(req, st, &ret))
 		return (ret);
-	if (st->principal.role < ROLE_VIEWER) {
-		dash_redirect(req, "/dashboard/login");
-		return (KORE_RESULT_OK);
-	}
 	if (cache_lookup(st->name) == NULL) {
 		api_error(req, 404, "not_found", "unknown token source");
 		return (KORE_RESULT_OK);
@@ -405,12 +416,8 @@ dash_audit(struct http_request *req, struct api_state *st)
 	struct api_pending	*p;
 	int			ret;
 
-	if ((ret = dash_session(req, st)) != KORE_RESULT_OK)
+	if (!dash_viewer(req, st, &ret))
 		return (ret);
-	if (st->principal.role < ROLE_VIEWER) {
-		dash_redirect(req, "/dashboard/login");
-		return (KORE_RESULT_OK);
-	}
 	if (st->principal.role < ROLE_ADMIN) {
 		api_error(req, 403, "forbidden", "this role may not do that");
 		return (KORE_RESULT_OK);

@@ -1626,6 +1626,7 @@ void	dash_ws_connect(struct connection *);
 void	dash_ws_message(struct connection *, u_int8_t, void *, size_t);
 void	dash_ws_disconnect(struct connection *);
 int	dash_session(struct http_request *, struct api_state *);
+int	dash_viewer(struct http_request *, struct api_state *, int *);
 void	dash_html_headers(struct http_request *);
 void	dash_redirect(struct http_request *, const char *);
 
