@@ -80,17 +80,24 @@ typedef void	(*store_decode)(PGresult *, struct store_job *,
     "CASE WHEN k0.activate_after <= now() THEN k0.activate_after END "	\
     "DESC NULLS LAST, k0.activate_after LIMIT 1) k ON true"
 
-static const char q_load[] =
-    "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
-    "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
-    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
-    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "COALESCE((SELECT value = 'true' FROM settings "
-    "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
-    "COALESCE(t.lease_until > now(), false), "
-    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
-    "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
+/*
+ * A token row's columns (dec_tokens) up to its host, subject, state and
+ * signing key id, which each statement finds its own way.
+ */
+#define TOKEN_ROW_COLS							\
+    "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, " \
+    "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, " \
+    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), " \
+    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, " \
+    "COALESCE((SELECT value = 'true' FROM settings " \
+    "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, " \
+    "COALESCE(t.lease_until > now(), false), " \
+    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), " \
+    "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, " \
     "t.subject_generation, s.auth_method, s.tls_cert_subject, "
+
+static const char q_load[] =
+    TOKEN_ROW_COLS
     "kiln_host(s.token_url), t.subject, t.state, "
     "(SELECT k.kid FROM token_sources s2 "
     Q_SIGNING_KEY " WHERE s2.id = s.id) "
@@ -650,16 +657,7 @@ static const char q_reload[] =
     "strpos(x, '/') > 0 THEN substr(x, strpos(x, '/') + 1) "
     "ELSE 'default' END AS subject "
     "FROM unnest(string_to_array($1, ',')) x) "
-    "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
-    "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
-    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
-    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "COALESCE((SELECT value = 'true' FROM settings "
-    "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
-    "COALESCE(t.lease_until > now(), false), "
-    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
-    "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
-    "t.subject_generation, s.auth_method, s.tls_cert_subject, "
+    TOKEN_ROW_COLS
     "kiln_host(s.token_url), t.subject, t.state, "
     "(SELECT k.kid FROM token_sources s2 "
     Q_SIGNING_KEY " WHERE s2.id = s.id) "
@@ -4127,16 +4125,7 @@ static const char q_load_page[] =
     "WITH ks AS MATERIALIZED (SELECT s2.id, k.kid, "
     "kiln_host(s2.token_url) AS host FROM token_sources s2 "
     Q_SIGNING_KEY " WHERE s2.id >= $1::bigint) "
-    "SELECT s.id, s.name, s.kind, s.access, s.require_header, s.enabled, "
-    "s.paused, t.token_sealed, t.token_type, t.generation, t.fingerprint, "
-    "kiln_ms(t.expires_at), kiln_ms(t.refresh_at), "
-    "kiln_ms(t.next_attempt_at), t.failures, t.last_error, "
-    "COALESCE((SELECT value = 'true' FROM settings "
-    "WHERE key = 'prewarming_paused'), false), t.last_duration_ms, "
-    "COALESCE(t.lease_until > now(), false), "
-    "kiln_ms(t.expires_at) - kiln_ms(t.obtained_at), "
-    "kiln_ms(s.tls_cert_not_after), s.subject_source, s.actor_source, "
-    "t.subject_generation, s.auth_method, s.tls_cert_subject, "
+    TOKEN_ROW_COLS
     "ks.host, t.subject, t.state, ks.kid "
     "FROM tokens t JOIN token_sources s ON s.id = t.source_id "
     "LEFT JOIN ks ON ks.id = s.id "
