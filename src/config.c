@@ -133,6 +133,9 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	if (!env_num("KILN_WEBHOOK_BACKOFF_MS", 1000, 10, 3600000,
 	    &c->webhook_backoff_ms, err, errlen))
 		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_DB_PREPARED", 1, 0, 1, &c->db_prepared, err,
+	    errlen))
+		return (KORE_RESULT_ERROR);
 	if (!env_num("KILN_WAITERS_MAX", 10000, 0, 1000000, &c->waiters_max,
 	    err, errlen))
 		return (KORE_RESULT_ERROR);

@@ -747,6 +747,7 @@ struct kiln_config {
 	char		*allowed_hosts;		/* NULL: loopback rule */
 	char		owner[96];
 	int64_t		webhook_backoff_ms;	/* first retry's wait */
+	int64_t		db_prepared;		/* KILN_DB_PREPARED */
 	int64_t		waiters_max;		/* KILN_WAITERS_MAX */
 	int64_t		streams_max;		/* KILN_STREAMS_MAX */
 	int64_t		sse_heartbeat_ms;	/* KILN_SSE_HEARTBEAT */
@@ -1467,6 +1468,7 @@ struct attempt {
 	int64_t			sent_ms;
 	int64_t			duration_ms;
 	long			http_status;
+	char			id[128];	/* owner/started.seq: once */
 	int			resend_refused;	/* curl wanted to resend */
 	char			addr_refused[UPSTREAM_ADDR_LEN];
 	struct source		src;

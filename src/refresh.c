@@ -35,6 +35,7 @@
 #define REFRESH_OTHERS_MS	2000	/* before taking another's token */
 
 static u_int32_t		refresh_running;
+static u_int64_t		refresh_seq;		/* attempt ids */
 static int			refresh_behind;
 static struct cache_entry	*refresh_cursor;
 static int64_t			refresh_soonest;	/* 0: scan */
@@ -129,6 +130,9 @@ refresh_request(struct cache_entry *e, const char *trigger, int64_t arg,
 	at->trigger = trigger;
 	at->arg = arg;
 	at->started_ms = isotime_now();
+	(void)snprintf(at->id, sizeof(at->id), "%s/%lld.%llu",
+	    kiln_config.owner, (long long)at->started_ms,
+	    (unsigned long long)++refresh_seq);
 	if (request_id != NULL)
 		(void)kore_strlcpy(at->request_id, request_id,
 		    sizeof(at->request_id));
@@ -502,7 +506,12 @@ refresh_committed(const struct store_rows *rows, void *arg, int ok)
 	/* The commit may have written webhook events: look now. */
 	webhook_kick(0);
 
-	if (at->ok && rows->num[0] == STORE_NULL) {
+	if (at->ok && rows->num[0] == STORE_NULL && rows->num[2] == 0) {
+		/* An earlier send of this commit was written: its answer
+		 * was lost on the way back. */
+		log_kv(LOG_LVL_INFO, "refresh outcome was already stored",
+		    "token", at->name, "fingerprint", at->fpr, NULL);
+	} else if (at->ok && rows->num[0] == STORE_NULL) {
 		log_kv(LOG_LVL_WARN, "lease lost before commit, token dropped",
 		    "token", at->name, "fingerprint", at->fpr, NULL);
 	} else if (at->ok) {

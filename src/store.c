@@ -218,11 +218,12 @@ static const char q_success[] =
     "AND refresh_seed_digest IS NOT DISTINCT FROM $14 RETURNING id), "
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
     "outcome, duration_ms, http_status, error, generation, fingerprint, "
-    "owner, subject) SELECT $1, $11, kiln_ts($12), "
+    "owner, subject, attempt) SELECT $1, $11, kiln_ts($12), "
     "CASE WHEN g.gen IS NULL THEN 'failure' ELSE 'success' END, $9, $13, "
     "CASE WHEN g.gen IS NULL THEN 'lease lost before commit' END, "
-    "g.gen, $5, $2, NULLIF($16, 'default') "
+    "g.gen, $5, $2, NULLIF($16, 'default'), $17 "
     "FROM (SELECT (SELECT generation FROM t) AS gen) g "
+    "ON CONFLICT (attempt) WHERE attempt IS NOT NULL DO NOTHING "
     "RETURNING id), "
     "u AS (UPDATE upstream_hosts SET failures = 0, open_until = NULL, "
     "probe_until = NULL, updated_at = now() "
@@ -258,9 +259,10 @@ static const char q_failure[] =
     "WHERE source_id = $1 AND lease_owner = $2 AND subject = $12 "
     "RETURNING generation, failures, fingerprint), "
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
-    "outcome, duration_ms, http_status, error, owner, subject) "
+    "outcome, duration_ms, http_status, error, owner, subject, attempt) "
     "VALUES ($1, $6, kiln_ts($7), 'failure', $4, $8, $3, $2, "
-    "NULLIF($12, 'default')) "
+    "NULLIF($12, 'default'), $14) "
+    "ON CONFLICT (attempt) WHERE attempt IS NOT NULL DO NOTHING "
     "RETURNING id), "
     "d AS (INSERT INTO upstream_hosts AS u (host, failures, open_until) "
     "SELECT kiln_host(token_url), 1, CASE WHEN $10::int <= 1 THEN now() + "
@@ -804,6 +806,8 @@ store_register(void)
 	/* Kore's pgsql layer keeps the deadlines of the workers. */
 	pgsql_connect_timeout = kiln_config.db_connect_ms;
 	pgsql_query_timeout = kiln_config.db_answer_ms;
+	/* Planned once per connection (every statement is a constant). */
+	pgsql_prepared_max = kiln_config.db_prepared ? KORE_PGSQL_STMT_MAX : 0;
 }
 
 int
@@ -1039,10 +1043,10 @@ store_commit_success(struct attempt *at, store_rows_cb cb, void *arg)
 	subject = at->subject_generation > 0 ?
 	    i64(at->subject_generation) : NULL;
 
-	store_job(q_success, cb, arg, 16, id, kiln_config.owner,
+	store_job(q_success, cb, arg, 17, id, kiln_config.owner,
 	    at->sealed_token, at->ans.token_type, at->fpr, obtained, expires,
 	    refresh, dur, at->sealed_refresh, at->trigger, started, status,
-	    at->seed_digest, subject, at->subject);
+	    at->seed_digest, subject, at->subject, at->id);
 	kore_free(subject);
 
 	kore_free(id);
@@ -1067,9 +1071,9 @@ store_commit_failure(struct attempt *at, store_rows_cb cb, void *arg)
 	n = i64(kiln_config.circuit_failures);
 	open = i64(kiln_config.circuit_open_ms);
 
-	store_job(q_failure, cb, arg, 13, id, kiln_config.owner, at->error,
+	store_job(q_failure, cb, arg, 14, id, kiln_config.owner, at->error,
 	    dur, next, at->trigger, started, status, at->verdict, n, open,
-	    at->subject, at->reauth ? "true" : "false");
+	    at->subject, at->reauth ? "true" : "false", at->id);
 	kore_free(n);
 	kore_free(open);
 
@@ -1734,7 +1738,7 @@ store_job_send(struct store_job *job)
 		return;
 	}
 
-	if (!kore_pgsql_query_param_fields(&job->sql, job->query, 0,
+	if (!kore_pgsql_query_prepared(&job->sql, job->query, 0,
 	    job->nparams, values, job->lengths,
 	    job->formats)) {
 		store_job_finish(job, 0);
