@@ -96,6 +96,7 @@ static void		(*changed_cb)(void);
 static void		(*removed_cb)(const struct cache_entry *);
 static void		(*entry_cb)(struct cache_entry *, int);
 static void		(*generation_cb)(struct cache_entry *);
+static void		(*due_cb)(struct cache_entry *);
 
 static struct cache_entry	*cache_insert(const char *, const char *);
 static struct cache_entry	*cache_lookup_key(const char *);
@@ -641,6 +642,8 @@ cache_apply(const struct token_row *t)
 	if (e->epoch != epoch) {
 		cache_wake(e);
 		cache_changed();
+		if (due_cb != NULL)
+			due_cb(e);
 	}
 
 	kore_free(e->last_error);
@@ -1125,6 +1128,13 @@ void
 cache_watch_remove(void (*cb)(const struct cache_entry *))
 {
 	removed_cb = cb;
+}
+
+/* cb is told of an entry whose next attempt (or generation) changed. */
+void
+cache_watch_due(void (*cb)(struct cache_entry *))
+{
+	due_cb = cb;
 }
 
 /*

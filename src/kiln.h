@@ -1294,6 +1294,7 @@ struct cache_entry {
 	int			inflight;
 	int64_t			retry_ms;
 	int			seen;
+	int			hot;		/* refresh.c: due soon */
 	int64_t			lifetime_ms;	/* last token's, or 0 */
 	const char		*refused;	/* on-demand: why not */
 	int64_t			refused_until;
@@ -1332,6 +1333,7 @@ void			cache_refused(struct cache_entry *, const char *,
 void			cache_listen(const char *,
 			    void (*)(const char *));
 void			cache_watch(void (*)(void));
+void			cache_watch_due(void (*)(struct cache_entry *));
 void			cache_watch_remove(
 			    void (*)(const struct cache_entry *));
 void			cache_watch_entry(

@@ -33,19 +33,31 @@
 #define REFRESH_COMMIT_RETRY_MS	1000
 #define REFRESH_MAX_RUNNING	32	/* attempts at once per worker */
 #define REFRESH_OTHERS_MS	2000	/* before taking another's token */
+#define REFRESH_PASS_MS		1000	/* a whole pass, at most so often */
+#define REFRESH_AHEAD_MS	(REFRESH_PASS_MS + 2 * REFRESH_TICK_MS)
 
 static u_int32_t		refresh_running;
 static u_int64_t		refresh_seq;		/* attempt ids */
 static int			refresh_behind;
-static struct cache_entry	*refresh_cursor;
-static int64_t			refresh_soonest;	/* 0: scan */
+static int			refresh_backlog;	/* own ones first */
+static int64_t			refresh_soonest;	/* 0: a whole pass */
+static int64_t			refresh_pass_ms;	/* the last one */
 static u_int64_t		refresh_changes;	/* cache_changes() */
+
+/* The entries due within REFRESH_AHEAD_MS (see refresh_scan). */
+static struct cache_entry	**refresh_hot;
+static size_t			refresh_hot_n;
+static size_t			refresh_hot_cap;
 
 static void	refresh_tick(void *, u_int64_t);
 static void	refresh_scan(void);
+static void	refresh_pass(int64_t);
+static void	refresh_hot_scan(int64_t);
+static void	refresh_hot_add(struct cache_entry *);
+static void	refresh_touch(struct cache_entry *);
+static int64_t	refresh_wake(const struct cache_entry *);
 static int	refresh_due(const struct cache_entry *, int64_t);
 static int	refresh_mine(const struct cache_entry *);
-static void	refresh_soon(const struct cache_entry *, int64_t *);
 static int	refresh_source_live(const struct cache_entry *);
 static void	refresh_leased(const struct store_rows *, void *, int);
 static int	refresh_source(struct attempt *, struct source_row *);
@@ -70,6 +82,7 @@ void
 refresh_init(void)
 {
 	cache_watch_remove(refresh_forget);
+	cache_watch_due(refresh_touch);
 	cache_watch_generation(refresh_subject_changed);
 	(void)kore_timer_add(refresh_tick, REFRESH_TICK_MS, NULL, 0);
 }
@@ -155,70 +168,154 @@ refresh_tick(void *unused, u_int64_t unused2)
 /*
  * Start the attempts that are due, at most REFRESH_MAX_RUNNING at once:
  * with thousands of tokens due together the database queue would
- * overflow, and the upstream would be hit by all of them. A pass that
- * stops at the limit leaves a cursor, and every attempt that ends goes on
- * from there, so a backlog is worked off at the speed attempts finish,
- * in turn, and not one tick at a time.
+ * overflow, and the upstream would be hit by all of them.
+ *
+ * With 100 000 connections a whole pass is 100 000 entries read, so it
+ * runs at most once a second, and not at all while nothing is due and
+ * nothing changed. It keeps the entries due before the next one at hand
+ * (refresh_hot), with those that change meanwhile (refresh_touch): the
+ * ticks and the attempts that end look at those only. A backlog is
+ * worked off at the speed attempts finish, in turn.
  */
 static void
 refresh_scan(void)
 {
-	struct cache_entry	*e;
-	u_int32_t		left;
-	int64_t			now, soonest;
+	int64_t		now;
 
 	refresh_behind = 0;
 	if (!cache_loaded() || !kiln_config.prewarming_enabled ||
 	    cache_paused() || drain_active())
 		return;
 
-	/*
-	 * Nothing is due before the soonest time the last whole pass saw,
-	 * unless an entry changed since or an attempt ended: with 100 000
-	 * connections a pass is 100 000 entries read, five times a second.
-	 */
 	now = isotime_now();
-	if (refresh_soonest != 0 && now < refresh_soonest &&
-	    refresh_changes == cache_changes())
-		return;
+	if (now - refresh_pass_ms >= REFRESH_PASS_MS && (refresh_soonest == 0 ||
+	    now + REFRESH_AHEAD_MS >= refresh_soonest ||
+	    refresh_changes != cache_changes()))
+		refresh_pass(now);
+	else
+		refresh_hot_scan(now);
+
+	/*
+	 * A worker with a backlog of its own does not take the late tokens
+	 * of another, which has one too: both would lease the same tokens,
+	 * and half the leases would be lost. Once it is through its own,
+	 * it takes those of a worker that is late (busy, or restarting).
+	 */
+	refresh_backlog = refresh_behind;
+}
+
+/* Every entry: start the due ones, keep those due soon at hand. */
+static void
+refresh_pass(int64_t now)
+{
+	struct cache_entry	*e;
+	size_t			i;
+	int64_t			t, soonest;
+
+	refresh_pass_ms = now;
 	refresh_changes = cache_changes();
+	for (i = 0; i < refresh_hot_n; i++)
+		refresh_hot[i]->hot = 0;
+	refresh_hot_n = 0;
 	soonest = INT64_MAX;
 
-	e = refresh_cursor != NULL ? refresh_cursor : cache_any_first();
-	for (left = cache_any_count(); left > 0 && e != NULL; left--) {
+	for (e = cache_any_first(); e != NULL; e = cache_any_next(e)) {
+		if (refresh_running < REFRESH_MAX_RUNNING &&
+		    !refresh_exchange(e, now) && refresh_due(e, now) &&
+		    (!refresh_backlog || refresh_mine(e)))
+			refresh_request(e, TRIGGER_SCHEDULE, 0, NULL, NULL);
+		if (e->inflight)
+			continue;
+		if ((t = refresh_wake(e)) <= now + REFRESH_AHEAD_MS)
+			refresh_hot_add(e);
+		else if (t < soonest)
+			soonest = t;
+	}
+
+	refresh_soonest = soonest;
+	refresh_hot_scan(now);
+}
+
+/* The entries at hand: start the due ones, drop those not due soon. */
+static void
+refresh_hot_scan(int64_t now)
+{
+	struct cache_entry	*e;
+	size_t			i, kept;
+
+	for (i = kept = 0; i < refresh_hot_n; i++) {
+		e = refresh_hot[i];
 		if (refresh_running >= REFRESH_MAX_RUNNING) {
 			refresh_behind = 1;
 			break;
 		}
-		if (!refresh_exchange(e, now) && refresh_due(e, now))
+		if (!refresh_exchange(e, now) && refresh_due(e, now)) {
+			/* Another's, while we have our own: the next pass. */
+			if (refresh_backlog && !refresh_mine(e)) {
+				e->hot = 0;
+				continue;
+			}
 			refresh_request(e, TRIGGER_SCHEDULE, 0, NULL, NULL);
-		else
-			refresh_soon(e, &soonest);
-		if ((e = cache_any_next(e)) == NULL)
-			e = cache_any_first();
+		}
+		/* An attempt's end, or a change, brings it back. */
+		if (e->inflight || refresh_wake(e) > now + REFRESH_AHEAD_MS) {
+			e->hot = 0;
+			continue;
+		}
+		refresh_hot[kept++] = e;
 	}
-	refresh_cursor = e;
-	refresh_soonest = refresh_behind ? 0 : soonest;
+	if (i < refresh_hot_n) {
+		memmove(&refresh_hot[kept], &refresh_hot[i],
+		    (refresh_hot_n - i) * sizeof(*refresh_hot));
+		kept += refresh_hot_n - i;
+	}
+	refresh_hot_n = kept;
 }
 
-/* When e may be due at the earliest, if nothing changes meanwhile. */
 static void
-refresh_soon(const struct cache_entry *e, int64_t *soonest)
+refresh_hot_add(struct cache_entry *e)
+{
+	if (e->hot)
+		return;
+	if (refresh_hot_n == refresh_hot_cap) {
+		refresh_hot_cap = refresh_hot_cap ? refresh_hot_cap * 2 : 256;
+		refresh_hot = kore_realloc(refresh_hot,
+		    refresh_hot_cap * sizeof(*refresh_hot));
+	}
+	refresh_hot[refresh_hot_n++] = e;
+	e->hot = 1;
+}
+
+/* e changed (cache.c) or its attempt ended: is it due soon now? */
+static void
+refresh_touch(struct cache_entry *e)
+{
+	if (refresh_wake(e) <= isotime_now() + REFRESH_AHEAD_MS)
+		refresh_hot_add(e);
+}
+
+/*
+ * When e may be due at the earliest, if nothing changes meanwhile
+ * (INT64_MAX: when it changes; a change of these is a cache change,
+ * or an attempt's end).
+ */
+static int64_t
+refresh_wake(const struct cache_entry *e)
 {
 	int64_t		t;
 
-	if (e->kind == KIND_TOKEN_EXCHANGE) {
-		*soonest = 1;			/* waits on others: look */
-		return;
-	}
-	/* Its end looks again; a change of these is a cache change. */
+	if (e->kind == KIND_TOKEN_EXCHANGE)
+		return (0);			/* waits on others: look */
 	if (e->inflight || !e->enabled || e->paused || e->reauth)
-		return;
+		return (INT64_MAX);
+	if ((e->conn == NULL && e->kind == KIND_AUTHORIZATION_CODE) ||
+	    refresh_consent_pending(e))
+		return (INT64_MAX);
 	t = refresh_mine(e) ? e->next_ms : e->next_ms + REFRESH_OTHERS_MS;
 	if (e->retry_ms > t)
 		t = e->retry_ms;
-	if (t < *soonest)
-		*soonest = t;
+
+	return (t);
 }
 
 static int
@@ -253,12 +350,22 @@ refresh_source_live(const struct cache_entry *e)
 	return (s->enabled && !s->paused && s->id == e->id);
 }
 
-/* e leaves the cache: the cursor must not point at it. */
+/* e leaves the cache: not one of those at hand any more. */
 void
 refresh_forget(const struct cache_entry *e)
 {
-	if (refresh_cursor == e)
-		refresh_cursor = cache_any_next(refresh_cursor);
+	size_t		i;
+
+	if (!e->hot)
+		return;
+	for (i = 0; i < refresh_hot_n; i++) {
+		if (refresh_hot[i] == e) {
+			memmove(&refresh_hot[i], &refresh_hot[i + 1],
+			    (refresh_hot_n - i - 1) * sizeof(*refresh_hot));
+			refresh_hot_n--;
+			break;
+		}
+	}
 }
 
 /*
@@ -554,11 +661,11 @@ refresh_end(struct attempt *at)
 		kore_timer_remove(at->renew);
 	if (at->otel.sampled)
 		refresh_span(at);
-	refresh_soonest = 0;
 	if ((e = cache_lookup_conn(at->name, at->subject)) != NULL) {
 		e->inflight = 0;
 		if (at->ok == -1)
 			refresh_refused(at, e);
+		refresh_touch(e);
 	}
 
 	source_free(&at->src);
