@@ -463,6 +463,7 @@ oauth_stored(const struct store_rows *rows, void *arg, int ok)
 
 	log_kv(LOG_LVL_INFO, "connection connected", "token", c->at.name,
 	    "subject", c->at.subject, "fingerprint", c->at.fpr, NULL);
+	webhook_kick(0);		/* token.refreshed, if asked for */
 	/* The grant it replaces is revoked, off the request's path. */
 	if (rows->flows[0].refresh_sealed != NULL &&
 	    c->at.src.revocation_url != NULL)

@@ -61,6 +61,7 @@ static struct {
 static int	auth_jwt(const char *, struct principal *);
 static int	auth_key(const char *, struct principal *);
 static void	auth_keys_loaded(const struct store_rows *, void *, int);
+static void	auth_keys_tick(void *, u_int64_t);
 static void	auth_keys_free(void);
 static struct auth_key	*auth_key_find(int64_t);
 static u_int64_t	auth_addr_key(struct http_request *);
@@ -98,10 +99,22 @@ auth_key_generate(void)
 	return (key);
 }
 
+#define AUTH_RELOAD_RETRY_MS	1000	/* after a load that failed */
+#define AUTH_RELOAD_EVERY	12	/* reconciles (60 s): NOTIFY lost */
+
 void
 auth_init(void)
 {
 	cache_listen("kiln_keys", auth_keys_notified);
+	(void)kore_timer_add(auth_keys_tick, kiln_config.reconcile_ms *
+	    AUTH_RELOAD_EVERY, NULL, 0);
+}
+
+/* Now and then, and after a failed load: what NOTIFY may have missed. */
+static void
+auth_keys_tick(void *arg, u_int64_t now)
+{
+	auth_keys_reload();
 }
 
 /* A reload asked for while one runs follows it: that one may be stale. */
@@ -343,8 +356,13 @@ auth_keys_loaded(const struct store_rows *rows, void *arg, int ok)
 		auth.again = 0;
 		auth_keys_reload();
 	}
-	if (!ok)
+	/* A change announced while the database failed us is not lost. */
+	if (!ok) {
+		if (!auth.loading)
+			(void)kore_timer_add(auth_keys_tick,
+			    AUTH_RELOAD_RETRY_MS, NULL, KORE_TIMER_ONESHOT);
 		return;
+	}
 
 	auth.loaded = 1;
 	n = rows->n;

@@ -302,6 +302,7 @@ device_stored(const struct store_rows *rows, void *arg, int ok)
 		    NULL);
 		conn_key(at->name, at->subject, key, sizeof(key));
 		cache_reload(key);
+		webhook_kick(0);	/* token.refreshed, if asked for */
 	}
 	device_free(dp);
 }

@@ -3681,7 +3681,14 @@ static const char q_flow_done[] =
     "e AS (INSERT INTO refresh_events (source_id, trigger, started_at, "
     "outcome, duration_ms, http_status, generation, fingerprint, owner, "
     "subject) SELECT t.source_id, 'consent', kiln_ts($10), 'success', "
-    "$11, $12, t.generation, $5, $13, $2 FROM t RETURNING id) "
+    "$11, $12, t.generation, $5, $13, $2 FROM t RETURNING id), "
+    /* The new token is news for token.refreshed, in this commit. */
+    "v AS MATERIALIZED (SELECT gen_random_uuid() AS eid), "
+    "w AS (INSERT INTO webhook_deliveries (webhook_id, event_id, type, "
+    "source, subject, state, generation, fingerprint, failures) "
+    "SELECT h.id, v.eid, 'token.refreshed', $1, $2, 'valid', "
+    "t.generation, $5, 0 FROM t, v, webhooks h "
+    "WHERE 'token.refreshed' = ANY (h.events) RETURNING id) "
     "SELECT $1, $2, NULL, NULL, (SELECT count(*) FROM e) > 0, "
     "(SELECT refresh_token_sealed FROM o), "
     "pg_notify('kiln_tokens', $1 || '/' || $2) FROM t";
@@ -3917,7 +3924,15 @@ static const char q_device_success[] =
     "outcome, duration_ms, http_status, generation, fingerprint, owner, "
     "subject) SELECT $1::bigint, 'device', kiln_ts($11::bigint), "
     "'success', $12::integer, $13::integer, t.generation, $6, $3, $2 "
-    "FROM t RETURNING id) "
+    "FROM t RETURNING id), "
+    /* The new token is news for token.refreshed, in this commit. */
+    "v AS MATERIALIZED (SELECT gen_random_uuid() AS eid), "
+    "w AS (INSERT INTO webhook_deliveries (webhook_id, event_id, type, "
+    "source, subject, state, generation, fingerprint, failures) "
+    "SELECT h.id, v.eid, 'token.refreshed', s.name, $2, 'valid', "
+    "t.generation, $6, 0 FROM t, v, webhooks h, token_sources s "
+    "WHERE s.id = $1::bigint AND 'token.refreshed' = ANY (h.events) "
+    "RETURNING id) "
     "SELECT (SELECT generation FROM t), (SELECT count(*) FROM e), "
     "pg_notify('kiln_tokens', s.name || '/' || $2) FROM token_sources s "
     "WHERE s.id = $1::bigint AND EXISTS (SELECT 1 FROM t)";

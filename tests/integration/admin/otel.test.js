@@ -542,9 +542,12 @@ test('collector_down_or_black_holed_serving_stays_fast_drops_counted',
 		await h.waitFor(async () => (await a.scrape(k))
 		    .value('kiln_spans_dropped_total') >= 64,
 		{ timeout: 10000, what: `${what}: drops counted` });
+		/* The export in flight fails at its timeout (400 ms). */
+		await h.waitFor(async () => (await a.scrape(k))
+		    .value('kiln_span_exports_failed_total') > 0,
+		{ timeout: 10000, what: `${what}: failed exports counted` });
 		const m = await a.scrape(k);
 		assert.equal(m.value('kiln_spans_exported_total'), 0, what);
-		assert.ok(m.value('kiln_span_exports_failed_total') > 0, what);
 	}
 	assert.ok(hole.accepted() > 0, 'the black hole saw exports');
 	/* One export in flight per worker: not one per batch. */

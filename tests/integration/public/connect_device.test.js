@@ -205,6 +205,11 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 	assert.equal(r.json.data.device_authorization_url,
 	    fileSrc.device_authorization_url, 'from the sources file');
 	assert.equal(r.json.data.access, 'key');
+	/* Those who want every new token hear of a connected person too. */
+	const hook = await call('POST', '/api/webhooks', { auth: a.ADMIN_KEY,
+	    body: { url: 'http://127.0.0.1:9/kiln', events:
+	    ['token.refreshed'] } });
+	assert.equal(hook.status, 201, hook.text);
 	const kr = await call('POST', '/api/keys', { auth: a.ADMIN_KEY,
 	    body: { name: 'tv-key', role: 'client', sources: ['tv'] } });
 	assert.equal(kr.status, 201, kr.text);
@@ -255,6 +260,14 @@ test('device_flow_consent_slow_down_denied', { timeout: 90000 },
 	}, { timeout: 10000, what: 'alice\'s token' });
 	answers.push(tok.text);
 	assert.equal(tok.json.subject, 'alice');
+	r = await call('GET', `/api/webhooks/${hook.json.data.id}/deliveries`,
+	    { auth: a.ADMIN_KEY });
+	assert.equal(r.status, 200, r.text);
+	assert.deepEqual(r.json.data.map((x) => [x.type, x.data.source,
+	    x.data.subject, x.data.state, x.data.generation]),
+	    [['token.refreshed', 'tv', 'alice', 'valid', 1]],
+	    'one token.refreshed for alice\'s first token, with the commit');
+	assert.equal(r.json.data[0].data.fingerprint, tok.json.fingerprint);
 	const introspect = (t) => request(`${idp.url}/token/introspection`, {
 		method: 'POST', headers: { 'Content-Type':
 		    'application/x-www-form-urlencoded' },

@@ -3,7 +3,9 @@
 /*
  * POST /api/tokens/{name}/current-token/rejected: a report about the
  * current token refreshes it once (single-flight, once per generation,
- * across workers); a report about an older token changes nothing.
+ * across workers); a report about an older token changes nothing. The
+ * first case runs twice: with statements prepared per connection (the
+ * default) and with every query sent unnamed (KILN_DB_PREPARED=0).
  */
 
 const assert = require('node:assert/strict');
@@ -13,7 +15,7 @@ const h = require('../lib');
 
 const pg = h.filePg();
 
-async function setup(label)
+async function setup(label, env = {})
 {
 	const secret = h.secret('rej');
 	/* A long lifetime: no scheduled refresh during the test. */
@@ -21,7 +23,7 @@ async function setup(label)
 	    '--client', `rej:${secret}:client_credentials`]);
 	const db = await h.freshDb(pg, label);
 	const k = await h.startKiln({ name: label, databaseUrl: db.url,
-	    workers: 2, sources: [{
+	    workers: 2, env, sources: [{
 		name: 'rej',
 		kind: 'client_credentials',
 		token_url: idp.tokenUrl,
@@ -34,9 +36,9 @@ async function setup(label)
 	return { idp, db, k, first };
 }
 
-test('rejected_report_yields_one_refresh_for_20_concurrent_reports',
-    { timeout: 90000 }, async () => {
-	const { idp, db, k, first } = await setup('rejected_20');
+async function twentyReports(label, env)
+{
+	const { idp, db, k, first } = await setup(label, env);
 	const fpr = h.fingerprint(first.token);
 
 	const answers = await Promise.all(Array.from({ length: 20 }, () =>
@@ -65,7 +67,13 @@ test('rejected_report_yields_one_refresh_for_20_concurrent_reports',
 	const ev = await h.events(db, 'rej');
 	assert.equal(ev.length, 2, 'two refresh events: first token, report');
 	assert.ok(ev.every((e) => e.outcome === 'success'));
-});
+}
+
+test('rejected_report_yields_one_refresh_for_20_concurrent_reports',
+    { timeout: 90000 }, () => twentyReports('rejected_20'));
+
+test('rejected_report_with_every_query_unnamed', { timeout: 90000 },
+    () => twentyReports('rejected_unnamed', { KILN_DB_PREPARED: '0' }));
 
 test('rejected_old_fingerprint_changes_nothing', { timeout: 90000 },
     async () => {
