@@ -192,14 +192,14 @@ struct cache_entry *
 cache_lookup_conn(const char *name, const char *subject)
 {
 	struct cache_entry	*e;
-	char			key[CONN_KEY_MAX];
 	u_int32_t		h;
 
 	if (conn_is_default(subject))
 		return (cache_lookup(name));
 
-	conn_key(name, subject, key, sizeof(key));
-	h = (u_int32_t)hash_fnv1a_str(key);
+	/* The hash of conn_key()'s "name/subject", without writing it. */
+	h = (u_int32_t)hash_fnv1a(hash_fnv1a(hash_fnv1a(HASH_FNV_BASIS,
+	    name, strlen(name)), "/", 1), subject, strlen(subject));
 	LIST_FOREACH(e, &cache.buckets[h % CACHE_BUCKETS], hlink) {
 		if (e->hash == h && e->conn != NULL &&
 		    !strcmp(e->conn, subject) && !strcmp(e->name, name))

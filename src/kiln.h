@@ -1266,8 +1266,10 @@ struct cache_waiter {
 
 /* What the current-token path reads comes first (two cache lines). */
 struct cache_entry {
+	/* What a lookup reads first, together. */
 	LIST_ENTRY(cache_entry)		hlink;
-	u_int32_t		hash;		/* of name */
+	u_int32_t		hash;		/* of name[/conn] */
+	char			*conn;		/* subject, NULL: default */
 	int			enabled;
 	int			access;
 	int			require_header;
@@ -1306,7 +1308,6 @@ struct cache_entry {
 	int			waiting;	/* for a valid subject */
 	int			auth_method;
 	char			cert_subject[MTLS_SUBJECT_MAX];
-	char			*conn;		/* subject, NULL: default */
 	int			reauth;		/* needs_reauth */
 	char			key_id[48];	/* signing kid, cut */
 
