@@ -775,6 +775,7 @@ static void	store_job(const char *, store_rows_cb, void *, int, ...);
 static void	store_job_a(const char *, store_rows_cb, void *, int,
 		    const char **);
 static void	store_job_send(struct store_job *);
+static int	store_hot(const char *);
 static void	store_job_cb(struct kore_pgsql *, void *);
 static void	store_job_finish(struct store_job *, int);
 static void	store_job_free(struct store_job *);
@@ -1738,9 +1739,9 @@ store_job_send(struct store_job *job)
 		return;
 	}
 
-	if (!kore_pgsql_query_prepared(&job->sql, job->query, 0,
-	    job->nparams, values, job->lengths,
-	    job->formats)) {
+	if (!(store_hot(job->query) ? kore_pgsql_query_prepared :
+	    kore_pgsql_query_param_fields)(&job->sql, job->query, 0,
+	    job->nparams, values, job->lengths, job->formats)) {
 		store_job_finish(job, 0);
 		/* Releasing the connection calls us back with COMPLETE. */
 		job->releasing = 1;
@@ -4177,4 +4178,27 @@ dec_page_rows(struct store_job *job, struct store_rows *rows)
 		return (0);
 	dec_tokens(job->sql.result, job, rows);
 	return (1);
+}
+
+/*
+ * The statements of every refresh and of the timers, prepared once per
+ * connection (kore_pgsql_query_prepared): their planning cost more than
+ * running them. The others, rare, go unnamed: a first use on a
+ * connection would cost them a round trip more (the PREPARE's).
+ */
+static int
+store_hot(const char *query)
+{
+	static const char	*hot[] = {
+		q_lease, q_success, q_failure, q_renew, q_load_page,
+		q_ping, q_webhook_claim, q_device_claim, q_device_next,
+	};
+	size_t			i;
+
+	for (i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
+		if (hot[i] == query)
+			return (1);
+	}
+
+	return (0);
 }
