@@ -4181,17 +4181,16 @@ dec_page_rows(struct store_job *job, struct store_rows *rows)
 }
 
 /*
- * The statements of every refresh and of the timers, prepared once per
- * connection (kore_pgsql_query_prepared): their planning cost more than
- * running them. The others, rare, go unnamed: a first use on a
- * connection would cost them a round trip more (the PREPARE's).
+ * The statements of every refresh, and the paged load, prepared once
+ * per connection (kore_pgsql_query_prepared): planning them cost more
+ * than running them. The others are rare and go unnamed: a first use on
+ * a connection would cost them a round trip more (the PREPARE's).
  */
 static int
 store_hot(const char *query)
 {
 	static const char	*hot[] = {
 		q_lease, q_success, q_failure, q_renew, q_load_page,
-		q_ping, q_webhook_claim, q_device_claim, q_device_next,
 	};
 	size_t			i;
 
