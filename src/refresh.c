@@ -57,6 +57,7 @@ static void	refresh_hot_add(struct cache_entry *);
 static void	refresh_touch(struct cache_entry *);
 static int64_t	refresh_wake(const struct cache_entry *);
 static int	refresh_due(const struct cache_entry *, int64_t);
+static int	refresh_schedulable(const struct cache_entry *);
 static int	refresh_mine(const struct cache_entry *);
 static int	refresh_source_live(const struct cache_entry *);
 static void	refresh_leased(const struct store_rows *, void *, int);
@@ -306,10 +307,7 @@ refresh_wake(const struct cache_entry *e)
 
 	if (e->kind == KIND_TOKEN_EXCHANGE)
 		return (0);			/* waits on others: look */
-	if (e->inflight || !e->enabled || e->paused || e->reauth)
-		return (INT64_MAX);
-	if ((e->conn == NULL && e->kind == KIND_AUTHORIZATION_CODE) ||
-	    refresh_consent_pending(e))
+	if (!refresh_schedulable(e))
 		return (INT64_MAX);
 	t = refresh_mine(e) ? e->next_ms : e->next_ms + REFRESH_OTHERS_MS;
 	if (e->retry_ms > t)
@@ -318,13 +316,25 @@ refresh_wake(const struct cache_entry *e)
 	return (t);
 }
 
+/*
+ * May the scheduler start e at all (when due)? Not while an attempt
+ * runs, disabled or paused, nor a grant gone or a consent awaited, nor
+ * an authorization_code source's own entry (its connections only).
+ */
 static int
-refresh_due(const struct cache_entry *e, int64_t now)
+refresh_schedulable(const struct cache_entry *e)
 {
 	if (!e->enabled || e->paused || e->inflight || e->reauth)
 		return (0);
-	if ((e->conn == NULL && e->kind == KIND_AUTHORIZATION_CODE) ||
-	    refresh_consent_pending(e))
+
+	return (!(e->conn == NULL && e->kind == KIND_AUTHORIZATION_CODE) &&
+	    !refresh_consent_pending(e));
+}
+
+static int
+refresh_due(const struct cache_entry *e, int64_t now)
+{
+	if (!refresh_schedulable(e))
 		return (0);
 	if (now < e->next_ms || now < e->retry_ms)
 		return (0);
