@@ -41,7 +41,7 @@
 LIST_HEAD(cache_bucket, cache_entry);
 
 static struct {
-	struct cache_bucket			buckets[CACHE_BUCKETS];
+	struct cache_bucket			*buckets;	/* slab_map */
 	TAILQ_HEAD(, cache_entry)		entries;
 	TAILQ_HEAD(, cache_entry)		conns;	/* not default */
 	TAILQ_HEAD(, cache_waiter)		waiters;
@@ -101,6 +101,7 @@ static void		(*due_cb)(struct cache_entry *);
 static struct cache_entry	*cache_insert(const char *, const char *);
 static struct cache_entry	*cache_lookup_key(const char *);
 static void	cache_remove(struct cache_entry *);
+static size_t	cache_entry_size(const char *);
 static void	cache_apply(const struct token_row *);
 static void	cache_loaded_all(const struct store_rows *, void *, int);
 static void	cache_loaded_names(const struct store_rows *, const char *,
@@ -139,6 +140,9 @@ cache_init(void)
 {
 	u_int32_t	i;
 
+	if ((cache.buckets = slab_map(CACHE_BUCKETS *
+	    sizeof(*cache.buckets))) == NULL)
+		fatal("cache_init: cannot map the table: %s", errno_s);
 	for (i = 0; i < CACHE_BUCKETS; i++)
 		LIST_INIT(&cache.buckets[i]);
 	TAILQ_INIT(&cache.entries);
@@ -202,8 +206,11 @@ cache_lookup_conn(const char *name, const char *subject)
 	    name, strlen(name)), "/", 1), subject, strlen(subject));
 	LIST_FOREACH(e, &cache.buckets[h % CACHE_BUCKETS], hlink) {
 		if (e->hash == h && e->conn != NULL &&
-		    !strcmp(e->conn, subject) && !strcmp(e->name, name))
+		    !strcmp(e->conn, subject) && !strcmp(e->name, name)) {
+			/* Its answer is read next: start that load now. */
+			__builtin_prefetch(e->answer);
 			return (e);
+		}
 	}
 
 	return (NULL);
@@ -663,7 +670,9 @@ cache_insert(const char *name, const char *subject)
 	struct cache_entry	*e;
 	char			key[CONN_KEY_MAX];
 
-	e = kore_calloc(1, sizeof(*e));
+	/* A connection's subject is the last bytes of its entry. */
+	if ((e = slab_alloc(cache_entry_size(subject))) == NULL)
+		fatal("cache_insert: out of memory");
 	(void)kore_strlcpy(e->name, name, sizeof(e->name));
 	(void)kore_strlcpy(e->token_type, "Bearer", sizeof(e->token_type));
 	e->generation = -1;
@@ -673,7 +682,8 @@ cache_insert(const char *name, const char *subject)
 
 	LIST_INSERT_HEAD(&cache.buckets[e->hash % CACHE_BUCKETS], e, hlink);
 	if (subject != NULL) {
-		e->conn = kore_strdup(subject);
+		e->conn = e->conn_s;
+		memcpy(e->conn, subject, strlen(subject) + 1);
 		TAILQ_INSERT_TAIL(&cache.conns, e, list);
 		cache.nconns++;
 	} else {
@@ -707,8 +717,14 @@ cache_remove(struct cache_entry *e)
 	seal_wipe(e->token);
 	answer_free(e);
 	kore_free(e->last_error);
-	kore_free(e->conn);
-	kore_free(e);
+	slab_free(e, cache_entry_size(e->conn));
+}
+
+static size_t
+cache_entry_size(const char *subject)
+{
+	return (offsetof(struct cache_entry, conn_s) +
+	    (subject != NULL ? strlen(subject) + 1 : 0));
 }
 
 /*
@@ -756,7 +772,8 @@ cache_answer(struct cache_entry *e)
 
 	/* One piece, so an answer is one read from memory; no slack. */
 	e->answer_len = buf->offset;
-	e->answer = kore_malloc(e->answer_len);
+	if ((e->answer = slab_alloc(e->answer_len)) == NULL)
+		fatal("cache_answer: out of memory");
 	memcpy(e->answer, buf->data, e->answer_len);
 	OPENSSL_cleanse(buf->data, buf->length);
 	kore_buf_free(buf);
@@ -785,7 +802,7 @@ answer_free(struct cache_entry *e)
 {
 	if (e->answer != NULL) {
 		OPENSSL_cleanse(e->answer, e->answer_len);
-		kore_free(e->answer);
+		slab_free(e->answer, e->answer_len);
 		e->answer = NULL;
 	}
 }

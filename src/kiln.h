@@ -22,7 +22,7 @@
  *   layer pure:     isotime policy seal json oauth jwt source hash trace
  *                   host addr dash_render audit mtls dash_chart
  *                   dash_pages dash_forms jws conn conn_html flow
- *                   devcode qs
+ *                   devcode qs slab
  */
 
 #ifndef __H_KILN_H
@@ -192,6 +192,14 @@ u_int64_t	hash_fnv1a(u_int64_t, const void *, size_t);
 u_int64_t	hash_fnv1a_str(const char *);
 u_int64_t	hash_mix64(u_int64_t);
 void		hash_hex64(u_int64_t, char *);
+
+/* slab.c (pure): the token table's memory, on huge pages when it can. */
+#define SLAB_ALIGN		64
+#define SLAB_MAX		4096
+void	*slab_map(size_t);
+void	*slab_alloc(size_t);
+void	slab_free(void *, size_t);
+size_t	slab_mapped(void);
 
 /* qs.c (pure): a query string's argument, percent-decoded. */
 int	qs_get(const char *, const char *, char *, size_t);
@@ -1264,27 +1272,16 @@ struct cache_waiter {
 	TAILQ_ENTRY(cache_waiter)	glist;
 };
 
-/* What the current-token path reads comes first (two cache lines). */
+/*
+ * What the current-token path reads comes last, from a cache line of its
+ * own, up to a connection's subject in the entry's last bytes (cache.c):
+ * three adjacent lines in all.
+ */
 struct cache_entry {
-	/* What a lookup reads first, together. */
-	LIST_ENTRY(cache_entry)		hlink;
-	u_int32_t		hash;		/* of name[/conn] */
-	char			*conn;		/* subject, NULL: default */
-	int			enabled;
-	int			access;
-	int			require_header;
-	int64_t			expires_ms;
-	char			*token;
-	char			*answer;	/* JSON without expires_in */
-	size_t			answer_len;
-	size_t			answer_split;	/* where its value goes */
-	char			name[KILN_NAME_MAX + 1];
-
 	int64_t			id;
 	int			kind;
 	int			paused;
 	char			token_type[32];
-	char			fpr[KILN_FPR_LEN + 1];
 	int64_t			generation;
 	int64_t			refresh_ms;
 	int64_t			next_ms;
@@ -1310,10 +1307,25 @@ struct cache_entry {
 	char			cert_subject[MTLS_SUBJECT_MAX];
 	int			reauth;		/* needs_reauth */
 	char			key_id[48];	/* signing kid, cut */
-
 	TAILQ_HEAD(, cache_waiter)	waiters;
 	TAILQ_ENTRY(cache_entry)	list;
 	char			host[SHARED_HOST_LEN];	/* of its URL */
+
+	/* The hot path's, together. */
+	LIST_ENTRY(cache_entry)		hlink __attribute__((aligned(64)));
+	u_int32_t		hash;		/* of name[/conn] */
+	int			enabled;
+	char			*conn;		/* subject, NULL: default */
+	int			access;
+	int			require_header;
+	int64_t			expires_ms;
+	char			*token;
+	char			*answer;	/* JSON without expires_in */
+	size_t			answer_len;
+	size_t			answer_split;	/* where its value goes */
+	char			fpr[KILN_FPR_LEN + 1];
+	char			name[KILN_NAME_MAX + 1];
+	char			conn_s[];	/* conn points here */
 };
 
 void			cache_init(void);
