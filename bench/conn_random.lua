@@ -12,7 +12,7 @@ function init(args)
 	local prefix = args[1] or "b"
 	local sources = tonumber(args[2] or "1")
 	local per = tonumber(args[3] or "0")
-	math.randomseed(os.time())
+	math.randomseed(tonumber(args[4] or os.time()))
 	for i = 1, 20000 do
 		local s = math.random(sources) - 1
 		local path

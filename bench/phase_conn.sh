@@ -3,7 +3,7 @@
 # bench/phase_conn.sh: connections at scale (issue 12), on its own:
 # `bash bench/phase_conn.sh` (BENCH_CONN_SOURCES, default 10;
 # BENCH_CONN_PER, connections per source, default 10000; BENCH_DURATION
-# seconds per wrk run, default 5; BENCH_ROUNDS, default 3).
+# seconds per wrk run, default 2; BENCH_ROUNDS, default 10).
 #
 #   - boot to serving with every connection in the table (the first 200
 #     of a connection's current-token after exec), against the boot of
@@ -11,8 +11,11 @@
 #   - RSS per worker with and without the connections: bytes per
 #     connection;
 #   - current-token of random connections against that of random sources
-#     (the default connection), wrk, medians of BENCH_ROUNDS rounds in
-#     alternating order: the ratio conn / default;
+#     (the default connection), wrk, in BENCH_ROUNDS pairs of short
+#     runs, the order alternating: each pair's ratio conn / default, and
+#     its median (a pair shares the box's mood: this machine's noise
+#     swings a 5 s run by 20 %, more than the difference measured); the
+#     kiln CPU per request of each, medians;
 #   - GET /api/tokens/{name}/connections?limit=100 (a page in the middle,
 #     by cursor; and with a state filter): median and p99 ms.
 #
@@ -36,8 +39,8 @@ bench_knobs
 WORKERS=${BENCH_WORKERS:-2}
 NSRC=${BENCH_CONN_SOURCES:-10}
 PER=${BENCH_CONN_PER:-10000}
-DUR=${BENCH_DURATION:-5}
-ROUNDS=${BENCH_ROUNDS:-3}
+DUR=${BENCH_DURATION:-2}
+ROUNDS=${BENCH_ROUNDS:-10}
 TOTAL=$((NSRC * PER))
 bench_tools
 bench_workdir
@@ -147,6 +150,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 TP_DEF=$(awk '{ print $1 }' "$W/tp-default" | median)
 TP_CONN=$(awk '{ print $1 }' "$W/tp-conn" | median)
+TP_RATIO=$(paste -d' ' "$W/tp-conn" "$W/tp-default" |
+    awk '{ printf "%.4f\n", $1 / $8 }' | median)
+TP_RANGE=$(paste -d' ' "$W/tp-conn" "$W/tp-default" |
+    awk '{ printf "%.3f\n", $1 / $8 }' | sort -g | sed -n '1p;$p' |
+    paste -sd' ')
+US_DEF=$(awk '{ print $6 }' "$W/tp-default" | median)
+US_CONN=$(awk '{ print $6 }' "$W/tp-conn" | median)
 BAD=$(cat "$W/tp-default" "$W/tp-conn" | awk '{ s += $4 + $5 } END {
     print s + 0 }')
 
@@ -203,8 +213,10 @@ printf '%-44s %s\n' "bytes per connection (avg worker)" \
     'BEGIN { printf "%.0f", (a - b) * 1024 / n }')"
 printf '%-44s %s\n' "current-token req/s, default (median)" "$TP_DEF"
 printf '%-44s %s\n' "current-token req/s, connection (median)" "$TP_CONN"
-printf '%-44s %s\n' "ratio connection / default" \
-    "$(awk -v a="$TP_CONN" -v b="$TP_DEF" 'BEGIN { printf "%.3f", a / b }')"
+printf '%-44s %.3f (pairs: %s to %s)\n' \
+    "ratio connection / default (median of pairs)" "$TP_RATIO" $TP_RANGE
+printf '%-44s %s / %s\n' "kiln CPU per request, default / conn (us)" \
+    "$US_DEF" "$US_CONN"
 printf '%-44s %s\n' "non-2xx and socket errors (all runs)" "$BAD"
 printf '%-44s %s / %s\n' "list page of 100 p50/p99 (ms)" "$L_P50" "$L_P99"
 printf '%-44s %s / %s\n' "list page of 100, state=active p50/p99 (ms)" \
