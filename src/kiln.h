@@ -1151,6 +1151,7 @@ struct edge_row {			/* store_exchange_edges */
 struct sealed_row {			/* store_reseal_scan */
 	int64_t		id;
 	const char	*name;
+	const char	*subject;	/* "default": the source's row */
 	const char	*url;
 	const char	*blob[STORE_SEALED];	/* STORE_SEALED_COLS */
 };
@@ -1228,16 +1229,16 @@ void	store_session_create(const char *, const char *,
 void	store_session_delete(const char *, const struct audit_who *,
 	    store_rows_cb, void *);
 void	store_recent_events(store_rows_cb, void *);
-void	store_reseal_scan(int64_t, store_rows_cb, void *);
-void	store_reseal_write(int64_t, const char *, char *const *,
-	    char *const *, store_rows_cb, void *);
+void	store_reseal_scan(int64_t, const char *, store_rows_cb, void *);
+void	store_reseal_write(int64_t, const char *, const char *,
+	    char *const *, char *const *, store_rows_cb, void *);
 void	store_reseal_count(store_rows_cb, void *);
 void	store_signing_keys(const char *, store_rows_cb, void *);
 int	store_signing_key_rotate(const char *, int, const char *, int64_t,
 	    int64_t, store_rows_cb, void *);
 void	store_signing_keys_settle(int64_t, const char *);
 typedef void	(*store_reseal_fn)(void *, const char *, const char *,
-		    const char *const *, char **);
+		    const char *, const char *const *, char **);
 void	store_sync_once(void);
 void	store_exchange_edges(store_rows_cb, void *);
 int	store_migrations_pending(int *, int *, char *, size_t);

@@ -3,7 +3,8 @@
  * under a retired key (KILN_MASTER_KEY_OLD), and every secret sealed
  * before secrets were bound to their origin, is sealed again under the
  * current key: all of them, the refresh token an upstream never rotates
- * included, so the retired key can then be dropped.
+ * and every connection's included, so the retired key can then be
+ * dropped.
  *
  * One worker of each instance runs the pass in the background after the
  * start, with asynchronous store jobs, a batch of rows at a time. Each
@@ -38,6 +39,7 @@
 
 struct reseal_row {
 	int64_t		id;
+	char		*subject;
 	char		*url;
 	char		*old[RESEAL_COLS];
 	char		*new[RESEAL_COLS];
@@ -52,18 +54,22 @@ static void	reseal_start(void *, u_int64_t);
 static void	reseal_later(void);
 static void	reseal_scanned(const struct store_rows *, void *, int);
 static void	reseal_row(const struct sealed_row *, struct reseal_row *);
-static char	*reseal_blob(const char *, const char *, int, const char *);
+static char	*reseal_blob(const char *, const char *, const char *, int,
+		    const char *);
 static void	reseal_next(void);
 static void	reseal_written(const struct store_rows *, void *, int);
 static void	reseal_counted(const struct store_rows *, void *, int);
 static void	reseal_rows_free(void);
 static void	reseal_sync_row(void *, const char *, const char *,
-		    const char *const *, char **);
-static int	reseal_opens(const char *, const char *, int, const char *);
+		    const char *, const char *const *, char **);
+static int	reseal_opens(const char *, const char *, const char *, int,
+		    const char *);
+static int	reseal_field(const char *, int, char *, size_t);
 static u_int64_t	reseal_count(int64_t);
 
 static struct {
 	int64_t			after;
+	char			after_subject[KILN_SUBJECT_MAX + 1];
 	struct reseal_row	*rows;
 	int			nrows;
 	int			next;
@@ -123,8 +129,8 @@ reseal_metrics(struct kore_buf *b)
 	const struct shared	*sh = shared_get();
 
 	kore_buf_appendf(b, "# HELP kiln_sealed_rows_retired_key Token "
-	    "sources with a secret or token still sealed under a retired "
-	    "master key (-1: not counted yet).\n"
+	    "sources and connections with a secret or token still sealed "
+	    "under a retired master key (-1: not counted yet).\n"
 	    "# TYPE kiln_sealed_rows_retired_key gauge\n"
 	    "kiln_sealed_rows_retired_key %lld\n",
 	    (long long)sh->reseal_retired);
@@ -141,10 +147,12 @@ reseal_start(void *arg, u_int64_t now)
 	const struct shared	*sh = shared_get();
 
 	pass.after = 0;
+	pass.after_subject[0] = '\0';
 	pass.resealed = 0;
 	pass.unopened = 0;
 	shared_reseal(RESEAL_RUNNING, sh->reseal_retired, sh->reseal_unbound);
-	store_reseal_scan(pass.after, reseal_scanned, NULL);
+	store_reseal_scan(pass.after, pass.after_subject, reseal_scanned,
+	    NULL);
 }
 
 static void
@@ -175,6 +183,8 @@ reseal_scanned(const struct store_rows *rows, void *arg, int ok)
 	for (i = 0; i < n; i++)
 		reseal_row(&rows->sealed[i], &pass.rows[i]);
 	pass.after = pass.rows[n - 1].id;
+	(void)kore_strlcpy(pass.after_subject, pass.rows[n - 1].subject,
+	    sizeof(pass.after_subject));
 
 	reseal_next();
 }
@@ -189,6 +199,7 @@ reseal_row(const struct sealed_row *s, struct reseal_row *r)
 
 	r->id = s->id;
 	name = s->name;
+	r->subject = kore_strdup(s->subject);
 	r->url = kore_strdup(s->url);
 	source_origin(r->url, origin, sizeof(origin));
 
@@ -197,39 +208,47 @@ reseal_row(const struct sealed_row *s, struct reseal_row *r)
 			continue;
 		if (seal_current(blob, c != RESEAL_TOKEN))
 			continue;
-		r->new[c] = reseal_blob(name, blob, c, origin);
+		r->new[c] = reseal_blob(name, s->subject, blob, c, origin);
 		if (r->new[c] == NULL) {
 			pass.unopened++;
 			log_kv(LOG_LVL_WARN, "sealed value opens with no key "
-			    "held here", "token", name, "field",
-			    reseal_fields[c], NULL);
+			    "held here", "token", name, "subject", s->subject,
+			    "field", reseal_fields[c], NULL);
 			continue;
 		}
 		r->old[c] = kore_strdup(blob);
 	}
 }
 
+/* The sealed field of column c of subject's row: bound to the subject. */
+static int
+reseal_field(const char *subject, int c, char *out, size_t len)
+{
+	return (conn_field(reseal_fields[c], subject, out, len));
+}
+
 /* blob of column c sealed again under the current key, or NULL. */
 static char *
-reseal_blob(const char *name, const char *blob, int c, const char *origin)
+reseal_blob(const char *name, const char *subject, const char *blob, int c,
+    const char *origin)
 {
 	size_t		len;
 	int		ok;
-	char		*plain, *out;
+	char		*plain, *out, field[32 + KILN_SUBJECT_MAX];
 
+	if (!reseal_field(subject, c, field, sizeof(field)))
+		return (NULL);
 	if (c == RESEAL_TOKEN)
-		ok = seal_open(name, reseal_fields[c], blob, &plain, &len);
+		ok = seal_open(name, field, blob, &plain, &len);
 	else
-		ok = seal_open_for(name, reseal_fields[c], origin, blob,
-		    &plain, &len);
+		ok = seal_open_for(name, field, origin, blob, &plain, &len);
 	if (!ok)
 		return (NULL);
 
 	if (c == RESEAL_TOKEN)
-		ok = seal_seal(name, reseal_fields[c], plain, len, &out);
+		ok = seal_seal(name, field, plain, len, &out);
 	else
-		ok = seal_seal_for(name, reseal_fields[c], origin, plain,
-		    len, &out);
+		ok = seal_seal_for(name, field, origin, plain, len, &out);
 	OPENSSL_cleanse(plain, len);
 	free(plain);
 	if (!ok)
@@ -254,13 +273,14 @@ reseal_next(void)
 
 	if (pass.next == pass.nrows) {
 		reseal_rows_free();
-		store_reseal_scan(pass.after, reseal_scanned, NULL);
+		store_reseal_scan(pass.after, pass.after_subject,
+		    reseal_scanned, NULL);
 		return;
 	}
 
 	r = &pass.rows[pass.next];
-	store_reseal_write(r->id, r->url, r->old, r->new, reseal_written,
-	    NULL);
+	store_reseal_write(r->id, r->subject, r->url, r->old, r->new,
+	    reseal_written, NULL);
 }
 
 static void
@@ -292,7 +312,7 @@ reseal_counted(const struct store_rows *rows, void *arg, int ok)
 	unbound = (int64_t)reseal_count(rows->num[1]);
 	shared_reseal(RESEAL_DONE, retired, unbound);
 	log_kv(retired || unbound ? LOG_LVL_WARN : LOG_LVL_INFO,
-	    "re-seal pass done", "#rows_resealed", (int64_t)pass.resealed,
+	    "re-seal pass done", "#values_resealed", (int64_t)pass.resealed,
 	    "#unopened", (int64_t)pass.unopened, "#rows_under_retired_keys",
 	    retired, "#rows_not_origin_bound", unbound, NULL);
 
@@ -307,6 +327,7 @@ reseal_rows_free(void)
 	int		i, c;
 
 	for (i = 0; i < pass.nrows; i++) {
+		kore_free(pass.rows[i].subject);
 		kore_free(pass.rows[i].url);
 		for (c = 0; c < RESEAL_COLS; c++) {
 			kore_free(pass.rows[i].old[c]);
@@ -335,8 +356,8 @@ reseal_sync(int write, struct reseal_tally *t, char *err, size_t errlen)
 }
 
 static void
-reseal_sync_row(void *arg, const char *name, const char *url,
-    const char *const *blobs, char **fresh)
+reseal_sync_row(void *arg, const char *name, const char *subject,
+    const char *url, const char *const *blobs, char **fresh)
 {
 	struct reseal_tally	*t = arg;
 	int			c, current;
@@ -352,38 +373,42 @@ reseal_sync_row(void *arg, const char *name, const char *url,
 		if (!current)
 			t->stale++;
 		if (!t->write) {
-			if (!reseal_opens(name, blobs[c], c, origin)) {
+			if (!reseal_opens(name, subject, blobs[c], c,
+			    origin)) {
 				t->unopened++;
 				log_kv(LOG_LVL_WARN, "sealed value opens with "
-				    "no key held here", "token", name, "field",
+				    "no key held here", "token", name,
+				    "subject", subject, "field",
 				    reseal_fields[c], NULL);
 			}
 			continue;
 		}
 		if (current)
 			continue;
-		if ((fresh[c] = reseal_blob(name, blobs[c], c, origin)) ==
-		    NULL) {
+		if ((fresh[c] = reseal_blob(name, subject, blobs[c], c,
+		    origin)) == NULL) {
 			t->unopened++;
 			log_kv(LOG_LVL_WARN, "sealed value opens with no key "
-			    "held here", "token", name, "field",
-			    reseal_fields[c], NULL);
+			    "held here", "token", name, "subject", subject,
+			    "field", reseal_fields[c], NULL);
 		}
 	}
 }
 
 static int
-reseal_opens(const char *name, const char *blob, int c, const char *origin)
+reseal_opens(const char *name, const char *subject, const char *blob, int c,
+    const char *origin)
 {
 	size_t		len;
 	int		ok;
-	char		*plain;
+	char		*plain, field[32 + KILN_SUBJECT_MAX];
 
+	if (!reseal_field(subject, c, field, sizeof(field)))
+		return (0);
 	if (c == RESEAL_TOKEN)
-		ok = seal_open(name, reseal_fields[c], blob, &plain, &len);
+		ok = seal_open(name, field, blob, &plain, &len);
 	else
-		ok = seal_open_for(name, reseal_fields[c], origin, blob,
-		    &plain, &len);
+		ok = seal_open_for(name, field, origin, blob, &plain, &len);
 	if (ok) {
 		OPENSSL_cleanse(plain, len);
 		free(plain);

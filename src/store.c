@@ -2182,21 +2182,34 @@ store_recent_events(store_rows_cb cb, void *arg)
 
 /*
  * The re-seal pass (reseal.c): rows with a blob not under the current key
- * (secrets also not yet bound to their origin), a batch at a time in id
- * order; each write swaps a blob only if it is still the one read, so a
- * refresh or a change that wrote the row meanwhile wins.
+ * (secrets also not yet bound to their origin), a batch at a time in
+ * (source, subject) order: a source's own row, its secrets with its
+ * default token, and each connection's row, its token and refresh token
+ * (the same five columns, NULL where a kind of row has none). Each write
+ * swaps a blob only if it is still the one read, so a refresh or a
+ * change that wrote the row meanwhile wins; an origin-bound blob only
+ * while the source still has the URL it was sealed for. The write
+ * answers the values it swapped, in the source and in the token row.
  */
 static const char q_reseal_scan[] =
-    "SELECT s.id, s.name, s.token_url, s.client_secret_sealed, "
-    "s.refresh_token_sealed, s.password_sealed, t.token_sealed, "
-    "s.tls_client_key_sealed "
+    "SELECT s.id, s.name, s.token_url, "
+    "CASE WHEN t.subject = 'default' THEN s.client_secret_sealed END, "
+    "CASE WHEN t.subject = 'default' THEN s.refresh_token_sealed "
+    "ELSE t.refresh_token_sealed END, "
+    "CASE WHEN t.subject = 'default' THEN s.password_sealed END, "
+    "t.token_sealed, "
+    "CASE WHEN t.subject = 'default' THEN s.tls_client_key_sealed END, "
+    "t.subject "
     "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
-    "AND t.subject = 'default' "
-    "WHERE s.id > $1::bigint AND (left(s.client_secret_sealed, 12) <> $2 "
+    "WHERE (s.id, t.subject) > ($1::bigint, $4) AND "
+    "((t.subject = 'default' AND (left(s.client_secret_sealed, 12) <> $2 "
     "OR left(s.refresh_token_sealed, 12) <> $2 "
     "OR left(s.password_sealed, 12) <> $2 "
-    "OR left(s.tls_client_key_sealed, 12) <> $2 "
-    "OR left(t.token_sealed, 12) <> $3) ORDER BY s.id LIMIT 64";
+    "OR left(s.tls_client_key_sealed, 12) <> $2)) "
+    "OR (t.subject <> 'default' AND "
+    "left(t.refresh_token_sealed, 12) <> $2) "
+    "OR left(t.token_sealed, 12) <> $3) "
+    "ORDER BY s.id, t.subject LIMIT 64";
 
 static const char q_reseal_write[] =
     "WITH s AS (UPDATE token_sources SET client_secret_sealed = CASE "
@@ -2206,50 +2219,70 @@ static const char q_reseal_write[] =
     "WHEN password_sealed = $7 THEN $8 ELSE password_sealed END, "
     "tls_client_key_sealed = CASE WHEN tls_client_key_sealed = $11 "
     "THEN $12 ELSE tls_client_key_sealed END "
-    "WHERE id = $1 AND token_url = $2 AND (client_secret_sealed = $3 OR "
-    "refresh_token_sealed = $5 OR password_sealed = $7 OR "
-    "tls_client_key_sealed = $11) RETURNING id), "
-    "t AS (UPDATE tokens SET token_sealed = $10 WHERE source_id = $1 "
-    "AND subject = 'default' AND token_sealed = $9 RETURNING source_id) "
-    "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM t)";
+    "WHERE id = $1 AND token_url = $2 AND $13 = 'default' AND "
+    "(client_secret_sealed = $3 OR refresh_token_sealed = $5 OR "
+    "password_sealed = $7 OR tls_client_key_sealed = $11) "
+    "RETURNING (client_secret_sealed = $4 IS TRUE)::int + "
+    "(refresh_token_sealed = $6 IS TRUE)::int + "
+    "(password_sealed = $8 IS TRUE)::int + "
+    "(tls_client_key_sealed = $12 IS TRUE)::int AS n), "
+    "t AS (UPDATE tokens SET token_sealed = CASE WHEN token_sealed = $9 "
+    "THEN $10 ELSE token_sealed END, refresh_token_sealed = CASE "
+    "WHEN subject <> 'default' AND refresh_token_sealed = $5 THEN $6 "
+    "ELSE refresh_token_sealed END "
+    "WHERE source_id = $1 AND subject = $13 AND (token_sealed = $9 OR "
+    "(subject <> 'default' AND refresh_token_sealed = $5 AND EXISTS "
+    "(SELECT 1 FROM token_sources WHERE id = $1 AND token_url = $2))) "
+    "RETURNING (token_sealed = $10 IS TRUE)::int + "
+    "(subject <> 'default' AND refresh_token_sealed = $6 IS TRUE)::int "
+    "AS n) "
+    "SELECT (SELECT coalesce(sum(n), 0) FROM s), "
+    "(SELECT coalesce(sum(n), 0) FROM t)";
 
+/* Rows (a source with its default token, or a connection) left. */
 static const char q_reseal_count[] =
-    "SELECT count(*) FILTER (WHERE substr(s.client_secret_sealed, 4, 8) "
-    "<> $1 OR substr(s.refresh_token_sealed, 4, 8) <> $1 OR "
+    "SELECT count(*) FILTER (WHERE (t.subject = 'default' AND "
+    "(substr(s.client_secret_sealed, 4, 8) <> $1 OR "
+    "substr(s.refresh_token_sealed, 4, 8) <> $1 OR "
     "substr(s.password_sealed, 4, 8) <> $1 OR "
-    "substr(s.tls_client_key_sealed, 4, 8) <> $1 OR "
+    "substr(s.tls_client_key_sealed, 4, 8) <> $1)) OR "
+    "(t.subject <> 'default' AND "
+    "substr(t.refresh_token_sealed, 4, 8) <> $1) OR "
     "substr(t.token_sealed, 4, 8) <> $1), "
-    "count(*) FILTER (WHERE left(s.client_secret_sealed, 3) = 'v1.' OR "
+    "count(*) FILTER (WHERE t.subject = 'default' AND "
+    "(left(s.client_secret_sealed, 3) = 'v1.' OR "
     "left(s.refresh_token_sealed, 3) = 'v1.' OR "
-    "left(s.password_sealed, 3) = 'v1.') "
-    "FROM token_sources s JOIN tokens t ON t.source_id = s.id "
-    "AND t.subject = 'default'";
+    "left(s.password_sealed, 3) = 'v1.')) "
+    "FROM token_sources s JOIN tokens t ON t.source_id = s.id";
 
+/* The rows after (after, subject); "" before every subject. */
 void
-store_reseal_scan(int64_t after, store_rows_cb cb, void *arg)
+store_reseal_scan(int64_t after, const char *subject, store_rows_cb cb,
+    void *arg)
 {
 	char		*a, bound[16], plain[16];
 
 	a = i64(after);
 	(void)snprintf(bound, sizeof(bound), "v2.%s.", seal_key_id());
 	(void)snprintf(plain, sizeof(plain), "v1.%s.", seal_key_id());
-	store_job(q_reseal_scan, cb, arg, 3, a, bound, plain);
+	store_job(q_reseal_scan, cb, arg, 4, a, bound, plain, subject);
 	kore_free(a);
 }
 
 /*
  * old and new: client secret, refresh token, password, token, TLS
- * client key (or NULL).
+ * client key (or NULL), of the row (id, subject).
  */
 void
-store_reseal_write(int64_t id, const char *url, char *const *old,
-    char *const *new, store_rows_cb cb, void *arg)
+store_reseal_write(int64_t id, const char *subject, const char *url,
+    char *const *old, char *const *new, store_rows_cb cb, void *arg)
 {
 	char		*i;
 
 	i = i64(id);
-	store_job(q_reseal_write, cb, arg, 12, i, url, old[0], new[0],
-	    old[1], new[1], old[2], new[2], old[3], new[3], old[4], new[4]);
+	store_job(q_reseal_write, cb, arg, 13, i, url, old[0], new[0],
+	    old[1], new[1], old[2], new[2], old[3], new[3], old[4], new[4],
+	    subject);
 	kore_free(i);
 }
 
@@ -2344,9 +2377,9 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 {
 	PGresult	*res, *w;
 	PGconn		*db;
-	const char	*v[2 + 2 * STORE_SEALED], *blobs[STORE_SEALED];
+	const char	*v[3 + 2 * STORE_SEALED], *blobs[STORE_SEALED];
 	char		*after, *fresh[STORE_SEALED], bound[16], plain[16];
-	char		id[24];
+	char		id[24], subject[KILN_SUBJECT_MAX + 1];
 	int		i, n, c, any, ret;
 
 	*written = 0;
@@ -2362,11 +2395,13 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 
 	ret = KORE_RESULT_OK;
 	after = kore_strdup("0");
+	subject[0] = '\0';
 	for (;;) {
 		v[0] = after;
 		v[1] = bound;
 		v[2] = plain;
-		res = PQexecParams(db, q_reseal_scan, 3, NULL, v, NULL, NULL,
+		v[3] = subject;
+		res = PQexecParams(db, q_reseal_scan, 4, NULL, v, NULL, NULL,
 		    0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			(void)snprintf(err, errlen, "database: %s",
@@ -2386,8 +2421,9 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 				    PQgetvalue(res, i, 3 + c);
 				fresh[c] = NULL;
 			}
-			fn(arg, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-			    blobs, fresh);
+			fn(arg, PQgetvalue(res, i, 1),
+			    PQgetvalue(res, i, 3 + STORE_SEALED),
+			    PQgetvalue(res, i, 2), blobs, fresh);
 			for (any = 0, c = 0; c < STORE_SEALED; c++)
 				any |= fresh[c] != NULL;
 			if (!any)
@@ -2401,8 +2437,10 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 				v[2 + 2 * c] = fresh[c] ? blobs[c] : NULL;
 				v[3 + 2 * c] = fresh[c];
 			}
+			v[2 + 2 * STORE_SEALED] = PQgetvalue(res, i,
+			    3 + STORE_SEALED);
 			w = PQexecParams(db, q_reseal_write,
-			    2 + 2 * STORE_SEALED, NULL, v, NULL, NULL, 0);
+			    3 + 2 * STORE_SEALED, NULL, v, NULL, NULL, 0);
 			if (PQresultStatus(w) != PGRES_TUPLES_OK) {
 				(void)snprintf(err, errlen, "database: %s",
 				    PQerrorMessage(db));
@@ -2419,6 +2457,8 @@ store_reseal_sync(int every, store_reseal_fn fn, void *arg,
 
 		kore_free(after);
 		after = kore_strdup(PQgetvalue(res, n - 1, 0));
+		(void)kore_strlcpy(subject, PQgetvalue(res, n - 1,
+		    3 + STORE_SEALED), sizeof(subject));
 		PQclear(res);
 		if (!ret)
 			break;
@@ -2782,6 +2822,7 @@ dec_sealed(PGresult *res, struct store_job *job, struct store_rows *rows)
 		for (c = 0; c < STORE_SEALED; c++)
 			r->blob[c] = PQgetlength(res, i, 3 + c) > 0 ?
 			    PQgetvalue(res, i, 3 + c) : NULL;
+		r->subject = PQgetvalue(res, i, 3 + STORE_SEALED);
 	}
 }
 

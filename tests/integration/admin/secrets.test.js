@@ -254,17 +254,24 @@ function keyId(b64)
 
 async function sealedBlobs(db)
 {
-	const rows = await db.pg.queryJson('SELECT s.name, ' +
-	    's.client_secret_sealed, s.refresh_token_sealed, ' +
-	    's.password_sealed, t.token_sealed FROM token_sources s ' +
-	    'JOIN tokens t ON t.source_id = s.id ORDER BY s.name',
+	/* A source's secrets with its default token; a connection's own. */
+	const rows = await db.pg.queryJson('SELECT s.name, t.subject, ' +
+	    "CASE WHEN t.subject = 'default' THEN s.client_secret_sealed " +
+	    'END AS client_secret_sealed, ' +
+	    "CASE WHEN t.subject = 'default' THEN s.refresh_token_sealed " +
+	    'ELSE t.refresh_token_sealed END AS refresh_token_sealed, ' +
+	    "CASE WHEN t.subject = 'default' THEN s.password_sealed " +
+	    'END AS password_sealed, t.token_sealed FROM token_sources s ' +
+	    'JOIN tokens t ON t.source_id = s.id ORDER BY s.name, t.subject',
 	    { db: db.name });
 	const out = [];
 	for (const r of rows) {
+		const name = r.subject === 'default' ? r.name :
+		    `${r.name}/${r.subject}`;
 		for (const c of ['client_secret_sealed',
 		    'refresh_token_sealed', 'password_sealed', 'token_sealed'])
 			if (r[c] !== null)
-				out.push({ name: r.name, col: c, blob: r[c] });
+				out.push({ name, col: c, blob: r[c] });
 	}
 	return out;
 }
@@ -281,7 +288,7 @@ test('key_rotation_reseals_everything_so_the_old_key_can_go',
 	const keyB = crypto.randomBytes(32).toString('base64');
 	const s = { cc: h.secret('kcc'), rtc: h.secret('krtc'),
 	    seed: h.secret('kseed'), pwc: h.secret('kpwc'),
-	    alice: h.secret('kalice') };
+	    alice: h.secret('kalice'), bob: h.secret('kbob') };
 	/* The upstream does not rotate refresh tokens: the stored one is
 	 * never rewritten by a refresh. */
 	const idp = await h.startOAuth(['--lifetime', '600', '--no-rotate',
@@ -289,7 +296,8 @@ test('key_rotation_reseals_everything_so_the_old_key_can_go',
 	    '--client', `krt:${s.rtc}:refresh_token`,
 	    '--client', `kpw:${s.pwc}:password`,
 	    '--user', `alice:${s.alice}`,
-	    '--seed-refresh', `krt:${s.seed}`]);
+	    '--seed-refresh', `krt:${s.seed}`,
+	    '--seed-refresh', `krt:${s.bob}`]);
 	const db = await h.freshDb(pg, 'trust_keys');
 	const env = { KILN_ADMIN_KEY: h.secret('kadmin') };
 	const sources = [
@@ -314,10 +322,20 @@ test('key_rotation_reseals_everything_so_the_old_key_can_go',
 	    client_id: 'kcc', client_secret: s.cc } });
 	assert.equal(r.status, 201, r.text);
 	await h.waitToken(k, 'kapi');
+	/* And a person's connection: its token and refresh token. */
+	const bob = '/api/tokens/krt/connections/bob/current-token';
+	r = await a.call(k, 'POST', '/api/tokens/krt/connections', { auth:
+	    env.KILN_ADMIN_KEY, body: { subject: 'bob',
+	    refresh_token: s.bob } });
+	assert.equal(r.status, 201, r.text);
+	await h.waitFor(async () => (await k.get(bob)).status === 200,
+	    { timeout: 15000, what: "bob's token" });
 	const idA = keyId(keyA);
 	const idB = keyId(keyB);
 	let blobs = await sealedBlobs(db);
-	assert.equal(blobs.length, 10);
+	assert.equal(blobs.length, 12);
+	assert.deepEqual(blobs.filter((x) => x.name === 'krt/bob')
+	    .map((x) => x.col), ['refresh_token_sealed', 'token_sealed']);
 	assert.ok(blobs.every((x) => x.blob.includes(`.${idA}.`)));
 	await k.stop();
 
@@ -331,7 +349,7 @@ test('key_rotation_reseals_everything_so_the_old_key_can_go',
 		    sec.rows_under_retired_keys === 0;
 	}, { timeout: 20000, what: 'the re-seal pass to finish' });
 	blobs = await sealedBlobs(db);
-	assert.equal(blobs.length, 10);
+	assert.equal(blobs.length, 12);
 	const left = blobs.filter((x) => !x.blob.includes(`.${idB}.`));
 	assert.deepEqual(left.map((x) => `${x.name}.${x.col}`), [],
 	    'every blob is under key B');
@@ -358,12 +376,21 @@ test('key_rotation_reseals_everything_so_the_old_key_can_go',
 			    cur.json.token;
 		}, { timeout: 15000, what: `${src.name} refreshed under B` });
 	}
+	/* bob's token opens under B; asking for more than it has left
+	 * refreshes it with his refresh token, re-sealed under B too. */
+	const old = await k.get(bob);
+	assert.equal(old.status, 200, old.text);
+	r = await k.get(`${bob}?min_ttl=${old.json.expires_in + 1}`);
+	assert.equal(r.status, 200, r.text);
+	assert.notEqual(r.json.token, old.json.token);
 	const st = await idp.stats();
 	const after = st.requests.slice(before);
 	const rt = after.filter((q) => q.grant === 'refresh_token');
-	assert.ok(rt.length >= 1 && rt.every((q) => q.status === 200 &&
-	    q.refresh_token_in === s.seed),
-	    'the unrotated refresh token still opens and works');
+	assert.ok(rt.length >= 2 && rt.every((q) => q.status === 200 &&
+	    [s.seed, s.bob].includes(q.refresh_token_in)),
+	    'the unrotated refresh tokens still open and work');
+	assert.equal(rt.filter((q) => q.refresh_token_in === s.bob).length,
+	    1, "bob's refresh token was used once");
 	await h.waitFor(async () => (await health(k))?.checks?.secrets
 	    ?.rows_under_retired_keys === 0, { timeout: 10000,
 	    what: 'the count after the old key is gone' });

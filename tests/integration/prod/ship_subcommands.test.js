@@ -138,40 +138,61 @@ test('check_migrate_reseal_against_a_database', { timeout: 120000 },
 	assert.match(r.stdout, new RegExp(`^migrations: 0 applied, 0 of ` +
 	    `${MIGRATIONS} pending$`, 'm'));
 
-	/* Rows sealed under oldKey: a secret and a token. */
+	/*
+	 * Rows sealed under oldKey: a secret and a token (shipcc); a
+	 * secret, a refresh token and a token (shiprt); and a connection's
+	 * refresh token and token (shiprt/bob): 7 values in 3 rows.
+	 */
 	const secret = h.secret('shipcc');
-	const idp = await h.startOAuth(['--lifetime', '600',
-	    '--client', `shipcc:${secret}:client_credentials`]);
+	const rts = { client: h.secret('shiprt'), seed: h.secret('shipseed'),
+	    bob: h.secret('shipbob') };
+	const admin = h.secret('shipadmin');
+	const idp = await h.startOAuth(['--lifetime', '600', '--no-rotate',
+	    '--client', `shipcc:${secret}:client_credentials`,
+	    '--client', `shiprt:${rts.client}:refresh_token`,
+	    '--seed-refresh', `shiprt:${rts.seed}`,
+	    '--seed-refresh', `shiprt:${rts.bob}`]);
+	const sources = [{ name: 'shipcc', kind: 'client_credentials',
+	    token_url: idp.tokenUrl, client_id: 'shipcc',
+	    client_secret: secret }, { name: 'shiprt', kind: 'refresh_token',
+	    token_url: idp.tokenUrl, client_id: 'shiprt',
+	    client_secret: rts.client, refresh_token: rts.seed }];
 	const k = await h.startKiln({ name: 'ship_sub', databaseUrl: db.url,
-	    masterKey: oldKey, sources: [{ name: 'shipcc',
-	    kind: 'client_credentials', token_url: idp.tokenUrl,
-	    client_id: 'shipcc', client_secret: secret }] });
+	    masterKey: oldKey, sources, env: { KILN_ADMIN_KEY: admin } });
 	await h.waitToken(k, 'shipcc');
+	await h.waitToken(k, 'shiprt');
+	const bob = '/api/tokens/shiprt/connections/bob/current-token';
+	r = await require('../lib/admin').call(k, 'POST',
+	    '/api/tokens/shiprt/connections', { auth: admin,
+	    body: { subject: 'bob', refresh_token: rts.bob } });
+	assert.equal(r.status, 201, r.text);
+	await h.waitFor(async () => (await k.get(bob)).status === 200,
+	    { timeout: 15000, what: "bob's token" });
 	await k.stop();
 
 	r = await kiln(['check'], env);
 	assert.equal(r.code, 0, r.stderr);
 	assert.match(r.stdout, /^migrations: 0 of \d+ pending/m);
-	assert.match(r.stdout, /^master key: opens all 2 stored values \(0 not/m);
+	assert.match(r.stdout, /^master key: opens all 7 stored values \(0 not/m);
 
 	/* The wrong key: check and reseal say so and fail. */
 	const wrong = { KILN_DATABASE_URL: db.url, KILN_MASTER_KEY: newKey };
 	r = await kiln(['check'], wrong);
 	assert.equal(r.code, 1, r.stdout);
-	assert.match(r.stderr, /kiln check: master key: 2 of 2 stored values do not open/);
+	assert.match(r.stderr, /kiln check: master key: 7 of 7 stored values do not open/);
 	r = await kiln(['reseal'], wrong);
 	assert.equal(r.code, 1, r.stdout);
-	assert.match(r.stdout, /^resealed: 0 values in 1 rows/m);
-	assert.match(r.stderr, /kiln reseal: 2 stored values open with no key/);
+	assert.match(r.stdout, /^resealed: 0 values in 3 rows/m);
+	assert.match(r.stderr, /kiln reseal: 7 stored values open with no key/);
 
 	/* Rotation: reseal under the new key, then the old one can go. */
 	r = await kiln(['reseal'], Object.assign({}, wrong,
 	    { KILN_MASTER_KEY_OLD: oldKey }));
 	assert.equal(r.code, 0, r.stderr);
-	assert.match(r.stdout, /^resealed: 2 values in 1 rows under key \S+; 0 could not be opened$/m);
+	assert.match(r.stdout, /^resealed: 7 values in 3 rows under key \S+; 0 could not be opened$/m);
 	r = await kiln(['check'], wrong);
 	assert.equal(r.code, 0, r.stderr);
-	assert.match(r.stdout, /^master key: opens all 2 stored values \(0 not/m);
+	assert.match(r.stdout, /^master key: opens all 7 stored values \(0 not/m);
 	r = await kiln(['reseal'], wrong);
 	assert.equal(r.code, 0, r.stderr);
 	assert.match(r.stdout, /^resealed: 0 values in 0 rows/m);
@@ -179,10 +200,11 @@ test('check_migrate_reseal_against_a_database', { timeout: 120000 },
 	/* And kiln serves under the new key alone, no upstream call. */
 	const before = (await idp.stats()).token_requests;
 	const k2 = await h.startKiln({ name: 'ship_sub2', databaseUrl: db.url,
-	    masterKey: newKey, sources: [{ name: 'shipcc',
-	    kind: 'client_credentials', token_url: idp.tokenUrl,
-	    client_id: 'shipcc', client_secret: secret }] });
+	    masterKey: newKey, sources });
 	await h.waitToken(k2, 'shipcc');
+	await h.waitToken(k2, 'shiprt');
+	r = await k2.get(bob);
+	assert.equal(r.status, 200, r.text);
 	assert.equal((await idp.stats()).token_requests, before);
 	await k2.stop();
 });
