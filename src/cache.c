@@ -75,11 +75,13 @@ static struct {
 	char			*inflight;	/* names of the lane's query */
 	struct kore_buf		*reloads;	/* names to reload */
 	struct kore_buf		*announces;	/* names to announce */
+	int			prepared;	/* the reload, on this db */
 } listener;
 
 /* What the LISTEN connection was asked (besides STORE_LANE_*). */
 #define LANE_LISTEN		10
 #define LANE_PING		11
+#define LANE_PREPARE		12
 
 /*
  * Who hears of what: the channels of the layers above (cache_listen),
@@ -975,6 +977,9 @@ listen_results(void)
 				ret = KORE_RESULT_ERROR;
 			break;
 		case PGRES_COMMAND_OK:
+			if (listener.busy == LANE_PREPARE)
+				listener.prepared = 1;
+			break;
 		case PGRES_EMPTY_QUERY:
 			break;
 		default:
@@ -1098,6 +1103,7 @@ listen_close(void)
 	listener.state = 0;
 	listener.ping_ms = 0;
 	listener.writing = 0;
+	listener.prepared = 0;
 	lane_fallback();
 	if (listener.db != NULL) {
 		PQfinish(listener.db);
@@ -1248,9 +1254,24 @@ lane_next(void)
 		return;
 	}
 
+	/* The reload is prepared first, once per connection. */
+	if (what == STORE_LANE_RELOAD && !listener.prepared &&
+	    kiln_config.db_prepared) {
+		listener.busy = LANE_PREPARE;
+		if (!store_lane_prepare(listener.db)) {
+			listen_lost("lost the LISTEN connection");
+			return;
+		}
+		listener.writing = 1;
+		if (listen_flush())
+			listener.ping_ms = isotime_now();
+		return;
+	}
+
 	listener.inflight = lane_take(b);
 	listener.busy = what;
-	if (!store_lane_send(listener.db, what, listener.inflight)) {
+	if (!store_lane_send(listener.db, what, listener.inflight,
+	    listener.prepared)) {
 		listen_lost("lost the LISTEN connection");
 		return;
 	}

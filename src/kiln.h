@@ -1877,7 +1877,8 @@ int	api_device_create(struct http_request *, struct api_state *,
 #define STORE_LANE_MAX		7900	/* a NOTIFY payload < 8000 bytes */
 struct pg_conn;
 struct pg_result;
-int	store_lane_send(struct pg_conn *, int, const char *);
+int	store_lane_prepare(struct pg_conn *);
+int	store_lane_send(struct pg_conn *, int, const char *, int);
 void	store_lane_rows(struct pg_result *, struct store_rows *);
 void	store_lane_free(struct store_rows *);
 void	cache_announce(const char *);
