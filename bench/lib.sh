@@ -193,6 +193,10 @@ start_pg() {
 		track_commit_timestamp = on
 		log_min_messages = warning
 	EOF
+	# BENCH_PG_CONF: more settings, one per line (e.g. to profile with
+	# shared_preload_libraries = 'pg_stat_statements').
+	[ -z "${BENCH_PG_CONF:-}" ] ||
+	    printf '%s\n' "$BENCH_PG_CONF" >>"$PG_DATA/postgresql.conf"
 	"${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$PG_DATA" -l "$PG_SOCK/postgres.log" \
 	    -w -t 30 -o "-p $PG_PORT" start >/dev/null ||
 	    die "PostgreSQL did not start: $(tail -n 5 "$PG_SOCK/postgres.log")"
