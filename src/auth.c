@@ -50,6 +50,7 @@ static struct {
 	int			loading;
 	int			loaded;
 	int			again;
+	int			(*session_live_cb)(const char *);
 	int			(*cookie_cb)(struct http_request *,
 				    struct principal *);
 	void			(*revoked_cb[AUTH_WATCH_MAX])(int64_t);
@@ -507,11 +508,27 @@ auth_keys_notified(const char *id)
 	auth_keys_reload();
 }
 
-/* cb tells who the session cookie of a request without credential is. */
+/*
+ * cb tells who the session cookie of a request without credential is;
+ * live, whether the session of a cookie's hash is still on (a session
+ * principal asked again, long after its request came).
+ */
 void
-auth_cookie_resolver(int (*cb)(struct http_request *, struct principal *))
+auth_cookie_resolver(int (*cb)(struct http_request *, struct principal *),
+    int (*live)(const char *))
 {
 	auth.cookie_cb = cb;
+	auth.session_live_cb = live;
+}
+
+/* Sessions ended (a logout, here or elsewhere): who holds access looks. */
+void
+auth_sessions_ended(void)
+{
+	size_t		i;
+
+	for (i = 0; i < auth.nkeys_cb; i++)
+		auth.keys_cb[i]();
 }
 
 /* cb is told of each key revoked (each watcher in turn). */
@@ -523,7 +540,7 @@ auth_revoke_watch(void (*cb)(int64_t))
 	auth.revoked_cb[auth.nrevoked_cb++] = cb;
 }
 
-/* cb is told each time the table of keys was read again. */
+/* cb is told each time the keys were read again, or sessions ended. */
 void
 auth_keys_watch(void (*cb)(void))
 {
@@ -544,6 +561,9 @@ auth_principal_live(const struct principal *p, int64_t now)
 	case PRINCIPAL_KEY:
 		return (auth_key_live(p->key_id));
 	case PRINCIPAL_SESSION:
+		if (auth.session_live_cb != NULL &&
+		    !auth.session_live_cb(p->session))
+			return (0);
 		return (p->key_id == 0 || auth_key_live(p->key_id));
 	case PRINCIPAL_JWT:
 		return (p->expires_ms + JWT_LEEWAY_MS > now);

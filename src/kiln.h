@@ -1395,7 +1395,8 @@ int	auth_login_rate(struct http_request *);
 void	auth_key_revoked(int64_t);
 int	auth_key_live(int64_t);
 void	auth_cookie_resolver(int (*)(struct http_request *,
-	    struct principal *));
+	    struct principal *), int (*)(const char *));
+void	auth_sessions_ended(void);
 void	auth_revoke_watch(void (*)(int64_t));
 void	auth_keys_watch(void (*)(void));
 int	auth_principal_live(const struct principal *, int64_t);

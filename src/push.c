@@ -60,6 +60,7 @@ struct push_stream {
 	int				header;	/* X-Kiln-Request */
 	int64_t				key_id;
 	int64_t				expires_ms;
+	char				session[AUTH_HASH_LEN + 1];
 };
 
 /* What the streams of one cache entry were last told. */
@@ -153,7 +154,7 @@ push_shutdown(void)
 	struct kore_buf		buf;
 
 	push.shutdown = 1;
-	for (e = cache_first(); e != NULL; e = cache_next(e)) {
+	for (e = cache_any_first(); e != NULL; e = cache_any_next(e)) {
 		while ((w = TAILQ_FIRST(&e->waiters)) != NULL) {
 			cache_unwait(w);
 			http_request_wakeup(w->req);
@@ -452,6 +453,8 @@ push_stream_entry(struct http_request *req, struct api_state *st,
 	s->kind = st->principal.kind;
 	s->key_id = st->principal.key_id;
 	s->expires_ms = st->principal.expires_ms;
+	(void)kore_strlcpy(s->session, st->principal.session,
+	    sizeof(s->session));
 	s->header = push_header(req);
 	TAILQ_INSERT_TAIL(&pe->streams, s, list);
 	c->hdlr_extra = s;
@@ -830,7 +833,10 @@ push_key_revoked(int64_t id)
 	push_recheck_all();
 }
 
-/* Keys were revoked or narrowed: every stream and long-poll looks again. */
+/*
+ * Keys were revoked or narrowed, or sessions ended: every stream and
+ * long-poll looks again, a connection's too.
+ */
 static void
 push_recheck_all(void)
 {
@@ -839,7 +845,7 @@ push_recheck_all(void)
 	int64_t			now;
 
 	now = isotime_now();
-	for (e = cache_first(); e != NULL; e = cache_next(e))
+	for (e = cache_any_first(); e != NULL; e = cache_any_next(e))
 		push_recheck_waiters(e, now);
 	for (pe = TAILQ_FIRST(&push.entries); pe != NULL; pe = next) {
 		next = TAILQ_NEXT(pe, list);
@@ -915,6 +921,7 @@ push_refused(struct push_stream *s, struct cache_entry *e, int64_t now,
 	p.kind = s->kind;
 	p.key_id = s->key_id;
 	p.expires_ms = s->expires_ms;
+	(void)kore_strlcpy(p.session, s->session, sizeof(p.session));
 	if (!auth_principal_live(&p, now)) {
 		auth_principal_drop(&p);
 		s->role = p.role;

@@ -76,7 +76,7 @@ session_init(void)
 {
 	TAILQ_INIT(&sess.waiters);
 	cache_listen("kiln_sessions", session_notified);
-	auth_cookie_resolver(session_request);
+	auth_cookie_resolver(session_request, session_alive);
 	auth_revoke_watch(session_key_revoked);
 	(void)kore_timer_add(session_tick, SESSION_TICK_MS, NULL, 0);
 }
@@ -445,6 +445,7 @@ session_forget(const char *hash)
 		s->expires_ms = 0;
 	(void)kore_strlcpy(session_unknown_slot(hash), hash, AUTH_HASH_LEN + 1);
 	session_changed();
+	auth_sessions_ended();
 }
 
 /* A payload of kiln_sessions: the hash of an ended session, or nothing. */

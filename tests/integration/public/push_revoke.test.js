@@ -301,3 +301,94 @@ test('disabling_a_source_answers_its_long_polls_404_at_once',
 	assert.ok(p.at - sent <= 1000, `answered ${p.at - sent} ms after ` +
 	    'the source was disabled (at most 1000)');
 });
+
+/* The login form's CSRF double submit, then the credential: a session. */
+async function login(k, credential)
+{
+	const f = await k.get('/dashboard/login');
+	const lc = /kiln_login=([0-9a-f]+)/.exec(
+	    String(f.headers['set-cookie']));
+	const r = await k.post('/dashboard/login', `csrf=${lc[1]}&` +
+	    `credential=${encodeURIComponent(credential)}`, { headers: {
+		'Content-Type': 'application/x-www-form-urlencoded',
+		Cookie: `kiln_login=${lc[1]}` } });
+	const sc = /kiln_session=([^;]+)/.exec(
+	    String(r.headers['set-cookie'] || ''));
+	assert.ok(r.status === 303 && sc, `login: ${r.status} ${r.text}`);
+	const cookie = `kiln_session=${sc[1]}`;
+	const page = await h.waitFor(async () => {
+		const p = await k.get('/dashboard', { headers: { Cookie:
+		    cookie } });
+		return p.status === 200 ? p : false;
+	}, { timeout: 5000, what: 'the dashboard of the new session' });
+	const csrf = /<meta name="csrf-token" content="([0-9a-f]+)">/
+	    .exec(page.text)[1];
+	return { cookie, csrf, headers: { Cookie: cookie } };
+}
+
+test('logging_out_ends_the_sessions_streams_and_long_polls',
+    { timeout: 60000 }, async () => {
+	/*
+	 * One worker: a session cookie on a public route of a worker that
+	 * has not loaded the session yet is anonymous (it does not wait for
+	 * a reload as the dashboard's routes do). Another worker hears of
+	 * a logout by the NOTIFY that ends the session there, the same
+	 * session_forget() as here.
+	 */
+	const env = await a.adminKiln(pg, 'rv_logout', { sources:
+	    [{ name: 'locked', access: 'key' }], workers: 1 });
+	const { k } = env;
+	/* A session made from a JWT is bound to no key: only its end. */
+	const s = await login(k, await a.jwt('operator'));
+	const other = await login(k, await a.jwt('operator'));
+	await h.waitToken(k, 'locked', { headers: s.headers });
+	const cur = (await k.currentToken('locked',
+	    { headers: s.headers })).json;
+
+	const streams = [];
+	for (let i = 0; i < 4; i++) {
+		const st = await openStream(k, 'locked', s.headers);
+		assert.equal(st.res.status, 200);
+		await st.next((e) => e.event === 'token');
+		streams.push(st);
+	}
+	const kept = await openStream(k, 'locked', other.headers);
+	await kept.next((e) => e.event === 'token');
+	const polls = [];
+	for (let i = 0; i < 4; i++)
+		polls.push(longPoll(k, 'locked', cur.fingerprint, s.headers));
+	await h.waitFor(async () => await metric(k, 'kiln_waiters') === 4,
+	    { timeout: 5000, what: 'four waiters' });
+	const from = streams.map((st) => st.events.length);
+
+	const sent = Date.now();
+	const r = await k.post('/dashboard/logout', `csrf=${s.csrf}`,
+	    { headers: { Cookie: s.cookie, 'Content-Type':
+	    'application/x-www-form-urlencoded' } });
+	assert.ok(r.status < 400, `logout: ${r.status} ${r.text}`);
+
+	const plain = await k.currentToken('locked', { headers: s.headers });
+	a.assertError(plain, 401, 'current-token after the logout');
+	for (const [i, p] of (await Promise.all(polls)).entries()) {
+		const took = p.at - sent;
+		a.assertError(p, 401, `long-poll ${i}`);
+		assert.ok(!p.text.includes(cur.token), 'no token');
+		assert.ok(took <= 1000, `long-poll ${i} answered ${took} ms ` +
+		    'after the logout (at most 1000)');
+	}
+	for (const [i, st] of streams.entries()) {
+		await h.waitFor(() => st.ended, { timeout: 2000,
+		    what: `stream ${i} ended after the logout` });
+		assertRevoked(st, from[i], `stream ${i}`);
+	}
+
+	/* The other session's stream goes on, and gets the next token. */
+	assert.equal(kept.ended, false);
+	const f = await a.call(k, 'POST', '/api/tokens/locked/refresh',
+	    { auth: env.adminKey });
+	assert.ok(f.status < 300, `refresh: ${f.status} ${f.text}`);
+	const ev = await kept.next((e) => e.event === 'token' &&
+	    e.json.fingerprint !== cur.fingerprint);
+	assert.ok(ev, 'the other session gets the new token');
+	kept.close();
+});
