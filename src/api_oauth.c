@@ -58,6 +58,7 @@ static void	oauth_exchanged(struct attempt *);
 static void	oauth_stored(const struct store_rows *, void *, int);
 static void	oauth_noted(const struct store_rows *, void *, int);
 static void	oauth_fail(struct api_pending *, const char *, const char *);
+static void	oauth_failed(const struct store_rows *, void *, int);
 static void	oauth_page(struct api_pending *, int, const char *,
 		    const char *);
 static void	oauth_location(struct api_pending *, const char *,
@@ -452,10 +453,12 @@ oauth_stored(const struct store_rows *rows, void *arg, int ok)
 	if (!ok || rows->n == 0) {
 		log_kv(LOG_LVL_ERROR, "connection consent not stored",
 		    "token", c->at.name, "subject", c->at.subject, NULL);
+		/* oauth_fail() answers once it stored the event. */
 		if (p->req != NULL)
 			oauth_fail(p, "server_error",
 			    "the token could not be stored");
-		oauth_wake(p);
+		else
+			oauth_wake(p);
 		c->p = NULL;
 		oauth_call_free(c);
 		return;
@@ -491,7 +494,12 @@ oauth_noted(const struct store_rows *rows, void *arg, int ok)
 
 /*
  * A failed consent: an event on the subject, nothing stored; the
- * browser goes back to return_to with the error, or sees a page.
+ * browser goes back to return_to with the error, or sees a page. The
+ * answer waits for the event, and for the pending connection's removal
+ * with it (a client that lists connections on its return sees them
+ * settled): oauth_failed() wakes the request. A failed exchange
+ * (exchange_failed) has its event stored by its caller, and is
+ * answered by it.
  */
 static void
 oauth_fail(struct api_pending *p, const char *error, const char *why)
@@ -500,21 +508,31 @@ oauth_fail(struct api_pending *p, const char *error, const char *why)
 	char			text[512];
 
 	st = http_state_get(p->req);
-	if (strcmp(error, "exchange_failed")) {
-		log_kv(LOG_LVL_WARN, "connection consent failed", "token",
-		    p->name, "subject", st->subject, "error", error, NULL);
-		(void)snprintf(text, sizeof(text), "%s: %s", error, why);
-		store_flow_failed(p->name, st->subject, p->version,
-		    isotime_now() - p->version, 0, text, oauth_noted, NULL);
-	}
-
 	if (p->html->offset > 0) {
 		oauth_location(p, "failed", "error", error);
-		return;
+	} else {
+		(void)snprintf(text, sizeof(text), "%s could not be "
+		    "connected to %s: %s (%s).", st->subject, p->name, why,
+		    error);
+		oauth_page(p, 400, "Not connected", text);
 	}
-	(void)snprintf(text, sizeof(text), "%s could not be connected to "
-	    "%s: %s (%s).", st->subject, p->name, why, error);
-	oauth_page(p, 400, "Not connected", text);
+	if (!strcmp(error, "exchange_failed"))
+		return;
+
+	log_kv(LOG_LVL_WARN, "connection consent failed", "token", p->name,
+	    "subject", st->subject, "error", error, NULL);
+	(void)snprintf(text, sizeof(text), "%s: %s", error, why);
+	p->done = 0;
+	store_flow_failed(p->name, st->subject, p->version,
+	    isotime_now() - p->version, 0, text, oauth_failed, p);
+}
+
+/* The event of a failed consent is stored (or not): answer now. */
+static void
+oauth_failed(const struct store_rows *rows, void *arg, int ok)
+{
+	oauth_noted(rows, NULL, ok);
+	oauth_wake(arg);
 }
 
 /* The page the browser sees (title and text escaped when rendered). */
