@@ -142,6 +142,7 @@ cache_init(void)
 {
 	u_int32_t	i;
 
+	slab_huge(kiln_config.huge_pages);
 	if ((cache.buckets = slab_map(CACHE_BUCKETS *
 	    sizeof(*cache.buckets))) == NULL)
 		fatal("cache_init: cannot map the table: %s", errno_s);

@@ -136,6 +136,9 @@ config_load(const char *conf_path, char *err, size_t errlen)
 	if (!env_num("KILN_DB_PREPARED", 1, 0, 1, &c->db_prepared, err,
 	    errlen))
 		return (KORE_RESULT_ERROR);
+	if (!env_num("KILN_HUGE_PAGES", 1, 0, 1, &c->huge_pages, err,
+	    errlen))
+		return (KORE_RESULT_ERROR);
 	if (!env_num("KILN_WAITERS_MAX", 10000, 0, 1000000, &c->waiters_max,
 	    err, errlen))
 		return (KORE_RESULT_ERROR);

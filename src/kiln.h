@@ -196,6 +196,7 @@ void		hash_hex64(u_int64_t, char *);
 /* slab.c (pure): the token table's memory, on huge pages when it can. */
 #define SLAB_ALIGN		64
 #define SLAB_MAX		4096
+void	slab_huge(int);
 void	*slab_map(size_t);
 void	*slab_alloc(size_t);
 void	slab_free(void *, size_t);
@@ -756,6 +757,7 @@ struct kiln_config {
 	char		owner[96];
 	int64_t		webhook_backoff_ms;	/* first retry's wait */
 	int64_t		db_prepared;		/* KILN_DB_PREPARED */
+	int64_t		huge_pages;		/* KILN_HUGE_PAGES */
 	int64_t		waiters_max;		/* KILN_WAITERS_MAX */
 	int64_t		streams_max;		/* KILN_STREAMS_MAX */
 	int64_t		sse_heartbeat_ms;	/* KILN_SSE_HEARTBEAT */

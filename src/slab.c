@@ -37,6 +37,7 @@ struct slab_piece {
 
 static struct {
 	struct slab_piece	*free[SLAB_CLASSES];
+	int			nohuge;		/* no MADV_HUGEPAGE */
 	u_int8_t		*cur;		/* the chunk being cut */
 	size_t			left;
 	size_t			mapped;		/* bytes, chunks and maps */
@@ -46,6 +47,18 @@ static size_t
 slab_class(size_t len)
 {
 	return (len == 0 ? 0 : (len - 1) / SLAB_ALIGN);
+}
+
+/*
+ * Advise huge pages (on) or not. Where transparent huge pages are on
+ * "madvise" with defrag "madvise", a first touch of an advised page may
+ * compact memory synchronously: KILN_HUGE_PAGES=0 for a host where that
+ * stalls.
+ */
+void
+slab_huge(int on)
+{
+	slab.nohuge = !on;
 }
 
 /* len bytes, zeroed, 2 MB-aligned and advised for huge pages; or NULL. */
@@ -74,7 +87,8 @@ slab_map(size_t len)
 		(void)munmap(start + len, total - head - len);
 
 	/* Advice only: without THP (or with it off) these are 4 KB pages. */
-	(void)madvise(start, len, MADV_HUGEPAGE);
+	if (!slab.nohuge)
+		(void)madvise(start, len, MADV_HUGEPAGE);
 	slab.mapped += len;
 
 	return (start);

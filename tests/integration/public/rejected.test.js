@@ -4,8 +4,10 @@
  * POST /api/tokens/{name}/current-token/rejected: a report about the
  * current token refreshes it once (single-flight, once per generation,
  * across workers); a report about an older token changes nothing. The
- * first case runs twice: with statements prepared per connection (the
- * default) and with every query sent unnamed (KILN_DB_PREPARED=0).
+ * first case runs three times: with statements prepared per connection
+ * and the token table on huge pages (the defaults), with every query
+ * sent unnamed (KILN_DB_PREPARED=0), and on 4 kB pages
+ * (KILN_HUGE_PAGES=0).
  */
 
 const assert = require('node:assert/strict');
@@ -74,6 +76,20 @@ test('rejected_report_yields_one_refresh_for_20_concurrent_reports',
 
 test('rejected_report_with_every_query_unnamed', { timeout: 90000 },
     () => twentyReports('rejected_unnamed', { KILN_DB_PREPARED: '0' }));
+
+/* The token table on 4 kB pages (KILN_HUGE_PAGES=0) serves the same. */
+test('rejected_report_with_the_table_on_small_pages', { timeout: 90000 },
+    () => twentyReports('rejected_small', { KILN_HUGE_PAGES: '0' }));
+
+test('huge_pages_bad_value_stops_the_start', { timeout: 30000 },
+    async () => {
+	const db = await h.freshDb(pg, 'rejected_bad_huge');
+	for (const v of ['yes', '2', '-1']) {
+		await assert.rejects(h.startKiln({ name: 'rejected_bad_huge',
+		    databaseUrl: db.url, env: { KILN_HUGE_PAGES: v },
+		    healthTimeout: 8000 }), /KILN_HUGE_PAGES/, v);
+	}
+});
 
 test('rejected_old_fingerprint_changes_nothing', { timeout: 90000 },
     async () => {
