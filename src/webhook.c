@@ -68,6 +68,7 @@ static void	webhook_tick(void *, u_int64_t);
 static int	webhook_claim(void);
 static void	webhook_claimed(const struct store_rows *, void *, int);
 static void	webhook_swept(const struct store_rows *, void *, int);
+static void	webhook_retry_stored(const struct store_rows *, void *, int);
 static void	webhook_post(const struct delivery_row *);
 static void	webhook_cb(struct kore_curl *, void *);
 static void	webhook_finish(struct webhook_send *, int, long);
@@ -132,6 +133,14 @@ webhook_kick(int64_t at)
 		wh.kick_at = at;
 		wh.kick_set = 1;
 	}
+}
+
+/* A failed attempt is stored: its retry is due backoff (arg) ms on. */
+static void
+webhook_retry_stored(const struct store_rows *rows, void *arg, int ok)
+{
+	if (ok)
+		webhook_kick(isotime_now() + (int64_t)(intptr_t)arg);
 }
 
 /* The expiry sweep may have written token.expired events. */
@@ -264,11 +273,17 @@ webhook_finish(struct webhook_send *s, int ok, long status)
 
 	duration = isotime_now() - s->started_ms;
 	backoff = webhook_backoff(s->attempt);
+	/*
+	 * The retry is due backoff ms after the statement that stores this
+	 * outcome runs (the database's now()): it is kicked for then, once
+	 * that statement is done. Kicked from here, a claim could come
+	 * before the row was due (the statement waited in the pool), find
+	 * nothing and leave the retry to the idle claim, seconds late.
+	 */
 	store_webhook_done(s->id, s->attempt, ok, status,
 	    ok ? NULL : s->error, duration, s->started_ms,
-	    backoff, WEBHOOK_GIVE_UP_MS, NULL, NULL);
-	if (!ok)
-		webhook_kick(isotime_now() + backoff);
+	    backoff, WEBHOOK_GIVE_UP_MS, ok ? NULL : webhook_retry_stored,
+	    (void *)(intptr_t)backoff);
 
 	(void)snprintf(id, sizeof(id), "%lld", (long long)s->id);
 	(void)snprintf(code, sizeof(code), "%ld", status);
