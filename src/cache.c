@@ -104,6 +104,7 @@ static struct cache_entry	*cache_insert(const char *, const char *);
 static struct cache_entry	*cache_lookup_key(const char *);
 static void	cache_remove(struct cache_entry *);
 static size_t	cache_entry_size(const char *);
+static u_int32_t	cache_hash(const char *, const char *);
 static void	cache_apply(const struct token_row *);
 static void	cache_loaded_all(const struct store_rows *, void *, int);
 static void	cache_loaded_names(const struct store_rows *, const char *,
@@ -182,7 +183,7 @@ cache_lookup(const char *name)
 	u_int32_t		h;
 
 	/* The whole hash first: no string is read for another key. */
-	h = (u_int32_t)hash_fnv1a_str(name);
+	h = cache_hash(name, NULL);
 	LIST_FOREACH(e, &cache.buckets[h % CACHE_BUCKETS], hlink) {
 		if (e->hash == h && e->conn == NULL && !strcmp(e->name, name))
 			return (e);
@@ -204,9 +205,7 @@ cache_lookup_conn(const char *name, const char *subject)
 	if (conn_is_default(subject))
 		return (cache_lookup(name));
 
-	/* The hash of conn_key()'s "name/subject", without writing it. */
-	h = (u_int32_t)hash_fnv1a(hash_fnv1a(hash_fnv1a(HASH_FNV_BASIS,
-	    name, strlen(name)), "/", 1), subject, strlen(subject));
+	h = cache_hash(name, subject);
 	LIST_FOREACH(e, &cache.buckets[h % CACHE_BUCKETS], hlink) {
 		if (e->hash == h && e->conn != NULL &&
 		    !strcmp(e->conn, subject) && !strcmp(e->name, name)) {
@@ -671,7 +670,6 @@ static struct cache_entry *
 cache_insert(const char *name, const char *subject)
 {
 	struct cache_entry	*e;
-	char			key[CONN_KEY_MAX];
 
 	/* A connection's subject is the last bytes of its entry. */
 	if ((e = slab_alloc(cache_entry_size(subject))) == NULL)
@@ -679,8 +677,7 @@ cache_insert(const char *name, const char *subject)
 	(void)kore_strlcpy(e->name, name, sizeof(e->name));
 	(void)kore_strlcpy(e->token_type, "Bearer", sizeof(e->token_type));
 	e->generation = -1;
-	conn_key(name, subject, key, sizeof(key));
-	e->hash = (u_int32_t)hash_fnv1a_str(key);
+	e->hash = cache_hash(name, subject);
 	TAILQ_INIT(&e->waiters);
 
 	LIST_INSERT_HEAD(&cache.buckets[e->hash % CACHE_BUCKETS], e, hlink);
@@ -721,6 +718,20 @@ cache_remove(struct cache_entry *e)
 	answer_free(e);
 	kore_free(e->last_error);
 	slab_free(e, cache_entry_size(e->conn));
+}
+
+/* The hash of conn_key()'s "name" or "name/subject", without writing it. */
+static u_int32_t
+cache_hash(const char *name, const char *subject)
+{
+	u_int64_t	h;
+
+	h = hash_fnv1a(HASH_FNV_BASIS, name, strlen(name));
+	if (subject != NULL)
+		h = hash_fnv1a(hash_fnv1a(h, "/", 1), subject,
+		    strlen(subject));
+
+	return ((u_int32_t)h);
 }
 
 static size_t
