@@ -171,11 +171,16 @@ int
 kiln_dispatch(struct http_request *req)
 {
 	struct api_state	*st;
-	int			ret;
+	int			ret, closing;
 	char			trace[33];
 
-	/* While draining, every answer closes its connection. */
-	if (drain_active())
+	/*
+	 * While draining, every answer closes its connection. Only for
+	 * this pass: Kore closes a connection so marked the moment its
+	 * send queue is empty, and a request that waits has sent nothing.
+	 */
+	closing = drain_active() && !(req->owner->flags & CONN_CLOSE_EMPTY);
+	if (closing)
 		req->owner->flags |= CONN_CLOSE_EMPTY;
 
 	if ((st = http_state_get(req)) == NULL) {
@@ -202,6 +207,8 @@ kiln_dispatch(struct http_request *req)
 	if (ret == KORE_RESULT_RETRY && st->pending != NULL &&
 	    !st->pending->done)
 		http_request_sleep(req);
+	if (ret == KORE_RESULT_RETRY && closing)
+		req->owner->flags &= ~CONN_CLOSE_EMPTY;
 	if (ret != KORE_RESULT_RETRY)
 		shared_request(st->route, req->status,
 		    api_now_us() - st->start_us);

@@ -49,6 +49,8 @@ static struct {
 static void	ops_db_checked(const struct store_rows *, void *, int);
 static void	ops_db_slow(void *, u_int64_t);
 static void	ops_db_answer(const struct store_rows *, int);
+static int	detailed_finish(struct http_request *,
+		    struct api_pending *);
 static void	render_detailed(struct api_pending *,
 		    const struct store_rows *, int);
 static void	metrics_http(struct kore_buf *);
@@ -116,6 +118,7 @@ ops_health_detailed(struct http_request *req, struct api_state *st)
 
 	now = isotime_now();
 	p = api_pending_start(req, st, render_detailed);
+	p->finish = detailed_finish;
 	if (ops_db.checked_ms != 0 &&
 	    now - ops_db.checked_ms < OPS_DB_FRESH_MS) {
 		/* Answered by the dispatcher on its next pass. */
@@ -181,6 +184,22 @@ ops_db_answer(const struct store_rows *rows, int ok)
 		render_detailed(p, rows, ok);
 		http_request_wakeup(p->req);
 	}
+}
+
+/*
+ * A drain may have begun between the render and the answer, and the
+ * answer closes the connection then: it says so (503), never "ready".
+ */
+static int
+detailed_finish(struct http_request *req, struct api_pending *p)
+{
+	if (p->status == 200 && drain_active()) {
+		yajl_gen_free(p->g);
+		p->g = NULL;
+		render_detailed(p, NULL, ops_db.ok);
+	}
+
+	return (0);
 }
 
 static void

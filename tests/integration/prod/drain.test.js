@@ -7,8 +7,9 @@
  * sigterm_drain: a client request is in flight (current-token?min_ttl
  *   waiting on a 3 s upstream call). After SIGTERM: readiness on an open
  *   connection is 503 at once, new connections are refused, the request
- *   in flight gets its 200 with the new token, the lease is released and
- *   the process exits well within KILN_DRAIN_TIMEOUT.
+ *   in flight gets its 200 with the new token, and so does one sent
+ *   during the drain on a connection made before it, the lease is
+ *   released and the process exits well within KILN_DRAIN_TIMEOUT.
  * sigquit_drain_bounded: the same with an upstream that hangs 20 s and
  *   KILN_DRAIN_TIMEOUT=2: the process exits within the bound anyway and
  *   gives its lease back.
@@ -68,6 +69,57 @@ function probeRequest(port, ms = 2000)
 	});
 }
 
+/*
+ * A keep-alive connection, its first request answered. write() sends
+ * more; next() is the next answer, or what became of the connection
+ * ('closed' with nothing sent, or an error code).
+ */
+async function rawKeep(port)
+{
+	const s = net.connect({ host: '127.0.0.1', port });
+	let got = Buffer.alloc(0);
+	let ended = null;
+	let wake = () => {};
+	s.on('data', (d) => {
+		got = Buffer.concat([got, d]);
+		wake();
+	});
+	s.on('error', (e) => {
+		ended = e.code || e.message;
+		wake();
+	});
+	s.on('close', () => {
+		ended = ended || 'closed';
+		wake();
+	});
+	const next = () => new Promise((resolve) => {
+		const look = () => {
+			const end = got.indexOf('\r\n\r\n');
+			const head = end < 0 ? '' : got.subarray(0, end)
+			    .toString('latin1');
+			const cl = Number((/content-length: *(\d+)/i
+			    .exec(head) || [0, 0])[1]);
+			if (end >= 0 && got.length >= end + 4 + cl) {
+				const body = got.subarray(end + 4, end + 4 + cl)
+				    .toString();
+				got = got.subarray(end + 4 + cl);
+				resolve({ status: Number(head.slice(9, 12)),
+				    close: /^connection: *close/im.test(head),
+				    json: JSON.parse(body), at: Date.now() });
+			} else if (ended !== null) {
+				resolve({ error: ended });
+			} else {
+				wake = look;
+			}
+		};
+		look();
+	});
+	const write = (t) => s.write(t);
+	write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+	assert.equal((await next()).status, 200);
+	return { write, next, close: () => s.destroy() };
+}
+
 async function oneInstance(label, env, mode = {})
 {
 	const f = await h.startFault(['--lifetime', '600']);
@@ -111,9 +163,21 @@ describe('graceful drain', { concurrency: true }, () => {
 		const { req } = await inFlight(k, f);
 		const lease = await p.tokenRow(db, 'd');
 		assert.ok(lease.lease_owner, 'a lease is held');
+		const late = await rawKeep(k.port);
 
 		const sigAt = Date.now();
 		k.signal('SIGTERM');
+		/* on a connection opened before: a request that must wait
+		 * for the refresh in flight, and the start of another one
+		 * behind it (bytes that wake the connection while it waits) */
+		const lateAnswer = (async () => {
+			await h.sleep(100);
+			late.write('GET /api/tokens/d/current-token?min_ttl=' +
+			    '600 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+			await h.sleep(50);
+			late.write('GET /health HTTP/1.1\r\n');
+			return late.next();
+		})();
 		/* from the signal on, 4 clients open connections and send a
 		 * request on each: until they are refused, every request on a
 		 * connection made meanwhile is answered, never dropped */
@@ -144,6 +208,7 @@ describe('graceful drain', { concurrency: true }, () => {
 		for (const x of seen)
 			counts[x] = (counts[x] || 0) + 1;
 		const r = await req;
+		const lr = await lateAnswer;
 		const exit = await k.waitExit(15000);
 		const exitAt = Date.now();
 		console.log(`# SIGTERM: readiness 503 after ` +
@@ -166,6 +231,11 @@ describe('graceful drain', { concurrency: true }, () => {
 		const st = await f.stats();
 		assert.equal(r.json.token, st.issued_access_tokens.at(-1),
 		    'the in-flight request got the new token');
+		assert.equal(lr.status, 200, 'a request that came during the ' +
+		    `drain and waited: ${JSON.stringify(lr)}`);
+		assert.equal(lr.json.token, r.json.token);
+		assert.ok(lr.close, 'its answer closes the connection');
+		late.close();
 		assert.ok(exit !== null, 'exited');
 		assert.ok(exitAt - sigAt < 10000, 'within KILN_DRAIN_TIMEOUT');
 		assert.ok(exitAt >= r.at, 'after the request in flight');
