@@ -166,6 +166,7 @@ static int	id_valid(const char *);
 static void	api_allow(struct http_request *, int);
 static void	api_state_free(struct http_request *);
 static void	api_span(struct http_request *, struct api_state *);
+static int	api_session_wait(struct http_request *, struct api_state *);
 
 int
 kiln_dispatch(struct http_request *req)
@@ -253,6 +254,8 @@ api_pending_finish(struct http_request *req, struct api_state *st)
 	if (p->resume) {
 		st->pending = NULL;
 		api_pending_free(p);
+		if (st->route == -1)
+			return (api_route(req, st));
 		return (routes[st->route].handler(req, st));
 	}
 
@@ -299,6 +302,8 @@ api_route(struct http_request *req, struct api_state *st)
 			continue;
 		}
 
+		if (api_session_wait(req, st))
+			return (KORE_RESULT_RETRY);
 		st->route = i;
 		if (!api_guard(req, st, r))
 			return (KORE_RESULT_OK);
@@ -372,6 +377,29 @@ api_guard(struct http_request *req, struct api_state *st,
 	}
 
 	return (KORE_RESULT_OK);
+}
+
+/*
+ * A session cookie this worker cannot place yet (the session was made a
+ * moment ago on another worker or instance, its NOTIFY on the way): wait,
+ * once, for a session table loaded after the request came; then the
+ * route is matched again. A cookie no such table knows is remembered as
+ * no session, so a flood of made-up cookies costs no more reloads.
+ */
+static int
+api_session_wait(struct http_request *req, struct api_state *st)
+{
+	struct api_pending	*p;
+	char			hash[AUTH_HASH_LEN + 1];
+
+	if (st->session_waited || !session_unsure(req, hash))
+		return (0);
+	st->session_waited = 1;
+	p = api_pending_start(req, st, NULL);
+	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
+	session_wait(p);
+
+	return (1);
 }
 
 static int

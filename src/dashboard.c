@@ -1115,42 +1115,15 @@ dash_html_headers(struct http_request *req)
 }
 
 /*
- * The request's dashboard session: from memory, or (right after a login
- * on another worker, before its NOTIFY arrived) from a session table
- * loaded after the request came. A cookie no such table knows is
- * remembered as no session, so it costs no database query again.
+ * The request's dashboard session, from memory: a cookie of a session
+ * this worker did not know yet has waited for the table in api.c.
  */
 int
 dash_session(struct http_request *req, struct api_state *st)
 {
-	struct api_pending	*p;
-	char			*cookie, hash[AUTH_HASH_LEN + 1];
+	(void)session_request(req, &st->principal);
 
-	/* Back from waiting: the table is as fresh as it gets. */
-	if (st->stage == 1) {
-		(void)session_request(req, &st->principal);
-		return (KORE_RESULT_OK);
-	}
-	st->stage = 1;
-
-	if (session_request(req, &st->principal) == KORE_RESULT_OK &&
-	    st->principal.kind == PRINCIPAL_SESSION)
-		return (KORE_RESULT_OK);
-
-	http_populate_cookies(req);
-	if (!http_request_cookie(req, SESSION_COOKIE, &cookie))
-		return (KORE_RESULT_OK);
-
-	auth_key_hash(cookie, hash);
-	if (session_state(hash) != SESSION_UNSURE)
-		return (KORE_RESULT_OK);
-
-	p = api_pending_start(req, st, NULL);
-	p->finish = dash_finish;
-	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
-	session_wait(p);
-
-	return (KORE_RESULT_RETRY);
+	return (KORE_RESULT_OK);
 }
 
 static int

@@ -1422,7 +1422,7 @@ int	session_alive(const char *);
 int	session_role(const char *);
 const char	*session_csrf(const char *);
 void	session_forget(const char *);
-int	session_state(const char *);
+int	session_unsure(struct http_request *, char *);
 void	session_wait(struct api_pending *);
 void	session_add(const char *, int, const char *, int64_t, int64_t);
 void	session_watch(void (*)(void));
@@ -1565,6 +1565,7 @@ struct api_state {
 	struct principal	principal;
 	struct api_pending	*pending;
 	int			stage;
+	int			session_waited;
 	char			name[KILN_NAME_MAX + 1];
 	int64_t			deadline;
 	int64_t			min_ttl;

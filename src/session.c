@@ -67,6 +67,7 @@ static void	session_reload_due(void *, u_int64_t);
 static void	session_wake(int);
 static void	session_tick(void *, u_int64_t);
 static char	*session_unknown_slot(const char *);
+static int	session_state(const char *);
 static void	session_notified(const char *);
 static void	session_changed(void);
 static void	session_key_revoked(int64_t);
@@ -321,8 +322,29 @@ session_wait(struct api_pending *p)
 	session_reload();
 }
 
-/* LIVE, NONE (ended, or known to be no session), or UNSURE. */
+/*
+ * The request's session cookie, when this worker cannot tell yet whether
+ * it names a session (one made a moment ago elsewhere): hash gets its
+ * hash (AUTH_HASH_LEN + 1). An Authorization header wins over a cookie.
+ */
 int
+session_unsure(struct http_request *req, char *hash)
+{
+	const char	*v;
+	char		*cookie;
+
+	if (http_request_header(req, "authorization", &v))
+		return (0);
+	http_populate_cookies(req);
+	if (!http_request_cookie(req, SESSION_COOKIE, &cookie))
+		return (0);
+	auth_key_hash(cookie, hash);
+
+	return (session_state(hash) == SESSION_UNSURE);
+}
+
+/* LIVE, NONE (ended, or known to be no session), or UNSURE. */
+static int
 session_state(const char *hash)
 {
 	struct session		*s;

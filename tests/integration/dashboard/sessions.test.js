@@ -281,6 +281,57 @@ test('logins_are_rate_limited_per_address_and_logged_without_credential',
 	}
 });
 
+/*
+ * A session made on one worker is honoured on the other at once, before
+ * its NOTIFY arrives: the request that brings its cookie first waits for
+ * a session table loaded after it came (api.c), on an admin route and
+ * on a public one alike. Logins alternate between two pinned workers;
+ * the cookie goes to the other worker in the same millisecond.
+ */
+test('a_new_session_is_honoured_on_every_worker_at_once',
+    { timeout: 120000 }, async () => {
+	const env = await a.adminKiln(pg, 'sess_fresh', { workers: 2,
+	    env: ENV, sources: [{ name: 'kk', access: 'key' }] });
+	const { k, adminKey } = env;
+	await h.waitToken(k, 'kk', { headers:
+	    { Authorization: `Bearer ${adminKey}` } });
+	const s0 = await d.httpLogin(k, adminKey);
+	const by = await d.pinBothWorkers(k, s0.cookie, { per: 2 });
+	const [w0, w1] = Object.values(by);
+	/* a pinned connection answers one request at a time */
+	const cookieOf = (r, name) => new RegExp(`\\r\\nset-cookie:\\s*` +
+	    `${name}=([^;\\r]*)`, 'i').exec(r.head)[1];
+	const seen = [];
+	for (let i = 0; i < 10; i++) {
+		const [here, there] = i % 2 ? [w0, w1] : [w1, w0];
+		const f = await here[0].request('GET', '/dashboard/login');
+		const lc = cookieOf(f, 'kiln_login');
+		const r = await here[0].request('POST', '/dashboard/login', {
+			headers: { Cookie: `kiln_login=${lc}`, 'Content-Type':
+			    'application/x-www-form-urlencoded' },
+			body: `csrf=${lc}&credential=` +
+			    encodeURIComponent(adminKey),
+		});
+		assert.equal(r.status, 303, `login: ${r.text}`);
+		const cookie = `kiln_session=${cookieOf(r, 'kiln_session')}`;
+		const [list, tok] = await Promise.all([
+			there[0].request('GET', '/api/tokens',
+			    { headers: { Cookie: cookie } }),
+			there[1].request('GET', '/api/tokens/kk/current-token',
+			    { headers: { Cookie: cookie } }),
+		]);
+		seen.push(`${list.status}/${tok.status}`);
+		assert.equal(list.status, 200, `login ${i}: an admin route ` +
+		    `on the other worker: ${list.status} ${list.text}`);
+		assert.equal(tok.status, 200, `login ${i}: a key-only ` +
+		    `source's token on the other worker: ${tok.text}`);
+	}
+	console.log(`# 10 fresh sessions on the other worker at once: ` +
+	    seen.join(' '));
+	for (const p of [...w0, ...w1])
+		p.sock.destroy();
+});
+
 test('a_bogus_session_cookie_costs_no_query_per_request',
     { timeout: 120000 }, async () => {
 	const env = await a.adminKiln(pg, 'sess_bogus', { workers: 2,
