@@ -324,8 +324,7 @@ dash_login(struct http_request *req, struct api_state *st)
 	if (!auth_login_rate(req))
 		return (KORE_RESULT_OK);
 
-	http_populate_cookies(req);
-	if (!http_request_cookie(req, "kiln_login", &cookie) ||
+	if (!session_cookie(req, "kiln_login", &cookie) ||
 	    !session_form_field(req, "csrf", field, sizeof(field)) ||
 	    strlen(cookie) != 32 || strlen(field) != 32 ||
 	    CRYPTO_memcmp(cookie, field, 32) != 0) {

@@ -1423,6 +1423,7 @@ int	session_role(const char *);
 const char	*session_csrf(const char *);
 void	session_forget(const char *);
 int	session_unsure(struct http_request *, char *);
+int	session_cookie(struct http_request *, const char *, char **);
 void	session_wait(struct api_pending *);
 void	session_add(const char *, int, const char *, int64_t, int64_t);
 void	session_watch(void (*)(void));

@@ -141,8 +141,7 @@ session_request(struct http_request *req, struct principal *p)
 	struct session		*s;
 	char			*cookie, hash[AUTH_HASH_LEN + 1];
 
-	http_populate_cookies(req);
-	if (!http_request_cookie(req, SESSION_COOKIE, &cookie))
+	if (!session_cookie(req, SESSION_COOKIE, &cookie))
 		return (KORE_RESULT_OK);
 
 	auth_key_hash(cookie, hash);
@@ -335,12 +334,24 @@ session_unsure(struct http_request *req, char *hash)
 
 	if (http_request_header(req, "authorization", &v))
 		return (0);
-	http_populate_cookies(req);
-	if (!http_request_cookie(req, SESSION_COOKIE, &cookie))
+	if (!session_cookie(req, SESSION_COOKIE, &cookie))
 		return (0);
 	auth_key_hash(cookie, hash);
 
 	return (session_state(hash) == SESSION_UNSURE);
+}
+
+/*
+ * A cookie of the request. Kore parses the header again on every call
+ * and appends: once per request (a waiting request comes back often).
+ */
+int
+session_cookie(struct http_request *req, const char *name, char **value)
+{
+	if (TAILQ_EMPTY(&req->req_cookies))
+		http_populate_cookies(req);
+
+	return (http_request_cookie(req, name, value));
 }
 
 /* LIVE, NONE (ended, or known to be no session), or UNSURE. */
