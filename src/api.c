@@ -166,7 +166,8 @@ static int	id_valid(const char *);
 static void	api_allow(struct http_request *, int);
 static void	api_state_free(struct http_request *);
 static void	api_span(struct http_request *, struct api_state *);
-static int	api_session_wait(struct http_request *, struct api_state *);
+static int	api_credential_wait(struct http_request *, struct api_state *,
+		    int);
 
 int
 kiln_dispatch(struct http_request *req)
@@ -287,7 +288,7 @@ static int
 api_route(struct http_request *req, struct api_state *st)
 {
 	const struct route	*r;
-	int			i, allow;
+	int			i, allow, ret;
 	char			name[KILN_NAME_MAX + 2];
 
 	allow = 0;
@@ -302,11 +303,9 @@ api_route(struct http_request *req, struct api_state *st)
 			continue;
 		}
 
-		if (api_session_wait(req, st))
-			return (KORE_RESULT_RETRY);
 		st->route = i;
-		if (!api_guard(req, st, r))
-			return (KORE_RESULT_OK);
+		if ((ret = api_guard(req, st, r)) != KORE_RESULT_OK)
+			return (ret == KORE_RESULT_RETRY ? ret : KORE_RESULT_OK);
 
 		/* An over-long or malformed name is simply not found. */
 		if (((r->flags & R_NAME) && !source_name_valid(name)) ||
@@ -333,7 +332,8 @@ api_route(struct http_request *req, struct api_state *st)
 /*
  * Who may use route r: public routes check the allow-list and the public
  * rate; admin routes authenticate, rate-limit per principal, then check
- * the role. Answers the refusal itself.
+ * the role. Answers the refusal itself (KORE_RESULT_ERROR), or has the
+ * request wait for a credential made a moment ago (KORE_RESULT_RETRY).
  */
 static int
 api_guard(struct http_request *req, struct api_state *st,
@@ -348,13 +348,20 @@ api_guard(struct http_request *req, struct api_state *st,
 			    "address not allowed");
 			return (KORE_RESULT_ERROR);
 		}
-		(void)auth_request(req, &st->principal);
+		if (!auth_request(req, &st->principal) &&
+		    api_credential_wait(req, st, 1))
+			return (KORE_RESULT_RETRY);
 		return (auth_rate(req, &st->principal, 1));
 	}
+	/* The dashboard's pages read their session cookie themselves. */
 	if (!(r->flags & R_ADMIN))
-		return (KORE_RESULT_OK);
+		return (api_credential_wait(req, st, 0) ?
+		    KORE_RESULT_RETRY : KORE_RESULT_OK);
 
-	if (!(valid = auth_request(req, &st->principal))) {
+	if (!(valid = auth_request(req, &st->principal)) &&
+	    api_credential_wait(req, st, 1))
+		return (KORE_RESULT_RETRY);
+	if (!valid) {
 		st->principal.role = ROLE_NONE;
 		log_kv(LOG_LVL_INFO, "invalid credentials",
 		    "path", req->path, NULL);
@@ -380,24 +387,34 @@ api_guard(struct http_request *req, struct api_state *st,
 }
 
 /*
- * A session cookie this worker cannot place yet (the session was made a
- * moment ago on another worker or instance, its NOTIFY on the way): wait,
- * once, for a session table loaded after the request came; then the
- * route is matched again. A cookie no such table knows is remembered as
- * no session, so a flood of made-up cookies costs no more reloads.
+ * A credential this worker cannot place yet: a session cookie or an API
+ * key (keys: 1) made a moment ago on another worker or instance, its
+ * NOTIFY on the way. Wait, once, for a table loaded after the request
+ * came; then the route is matched again. A credential no such table
+ * knows is remembered as nobody's: a flood of made-up ones costs no
+ * more than a reload now and then.
  */
 static int
-api_session_wait(struct http_request *req, struct api_state *st)
+api_credential_wait(struct http_request *req, struct api_state *st, int keys)
 {
 	struct api_pending	*p;
+	void			(*wait)(struct api_pending *);
 	char			hash[AUTH_HASH_LEN + 1];
 
-	if (st->session_waited || !session_unsure(req, hash))
+	if (st->credential_waited)
 		return (0);
-	st->session_waited = 1;
+	if (session_unsure(req, hash))
+		wait = session_wait;
+	else if (keys && auth_key_unsure(req, hash))
+		wait = auth_key_wait;
+	else
+		return (0);
+
+	st->credential_waited = 1;
+	st->route = -1;
 	p = api_pending_start(req, st, NULL);
 	(void)kore_strlcpy(p->name, hash, sizeof(p->name));
-	session_wait(p);
+	wait(p);
 
 	return (1);
 }

@@ -268,3 +268,68 @@ api_audit_who(struct http_request *req, const struct principal *p,
 	    sizeof(who->address)) == NULL)
 		who->address[0] = '\0';
 }
+
+void
+api_wait_init(struct api_table_wait *w, size_t slots)
+{
+	TAILQ_INIT(&w->waiters);
+	w->unknown = kore_calloc(slots, sizeof(*w->unknown));
+	w->slots = slots;
+}
+
+/* p->name: the hash of the credential the request brings. */
+void
+api_wait_add(struct api_table_wait *w, struct api_pending *p)
+{
+	struct api_waiter	*aw;
+
+	p->render = NULL;
+	aw = kore_calloc(1, sizeof(*aw));
+	aw->p = p;
+	aw->since = isotime_now();
+	TAILQ_INSERT_TAIL(&w->waiters, aw, list);
+}
+
+/*
+ * A load that began at started is done: wake the requests that came
+ * before it (every one when it failed: ok 0). A hash the new table does
+ * not know (known) is remembered. A woken request runs its route again.
+ */
+void
+api_wait_wake(struct api_table_wait *w, int ok, int64_t started,
+    int (*known)(const char *))
+{
+	struct api_waiter	*aw, *next;
+	struct api_pending	*p;
+
+	for (aw = TAILQ_FIRST(&w->waiters); aw != NULL; aw = next) {
+		next = TAILQ_NEXT(aw, list);
+		if (ok && aw->since > started)
+			continue;
+		TAILQ_REMOVE(&w->waiters, aw, list);
+		p = aw->p;
+		kore_free(aw);
+		if (ok && !known(p->name))
+			api_wait_remember(w, p->name);
+		if (p->req == NULL) {
+			api_pending_free(p);
+			continue;
+		}
+		p->resume = 1;
+		p->done = 1;
+		http_request_wakeup(p->req);
+	}
+}
+
+int
+api_wait_unknown(const struct api_table_wait *w, const char *hash)
+{
+	return (!strcmp(w->unknown[hash_fnv1a_str(hash) % w->slots], hash));
+}
+
+void
+api_wait_remember(struct api_table_wait *w, const char *hash)
+{
+	(void)kore_strlcpy(w->unknown[hash_fnv1a_str(hash) % w->slots], hash,
+	    AUTH_HASH_LEN + 1);
+}

@@ -35,6 +35,9 @@
 #define KEY_PREFIX		"kiln_"
 #define LOGIN_RATE_SALT		0x6c6f67696e000001ULL
 #define AUTH_WATCH_MAX		4
+#define AUTH_KEY_LEN		48	/* KEY_PREFIX + 43 of base64url */
+#define AUTH_UNKNOWN		1024	/* keys seen to be nobody's */
+#define AUTH_WAIT_RELOAD_MS	250	/* reloads strangers' keys ask for */
 
 struct auth_key {
 	int64_t		id;
@@ -50,6 +53,9 @@ static struct {
 	int			loading;
 	int			loaded;
 	int			again;
+	int64_t			started;	/* the last load began */
+	struct kore_timer	*timer;		/* a reload for waiters */
+	struct api_table_wait	wait;		/* keys made a moment ago */
 	int			(*session_live_cb)(const char *);
 	int			(*cookie_cb)(struct http_request *,
 				    struct principal *);
@@ -67,6 +73,9 @@ static void	auth_keys_free(void);
 static struct auth_key	*auth_key_find(int64_t);
 static u_int64_t	auth_addr_key(struct http_request *);
 static void	auth_keys_notified(const char *);
+static void	auth_keys_due(void *, u_int64_t);
+static int	auth_key_known(const char *);
+static struct auth_key	*auth_key_by_hash(const char *);
 
 /* The SHA-256 of an API key, as 64 hex characters. */
 void
@@ -106,6 +115,7 @@ auth_key_generate(void)
 void
 auth_init(void)
 {
+	api_wait_init(&auth.wait, AUTH_UNKNOWN);
 	cache_listen("kiln_keys", auth_keys_notified);
 	(void)kore_timer_add(auth_keys_tick, kiln_config.reconcile_ms *
 	    AUTH_RELOAD_EVERY, NULL, 0);
@@ -127,7 +137,78 @@ auth_keys_reload(void)
 		return;
 	}
 	auth.loading = 1;
+	auth.started = isotime_now();
 	store_keys_load(auth_keys_loaded, NULL);
+}
+
+/*
+ * The request's API key, when this worker does not know it and has not
+ * seen it to be nobody's: made a moment ago elsewhere, or made up. hash
+ * gets its hash. Only a key of the shape kiln makes can be new.
+ */
+int
+auth_key_unsure(struct http_request *req, char *hash)
+{
+	const char	*v;
+
+	if (!auth.loaded || !http_request_header(req, "authorization", &v) ||
+	    strncasecmp(v, "Bearer ", 7))
+		return (0);
+	v += 7;
+	if (strlen(v) != AUTH_KEY_LEN ||
+	    strncmp(v, KEY_PREFIX, strlen(KEY_PREFIX)))
+		return (0);
+	auth_key_hash(v, hash);
+
+	return (!api_wait_unknown(&auth.wait, hash) && !auth_key_known(hash));
+}
+
+/*
+ * Put a request (p->name: its key's hash) to wait for a table of keys
+ * loaded after it came: at once, or AUTH_WAIT_RELOAD_MS after the last
+ * load began, however many wait.
+ */
+void
+auth_key_wait(struct api_pending *p)
+{
+	int64_t		wait;
+
+	api_wait_add(&auth.wait, p);
+	if (auth.timer != NULL)
+		return;
+	wait = auth.started + AUTH_WAIT_RELOAD_MS - isotime_now();
+	auth.timer = kore_timer_add(auth_keys_due, wait > 0 ? wait : 1,
+	    NULL, KORE_TIMER_ONESHOT);
+}
+
+static void
+auth_keys_due(void *arg, u_int64_t now)
+{
+	auth.timer = NULL;
+	auth_keys_reload();
+}
+
+static int
+auth_key_known(const char *hash)
+{
+	return (auth_key_by_hash(hash) != NULL);
+}
+
+/* Every key is compared: the time taken does not say which matched. */
+static struct auth_key *
+auth_key_by_hash(const char *hash)
+{
+	struct auth_key	*found;
+	size_t		i;
+
+	found = NULL;
+	for (i = 0; i < auth.count; i++) {
+		if (CRYPTO_memcmp(auth.keys[i].hash, hash,
+		    AUTH_HASH_LEN) == 0)
+			found = &auth.keys[i];
+	}
+
+	return (found);
 }
 
 /*
@@ -314,26 +395,18 @@ auth_jwt(const char *token, struct principal *p)
 static int
 auth_key(const char *key, struct principal *p)
 {
-	size_t		i;
-	int		found;
+	struct auth_key	*k;
 	char		hash[AUTH_HASH_LEN + 1];
 
 	auth_key_hash(key, hash);
-
-	found = -1;
-	for (i = 0; i < auth.count; i++) {
-		if (CRYPTO_memcmp(auth.keys[i].hash, hash,
-		    AUTH_HASH_LEN) == 0)
-			found = (int)i;
-	}
-	if (found == -1 || shared_key_revoked(auth.keys[found].id))
+	if ((k = auth_key_by_hash(hash)) == NULL ||
+	    shared_key_revoked(k->id))
 		return (KORE_RESULT_ERROR);
 
-	p->role = auth.keys[found].role;
+	p->role = k->role;
 	p->kind = PRINCIPAL_KEY;
-	p->key_id = auth.keys[found].id;
-	(void)snprintf(p->id, sizeof(p->id), "key:%lld",
-	    (long long)auth.keys[found].id);
+	p->key_id = k->id;
+	(void)snprintf(p->id, sizeof(p->id), "key:%lld", (long long)k->id);
 	p->rate_key = hash_fnv1a_str(p->id);
 
 	return (KORE_RESULT_OK);
@@ -351,6 +424,7 @@ auth_keys_loaded(const struct store_rows *rows, void *arg, int ok)
 {
 	const struct key_row	*k;
 	size_t			i, n, len;
+	int64_t			began = auth.started;
 
 	auth.loading = 0;
 	if (auth.again) {
@@ -362,6 +436,7 @@ auth_keys_loaded(const struct store_rows *rows, void *arg, int ok)
 		if (!auth.loading)
 			(void)kore_timer_add(auth_keys_tick,
 			    AUTH_RELOAD_RETRY_MS, NULL, KORE_TIMER_ONESHOT);
+		api_wait_wake(&auth.wait, 0, began, auth_key_known);
 		return;
 	}
 
@@ -384,6 +459,8 @@ auth_keys_loaded(const struct store_rows *rows, void *arg, int ok)
 		(void)snprintf(auth.keys[i].sources, len, ",%s,",
 		    k->sources);
 	}
+
+	api_wait_wake(&auth.wait, 1, began, auth_key_known);
 
 	/* Scopes may have narrowed: who holds access looks again. */
 	for (i = 0; i < auth.nkeys_cb; i++)

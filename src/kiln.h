@@ -1387,6 +1387,8 @@ char	*auth_key_generate(void);
 void	auth_keys_reload(void);
 int	auth_keys_ready(void);
 int	auth_request(struct http_request *, struct principal *);
+int	auth_key_unsure(struct http_request *, char *);
+void	auth_key_wait(struct api_pending *);
 int	auth_allow(struct http_request *, const struct principal *, int);
 int	auth_rate(struct http_request *, const struct principal *, int);
 int	auth_public_allowed(struct http_request *);
@@ -1566,7 +1568,7 @@ struct api_state {
 	struct principal	principal;
 	struct api_pending	*pending;
 	int			stage;
-	int			session_waited;
+	int			credential_waited;
 	char			name[KILN_NAME_MAX + 1];
 	int64_t			deadline;
 	int64_t			min_ttl;
@@ -1603,6 +1605,31 @@ int	api_body_json(struct http_request *, yajl_val *);
 void	*api_json_begin(void);
 void	api_json_send(struct http_request *, int, void *);
 void	api_error(struct http_request *, int, const char *, const char *);
+
+/*
+ * Requests that wait for a table (dashboard sessions, API keys) loaded
+ * after they came, by the hash of the credential they bring (p->name),
+ * and the hashes such a table did not know: remembered in slots, so a
+ * credential seen to be nobody's waits once, not on every request.
+ */
+struct api_waiter {
+	struct api_pending		*p;
+	int64_t				since;
+	TAILQ_ENTRY(api_waiter)		list;
+};
+
+struct api_table_wait {
+	TAILQ_HEAD(, api_waiter)	waiters;
+	char				(*unknown)[AUTH_HASH_LEN + 1];
+	size_t				slots;
+};
+
+void	api_wait_init(struct api_table_wait *, size_t);
+void	api_wait_add(struct api_table_wait *, struct api_pending *);
+void	api_wait_wake(struct api_table_wait *, int, int64_t,
+	    int (*)(const char *));
+int	api_wait_unknown(const struct api_table_wait *, const char *);
+void	api_wait_remember(struct api_table_wait *, const char *);
 
 /* api_public.c: current-token and rejected. */
 int	api_current_token(struct http_request *, struct api_state *);

@@ -39,13 +39,6 @@ struct session {
 	int64_t		key_id;		/* 0: made from a JWT */
 };
 
-/* A dashboard request whose cookie waits for a fresher session table. */
-struct session_waiter {
-	struct api_pending		*p;
-	int64_t				since;
-	TAILQ_ENTRY(session_waiter)	list;
-};
-
 static struct {
 	struct session		*table;
 	size_t			count;
@@ -53,8 +46,7 @@ static struct {
 	int			again;
 	int64_t			started;
 	struct kore_timer	*timer;
-	TAILQ_HEAD(, session_waiter)	waiters;
-	char			unknown[SESSION_UNKNOWN][AUTH_HASH_LEN + 1];
+	struct api_table_wait	wait;	/* cookies: ended or nobody's */
 	void			(*changed_cb)(void);
 } sess;
 
@@ -64,9 +56,8 @@ static struct session	*session_lookup(const char *);
 static int	session_valid(const struct session *, int64_t);
 static void	session_apply(const struct store_rows *);
 static void	session_reload_due(void *, u_int64_t);
-static void	session_wake(int);
+static int	session_known(const char *);
 static void	session_tick(void *, u_int64_t);
-static char	*session_unknown_slot(const char *);
 static int	session_state(const char *);
 static void	session_notified(const char *);
 static void	session_changed(void);
@@ -75,7 +66,7 @@ static void	session_key_revoked(int64_t);
 void
 session_init(void)
 {
-	TAILQ_INIT(&sess.waiters);
+	api_wait_init(&sess.wait, SESSION_UNKNOWN);
 	cache_listen("kiln_sessions", session_notified);
 	auth_cookie_resolver(session_request, session_alive);
 	auth_revoke_watch(session_key_revoked);
@@ -243,7 +234,7 @@ session_loaded(const struct store_rows *rows, void *arg, int ok)
 	sess.loading = 0;
 	if (ok)
 		session_apply(rows);
-	session_wake(ok);
+	api_wait_wake(&sess.wait, ok, sess.started, session_known);
 	if (sess.again) {
 		sess.again = 0;
 		session_reload();
@@ -276,48 +267,18 @@ session_apply(const struct store_rows *rows)
 	session_changed();
 }
 
-/*
- * Wake the requests waiting for a table loaded after they came (or all
- * of them when the load failed). A cookie still unknown to such a table
- * names no session: it is remembered, and costs no reload again.
- */
-static void
-session_wake(int ok)
+/* Does the table just loaded know hash (a cookie's)? */
+static int
+session_known(const char *hash)
 {
-	struct session_waiter	*w, *next;
-	struct api_pending	*p;
-
-	for (w = TAILQ_FIRST(&sess.waiters); w != NULL; w = next) {
-		next = TAILQ_NEXT(w, list);
-		if (ok && w->since > sess.started)
-			continue;
-		TAILQ_REMOVE(&sess.waiters, w, list);
-		p = w->p;
-		kore_free(w);
-		if (ok && session_lookup(p->name) == NULL)
-			(void)kore_strlcpy(session_unknown_slot(p->name),
-			    p->name, AUTH_HASH_LEN + 1);
-		if (p->req == NULL) {
-			api_pending_free(p);
-			continue;
-		}
-		p->resume = 1;
-		p->done = 1;
-		http_request_wakeup(p->req);
-	}
+	return (session_lookup(hash) != NULL);
 }
 
-/* Put a dashboard request (p->name: its cookie's hash) to wait. */
+/* Put a request (p->name: its cookie's hash) to wait for the table. */
 void
 session_wait(struct api_pending *p)
 {
-	struct session_waiter	*w;
-
-	p->render = NULL;
-	w = kore_calloc(1, sizeof(*w));
-	w->p = p;
-	w->since = isotime_now();
-	TAILQ_INSERT_TAIL(&sess.waiters, w, list);
+	api_wait_add(&sess.wait, p);
 	session_reload();
 }
 
@@ -360,7 +321,7 @@ session_state(const char *hash)
 {
 	struct session		*s;
 
-	if (!strcmp(session_unknown_slot(hash), hash))
+	if (api_wait_unknown(&sess.wait, hash))
 		return (SESSION_NONE);
 	if ((s = session_lookup(hash)) != NULL)
 		return (session_valid(s, isotime_now()) ?
@@ -394,7 +355,7 @@ session_find(const char *hash)
 	struct session		*s;
 
 	/* Ended sessions stay ended, whatever a stale reload says. */
-	if (!strcmp(session_unknown_slot(hash), hash) ||
+	if (api_wait_unknown(&sess.wait, hash) ||
 	    (s = session_lookup(hash)) == NULL ||
 	    !session_valid(s, isotime_now()))
 		return (NULL);
@@ -426,13 +387,6 @@ session_valid(const struct session *s, int64_t now)
 		return (0);
 
 	return (1);
-}
-
-/* Where hash goes in the table of cookies known to name no session. */
-static char *
-session_unknown_slot(const char *hash)
-{
-	return (sess.unknown[hash_fnv1a_str(hash) % SESSION_UNKNOWN]);
 }
 
 /* Sockets of sessions that just ended (a JWT's exp) are closed. */
@@ -476,7 +430,7 @@ session_forget(const char *hash)
 
 	if ((s = session_lookup(hash)) != NULL)
 		s->expires_ms = 0;
-	(void)kore_strlcpy(session_unknown_slot(hash), hash, AUTH_HASH_LEN + 1);
+	api_wait_remember(&sess.wait, hash);
 	session_changed();
 	auth_sessions_ended();
 }

@@ -332,6 +332,98 @@ test('a_new_session_is_honoured_on_every_worker_at_once',
 		p.sock.destroy();
 });
 
+/*
+ * The same for an API key: made on one worker (POST /api/keys), used on
+ * the other in the same millisecond, on an admin route and on a key-only
+ * source's token. A made-up key of the same shape is refused once the
+ * worker's next table of keys does not know it either, and remembered.
+ */
+test('a_new_key_works_on_every_worker_at_once', { timeout: 120000 },
+    async () => {
+	const env = await a.adminKiln(pg, 'key_fresh', { workers: 2,
+	    env: ENV, sources: [{ name: 'kk', access: 'key' }] });
+	const { k, adminKey } = env;
+	await h.waitToken(k, 'kk', { headers:
+	    { Authorization: `Bearer ${adminKey}` } });
+	const s0 = await d.httpLogin(k, adminKey);
+	const by = await d.pinBothWorkers(k, s0.cookie, { per: 2 });
+	const [w0, w1] = Object.values(by);
+	const json = (r) => JSON.parse(r.text);
+	const seen = [];
+	for (let i = 0; i < 10; i++) {
+		const [here, there] = i % 2 ? [w0, w1] : [w1, w0];
+		const r = await here[0].request('POST', '/api/keys', {
+			headers: { Authorization: `Bearer ${adminKey}`,
+			    'Content-Type': 'application/json' },
+			body: JSON.stringify({ name: `fresh-${i}`,
+			    role: i % 4 < 2 ? 'viewer' : 'operator' }),
+		});
+		assert.equal(r.status, 201, `create: ${r.text}`);
+		const bearer = { Authorization:
+		    `Bearer ${json(r).data.key}` };
+		const [list, tok] = await Promise.all([
+			there[0].request('GET', '/api/tokens',
+			    { headers: bearer }),
+			there[1].request('GET', '/api/tokens/kk/current-token',
+			    { headers: bearer }),
+		]);
+		seen.push(`${list.status}/${tok.status}`);
+		assert.equal(list.status, 200, `key ${i}: an admin route on ` +
+		    `the other worker: ${list.status} ${list.text}`);
+		assert.equal(tok.status, 200, `key ${i}: a key-only ` +
+		    `source's token on the other worker: ${tok.text}`);
+	}
+	console.log(`# 10 new keys used on the other worker at once: ` +
+	    seen.join(' '));
+
+	/* a made-up key: 401 after one reload, then at once */
+	const fake = { Authorization: 'Bearer kiln_' +
+	    crypto.randomBytes(32).toString('base64url') };
+	const times = [];
+	for (let i = 0; i < 4; i++) {
+		const t0 = Date.now();
+		const r = await w0[0].request('GET', '/api/tokens',
+		    { headers: fake });
+		times.push(Date.now() - t0);
+		assert.equal(r.status, 401, `made-up key: ${r.text}`);
+	}
+	console.log(`# a made-up key, 4 times on one worker: ${times.join(', ')} ms`);
+	assert.ok(times.slice(1).every((t) => t < 100),
+	    `a key seen to be nobody's is refused at once: ${times}`);
+	for (const p of [...w0, ...w1])
+		p.sock.destroy();
+});
+
+/*
+ * A flood of made-up keys of kiln's shape (each new) costs a reload of
+ * the keys now and then, not a query per request.
+ */
+test('made_up_keys_cost_no_query_per_request', { timeout: 120000 },
+    async () => {
+	const env = await a.adminKiln(pg, 'key_bogus', { workers: 2,
+	    env: ENV, sources: [{ name: 'kk', access: 'key' }] });
+	const { k, db } = env;
+	const N = 500;
+
+	const before = await xacts(db);
+	const t0 = Date.now();
+	const out = await flood(N, 50, (i) => k.get(i % 2 ?
+	    '/api/tokens' : '/api/tokens/kk/current-token', { headers: {
+	    Authorization: 'Bearer kiln_' +
+	    crypto.randomBytes(32).toString('base64url') } }));
+	for (const r of out)
+		assert.equal(r.status, 401, `made-up key: ${r.status}`);
+	const ms = Date.now() - t0;
+	const after = await xacts(db);
+	const idle = await idleXacts(db, after, ms);
+	console.log(`# ${N} requests with made-up keys in ${ms} ms: ` +
+	    `${after - before} transactions (idle as long: ${idle})`);
+	assert.ok(after - before - idle <= 2 * 4 * Math.ceil(ms / 1000) + 10,
+	    `${N} requests with made-up keys cost ${after - before} ` +
+	    `transactions (idle ${idle})`);
+	assert.ok(after - before < N / 5, `${after - before} transactions`);
+});
+
 test('a_bogus_session_cookie_costs_no_query_per_request',
     { timeout: 120000 }, async () => {
 	const env = await a.adminKiln(pg, 'sess_bogus', { workers: 2,
