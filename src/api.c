@@ -399,13 +399,15 @@ api_credential_wait(struct http_request *req, struct api_state *st, int keys)
 {
 	struct api_pending	*p;
 	void			(*wait)(struct api_pending *);
+	const char		*v;
 	char			hash[AUTH_HASH_LEN + 1];
 
 	if (st->credential_waited)
 		return (0);
 	if (session_unsure(req, hash))
 		wait = session_wait;
-	else if (keys && auth_key_unsure(req, hash))
+	else if (keys && http_request_header(req, "authorization", &v) &&
+	    !strncasecmp(v, "Bearer ", 7) && auth_key_unsure(v + 7, hash))
 		wait = auth_key_wait;
 	else
 		return (0);

@@ -142,23 +142,17 @@ auth_keys_reload(void)
 }
 
 /*
- * The request's API key, when this worker does not know it and has not
- * seen it to be nobody's: made a moment ago elsewhere, or made up. hash
- * gets its hash. Only a key of the shape kiln makes can be new.
+ * An API key this worker does not know and has not seen to be nobody's:
+ * made a moment ago elsewhere, or made up. hash gets its hash. Only a
+ * key of the shape kiln makes can be new.
  */
 int
-auth_key_unsure(struct http_request *req, char *hash)
+auth_key_unsure(const char *key, char *hash)
 {
-	const char	*v;
-
-	if (!auth.loaded || !http_request_header(req, "authorization", &v) ||
-	    strncasecmp(v, "Bearer ", 7))
+	if (!auth.loaded || strlen(key) != AUTH_KEY_LEN ||
+	    strncmp(key, KEY_PREFIX, strlen(KEY_PREFIX)))
 		return (0);
-	v += 7;
-	if (strlen(v) != AUTH_KEY_LEN ||
-	    strncmp(v, KEY_PREFIX, strlen(KEY_PREFIX)))
-		return (0);
-	auth_key_hash(v, hash);
+	auth_key_hash(key, hash);
 
 	return (!api_wait_unknown(&auth.wait, hash) && !auth_key_known(hash));
 }

@@ -118,7 +118,7 @@ static void	render_page(struct kore_buf *, const struct principal *,
 static void	render_login(struct kore_buf *, const char *, const char *);
 static void	page_fragment(struct dbuf *, const char *, const void *);
 static const char	*dash_login_check(struct http_request *,
-			    struct principal *);
+			    struct principal *, char *);
 static int	dash_origin_ok(struct http_request *);
 static void	dash_cookie(struct http_request *, const char *, const char *,
 		    int);
@@ -321,7 +321,8 @@ dash_login(struct http_request *req, struct api_state *st)
 	char			*cookie, field[64];
 	char			id[65], hash[AUTH_HASH_LEN + 1], csrf[33];
 
-	if (!auth_login_rate(req))
+	/* (counted once: not again when back from waiting for a key) */
+	if (!st->credential_waited && !auth_login_rate(req))
 		return (KORE_RESULT_OK);
 
 	if (!session_cookie(req, "kiln_login", &cookie) ||
@@ -332,7 +333,15 @@ dash_login(struct http_request *req, struct api_state *st)
 		return (KORE_RESULT_OK);
 	}
 
-	if ((refused = dash_login_check(req, &pr)) != NULL) {
+	if ((refused = dash_login_check(req, &pr, hash)) != NULL) {
+		/* A key made a moment ago elsewhere: wait for the keys. */
+		if (hash[0] != '\0' && !st->credential_waited) {
+			st->credential_waited = 1;
+			p = api_pending_start(req, st, NULL);
+			(void)kore_strlcpy(p->name, hash, sizeof(p->name));
+			auth_key_wait(p);
+			return (KORE_RESULT_RETRY);
+		}
 		log_kv(LOG_LVL_INFO, "dashboard login refused", "reason",
 		    refused, NULL);
 		p = dash_audit_refused(req, st, &pr, field);
@@ -360,21 +369,27 @@ dash_login(struct http_request *req, struct api_state *st)
 
 /*
  * The principal of the credential of the login form, or why not (never
- * the credential itself: it is wiped here).
+ * the credential itself: it is wiped here). unsure gets the hash of a
+ * key this worker may not know yet (see auth_key_unsure), else "".
  */
 static const char *
-dash_login_check(struct http_request *req, struct principal *pr)
+dash_login_check(struct http_request *req, struct principal *pr,
+    char *unsure)
 {
 	const char	*why;
 	char		credential[4096];
 
 	why = NULL;
+	unsure[0] = '\0';
 	memset(pr, 0, sizeof(*pr));
 	if (!session_form_field(req, "credential", credential,
 	    sizeof(credential)))
 		why = "no credential";
-	else if (!auth_credential(credential, pr))
+	else if (!auth_credential(credential, pr)) {
 		why = "not a valid key or token";
+		if (!auth_key_unsure(credential, unsure))
+			unsure[0] = '\0';
+	}
 	else if (pr->role < ROLE_VIEWER)
 		why = "role may not use the dashboard";
 	else if (pr->kind == PRINCIPAL_JWT && pr->expires_ms <= isotime_now())

@@ -1387,7 +1387,7 @@ char	*auth_key_generate(void);
 void	auth_keys_reload(void);
 int	auth_keys_ready(void);
 int	auth_request(struct http_request *, struct principal *);
-int	auth_key_unsure(struct http_request *, char *);
+int	auth_key_unsure(const char *, char *);
 void	auth_key_wait(struct api_pending *);
 int	auth_allow(struct http_request *, const struct principal *, int);
 int	auth_rate(struct http_request *, const struct principal *, int);

@@ -136,11 +136,7 @@ test('webhook_api_requires_admin_and_checks_its_input',
 	    body: { name: 'watcher', role: 'viewer' } });
 	assert.equal(kr.status, 201, kr.text);
 	const viewerKey = kr.json.data.key;
-	/* Each worker knows a new key once its NOTIFY comes (ms). */
-	await h.waitFor(async () => (await Promise.all([1, 2, 3, 4].map(() =>
-	    a.call(k, 'GET', '/api/webhooks', { auth: viewerKey }))))
-	    .every((x) => x.status !== 401), { timeout: 5000,
-	    what: 'the viewer key known to every worker' });
+	/* (a new key works on every worker at once) */
 	a.assertError(await a.call(k, 'POST', '/api/webhooks',
 	    { auth: viewerKey, body }), 403, 'viewer key creates');
 	a.assertError(await a.call(k, 'GET', '/api/webhooks',

@@ -376,6 +376,30 @@ test('a_new_key_works_on_every_worker_at_once', { timeout: 120000 },
 	console.log(`# 10 new keys used on the other worker at once: ` +
 	    seen.join(' '));
 
+	/* and a dashboard login with a key made a moment ago elsewhere */
+	for (let i = 0; i < 10; i++) {
+		const [here, there] = i % 2 ? [w0, w1] : [w1, w0];
+		const f = await there[0].request('GET', '/dashboard/login');
+		const lc = /\r\nset-cookie:\s*kiln_login=([^;\r]*)/i
+		    .exec(f.head)[1];
+		const r = await here[0].request('POST', '/api/keys', {
+			headers: { Authorization: `Bearer ${adminKey}`,
+			    'Content-Type': 'application/json' },
+			body: JSON.stringify({ name: `login-${i}`,
+			    role: 'viewer' }),
+		});
+		assert.equal(r.status, 201, `create: ${r.text}`);
+		const lr = await there[0].request('POST', '/dashboard/login', {
+			headers: { Cookie: `kiln_login=${lc}`, 'Content-Type':
+			    'application/x-www-form-urlencoded' },
+			body: `csrf=${lc}&credential=` +
+			    encodeURIComponent(json(r).data.key),
+		});
+		assert.equal(lr.status, 303, `login ${i} with a new key on ` +
+		    `the other worker: ${lr.status} ${lr.text}`);
+		assert.match(lr.head, /\r\nlocation: \/dashboard\r\n/i);
+	}
+
 	/* a made-up key: 401 after one reload, then at once */
 	const fake = { Authorization: 'Bearer kiln_' +
 	    crypto.randomBytes(32).toString('base64url') };
