@@ -7,6 +7,8 @@
  * JWT's exp; logins are rate-limited per address like anonymous calls
  * and refused ones are logged without the credential; a bogus session
  * cookie (and /health/detailed) costs no database query per request.
+ * A session or an API key made a moment ago on one worker works on the
+ * other at once; made-up keys cost no query per request either.
  */
 
 const assert = require('node:assert/strict');
@@ -281,6 +283,66 @@ test('logins_are_rate_limited_per_address_and_logged_without_credential',
 	}
 });
 
+/* A Set-Cookie value in the head of a pinned connection's answer. */
+function cookieOf(r, name)
+{
+	const m = new RegExp(`\r\nset-cookie:\\s*${name}=([^;\r]*)`, 'i')
+	    .exec(r.head);
+	return m ? m[1] : null;
+}
+
+/*
+ * The login form on a pinned connection: GET it (its double-submit
+ * cookie), and give back a function that POSTs a credential with it.
+ */
+async function loginForm(pin)
+{
+	const lc = cookieOf(await pin.request('GET', '/dashboard/login'),
+	    'kiln_login');
+	return (credential) => pin.request('POST', '/dashboard/login', {
+		headers: { Cookie: `kiln_login=${lc}`, 'Content-Type':
+		    'application/x-www-form-urlencoded' },
+		body: `csrf=${lc}&credential=${encodeURIComponent(credential)}`,
+	});
+}
+
+/*
+ * Two workers, a key-only source kk, and two pinned connections on each
+ * worker (one pinned connection answers one request at a time).
+ */
+async function twoWorkers(label)
+{
+	const env = await a.adminKiln(pg, label, { workers: 2, env: ENV,
+	    sources: [{ name: 'kk', access: 'key' }] });
+	await h.waitToken(env.k, 'kk', { headers:
+	    { Authorization: `Bearer ${env.adminKey}` } });
+	const s0 = await d.httpLogin(env.k, env.adminKey);
+	const by = await d.pinBothWorkers(env.k, s0.cookie, { per: 2 });
+	const [w0, w1] = Object.values(by);
+	return Object.assign(env, { w0, w1, close: () => {
+		for (const p of [...w0, ...w1])
+			p.sock.destroy();
+	} });
+}
+
+/*
+ * An admin route and a key-only source's token, at once, on the two
+ * pinned connections of a worker: both must answer 200.
+ */
+async function bothRoutes(pins, headers, what)
+{
+	const [list, tok] = await Promise.all([
+		pins[0].request('GET', '/api/tokens', { headers }),
+		pins[1].request('GET', '/api/tokens/kk/current-token',
+		    { headers }),
+	]);
+	assert.equal(list.status, 200, `${what}: an admin route on the ` +
+	    `other worker: ${list.status} ${list.text}`);
+	assert.equal(tok.status, 200, `${what}: a key-only source's token ` +
+	    `on the other worker: ${tok.status} ${tok.text}`);
+	return `${list.status}/${tok.status}`;
+}
+
 /*
  * A session made on one worker is honoured on the other at once, before
  * its NOTIFY arrives: the request that brings its cookie first waits for
@@ -290,114 +352,58 @@ test('logins_are_rate_limited_per_address_and_logged_without_credential',
  */
 test('a_new_session_is_honoured_on_every_worker_at_once',
     { timeout: 120000 }, async () => {
-	const env = await a.adminKiln(pg, 'sess_fresh', { workers: 2,
-	    env: ENV, sources: [{ name: 'kk', access: 'key' }] });
-	const { k, adminKey } = env;
-	await h.waitToken(k, 'kk', { headers:
-	    { Authorization: `Bearer ${adminKey}` } });
-	const s0 = await d.httpLogin(k, adminKey);
-	const by = await d.pinBothWorkers(k, s0.cookie, { per: 2 });
-	const [w0, w1] = Object.values(by);
-	/* a pinned connection answers one request at a time */
-	const cookieOf = (r, name) => new RegExp(`\\r\\nset-cookie:\\s*` +
-	    `${name}=([^;\\r]*)`, 'i').exec(r.head)[1];
+	const { adminKey, w0, w1, close } = await twoWorkers('sess_fresh');
 	const seen = [];
 	for (let i = 0; i < 10; i++) {
 		const [here, there] = i % 2 ? [w0, w1] : [w1, w0];
-		const f = await here[0].request('GET', '/dashboard/login');
-		const lc = cookieOf(f, 'kiln_login');
-		const r = await here[0].request('POST', '/dashboard/login', {
-			headers: { Cookie: `kiln_login=${lc}`, 'Content-Type':
-			    'application/x-www-form-urlencoded' },
-			body: `csrf=${lc}&credential=` +
-			    encodeURIComponent(adminKey),
-		});
+		const r = await (await loginForm(here[0]))(adminKey);
 		assert.equal(r.status, 303, `login: ${r.text}`);
-		const cookie = `kiln_session=${cookieOf(r, 'kiln_session')}`;
-		const [list, tok] = await Promise.all([
-			there[0].request('GET', '/api/tokens',
-			    { headers: { Cookie: cookie } }),
-			there[1].request('GET', '/api/tokens/kk/current-token',
-			    { headers: { Cookie: cookie } }),
-		]);
-		seen.push(`${list.status}/${tok.status}`);
-		assert.equal(list.status, 200, `login ${i}: an admin route ` +
-		    `on the other worker: ${list.status} ${list.text}`);
-		assert.equal(tok.status, 200, `login ${i}: a key-only ` +
-		    `source's token on the other worker: ${tok.text}`);
+		seen.push(await bothRoutes(there, { Cookie:
+		    `kiln_session=${cookieOf(r, 'kiln_session')}` },
+		    `login ${i}`));
 	}
 	console.log(`# 10 fresh sessions on the other worker at once: ` +
 	    seen.join(' '));
-	for (const p of [...w0, ...w1])
-		p.sock.destroy();
+	close();
 });
 
 /*
  * The same for an API key: made on one worker (POST /api/keys), used on
- * the other in the same millisecond, on an admin route and on a key-only
- * source's token. A made-up key of the same shape is refused once the
- * worker's next table of keys does not know it either, and remembered.
+ * the other in the same millisecond, on an admin route, on a key-only
+ * source's token and in the dashboard's login form. A made-up key of
+ * the same shape is refused once the worker's next table of keys does
+ * not know it either, and remembered.
  */
 test('a_new_key_works_on_every_worker_at_once', { timeout: 120000 },
     async () => {
-	const env = await a.adminKiln(pg, 'key_fresh', { workers: 2,
-	    env: ENV, sources: [{ name: 'kk', access: 'key' }] });
-	const { k, adminKey } = env;
-	await h.waitToken(k, 'kk', { headers:
-	    { Authorization: `Bearer ${adminKey}` } });
-	const s0 = await d.httpLogin(k, adminKey);
-	const by = await d.pinBothWorkers(k, s0.cookie, { per: 2 });
-	const [w0, w1] = Object.values(by);
-	const json = (r) => JSON.parse(r.text);
+	const { adminKey, w0, w1, close } = await twoWorkers('key_fresh');
+	const newKey = async (pin, name) => {
+		const r = await pin.request('POST', '/api/keys', {
+			headers: { Authorization: `Bearer ${adminKey}`,
+			    'Content-Type': 'application/json' },
+			body: JSON.stringify({ name, role: 'viewer' }),
+		});
+		assert.equal(r.status, 201, `create: ${r.text}`);
+		return JSON.parse(r.text).data.key;
+	};
 	const seen = [];
 	for (let i = 0; i < 10; i++) {
 		const [here, there] = i % 2 ? [w0, w1] : [w1, w0];
-		const r = await here[0].request('POST', '/api/keys', {
-			headers: { Authorization: `Bearer ${adminKey}`,
-			    'Content-Type': 'application/json' },
-			body: JSON.stringify({ name: `fresh-${i}`,
-			    role: i % 4 < 2 ? 'viewer' : 'operator' }),
-		});
-		assert.equal(r.status, 201, `create: ${r.text}`);
-		const bearer = { Authorization:
-		    `Bearer ${json(r).data.key}` };
-		const [list, tok] = await Promise.all([
-			there[0].request('GET', '/api/tokens',
-			    { headers: bearer }),
-			there[1].request('GET', '/api/tokens/kk/current-token',
-			    { headers: bearer }),
-		]);
-		seen.push(`${list.status}/${tok.status}`);
-		assert.equal(list.status, 200, `key ${i}: an admin route on ` +
-		    `the other worker: ${list.status} ${list.text}`);
-		assert.equal(tok.status, 200, `key ${i}: a key-only ` +
-		    `source's token on the other worker: ${tok.text}`);
+		const key = await newKey(here[0], `fresh-${i}`);
+		seen.push(await bothRoutes(there, { Authorization:
+		    `Bearer ${key}` }, `key ${i}`));
 	}
 	console.log(`# 10 new keys used on the other worker at once: ` +
 	    seen.join(' '));
 
-	/* and a dashboard login with a key made a moment ago elsewhere */
+	/* a dashboard login with a key made a moment ago elsewhere */
 	for (let i = 0; i < 10; i++) {
 		const [here, there] = i % 2 ? [w0, w1] : [w1, w0];
-		const f = await there[0].request('GET', '/dashboard/login');
-		const lc = /\r\nset-cookie:\s*kiln_login=([^;\r]*)/i
-		    .exec(f.head)[1];
-		const r = await here[0].request('POST', '/api/keys', {
-			headers: { Authorization: `Bearer ${adminKey}`,
-			    'Content-Type': 'application/json' },
-			body: JSON.stringify({ name: `login-${i}`,
-			    role: 'viewer' }),
-		});
-		assert.equal(r.status, 201, `create: ${r.text}`);
-		const lr = await there[0].request('POST', '/dashboard/login', {
-			headers: { Cookie: `kiln_login=${lc}`, 'Content-Type':
-			    'application/x-www-form-urlencoded' },
-			body: `csrf=${lc}&credential=` +
-			    encodeURIComponent(json(r).data.key),
-		});
-		assert.equal(lr.status, 303, `login ${i} with a new key on ` +
-		    `the other worker: ${lr.status} ${lr.text}`);
-		assert.match(lr.head, /\r\nlocation: \/dashboard\r\n/i);
+		const login = await loginForm(there[0]);
+		const r = await login(await newKey(here[0], `login-${i}`));
+		assert.equal(r.status, 303, `login ${i} with a new key on ` +
+		    `the other worker: ${r.status} ${r.text}`);
+		assert.match(r.head, /\r\nlocation: \/dashboard\r\n/i);
 	}
 
 	/* a made-up key: 401 after one reload, then at once */
@@ -411,11 +417,11 @@ test('a_new_key_works_on_every_worker_at_once', { timeout: 120000 },
 		times.push(Date.now() - t0);
 		assert.equal(r.status, 401, `made-up key: ${r.text}`);
 	}
-	console.log(`# a made-up key, 4 times on one worker: ${times.join(', ')} ms`);
+	console.log(`# a made-up key, 4 times on one worker: ` +
+	    `${times.join(', ')} ms`);
 	assert.ok(times.slice(1).every((t) => t < 100),
 	    `a key seen to be nobody's is refused at once: ${times}`);
-	for (const p of [...w0, ...w1])
-		p.sock.destroy();
+	close();
 });
 
 /*
@@ -424,9 +430,8 @@ test('a_new_key_works_on_every_worker_at_once', { timeout: 120000 },
  */
 test('made_up_keys_cost_no_query_per_request', { timeout: 120000 },
     async () => {
-	const env = await a.adminKiln(pg, 'key_bogus', { workers: 2,
+	const { k, db } = await a.adminKiln(pg, 'key_bogus', { workers: 2,
 	    env: ENV, sources: [{ name: 'kk', access: 'key' }] });
-	const { k, db } = env;
 	const N = 500;
 
 	const before = await xacts(db);
@@ -442,10 +447,10 @@ test('made_up_keys_cost_no_query_per_request', { timeout: 120000 },
 	const idle = await idleXacts(db, after, ms);
 	console.log(`# ${N} requests with made-up keys in ${ms} ms: ` +
 	    `${after - before} transactions (idle as long: ${idle})`);
+	/* at most 4 reloads a second on each worker, and some slack */
 	assert.ok(after - before - idle <= 2 * 4 * Math.ceil(ms / 1000) + 10,
 	    `${N} requests with made-up keys cost ${after - before} ` +
 	    `transactions (idle ${idle})`);
-	assert.ok(after - before < N / 5, `${after - before} transactions`);
 });
 
 test('a_bogus_session_cookie_costs_no_query_per_request',
