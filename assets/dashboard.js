@@ -5,13 +5,15 @@
  * carries the table's view (search, filters, page) so that the server
  * pushes only the rows shown; a new view is sent over the socket. The
  * countdowns run here between pushes (the server sends the table only
- * when its rows change).
+ * when its rows change). A patch the same as the last one of its target
+ * (the server's periodic resync) leaves the page alone: a click that
+ * lands while a part is replaced would be lost.
  */
 (function () {
 	"use strict";
 	var live = document.getElementById("live");
 	var csrf = document.querySelector('meta[name="csrf-token"]').content;
-	var delay = 1000, timer = null, ws = null;
+	var delay = 1000, timer = null, ws = null, shown = {};
 
 	function status(text, cls) {
 		live.textContent = text;
@@ -29,6 +31,8 @@
 		ws.onmessage = function (ev) {
 			var m = JSON.parse(ev.data), el;
 			if (m.type === "patch") {
+				if (shown[m.target] === m.html) return;
+				shown[m.target] = m.html;
 				el = document.getElementById(m.target);
 				if (el) el.innerHTML = m.html;
 				if (m.target === "tokens") countdowns();
