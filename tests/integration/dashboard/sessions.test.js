@@ -419,7 +419,9 @@ test('a_new_key_works_on_every_worker_at_once', { timeout: 120000 },
 	}
 	console.log(`# a made-up key, 4 times on one worker: ` +
 	    `${times.join(', ')} ms`);
-	assert.ok(times.slice(1).every((t) => t < 100),
+	/* (not remembered, each would wait for the next reload: ~240 ms
+	 * after the last, as they come back to back) */
+	assert.ok(times.slice(1).every((t) => t < 150),
 	    `a key seen to be nobody's is refused at once: ${times}`);
 	close();
 });
