@@ -7,7 +7,7 @@
  * still there and unrevoked (revocations are in the shared region before
  * the revoking request is answered, and reach other instances by NOTIFY)
  * and that its JWT's exp has not passed. The session table is reloaded
- * at most once a second; a cookie it does not know waits for a reload
+ * at most every 250 ms; a cookie it does not know waits for a reload
  * that began after the request came, and is then remembered as unknown.
  */
 
@@ -27,7 +27,7 @@
 
 #include "kiln.h"
 
-#define SESSION_RELOAD_MS	1000
+#define SESSION_RELOAD_MS	250
 #define SESSION_TICK_MS		250
 #define SESSION_UNKNOWN		1024
 
@@ -87,7 +87,7 @@ session_key_revoked(int64_t id)
 }
 
 /*
- * Reload the session table: at once, or a second after the last reload
+ * Reload the session table: at once, or 250 ms after the last reload
  * began, whoever asks (NOTIFY, unknown cookies) and however often.
  */
 void
