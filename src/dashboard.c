@@ -226,15 +226,14 @@ dash_shutdown(void)
 }
 
 /*
- * The dashboard session of a page, a viewer at least (see dash_session):
- * 1 to go on; 0 with *ret set when the request waits for its session or
- * went to the login page.
+ * The dashboard session of a page, a viewer at least (a cookie of a
+ * session this worker did not know yet has waited in api.c): 1 to go on;
+ * 0 with *ret set when the request went to the login page.
  */
 int
 dash_viewer(struct http_request *req, struct api_state *st, int *ret)
 {
-	if ((*ret = dash_session(req, st)) != KORE_RESULT_OK)
-		return (0);
+	(void)session_request(req, &st->principal);
 	if (st->principal.role < ROLE_VIEWER) {
 		dash_redirect(req, "/dashboard/login");
 		*ret = KORE_RESULT_OK;
@@ -448,14 +447,12 @@ int
 dash_ws(struct http_request *req, struct api_state *st)
 {
 	u_int64_t	key;
-	int		ret;
 
 	if (!dash_origin_ok(req)) {
 		api_error(req, 403, "forbidden", "cross-origin WebSocket");
 		return (KORE_RESULT_OK);
 	}
-	if ((ret = dash_session(req, st)) != KORE_RESULT_OK)
-		return (ret);
+	(void)session_request(req, &st->principal);
 	if (st->principal.kind != PRINCIPAL_SESSION ||
 	    st->principal.role < ROLE_VIEWER) {
 		api_error(req, 401, "unauthorized", "no dashboard session");
@@ -1126,18 +1123,6 @@ dash_html_headers(struct http_request *req)
 	http_response_header(req, "Content-Security-Policy", DASH_CSP);
 	http_response_header(req, "X-Content-Type-Options", "nosniff");
 	http_response_header(req, "Referrer-Policy", "no-referrer");
-}
-
-/*
- * The request's dashboard session, from memory: a cookie of a session
- * this worker did not know yet has waited for the table in api.c.
- */
-int
-dash_session(struct http_request *req, struct api_state *st)
-{
-	(void)session_request(req, &st->principal);
-
-	return (KORE_RESULT_OK);
 }
 
 static int

@@ -1409,9 +1409,6 @@ int	auth_source_refused(const struct principal *, int, const char *,
 	    const char **, const char **);
 
 /* session.c: dashboard sessions, their CSRF tokens, the login form. */
-#define SESSION_NONE		0	/* none, or ended: definite */
-#define SESSION_LIVE		1
-#define SESSION_UNSURE		2	/* maybe newer than the table */
 
 void	session_init(void);
 void	session_reload(void);
@@ -1675,7 +1672,6 @@ int	dash_token_page(struct http_request *, struct api_state *);
 void	dash_ws_connect(struct connection *);
 void	dash_ws_message(struct connection *, u_int8_t, void *, size_t);
 void	dash_ws_disconnect(struct connection *);
-int	dash_session(struct http_request *, struct api_state *);
 int	dash_viewer(struct http_request *, struct api_state *, int *);
 void	dash_html_headers(struct http_request *);
 void	dash_redirect(struct http_request *, const char *);

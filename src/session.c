@@ -58,7 +58,6 @@ static void	session_apply(const struct store_rows *);
 static void	session_reload_due(void *, u_int64_t);
 static int	session_known(const char *);
 static void	session_tick(void *, u_int64_t);
-static int	session_state(const char *);
 static void	session_notified(const char *);
 static void	session_changed(void);
 static void	session_key_revoked(int64_t);
@@ -267,7 +266,7 @@ session_apply(const struct store_rows *rows)
 	session_changed();
 }
 
-/* Does the table just loaded know hash (a cookie's)? */
+/* Does the session table know hash (a cookie's)? */
 static int
 session_known(const char *hash)
 {
@@ -299,7 +298,7 @@ session_unsure(struct http_request *req, char *hash)
 		return (0);
 	auth_key_hash(cookie, hash);
 
-	return (session_state(hash) == SESSION_UNSURE);
+	return (!api_wait_unknown(&sess.wait, hash) && !session_known(hash));
 }
 
 /*
@@ -315,20 +314,6 @@ session_cookie(struct http_request *req, const char *name, char **value)
 	return (http_request_cookie(req, name, value));
 }
 
-/* LIVE, NONE (ended, or known to be no session), or UNSURE. */
-static int
-session_state(const char *hash)
-{
-	struct session		*s;
-
-	if (api_wait_unknown(&sess.wait, hash))
-		return (SESSION_NONE);
-	if ((s = session_lookup(hash)) != NULL)
-		return (session_valid(s, isotime_now()) ?
-		    SESSION_LIVE : SESSION_NONE);
-
-	return (SESSION_UNSURE);
-}
 
 /* A session this worker made: known at once, before any reload. */
 void
